@@ -1,0 +1,136 @@
+// Command logtk-host supervises worker processes and routes their log
+// records. It is a thin command line over package host.
+//
+//	logtk-host run      [-config plugins.hcl]   run the workers until they end or a signal arrives
+//	logtk-host validate [-config plugins.hcl]   check the configuration; starts and dials nothing
+//	logtk-host version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/logtk/logtk/host"
+	"github.com/logtk/logtk/internal/ipc"
+)
+
+// version is set by the Makefile with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: logtk-host <command> [flags]
+
+commands:
+  run       [-config plugins.hcl]  start the workers; stop on SIGINT/SIGTERM or when all have ended
+  validate  [-config plugins.hcl]  check the configuration without starting or dialling anything
+  version                          print the version
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintf(stdout, "logtk-host %s (IPC protocol %d)\n", version, ipc.ProtocolVersion)
+		return 0
+	case "validate":
+		cfg, code := load(args[1:], "validate", stderr)
+		if cfg == nil {
+			return code
+		}
+		n := 0
+		for _, w := range cfg.Workers {
+			n += w.Count
+		}
+		fmt.Fprintf(stdout, "configuration is valid: %d worker blocks, %d instances\n", len(cfg.Workers), n)
+		return 0
+	case "run":
+		cfg, code := load(args[1:], "run", stderr)
+		if cfg == nil {
+			return code
+		}
+		return runHost(cfg, stderr)
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "logtk-host: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func load(args []string, name string, stderr io.Writer) (*host.Config, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "plugins.hcl", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, 2
+	}
+	cfg, err := host.LoadConfig(*path)
+	if err != nil {
+		fmt.Fprint(stderr, host.FormatDiagnostics(err))
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintln(stderr)
+		}
+		return nil, 1
+	}
+	return cfg, 0
+}
+
+func runHost(cfg *host.Config, stderr io.Writer) int {
+	logger := hclog.New(&hclog.LoggerOptions{Name: "logtk-host", Output: stderr, Level: hclog.Info})
+	h, err := host.New(cfg, host.Options{Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	if err := h.Start(); err != nil {
+		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
+		return 1
+	}
+	select {
+	case <-h.Done():
+		return 0
+	case s := <-sigs:
+		logger.Info("stopping: signal received; a second signal kills the workers at once", "signal", s)
+	}
+	// The grace period is the workers' own stop_timeout; a second signal
+	// cuts it short.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-h.Done():
+		}
+	}()
+	var grace time.Duration
+	for _, w := range cfg.Workers {
+		grace = max(grace, w.StopTimeout+w.DrainTimeout)
+	}
+	ctx, cancel2 := context.WithTimeout(ctx, grace+5*time.Second)
+	defer cancel2()
+	if err := h.Stop(ctx); err != nil {
+		logger.Error("stopped with an error", "error", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,449 @@
+package host
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"golang.org/x/sys/unix"
+)
+
+// Config is what the host runs. LoadConfig and ParseConfig build it from
+// plugins.hcl; a program embedding the host may also build it directly.
+type Config struct {
+	Workers []WorkerConfig
+}
+
+// RestartPolicy says when a worker instance that exited is started again.
+type RestartPolicy string
+
+// Restart policies.
+const (
+	RestartNever     RestartPolicy = "never"      // never restart
+	RestartOnFailure RestartPolicy = "on-failure" // restart unless it exited with status 0
+	RestartAlways    RestartPolicy = "always"     // restart whatever the exit
+)
+
+// WorkerConfig describes one worker block: a command run Count times.
+// Zero-valued fields take the defaults documented on each.
+type WorkerConfig struct {
+	// Name identifies the worker in records and diagnostics. Required.
+	Name string
+	// Command is the program to run: a path, or a name looked up in PATH.
+	// Required.
+	Command string
+	// Args are the program's arguments (not including the program name).
+	Args []string
+	// Count is the number of instances. Default 1.
+	Count int
+	// Dir is the working directory. Default: the host's.
+	Dir string
+	// Env is added to the environment. Unless NoInheritEnv is set the
+	// worker also gets the host's environment.
+	Env          map[string]string
+	NoInheritEnv bool
+	// User and Group name the account the worker runs as (the host must be
+	// root to switch). Group defaults to User's primary group. UID and GID
+	// are resolved from them by LoadConfig; set them directly when building
+	// a Config in code.
+	User, Group string
+	UID, GID    *uint32
+	Groups      []uint32 // supplementary groups; default User's
+	// Restart is the restart policy. Default RestartOnFailure.
+	Restart RestartPolicy
+	// BackoffInitial is the delay before the first restart; it doubles on
+	// each consecutive failure up to BackoffMax. An instance that ran for
+	// longer than BackoffMax starts again from BackoffInitial. Defaults
+	// 100ms and 30s.
+	BackoffInitial, BackoffMax time.Duration
+	// MaxRestarts within RestartWindow is the crash-loop limit: the restart
+	// that would exceed it is not made, and a fatal record says so.
+	// Defaults 10 and 60s.
+	MaxRestarts   int
+	RestartWindow time.Duration
+	// StopSignal asks the worker to stop; after StopTimeout it is killed.
+	// Defaults SIGTERM and 10s.
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	// DrainTimeout bounds how long the host waits, after an instance
+	// exited, for the end of its IPC channel and output pipes (which a
+	// child of the worker may still hold open). Default 5s.
+	DrainTimeout time.Duration
+	// MaxLineBytes is the longest stdout/stderr line kept as one record;
+	// longer lines are split into parts. Default 1 MiB.
+	MaxLineBytes int
+	// MaxFrameBytes is the largest IPC frame payload accepted. Default 1 MiB.
+	MaxFrameBytes int
+}
+
+func (w *WorkerConfig) setDefaults() {
+	if w.Count == 0 {
+		w.Count = 1
+	}
+	if w.Restart == "" {
+		w.Restart = RestartOnFailure
+	}
+	if w.BackoffInitial == 0 {
+		w.BackoffInitial = 100 * time.Millisecond
+	}
+	if w.BackoffMax == 0 {
+		w.BackoffMax = 30 * time.Second
+	}
+	if w.MaxRestarts == 0 {
+		w.MaxRestarts = 10
+	}
+	if w.RestartWindow == 0 {
+		w.RestartWindow = time.Minute
+	}
+	if w.StopSignal == 0 {
+		w.StopSignal = syscall.SIGTERM
+	}
+	if w.StopTimeout == 0 {
+		w.StopTimeout = 10 * time.Second
+	}
+	if w.DrainTimeout == 0 {
+		w.DrainTimeout = 5 * time.Second
+	}
+	if w.MaxLineBytes == 0 {
+		w.MaxLineBytes = 1 << 20
+	}
+	if w.MaxFrameBytes == 0 {
+		w.MaxFrameBytes = 1 << 20
+	}
+}
+
+// validate checks a WorkerConfig built in code (LoadConfig reports the
+// same problems as ranged diagnostics).
+func (w *WorkerConfig) validate() error {
+	switch {
+	case w.Name == "":
+		return fmt.Errorf("worker has no name")
+	case w.Command == "":
+		return fmt.Errorf("worker %q: no command", w.Name)
+	case w.Count < 1:
+		return fmt.Errorf("worker %q: count %d must be at least 1", w.Name, w.Count)
+	}
+	switch w.Restart {
+	case RestartNever, RestartOnFailure, RestartAlways:
+	default:
+		return fmt.Errorf("worker %q: unknown restart policy %q (want never, on-failure or always)", w.Name, w.Restart)
+	}
+	if (w.User != "" && w.UID == nil) || (w.Group != "" && w.GID == nil) {
+		return fmt.Errorf("worker %q: user/group %q/%q not resolved to ids", w.Name, w.User, w.Group)
+	}
+	return nil
+}
+
+// LoadConfig reads and checks an HCL configuration file. It opens no
+// connection and starts nothing. On failure the error is hcl.Diagnostics,
+// each naming file:line:col; FormatDiagnostics renders them.
+func LoadConfig(filename string) (*Config, error) {
+	src, err := os.ReadFile(filename)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(src, filename)
+}
+
+// ParseConfig is LoadConfig for a configuration already in memory.
+// Relative paths in it are resolved against filename's directory.
+func ParseConfig(src []byte, filename string) (*Config, error) {
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	cfg, more := decodeConfig(f.Body, filepath.Dir(filename))
+	diags = append(diags, more...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, nil
+}
+
+// FormatDiagnostics renders diagnostics one per line as
+// "file:line:col: error: summary; detail".
+func FormatDiagnostics(err error) string {
+	diags, ok := err.(hcl.Diagnostics)
+	if !ok {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, d := range diags {
+		if d.Subject != nil {
+			fmt.Fprintf(&b, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		fmt.Fprintf(&b, "%s: %s", sev, d.Summary)
+		if d.Detail != "" {
+			fmt.Fprintf(&b, "; %s", d.Detail)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "worker", LabelNames: []string{"name"}},
+	},
+}
+
+var workerSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "command", Required: true},
+		{Name: "args"},
+		{Name: "count"},
+		{Name: "cwd"},
+		{Name: "env"},
+		{Name: "inherit_env"},
+		{Name: "user"},
+		{Name: "group"},
+		{Name: "restart"},
+		{Name: "backoff_initial"},
+		{Name: "backoff_max"},
+		{Name: "max_restarts"},
+		{Name: "restart_window"},
+		{Name: "stop_signal"},
+		{Name: "stop_timeout"},
+		{Name: "drain_timeout"},
+		{Name: "max_line_bytes"},
+		{Name: "max_frame_bytes"},
+	},
+}
+
+func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
+	content, diags := body.Content(rootSchema)
+	cfg := &Config{}
+	seen := map[string]*hcl.Block{}
+	for _, blk := range content.Blocks {
+		name := blk.Labels[0]
+		if prev, dup := seen[name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate worker block",
+				Detail:   fmt.Sprintf("A worker named %q was already defined at %s. Worker names must be unique.", name, prev.DefRange),
+				Subject:  blk.LabelRanges[0].Ptr(),
+			})
+			continue
+		}
+		seen[name] = blk
+		if !validName(name) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid worker name",
+				Detail:   fmt.Sprintf("Worker name %q must be 1-64 letters, digits, '-', '_' or '.'.", name),
+				Subject:  blk.LabelRanges[0].Ptr(),
+			})
+		}
+		w, d := decodeWorker(name, blk, baseDir)
+		diags = append(diags, d...)
+		if w != nil {
+			cfg.Workers = append(cfg.Workers, *w)
+		}
+	}
+	return cfg, diags
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, hcl.Diagnostics) {
+	content, diags := blk.Body.Content(workerSchema)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	w := &WorkerConfig{Name: name}
+	attrs := content.Attributes
+	errAt := func(a *hcl.Attribute, summary, detail string) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: a.Expr.Range().Ptr()})
+	}
+	decode := func(key string, target any) *hcl.Attribute {
+		a, ok := attrs[key]
+		if !ok {
+			return nil
+		}
+		d := gohcl.DecodeExpression(a.Expr, nil, target)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			return nil
+		}
+		return a
+	}
+	duration := func(key string, target *time.Duration) {
+		var s string
+		if a := decode(key, &s); a != nil {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				errAt(a, "Invalid duration", fmt.Sprintf("%s = %q is not a positive duration such as \"500ms\" or \"1m30s\".", key, s))
+				return
+			}
+			*target = d
+		}
+	}
+	positive := func(key string, target *int, max int) {
+		var n int
+		if a := decode(key, &n); a != nil {
+			if n < 1 || n > max {
+				errAt(a, "Value out of range", fmt.Sprintf("%s = %d must be between 1 and %d.", key, n, max))
+				return
+			}
+			*target = n
+		}
+	}
+
+	if a := decode("command", &w.Command); a != nil {
+		if w.Command == "" {
+			errAt(a, "Empty command", "command must name a program to run.")
+		} else if path, err := resolveCommand(w.Command, baseDir); err != nil {
+			errAt(a, "Command not found", err.Error())
+		} else {
+			w.Command = path
+		}
+	}
+	decode("args", &w.Args)
+	positive("count", &w.Count, 1024)
+	if a := decode("cwd", &w.Dir); a != nil {
+		if !filepath.IsAbs(w.Dir) {
+			w.Dir = filepath.Join(baseDir, w.Dir)
+		}
+		if st, err := os.Stat(w.Dir); err != nil || !st.IsDir() {
+			errAt(a, "Invalid working directory", fmt.Sprintf("cwd %q is not a directory.", w.Dir))
+		}
+	}
+	if a := decode("env", &w.Env); a != nil {
+		for k := range w.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				errAt(a, "Invalid environment variable name", fmt.Sprintf("%q cannot be an environment variable name.", k))
+			}
+		}
+	}
+	var inherit = true
+	decode("inherit_env", &inherit)
+	w.NoInheritEnv = !inherit
+
+	if a := decode("user", &w.User); a != nil {
+		u, err := user.Lookup(w.User)
+		if err != nil {
+			errAt(a, "Unknown user", fmt.Sprintf("There is no user named %q on this machine.", w.User))
+		} else {
+			uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+			gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+			uid32, gid32 := uint32(uid), uint32(gid)
+			w.UID, w.GID = &uid32, &gid32
+			if ids, err := u.GroupIds(); err == nil {
+				for _, s := range ids {
+					if g, err := strconv.ParseUint(s, 10, 32); err == nil {
+						w.Groups = append(w.Groups, uint32(g))
+					}
+				}
+			}
+		}
+	}
+	if a := decode("group", &w.Group); a != nil {
+		g, err := user.LookupGroup(w.Group)
+		if err != nil {
+			errAt(a, "Unknown group", fmt.Sprintf("There is no group named %q on this machine.", w.Group))
+		} else {
+			gid, _ := strconv.ParseUint(g.Gid, 10, 32)
+			gid32 := uint32(gid)
+			w.GID = &gid32
+		}
+	}
+	var restart string
+	if a := decode("restart", &restart); a != nil {
+		switch p := RestartPolicy(restart); p {
+		case RestartNever, RestartOnFailure, RestartAlways:
+			w.Restart = p
+		default:
+			errAt(a, "Invalid restart policy", fmt.Sprintf("restart = %q; use \"never\", \"on-failure\" or \"always\".", restart))
+		}
+	}
+	duration("backoff_initial", &w.BackoffInitial)
+	duration("backoff_max", &w.BackoffMax)
+	positive("max_restarts", &w.MaxRestarts, 1_000_000)
+	duration("restart_window", &w.RestartWindow)
+	var sig string
+	if a := decode("stop_signal", &sig); a != nil {
+		s := unix.SignalNum(strings.ToUpper(ensureSIG(sig)))
+		if s == 0 {
+			errAt(a, "Unknown signal", fmt.Sprintf("stop_signal = %q is not a signal name such as \"SIGTERM\" or \"INT\".", sig))
+		} else {
+			w.StopSignal = s
+		}
+	}
+	duration("stop_timeout", &w.StopTimeout)
+	duration("drain_timeout", &w.DrainTimeout)
+	positive("max_line_bytes", &w.MaxLineBytes, 64<<20)
+	positive("max_frame_bytes", &w.MaxFrameBytes, 64<<20)
+
+	w.setDefaults()
+	if w.BackoffMax < w.BackoffInitial {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid backoff",
+			Detail:  fmt.Sprintf("backoff_max (%s) is shorter than backoff_initial (%s).", w.BackoffMax, w.BackoffInitial),
+			Subject: blk.DefRange.Ptr()})
+	}
+	return w, diags
+}
+
+func ensureSIG(s string) string {
+	if strings.HasPrefix(strings.ToUpper(s), "SIG") {
+		return s
+	}
+	return "SIG" + s
+}
+
+// resolveCommand finds the program: a name without a slash in PATH, a
+// relative path against the configuration's directory.
+func resolveCommand(cmd, baseDir string) (string, error) {
+	if !strings.Contains(cmd, "/") {
+		p, err := exec.LookPath(cmd)
+		if err != nil {
+			return "", fmt.Errorf("%q was not found in PATH.", cmd)
+		}
+		return p, nil
+	}
+	if !filepath.IsAbs(cmd) {
+		cmd = filepath.Join(baseDir, cmd)
+	}
+	st, err := os.Stat(cmd)
+	if err != nil {
+		return "", fmt.Errorf("%s does not exist (relative commands are resolved against the configuration file's directory).", cmd)
+	}
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file.", cmd)
+	}
+	return cmd, nil
+}
+
+// sortedEnv renders env as sorted KEY=value pairs.
+func sortedEnv(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}

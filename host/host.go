@@ -1,0 +1,279 @@
+// Package host runs and supervises worker processes and routes every log
+// record they produce to an Output, losing none.
+//
+// # Lifecycle
+//
+//	cfg, err := host.LoadConfig("plugins.hcl") // parse and check; no I/O beyond reading the file
+//	h, err := host.New(cfg, host.Options{...})  // validate; starts nothing
+//	err = h.Start()                             // start every worker instance
+//	h.Send(host.WorkerID{"web", 0}, payload)    // talk to workers while running
+//	<-h.Done()                                  // all instances ended for good, or...
+//	err = h.Stop(ctx)                           // ...stop: idempotent, drains and flushes
+//
+// # Guarantees
+//
+// A record a worker's SDK call returned from reaches the Output, and so does
+// every line the worker wrote to stdout and stderr, including when the worker
+// panics, exits or is killed: when an instance ends the host first reads its
+// IPC channel and output pipes to their end (bounded by DrainTimeout), then
+// emits one record describing the exit, with the panic message and goroutine
+// trace the worker printed. Records of one instance reach the Output in the
+// order the host received them, numbered by a sequence that increases by
+// exactly one per record (Record.seq). A slow Output slows the workers
+// (back-pressure through the channel); it never drops records.
+//
+// Worker processes never outlive the host: each leads its own process group,
+// which Stop signals and then kills, and each is started with SIGKILL as its
+// parent-death signal, so a host that is itself killed takes them along.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Output receives every record the host routes.
+//
+// The host calls WriteBatch from one goroutine at a time. Each element of
+// records is one encoded logtk.v1.Record, valid only during the call.
+// Records of one worker instance arrive in order. If WriteBatch returns an
+// error the host retries the same batch with backoff; an Output that cannot
+// take a record must say so rather than drop it. Close is called once,
+// after the last WriteBatch.
+type Output interface {
+	WriteBatch(records [][]byte) error
+	Close() error
+}
+
+// WorkerID names one worker instance.
+type WorkerID struct {
+	Name  string // worker block name
+	Index int    // 0..count-1
+}
+
+func (id WorkerID) String() string { return fmt.Sprintf("%s#%d", id.Name, id.Index) }
+
+// Options configure a Host. The zero value is valid.
+type Options struct {
+	// Output receives the records. Default: NewConsoleOutput(os.Stdout).
+	Output Output
+	// OnMessage receives the custom messages workers send with sdk.Send.
+	// It runs on the goroutine reading that worker's channel: while it
+	// runs, that worker's records wait (others are unaffected). Default:
+	// messages are logged at debug level and discarded.
+	OnMessage func(from WorkerID, payload []byte)
+	// Logger receives the host's own diagnostics (not worker records).
+	// Default: an hclog logger named "logtk-host" writing to stderr.
+	Logger hclog.Logger
+	// BatchSize is the most records handed to Output in one call.
+	// Default 512.
+	BatchSize int
+	// QueueSize bounds the records waiting for the Output; when it is full
+	// the workers wait. Default 8192.
+	QueueSize int
+}
+
+// Host supervises the workers of one Config. Its methods are safe for
+// concurrent use.
+type Host struct {
+	opts      Options
+	log       hclog.Logger
+	instances []*instance
+	byID      map[WorkerID]*instance
+
+	queue    chan []byte
+	stopping chan struct{}
+	stopOnce sync.Once
+	started  atomic.Bool
+	instWG   sync.WaitGroup
+	done     chan struct{}
+	outErr   error
+}
+
+// New checks cfg and returns a Host ready to Start.
+func New(cfg *Config, opts Options) (*Host, error) {
+	if opts.Output == nil {
+		opts.Output = NewConsoleOutput(os.Stdout)
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "logtk-host", Output: os.Stderr, Level: hclog.Info})
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 512
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 8192
+	}
+	h := &Host{
+		opts:     opts,
+		log:      opts.Logger,
+		byID:     map[WorkerID]*instance{},
+		queue:    make(chan []byte, opts.QueueSize),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	names := map[string]bool{}
+	for i := range cfg.Workers {
+		w := cfg.Workers[i] // copy: the host owns its configuration
+		w.setDefaults()
+		if err := w.validate(); err != nil {
+			return nil, err
+		}
+		if names[w.Name] {
+			return nil, fmt.Errorf("duplicate worker name %q", w.Name)
+		}
+		names[w.Name] = true
+		for idx := range w.Count {
+			in := &instance{h: h, cfg: &w, id: WorkerID{w.Name, idx}}
+			h.instances = append(h.instances, in)
+			h.byID[in.id] = in
+		}
+	}
+	return h, nil
+}
+
+// Start starts every worker instance. It returns an error only if the Host
+// was already started; a worker that fails to start is reported as a record
+// and handled by its restart policy.
+func (h *Host) Start() error {
+	if !h.started.CompareAndSwap(false, true) {
+		return errors.New("host: already started")
+	}
+	outDone := make(chan struct{})
+	go func() {
+		defer close(outDone)
+		h.runOutput()
+	}()
+	for _, in := range h.instances {
+		h.instWG.Add(1)
+		go in.run()
+	}
+	go func() {
+		h.instWG.Wait()
+		close(h.queue)
+		<-outDone
+		close(h.done)
+	}()
+	return nil
+}
+
+// Done is closed when every instance has ended for good (by its restart
+// policy, its crash-loop limit or Stop) and every record has been handed to
+// the Output and the Output closed.
+func (h *Host) Done() <-chan struct{} { return h.done }
+
+// Stop stops the host: no more restarts; each running instance gets its stop
+// signal, then SIGKILL after its StopTimeout; their channels and pipes are
+// drained, the Output is flushed and closed. Stop waits for all of that or
+// for ctx; when ctx ends first every remaining process group is killed at
+// once and Stop still waits for the drain (itself bounded by each worker's
+// DrainTimeout). Stop may be called any number of times, concurrently; every
+// call returns the Output's close error, if any.
+func (h *Host) Stop(ctx context.Context) error {
+	h.stopOnce.Do(func() {
+		close(h.stopping)
+		if !h.started.Load() {
+			h.started.Store(true)
+			close(h.queue)
+			h.opts.Output.Close()
+			close(h.done)
+		}
+	})
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		for _, in := range h.instances {
+			in.kill()
+		}
+		<-h.done
+	}
+	return h.outErr
+}
+
+func (h *Host) isStopping() bool {
+	select {
+	case <-h.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// Send sends a custom message to a running worker instance, which receives
+// it through sdk.OnMessage. It fails if the instance is not running or its
+// program does not speak the IPC protocol.
+func (h *Host) Send(id WorkerID, payload []byte) error {
+	in, ok := h.byID[id]
+	if !ok {
+		return fmt.Errorf("host: no worker instance %s", id)
+	}
+	return in.send(payload)
+}
+
+// Workers returns the ids of all worker instances.
+func (h *Host) Workers() []WorkerID {
+	ids := make([]WorkerID, len(h.instances))
+	for i, in := range h.instances {
+		ids[i] = in.id
+	}
+	return ids
+}
+
+// enqueue hands a finished record to the output stage, waiting while the
+// queue is full.
+func (h *Host) enqueue(rec []byte) { h.queue <- rec }
+
+func (h *Host) runOutput() {
+	out := h.opts.Output
+	batch := make([][]byte, 0, h.opts.BatchSize)
+	for first := range h.queue {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < h.opts.BatchSize {
+			select {
+			case r, ok := <-h.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		h.writeBatch(out, batch)
+	}
+	if err := out.Close(); err != nil {
+		h.log.Error("closing the output failed", "error", err)
+		h.outErr = err
+	}
+}
+
+// writeBatch retries a failing Output with backoff. Once the host is
+// stopping it gives up after a few attempts and writes the batch to its own
+// log as text, so that even then no record disappears silently.
+func (h *Host) writeBatch(out Output, batch [][]byte) {
+	delay := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := out.WriteBatch(batch)
+		if err == nil {
+			return
+		}
+		h.log.Error("output failed; retrying", "attempt", attempt, "records", len(batch), "error", err)
+		if h.isStopping() && attempt >= 5 {
+			h.log.Error("output still failing at shutdown; writing the batch to the host log", "records", len(batch))
+			for _, r := range batch {
+				h.log.Error("undelivered record", "record", string(renderText(r)))
+			}
+			return
+		}
+		time.Sleep(delay) // backoff between attempts, not synchronisation
+		delay = min(delay*2, 5*time.Second)
+	}
+}

@@ -1,0 +1,557 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/internal/capture"
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/proc"
+	"github.com/logtk/logtk/internal/record"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+)
+
+// sendTimeout bounds a write to a worker's channel (welcome, messages).
+const sendTimeout = 5 * time.Second
+
+// maxBadFrames is how many consecutive bad frames a channel may carry before
+// the host stops reading it as frames: the stream has lost its framing.
+const maxBadFrames = 100
+
+// instance supervises one worker instance across its incarnations.
+type instance struct {
+	h   *Host
+	cfg *WorkerConfig
+	id  WorkerID
+
+	// emitMu makes sequence assignment and queueing one step, so records
+	// reach the output in sequence order.
+	emitMu sync.Mutex
+	seq    uint64
+
+	mu          sync.Mutex // guards the fields below
+	proc        *proc.Process
+	conn        *net.UnixConn
+	incarnation uint32
+	restarts    []time.Time
+}
+
+// incarnation state shared by the goroutines of one run.
+type run struct {
+	in          *instance
+	pid         int64
+	incarnation uint32
+	writeMu     sync.Mutex
+	conn        *net.UnixConn
+}
+
+// exitInfo is what one incarnation left behind.
+type exitInfo struct {
+	startErr error
+	state    *os.ProcessState
+	uptime   time.Duration
+	stopped  bool   // the host asked it to stop
+	crash    string // crash report printed on stderr (panic and trace)
+	pid      int64
+}
+
+func (in *instance) run() {
+	defer in.h.instWG.Done()
+	backoff := in.cfg.BackoffInitial
+	for {
+		if in.h.isStopping() {
+			return
+		}
+		ex := in.runOnce()
+		inc := in.incarnation
+
+		restart, why := in.decide(ex)
+		delay := time.Duration(0)
+		if restart {
+			if ex.uptime >= in.cfg.BackoffMax {
+				backoff = in.cfg.BackoffInitial
+			}
+			delay = backoff
+			backoff = min(backoff*2, in.cfg.BackoffMax)
+			why = fmt.Sprintf("restarting in %s", delay)
+		}
+		in.emitExit(ex, inc, restart, why)
+		if !restart {
+			return
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-in.h.stopping:
+			t.Stop()
+			return
+		}
+		in.mu.Lock()
+		in.incarnation++
+		in.mu.Unlock()
+	}
+}
+
+// decide applies the restart policy and the crash-loop limit.
+func (in *instance) decide(ex exitInfo) (bool, string) {
+	if ex.stopped || in.h.isStopping() {
+		return false, "host is stopping"
+	}
+	failed := ex.startErr != nil || !ex.state.Success()
+	switch in.cfg.Restart {
+	case RestartNever:
+		return false, "restart policy is never"
+	case RestartOnFailure:
+		if !failed {
+			return false, "exited successfully; restart policy is on-failure"
+		}
+	}
+	now := time.Now()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	kept := in.restarts[:0]
+	for _, t := range in.restarts {
+		if now.Sub(t) < in.cfg.RestartWindow {
+			kept = append(kept, t)
+		}
+	}
+	in.restarts = kept
+	if len(in.restarts) >= in.cfg.MaxRestarts {
+		return false, fmt.Sprintf("crash loop: %d restarts within %s; giving up", len(in.restarts), in.cfg.RestartWindow)
+	}
+	in.restarts = append(in.restarts, now)
+	return true, ""
+}
+
+func (in *instance) runOnce() exitInfo {
+	cfg := in.cfg
+	r := &run{in: in, incarnation: in.incarnation}
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return exitInfo{startErr: fmt.Errorf("socketpair: %w", err)}
+	}
+	hostF := os.NewFile(uintptr(fds[0]), "logtk-ipc-host")
+	childF := os.NewFile(uintptr(fds[1]), "logtk-ipc-worker")
+	nc, err := net.FileConn(hostF)
+	hostF.Close()
+	if err != nil {
+		childF.Close()
+		return exitInfo{startErr: fmt.Errorf("ipc channel: %w", err)}
+	}
+	r.conn = nc.(*net.UnixConn)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		childF.Close()
+		r.conn.Close()
+		return exitInfo{startErr: err}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		childF.Close()
+		r.conn.Close()
+		outR.Close()
+		outW.Close()
+		return exitInfo{startErr: err}
+	}
+
+	cmd := exec.Command(cfg.Command, cfg.Args...)
+	cmd.Dir = cfg.Dir
+	cmd.Env = in.env(r.incarnation)
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.ExtraFiles = []*os.File{childF} // fd 3
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	if cfg.UID != nil || cfg.GID != nil {
+		cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: cfg.Groups}
+		if cfg.UID != nil {
+			cred.Uid = *cfg.UID
+		}
+		if cfg.GID != nil {
+			cred.Gid = *cfg.GID
+		}
+		cred.NoSetGroups = os.Getuid() != 0
+		cmd.SysProcAttr.Credential = cred
+	}
+	started := time.Now()
+	p, err := proc.Start(cmd)
+	childF.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		r.conn.Close()
+		outR.Close()
+		errR.Close()
+		return exitInfo{startErr: err}
+	}
+	r.pid = int64(p.Pid())
+	in.mu.Lock()
+	in.proc, in.conn = p, r.conn
+	in.mu.Unlock()
+	r.hostRecord(record.LevelInfo, "worker started",
+		slog.String("command", cfg.Command), slog.Int("incarnation", int(r.incarnation)))
+
+	var readers sync.WaitGroup
+	var crash string
+	readers.Add(3)
+	go func() { defer readers.Done(); r.readIPC() }()
+	go func() { defer readers.Done(); r.readLines(outR, record.SourceStdout) }()
+	go func() { defer readers.Done(); crash = r.readStderr(errR) }()
+
+	exited := make(chan *os.ProcessState, 1)
+	go func() {
+		st, err := p.Wait()
+		if err != nil {
+			in.h.log.Error("waiting for worker failed", "worker", in.id, "error", err)
+		}
+		exited <- st
+	}()
+
+	var st *os.ProcessState
+	stopped := false
+	select {
+	case st = <-exited:
+	case <-in.h.stopping:
+		stopped = true
+		p.Signal(cfg.StopSignal)
+		t := time.NewTimer(cfg.StopTimeout)
+		select {
+		case st = <-exited:
+			t.Stop()
+		case <-t.C:
+			r.hostRecord(record.LevelWarn, fmt.Sprintf("worker did not stop within %s of %s; killing it", cfg.StopTimeout, proc.SignalName(cfg.StopSignal)))
+			p.Kill()
+			st = <-exited
+		}
+	}
+	uptime := time.Since(started)
+
+	// Drain: everything the worker wrote before it died is still in the
+	// channel and pipes. Read it to the end; if a child of the worker holds
+	// them open, stop waiting after DrainTimeout.
+	drained := make(chan struct{})
+	go func() { readers.Wait(); close(drained) }()
+	t := time.NewTimer(cfg.DrainTimeout)
+	select {
+	case <-drained:
+		t.Stop()
+	case <-t.C:
+		r.hostRecord(record.LevelWarn, fmt.Sprintf("output of the worker still open %s after it exited (a child process holds it?); closing it", cfg.DrainTimeout))
+		r.conn.Close()
+		outR.Close()
+		errR.Close()
+		<-drained
+	}
+	r.conn.Close()
+	outR.Close()
+	errR.Close()
+	in.mu.Lock()
+	in.proc, in.conn = nil, nil
+	in.mu.Unlock()
+	return exitInfo{state: st, uptime: uptime, stopped: stopped, crash: crash, pid: r.pid}
+}
+
+func (in *instance) env(incarnation uint32) []string {
+	var env []string
+	if !in.cfg.NoInheritEnv {
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "LOGTK_IPC_FD=") {
+				env = append(env, kv)
+			}
+		}
+	}
+	env = append(env, sortedEnv(in.cfg.Env)...)
+	return append(env,
+		ipc.EnvFD+"=3",
+		ipc.EnvWorker+"="+in.id.Name,
+		ipc.EnvIndex+"="+strconv.Itoa(in.id.Index),
+		ipc.EnvIncarnation+"="+strconv.FormatUint(uint64(incarnation), 10),
+	)
+}
+
+// emitExit writes the one record that describes how an incarnation ended.
+func (in *instance) emitExit(ex exitInfo, inc uint32, restart bool, decision string) {
+	r := &run{in: in, pid: ex.pid, incarnation: inc}
+	var attrs []slog.Attr
+	level := int32(record.LevelError)
+	var msg string
+	switch {
+	case ex.startErr != nil:
+		msg = fmt.Sprintf("worker failed to start: %v", ex.startErr)
+		attrs = append(attrs, slog.String("error", ex.startErr.Error()))
+	default:
+		code, sig, signaled := proc.ExitDescription(ex.state)
+		if signaled {
+			msg = fmt.Sprintf("worker killed by %s", proc.SignalName(sig))
+			attrs = append(attrs, slog.String("signal", proc.SignalName(sig)))
+		} else {
+			msg = fmt.Sprintf("worker exited with status %d", code)
+			attrs = append(attrs, slog.Int("exit_code", code))
+		}
+		if ex.stopped && ex.crash == "" {
+			level = record.LevelInfo
+			msg = "worker stopped: " + strings.TrimPrefix(msg, "worker ")
+		} else if code == 0 && !signaled && ex.crash == "" {
+			level = record.LevelInfo
+		}
+		attrs = append(attrs, slog.Duration("uptime", ex.uptime.Round(time.Millisecond)))
+	}
+	if ex.crash != "" {
+		first, _, _ := strings.Cut(ex.crash, "\n")
+		msg += ": " + first
+		attrs = append(attrs, slog.String("panic", ex.crash))
+	}
+	attrs = append(attrs, slog.Bool("restart", restart))
+	if decision != "" {
+		msg += "; " + decision
+		attrs = append(attrs, slog.String("decision", decision))
+	}
+	if strings.HasPrefix(decision, "crash loop") {
+		level = record.LevelFatal
+	}
+	r.hostRecord(level, msg, attrs...)
+}
+
+// kill SIGKILLs the instance's running process, if any.
+func (in *instance) kill() {
+	in.mu.Lock()
+	p := in.proc
+	in.mu.Unlock()
+	if p != nil {
+		p.Kill()
+	}
+}
+
+func (in *instance) send(payload []byte) error {
+	in.mu.Lock()
+	conn := in.conn
+	in.mu.Unlock()
+	if conn == nil {
+		return fmt.Errorf("host: worker %s is not running", in.id)
+	}
+	if len(payload) > in.cfg.MaxFrameBytes {
+		return fmt.Errorf("host: message of %d bytes exceeds the %d-byte frame limit", len(payload), in.cfg.MaxFrameBytes)
+	}
+	conn.SetWriteDeadline(time.Now().Add(sendTimeout))
+	_, err := conn.Write(ipc.AppendFrame(nil, ipc.TypeHostMessage, payload))
+	if err != nil {
+		return fmt.Errorf("host: sending to %s: %w", in.id, err)
+	}
+	return nil
+}
+
+// emit stamps body (an encoded record without origin fields) and queues it.
+func (r *run) emit(source int32, body []byte) {
+	in := r.in
+	in.emitMu.Lock()
+	in.seq++
+	rec := make([]byte, 0, len(body)+48+len(in.id.Name))
+	rec = append(rec, body...)
+	rec = record.AppendStamp(rec, &record.Stamp{
+		Worker:      in.id.Name,
+		WorkerIndex: uint32(in.id.Index),
+		PID:         r.pid,
+		Incarnation: r.incarnation,
+		Seq:         in.seq,
+		Source:      source,
+		Received:    time.Now(),
+	})
+	in.h.enqueue(rec)
+	in.emitMu.Unlock()
+}
+
+// hostRecord emits a record the host writes about the worker.
+func (r *run) hostRecord(level int32, msg string, attrs ...slog.Attr) {
+	b := record.AppendHead(nil, time.Now(), level, msg, "logtk.host")
+	for _, a := range attrs {
+		b = record.AppendAttr(b, a)
+	}
+	r.emit(record.SourceHost, b)
+}
+
+func (r *run) readIPC() {
+	in := r.in
+	rd := ipc.NewReader(r.conn, in.cfg.MaxFrameBytes)
+	bad := 0
+	helloSeen := false
+	for {
+		t, p, err := rd.Next()
+		if err != nil {
+			var fe *ipc.FrameError
+			switch {
+			case err == io.EOF:
+				return
+			case errors.As(err, &fe):
+				r.hostRecord(record.LevelError, "worker sent a bad IPC frame: "+fe.Reason,
+					slog.Int64("offset", fe.Offset), slog.String("frame_type", fe.Type.String()), slog.Uint64("declared_length", uint64(fe.Length)))
+				if bad++; bad >= maxBadFrames {
+					r.goodbye(fmt.Sprintf("%d consecutive bad frames; the channel has lost its framing", bad))
+					r.hostRecord(record.LevelError, fmt.Sprintf("closed the IPC channel after %d consecutive bad frames; the worker's SDK falls back to stderr", bad))
+					r.discard()
+					return
+				}
+				continue
+			case errors.Is(err, ipc.ErrTruncated):
+				r.hostRecord(record.LevelError, "IPC channel ended inside a frame: "+err.Error())
+				return
+			case errors.Is(err, net.ErrClosed):
+				return
+			default:
+				r.hostRecord(record.LevelError, "reading the IPC channel failed: "+err.Error())
+				return
+			}
+		}
+		switch t {
+		case ipc.TypeHello:
+			var hello logtkv1.Hello
+			if err := proto.Unmarshal(p, &hello); err != nil {
+				r.hostRecord(record.LevelError, "worker sent an undecodable hello: "+err.Error(), slog.Any("payload", append([]byte(nil), p...)))
+				bad++
+				continue
+			}
+			helloSeen = true
+			if hello.ProtocolVersion != ipc.ProtocolVersion {
+				reason := fmt.Sprintf("worker speaks IPC protocol %d, this host speaks %d", hello.ProtocolVersion, ipc.ProtocolVersion)
+				r.goodbye(reason)
+				r.hostRecord(record.LevelError, "refused the worker's IPC channel: "+reason, slog.String("sdk", hello.Sdk))
+				r.discard()
+				return
+			}
+			w, _ := proto.Marshal(&logtkv1.Welcome{
+				ProtocolVersion: ipc.ProtocolVersion,
+				MaxFrameBytes:   uint32(in.cfg.MaxFrameBytes),
+				Worker:          in.id.Name,
+				WorkerIndex:     uint32(in.id.Index),
+				Incarnation:     r.incarnation,
+			})
+			r.write(ipc.TypeWelcome, w)
+		case ipc.TypeRecord:
+			if !helloSeen {
+				helloSeen = true
+				r.hostRecord(record.LevelWarn, "worker sent records without a hello frame; accepting them")
+			}
+			if err := record.Validate(p); err != nil {
+				r.hostRecord(record.LevelError, "worker sent a malformed record: "+err.Error(),
+					slog.Any("payload", append([]byte(nil), p...)))
+				bad++
+				continue
+			}
+			r.emit(record.SourceSDK, p)
+		case ipc.TypeMessage:
+			msg := append([]byte(nil), p...)
+			if fn := in.h.opts.OnMessage; fn != nil {
+				fn(in.id, msg)
+			} else {
+				in.h.log.Debug("message from worker (no OnMessage set)", "worker", in.id, "bytes", len(msg))
+			}
+		case ipc.TypeGoodbye:
+			// The worker is closing its end; read on to EOF.
+		default:
+			r.hostRecord(record.LevelError, "worker sent an unknown IPC frame type "+t.String(), slog.Any("payload", append([]byte(nil), p...)))
+			bad++
+			continue
+		}
+		bad = 0
+	}
+}
+
+func (r *run) write(t ipc.Type, payload []byte) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.conn.SetWriteDeadline(time.Now().Add(sendTimeout))
+	_, err := r.conn.Write(ipc.AppendFrame(nil, t, payload))
+	return err
+}
+
+func (r *run) goodbye(reason string) {
+	g, _ := proto.Marshal(&logtkv1.Goodbye{Reason: reason})
+	r.write(ipc.TypeHostGoodbye, g)
+}
+
+// discard reads the channel to its end without interpreting it, so a worker
+// blocked writing to it is not stuck (its SDK switches to stderr on the
+// goodbye).
+func (r *run) discard() {
+	r.conn.CloseWrite()
+	io.Copy(io.Discard, r.conn)
+}
+
+// readLines turns a stdout pipe into records.
+func (r *run) readLines(f *os.File, source int32) {
+	capture.Lines(f, r.in.cfg.MaxLineBytes, func(line []byte, part int, last bool) {
+		r.lineRecord(source, line, part, last)
+	})
+}
+
+// readStderr is readLines for stderr, with crash reports: from a line that
+// starts one (a Go panic, a fatal error, a Python traceback) to the end of
+// the stream, lines are gathered into one block and returned, for the exit
+// record. A block that outgrows 4*MaxLineBytes is emitted in parts.
+func (r *run) readStderr(f *os.File) string {
+	var block []byte
+	inCrash := false
+	limit := 4 * r.in.cfg.MaxLineBytes
+	crashPart := 0
+	capture.Lines(f, r.in.cfg.MaxLineBytes, func(line []byte, part int, last bool) {
+		if !inCrash && part == 0 && capture.IsCrashStart(line) {
+			inCrash = true
+		}
+		if !inCrash {
+			r.lineRecord(record.SourceStderr, line, part, last)
+			return
+		}
+		block = append(block, line...)
+		if last {
+			block = append(block, '\n')
+		}
+		if len(block) >= limit {
+			r.hostRecord(record.LevelError, fmt.Sprintf("crash report, part %d (continues)", crashPart),
+				slog.String("panic", string(block)))
+			crashPart++
+			block = block[:0]
+		}
+	})
+	return strings.TrimRight(string(block), "\n")
+}
+
+func (r *run) lineRecord(source int32, line []byte, part int, last bool) {
+	level := int32(record.LevelInfo)
+	if source == record.SourceStderr {
+		level = record.LevelError
+	}
+	if part == 0 && last {
+		if jr, ok := capture.ParseJSONLine(line); ok {
+			t := jr.Time
+			if t.IsZero() {
+				t = time.Now()
+			}
+			if jr.HasLvl {
+				level = record.LevelFromSlog(jr.Level)
+			}
+			b := record.AppendHead(nil, t, level, jr.Message, jr.Logger)
+			for _, a := range jr.Attrs {
+				b = record.AppendAttr(b, a)
+			}
+			r.emit(source, b)
+			return
+		}
+	}
+	b := record.AppendHead(nil, time.Now(), level, strings.ToValidUTF8(string(line), "\uFFFD"), "")
+	if part > 0 || !last {
+		b = record.AppendAttr(b, slog.Int("logtk.line_part", part))
+		b = record.AppendAttr(b, slog.Bool("logtk.line_continues", !last))
+	}
+	r.emit(source, b)
+}

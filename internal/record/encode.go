@@ -1,0 +1,309 @@
+// Package record encodes and scans logtk.v1.Record messages with protowire,
+// without the generated code: the SDK's hot path appends a record into a
+// reusable buffer with no allocation, and the host stamps a record by
+// appending its origin fields.
+//
+// Field numbers here must match proto/logtk/v1/record.proto; a test checks
+// that every encoding decodes with the generated code.
+package record
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Record field numbers.
+const (
+	fTime        = 1
+	fLevel       = 2
+	fMessage     = 3
+	fAttrs       = 4
+	fCaller      = 5
+	fLogger      = 6
+	fWorker      = 16
+	fWorkerIndex = 17
+	fPID         = 18
+	fIncarnation = 19
+	fSeq         = 20
+	fSource      = 21
+	fReceived    = 22
+)
+
+// Attr field numbers.
+const (
+	aKey      = 1
+	aStr      = 2
+	aInt      = 3
+	aUint     = 4
+	aFloat    = 5
+	aBool     = 6
+	aBytes    = 7
+	aTime     = 8
+	aDuration = 9
+	aGroup    = 10
+)
+
+// Source values (logtk.v1.Source).
+const (
+	SourceSDK    = 1
+	SourceStdout = 2
+	SourceStderr = 3
+	SourceHost   = 4
+)
+
+// Level values (logtk.v1.Level) are OpenTelemetry severity numbers.
+const (
+	LevelTrace  = 1
+	LevelDebug  = 5
+	LevelInfo   = 9
+	LevelNotice = 10
+	LevelWarn   = 13
+	LevelError  = 17
+	LevelFatal  = 21
+)
+
+// LevelFromSlog maps a slog level (and logtk's levels, which share slog's
+// scale: trace -8, debug -4, info 0, notice 2, warn 4, error 8, fatal 12) to
+// the wire level. Levels between two named ones round down.
+func LevelFromSlog(l slog.Level) int32 {
+	switch {
+	case l >= 12:
+		return LevelFatal
+	case l >= 8:
+		return LevelError
+	case l >= 4:
+		return LevelWarn
+	case l >= 2:
+		return LevelNotice
+	case l >= 0:
+		return LevelInfo
+	case l >= -4:
+		return LevelDebug
+	default:
+		return LevelTrace
+	}
+}
+
+// AppendHead appends the fields every record has: time, level, message and
+// logger name (omitted when empty).
+func AppendHead(b []byte, t time.Time, level int32, msg, logger string) []byte {
+	b = protowire.AppendTag(b, fTime, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, uint64(t.UnixNano()))
+	b = protowire.AppendTag(b, fLevel, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(level))
+	if msg != "" {
+		b = protowire.AppendTag(b, fMessage, protowire.BytesType)
+		b = protowire.AppendString(b, msg)
+	}
+	if logger != "" {
+		b = protowire.AppendTag(b, fLogger, protowire.BytesType)
+		b = protowire.AppendString(b, logger)
+	}
+	return b
+}
+
+// AppendCaller appends the caller field.
+func AppendCaller(b []byte, file string, line int, function string) []byte {
+	b = protowire.AppendTag(b, fCaller, protowire.BytesType)
+	b, start := beginLen(b)
+	if file != "" {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, file)
+	}
+	if line > 0 {
+		b = protowire.AppendTag(b, 2, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(line))
+	}
+	if function != "" {
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendString(b, function)
+	}
+	return endLen(b, start)
+}
+
+// beginLen reserves one byte for the length of a nested message and returns
+// the position its content starts at.
+func beginLen(b []byte) ([]byte, int) {
+	b = append(b, 0)
+	return b, len(b)
+}
+
+// endLen writes the length of the nested message started at start. Contents
+// under 128 bytes (the common case) fit the reserved byte; longer ones are
+// shifted to make room for a longer varint.
+func endLen(b []byte, start int) []byte {
+	n := len(b) - start
+	if n < 0x80 {
+		b[start-1] = byte(n)
+		return b
+	}
+	k := protowire.SizeVarint(uint64(n))
+	for range k - 1 {
+		b = append(b, 0)
+	}
+	copy(b[start-1+k:], b[start:start+n])
+	protowire.AppendVarint(b[:start-1], uint64(n))
+	return b
+}
+
+// AppendAttr appends a as a record attribute (field 4). It follows slog's
+// rules: LogValuers are resolved, an Attr with an empty key and a zero value
+// is dropped, a group with no attributes is dropped and a group with an
+// empty key is inlined.
+func AppendAttr(b []byte, a slog.Attr) []byte {
+	return appendAttrField(b, fAttrs, a)
+}
+
+func appendAttrField(b []byte, field protowire.Number, a slog.Attr) []byte {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		g := v.Group()
+		if len(g) == 0 {
+			return b
+		}
+		if a.Key == "" {
+			for _, ga := range g {
+				b = appendAttrField(b, field, ga)
+			}
+			return b
+		}
+	} else if a.Key == "" && v.Any() == nil {
+		return b
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b, start := beginLen(b)
+	if a.Key != "" {
+		b = protowire.AppendTag(b, aKey, protowire.BytesType)
+		b = protowire.AppendString(b, a.Key)
+	}
+	b = appendValue(b, v)
+	return endLen(b, start)
+}
+
+func appendValue(b []byte, v slog.Value) []byte {
+	switch v.Kind() {
+	case slog.KindString:
+		b = protowire.AppendTag(b, aStr, protowire.BytesType)
+		b = protowire.AppendString(b, v.String())
+	case slog.KindInt64:
+		b = protowire.AppendTag(b, aInt, protowire.VarintType)
+		b = protowire.AppendVarint(b, protowire.EncodeZigZag(v.Int64()))
+	case slog.KindUint64:
+		b = protowire.AppendTag(b, aUint, protowire.VarintType)
+		b = protowire.AppendVarint(b, v.Uint64())
+	case slog.KindFloat64:
+		b = protowire.AppendTag(b, aFloat, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, math.Float64bits(v.Float64()))
+	case slog.KindBool:
+		b = protowire.AppendTag(b, aBool, protowire.VarintType)
+		b = protowire.AppendVarint(b, protowire.EncodeBool(v.Bool()))
+	case slog.KindDuration:
+		b = protowire.AppendTag(b, aDuration, protowire.VarintType)
+		b = protowire.AppendVarint(b, protowire.EncodeZigZag(int64(v.Duration())))
+	case slog.KindTime:
+		b = protowire.AppendTag(b, aTime, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, uint64(v.Time().UnixNano()))
+	case slog.KindGroup:
+		b = protowire.AppendTag(b, aGroup, protowire.BytesType)
+		b, start := beginLen(b)
+		for _, ga := range v.Group() {
+			b = appendAttrField(b, 1, ga)
+		}
+		return endLen(b, start)
+	default: // KindAny
+		switch x := v.Any().(type) {
+		case nil:
+			// A present key with no value: encode the key alone.
+		case []byte:
+			b = protowire.AppendTag(b, aBytes, protowire.BytesType)
+			b = protowire.AppendBytes(b, x)
+		case error:
+			b = protowire.AppendTag(b, aStr, protowire.BytesType)
+			b = protowire.AppendString(b, x.Error())
+		case fmt.Stringer:
+			b = protowire.AppendTag(b, aStr, protowire.BytesType)
+			b = protowire.AppendString(b, x.String())
+		default:
+			// Rare path: arbitrary values are rendered with fmt, which
+			// allocates.
+			b = protowire.AppendTag(b, aStr, protowire.BytesType)
+			b = protowire.AppendString(b, fmt.Sprintf("%+v", x))
+		}
+	}
+	return b
+}
+
+// Stamp is what the host adds to a record on arrival.
+type Stamp struct {
+	Worker      string
+	WorkerIndex uint32
+	PID         int64
+	Incarnation uint32
+	Seq         uint64
+	Source      int32
+	Received    time.Time
+}
+
+// AppendStamp appends the host's origin fields. Appended after a worker's
+// record, they override any values the worker put in those fields.
+func AppendStamp(b []byte, s *Stamp) []byte {
+	b = protowire.AppendTag(b, fWorker, protowire.BytesType)
+	b = protowire.AppendString(b, s.Worker)
+	b = protowire.AppendTag(b, fWorkerIndex, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(s.WorkerIndex))
+	b = protowire.AppendTag(b, fPID, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(s.PID))
+	b = protowire.AppendTag(b, fIncarnation, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(s.Incarnation))
+	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
+	b = protowire.AppendVarint(b, s.Seq)
+	b = protowire.AppendTag(b, fSource, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(s.Source))
+	b = protowire.AppendTag(b, fReceived, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, uint64(s.Received.UnixNano()))
+	return b
+}
+
+// GroupMark remembers where an open group started; see OpenGroup.
+type GroupMark struct {
+	tag, outer, inner int
+}
+
+// OpenGroup appends the start of an attribute named key holding a group,
+// as a record attribute (inGroup false) or inside an enclosing group. Close
+// it with CloseGroup; attributes appended in between belong to the group and
+// must be appended with inGroup true.
+func OpenGroup(b []byte, key string, inGroup bool) ([]byte, GroupMark) {
+	var m GroupMark
+	m.tag = len(b)
+	field := protowire.Number(fAttrs)
+	if inGroup {
+		field = 1
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b, m.outer = beginLen(b)
+	b = protowire.AppendTag(b, aKey, protowire.BytesType)
+	b = protowire.AppendString(b, key)
+	b = protowire.AppendTag(b, aGroup, protowire.BytesType)
+	b, m.inner = beginLen(b)
+	return b, m
+}
+
+// CloseGroup finishes a group started by OpenGroup. A group that received no
+// attributes is removed entirely, as slog requires.
+func CloseGroup(b []byte, m GroupMark) []byte {
+	if len(b) == m.inner {
+		return b[:m.tag]
+	}
+	b = endLen(b, m.inner)
+	return endLen(b, m.outer)
+}
+
+// AppendGroupAttr appends a as an attribute of an open group.
+func AppendGroupAttr(b []byte, a slog.Attr) []byte {
+	return appendAttrField(b, 1, a)
+}
