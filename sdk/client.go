@@ -32,6 +32,7 @@ var ErrNoHost = errors.New("logtk: not connected to a logtk host")
 // fallback when there is none.
 type client struct {
 	conn       *net.UnixConn // nil when stand-alone
+	w          io.Writer     // where frames go: conn, or a test's writer
 	broken     atomic.Bool   // set once the channel failed; fallback from then on
 	maxPayload int
 	welcome    *logtkv1.Welcome
@@ -77,7 +78,7 @@ func connect(fallback io.Writer) *client {
 		fmt.Fprintf(fallback, "logtk: %s=%s announced a host channel but it is unusable (%v); logging to stderr\n", ipc.EnvFD, fdStr, err)
 		return c
 	}
-	c.conn = conn
+	c.conn, c.w = conn, conn
 	return c
 }
 
@@ -163,7 +164,7 @@ func readFrameExact(r io.Reader) (ipc.Type, []byte, error) {
 }
 
 // connected reports whether records go to a host.
-func (c *client) connected() bool { return c.conn != nil && !c.broken.Load() }
+func (c *client) connected() bool { return c.w != nil && !c.broken.Load() }
 
 // writeFrame sends one complete frame. When it returns nil the frame is in
 // the kernel's socket buffer, owned by the host's end: it survives the
@@ -174,7 +175,7 @@ func (c *client) writeFrame(frame []byte) error {
 	}
 	// net.Conn's Write holds the descriptor's write lock for the whole
 	// buffer, so frames from concurrent callers never interleave.
-	if _, err := c.conn.Write(frame); err != nil {
+	if _, err := c.w.Write(frame); err != nil {
 		if c.broken.CompareAndSwap(false, true) {
 			c.fallbackText(fmt.Appendf(nil, "logtk: lost the channel to the host (%v); logging to stderr from now on\n", err))
 		}

@@ -16,6 +16,7 @@ package sdk
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -39,6 +40,11 @@ type Options struct {
 	// AddCaller records the file, line and function of the log call. It
 	// costs about a microsecond and an allocation per record. Default: off.
 	AddCaller bool
+	// Writer, when set, receives the Logger's records instead of the host
+	// channel: each Write is one whole frame in the IPC framing of
+	// docs/ipc.md. Tests use it to capture exactly what a Logger sends.
+	// Default: the host channel, or text on stderr without a host.
+	Writer io.Writer
 }
 
 // Logger is a leveled, structured logger. See the package comment for its
@@ -63,7 +69,11 @@ type openGroup struct {
 // New returns a Logger. All Loggers of a process share one channel to the
 // host, opened on first use.
 func New(opts Options) *Logger {
-	l := &Logger{c: theClient(), name: opts.Name, level: opts.Level, addCaller: opts.AddCaller}
+	c := theClient()
+	if opts.Writer != nil {
+		c = &client{w: opts.Writer, maxPayload: ipc.DefaultMaxPayload, fallback: os.Stderr}
+	}
+	l := &Logger{c: c, name: opts.Name, level: opts.Level, addCaller: opts.AddCaller}
 	if l.level == nil {
 		l.level = envLevel()
 	}
@@ -219,7 +229,7 @@ func (l *Logger) encode(b []byte, t time.Time, level Level, msg string, pc uintp
 	if l.addCaller {
 		if pc == 0 {
 			var pcs [1]uintptr
-			runtime.Callers(4, pcs[:])
+			runtime.Callers(5, pcs[:]) // Callers, encode, logAt, log, Info/Warn/...: then the caller
 			pc = pcs[0]
 		}
 		if pc != 0 {

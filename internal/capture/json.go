@@ -181,6 +181,13 @@ func scalar(t json.Token) slog.Value {
 		if i, err := t.Int64(); err == nil {
 			return slog.Int64Value(i)
 		}
+		if !strings.ContainsAny(string(t), ".eE") {
+			// An integer too large for int64: uint64, or exact text.
+			if u, err := strconv.ParseUint(string(t), 10, 64); err == nil {
+				return slog.Uint64Value(u)
+			}
+			return slog.StringValue(string(t))
+		}
 		if f, err := t.Float64(); err == nil && !math.IsInf(f, 0) {
 			return slog.Float64Value(f)
 		}

@@ -88,11 +88,13 @@ func LevelFromSlog(l slog.Level) int32 {
 	}
 }
 
-// AppendHead appends the fields every record has: time, level, message and
-// logger name (omitted when empty).
+// AppendHead appends the fields every record has: time (omitted when zero),
+// level, message and logger name (omitted when empty).
 func AppendHead(b []byte, t time.Time, level int32, msg, logger string) []byte {
-	b = protowire.AppendTag(b, fTime, protowire.Fixed64Type)
-	b = protowire.AppendFixed64(b, uint64(t.UnixNano()))
+	if !t.IsZero() {
+		b = protowire.AppendTag(b, fTime, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, uint64(t.UnixNano()))
+	}
 	b = protowire.AppendTag(b, fLevel, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(level))
 	if msg != "" {

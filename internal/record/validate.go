@@ -50,6 +50,9 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 			return &ValidationError{base + off, "bad field tag: " + protowire.ParseError(n).Error()}
 		}
 		fieldOff := off
+		if num > protowire.MaxValidNumber {
+			return &ValidationError{base + off, fmt.Sprintf("field number %d out of range", num)}
+		}
 		off += n
 		want, nested, isString := expect(kind, num)
 		if want >= 0 && typ != want {

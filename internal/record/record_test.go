@@ -1,0 +1,191 @@
+package record
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/google/go-cmp/cmp"
+
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+)
+
+type stringer struct{}
+
+func (stringer) String() string { return "stringer!" }
+
+func TestEncodeMatchesGeneratedCode(t *testing.T) {
+	ts := time.Unix(1700000000, 123456789)
+	long := strings.Repeat("x", 300) // forces multi-byte lengths in endLen
+	sattr := func(k, v string) *logtkv1.Attr { return &logtkv1.Attr{Key: k, Value: &logtkv1.Attr_Str{Str: v}} }
+	group := func(k string, as ...*logtkv1.Attr) *logtkv1.Attr {
+		return &logtkv1.Attr{Key: k, Value: &logtkv1.Attr_Group{Group: &logtkv1.Group{Attrs: as}}}
+	}
+	tests := []struct {
+		name  string
+		attrs []slog.Attr
+		want  []*logtkv1.Attr
+	}{
+		{name: "no attrs"},
+		{name: "scalars", attrs: []slog.Attr{
+			slog.String("s", "v"), slog.Int("i", -5), slog.Uint64("u", 1<<63), slog.Float64("f", 2.5),
+			slog.Bool("b", true), slog.Any("by", []byte{0, 1, 2}), slog.Time("t", ts), slog.Duration("d", -time.Second),
+		}, want: []*logtkv1.Attr{
+			sattr("s", "v"), {Key: "i", Value: &logtkv1.Attr_Int{Int: -5}}, {Key: "u", Value: &logtkv1.Attr_Uint{Uint: 1 << 63}},
+			{Key: "f", Value: &logtkv1.Attr_Float{Float: 2.5}}, {Key: "b", Value: &logtkv1.Attr_Bool{Bool: true}},
+			{Key: "by", Value: &logtkv1.Attr_Bytes{Bytes: []byte{0, 1, 2}}}, {Key: "t", Value: &logtkv1.Attr_TimeUnixNano{TimeUnixNano: ts.UnixNano()}},
+			{Key: "d", Value: &logtkv1.Attr_DurationNanos{DurationNanos: -int64(time.Second)}},
+		}},
+		{name: "long values", attrs: []slog.Attr{slog.String(long, long)}, want: []*logtkv1.Attr{sattr(long, long)}},
+		{name: "any values", attrs: []slog.Attr{slog.Any("e", errors.New("boom")), slog.Any("st", stringer{}), slog.Any("x", struct{ A int }{7})},
+			want: []*logtkv1.Attr{sattr("e", "boom"), sattr("st", "stringer!"), sattr("x", "{A:7}")}},
+		{name: "nested groups", attrs: []slog.Attr{slog.Group("g", slog.String("a", "1"), slog.Group("h", slog.String("b", long)))},
+			want: []*logtkv1.Attr{group("g", sattr("a", "1"), group("h", sattr("b", long)))}},
+		{name: "slog rules: empty group dropped, empty key inlined, empty attr dropped",
+			attrs: []slog.Attr{slog.Group("empty"), slog.Group("", slog.String("in", "line")), {}},
+			want:  []*logtkv1.Attr{sattr("in", "line")}},
+		{name: "nil value keeps its key", attrs: []slog.Attr{slog.Any("nil", nil)}, want: []*logtkv1.Attr{{Key: "nil"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := AppendHead(nil, ts, LevelWarn, "msg", "db.pool")
+			for _, a := range tc.attrs {
+				b = AppendAttr(b, a)
+			}
+			b = AppendCaller(b, "main.go", 12, "main.main")
+			b = AppendStamp(b, &Stamp{Worker: "web", WorkerIndex: 2, PID: 99, Incarnation: 1, Seq: 7, Source: SourceSDK, Received: ts})
+			if err := Validate(b); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			var got logtkv1.Record
+			if err := proto.Unmarshal(b, &got); err != nil {
+				t.Fatalf("Unmarshal: %v", err)
+			}
+			want := &logtkv1.Record{
+				TimeUnixNano: ts.UnixNano(), Level: logtkv1.Level_LEVEL_WARN, Message: "msg", Logger: "db.pool",
+				Attrs:  tc.want,
+				Caller: &logtkv1.Caller{File: "main.go", Line: 12, Function: "main.main"},
+				Worker: "web", WorkerIndex: 2, Pid: 99, Incarnation: 1, Seq: 7, Source: logtkv1.Source_SOURCE_SDK,
+				ReceivedUnixNano: ts.UnixNano(),
+			}
+			if diff := cmp.Diff(want, &got, protocmp.Transform()); diff != "" {
+				t.Fatalf("decoded record differs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStampOverridesWorkerValues(t *testing.T) {
+	b := AppendHead(nil, time.Now(), LevelInfo, "m", "")
+	b = protowire.AppendTag(b, fWorker, protowire.BytesType)
+	b = protowire.AppendString(b, "forged")
+	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
+	b = protowire.AppendVarint(b, 1000)
+	b = AppendStamp(b, &Stamp{Worker: "real", Seq: 3})
+	var r logtkv1.Record
+	if err := proto.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Worker != "real" || r.Seq != 3 {
+		t.Fatalf("worker=%q seq=%d, want the host's values", r.Worker, r.Seq)
+	}
+}
+
+func TestGroups(t *testing.T) {
+	b := AppendHead(nil, time.Unix(1, 0), LevelInfo, "m", "")
+	b, outer := OpenGroup(b, "outer", false)
+	b, empty := OpenGroup(b, "empty", true)
+	b = CloseGroup(b, empty)
+	b = AppendGroupAttr(b, slog.String("k", strings.Repeat("v", 200)))
+	b = CloseGroup(b, outer)
+	b, gone := OpenGroup(b, "gone", false)
+	b = CloseGroup(b, gone)
+	var r logtkv1.Record
+	if err := proto.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Attrs) != 1 || r.Attrs[0].Key != "outer" {
+		t.Fatalf("attrs = %v", r.Attrs)
+	}
+	g := r.Attrs[0].GetGroup().GetAttrs()
+	if len(g) != 1 || g[0].Key != "k" || len(g[0].GetStr()) != 200 {
+		t.Fatalf("group = %v", g)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	deep := []byte{}
+	for range MaxGroupDepth + 2 {
+		inner := protowire.AppendTag(nil, 1, protowire.BytesType) // Group.attrs
+		inner = protowire.AppendBytes(inner, deep)
+		attr := protowire.AppendTag(nil, aGroup, protowire.BytesType)
+		attr = protowire.AppendBytes(attr, inner)
+		deep = attr
+	}
+	deepRec := protowire.AppendTag(nil, fAttrs, protowire.BytesType)
+	deepRec = protowire.AppendBytes(deepRec, deep)
+
+	tests := []struct {
+		name, want string
+		b          []byte
+	}{
+		{"truncated tag", "bad field tag", []byte{0x80}},
+		{"wrong wire type for level", "field 2 has wire type 2", protowire.AppendString(protowire.AppendTag(nil, fLevel, protowire.BytesType), "x")},
+		{"length past end", "field 3", []byte{0x1a, 0x10, 'a'}},
+		{"invalid utf-8 message", "not valid UTF-8", protowire.AppendString(protowire.AppendTag(nil, fMessage, protowire.BytesType), "\xff")},
+		{"bad nested attr", "field 2 has wire type 0", []byte{0x22, 0x02, 0x10, 0x80}},
+		{"groups too deep", "nested deeper", deepRec},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Validate(tc.b)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1)
+	if err := Validate(unknown); err != nil {
+		t.Fatalf("unknown field rejected: %v", err)
+	}
+}
+
+// FuzzValidate: Validate never panics, and what it accepts the generated
+// code decodes.
+func FuzzValidate(f *testing.F) {
+	b := AppendHead(nil, time.Unix(5, 0), LevelInfo, "hello", "l")
+	b = AppendAttr(b, slog.Group("g", slog.Int("i", 1)))
+	f.Add(b)
+	f.Add([]byte{0x22, 0x02, 0x10, 0x80})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if Validate(data) != nil {
+			return
+		}
+		var r logtkv1.Record
+		if err := proto.Unmarshal(data, &r); err != nil {
+			t.Fatalf("Validate accepted what proto.Unmarshal rejects: %v", err)
+		}
+	})
+}
+
+func TestEncodeDoesNotAllocate(t *testing.T) {
+	buf := make([]byte, 0, 4096)
+	now := time.Now()
+	n := testing.AllocsPerRun(100, func() {
+		b := AppendHead(buf[:0], now, LevelInfo, "request served", "http")
+		b = AppendAttr(b, slog.String("path", "/api/v1/users"))
+		b = AppendAttr(b, slog.Int("status", 200))
+		b = AppendAttr(b, slog.Duration("elapsed", time.Millisecond))
+		b = AppendAttr(b, slog.Bool("cached", false))
+		_ = b
+	})
+	if n != 0 {
+		t.Fatalf("encoding allocated %.0f times per record", n)
+	}
+}
