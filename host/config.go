@@ -62,10 +62,10 @@ type WorkerConfig struct {
 	// Restart is the restart policy. Default RestartOnFailure.
 	Restart RestartPolicy
 	// BackoffInitial is the delay before the first restart; it doubles on
-	// each consecutive failure up to BackoffMax. An instance that ran for
-	// longer than BackoffMax starts again from BackoffInitial. Defaults
-	// 100ms and 30s.
-	BackoffInitial, BackoffMax time.Duration
+	// each restart up to BackoffMax. An incarnation that ran for at least
+	// BackoffReset counts as stable: the next delay is BackoffInitial again.
+	// Defaults 100ms, 30s and 30s.
+	BackoffInitial, BackoffMax, BackoffReset time.Duration
 	// MaxRestarts within RestartWindow is the crash-loop limit: the restart
 	// that would exceed it is not made, and a fatal record says so.
 	// Defaults 10 and 60s.
@@ -98,6 +98,9 @@ func (w *WorkerConfig) setDefaults() {
 	}
 	if w.BackoffMax == 0 {
 		w.BackoffMax = 30 * time.Second
+	}
+	if w.BackoffReset == 0 {
+		w.BackoffReset = 30 * time.Second
 	}
 	if w.MaxRestarts == 0 {
 		w.MaxRestarts = 10
@@ -215,6 +218,7 @@ var workerSchema = &hcl.BodySchema{
 		{Name: "restart"},
 		{Name: "backoff_initial"},
 		{Name: "backoff_max"},
+		{Name: "backoff_reset"},
 		{Name: "max_restarts"},
 		{Name: "restart_window"},
 		{Name: "stop_signal"},
@@ -383,6 +387,7 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 	}
 	duration("backoff_initial", &w.BackoffInitial)
 	duration("backoff_max", &w.BackoffMax)
+	duration("backoff_reset", &w.BackoffReset)
 	positive("max_restarts", &w.MaxRestarts, 1_000_000)
 	duration("restart_window", &w.RestartWindow)
 	var sig string

@@ -81,7 +81,7 @@ func (in *instance) run() {
 		restart, why := in.decide(ex)
 		delay := time.Duration(0)
 		if restart {
-			if ex.uptime >= in.cfg.BackoffMax {
+			if ex.uptime >= in.cfg.BackoffReset {
 				backoff = in.cfg.BackoffInitial
 			}
 			delay = backoff
