@@ -168,6 +168,7 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	}
 	cfg, more := decodeConfig(f.Body, filepath.Dir(filename))
 	diags = append(diags, more...)
+	sortDiagnostics(diags)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -197,6 +198,25 @@ func FormatDiagnostics(err error) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// sortDiagnostics orders diagnostics by position, so that the user reads
+// them in file order (attribute maps decode in random order).
+func sortDiagnostics(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		if a == nil || b == nil {
+			return a != nil
+		}
+		if a.Filename != b.Filename {
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
+}
+
+func pos(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
 var rootSchema = &hcl.BodySchema{
@@ -239,7 +259,7 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Duplicate worker block",
-				Detail:   fmt.Sprintf("A worker named %q was already defined at %s. Worker names must be unique.", name, prev.DefRange),
+				Detail:   fmt.Sprintf("A worker named %q was already defined at %s. Worker names must be unique.", name, pos(prev.DefRange)),
 				Subject:  blk.LabelRanges[0].Ptr(),
 			})
 			continue

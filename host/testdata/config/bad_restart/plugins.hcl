@@ -1,0 +1,4 @@
+worker "web" {
+  command = "/bin/true"
+  restart = "sometimes"
+}

@@ -1,0 +1,8 @@
+worker "bad name!" {
+  command         = "/bin/true"
+  count           = 0
+  backoff_initial = "soon"
+  stop_signal     = "SIGNOPE"
+  stop_timeout    = "-1s"
+  env             = { "A=B" = "x" }
+}

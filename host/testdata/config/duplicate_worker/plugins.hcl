@@ -1,0 +1,7 @@
+worker "web" {
+  command = "/bin/true"
+}
+
+worker "web" {
+  command = "/bin/false"
+}

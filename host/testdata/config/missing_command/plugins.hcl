@@ -1,0 +1,3 @@
+worker "web" {
+  count = 2
+}

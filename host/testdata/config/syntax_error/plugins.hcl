@@ -1,0 +1,2 @@
+worker "web" {
+  command = "/bin/true"

@@ -1,0 +1,3 @@
+worker "web" {
+  comand = "/bin/true"
+}

@@ -1,0 +1,10 @@
+worker "web" {
+  command = "/bin/true"
+}
+
+wrker "typo" {
+}
+
+worker {
+  command = "/bin/true"
+}

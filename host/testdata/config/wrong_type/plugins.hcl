@@ -1,0 +1,5 @@
+worker "web" {
+  command = "/bin/true"
+  count   = "two"
+  args    = "not-a-list"
+}
