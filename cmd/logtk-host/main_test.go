@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logtk/logtk/sdk"
+)
+
+// The test binary plays the host (LOGTK_TEST_ROLE=host) and the workers
+// (LOGTK_TEST_ROLE=worker).
+func init() {
+	switch os.Getenv("LOGTK_TEST_ROLE") {
+	case "host":
+		os.Exit(run([]string{"run", "-config", os.Getenv("LOGTK_TEST_CONFIG")}, os.Stdout, os.Stderr))
+	case "worker":
+		log := sdk.New(sdk.Options{Name: "w"})
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		log.Info("ready")
+		<-sigs
+		log.Info("got SIGTERM, last words")
+		os.Exit(0)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "logtk-host ") {
+		t.Fatalf("exit %d, output %q", code, out.String())
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.hcl")
+	os.WriteFile(good, []byte("worker \"a\" {\n  command = \"/bin/true\"\n  count = 3\n}\n"), 0o644)
+	bad := filepath.Join(dir, "bad.hcl")
+	os.WriteFile(bad, []byte("worker \"a\" {\n  command = \"/bin/true\"\n  restart = \"maybe\"\n}\n"), 0o644)
+	tests := []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"validate", "-config", good}, 0, "configuration is valid: 1 worker blocks, 3 instances"},
+		{[]string{"validate", "-config", bad}, 1, bad + ":3:13: error: Invalid restart policy"},
+		{[]string{"validate", "-config", filepath.Join(dir, "missing.hcl")}, 1, "no such file"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{nil, 2, "usage: logtk-host"},
+	}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		code := run(tc.args, &out, &out)
+		if code != tc.code || !strings.Contains(out.String(), tc.contains) {
+			t.Errorf("%v: exit %d, output %q; want exit %d containing %q", tc.args, code, out.String(), tc.code, tc.contains)
+		}
+	}
+}
+
+// lineBuffer collects a process's output and signals each new line.
+type lineBuffer struct {
+	mu    sync.Mutex
+	lines []string
+	more  chan struct{}
+}
+
+func (b *lineBuffer) read(r *os.File) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		b.mu.Lock()
+		b.lines = append(b.lines, sc.Text())
+		b.mu.Unlock()
+		select {
+		case b.more <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *lineBuffer) matching(re *regexp.Regexp) [][]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out [][]string
+	for _, l := range b.lines {
+		if m := re.FindStringSubmatch(l); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (b *lineBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
+}
+
+// startHostProcess starts the test binary as logtk-host with two workers
+// and returns it once both workers logged "ready", with their pids.
+func startHostProcess(t *testing.T) (*exec.Cmd, *lineBuffer, chan struct{}, []int) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "plugins.hcl")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `
+worker "w" {
+  command = %q
+  count   = 2
+  restart = "always"
+  env     = { LOGTK_TEST_ROLE = "worker" }
+}
+`, os.Args[0]), 0o644)
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "LOGTK_TEST_ROLE=host", "LOGTK_TEST_CONFIG="+cfgPath)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	out := &lineBuffer{more: make(chan struct{}, 1)}
+	readDone := make(chan struct{})
+	go func() { out.read(pr); close(readDone) }()
+
+	ready := regexp.MustCompile(`w#\d \[(\d+)\] w: ready`)
+	deadline := time.After(time.Minute)
+	for len(out.matching(ready)) < 2 {
+		select {
+		case <-out.more:
+		case <-deadline:
+			t.Fatalf("workers not ready:\n%s", out)
+		}
+	}
+	var pids []int
+	for _, m := range out.matching(ready) {
+		pid, _ := strconv.Atoi(m[1])
+		pids = append(pids, pid)
+	}
+	return cmd, out, readDone, pids
+}
+
+// TestSIGTERM: SIGTERM to logtk-host stops the workers, delivers what they
+// wrote on the way out and leaves no process behind.
+func TestSIGTERM(t *testing.T) {
+	cmd, out, readDone, pids := startHostProcess(t)
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("host exited with %v:\n%s", err, out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("host did not exit after SIGTERM:\n%s", out)
+	}
+	<-readDone
+	if n := len(out.matching(regexp.MustCompile(`w: got SIGTERM, last words`))); n != 2 {
+		t.Errorf("%d of 2 last words delivered:\n%s", n, out)
+	}
+	if n := len(out.matching(regexp.MustCompile(`worker stopped: exited with status 0`))); n != 2 {
+		t.Errorf("%d of 2 stop records:\n%s", n, out)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("worker %d outlived the host", pid)
+		}
+	}
+}
+
+// TestHostKilled: workers do not outlive a host that is itself killed
+// (SIGKILL leaves it no chance to stop them: the parent-death signal does).
+func TestHostKilled(t *testing.T) {
+	cmd, _, _, pids := startHostProcess(t)
+	cmd.Process.Kill()
+	cmd.Wait()
+	for _, pid := range pids {
+		deadline := time.Now().Add(30 * time.Second)
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("worker %d outlived the killed host", pid)
+			}
+			time.Sleep(5 * time.Millisecond) // polling with a deadline
+		}
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(st, ')')
+	return i < 0 || i+2 >= len(st) || st[i+2] != 'Z'
+}
