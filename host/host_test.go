@@ -589,6 +589,9 @@ func TestOutputCapture(t *testing.T) {
 	if r := find(recs, msgIs("plain stderr")); r == nil || r.Level != logtkv1.Level_LEVEL_ERROR || r.Source != logtkv1.Source_SOURCE_STDERR {
 		t.Fatalf("stderr line: %v", r)
 	}
+	if r := find(recs, msgIs("latin-1 caf\uFFFD")); r == nil || string(attr(r, "logtk.raw_line").GetBytes()) != "latin-1 caf\xe9" {
+		t.Fatalf("invalid UTF-8 line: %v", r)
+	}
 	if r := find(recs, msgIs("no newline at the end")); r == nil {
 		t.Fatal("final line without newline lost")
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -548,7 +549,16 @@ func (r *run) lineRecord(source int32, line []byte, part int, last bool) {
 			return
 		}
 	}
-	b := record.AppendHead(nil, time.Now(), level, strings.ToValidUTF8(string(line), "\uFFFD"), "")
+	text := string(line)
+	valid := utf8.ValidString(text)
+	if !valid {
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
+	b := record.AppendHead(nil, time.Now(), level, text, "")
+	if !valid {
+		// The message had to be repaired; the exact bytes travel along.
+		b = record.AppendAttr(b, slog.Any("logtk.raw_line", line))
+	}
 	if part > 0 || !last {
 		b = record.AppendAttr(b, slog.Int("logtk.line_part", part))
 		b = record.AppendAttr(b, slog.Bool("logtk.line_continues", !last))

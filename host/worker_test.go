@@ -110,6 +110,7 @@ func writeLines() int {
 		fmt.Println(`{"level":"warn","msg":"json line","port":8080}`)
 		fmt.Println("plain stdout")
 		fmt.Fprintln(os.Stderr, "plain stderr")
+		os.Stdout.Write([]byte("latin-1 caf\xe9\n"))
 		os.Stdout.Write([]byte("no newline at the end"))
 		return 0
 	}
