@@ -6,6 +6,7 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/hcl/v2 v2.25.0
+	github.com/tetratelabs/wazero v1.12.0
 	golang.org/x/sys v0.50.0
 	google.golang.org/protobuf v1.36.12
 )

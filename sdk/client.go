@@ -190,12 +190,7 @@ func (c *client) writeRecord(frame []byte) {
 	if c.writeFrame(frame) == nil {
 		return
 	}
-	var r logtkv1.Record
-	if err := proto.Unmarshal(frame[ipc.HeaderSize:], &r); err != nil {
-		c.fallbackText(fmt.Appendf(nil, "logtk: undecodable record: %v\n", err))
-		return
-	}
-	c.fallbackText(textfmt.Append(nil, &r))
+	c.fallbackText(textfmt.AppendEncoded(nil, frame[ipc.HeaderSize:]))
 }
 
 func (c *client) fallbackText(b []byte) {

@@ -1,5 +1,6 @@
-// Package textfmt renders records as human-readable lines. The host's
-// console output and the SDK's stand-alone fallback use it.
+// Package textfmt renders records as human-readable lines, straight from
+// their encoded form. The host's console output, the SDK's stand-alone
+// fallback and the text format plugin use it.
 //
 // A line is
 //
@@ -7,170 +8,231 @@
 //
 // Values containing spaces, quotes, '=' or control characters are quoted
 // with Go syntax, except multi-line strings (stack traces), which follow the
-// line, each of their lines prefixed with "    | " so that they are read as
-// one block.
+// line, each of their lines prefixed with "    | " so that they read as one
+// block.
 package textfmt
 
 import (
+	"bytes"
 	"encoding/base64"
-	"math"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
-	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/internal/record"
 )
 
-// LevelName returns the fixed-width (5 characters) name of a level.
-func LevelName(l logtkv1.Level) string {
-	switch {
-	case l >= logtkv1.Level_LEVEL_FATAL:
-		return "FATAL"
-	case l >= logtkv1.Level_LEVEL_ERROR:
-		return "ERROR"
-	case l >= logtkv1.Level_LEVEL_WARN:
-		return "WARN "
-	case l >= logtkv1.Level_LEVEL_NOTICE:
-		return "NOTE "
-	case l >= logtkv1.Level_LEVEL_INFO:
-		return "INFO "
-	case l >= logtkv1.Level_LEVEL_DEBUG:
-		return "DEBUG"
-	case l >= logtkv1.Level_LEVEL_TRACE:
-		return "TRACE"
-	}
-	return "?????"
+// Theme colours parts of a line. The zero Theme is plain text.
+type Theme struct {
+	Name   string
+	Levels [8]string // ANSI prefix per level: trace, debug, info, notice, warn, error, fatal, unknown
+	Dim    string    // time, origin
+	Key    string    // attribute keys
+	Reset  string
 }
 
-// Append appends r rendered as text, ending in a newline.
-func Append(b []byte, r *logtkv1.Record) []byte {
+// None is the plain theme (the seed's logtk.colors.none).
+var None = Theme{Name: "none"}
+
+// Color is an ANSI colour theme for terminals.
+var Color = Theme{
+	Name:   "color",
+	Levels: [8]string{"\x1b[90m", "\x1b[36m", "\x1b[32m", "\x1b[1;32m", "\x1b[33m", "\x1b[31m", "\x1b[1;41;97m", "\x1b[35m"},
+	Dim:    "\x1b[2m",
+	Key:    "\x1b[34m",
+	Reset:  "\x1b[0m",
+}
+
+// Themes by name.
+var Themes = map[string]Theme{"none": None, "color": Color}
+
+func levelIndex(l int32) int {
+	switch {
+	case l >= record.LevelFatal:
+		return 6
+	case l >= record.LevelError:
+		return 5
+	case l >= record.LevelWarn:
+		return 4
+	case l >= record.LevelNotice:
+		return 3
+	case l >= record.LevelInfo:
+		return 2
+	case l >= record.LevelDebug:
+		return 1
+	case l >= record.LevelTrace:
+		return 0
+	}
+	return 7
+}
+
+var levelNames = [8]string{"TRACE", "DEBUG", "INFO ", "NOTE ", "WARN ", "ERROR", "FATAL", "?????"}
+
+// LevelName returns the fixed-width (5 characters) name of a wire level.
+func LevelName(l int32) string { return levelNames[levelIndex(l)] }
+
+// Append appends r rendered as text with the plain theme.
+func Append(b []byte, r *record.View) []byte { return None.Append(b, r) }
+
+// AppendEncoded parses an encoded record and renders it.
+func AppendEncoded(b, rec []byte) []byte {
+	var v record.View
+	if !v.Parse(rec) {
+		return append(b, "(malformed record)\n"...)
+	}
+	return None.Append(b, &v)
+}
+
+// Append appends r rendered as text, ending in a newline. It does not
+// allocate unless a multi-line value must be deferred past the line.
+func (t *Theme) Append(b []byte, r *record.View) []byte {
 	if r.TimeUnixNano != 0 {
+		b = append(b, t.Dim...)
 		b = time.Unix(0, r.TimeUnixNano).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+		b = append(b, t.Reset...)
 		b = append(b, ' ')
 	}
-	b = append(b, LevelName(r.Level)...)
-	if r.Worker != "" {
+	li := levelIndex(r.Level)
+	b = append(b, t.Levels[li]...)
+	b = append(b, levelNames[li]...)
+	b = append(b, t.Reset...)
+	if len(r.Worker) > 0 {
 		b = append(b, ' ')
+		b = append(b, t.Dim...)
 		b = append(b, r.Worker...)
 		b = append(b, '#')
 		b = strconv.AppendUint(b, uint64(r.WorkerIndex), 10)
-		if r.Pid != 0 {
+		if r.PID != 0 {
 			b = append(b, " ["...)
-			b = strconv.AppendInt(b, r.Pid, 10)
+			b = strconv.AppendInt(b, r.PID, 10)
 			b = append(b, ']')
 		}
+		b = append(b, t.Reset...)
 	}
 	switch r.Source {
-	case logtkv1.Source_SOURCE_STDOUT:
+	case record.SourceStdout:
 		b = append(b, " stdout"...)
-	case logtkv1.Source_SOURCE_STDERR:
+	case record.SourceStderr:
 		b = append(b, " stderr"...)
-	case logtkv1.Source_SOURCE_HOST:
+	case record.SourceHost:
 		b = append(b, " host"...)
 	}
-	if r.Logger != "" {
+	if len(r.Logger) > 0 {
 		b = append(b, ' ')
 		b = append(b, r.Logger...)
 		b = append(b, ':')
 	}
 	b = append(b, ' ')
-	msg, msgBlock := r.Message, ""
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+	msg, msgBlock := r.Message, []byte(nil)
+	if i := bytes.IndexByte(msg, '\n'); i >= 0 {
 		msg, msgBlock = msg[:i], msg[i+1:]
 	}
 	b = append(b, msg...)
 	var blocks []block
-	if msgBlock != "" {
-		blocks = append(blocks, block{"", msgBlock})
+	if len(msgBlock) > 0 {
+		blocks = append(blocks, block{nil, nil, msgBlock})
 	}
-	if c := r.Caller; c != nil && c.File != "" {
-		b = append(b, " caller="...)
-		b = append(b, c.File...)
-		b = append(b, ':')
-		b = strconv.AppendUint(b, uint64(c.Line), 10)
+	if r.Caller != nil {
+		file, line, _ := record.CallerView(r.Caller)
+		if len(file) > 0 {
+			b = append(b, ' ')
+			b = append(b, t.Key...)
+			b = append(b, "caller"...)
+			b = append(b, t.Reset...)
+			b = append(b, '=')
+			b = append(b, file...)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, uint64(line), 10)
+		}
 	}
-	b, blocks = appendAttrs(b, "", r.Attrs, blocks)
+	r.Attrs(func(a *record.AttrView) bool {
+		b, blocks = t.appendAttr(b, nil, a, blocks)
+		return true
+	})
 	b = append(b, '\n')
 	for _, bl := range blocks {
-		if bl.key != "" {
+		if len(bl.key) > 0 || len(bl.prefix) > 0 {
 			b = append(b, "    "...)
+			if len(bl.prefix) > 0 {
+				b = append(b, bl.prefix...)
+				b = append(b, '.')
+			}
 			b = append(b, bl.key...)
 			b = append(b, ":\n"...)
 		}
-		for line := range strings.Lines(bl.text) {
+		for _, line := range bytes.Split(bytes.TrimRight(bl.text, "\n"), []byte{'\n'}) {
 			b = append(b, "    | "...)
-			b = append(b, strings.TrimRight(line, "\n")...)
+			b = append(b, line...)
 			b = append(b, '\n')
 		}
 	}
 	return b
 }
 
-type block struct{ key, text string }
+type block struct{ prefix, key, text []byte }
 
-func appendAttrs(b []byte, prefix string, attrs []*logtkv1.Attr, blocks []block) ([]byte, []block) {
-	for _, a := range attrs {
-		key := a.Key
-		if prefix != "" {
-			key = prefix + "." + key
+func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block) ([]byte, []block) {
+	if a.Kind == record.KindGroup {
+		p := prefix
+		if len(prefix) > 0 {
+			p = append(append(append([]byte(nil), prefix...), '.'), a.Key...)
+		} else {
+			p = a.Key
 		}
-		if g, ok := a.Value.(*logtkv1.Attr_Group); ok {
-			if g.Group != nil {
-				b, blocks = appendAttrs(b, key, g.Group.Attrs, blocks)
-			}
-			continue
-		}
-		if s, ok := a.Value.(*logtkv1.Attr_Str); ok && strings.Contains(strings.TrimRight(s.Str, "\n"), "\n") {
-			blocks = append(blocks, block{key, s.Str})
-			continue
-		}
-		b = append(b, ' ')
-		b = append(b, key...)
-		b = append(b, '=')
-		b = AppendValue(b, a)
+		a.GroupAttrs(func(ga *record.AttrView) bool {
+			b, blocks = t.appendAttr(b, p, ga, blocks)
+			return true
+		})
+		return b, blocks
 	}
-	return b, blocks
+	if a.Kind == record.KindString && bytes.Contains(bytes.TrimRight(a.Data, "\n"), []byte{'\n'}) {
+		return b, append(blocks, block{prefix, a.Key, a.Data})
+	}
+	b = append(b, ' ')
+	b = append(b, t.Key...)
+	if len(prefix) > 0 {
+		b = append(b, prefix...)
+		b = append(b, '.')
+	}
+	b = append(b, a.Key...)
+	b = append(b, t.Reset...)
+	b = append(b, '=')
+	return AppendValue(b, a), blocks
 }
 
 // AppendValue appends an attribute's value as text.
-func AppendValue(b []byte, a *logtkv1.Attr) []byte {
-	switch v := a.Value.(type) {
-	case *logtkv1.Attr_Str:
-		return appendString(b, v.Str)
-	case *logtkv1.Attr_Int:
-		return strconv.AppendInt(b, v.Int, 10)
-	case *logtkv1.Attr_Uint:
-		return strconv.AppendUint(b, v.Uint, 10)
-	case *logtkv1.Attr_Float:
-		if math.IsInf(v.Float, 0) || math.IsNaN(v.Float) {
-			return strconv.AppendFloat(b, v.Float, 'g', -1, 64)
-		}
-		return strconv.AppendFloat(b, v.Float, 'g', -1, 64)
-	case *logtkv1.Attr_Bool:
-		return strconv.AppendBool(b, v.Bool)
-	case *logtkv1.Attr_Bytes:
+func AppendValue(b []byte, a *record.AttrView) []byte {
+	switch a.Kind {
+	case record.KindString:
+		return appendString(b, a.Data)
+	case record.KindInt:
+		return strconv.AppendInt(b, a.Int(), 10)
+	case record.KindUint:
+		return strconv.AppendUint(b, a.Uint(), 10)
+	case record.KindFloat:
+		return strconv.AppendFloat(b, a.Float(), 'g', -1, 64)
+	case record.KindBool:
+		return strconv.AppendBool(b, a.Bool())
+	case record.KindBytes:
 		b = append(b, "base64:"...)
-		return base64.StdEncoding.AppendEncode(b, v.Bytes)
-	case *logtkv1.Attr_TimeUnixNano:
-		return time.Unix(0, v.TimeUnixNano).UTC().AppendFormat(b, time.RFC3339Nano)
-	case *logtkv1.Attr_DurationNanos:
-		return append(b, time.Duration(v.DurationNanos).String()...)
-	case nil:
-		return b
+		return base64.StdEncoding.AppendEncode(b, a.Data)
+	case record.KindTime:
+		return a.Time().UTC().AppendFormat(b, time.RFC3339Nano)
+	case record.KindDuration:
+		return append(b, a.Duration().String()...)
 	}
 	return b
 }
 
-func appendString(b []byte, s string) []byte {
+func appendString(b, s []byte) []byte {
 	if needsQuote(s) {
-		return strconv.AppendQuote(b, s)
+		return strconv.AppendQuote(b, string(s))
 	}
 	return append(b, s...)
 }
 
-func needsQuote(s string) bool {
-	if s == "" {
+func needsQuote(s []byte) bool {
+	if len(s) == 0 {
 		return true
 	}
 	for i := 0; i < len(s); {
@@ -182,7 +244,7 @@ func needsQuote(s string) bool {
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
+		r, n := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && n == 1 {
 			return true
 		}

@@ -7,11 +7,10 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/textfmt"
-	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk"
 )
 
@@ -35,12 +34,12 @@ func (s *sink) lines(t *testing.T) []string {
 		if err != nil {
 			return out
 		}
-		var rec logtkv1.Record
-		if err := proto.Unmarshal(p, &rec); err != nil {
-			t.Fatal(err)
+		var v record.View
+		if !v.Parse(p) {
+			t.Fatalf("malformed record %x", p)
 		}
-		rec.TimeUnixNano = 0
-		out = append(out, string(bytes.TrimSpace(textfmt.Append(nil, &rec))))
+		v.TimeUnixNano = 0
+		out = append(out, string(bytes.TrimSpace(textfmt.Append(nil, &v))))
 	}
 }
 

@@ -1,0 +1,552 @@
+// Package wasm loads logtk plugins (docs/plugin-abi.md) with wazero and
+// calls them inside their sandbox.
+//
+// A Module is compiled once and is safe for concurrent use; it makes
+// Instances. An Instance is NOT safe for concurrent use: one goroutine at a
+// time (wazero #2217). After any call fails with a *CallError whose Broken
+// is true the Instance must be closed and replaced.
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// ABIVersion is the plugin ABI version this host speaks.
+const ABIVersion = 1
+
+// Status codes returned by plugin calls.
+const (
+	StatusOK       = 0
+	StatusRetry    = 1
+	StatusInvalid  = 2
+	StatusInternal = 3
+)
+
+// Defaults for Limits.
+const (
+	DefaultMemoryLimit = 64 << 20
+	DefaultCallTimeout = 5 * time.Second
+)
+
+// Limits bound what one instance may use.
+type Limits struct {
+	// MemoryBytes caps the module's linear memory. Default 64 MiB.
+	MemoryBytes uint64
+	// CallTimeout bounds each call. Default 5s.
+	CallTimeout time.Duration
+	// NoCallTimeout compiles the module without the interruption checks
+	// that enforce CallTimeout. Only benchmarks use it, to measure what the
+	// checks cost.
+	NoCallTimeout bool
+}
+
+// Dir is a host directory made visible to the plugin.
+type Dir struct {
+	Host     string // directory on the host
+	Guest    string // where the plugin sees it; default: same as Host
+	ReadOnly bool
+}
+
+// Grants are the capabilities a plugin gets beyond computing. The zero
+// value grants nothing.
+type Grants struct {
+	Dirs  []Dir
+	Clock bool // real wall and monotonic clocks instead of a fixed fake
+}
+
+// Options configure Load.
+type Options struct {
+	// Name identifies the plugin in errors and logs ("format text").
+	Name   string
+	Limits Limits
+	Grants Grants
+	// SHA256, when set, must match the module's digest (hex).
+	SHA256 string
+	// Logger receives the plugin's log calls and its stdout/stderr lines.
+	Logger hclog.Logger
+	// CacheDir holds wazero's compilation cache. Default: the user cache
+	// directory; "-" disables the cache.
+	CacheDir string
+}
+
+// Info is what a plugin says about itself (logtk_info).
+type Info struct {
+	Name    string  `json:"name"`
+	Version string  `json:"version"`
+	Kind    string  `json:"kind"`
+	ABI     int     `json:"abi"`
+	Config  []Field `json:"config"`
+}
+
+// Field is one declared configuration field.
+type Field struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Required bool   `json:"required"`
+	Doc      string `json:"doc"`
+}
+
+// Module is a compiled plugin.
+type Module struct {
+	name   string
+	opts   Options
+	rt     wazero.Runtime
+	cm     wazero.CompiledModule
+	info   Info
+	digest string
+}
+
+var (
+	cacheMu sync.Mutex
+	caches  = map[string]wazero.CompilationCache{}
+)
+
+func compilationCache(dir string) wazero.CompilationCache {
+	if dir == "-" {
+		return nil
+	}
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil
+		}
+		dir = filepath.Join(base, "logtk", "wazero")
+	}
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	if c, ok := caches[dir]; ok {
+		return c
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil
+	}
+	caches[dir] = c
+	return c
+}
+
+// allowedImports are the only host functions a plugin may import besides
+// WASI.
+var allowedImports = map[string]bool{"log": true}
+
+// Load compiles a plugin, checks its imports, exports, ABI version and
+// digest, and reads its Info. It does no I/O beyond reading the cache.
+func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) {
+	sum := sha256.Sum256(wasmBytes)
+	digest := hex.EncodeToString(sum[:])
+	if opts.SHA256 != "" && opts.SHA256 != digest {
+		return nil, fmt.Errorf("plugin[%s]: sha256 is %s, configuration requires %s", opts.Name, digest, opts.SHA256)
+	}
+	if opts.Limits.MemoryBytes == 0 {
+		opts.Limits.MemoryBytes = DefaultMemoryLimit
+	}
+	if opts.Limits.CallTimeout == 0 {
+		opts.Limits.CallTimeout = DefaultCallTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	pages := uint32(opts.Limits.MemoryBytes / 65536)
+	if pages == 0 || opts.Limits.MemoryBytes > 4<<30 {
+		return nil, fmt.Errorf("plugin[%s]: memory limit %d bytes out of range (64 KiB .. 4 GiB)", opts.Name, opts.Limits.MemoryBytes)
+	}
+	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCloseOnContextDone(!opts.Limits.NoCallTimeout)
+	if c := compilationCache(opts.CacheDir); c != nil {
+		rc = rc.WithCompilationCache(c)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	m := &Module{name: opts.Name, opts: opts, rt: rt, digest: digest}
+	fail := func(err error) (*Module, error) {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("plugin[%s]: %w", opts.Name, err)
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fail(err)
+	}
+	if err := m.instantiateHostModule(ctx); err != nil {
+		return fail(err)
+	}
+	cm, err := rt.CompileModule(ctx, wasmBytes)
+	if err != nil {
+		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
+	}
+	m.cm = cm
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod == wasi_snapshot_preview1.ModuleName || (mod == "logtk" && allowedImports[name]) {
+			continue
+		}
+		return fail(fmt.Errorf("imports %s.%s, which the plugin ABI does not provide", mod, name))
+	}
+	exports := cm.ExportedFunctions()
+	for _, name := range []string{"logtk_abi_version", "logtk_alloc", "logtk_result", "logtk_info", "logtk_configure"} {
+		if _, ok := exports[name]; !ok {
+			return fail(fmt.Errorf("does not export %s: not a logtk plugin (see docs/plugin-abi.md)", name))
+		}
+	}
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		return fail(errors.Unwrap(err))
+	}
+	defer inst.Close(ctx)
+	st, res, err := inst.call(ctx, "logtk_info")
+	if err != nil {
+		return fail(err)
+	}
+	if st != StatusOK {
+		return fail(fmt.Errorf("logtk_info failed: %s", res))
+	}
+	if err := json.Unmarshal(res, &m.info); err != nil {
+		return fail(fmt.Errorf("logtk_info returned invalid JSON: %w", err))
+	}
+	switch m.info.Kind {
+	case "format":
+		if _, ok := exports["logtk_format"]; !ok {
+			return fail(errors.New("says it is a format plugin but does not export logtk_format"))
+		}
+	case "transport":
+		for _, name := range []string{"logtk_open", "logtk_write", "logtk_flush", "logtk_close"} {
+			if _, ok := exports[name]; !ok {
+				return fail(fmt.Errorf("says it is a transport plugin but does not export %s", name))
+			}
+		}
+	default:
+		return fail(fmt.Errorf("logtk_info: unknown kind %q (want format or transport)", m.info.Kind))
+	}
+	return m, nil
+}
+
+// Info returns what the plugin said about itself.
+func (m *Module) Info() Info { return m.info }
+
+// SHA256 returns the module's digest, hex-encoded.
+func (m *Module) SHA256() string { return m.digest }
+
+// Close releases the module and all its instances.
+func (m *Module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+
+func (m *Module) instantiateHostModule(ctx context.Context) error {
+	_, err := m.rt.NewHostModuleBuilder("logtk").
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			level, p, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+			if n > 64<<10 {
+				n = 64 << 10
+			}
+			b, ok := mod.Memory().Read(p, n)
+			if !ok {
+				m.opts.Logger.Warn("plugin log call with an out-of-range buffer", "ptr", p, "len", n)
+				return
+			}
+			logAt(m.opts.Logger, level, string(b))
+		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
+		Export("log").
+		Instantiate(ctx)
+	return err
+}
+
+func logAt(l hclog.Logger, level int32, msg string) {
+	switch {
+	case level >= 17:
+		l.Error(msg)
+	case level >= 13:
+		l.Warn(msg)
+	case level >= 9:
+		l.Info(msg)
+	case level >= 5:
+		l.Debug(msg)
+	default:
+		l.Trace(msg)
+	}
+}
+
+// Instance is one instantiation of a Module. Not safe for concurrent use.
+type Instance struct {
+	m      *Module
+	mod    api.Module
+	fns    map[string]api.Function
+	broken bool
+	stdout *lineLogger
+	stderr *lineLogger
+}
+
+// NewInstance instantiates the module in its sandbox and checks its ABI
+// version.
+func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
+	inst := &Instance{
+		m:      m,
+		fns:    map[string]api.Function{},
+		stdout: &lineLogger{l: m.opts.Logger, level: 9},
+		stderr: &lineLogger{l: m.opts.Logger, level: 13},
+	}
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions("_initialize").
+		WithStdout(inst.stdout).
+		WithStderr(inst.stderr).
+		WithRandSource(rand.Reader) // unpredictable map seeds; not a capability
+	if m.opts.Grants.Clock {
+		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+	}
+	if len(m.opts.Grants.Dirs) > 0 {
+		fs := wazero.NewFSConfig()
+		for _, d := range m.opts.Grants.Dirs {
+			guest := d.Guest
+			if guest == "" {
+				guest = d.Host
+			}
+			if d.ReadOnly {
+				fs = fs.WithReadOnlyDirMount(d.Host, guest)
+			} else {
+				fs = fs.WithDirMount(d.Host, guest)
+			}
+		}
+		mc = mc.WithFSConfig(fs)
+	}
+	ctx2, cancel := context.WithTimeout(ctx, m.opts.Limits.CallTimeout)
+	defer cancel()
+	mod, err := m.rt.InstantiateModule(ctx2, m.cm, mc)
+	if err != nil {
+		return nil, fmt.Errorf("plugin[%s]: instantiate: %w", m.name, err)
+	}
+	inst.mod = mod
+	for name := range m.cm.ExportedFunctions() {
+		inst.fns[name] = mod.ExportedFunction(name)
+	}
+	v, err := inst.fns["logtk_abi_version"].Call(ctx2)
+	if err != nil {
+		inst.Close(ctx)
+		return nil, fmt.Errorf("plugin[%s]: logtk_abi_version: %w", m.name, err)
+	}
+	if uint32(v[0]) != ABIVersion {
+		inst.Close(ctx)
+		return nil, fmt.Errorf("plugin[%s] speaks plugin ABI %d, this host speaks %d", m.name, uint32(v[0]), ABIVersion)
+	}
+	return inst, nil
+}
+
+// Close discards the instance.
+func (i *Instance) Close(ctx context.Context) error {
+	i.stdout.flush()
+	i.stderr.flush()
+	return i.mod.Close(ctx)
+}
+
+// Broken reports whether a call left the instance unusable.
+func (i *Instance) Broken() bool { return i.broken }
+
+// CallError is a failed plugin call.
+type CallError struct {
+	Plugin string
+	Call   string
+	Status int    // the plugin's status code, or -1 for a trap/timeout/garbage
+	Msg    string // the plugin's message or what went wrong
+	// Broken: the instance trapped, ran out of time or memory, or returned
+	// garbage; it must be discarded.
+	Broken bool
+	Err    error
+}
+
+func (e *CallError) Error() string {
+	return fmt.Sprintf("plugin[%s] call[%s] failed: %s", e.Plugin, e.Call, e.Msg)
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+// Retryable reports whether the plugin asked for the call to be retried.
+func (e *CallError) Retryable() bool { return e.Status == StatusRetry }
+
+func (i *Instance) brokenErr(call string, msg string, err error) *CallError {
+	i.broken = true
+	return &CallError{Plugin: i.m.name, Call: call, Status: -1, Msg: msg, Broken: true, Err: err}
+}
+
+// call runs an export with the time budget and returns its status and the
+// result bytes (copied).
+func (i *Instance) call(ctx context.Context, name string, params ...uint64) (int, []byte, error) {
+	if i.broken {
+		return 0, nil, i.brokenErr(name, "instance is broken", nil)
+	}
+	fn := i.fns[name]
+	if fn == nil {
+		return 0, nil, &CallError{Plugin: i.m.name, Call: name, Status: -1, Msg: "not exported"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, i.m.opts.Limits.CallTimeout)
+	defer cancel()
+	res, err := fn.Call(ctx, params...)
+	if err != nil {
+		return 0, nil, i.brokenErr(name, describeTrap(err, i.m.opts.Limits), err)
+	}
+	st := int(uint32(res[0]))
+	out, err := i.result(ctx)
+	if err != nil {
+		return 0, nil, i.brokenErr(name, err.Error(), err)
+	}
+	return st, out, nil
+}
+
+func describeTrap(err error, l Limits) string {
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return fmt.Sprintf("ran past its time budget of %s", l.CallTimeout)
+		case sys.ExitCodeContextCanceled:
+			return "cancelled"
+		}
+		return fmt.Sprintf("exited with code %d (a Go plugin exits 2 on panic; see its stderr in the host log)", ee.ExitCode())
+	}
+	return "trapped: " + err.Error()
+}
+
+func (i *Instance) result(ctx context.Context) ([]byte, error) {
+	r, err := i.fns["logtk_result"].Call(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, n := uint32(r[0]>>32), uint32(r[0])
+	if n == 0 {
+		return nil, nil
+	}
+	b, ok := i.mod.Memory().Read(p, n)
+	if !ok {
+		return nil, fmt.Errorf("returned a result at %#x+%d, outside its %d bytes of memory", p, n, i.mod.Memory().Size())
+	}
+	return bytes.Clone(b), nil
+}
+
+// input copies data into the plugin's input buffer.
+func (i *Instance) input(ctx context.Context, call string, data []byte) (uint64, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, i.m.opts.Limits.CallTimeout)
+	defer cancel()
+	r, err := i.fns["logtk_alloc"].Call(ctx, uint64(len(data)))
+	if err != nil {
+		return 0, 0, i.brokenErr(call, "logtk_alloc: "+describeTrap(err, i.m.opts.Limits), err)
+	}
+	p := uint32(r[0])
+	if !i.mod.Memory().Write(p, data) || (p == 0 && len(data) > 0) {
+		return 0, 0, i.brokenErr(call, fmt.Sprintf("logtk_alloc(%d) returned %#x, outside its memory", len(data), p), nil)
+	}
+	return uint64(p), uint64(len(data)), nil
+}
+
+func (i *Instance) statusErr(call string, st int, msg []byte) error {
+	if st == StatusOK {
+		return nil
+	}
+	return &CallError{Plugin: i.m.name, Call: call, Status: st, Msg: string(msg)}
+}
+
+// Configure passes the plugin its configuration as JSON.
+func (i *Instance) Configure(ctx context.Context, config []byte) error {
+	p, n, err := i.input(ctx, "logtk_configure", config)
+	if err != nil {
+		return err
+	}
+	st, res, err := i.call(ctx, "logtk_configure", p, n)
+	if err != nil {
+		return err
+	}
+	return i.statusErr("logtk_configure", st, res)
+}
+
+// Format formats an encoded record batch holding count records and
+// returns the formatted batch (a fresh copy). Output that is not exactly
+// count well-formed entries marks the instance broken.
+func (i *Instance) Format(ctx context.Context, batch []byte, count int) ([]byte, error) {
+	p, n, err := i.input(ctx, "logtk_format", batch)
+	if err != nil {
+		return nil, err
+	}
+	st, res, err := i.call(ctx, "logtk_format", p, n)
+	if err != nil {
+		return nil, err
+	}
+	if st != StatusOK {
+		return nil, i.statusErr("logtk_format", st, res)
+	}
+	got, ok := CountEntries(res)
+	if !ok || got != count {
+		return nil, i.brokenErr("logtk_format", fmt.Sprintf("returned garbage: %d well-formed entries (ok=%v) for %d records", got, ok, count), nil)
+	}
+	return res, nil
+}
+
+func (i *Instance) simple(ctx context.Context, call string) error {
+	st, res, err := i.call(ctx, call)
+	if err != nil {
+		return err
+	}
+	return i.statusErr(call, st, res)
+}
+
+// Open, Flush and Close call the transport exports of the same names.
+func (i *Instance) Open(ctx context.Context) error  { return i.simple(ctx, "logtk_open") }
+func (i *Instance) Flush(ctx context.Context) error { return i.simple(ctx, "logtk_flush") }
+func (i *Instance) ClosePlugin(ctx context.Context) error {
+	return i.simple(ctx, "logtk_close")
+}
+
+// Write hands a formatted batch to a transport.
+func (i *Instance) Write(ctx context.Context, batch []byte) error {
+	p, n, err := i.input(ctx, "logtk_write", batch)
+	if err != nil {
+		return err
+	}
+	st, res, err := i.call(ctx, "logtk_write", p, n)
+	if err != nil {
+		return err
+	}
+	return i.statusErr("logtk_write", st, res)
+}
+
+// lineLogger turns a plugin's stdout/stderr into log lines, keeping long
+// lines whole up to 64 KiB.
+type lineLogger struct {
+	l     hclog.Logger
+	level int32
+	buf   []byte
+}
+
+func (w *lineLogger) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		logAt(w.l, w.level, string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 64<<10 {
+		w.flush()
+	}
+	return len(p), nil
+}
+
+func (w *lineLogger) flush() {
+	if len(w.buf) > 0 {
+		logAt(w.l, w.level, string(w.buf))
+		w.buf = w.buf[:0]
+	}
+}
+
+var _ io.Writer = (*lineLogger)(nil)

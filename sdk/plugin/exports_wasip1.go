@@ -1,0 +1,190 @@
+//go:build wasip1
+
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"unsafe"
+)
+
+// The ABI's exports (docs/plugin-abi.md). Buffers handed to the host are
+// package-level so that they stay referenced while the host reads them.
+
+// Status codes.
+const (
+	statusOK       = 0
+	statusRetry    = 1
+	statusInvalid  = 2
+	statusInternal = 3
+)
+
+var (
+	inBuf  []byte // the host writes call input here (logtk_alloc)
+	outBuf []byte // results and error messages (logtk_result)
+	result []byte // the slice of outBuf the last call produced
+	fmtBuf []byte // FormatBatch output, reused
+)
+
+func ptr(b []byte) uint32 {
+	if cap(b) == 0 {
+		return 0
+	}
+	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+}
+
+//go:wasmexport logtk_abi_version
+func abiVersion() uint32 { return ABIVersion }
+
+//go:wasmexport logtk_alloc
+func alloc(size uint32) uint32 {
+	if int(size) > cap(inBuf) {
+		inBuf = make([]byte, size, max(int(size), 2*cap(inBuf)))
+		// A grown heap can leave the Go GC mid-cycle across calls, which
+		// slows every later call; finish the cycle now.
+		runtime.GC()
+	}
+	inBuf = inBuf[:size]
+	if size == 0 {
+		inBuf = inBuf[:0:max(cap(inBuf), 1)]
+		if cap(inBuf) == 0 {
+			inBuf = make([]byte, 0, 64)
+		}
+	}
+	return ptr(inBuf)
+}
+
+//go:wasmexport logtk_result
+func resultPtr() uint64 {
+	return uint64(ptr(result))<<32 | uint64(len(result))
+}
+
+func setResult(b []byte) { result = b }
+
+func fail(status uint32, err error) uint32 {
+	outBuf = append(outBuf[:0], err.Error()...)
+	setResult(outBuf)
+	return status
+}
+
+func errStatus(err error) uint32 {
+	if IsRetry(err) {
+		return fail(statusRetry, err)
+	}
+	return fail(statusInternal, err)
+}
+
+//go:wasmexport logtk_info
+func info() uint32 {
+	b, err := json.Marshal(registered.info)
+	if err != nil {
+		return fail(statusInternal, err)
+	}
+	if registered.info.Kind == "" {
+		return fail(statusInvalid, fmt.Errorf("plugin registered nothing: call plugin.RegisterFormatter or RegisterTransport from init"))
+	}
+	outBuf = append(outBuf[:0], b...)
+	setResult(outBuf)
+	return statusOK
+}
+
+func current() any {
+	if registered.formatter != nil {
+		return registered.formatter
+	}
+	return registered.transport
+}
+
+//go:wasmexport logtk_configure
+func configure(p, n uint32) uint32 {
+	c, ok := current().(Configurer)
+	setResult(nil)
+	if !ok {
+		return statusOK
+	}
+	if err := c.Configure(input(p, n)); err != nil {
+		return fail(statusInvalid, err)
+	}
+	return statusOK
+}
+
+// input returns the call's input, which the host wrote into inBuf.
+func input(p, n uint32) []byte {
+	if n == 0 {
+		return nil
+	}
+	if p != ptr(inBuf) || int(n) > len(inBuf) {
+		panic("logtk plugin ABI: input not in the buffer returned by logtk_alloc")
+	}
+	return inBuf[:n]
+}
+
+//go:wasmexport logtk_format
+func format(p, n uint32) uint32 {
+	f := registered.formatter
+	if f == nil {
+		return fail(statusInvalid, fmt.Errorf("not a format plugin"))
+	}
+	out, err := FormatBatch(f, fmtBuf[:0], input(p, n))
+	grown := cap(out) > cap(fmtBuf)
+	fmtBuf = out
+	if grown {
+		runtime.GC()
+	}
+	if err != nil {
+		return errStatus(err)
+	}
+	setResult(fmtBuf)
+	return statusOK
+}
+
+//go:wasmexport logtk_open
+func open() uint32 {
+	setResult(nil)
+	if t := registered.transport; t != nil {
+		if err := t.Open(); err != nil {
+			return errStatus(err)
+		}
+	}
+	return statusOK
+}
+
+//go:wasmexport logtk_write
+func write(p, n uint32) uint32 {
+	t := registered.transport
+	setResult(nil)
+	if t == nil {
+		return fail(statusInvalid, fmt.Errorf("not a transport plugin"))
+	}
+	b, err := NewBatch(input(p, n))
+	if err != nil {
+		return fail(statusInvalid, err)
+	}
+	if err := t.Write(b); err != nil {
+		return errStatus(err)
+	}
+	return statusOK
+}
+
+//go:wasmexport logtk_flush
+func flush() uint32 {
+	setResult(nil)
+	if t := registered.transport; t != nil {
+		if err := t.Flush(); err != nil {
+			return errStatus(err)
+		}
+	}
+	return statusOK
+}
+
+//go:wasmexport logtk_close
+func closePlugin() uint32 {
+	setResult(nil)
+	if t := registered.transport; t != nil {
+		if err := t.Close(); err != nil {
+			return errStatus(err)
+		}
+	}
+	return statusOK
+}

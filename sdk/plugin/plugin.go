@@ -1,0 +1,221 @@
+// Package plugin is the SDK for writing logtk format and transport plugins
+// in Go. A plugin implements Formatter or Transport (and optionally
+// Configurer), registers it in an init function and is built with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o myplugin.wasm .
+//
+// The SDK implements the plugin ABI (docs/plugin-abi.md): buffers,
+// pointers, batching and error codes are its business, not the plugin's.
+// The same plugin code also compiles natively, which is how its tests and
+// benchmarks can run without Wasm.
+//
+//	func init() {
+//		plugin.RegisterFormatter(plugin.Info{Name: "upper", Version: "1.0.0"}, &upper{})
+//	}
+//
+//	type upper struct{}
+//
+//	func (*upper) Format(dst []byte, r *plugin.Record) ([]byte, error) {
+//		return append(bytes.ToUpper(append(dst, r.Message...)), '\n'), nil
+//	}
+//
+// # Threading
+//
+// The host never calls one plugin instance concurrently: a plugin needs no
+// locks. It may run several instances of the same module at once, each
+// with its own memory.
+package plugin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/logtk/logtk/internal/record"
+)
+
+// ABIVersion is the plugin ABI version this SDK implements.
+const ABIVersion = 1
+
+// Record is a read-only view of one encoded logtk.v1.Record. Its byte
+// slices point into the batch the host sent and are valid only during the
+// call.
+type Record = record.View
+
+// Attr is a read-only view of one attribute of a Record.
+type Attr = record.AttrView
+
+// Attribute kinds.
+const (
+	KindString   = record.KindString
+	KindInt      = record.KindInt
+	KindUint     = record.KindUint
+	KindFloat    = record.KindFloat
+	KindBool     = record.KindBool
+	KindBytes    = record.KindBytes
+	KindTime     = record.KindTime
+	KindDuration = record.KindDuration
+	KindGroup    = record.KindGroup
+)
+
+// Levels as they appear in Record.Level (OpenTelemetry severity numbers).
+const (
+	LevelTrace  = record.LevelTrace
+	LevelDebug  = record.LevelDebug
+	LevelInfo   = record.LevelInfo
+	LevelNotice = record.LevelNotice
+	LevelWarn   = record.LevelWarn
+	LevelError  = record.LevelError
+	LevelFatal  = record.LevelFatal
+)
+
+// Sources as they appear in Record.Source.
+const (
+	SourceSDK    = record.SourceSDK
+	SourceStdout = record.SourceStdout
+	SourceStderr = record.SourceStderr
+	SourceHost   = record.SourceHost
+)
+
+// Formatter turns records into bytes for a transport.
+type Formatter interface {
+	// Format appends the formatted form of r to dst and returns it.
+	// Appending nothing drops the record from this pipeline on purpose (a
+	// filter); an error fails the whole batch.
+	Format(dst []byte, r *Record) ([]byte, error)
+}
+
+// Transport delivers formatted records.
+type Transport interface {
+	// Open acquires resources (files, connections). It runs once, after
+	// Configure.
+	Open() error
+	// Write delivers a batch. Returning nil means every entry is
+	// delivered as durably as the transport promises; the host then
+	// forgets the batch. Return Retry(err) for a transient failure: the
+	// host retries the same batch later. Any other error is permanent.
+	Write(batch *Batch) error
+	// Flush makes everything written so far durable.
+	Flush() error
+	// Close releases resources. No call follows it.
+	Close() error
+}
+
+// Configurer is implemented by plugins that take configuration. Configure
+// receives the plugin's config block as JSON, already checked by the host
+// against Info.Config, and runs before any other call. It must not do I/O:
+// `logtk-host validate` calls it too.
+type Configurer interface {
+	Configure(config []byte) error
+}
+
+// FieldType is the type of one configuration field.
+type FieldType string
+
+// Field types. A "file" field is a path in plugins.hcl; the host reads the
+// file and the plugin receives its contents, base64-encoded in the JSON as
+// Go's encoding/json does for []byte, so the plugin needs no filesystem
+// access for it.
+const (
+	TypeString     FieldType = "string"
+	TypeNumber     FieldType = "number"
+	TypeBool       FieldType = "bool"
+	TypeStringList FieldType = "list(string)"
+	TypeStringMap  FieldType = "map(string)"
+	TypeFile       FieldType = "file"
+)
+
+// Field declares one configuration field.
+type Field struct {
+	Name     string    `json:"name"`
+	Type     FieldType `json:"type"`
+	Required bool      `json:"required,omitempty"`
+	Doc      string    `json:"doc,omitempty"`
+}
+
+// Info describes a plugin to the host.
+type Info struct {
+	Name    string  `json:"name"`
+	Version string  `json:"version"`
+	Kind    string  `json:"kind"` // "format" or "transport"; set by Register*
+	Config  []Field `json:"config,omitempty"`
+	ABI     int     `json:"abi"` // set by Register*
+}
+
+// Batch is a sequence of formatted entries handed to a Transport.
+type Batch struct {
+	data []byte
+	n    int
+}
+
+// NewBatch wraps encoded batch data (see the ABI document). It exists for
+// native tests of a Transport.
+func NewBatch(data []byte) (*Batch, error) {
+	n, err := countEntries(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Batch{data: data, n: n}, nil
+}
+
+// Len returns the number of entries.
+func (b *Batch) Len() int { return b.n }
+
+// Each calls fn for each entry in order until fn returns false. Entries are
+// valid only during the call to Write.
+func (b *Batch) Each(fn func(entry []byte) bool) {
+	eachEntry(b.data, fn)
+}
+
+// Bytes returns the encoded batch.
+func (b *Batch) Bytes() []byte { return b.data }
+
+var errRetry = errors.New("retry")
+
+type retryErr struct{ err error }
+
+func (e retryErr) Error() string { return e.err.Error() }
+func (e retryErr) Unwrap() error { return e.err }
+func (e retryErr) Is(t error) bool {
+	return t == errRetry
+}
+
+// Retry marks err as transient: the host retries the batch.
+func Retry(err error) error { return retryErr{err} }
+
+// IsRetry reports whether err was marked by Retry.
+func IsRetry(err error) bool { return errors.Is(err, errRetry) }
+
+var registered struct {
+	info      Info
+	formatter Formatter
+	transport Transport
+}
+
+// RegisterFormatter makes f the plugin's formatter. Call it once, from init.
+func RegisterFormatter(info Info, f Formatter) {
+	register(info, "format")
+	registered.formatter = f
+}
+
+// RegisterTransport makes t the plugin's transport. Call it once, from init.
+func RegisterTransport(info Info, t Transport) {
+	register(info, "transport")
+	registered.transport = t
+}
+
+func register(info Info, kind string) {
+	if registered.info.Kind != "" {
+		panic(fmt.Sprintf("plugin: %s %q registered twice", kind, info.Name))
+	}
+	info.Kind, info.ABI = kind, ABIVersion
+	registered.info = info
+}
+
+// DecodeConfig is a helper for Configure: it decodes the JSON config into v.
+func DecodeConfig(config []byte, v any) error {
+	if len(config) == 0 {
+		return nil
+	}
+	return json.Unmarshal(config, v)
+}
