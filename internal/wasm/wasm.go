@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -414,7 +415,21 @@ func describeTrap(err error, l Limits) string {
 		}
 		return fmt.Sprintf("exited with code %d (a Go plugin exits 2 on panic; see its stderr in the host log)", ee.ExitCode())
 	}
-	return "trapped: " + err.Error()
+	// wazero's message is the trap and a wasm stack trace; keep the trap
+	// and the innermost frame of the plugin's own code.
+	lines := strings.Split(err.Error(), "\n")
+	msg := "trapped: " + lines[0]
+	for _, l := range lines[1:] {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, ".") && !strings.HasPrefix(l, ".runtime.") {
+			msg += " in " + strings.TrimPrefix(l, ".")
+			break
+		}
+	}
+	if strings.Contains(err.Error(), ".runtime.throw") {
+		msg += " (a Go runtime fatal error, e.g. out of memory; the plugin's stderr in the host log says which)"
+	}
+	return msg
 }
 
 func (i *Instance) result(ctx context.Context) ([]byte, error) {

@@ -1,0 +1,199 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+func load(t *testing.T, dir string, opts Options) *Module {
+	t.Helper()
+	b, err := os.ReadFile(plugintest.Build(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Name == "" {
+		opts.Name = filepath.Base(dir)
+	}
+	m, err := Load(context.Background(), b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+func batchOf(msgs ...string) []byte {
+	var b []byte
+	for _, m := range msgs {
+		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, m, "")
+		b = AppendEntry(b, rec)
+	}
+	return b
+}
+
+func entries(b []byte) []string {
+	var out []string
+	EachEntry(b, func(e []byte) { out = append(out, string(e)) })
+	return out
+}
+
+func TestFormatText(t *testing.T) {
+	m := load(t, "../../plugins/text/plugin", Options{})
+	if info := m.Info(); info.Name != "text" || info.Kind != "format" || info.ABI != 1 || len(info.Config) != 1 {
+		t.Fatalf("info = %+v", info)
+	}
+	ctx := context.Background()
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	if err := inst.Configure(ctx, []byte(`{"theme":"none"}`)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := inst.Format(ctx, batchOf("one", "two"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"2023-11-14T22:13:20.000000Z INFO  one\n", "2023-11-14T22:13:20.000000Z INFO  two\n"}
+	if got := entries(out); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q", got)
+	}
+	err = inst.Configure(ctx, []byte(`{"theme":"plaid"}`))
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Status != StatusInvalid || !strings.Contains(ce.Msg, `unknown theme "plaid"`) || ce.Broken {
+		t.Fatalf("bad config: %v", err)
+	}
+}
+
+// TestContainment: each way a plugin can misbehave is reported as a
+// *CallError naming the plugin and call; the host goes on, and a fresh
+// instance works.
+func TestContainment(t *testing.T) {
+	ctx := context.Background()
+	hostile := load(t, "testdata/hostile", Options{Limits: Limits{CallTimeout: 2 * time.Second, MemoryBytes: 32 << 20}})
+	raw := load(t, "testdata/raw", Options{})
+	tests := []struct {
+		name, msg, lie string
+		m              *Module
+		want           string
+		broken         bool
+		status         int
+	}{
+		{name: "trap", m: hostile, msg: "trap", want: "trapped: wasm error: unreachable in main.__hostile_.Format", broken: true, status: -1},
+		{name: "infinite loop", m: hostile, msg: "loop", want: "ran past its time budget of 2s", broken: true, status: -1},
+		{name: "memory leak", m: hostile, msg: "leak", want: "a Go runtime fatal error, e.g. out of memory", broken: true, status: -1},
+		{name: "plugin error", m: hostile, msg: "error", want: "this record cannot be formatted", status: StatusInternal},
+		{name: "plugin asks for retry", m: hostile, msg: "retry", want: "try again later", status: StatusRetry},
+		{name: "result out of bounds", m: raw, lie: "result", msg: "x", want: "outside its", broken: true, status: -1},
+		{name: "alloc out of bounds", m: raw, lie: "alloc", msg: "x", want: "logtk_alloc", broken: true, status: -1},
+		{name: "wrong entry count", m: raw, lie: "count", msg: "x", want: "returned garbage: 1 well-formed entries (ok=true) for 2 records", broken: true, status: -1},
+		{name: "entry past the end", m: raw, lie: "length", msg: "x", want: "returned garbage", broken: true, status: -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inst, err := tc.m.NewInstance(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close(ctx)
+			if tc.lie != "" {
+				if err := inst.Configure(ctx, []byte(`{"lie":"`+tc.lie+`"}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = inst.Format(ctx, batchOf("fine", tc.msg), 2)
+			var ce *CallError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *CallError", err)
+			}
+			if !strings.Contains(ce.Error(), tc.want) || ce.Broken != tc.broken || ce.Status != tc.status || inst.Broken() != tc.broken {
+				t.Fatalf("err = %v (broken=%v status=%d), want %q broken=%v status=%d", ce, ce.Broken, ce.Status, tc.want, tc.broken, tc.status)
+			}
+			if !strings.HasPrefix(ce.Error(), "plugin["+filepath.Base(tc.m.name)+"] call[") {
+				t.Fatalf("error does not name the plugin and call: %v", ce)
+			}
+			// The module is still usable: a fresh instance formats.
+			fresh, err := tc.m.NewInstance(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fresh.Close(ctx)
+			if _, err := fresh.Format(ctx, batchOf("fine"), 1); err != nil {
+				t.Fatalf("fresh instance: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	ctx := context.Background()
+	text, err := os.ReadFile(plugintest.Build(t, "../../plugins/text/plugin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		wasm []byte
+		opts Options
+		want string
+	}{
+		{"not wasm", []byte("#!/bin/sh\n"), Options{}, "not a valid WebAssembly module"},
+		{"wrong digest", text, Options{SHA256: strings.Repeat("0", 64)}, "configuration requires 0000"},
+		{"memory limit too small", text, Options{Limits: Limits{MemoryBytes: 1}}, "memory limit 1 bytes out of range"},
+		{"memory limit below the module's minimum", text, Options{Limits: Limits{MemoryBytes: 1 << 20}}, "plugin[p]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Name, tc.opts.CacheDir = "p", "-"
+			_, err := Load(ctx, tc.wasm, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSandbox: a plugin reaches only the directories it was granted.
+func TestSandbox(t *testing.T) {
+	ctx := context.Background()
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("s3cret"), 0o600)
+	granted := t.TempDir()
+	m := load(t, "testdata/fsprobe", Options{Grants: Grants{Dirs: []Dir{{Host: granted}}}})
+	run := func(cfg string) error {
+		inst, err := m.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close(ctx)
+		if err := inst.Configure(ctx, []byte(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		return inst.Write(ctx, AppendEntry(nil, []byte("hello\n")))
+	}
+	if err := run(`{"read":"` + secret + `"}`); err == nil || !strings.Contains(err.Error(), "read denied") {
+		t.Fatalf("reading an ungranted file: %v", err)
+	}
+	if err := run(`{"read":"/etc/passwd"}`); err == nil || !strings.Contains(err.Error(), "read denied") {
+		t.Fatalf("reading /etc/passwd: %v", err)
+	}
+	out := filepath.Join(granted, "out.log")
+	if err := run(`{"write":"` + out + `"}`); err != nil {
+		t.Fatalf("writing into the granted directory: %v", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "hello\n" {
+		t.Fatalf("granted file holds %q", b)
+	}
+	if err := run(`{"write":"` + filepath.Join(filepath.Dir(secret), "x") + `"}`); err == nil {
+		t.Fatal("wrote outside the granted directory")
+	}
+}
