@@ -140,46 +140,64 @@ func (a *AttrView) Time() time.Time         { return time.Unix(0, int64(a.num)) 
 func (a *AttrView) Duration() time.Duration { return time.Duration(int64(a.num)) }
 func (a *AttrView) TimeUnixNano() int64     { return int64(a.num) }
 
-// Attrs calls fn for each top-level attribute until fn returns false.
-func (v *View) Attrs(fn func(a *AttrView) bool) {
+// AttrIter iterates over attributes in place. It is a value: copy it to
+// iterate again. The AttrView it fills belongs to the caller, so a loop
+//
+//	var a record.AttrView
+//	for it := v.Attrs(); it.Next(&a); { ... }
+//
+// does not allocate.
+type AttrIter struct {
+	b     []byte
+	field protowire.Number
+}
+
+// Attrs returns an iterator over the record's top-level attributes.
+func (v *View) Attrs() AttrIter {
 	if v.attrs < 0 {
-		return
+		return AttrIter{}
 	}
-	eachAttr(v.Raw[v.attrs:], fAttrs, fn)
+	return AttrIter{b: v.Raw[v.attrs:], field: fAttrs}
 }
 
-// GroupAttrs calls fn for each attribute of a group attribute.
-func (a *AttrView) GroupAttrs(fn func(a *AttrView) bool) {
-	if a.Kind == KindGroup {
-		eachAttr(a.Data, 1, fn)
+// Group returns an iterator over a group attribute's attributes (none for
+// other kinds).
+func (a *AttrView) Group() AttrIter {
+	if a.Kind != KindGroup {
+		return AttrIter{}
 	}
+	return AttrIter{b: a.Data, field: 1}
 }
 
-func eachAttr(b []byte, field protowire.Number, fn func(a *AttrView) bool) {
-	var a AttrView
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+// Next fills a with the next attribute and reports whether there was one.
+func (it *AttrIter) Next(a *AttrView) bool {
+	for len(it.b) > 0 {
+		num, typ, n := protowire.ConsumeTag(it.b)
 		if n < 0 {
-			return
+			it.b = nil
+			return false
 		}
-		b = b[n:]
-		if num != field || typ != protowire.BytesType {
-			m := protowire.ConsumeFieldValue(num, typ, b)
+		it.b = it.b[n:]
+		if num != it.field || typ != protowire.BytesType {
+			m := protowire.ConsumeFieldValue(num, typ, it.b)
 			if m < 0 {
-				return
+				it.b = nil
+				return false
 			}
-			b = b[m:]
+			it.b = it.b[m:]
 			continue
 		}
-		x, m := protowire.ConsumeBytes(b)
+		x, m := protowire.ConsumeBytes(it.b)
 		if m < 0 {
-			return
+			it.b = nil
+			return false
 		}
-		b = b[m:]
-		if parseAttr(x, &a) && !fn(&a) {
-			return
+		it.b = it.b[m:]
+		if parseAttr(x, a) {
+			return true
 		}
 	}
+	return false
 }
 
 func parseAttr(b []byte, a *AttrView) bool {

@@ -145,10 +145,10 @@ func (t *Theme) Append(b []byte, r *record.View) []byte {
 			b = strconv.AppendUint(b, uint64(line), 10)
 		}
 	}
-	r.Attrs(func(a *record.AttrView) bool {
-		b, blocks = t.appendAttr(b, nil, a, blocks)
-		return true
-	})
+	var a record.AttrView
+	for it := r.Attrs(); it.Next(&a); {
+		b, blocks = t.appendAttr(b, nil, &a, blocks)
+	}
 	b = append(b, '\n')
 	for _, bl := range blocks {
 		if len(bl.key) > 0 || len(bl.prefix) > 0 {
@@ -179,10 +179,10 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block)
 		} else {
 			p = a.Key
 		}
-		a.GroupAttrs(func(ga *record.AttrView) bool {
-			b, blocks = t.appendAttr(b, p, ga, blocks)
-			return true
-		})
+		var ga record.AttrView
+		for it := a.Group(); it.Next(&ga); {
+			b, blocks = t.appendAttr(b, p, &ga, blocks)
+		}
 		return b, blocks
 	}
 	if a.Kind == record.KindString && bytes.Contains(bytes.TrimRight(a.Data, "\n"), []byte{'\n'}) {
@@ -190,11 +190,15 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block)
 	}
 	b = append(b, ' ')
 	b = append(b, t.Key...)
-	if len(prefix) > 0 {
-		b = append(b, prefix...)
-		b = append(b, '.')
+	if len(prefix) > 0 || needsQuote(a.Key) {
+		key := a.Key
+		if len(prefix) > 0 {
+			key = append(append(append([]byte(nil), prefix...), '.'), a.Key...)
+		}
+		b = appendString(b, key)
+	} else {
+		b = append(b, a.Key...)
 	}
-	b = append(b, a.Key...)
 	b = append(b, t.Reset...)
 	b = append(b, '=')
 	return AppendValue(b, a), blocks

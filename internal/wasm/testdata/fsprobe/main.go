@@ -17,9 +17,9 @@ type probe struct {
 }
 
 func (p *probe) Configure(c []byte) error { return plugin.DecodeConfig(c, &p.cfg) }
-func (p *probe) Open() error            { return nil }
-func (p *probe) Flush() error           { return nil }
-func (p *probe) Close() error           { return nil }
+func (p *probe) Open() error              { return nil }
+func (p *probe) Flush() error             { return nil }
+func (p *probe) Close() error             { return nil }
 
 func (p *probe) Write(b *plugin.Batch) error {
 	if p.cfg.Read != "" {

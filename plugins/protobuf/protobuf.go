@@ -1,0 +1,413 @@
+// Package protobuf is the reference protobuf formatter: the seed's
+// format.protobuf(pblib, pblib.cluster.LoggableMessage).
+//
+// Without configuration it emits logtk's own logtk.v1.Record, which is
+// what the host already holds: formatting is a copy. Given a user's
+// compiled schema (a FileDescriptorSet, e.g. from `protoc
+// --descriptor_set_out` or `buf build -o`) and a message name, it maps the
+// record's fields and attributes onto that message's fields by name, with
+// a plan computed once at Configure, so formatting a record does not
+// allocate. See README.md for the mapping rules.
+package protobuf
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/internal/textfmt"
+	"github.com/logtk/logtk/sdk/plugin"
+)
+
+// Info describes the plugin.
+var Info = plugin.Info{
+	Name:    "protobuf",
+	Version: "1.0.0",
+	Config: []plugin.Field{
+		{Name: "schema", Type: plugin.TypeFile, Doc: "a compiled FileDescriptorSet; default: logtk's own logtk.v1.Record"},
+		{Name: "message", Type: plugin.TypeString, Doc: "the fully qualified message to emit, e.g. cluster.LoggableMessage (required with schema)"},
+	},
+}
+
+// Formatter formats records as protobuf messages.
+type Formatter struct {
+	plan  []step            // record fields to encode, in order
+	attrs map[string]target // attribute key -> field
+	rest  *target           // map<string,string> for attributes without a field
+}
+
+// New returns a Formatter emitting logtk.v1.Record.
+func New() *Formatter { return &Formatter{} }
+
+var _ plugin.Formatter = (*Formatter)(nil)
+var _ plugin.Configurer = (*Formatter)(nil)
+
+// What a record provides.
+type source int
+
+const (
+	srcTime source = iota
+	srcLevel
+	srcMessage
+	srcLogger
+	srcWorker
+	srcWorkerIndex
+	srcPID
+	srcIncarnation
+	srcSeq
+	srcSource
+	srcReceived
+)
+
+// Field names each record value maps to, in order of preference.
+var sourceNames = []struct {
+	src   source
+	names []string
+}{
+	{srcTime, []string{"time_unix_nano", "time", "timestamp", "ts"}},
+	{srcLevel, []string{"level", "severity", "severity_number"}},
+	{srcMessage, []string{"message", "msg", "body"}},
+	{srcLogger, []string{"logger", "logger_name", "name"}},
+	{srcWorker, []string{"worker", "worker_name"}},
+	{srcWorkerIndex, []string{"worker_index"}},
+	{srcPID, []string{"pid", "process_id"}},
+	{srcIncarnation, []string{"incarnation"}},
+	{srcSeq, []string{"seq", "sequence", "sequence_number"}},
+	{srcSource, []string{"source"}},
+	{srcReceived, []string{"received_unix_nano", "received", "received_time"}},
+}
+
+type target struct {
+	name     string
+	num      protowire.Number
+	typ      int
+	typeName string
+}
+
+type step struct {
+	src source
+	t   target
+}
+
+// Configure implements plugin.Configurer.
+func (f *Formatter) Configure(config []byte) error {
+	var c struct {
+		Schema  []byte `json:"schema"`
+		Message string `json:"message"`
+	}
+	if err := plugin.DecodeConfig(config, &c); err != nil {
+		return err
+	}
+	if len(c.Schema) == 0 {
+		if c.Message != "" {
+			return fmt.Errorf("message %q given without a schema", c.Message)
+		}
+		*f = Formatter{}
+		return nil
+	}
+	if c.Message == "" {
+		return fmt.Errorf("schema given without message: name the message to emit")
+	}
+	msgs, err := parseDescriptorSet(c.Schema)
+	if err != nil {
+		return err
+	}
+	m, ok := msgs[strings.TrimPrefix(c.Message, ".")]
+	if !ok {
+		names := make([]string, 0, len(msgs))
+		for n := range msgs {
+			names = append(names, n)
+		}
+		return fmt.Errorf("schema has no message %q (it has: %s)", c.Message, strings.Join(names, ", "))
+	}
+	nf := Formatter{attrs: map[string]target{}}
+	used := map[string]bool{}
+	byName := map[string]fieldDesc{}
+	for _, fd := range m.fields {
+		byName[fd.name] = fd
+	}
+	for _, sn := range sourceNames {
+		for _, name := range sn.names {
+			fd, ok := byName[name]
+			if !ok || used[name] {
+				continue
+			}
+			if fd.label == labelRepeated {
+				return fmt.Errorf("field %s.%s is repeated; record field %s needs a singular field", m.fullName, name, name)
+			}
+			t := target{name: fd.name, num: fd.number, typ: fd.typ, typeName: fd.typeName}
+			if !compatible(sn.src, t) {
+				return fmt.Errorf("field %s.%s has type %s, which cannot hold the record's %s", m.fullName, name, typeString(t), name)
+			}
+			nf.plan = append(nf.plan, step{sn.src, t})
+			used[name] = true
+			break
+		}
+	}
+	for _, fd := range m.fields {
+		if used[fd.name] {
+			continue
+		}
+		t := target{name: fd.name, num: fd.number, typ: fd.typ, typeName: fd.typeName}
+		if fd.label == labelRepeated && fd.typ == tMessage && isStringMap(msgs, fd.typeName) {
+			if nf.rest == nil && (fd.name == "attrs" || fd.name == "attributes" || fd.name == "labels" || fd.name == "fields") {
+				nf.rest = &t
+			}
+			continue
+		}
+		if fd.label == labelRepeated {
+			continue
+		}
+		nf.attrs[fd.name] = t
+	}
+	*f = nf
+	return nil
+}
+
+func compatible(s source, t target) bool {
+	switch s {
+	case srcTime, srcReceived:
+		return isInt(t.typ) || t.typ == tString || (t.typ == tMessage && t.typeName == ".google.protobuf.Timestamp") || t.typ == tDouble
+	case srcMessage, srcLogger, srcWorker:
+		return t.typ == tString || t.typ == tBytes
+	default: // numbers, and level/source also as names
+		return isInt(t.typ) || t.typ == tEnum || t.typ == tString
+	}
+}
+
+func isInt(typ int) bool {
+	switch typ {
+	case tInt64, tUint64, tInt32, tFixed64, tFixed32, tUint32, tSfixed32, tSfixed64, tSint32, tSint64:
+		return true
+	}
+	return false
+}
+
+func typeString(t target) string {
+	names := map[int]string{tDouble: "double", tFloat: "float", tInt64: "int64", tUint64: "uint64", tInt32: "int32",
+		tFixed64: "fixed64", tFixed32: "fixed32", tBool: "bool", tString: "string", tMessage: "message " + t.typeName,
+		tBytes: "bytes", tUint32: "uint32", tEnum: "enum " + t.typeName, tSfixed32: "sfixed32", tSfixed64: "sfixed64",
+		tSint32: "sint32", tSint64: "sint64"}
+	if n, ok := names[t.typ]; ok {
+		return n
+	}
+	return strconv.Itoa(t.typ)
+}
+
+var sourceText = [...][]byte{nil, []byte("sdk"), []byte("stdout"), []byte("stderr"), []byte("host")}
+
+var levelNames = map[string][]byte{}
+
+func init() {
+	for _, l := range []int32{0, 1, 5, 9, 10, 13, 17, 21} {
+		n := textfmt.LevelName(l)
+		levelNames[n] = []byte(strings.TrimSpace(n))
+	}
+}
+
+func levelText(l int32) []byte { return levelNames[textfmt.LevelName(l)] }
+
+// Format implements plugin.Formatter.
+func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
+	if f.plan == nil && f.attrs == nil {
+		return append(b, r.Raw...), nil // logtk.v1.Record: the host's bytes are the output
+	}
+	for _, s := range f.plan {
+		switch s.src {
+		case srcTime:
+			b = appendTime(b, s.t, r.TimeUnixNano)
+		case srcReceived:
+			b = appendTime(b, s.t, r.Received)
+		case srcLevel:
+			if s.t.typ == tString {
+				b = appendStr(b, s.t.num, levelText(r.Level))
+			} else {
+				b = appendInt(b, s.t, int64(r.Level))
+			}
+		case srcSource:
+			if s.t.typ == tString {
+				if int(r.Source) < len(sourceText) {
+					b = appendStr(b, s.t.num, sourceText[r.Source])
+				}
+			} else {
+				b = appendInt(b, s.t, int64(r.Source))
+			}
+		case srcMessage:
+			b = appendStr(b, s.t.num, r.Message)
+		case srcLogger:
+			b = appendStr(b, s.t.num, r.Logger)
+		case srcWorker:
+			b = appendStr(b, s.t.num, r.Worker)
+		case srcWorkerIndex:
+			b = appendIntOrText(b, s.t, int64(r.WorkerIndex))
+		case srcPID:
+			b = appendIntOrText(b, s.t, r.PID)
+		case srcIncarnation:
+			b = appendIntOrText(b, s.t, int64(r.Incarnation))
+		case srcSeq:
+			b = appendIntOrText(b, s.t, int64(r.Seq))
+		}
+	}
+	var a plugin.Attr
+	for it := r.Attrs(); it.Next(&a); {
+		if t, ok := f.attrs[string(a.Key)]; ok {
+			if nb, ok := appendAttr(b, t, &a); ok {
+				b = nb
+				continue
+			}
+		}
+		if f.rest != nil {
+			b = appendRest(b, f.rest.num, nil, &a)
+		}
+	}
+	return b, nil
+}
+
+func appendStr(b []byte, num protowire.Number, s []byte) []byte {
+	if len(s) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, s)
+}
+
+func appendIntOrText(b []byte, t target, v int64) []byte {
+	if t.typ == tString {
+		b = protowire.AppendTag(b, t.num, protowire.BytesType)
+		return protowire.AppendBytes(b, strconv.AppendInt(nil, v, 10))
+	}
+	return appendInt(b, t, v)
+}
+
+// appendInt encodes v into an integer, enum, bool or floating field.
+func appendInt(b []byte, t target, v int64) []byte {
+	switch t.typ {
+	case tInt64, tUint64, tInt32, tUint32, tEnum, tBool:
+		if t.typ == tBool && v != 0 {
+			v = 1
+		}
+		b = protowire.AppendTag(b, t.num, protowire.VarintType)
+		return protowire.AppendVarint(b, uint64(v))
+	case tSint32, tSint64:
+		b = protowire.AppendTag(b, t.num, protowire.VarintType)
+		return protowire.AppendVarint(b, protowire.EncodeZigZag(v))
+	case tFixed32, tSfixed32:
+		b = protowire.AppendTag(b, t.num, protowire.Fixed32Type)
+		return protowire.AppendFixed32(b, uint32(v))
+	case tFixed64, tSfixed64:
+		b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
+		return protowire.AppendFixed64(b, uint64(v))
+	case tDouble:
+		b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
+		return protowire.AppendFixed64(b, math.Float64bits(float64(v)))
+	case tFloat:
+		b = protowire.AppendTag(b, t.num, protowire.Fixed32Type)
+		return protowire.AppendFixed32(b, math.Float32bits(float32(v)))
+	}
+	return b
+}
+
+func appendTime(b []byte, t target, ns int64) []byte {
+	if ns == 0 {
+		return b
+	}
+	switch {
+	case t.typ == tMessage: // google.protobuf.Timestamp
+		b = protowire.AppendTag(b, t.num, protowire.BytesType)
+		sec, nsec := ns/1e9, ns%1e9
+		if nsec < 0 {
+			sec, nsec = sec-1, nsec+1e9
+		}
+		n := protowire.SizeTag(1) + protowire.SizeVarint(uint64(sec)) + protowire.SizeTag(2) + protowire.SizeVarint(uint64(nsec))
+		b = protowire.AppendVarint(b, uint64(n))
+		b = protowire.AppendVarint(protowire.AppendTag(b, 1, protowire.VarintType), uint64(sec))
+		return protowire.AppendVarint(protowire.AppendTag(b, 2, protowire.VarintType), uint64(nsec))
+	case t.typ == tString:
+		b = protowire.AppendTag(b, t.num, protowire.BytesType)
+		var tmp [40]byte
+		return protowire.AppendBytes(b, time.Unix(0, ns).UTC().AppendFormat(tmp[:0], time.RFC3339Nano))
+	case t.typ == tDouble:
+		b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
+		return protowire.AppendFixed64(b, math.Float64bits(float64(ns)/1e9))
+	}
+	return appendInt(b, t, ns)
+}
+
+// appendAttr encodes an attribute into its field, if the types fit.
+func appendAttr(b []byte, t target, a *plugin.Attr) ([]byte, bool) {
+	switch a.Kind {
+	case plugin.KindString, plugin.KindBytes:
+		if t.typ == tString || t.typ == tBytes {
+			if a.Kind == plugin.KindBytes && t.typ == tString {
+				b = protowire.AppendTag(b, t.num, protowire.BytesType)
+				return protowire.AppendBytes(b, base64.StdEncoding.AppendEncode(nil, a.Data)), true
+			}
+			b = protowire.AppendTag(b, t.num, protowire.BytesType)
+			return protowire.AppendBytes(b, a.Data), true
+		}
+		return b, false
+	case plugin.KindInt, plugin.KindDuration:
+		if isInt(t.typ) || t.typ == tEnum || t.typ == tDouble || t.typ == tFloat {
+			return appendInt(b, t, a.Int()), true
+		}
+	case plugin.KindUint:
+		if isInt(t.typ) {
+			return appendInt(b, t, int64(a.Uint())), true
+		}
+	case plugin.KindBool:
+		if t.typ == tBool {
+			return appendInt(b, t, int64(a.Uint())), true
+		}
+	case plugin.KindFloat:
+		switch t.typ {
+		case tDouble:
+			b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
+			return protowire.AppendFixed64(b, math.Float64bits(a.Float())), true
+		case tFloat:
+			b = protowire.AppendTag(b, t.num, protowire.Fixed32Type)
+			return protowire.AppendFixed32(b, math.Float32bits(float32(a.Float()))), true
+		}
+	case plugin.KindTime:
+		if isInt(t.typ) || (t.typ == tMessage && t.typeName == ".google.protobuf.Timestamp") {
+			return appendTime(b, t, a.TimeUnixNano()), true
+		}
+	}
+	if t.typ == tString && a.Kind != plugin.KindGroup {
+		b = protowire.AppendTag(b, t.num, protowire.BytesType)
+		return protowire.AppendBytes(b, textfmt.AppendValue(nil, a)), true
+	}
+	return b, false
+}
+
+// appendRest adds an attribute without a field of its own to the
+// map<string,string>, flattening groups with dotted keys.
+func appendRest(b []byte, num protowire.Number, prefix []byte, a *plugin.Attr) []byte {
+	key := a.Key
+	if len(prefix) > 0 {
+		key = append(append(append([]byte(nil), prefix...), '.'), a.Key...)
+	}
+	if a.Kind == plugin.KindGroup {
+		var g plugin.Attr
+		for it := a.Group(); it.Next(&g); {
+			b = appendRest(b, num, key, &g)
+		}
+		return b
+	}
+	var val []byte
+	if a.Kind == plugin.KindString {
+		val = a.Data
+	} else {
+		val = textfmt.AppendValue(nil, a)
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	n := protowire.SizeTag(1) + protowire.SizeBytes(len(key)) + protowire.SizeTag(2) + protowire.SizeBytes(len(val))
+	b = protowire.AppendVarint(b, uint64(n))
+	b = protowire.AppendBytes(protowire.AppendTag(b, 1, protowire.BytesType), key)
+	return protowire.AppendBytes(protowire.AppendTag(b, 2, protowire.BytesType), val)
+}
+

@@ -1,0 +1,198 @@
+package protobuf_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/plugins/protobuf"
+	"github.com/logtk/logtk/sdk/plugin"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+func format(t *testing.T, f *protobuf.Formatter, rec []byte) []byte {
+	t.Helper()
+	var v plugin.Record
+	if !v.Parse(rec) {
+		t.Fatal("bad sample")
+	}
+	out, err := f.Format(nil, &v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestOwnSchema: by default the output is logtk.v1.Record, byte for byte
+// the record the host holds.
+func TestOwnSchema(t *testing.T) {
+	f := protobuf.New()
+	for _, rec := range plugintest.SampleRecords() {
+		out := format(t, f, rec)
+		if !bytes.Equal(out, rec) {
+			t.Fatal("output differs from the record")
+		}
+		var r logtkv1.Record
+		if err := proto.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// userSchema is the seed's pblib.cluster.LoggableMessage, as a user might
+// write it, compiled to a FileDescriptorSet.
+func userSchema(t *testing.T) ([]byte, protoreflect.MessageDescriptor) {
+	t.Helper()
+	s := func(v string) *string { return &v }
+	i := func(v int32) *int32 { return &v }
+	field := func(name string, num int32, typ descriptorpb.FieldDescriptorProto_Type, typeName string) *descriptorpb.FieldDescriptorProto {
+		f := &descriptorpb.FieldDescriptorProto{Name: s(name), Number: i(num), Type: typ.Enum(),
+			Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), JsonName: s(name)}
+		if typeName != "" {
+			f.TypeName = s(typeName)
+		}
+		return f
+	}
+	attrsField := field("attrs", 9, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, ".cluster.LoggableMessage.AttrsEntry")
+	attrsField.Label = descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
+	file := &descriptorpb.FileDescriptorProto{
+		Name:       s("cluster/loggable.proto"),
+		Package:    s("cluster"),
+		Syntax:     s("proto3"),
+		Dependency: []string{"google/protobuf/timestamp.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name: s("LoggableMessage"),
+			Field: []*descriptorpb.FieldDescriptorProto{
+				field("time", 1, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, ".google.protobuf.Timestamp"),
+				field("level", 2, descriptorpb.FieldDescriptorProto_TYPE_STRING, ""),
+				field("message", 3, descriptorpb.FieldDescriptorProto_TYPE_STRING, ""),
+				field("worker", 4, descriptorpb.FieldDescriptorProto_TYPE_STRING, ""),
+				field("seq", 5, descriptorpb.FieldDescriptorProto_TYPE_UINT64, ""),
+				field("status", 6, descriptorpb.FieldDescriptorProto_TYPE_INT32, ""),
+				field("path", 7, descriptorpb.FieldDescriptorProto_TYPE_STRING, ""),
+				field("ratio", 8, descriptorpb.FieldDescriptorProto_TYPE_DOUBLE, ""),
+				attrsField,
+				field("pid", 10, descriptorpb.FieldDescriptorProto_TYPE_SINT64, ""),
+				field("started", 11, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, ".google.protobuf.Timestamp"),
+			},
+			NestedType: []*descriptorpb.DescriptorProto{{
+				Name: s("AttrsEntry"),
+				Field: []*descriptorpb.FieldDescriptorProto{
+					field("key", 1, descriptorpb.FieldDescriptorProto_TYPE_STRING, ""),
+					field("value", 2, descriptorpb.FieldDescriptorProto_TYPE_STRING, ""),
+				},
+				Options: &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)},
+			}},
+		}},
+	}
+	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{
+		protodesc.ToFileDescriptorProto(timestamppb.File_google_protobuf_timestamp_proto), file,
+	}}
+	files, err := protodesc.NewFiles(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := files.FindDescriptorByName("cluster.LoggableMessage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, d.(protoreflect.MessageDescriptor)
+}
+
+func configure(t *testing.T, f *protobuf.Formatter, schema []byte, message string) error {
+	cfg, _ := json.Marshal(map[string]any{"schema": schema, "message": message})
+	return f.Configure(cfg)
+}
+
+// TestUserSchema maps the sample records onto a user's message and checks
+// the result with the real protobuf library.
+func TestUserSchema(t *testing.T) {
+	schema, md := userSchema(t)
+	f := protobuf.New()
+	if err := configure(t, f, schema, "cluster.LoggableMessage"); err != nil {
+		t.Fatal(err)
+	}
+	rec := plugintest.SampleRecords()[0]
+	out := format(t, f, rec)
+	msg := dynamicpb.NewMessage(md)
+	if err := proto.Unmarshal(out, msg); err != nil {
+		t.Fatalf("output does not decode as cluster.LoggableMessage: %v", err)
+	}
+	get := func(name string) protoreflect.Value { return msg.Get(md.Fields().ByName(protoreflect.Name(name))) }
+	ts := get("time").Message()
+	if sec, nanos := ts.Get(ts.Descriptor().Fields().ByName("seconds")).Int(), ts.Get(ts.Descriptor().Fields().ByName("nanos")).Int(); sec != 1795766400 || nanos != 123456789 {
+		t.Errorf("time = %d.%09d", sec, nanos)
+	}
+	for name, want := range map[string]any{
+		"level": "INFO", "message": "request served", "worker": "web", "seq": uint64(1),
+		"status": int32(200), "path": "/api/v1/users", "ratio": 0.25, "pid": int64(4242),
+	} {
+		if got := get(name).Interface(); got != want {
+			t.Errorf("%s = %v (%T), want %v (%T)", name, got, got, want, want)
+		}
+	}
+	attrs := map[string]string{}
+	get("attrs").Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+		attrs[k.String()] = v.String()
+		return true
+	})
+	for k, want := range map[string]string{"bytes": "1099511627776", "cached": "false", "client.ip": "10.1.2.3", "client.geo.country": "NZ", "elapsed": "1.5ms", "token": "base64:3q2+7w=="} {
+		if attrs[k] != want {
+			t.Errorf("attrs[%q] = %q, want %q (attrs: %v)", k, attrs[k], want, attrs)
+		}
+	}
+	if _, ok := attrs["status"]; ok {
+		t.Error("status went to attrs although it has a field")
+	}
+	if s := get("started").Message(); s.Get(s.Descriptor().Fields().ByName("seconds")).Int() != 1795766399 {
+		t.Error("time attribute not mapped onto a Timestamp field")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	schema, _ := userSchema(t)
+	tests := []struct {
+		name, message, want string
+		schema              []byte
+	}{
+		{"unknown message", "cluster.Nope", `schema has no message "cluster.Nope"`, schema},
+		{"not a descriptor set", "x.Y", "schema is not a FileDescriptorSet", []byte{0xff, 0xff}},
+		{"schema without message", "", "schema given without message", schema},
+		{"message without schema", "x.Y", "given without a schema", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := configure(t, protobuf.New(), tc.schema, tc.message)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFormatDoesNotAllocate(t *testing.T) {
+	schema, _ := userSchema(t)
+	f := protobuf.New()
+	if err := configure(t, f, schema, "cluster.LoggableMessage"); err != nil {
+		t.Fatal(err)
+	}
+	var v plugin.Record
+	v.Parse(plugintest.SampleRecords()[1])
+	buf := make([]byte, 0, 4096)
+	if n := testing.AllocsPerRun(100, func() { f.Format(buf[:0], &v) }); n != 0 {
+		t.Fatalf("Format allocated %.0f times per record", n)
+	}
+}
