@@ -410,4 +410,3 @@ func appendRest(b []byte, num protowire.Number, prefix []byte, a *plugin.Attr) [
 	b = protowire.AppendBytes(protowire.AppendTag(b, 1, protowire.BytesType), key)
 	return protowire.AppendBytes(protowire.AppendTag(b, 2, protowire.BytesType), val)
 }
-

@@ -1,0 +1,253 @@
+// Package file is the reference file transport: it appends formatted
+// records to a file in a directory the host granted, rotates it by size
+// and age, keeps a bounded number of old files, and syncs to disk as
+// configured before it acknowledges a batch. See README.md.
+package file
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/sdk/plugin"
+)
+
+// Info describes the plugin.
+var Info = plugin.Info{
+	Name:    "file",
+	Version: "1.0.0",
+	Config: []plugin.Field{
+		{Name: "path", Type: plugin.TypeString, Required: true, Doc: "the file to append to; its directory must be granted in allow { directories }"},
+		{Name: "max_bytes", Type: plugin.TypeNumber, Doc: "rotate when the file would grow past this size; 0 (default) never"},
+		{Name: "max_age", Type: plugin.TypeString, Doc: `rotate a file older than this ("24h"); needs allow { clock = true }`},
+		{Name: "max_files", Type: plugin.TypeNumber, Doc: "rotated files to keep; older ones are deleted; 0 (default) keeps all"},
+		{Name: "fsync", Type: plugin.TypeString, Doc: `"batch" (default): sync before acknowledging each batch; "never": leave it to the OS (Flush and Close still sync)`},
+		{Name: "framing", Type: plugin.TypeString, Doc: `"raw" (default; text and JSON lines end in a newline already), "newline" (add one) or "length-prefixed" (a uvarint length before each entry, for binary formats)`},
+	},
+}
+
+// Transport appends to a rotating file.
+type Transport struct {
+	cfg struct {
+		Path     string  `json:"path"`
+		MaxBytes float64 `json:"max_bytes"`
+		MaxAge   string  `json:"max_age"`
+		MaxFiles float64 `json:"max_files"`
+		Fsync    string  `json:"fsync"`
+		Framing  string  `json:"framing"`
+	}
+	maxAge  time.Duration
+	f       *os.File
+	size    int64
+	opened  time.Time
+	buf     []byte
+	pending bool // written since the last sync
+}
+
+// New returns an unconfigured Transport.
+func New() *Transport { return &Transport{} }
+
+var _ plugin.Transport = (*Transport)(nil)
+var _ plugin.Configurer = (*Transport)(nil)
+
+// Configure implements plugin.Configurer.
+func (t *Transport) Configure(config []byte) error {
+	if err := plugin.DecodeConfig(config, &t.cfg); err != nil {
+		return err
+	}
+	if t.cfg.Path == "" {
+		return errors.New("path is required")
+	}
+	switch t.cfg.Fsync {
+	case "", "batch", "never":
+	default:
+		return fmt.Errorf("unknown fsync %q (want \"batch\" or \"never\")", t.cfg.Fsync)
+	}
+	switch t.cfg.Framing {
+	case "", "raw", "newline", "length-prefixed":
+	default:
+		return fmt.Errorf("unknown framing %q (want \"raw\", \"newline\" or \"length-prefixed\")", t.cfg.Framing)
+	}
+	if t.cfg.MaxBytes < 0 || t.cfg.MaxFiles < 0 {
+		return errors.New("max_bytes and max_files must not be negative")
+	}
+	if t.cfg.MaxAge != "" {
+		d, err := time.ParseDuration(t.cfg.MaxAge)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("max_age %q is not a positive duration", t.cfg.MaxAge)
+		}
+		t.maxAge = d
+	}
+	return nil
+}
+
+// clockGranted: without allow { clock = true } the sandbox's clock is a
+// fixed fake in the past.
+func clockGranted() bool { return time.Now().After(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)) }
+
+// Open implements plugin.Transport.
+func (t *Transport) Open() error {
+	if t.maxAge > 0 && !clockGranted() {
+		return errors.New("max_age needs the clock: grant it with allow { clock = true }")
+	}
+	return t.open()
+}
+
+func (t *Transport) open() error {
+	f, err := os.OpenFile(t.cfg.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening %s (is its directory granted in allow { directories }?): %w", t.cfg.Path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	t.f, t.size, t.opened = f, st.Size(), time.Now()
+	return nil
+}
+
+// Write implements plugin.Transport.
+func (t *Transport) Write(b *plugin.Batch) error {
+	if t.f == nil {
+		if err := t.open(); err != nil {
+			return plugin.Retry(err)
+		}
+	}
+	t.buf = t.buf[:0]
+	b.Each(func(e []byte) bool {
+		switch t.cfg.Framing {
+		case "length-prefixed":
+			t.buf = protowire.AppendVarint(t.buf, uint64(len(e)))
+			t.buf = append(t.buf, e...)
+		case "newline":
+			t.buf = append(append(t.buf, e...), '\n')
+		default:
+			t.buf = append(t.buf, e...)
+		}
+		return true
+	})
+	if t.needsRotation(int64(len(t.buf))) {
+		if err := t.rotate(); err != nil {
+			return plugin.Retry(err)
+		}
+	}
+	n, err := t.f.Write(t.buf)
+	t.size += int64(n)
+	if err != nil {
+		// The batch may be partly written; the host retries it whole,
+		// which can duplicate the part: at-least-once, never lost.
+		return plugin.Retry(err)
+	}
+	t.pending = true
+	if t.cfg.Fsync == "" || t.cfg.Fsync == "batch" {
+		return t.sync()
+	}
+	return nil
+}
+
+func (t *Transport) sync() error {
+	if !t.pending {
+		return nil
+	}
+	if err := t.f.Sync(); err != nil {
+		return plugin.Retry(err)
+	}
+	t.pending = false
+	return nil
+}
+
+func (t *Transport) needsRotation(incoming int64) bool {
+	if t.size == 0 {
+		return false
+	}
+	if t.cfg.MaxBytes > 0 && t.size+incoming > int64(t.cfg.MaxBytes) {
+		return true
+	}
+	return t.maxAge > 0 && time.Since(t.opened) >= t.maxAge
+}
+
+// rotate renames the current file to <path>.<UTC time> and starts a new
+// one, then deletes the oldest rotated files beyond max_files.
+func (t *Transport) rotate() error {
+	if err := t.sync(); err != nil {
+		return err
+	}
+	if err := t.f.Close(); err != nil {
+		return err
+	}
+	t.f = nil
+	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
+	dst := t.cfg.Path + "." + stamp
+	for i := 1; ; i++ {
+		if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dst = fmt.Sprintf("%s.%s.%d", t.cfg.Path, stamp, i)
+	}
+	if err := os.Rename(t.cfg.Path, dst); err != nil {
+		return err
+	}
+	if err := t.open(); err != nil {
+		return err
+	}
+	return t.prune()
+}
+
+// Rotated lists the rotated files of path, oldest first.
+func Rotated(path string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Base(path) + "."
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), base) && !e.IsDir() {
+			out = append(out, filepath.Join(filepath.Dir(path), e.Name()))
+		}
+	}
+	slices.Sort(out) // the UTC stamps sort by time
+	return out, nil
+}
+
+func (t *Transport) prune() error {
+	if t.cfg.MaxFiles <= 0 {
+		return nil
+	}
+	old, err := Rotated(t.cfg.Path)
+	if err != nil {
+		return err
+	}
+	for len(old) > int(t.cfg.MaxFiles) {
+		if err := os.Remove(old[0]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		old = old[1:]
+	}
+	return nil
+}
+
+// Flush implements plugin.Transport.
+func (t *Transport) Flush() error {
+	if t.f == nil {
+		return nil
+	}
+	return t.sync()
+}
+
+// Close implements plugin.Transport.
+func (t *Transport) Close() error {
+	if t.f == nil {
+		return nil
+	}
+	err := errors.Join(t.sync(), t.f.Close())
+	t.f = nil
+	return err
+}
