@@ -9,15 +9,26 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 
 # Packages with concurrency run under the race detector.
-RACE_PKGS := ./host/... ./sdk/... ./internal/... ./cmd/... ./examples/...
+RACE_PKGS := ./host/... ./sdk/... ./internal/... ./cmd/... ./examples/... ./plugins/...
 
-.PHONY: all build run test vet fuzz fuzz-long bench proto clean
+PLUGINS   := text json protobuf console file
+
+.PHONY: all build plugins run test vet fuzz fuzz-long bench proto clean
 
 all: build
 
-build:
+build: plugins
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/logtk-host ./cmd/logtk-host
 	$(GO) build -o $(BIN)/hello ./examples/hello
+
+## plugins: the reference plugins as Wasm modules, in bin/plugins (where
+## logtk-host looks for built-in plugins next to itself).
+plugins:
+	@mkdir -p $(BIN)/plugins
+	@for p in $(PLUGINS); do \
+		echo "plugin $$p"; \
+		(cd plugins/$$p/plugin && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(CURDIR)/$(BIN)/plugins/$$p.wasm .) || exit 1; \
+	done
 
 ## run: build, then run the main job (plugins.hcl): example workers log
 ## through the host; one panics, is captured and restarted.
@@ -26,8 +37,8 @@ run: build
 
 ## test: vet, every test under the race detector, and a short run of every
 ## fuzz target.
-test: vet
-	$(GO) test -race -count=1 -timeout 8m $(RACE_PKGS)
+test: vet plugins
+	LOGTK_PLUGIN_DIR=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 8m $(RACE_PKGS)
 	$(MAKE) fuzz
 
 vet:

@@ -1,6 +1,11 @@
-# The main job that `make run` runs: the seed's example, in Go.
+# The main job that `make run` runs: the seed's example, in Go, through the
+# Wasm stages. Paths are relative to this file; `make run` builds bin/.
 #
-# Paths are relative to this file. `make run` builds bin/hello first.
+# Records land in three places:
+#   - the terminal (text format -> console transport),
+#   - logs/app.jsonl (json format -> file transport, rotated at 10 MiB),
+#   - logs/records.pb (protobuf format -> file transport, length-prefixed
+#     logtk.v1.Record messages).
 
 # A worker that embeds the SDK: logs "Hello, world!" and panics; the host
 # captures the panic and its goroutine trace, then restarts it once.
@@ -11,9 +16,6 @@ worker "hello" {
   backoff_initial = "250ms"
   max_restarts    = 3
   restart_window  = "1m"
-  env = {
-    LOGTK_LEVEL = "info"
-  }
 }
 
 # A program without the SDK: only its output is captured. JSON lines become
@@ -27,4 +29,52 @@ worker "plain" {
   EOT
   ]
   restart = "never"
+}
+
+format "text" {
+  plugin = "text"
+  config {
+    theme = "none"
+  }
+}
+
+format "json" {
+  plugin = "json"
+}
+
+format "protobuf" {
+  plugin = "protobuf"
+}
+
+transport "terminal" {
+  plugin = "console"
+  format = "text"
+  allow {
+    stdout = true
+  }
+}
+
+transport "jsonl" {
+  plugin = "file"
+  format = "json"
+  config {
+    path      = "logs/app.jsonl"
+    max_bytes = 10485760
+    max_files = 5
+  }
+  allow {
+    directories = ["logs"]
+  }
+}
+
+transport "records" {
+  plugin = "file"
+  format = "protobuf"
+  config {
+    path    = "logs/records.pb"
+    framing = "length-prefixed"
+  }
+  allow {
+    directories = ["logs"]
+  }
 }

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,19 @@ import (
 // plugins.hcl; a program embedding the host may also build it directly.
 type Config struct {
 	Workers []WorkerConfig
+	// Formats and Transports are the Wasm stages every record goes
+	// through: each transport writes what its format produced. With no
+	// transports the host writes text to stdout natively.
+	Formats    []FormatConfig
+	Transports []TransportConfig
+	// PluginDir is searched first for built-in plugins (text.wasm, ...).
+	PluginDir string
+	// DeadLetterDir receives batches a plugin failed on repeatedly.
+	// Default: logtk-dead-letter beside the configuration file (or in the
+	// working directory for a Config built in code).
+	DeadLetterDir string
+
+	modules *moduleSet // compiled by LoadConfig, reused by New
 }
 
 // RestartPolicy says when a worker instance that exited is started again.
@@ -166,7 +180,11 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	cfg, more := decodeConfig(f.Body, filepath.Dir(filename))
+	baseDir, err := filepath.Abs(filepath.Dir(filename))
+	if err != nil {
+		return nil, err
+	}
+	cfg, more := decodeConfig(f.Body, baseDir)
 	diags = append(diags, more...)
 	sortDiagnostics(diags)
 	if diags.HasErrors() {
@@ -220,8 +238,11 @@ func pos(r hcl.Range) string {
 }
 
 var rootSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "plugin_dir"}, {Name: "dead_letter_dir"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "worker", LabelNames: []string{"name"}},
+		{Type: "format", LabelNames: []string{"name"}},
+		{Type: "transport", LabelNames: []string{"name"}},
 	},
 }
 
@@ -251,10 +272,44 @@ var workerSchema = &hcl.BodySchema{
 
 func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 	content, diags := body.Content(rootSchema)
-	cfg := &Config{}
+	cfg := &Config{modules: &moduleSet{}, DeadLetterDir: filepath.Join(baseDir, "logtk-dead-letter")}
+	for name, target := range map[string]*string{"plugin_dir": &cfg.PluginDir, "dead_letter_dir": &cfg.DeadLetterDir} {
+		if a, ok := content.Attributes[name]; ok {
+			diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, target)...)
+			if !filepath.IsAbs(*target) {
+				*target = filepath.Join(baseDir, *target)
+			}
+		}
+	}
 	seen := map[string]*hcl.Block{}
+	seenStage := map[string]*hcl.Block{}
+	var transportBlocks []*pluginBlock
 	for _, blk := range content.Blocks {
 		name := blk.Labels[0]
+		if blk.Type != "worker" {
+			key := blk.Type + " " + name
+			if prev, dup := seenStage[key]; dup {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate " + blk.Type + " block",
+					Detail:  fmt.Sprintf("A %s named %q was already defined at %s.", blk.Type, name, pos(prev.DefRange)),
+					Subject: blk.LabelRanges[0].Ptr()})
+				continue
+			}
+			seenStage[key] = blk
+			pb, d := decodePluginBlock(context.Background(), blk.Type, blk, cfg.PluginDir, baseDir, cfg.modules)
+			diags = append(diags, d...)
+			if pb == nil {
+				continue
+			}
+			if blk.Type == "format" {
+				cfg.Formats = append(cfg.Formats, FormatConfig{Name: name, Plugin: pb.plugin, SHA256: pb.sha256,
+					Config: pb.config, Limits: pb.limits, Instances: pb.instances})
+			} else {
+				transportBlocks = append(transportBlocks, pb)
+				cfg.Transports = append(cfg.Transports, TransportConfig{Name: name, Plugin: pb.plugin, SHA256: pb.sha256,
+					Format: pb.format, Config: pb.config, Limits: pb.limits, Allow: pb.allow})
+			}
+			continue
+		}
 		if prev, dup := seen[name]; dup {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -277,6 +332,20 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 		diags = append(diags, d...)
 		if w != nil {
 			cfg.Workers = append(cfg.Workers, *w)
+		}
+	}
+	for _, pb := range transportBlocks {
+		if pb.formatAttr == nil {
+			continue
+		}
+		if _, ok := seenStage["format "+pb.format]; !ok {
+			var names []string
+			for _, f := range cfg.Formats {
+				names = append(names, strconv.Quote(f.Name))
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown format",
+				Detail:  fmt.Sprintf("transport %q refers to format %q, which is not defined (defined: %s).", pb.name, pb.format, strings.Join(names, ", ")),
+				Subject: pb.formatAttr.Expr.Range().Ptr()})
 		}
 	}
 	return cfg, diags

@@ -31,12 +31,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/logtk/logtk/internal/record"
 )
 
 // Output receives every record the host routes.
@@ -95,13 +98,16 @@ type Host struct {
 	instWG   sync.WaitGroup
 	done     chan struct{}
 	outErr   error
+
+	// Records the host writes about itself (not about a worker).
+	selfMu      sync.Mutex
+	selfSeq     uint64
+	queueShut   bool
+	selfDropped int
 }
 
 // New checks cfg and returns a Host ready to Start.
 func New(cfg *Config, opts Options) (*Host, error) {
-	if opts.Output == nil {
-		opts.Output = NewConsoleOutput(os.Stdout)
-	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "logtk-host", Output: os.Stderr, Level: hclog.Info})
 	}
@@ -118,6 +124,16 @@ func New(cfg *Config, opts Options) (*Host, error) {
 		queue:    make(chan []byte, opts.QueueSize),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
+	}
+	if opts.Output == nil && len(cfg.Transports) > 0 {
+		p, err := newPipeline(context.Background(), cfg, h.log.Named("pipeline"), h.selfRecord, h.isStopping)
+		if err != nil {
+			return nil, err
+		}
+		h.opts.Output = p
+	}
+	if h.opts.Output == nil {
+		h.opts.Output = NewConsoleOutput(os.Stdout)
 	}
 	names := map[string]bool{}
 	for i := range cfg.Workers {
@@ -157,7 +173,7 @@ func (h *Host) Start() error {
 	}
 	go func() {
 		h.instWG.Wait()
-		close(h.queue)
+		h.shutQueue()
 		<-outDone
 		close(h.done)
 	}()
@@ -181,7 +197,7 @@ func (h *Host) Stop(ctx context.Context) error {
 		close(h.stopping)
 		if !h.started.Load() {
 			h.started.Store(true)
-			close(h.queue)
+			h.shutQueue()
 			h.opts.Output.Close()
 			close(h.done)
 		}
@@ -275,5 +291,34 @@ func (h *Host) writeBatch(out Output, batch [][]byte) {
 		}
 		time.Sleep(delay) // backoff between attempts, not synchronisation
 		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (h *Host) shutQueue() {
+	h.selfMu.Lock()
+	h.queueShut = true
+	close(h.queue)
+	h.selfMu.Unlock()
+}
+
+// selfRecord queues a record the host writes about itself (logger
+// logtk.pipeline). It never blocks: the same message is always in the host
+// log, and when the queue is full or closed only the log has it.
+func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
+	b := record.AppendHead(nil, time.Now(), level, msg, reportLogger)
+	for _, a := range attrs {
+		b = record.AppendAttr(b, a)
+	}
+	h.selfMu.Lock()
+	defer h.selfMu.Unlock()
+	if h.queueShut {
+		return
+	}
+	h.selfSeq++
+	b = record.AppendStamp(b, &record.Stamp{PID: int64(os.Getpid()), Seq: h.selfSeq, Source: record.SourceHost, Received: time.Now()})
+	select {
+	case h.queue <- b:
+	default:
+		h.selfDropped++
 	}
 }

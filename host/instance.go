@@ -201,8 +201,7 @@ func (in *instance) runOnce() exitInfo {
 	in.mu.Lock()
 	in.proc, in.conn = p, r.conn
 	in.mu.Unlock()
-	r.hostRecord(record.LevelInfo, "worker started",
-		slog.String("command", cfg.Command), slog.Int("incarnation", int(r.incarnation)))
+	r.hostRecord(record.LevelInfo, "worker started", slog.String("command", cfg.Command))
 
 	var readers sync.WaitGroup
 	var crash string

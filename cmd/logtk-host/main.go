@@ -8,12 +8,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -108,6 +110,7 @@ func runHost(cfg *host.Config, stderr io.Writer) int {
 	}
 	select {
 	case <-h.Done():
+		summary(cfg, stderr)
 		return 0
 	case s := <-sigs:
 		logger.Info("stopping: signal received; a second signal kills the workers at once", "signal", s)
@@ -132,5 +135,31 @@ func runHost(cfg *host.Config, stderr io.Writer) int {
 		logger.Error("stopped with an error", "error", err)
 		return 1
 	}
+	summary(cfg, stderr)
 	return 0
+}
+
+// summary tells the user where the records went.
+func summary(cfg *host.Config, w io.Writer) {
+	if len(cfg.Transports) == 0 {
+		fmt.Fprintln(w, "logtk-host: all workers have ended; records were written to stdout")
+		return
+	}
+	fmt.Fprintln(w, "logtk-host: all workers have ended; records were written by:")
+	for _, t := range cfg.Transports {
+		var c struct {
+			Path string `json:"path"`
+		}
+		json.Unmarshal(t.Config, &c)
+		where := filepath.Base(t.Plugin)
+		if c.Path != "" {
+			where += " -> " + c.Path
+		}
+		fmt.Fprintf(w, "  transport %-10s format %-10s %s\n", t.Name, t.Format, where)
+	}
+	if cfg.DeadLetterDir != "" {
+		if entries, _ := os.ReadDir(cfg.DeadLetterDir); len(entries) > 0 {
+			fmt.Fprintf(w, "  and %d files in the dead-letter directory %s (see the .reason files)\n", len(entries), cfg.DeadLetterDir)
+		}
+	}
 }

@@ -71,6 +71,9 @@ type Dir struct {
 type Grants struct {
 	Dirs  []Dir
 	Clock bool // real wall and monotonic clocks instead of a fixed fake
+	// Stdout and Stderr, when set, receive the plugin's standard output
+	// and error instead of the host log (a console transport).
+	Stdout, Stderr io.Writer
 }
 
 // Options configure Load.
@@ -301,8 +304,8 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
-		WithStdout(inst.stdout).
-		WithStderr(inst.stderr).
+		WithStdout(orWriter(m.opts.Grants.Stdout, inst.stdout)).
+		WithStderr(orWriter(m.opts.Grants.Stderr, inst.stderr)).
 		WithRandSource(rand.Reader) // unpredictable map seeds; not a capability
 	if m.opts.Grants.Clock {
 		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
@@ -565,3 +568,10 @@ func (w *lineLogger) flush() {
 }
 
 var _ io.Writer = (*lineLogger)(nil)
+
+func orWriter(w io.Writer, def io.Writer) io.Writer {
+	if w != nil {
+		return w
+	}
+	return def
+}

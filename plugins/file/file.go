@@ -23,7 +23,7 @@ var Info = plugin.Info{
 	Name:    "file",
 	Version: "1.0.0",
 	Config: []plugin.Field{
-		{Name: "path", Type: plugin.TypeString, Required: true, Doc: "the file to append to; its directory must be granted in allow { directories }"},
+		{Name: "path", Type: plugin.TypePath, Required: true, Doc: "the file to append to; its directory must be granted in allow { directories }"},
 		{Name: "max_bytes", Type: plugin.TypeNumber, Doc: "rotate when the file would grow past this size; 0 (default) never"},
 		{Name: "max_age", Type: plugin.TypeString, Doc: `rotate a file older than this ("24h"); needs allow { clock = true }`},
 		{Name: "max_files", Type: plugin.TypeNumber, Doc: "rotated files to keep; older ones are deleted; 0 (default) keeps all"},

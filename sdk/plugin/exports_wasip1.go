@@ -39,19 +39,13 @@ func abiVersion() uint32 { return ABIVersion }
 
 //go:wasmexport logtk_alloc
 func alloc(size uint32) uint32 {
-	if int(size) > cap(inBuf) {
-		inBuf = make([]byte, size, max(int(size), 2*cap(inBuf)))
+	if cap(inBuf) == 0 || int(size) > cap(inBuf) {
+		inBuf = make([]byte, max(int(size), 64, 2*cap(inBuf)))
 		// A grown heap can leave the Go GC mid-cycle across calls, which
 		// slows every later call; finish the cycle now.
 		runtime.GC()
 	}
 	inBuf = inBuf[:size]
-	if size == 0 {
-		inBuf = inBuf[:0:max(cap(inBuf), 1)]
-		if cap(inBuf) == 0 {
-			inBuf = make([]byte, 0, 64)
-		}
-	}
 	return ptr(inBuf)
 }
 

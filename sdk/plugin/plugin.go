@@ -123,6 +123,11 @@ const (
 	TypeStringList FieldType = "list(string)"
 	TypeStringMap  FieldType = "map(string)"
 	TypeFile       FieldType = "file"
+	// TypePath is a string naming a path; the host makes a relative path
+	// absolute against the configuration file's directory, which is where
+	// the user expects it (the plugin sees granted directories at their
+	// host paths).
+	TypePath FieldType = "path"
 )
 
 // Field declares one configuration field.

@@ -1,0 +1,396 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/wasm"
+)
+
+// The Wasm pipeline is an Output: batches of records go through format
+// stages (a pool of instances each, so formatting uses every core) and then
+// to transports (one instance each, writing batches in the order they
+// arrived). A batch leaves the pipeline only when every transport has
+// written it, or it has been written to the dead-letter directory with the
+// reason: a plugin that traps, hangs, exhausts its memory or returns
+// garbage is replaced and the batch retried; after repeated failure the
+// batch is dead-lettered and an error record says which plugin failed and
+// why. Nothing is dropped.
+
+const (
+	brokenAttempts  = 3 // broken instances in a row before a batch is dead-lettered
+	stoppingRetries = 5 // retryable failures tolerated once the host is stopping
+	jobQueue        = 8 // batches in flight per stage
+)
+
+type pipeline struct {
+	log      hclog.Logger
+	formats  map[string]*formatStage
+	trans    []*transportStage
+	jobs     chan *job
+	deadDir  string
+	report   func(level int32, msg string, attrs ...slog.Attr)
+	stopping func() bool
+	workers  sync.WaitGroup
+	writers  sync.WaitGroup
+	deadSeq  atomic.Int64
+}
+
+type job struct {
+	batch []byte // encoded record batch
+	count int
+	out   map[string][]byte // format name -> formatted batch (empty entries for dead-lettered records)
+	ready chan struct{}
+}
+
+type formatStage struct {
+	name string
+	mod  *wasm.Module
+	cfg  []byte
+	pool chan *wasm.Instance // nil entries are slots for new instances
+}
+
+type transportStage struct {
+	name   string
+	format string
+	mod    *wasm.Module
+	cfg    []byte
+	inst   *wasm.Instance
+	q      chan *job
+}
+
+func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func(int32, string, ...slog.Attr), stopping func() bool) (*pipeline, error) {
+	if cfg.modules == nil {
+		cfg.modules = &moduleSet{}
+	}
+	cfg.modules.logger = log
+	p := &pipeline{log: log, formats: map[string]*formatStage{}, report: report, stopping: stopping, deadDir: cfg.DeadLetterDir}
+	if p.deadDir == "" {
+		p.deadDir = "logtk-dead-letter"
+	}
+	workers := 1
+	for _, f := range cfg.Formats {
+		mod, err := cfg.modules.load(ctx, f.Plugin, f.SHA256, f.Limits, Allow{}, "format "+f.Name)
+		if err != nil {
+			return nil, err
+		}
+		if mod.Info().Kind != "format" {
+			return nil, fmt.Errorf("format %q: %s is a %s plugin", f.Name, f.Plugin, mod.Info().Kind)
+		}
+		n := f.Instances
+		if n == 0 {
+			n = 2
+		}
+		fs := &formatStage{name: f.Name, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n)}
+		for range n {
+			fs.pool <- nil
+		}
+		p.formats[f.Name] = fs
+		workers = max(workers, n)
+	}
+	for _, t := range cfg.Transports {
+		if _, ok := p.formats[t.Format]; !ok {
+			return nil, fmt.Errorf("transport %q: no format %q", t.Name, t.Format)
+		}
+		mod, err := cfg.modules.load(ctx, t.Plugin, t.SHA256, t.Limits, t.Allow, "transport "+t.Name)
+		if err != nil {
+			return nil, err
+		}
+		if mod.Info().Kind != "transport" {
+			return nil, fmt.Errorf("transport %q: %s is a %s plugin", t.Name, t.Plugin, mod.Info().Kind)
+		}
+		for _, d := range t.Allow.Directories {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("transport %q: granted directory: %w", t.Name, err)
+			}
+		}
+		p.trans = append(p.trans, &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config, q: make(chan *job, jobQueue)})
+	}
+	p.jobs = make(chan *job, jobQueue)
+	for range workers {
+		p.workers.Add(1)
+		go p.formatWorker()
+	}
+	for _, t := range p.trans {
+		p.writers.Add(1)
+		go p.transportLoop(t)
+	}
+	return p, nil
+}
+
+// WriteBatch implements Output. It copies the records into one encoded
+// batch and queues it; it blocks while the stages are full.
+func (p *pipeline) WriteBatch(records [][]byte) error {
+	size := 0
+	for _, r := range records {
+		size += len(r) + 5
+	}
+	b := make([]byte, 0, size)
+	for _, r := range records {
+		b = wasm.AppendEntry(b, r)
+	}
+	j := &job{batch: b, count: len(records), out: map[string][]byte{}, ready: make(chan struct{})}
+	p.jobs <- j
+	for _, t := range p.trans {
+		t.q <- j
+	}
+	return nil
+}
+
+// Close implements Output: it drains every stage, flushes and closes the
+// transports and releases the plugins.
+func (p *pipeline) Close() error {
+	close(p.jobs)
+	p.workers.Wait()
+	for _, t := range p.trans {
+		close(t.q)
+	}
+	p.writers.Wait()
+	ctx := context.Background()
+	for _, f := range p.formats {
+		close(f.pool)
+		for inst := range f.pool {
+			if inst != nil {
+				inst.Close(ctx)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *pipeline) formatWorker() {
+	defer p.workers.Done()
+	ctx := context.Background()
+	for j := range p.jobs {
+		needed := map[string]bool{}
+		for _, t := range p.trans {
+			needed[t.format] = true
+		}
+		for name := range needed {
+			j.out[name] = p.formatIsolating(ctx, p.formats[name], j.batch, j.count)
+		}
+		close(j.ready)
+	}
+}
+
+// formatIsolating formats a batch; when it keeps failing, it splits the
+// batch in halves until the records that fail are alone, dead-letters just
+// those (an empty entry stands in for each) and formats the rest.
+func (p *pipeline) formatIsolating(ctx context.Context, f *formatStage, batch []byte, count int) []byte {
+	out, err := f.format(ctx, batch, count)
+	if err == nil {
+		return out
+	}
+	if count == 1 {
+		p.deadLetter("format "+f.name, &job{batch: batch, count: 1}, err)
+		return wasm.AppendEntry(nil, nil)
+	}
+	half := count / 2
+	var first, second []byte
+	i := 0
+	wasm.EachEntry(batch, func(e []byte) {
+		if i < half {
+			first = wasm.AppendEntry(first, e)
+		} else {
+			second = wasm.AppendEntry(second, e)
+		}
+		i++
+	})
+	return append(p.formatIsolating(ctx, f, first, half), p.formatIsolating(ctx, f, second, count-half)...)
+}
+
+// format formats a batch on a pooled instance, replacing broken instances.
+//
+// A batch of many records gets one attempt before formatIsolating splits
+// it; a single record gets brokenAttempts, so that one flaky failure does
+// not dead-letter it.
+func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]byte, error) {
+	var last error
+	attempts := 1
+	if count == 1 {
+		attempts = brokenAttempts
+	}
+	for attempt := 0; attempt < attempts; attempt++ {
+		inst := <-f.pool
+		if inst == nil {
+			var err error
+			inst, err = f.mod.NewInstance(ctx)
+			if err == nil {
+				if err = inst.Configure(ctx, f.cfg); err != nil {
+					inst.Close(ctx)
+					inst = nil
+				}
+			}
+			if err != nil {
+				f.pool <- nil
+				last = err
+				continue
+			}
+		}
+		out, err := inst.Format(ctx, batch, count)
+		if err != nil {
+			last = err
+			if inst.Broken() {
+				inst.Close(ctx)
+				inst = nil
+			}
+			f.pool <- inst
+			continue
+		}
+		f.pool <- inst
+		return out, nil
+	}
+	return nil, fmt.Errorf("%d attempts failed; last: %w", attempts, last)
+}
+
+func (p *pipeline) transportLoop(t *transportStage) {
+	defer p.writers.Done()
+	ctx := context.Background()
+	for j := range t.q {
+		<-j.ready
+		out := j.out[t.format]
+		if err := p.write(ctx, t, out); err != nil {
+			p.deadLetter("transport "+t.name, j, err)
+		}
+	}
+	if t.inst != nil {
+		if err := t.inst.Flush(ctx); err != nil {
+			p.log.Error("transport flush failed", "transport", t.name, "error", err)
+		}
+		if err := t.inst.ClosePlugin(ctx); err != nil {
+			p.log.Error("transport close failed", "transport", t.name, "error", err)
+		}
+		t.inst.Close(ctx)
+		t.inst = nil
+	}
+}
+
+// ensure makes a configured, opened transport instance.
+func (t *transportStage) ensure(ctx context.Context) error {
+	if t.inst != nil {
+		return nil
+	}
+	inst, err := t.mod.NewInstance(ctx)
+	if err != nil {
+		return err
+	}
+	if err := inst.Configure(ctx, t.cfg); err != nil {
+		inst.Close(ctx)
+		return err
+	}
+	if err := inst.Open(ctx); err != nil {
+		inst.Close(ctx)
+		return err
+	}
+	t.inst = inst
+	return nil
+}
+
+// write delivers one formatted batch: broken instances are replaced (up to
+// brokenAttempts in a row), retryable failures are retried with backoff
+// (without end while running; a few times once stopping), permanent
+// failures return at once.
+func (p *pipeline) write(ctx context.Context, t *transportStage, out []byte) error {
+	broken, retries := 0, 0
+	delay := 10 * time.Millisecond
+	for {
+		err := t.ensure(ctx)
+		if err == nil {
+			err = t.inst.Write(ctx, out)
+			if err == nil {
+				return nil
+			}
+		}
+		var ce *wasm.CallError
+		switch {
+		case errors.As(err, &ce) && ce.Retryable():
+			retries++
+			if p.stopping() && retries > stoppingRetries {
+				return err
+			}
+			if retries == 1 || retries%100 == 0 {
+				p.log.Warn("transport failed; retrying", "transport", t.name, "attempt", retries, "error", err)
+			}
+		case errors.As(err, &ce) && !ce.Broken:
+			if ce.Call == "logtk_write" {
+				return err // the plugin says the batch cannot be written
+			}
+			fallthrough // configure/open failed: a fresh instance may do better
+		default:
+			broken++
+			if t.inst != nil {
+				t.inst.Close(ctx)
+				t.inst = nil
+			}
+			p.log.Error("transport instance failed; replacing it", "transport", t.name, "attempt", broken, "error", err)
+			if broken >= brokenAttempts {
+				return fmt.Errorf("%d attempts failed; last: %w", broken, err)
+			}
+		}
+		time.Sleep(delay) // backoff between delivery attempts
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// deadLetter writes a batch a stage could not process to the dead-letter
+// directory, with the reason beside it, and reports it. If even that fails
+// the records go to the host log as text.
+func (p *pipeline) deadLetter(stage string, j *job, cause error) {
+	n := p.deadSeq.Add(1)
+	base := filepath.Join(p.deadDir, fmt.Sprintf("%d-%d", time.Now().UnixNano(), n))
+	reason := fmt.Sprintf("stage: %s\nrecords: %d\ntime: %s\nerror: %v\nformat: logtk batch (uvarint length + logtk.v1.Record, repeated)\n",
+		stage, j.count, time.Now().UTC().Format(time.RFC3339Nano), cause)
+	err := os.MkdirAll(p.deadDir, 0o755)
+	if err == nil {
+		err = writeFileSync(base+".batch", j.batch)
+	}
+	if err == nil {
+		err = writeFileSync(base+".reason", []byte(reason))
+	}
+	if err != nil {
+		p.log.Error("dead-lettering failed; records follow in this log", "stage", stage, "error", err)
+		wasm.EachEntry(j.batch, func(e []byte) { p.log.Error("undelivered record", "record", string(renderText(e))) })
+		return
+	}
+	p.log.Error("plugin failed; batch dead-lettered", "stage", stage, "records", j.count, "file", base+".batch", "error", cause)
+	if onlyReports(j.batch) {
+		return // a report about a report would loop while the plugin stays broken
+	}
+	p.report(record.LevelError, fmt.Sprintf("%s failed; %d records dead-lettered to %s: %v", stage, j.count, base+".batch", cause),
+		slog.String("stage", stage), slog.Int("records", j.count), slog.String("file", base+".batch"))
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
+}
+
+// reportLogger names the records the pipeline writes about itself.
+const reportLogger = "logtk.pipeline"
+
+func onlyReports(batch []byte) bool {
+	all := true
+	wasm.EachEntry(batch, func(e []byte) {
+		var v record.View
+		v.Parse(e)
+		all = all && string(v.Logger) == reportLogger
+	})
+	return all
+}

@@ -1,0 +1,156 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/wasm"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+// TestPipelineEndToEnd: workers -> host -> Wasm json formatter -> Wasm
+// file transport. Every record is in the file, in order per worker.
+func TestPipelineEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "logs", "app.log")
+	cfg := &Config{
+		Workers: []WorkerConfig{func() WorkerConfig {
+			w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "5000"})
+			w.Count = 2
+			return w
+		}()},
+		Formats: []FormatConfig{{Name: "json", Plugin: plugintest.Build(t, "../plugins/json/plugin")}},
+		Transports: []TransportConfig{{
+			Name: "file", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "json",
+			Config: []byte(fmt.Sprintf(`{"path":%q,"max_bytes":1000000}`, out)),
+			Allow:  Allow{Directories: []string{filepath.Dir(out)}},
+		}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+	}
+	h, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	select {
+	case <-h.Done():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("not done")
+	}
+	files, _ := filepath.Glob(out + "*")
+	// Rotated files sort before the live one by name: read them in order.
+	var lines []string
+	for _, f := range append(files[1:], files[0]) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+	}
+	if len(files) < 2 {
+		t.Errorf("expected rotation at 1 MB, got files %v", files)
+	}
+	next := map[string]int{}
+	for _, l := range lines {
+		if !strings.Contains(l, `"msg":"rec"`) {
+			continue
+		}
+		var idx, i int
+		if _, err := fmt.Sscanf(l[strings.Index(l, `"worker_index":`):], `"worker_index":%d`, &idx); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Sscanf(l[strings.Index(l, `"i":`):], `"i":%d`, &i)
+		key := fmt.Sprint(idx)
+		if i != next[key] {
+			t.Fatalf("worker %s: record i=%d, want %d", key, i, next[key])
+		}
+		next[key]++
+	}
+	if next["0"] != 5000 || next["1"] != 5000 {
+		t.Fatalf("delivered %v of 5000 each", next)
+	}
+	if _, err := os.Stat(cfg.DeadLetterDir); err == nil {
+		t.Fatal("something was dead-lettered")
+	}
+}
+
+func testLogger(t *testing.T) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
+}
+
+// TestPipelineContainsHostilePlugins: a formatter that traps, loops or
+// leaks on some records; the host stays up, every other record is
+// delivered, and the poison records are dead-lettered with the reason.
+func TestPipelineContainsHostilePlugins(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &Config{
+		Formats: []FormatConfig{{Name: "hostile", Plugin: plugintest.Build(t, "../internal/wasm/testdata/hostile"),
+			Limits: PluginLimits{CallTimeout: time.Second, MemoryBytes: 32 << 20}}},
+		Transports: []TransportConfig{{Name: "sink", Plugin: plugintest.Build(t, "../internal/wasm/testdata/fsprobe"), Format: "hostile",
+			Config: []byte(fmt.Sprintf(`{"write":%q}`, filepath.Join(dir, "out", "got"))), Allow: Allow{Directories: []string{filepath.Join(dir, "out")}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+	}
+	reports := make(chan string, 100)
+	p, err := newPipeline(context.Background(), cfg, testLogger(t), func(level int32, msg string, _ ...slog.Attr) { reports <- msg }, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []string{"a", "trap", "b", "loop", "c", "leak", "d"}
+	var recs [][]byte
+	for _, m := range msgs {
+		recs = append(recs, record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, m, ""))
+	}
+	if err := p.WriteBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteBatch(recs[:1]); err != nil { // the pipeline still works afterwards
+		t.Fatal(err)
+	}
+	p.Close()
+	got, _ := os.ReadFile(filepath.Join(dir, "out", "got"))
+	if string(got) != "a\nb\nc\nd\na\n" {
+		t.Fatalf("delivered %q", got)
+	}
+	dead, _ := filepath.Glob(filepath.Join(cfg.DeadLetterDir, "*.batch"))
+	if len(dead) != 3 {
+		t.Fatalf("%d dead-lettered batches, want 3", len(dead))
+	}
+	var poison []string
+	for _, d := range dead {
+		b, _ := os.ReadFile(d)
+		wasm.EachEntry(b, func(e []byte) {
+			var r logtkv1.Record
+			proto.Unmarshal(e, &r)
+			poison = append(poison, r.Message)
+		})
+		reason, _ := os.ReadFile(strings.TrimSuffix(d, ".batch") + ".reason")
+		if !strings.Contains(string(reason), "stage: format hostile") || !strings.Contains(string(reason), "plugin[format hostile] call[logtk_format] failed") {
+			t.Errorf("reason file:\n%s", reason)
+		}
+	}
+	slices.Sort(poison)
+	if strings.Join(poison, ",") != "leak,loop,trap" {
+		t.Fatalf("dead-lettered %v", poison)
+	}
+	if len(reports) != 3 {
+		t.Fatalf("%d error records reported, want 3", len(reports))
+	}
+}

@@ -1,0 +1,436 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+
+	"github.com/logtk/logtk/internal/wasm"
+)
+
+// FormatConfig is a format block: a format plugin and its configuration.
+type FormatConfig struct {
+	Name string
+	// Plugin is the path of the .wasm module (LoadConfig resolves
+	// built-in names such as "text" to a path).
+	Plugin string
+	// SHA256, when set, pins the module's digest.
+	SHA256 string
+	// Config is the plugin's configuration as JSON, checked against the
+	// schema the plugin declares.
+	Config json.RawMessage
+	Limits PluginLimits
+	// Instances is how many instances format batches in parallel.
+	// Default: 2.
+	Instances int
+}
+
+// TransportConfig is a transport block.
+type TransportConfig struct {
+	Name   string
+	Plugin string
+	SHA256 string
+	// Format names the format block whose output this transport writes.
+	Format string
+	Config json.RawMessage
+	Limits PluginLimits
+	Allow  Allow
+}
+
+// PluginLimits bound a plugin instance. Zero values take the defaults.
+type PluginLimits struct {
+	MemoryBytes uint64        // default 64 MiB
+	CallTimeout time.Duration // default 5s
+}
+
+// Allow lists the capabilities granted to a transport. The zero value
+// grants nothing: no files, no clock, no console.
+type Allow struct {
+	Directories []string // host directories the plugin may read and write
+	Clock       bool     // the real clock instead of a fixed fake
+	Stdout      bool     // the host's standard output as the plugin's
+	Stderr      bool     // the host's standard error as the plugin's
+}
+
+// builtinPlugins are the plugins that ship with logtk, referred to by
+// name in plugins.hcl.
+var builtinPlugins = []string{"text", "json", "protobuf", "console", "file"}
+
+// pluginSearchPath lists where built-in plugins are looked for.
+func pluginSearchPath(pluginDir, baseDir string) []string {
+	var dirs []string
+	if pluginDir != "" {
+		if !filepath.IsAbs(pluginDir) {
+			pluginDir = filepath.Join(baseDir, pluginDir)
+		}
+		dirs = append(dirs, pluginDir)
+	}
+	if d := os.Getenv("LOGTK_PLUGIN_DIR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "plugins"))
+	}
+	return append(dirs, filepath.Join(baseDir, "bin", "plugins"))
+}
+
+// resolvePlugin finds a plugin: a built-in name, or a path to a .wasm file
+// relative to the configuration's directory.
+func resolvePlugin(ref, pluginDir, baseDir string) (string, error) {
+	if !strings.Contains(ref, "/") && !strings.HasSuffix(ref, ".wasm") {
+		known := false
+		for _, b := range builtinPlugins {
+			known = known || b == ref
+		}
+		if !known {
+			return "", fmt.Errorf("%q is not a built-in plugin (%s); give a path to a .wasm file for your own", ref, strings.Join(builtinPlugins, ", "))
+		}
+		search := pluginSearchPath(pluginDir, baseDir)
+		for _, d := range search {
+			p := filepath.Join(d, ref+".wasm")
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+		}
+		return "", fmt.Errorf("built-in plugin %q is not built: no %s.wasm in %s. Run \"make plugins\" or set plugin_dir.", ref, ref, strings.Join(search, ", "))
+	}
+	if !filepath.IsAbs(ref) {
+		ref = filepath.Join(baseDir, ref)
+	}
+	if _, err := os.Stat(ref); err != nil {
+		return "", fmt.Errorf("%s does not exist (plugin paths are relative to the configuration file)", ref)
+	}
+	return ref, nil
+}
+
+var pluginBlockSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "plugin", Required: true},
+		{Name: "sha256"},
+		{Name: "memory_limit"},
+		{Name: "call_timeout"},
+		{Name: "instances"},
+		{Name: "format"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "allow"}},
+}
+
+var allowSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "directories"}, {Name: "clock"}, {Name: "stdout"}, {Name: "stderr"}},
+}
+
+// parseBytes reads "64MiB", "512KiB", "1GiB" or a plain number of bytes.
+func parseBytes(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	mult := uint64(1)
+	for _, u := range []struct {
+		suffix string
+		m      uint64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		return 0, errors.New("not a size")
+	}
+	return n * mult, nil
+}
+
+// pluginBlock is what format and transport blocks share while decoding.
+type pluginBlock struct {
+	kind, name string
+	block      *hcl.Block
+	plugin     string
+	sha256     string
+	limits     PluginLimits
+	instances  int
+	format     string
+	formatAttr *hcl.Attribute
+	config     json.RawMessage
+	allow      Allow
+	module     *wasm.Module
+}
+
+func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginDir, baseDir string, modules *moduleSet) (*pluginBlock, hcl.Diagnostics) {
+	pb := &pluginBlock{kind: kind, name: blk.Labels[0], block: blk}
+	content, diags := blk.Body.Content(pluginBlockSchema)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	errAt := func(rng hcl.Range, summary, detail string) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
+	}
+	str := func(name string, target *string) *hcl.Attribute {
+		a, ok := content.Attributes[name]
+		if !ok {
+			return nil
+		}
+		if d := gohcl.DecodeExpression(a.Expr, nil, target); d.HasErrors() {
+			diags = append(diags, d...)
+			return nil
+		}
+		return a
+	}
+	var ref string
+	refAttr := str("plugin", &ref)
+	str("sha256", &pb.sha256)
+	var mem, timeout string
+	if a := str("memory_limit", &mem); a != nil {
+		n, err := parseBytes(mem)
+		if err != nil || n < 1<<20 || n > 4<<30 {
+			errAt(a.Expr.Range(), "Invalid memory limit", fmt.Sprintf("memory_limit = %q; use a size between \"1MiB\" and \"4GiB\".", mem))
+		}
+		pb.limits.MemoryBytes = n
+	}
+	if a := str("call_timeout", &timeout); a != nil {
+		d, err := time.ParseDuration(timeout)
+		if err != nil || d <= 0 {
+			errAt(a.Expr.Range(), "Invalid duration", fmt.Sprintf("call_timeout = %q is not a positive duration such as \"2s\".", timeout))
+		}
+		pb.limits.CallTimeout = d
+	}
+	if a, ok := content.Attributes["instances"]; ok {
+		if kind != "format" {
+			errAt(a.NameRange, "Unsupported argument", "instances applies to format blocks; a transport runs as one instance to keep order.")
+		} else if d := gohcl.DecodeExpression(a.Expr, nil, &pb.instances); d.HasErrors() {
+			diags = append(diags, d...)
+		} else if pb.instances < 1 || pb.instances > 64 {
+			errAt(a.Expr.Range(), "Value out of range", "instances must be between 1 and 64.")
+		}
+	}
+	if a, ok := content.Attributes["format"]; ok {
+		if kind != "transport" {
+			errAt(a.NameRange, "Unsupported argument", "format applies to transport blocks.")
+		} else {
+			pb.formatAttr = str("format", &pb.format)
+		}
+	} else if kind == "transport" {
+		errAt(blk.DefRange, "Missing required argument", fmt.Sprintf("transport %q needs format = \"<name of a format block>\".", pb.name))
+	}
+	var allowBlk, configBlk *hcl.Block
+	for _, b := range content.Blocks {
+		var seen **hcl.Block
+		if b.Type == "allow" {
+			seen = &allowBlk
+		} else {
+			seen = &configBlk
+		}
+		if *seen != nil {
+			errAt(b.DefRange, "Duplicate "+b.Type+" block", fmt.Sprintf("Only one %s block is allowed; the first is at %s.", b.Type, pos((*seen).DefRange)))
+			continue
+		}
+		*seen = b
+	}
+	if allowBlk != nil {
+		if kind != "transport" {
+			errAt(allowBlk.DefRange, "Unsupported block type", "allow applies to transport blocks: format plugins get no capabilities.")
+		} else {
+			diags = append(diags, decodeAllow(allowBlk, baseDir, &pb.allow)...)
+		}
+	}
+	if refAttr == nil || diags.HasErrors() {
+		return nil, diags
+	}
+	path, err := resolvePlugin(ref, pluginDir, baseDir)
+	if err != nil {
+		errAt(refAttr.Expr.Range(), "Plugin not found", err.Error())
+		return nil, diags
+	}
+	pb.plugin = path
+	mod, err := modules.load(ctx, path, pb.sha256, pb.limits, pb.allow, kind+" "+pb.name)
+	if err != nil {
+		errAt(refAttr.Expr.Range(), "Plugin failed to load", err.Error())
+		return nil, diags
+	}
+	pb.module = mod
+	if got := mod.Info().Kind; got != kind {
+		errAt(refAttr.Expr.Range(), "Wrong kind of plugin", fmt.Sprintf("%s is a %s plugin; a %s block needs a %s plugin.", ref, got, kind, kind))
+		return nil, diags
+	}
+	var cfgBody hcl.Body = hcl.EmptyBody()
+	cfgRange := blk.DefRange
+	if configBlk != nil {
+		cfgBody, cfgRange = configBlk.Body, configBlk.DefRange
+	}
+	cfg, d := decodePluginConfig(cfgBody, mod.Info(), baseDir)
+	diags = append(diags, d...)
+	if d.HasErrors() {
+		return nil, diags
+	}
+	pb.config = cfg
+	// Let the plugin check its configuration now (Configure does no I/O),
+	// so that a bad value is an error at load, not at the first record.
+	if err := checkConfigure(ctx, mod, cfg); err != nil {
+		errAt(cfgRange, "Plugin rejected its configuration", fmt.Sprintf("%s: %v", ref, err))
+		return nil, diags
+	}
+	return pb, diags
+}
+
+func checkConfigure(ctx context.Context, mod *wasm.Module, cfg []byte) error {
+	inst, err := mod.NewInstance(ctx)
+	if err != nil {
+		return err
+	}
+	defer inst.Close(ctx)
+	err = inst.Configure(ctx, cfg)
+	var ce *wasm.CallError
+	if errors.As(err, &ce) && !ce.Broken {
+		return errors.New(ce.Msg)
+	}
+	return err
+}
+
+func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
+	content, diags := blk.Body.Content(allowSchema)
+	for name, target := range map[string]*bool{"clock": &a.Clock, "stdout": &a.Stdout, "stderr": &a.Stderr} {
+		if attr, ok := content.Attributes[name]; ok {
+			diags = append(diags, gohcl.DecodeExpression(attr.Expr, nil, target)...)
+		}
+	}
+	if attr, ok := content.Attributes["directories"]; ok {
+		var dirs []string
+		if d := gohcl.DecodeExpression(attr.Expr, nil, &dirs); d.HasErrors() {
+			return append(diags, d...)
+		}
+		for _, d := range dirs {
+			if !filepath.IsAbs(d) {
+				d = filepath.Join(baseDir, d)
+			}
+			// The directory is created at start, not here: validate
+			// touches nothing.
+			a.Directories = append(a.Directories, filepath.Clean(d))
+		}
+	}
+	return diags
+}
+
+// decodePluginConfig decodes a config block against the fields the plugin
+// declares and renders it as JSON.
+func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.RawMessage, hcl.Diagnostics) {
+	schema := &hcl.BodySchema{}
+	types := map[string]string{}
+	for _, f := range info.Config {
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: f.Name, Required: f.Required})
+		types[f.Name] = f.Type
+	}
+	content, diags := body.Content(schema)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	out := map[string]any{}
+	for name, attr := range content.Attributes {
+		var d hcl.Diagnostics
+		switch types[name] {
+		case "string":
+			var v string
+			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			out[name] = v
+		case "number":
+			var v float64
+			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			out[name] = v
+		case "bool":
+			var v bool
+			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			out[name] = v
+		case "list(string)":
+			var v []string
+			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			out[name] = v
+		case "map(string)":
+			var v map[string]string
+			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			out[name] = v
+		case "path":
+			var v string
+			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			if v != "" && !filepath.IsAbs(v) {
+				v = filepath.Join(baseDir, v)
+			}
+			out[name] = v
+		case "file":
+			var p string
+			d = gohcl.DecodeExpression(attr.Expr, nil, &p)
+			if !d.HasErrors() {
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(baseDir, p)
+				}
+				b, err := os.ReadFile(p)
+				if err != nil {
+					d = append(d, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read file",
+						Detail: fmt.Sprintf("%s: %v", name, err), Subject: attr.Expr.Range().Ptr()})
+				}
+				out[name] = b
+			}
+		default:
+			d = hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugin declares an unknown field type",
+				Detail: fmt.Sprintf("%s %s declares field %q of type %q", info.Kind, info.Name, name, types[name]), Subject: attr.NameRange.Ptr()}}
+		}
+		diags = append(diags, d...)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot encode plugin configuration", Detail: err.Error()})
+	}
+	return b, diags
+}
+
+// moduleSet compiles each plugin once per configuration.
+type moduleSet struct {
+	logger hclog.Logger
+	mods   map[string]*wasm.Module
+}
+
+func (s *moduleSet) load(ctx context.Context, path, sha string, limits PluginLimits, allow Allow, name string) (*wasm.Module, error) {
+	key := fmt.Sprintf("%s|%s|%d|%d|%v|%s", path, sha, limits.MemoryBytes, limits.CallTimeout, allow, name)
+	if m, ok := s.mods[key]; ok {
+		return m, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	logger := s.logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	grants := wasm.Grants{Clock: allow.Clock}
+	for _, d := range allow.Directories {
+		grants.Dirs = append(grants.Dirs, wasm.Dir{Host: d})
+	}
+	if allow.Stdout {
+		grants.Stdout = os.Stdout
+	}
+	if allow.Stderr {
+		grants.Stderr = os.Stderr
+	}
+	m, err := wasm.Load(ctx, b, wasm.Options{
+		Name:   name,
+		Limits: wasm.Limits{MemoryBytes: limits.MemoryBytes, CallTimeout: limits.CallTimeout},
+		Grants: grants,
+		SHA256: sha,
+		Logger: logger.Named(strings.ReplaceAll(name, " ", ".")),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.mods == nil {
+		s.mods = map[string]*wasm.Module{}
+	}
+	s.mods[key] = m
+	return m, nil
+}
