@@ -344,7 +344,7 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 				names = append(names, strconv.Quote(f.Name))
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown format",
-				Detail:  fmt.Sprintf("transport %q refers to format %q, which is not defined (defined: %s).", pb.name, pb.format, strings.Join(names, ", ")),
+				Detail:  fmt.Sprintf("transport %q refers to format %q, which is not defined (defined: %s).", pb.name, pb.format, orNone(strings.Join(names, ", "))),
 				Subject: pb.formatAttr.Expr.Range().Ptr()})
 		}
 	}
@@ -540,4 +540,11 @@ func sortedEnv(env map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none that loaded"
+	}
+	return s
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/logtk/logtk/sdk/plugintest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -15,6 +17,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // ParseConfig and compares the diagnostics (expected.err) or the decoded
 // configuration (expected.out) with the golden file.
 func TestConfigGolden(t *testing.T) {
+	usePluginDir(t)
 	dirs, err := filepath.Glob("testdata/config/*")
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +39,7 @@ func TestConfigGolden(t *testing.T) {
 			}
 			abs, _ := filepath.Abs(dir)
 			got = strings.ReplaceAll(got, abs, "$CASE_DIR")
+			got = strings.ReplaceAll(got, os.Getenv("LOGTK_PLUGIN_DIR"), "$PLUGIN_DIR")
 			if *update {
 				os.Remove(filepath.Join(dir, "expected.err"))
 				os.Remove(filepath.Join(dir, "expected.out"))
@@ -74,4 +78,24 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// usePluginDir makes the built-in plugins findable: make test sets
+// LOGTK_PLUGIN_DIR; a plain go test builds them here.
+func usePluginDir(t *testing.T) {
+	if os.Getenv("LOGTK_PLUGIN_DIR") != "" {
+		return
+	}
+	dir := t.TempDir()
+	for _, name := range builtinPlugins {
+		src := plugintest.Build(t, filepath.Join("..", "plugins", name, "plugin"))
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("LOGTK_PLUGIN_DIR", dir)
 }

@@ -575,3 +575,6 @@ func orWriter(w io.Writer, def io.Writer) io.Writer {
 	}
 	return def
 }
+
+// MemorySize returns the instance's linear memory size in bytes.
+func (i *Instance) MemorySize() uint32 { return i.mod.Memory().Size() }

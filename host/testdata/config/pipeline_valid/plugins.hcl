@@ -1,0 +1,22 @@
+format "text" {
+  plugin       = "text"
+  instances    = 3
+  memory_limit = "32MiB"
+  call_timeout = "2s"
+  config {
+    theme = "color"
+  }
+}
+
+transport "out" {
+  plugin = "file"
+  format = "text"
+  config {
+    path      = "logs/app.log"
+    max_bytes = 1000
+  }
+  allow {
+    directories = ["logs"]
+    clock       = true
+  }
+}
