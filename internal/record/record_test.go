@@ -189,3 +189,27 @@ func TestEncodeDoesNotAllocate(t *testing.T) {
 		t.Fatalf("encoding allocated %.0f times per record", n)
 	}
 }
+
+// FuzzView: the in-place reader never panics on arbitrary bytes, including
+// attribute iteration and nested groups.
+func FuzzView(f *testing.F) {
+	b := AppendHead(nil, time.Unix(5, 0), LevelInfo, "hello", "l")
+	b = AppendAttr(b, slog.Group("g", slog.Int("i", 1), slog.Group("h", slog.String("s", "x"))))
+	b = AppendCaller(b, "f.go", 1, "main")
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v View
+		v.Parse(data)
+		CallerView(v.Caller)
+		var walk func(it AttrIter, depth int)
+		walk = func(it AttrIter, depth int) {
+			var a AttrView
+			for n := 0; it.Next(&a) && n < 10000; n++ {
+				if depth < 64 {
+					walk(a.Group(), depth+1)
+				}
+			}
+		}
+		walk(v.Attrs(), 0)
+	})
+}

@@ -196,3 +196,12 @@ func TestFormatDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Format allocated %.0f times per record", n)
 	}
 }
+
+// FuzzSchema: the schema is a file the user points at; no content makes
+// Configure panic.
+func FuzzSchema(f *testing.F) {
+	f.Add([]byte{0x0a, 0x02, 0x22, 0x00}, "x.Y")
+	f.Fuzz(func(t *testing.T, schema []byte, message string) {
+		configure(t, protobuf.New(), schema, message)
+	})
+}
