@@ -1,0 +1,81 @@
+// Benchmarks of the reference formatters: the same code natively and as a
+// Wasm plugin in the host's runtime, in one run, per batch size; and the
+// cost of the time budget (wazero's interruption checks) per record.
+package plugins_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/plugins/json"
+	"github.com/logtk/logtk/plugins/protobuf"
+	"github.com/logtk/logtk/plugins/text"
+	"github.com/logtk/logtk/sdk/plugin"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+func batchOf(n int) []byte {
+	s := plugintest.SampleRecords()[:2] // a structured record and a plain one
+	var b []byte
+	for i := range n {
+		b = wasm.AppendEntry(b, s[i%len(s)])
+	}
+	return b
+}
+
+func BenchmarkFormat(b *testing.B) {
+	formatters := []struct {
+		name   string
+		native plugin.Formatter
+	}{
+		{"text", text.New()},
+		{"json", json.New()},
+		{"protobuf", protobuf.New()},
+	}
+	ctx := context.Background()
+	for _, f := range formatters {
+		wasmBytes, err := os.ReadFile(plugintest.Build(b, f.name+"/plugin"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, size := range []int{1, 64, 512} {
+			batch := batchOf(size)
+			b.Run(fmt.Sprintf("%s/batch=%d/native", f.name, size), func(b *testing.B) {
+				var out []byte
+				for b.Loop() {
+					out, _ = plugin.FormatBatch(f.native, out[:0], batch)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/record")
+			})
+			for _, budget := range []bool{true, false} {
+				name := "wasm"
+				if !budget {
+					name = "wasm-no-time-budget"
+				}
+				b.Run(fmt.Sprintf("%s/batch=%d/%s", f.name, size, name), func(b *testing.B) {
+					m, err := wasm.Load(ctx, wasmBytes, wasm.Options{Name: f.name, Limits: wasm.Limits{NoCallTimeout: !budget}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer m.Close(ctx)
+					inst, err := m.NewInstance(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := inst.Configure(ctx, []byte("{}")); err != nil {
+						b.Fatal(err)
+					}
+					for b.Loop() {
+						if _, err := inst.Format(ctx, batch, size); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/record")
+				})
+			}
+		}
+	}
+}
