@@ -13,7 +13,7 @@ RACE_PKGS := ./host/... ./sdk/... ./internal/... ./cmd/... ./examples/... ./plug
 
 PLUGINS   := text json protobuf console file
 
-.PHONY: all build plugins run test vet fuzz fuzz-long bench proto clean
+.PHONY: all build plugins examples run test vet fuzz fuzz-long bench proto clean
 
 all: build
 
@@ -28,6 +28,13 @@ plugins:
 	@for p in $(PLUGINS); do \
 		echo "plugin $$p"; \
 		(cd plugins/$$p/plugin && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(CURDIR)/$(BIN)/plugins/$$p.wasm .) || exit 1; \
+	done
+
+## examples: the example user plugins (examples/redact, examples/batchfile).
+examples: build
+	@for p in redact batchfile; do \
+		echo "example plugin $$p"; \
+		(cd examples/$$p && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $$p.wasm .) || exit 1; \
 	done
 
 ## run: build, then run the main job (plugins.hcl): example workers log
