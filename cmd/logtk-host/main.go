@@ -60,7 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, w := range cfg.Workers {
 			n += w.Count
 		}
-		fmt.Fprintf(stdout, "configuration is valid: %d worker blocks, %d instances\n", len(cfg.Workers), n)
+		fmt.Fprintf(stdout, "configuration is valid: %d worker blocks, %d instances, %d formats, %d transports\n",
+			len(cfg.Workers), n, len(cfg.Formats), len(cfg.Transports))
 		return 0
 	case "run":
 		cfg, code := load(args[1:], "run", stderr)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/sdk"
+	"github.com/logtk/logtk/sdk/plugintest"
 )
 
 // The test binary plays the host (LOGTK_TEST_ROLE=host) and the workers
@@ -54,7 +55,7 @@ func TestValidate(t *testing.T) {
 		code     int
 		contains string
 	}{
-		{[]string{"validate", "-config", good}, 0, "configuration is valid: 1 worker blocks, 3 instances"},
+		{[]string{"validate", "-config", good}, 0, "configuration is valid: 1 worker blocks, 3 instances, 0 formats, 0 transports"},
 		{[]string{"validate", "-config", bad}, 1, bad + ":3:13: error: Invalid restart policy"},
 		{[]string{"validate", "-config", filepath.Join(dir, "missing.hcl")}, 1, "no such file"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
@@ -213,4 +214,46 @@ func alive(pid int) bool {
 	}
 	i := bytes.LastIndexByte(st, ')')
 	return i < 0 || i+2 >= len(st) || st[i+2] != 'Z'
+}
+
+// TestValidateTouchesNothing: validate loads and checks the plugins and
+// their configuration, but creates no directory and opens no file.
+func TestValidateTouchesNothing(t *testing.T) {
+	plugins := t.TempDir()
+	for _, name := range []string{"text", "file"} {
+		b, err := os.ReadFile(plugintest.Build(t, "../../plugins/"+name+"/plugin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(plugins, name+".wasm"), b, 0o644)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "plugins.hcl")
+	os.WriteFile(cfg, []byte(`
+plugin_dir = "`+plugins+`"
+format "text" {
+  plugin = "text"
+}
+transport "out" {
+  plugin = "file"
+  format = "text"
+  config {
+    path = "logs/app.log"
+  }
+  allow {
+    directories = ["logs"]
+  }
+}
+`), 0o644)
+	var out bytes.Buffer
+	if code := run([]string{"validate", "-config", cfg}, &out, &out); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "1 formats, 1 transports") {
+		t.Errorf("output %q", out.String())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("validate created files: %v", entries)
+	}
 }

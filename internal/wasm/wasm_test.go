@@ -3,6 +3,7 @@ package wasm_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,5 +197,27 @@ func TestSandbox(t *testing.T) {
 	}
 	if err := run(`{"write":"` + filepath.Join(filepath.Dir(secret), "x") + `"}`); err == nil {
 		t.Fatal("wrote outside the granted directory")
+	}
+
+	// No network: a plugin cannot open a connection, even to loopback.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	if err := run(`{"dial":"` + ln.Addr().String() + `"}`); err == nil || !strings.Contains(err.Error(), "dial denied") {
+		t.Fatalf("dialling loopback from a plugin: %v", err)
+	}
+	select {
+	case <-accepted:
+		t.Fatal("the plugin reached the listener")
+	default:
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"net"
 	"os"
 
 	"github.com/logtk/logtk/sdk/plugin"
@@ -13,6 +14,7 @@ type probe struct {
 	cfg struct {
 		Read  string `json:"read"`
 		Write string `json:"write"`
+		Dial  string `json:"dial"`
 	}
 }
 
@@ -22,6 +24,13 @@ func (p *probe) Flush() error             { return nil }
 func (p *probe) Close() error             { return nil }
 
 func (p *probe) Write(b *plugin.Batch) error {
+	if p.cfg.Dial != "" {
+		c, err := net.Dial("tcp", p.cfg.Dial)
+		if err != nil {
+			return errors.New("dial denied: " + err.Error())
+		}
+		c.Close()
+	}
 	if p.cfg.Read != "" {
 		if _, err := os.ReadFile(p.cfg.Read); err != nil {
 			return errors.New("read denied: " + err.Error())
