@@ -13,7 +13,7 @@ RACE_PKGS := ./host/... ./sdk/... ./internal/... ./cmd/... ./examples/... ./plug
 
 PLUGINS   := text json protobuf console file
 
-.PHONY: all build plugins examples run test vet fuzz fuzz-long bench proto clean
+.PHONY: all build plugins examples run test vet fuzz bench proto clean
 
 all: build
 
@@ -76,7 +76,7 @@ fuzz:
 ## does not depend on them.
 bench:
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
-	$(GO) test -run '^$$' -bench . -benchmem ./host/ ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem ./host/ ./internal/... ./plugins/
 
 BUF_VERSION          := v1.50.0
 PROTOC_GEN_GO_VERSION := v1.36.12
