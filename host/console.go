@@ -5,7 +5,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/logtk/logtk/internal/textfmt"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // ConsoleOutput writes records as text lines (see internal/textfmt) to a

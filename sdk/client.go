@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/internal/textfmt"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 

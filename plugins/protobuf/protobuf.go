@@ -20,7 +20,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/logtk/logtk/internal/textfmt"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
 )
 

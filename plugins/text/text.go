@@ -6,7 +6,7 @@ package text
 import (
 	"fmt"
 
-	"github.com/logtk/logtk/internal/textfmt"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
 )
 

@@ -1,6 +1,7 @@
 // Package textfmt renders records as human-readable lines, straight from
-// their encoded form. The host's console output, the SDK's stand-alone
-// fallback and the text format plugin use it.
+// their encoded form, for plugins that write text. The host's console
+// output, the SDK's stand-alone fallback and the reference text plugin use
+// it too, so all of logtk's text looks the same.
 //
 // A line is
 //
@@ -19,7 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/record" // via the plugin.Record alias
 )
 
 // Theme colours parts of a line. The zero Theme is plain text.
