@@ -154,3 +154,39 @@ func TestPipelineContainsHostilePlugins(t *testing.T) {
 		t.Fatalf("%d error records reported, want 3", len(reports))
 	}
 }
+
+// TestPipelineGarbageOutput: a formatter that returns a pointer outside its
+// memory never gets a record through, and every record is dead-lettered,
+// none dropped.
+func TestPipelineGarbageOutput(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &Config{
+		Formats: []FormatConfig{{Name: "raw", Plugin: plugintest.Build(t, "../internal/wasm/testdata/raw"), Config: []byte(`{"lie":"result"}`)}},
+		Transports: []TransportConfig{{Name: "sink", Plugin: plugintest.Build(t, "../internal/wasm/testdata/fsprobe"), Format: "raw",
+			Config: []byte(fmt.Sprintf(`{"write":%q}`, filepath.Join(dir, "got"))), Allow: Allow{Directories: []string{dir}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+	}
+	p, err := newPipeline(context.Background(), cfg, testLogger(t), func(int32, string, ...slog.Attr) {}, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	for i := range 5 {
+		recs = append(recs, record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, fmt.Sprint(i), ""))
+	}
+	p.WriteBatch(recs)
+	p.Close()
+	dead, _ := filepath.Glob(filepath.Join(cfg.DeadLetterDir, "*.batch"))
+	n := 0
+	for _, d := range dead {
+		b, _ := os.ReadFile(d)
+		c, _ := wasm.CountEntries(b)
+		n += c
+	}
+	if n != 5 {
+		t.Fatalf("%d of 5 records dead-lettered", n)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "got")); len(got) != 0 {
+		t.Fatalf("garbage reached the transport: %q", got)
+	}
+}

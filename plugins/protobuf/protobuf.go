@@ -20,8 +20,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // Info describes the plugin.

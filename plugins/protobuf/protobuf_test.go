@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/logtk/logtk/internal/goldentest"
 	"github.com/logtk/logtk/plugins/protobuf"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk/plugin"
@@ -204,4 +205,8 @@ func FuzzSchema(f *testing.F) {
 	f.Fuzz(func(t *testing.T, schema []byte, message string) {
 		configure(t, protobuf.New(), schema, message)
 	})
+}
+
+func TestGolden(t *testing.T) {
+	goldentest.Run(t, func() plugin.Formatter { return protobuf.New() })
 }
