@@ -20,3 +20,8 @@ transport "out" {
     clock       = true
   }
 }
+
+format "fast" {
+  plugin       = "protobuf"
+  call_timeout = "off"
+}
