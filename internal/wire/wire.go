@@ -1,0 +1,126 @@
+// Package wire implements the framing and payloads of the logtk wire
+// protocol v1 (docs/wire-protocol.md), shared by the network transport's
+// host side and the log server.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/internal/ipc"
+)
+
+// ProtocolVersion is the wire protocol version this package speaks.
+const ProtocolVersion = 1
+
+// Frame types. The framing is the IPC framing: a 4-byte little-endian
+// length (type byte plus payload), the type, the payload.
+const (
+	TypeAuth    ipc.Type = 0x01 // client: Auth
+	TypeWelcome ipc.Type = 0x02 // server: ServerWelcome
+	TypeData    ipc.Type = 0x03 // client: uvarint batch id, then the batch
+	TypeAck     ipc.Type = 0x04 // server: uvarint batch id
+	TypePing    ipc.Type = 0x05 // either: 8 bytes, echoed by PONG
+	TypePong    ipc.Type = 0x06 // either: the PING's 8 bytes
+	TypeClose   ipc.Type = 0x07 // either: Close, then the connection closes
+)
+
+// Close codes.
+const (
+	CloseNormal          = 1000
+	CloseShutdown        = 1001 // the server is shutting down; reconnect later
+	CloseAuthFailed      = 4001 // wrong or missing token
+	CloseVersion         = 4002 // unsupported protocol version
+	CloseFrameTooLarge   = 4003
+	CloseMalformed       = 4004 // a frame that does not parse
+	CloseTooManyInFlight = 4005
+	CloseTimeout         = 4006 // no complete frame within the deadline (auth, heartbeat)
+	CloseTooManyConns    = 4007
+	CloseReplaced        = 4008 // a newer connection of the same sender took over
+	CloseBadIdentity     = 4009 // sender or application name not allowed
+	CloseStorage         = 4010 // the server cannot store; reconnect later
+)
+
+// Defaults the server announces unless configured otherwise.
+const (
+	DefaultMaxFrameBytes = 4 << 20
+	DefaultMaxInFlight   = 8
+	DefaultHeartbeat     = 5000 // milliseconds
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// ValidName reports whether s may be a sender or application name: it
+// becomes a directory or file name on the server.
+func ValidName(s string) bool { return nameRE.MatchString(s) && s != "." && s != ".." }
+
+// AppendData appends a DATA frame for batch (encoded entries).
+func AppendData(dst []byte, batchID uint64, batch []byte) []byte {
+	n := protowire.SizeVarint(batchID) + len(batch)
+	dst = ipc.AppendHeader(dst, TypeData, n)
+	dst = protowire.AppendVarint(dst, batchID)
+	return append(dst, batch...)
+}
+
+// ErrMalformed is wrapped by the payload decoders' errors.
+var ErrMalformed = errors.New("malformed payload")
+
+// ParseData splits a DATA payload into the batch id and the batch, and
+// checks that the batch is well-formed entries, returning how many.
+func ParseData(p []byte) (id uint64, batch []byte, count int, err error) {
+	id, n := protowire.ConsumeVarint(p)
+	if n < 0 {
+		return 0, nil, 0, fmt.Errorf("%w: DATA without a batch id", ErrMalformed)
+	}
+	batch = p[n:]
+	for b := batch; len(b) > 0; count++ {
+		l, k := protowire.ConsumeVarint(b)
+		if k < 0 || uint64(len(b)-k) < l {
+			return 0, nil, 0, fmt.Errorf("%w: DATA batch %d: entry %d runs past the frame", ErrMalformed, id, count)
+		}
+		b = b[k+int(l):]
+	}
+	return id, batch, count, nil
+}
+
+// AppendAck appends an ACK frame.
+func AppendAck(dst []byte, batchID uint64) []byte {
+	dst = ipc.AppendHeader(dst, TypeAck, protowire.SizeVarint(batchID))
+	return protowire.AppendVarint(dst, batchID)
+}
+
+// ParseAck reads an ACK payload.
+func ParseAck(p []byte) (uint64, error) {
+	id, n := protowire.ConsumeVarint(p)
+	if n < 0 || n != len(p) {
+		return 0, fmt.Errorf("%w: ACK", ErrMalformed)
+	}
+	return id, nil
+}
+
+// AppendPing appends a PING (or, with TypePong, a PONG) frame.
+func AppendPing(dst []byte, t ipc.Type, nonce uint64) []byte {
+	dst = ipc.AppendHeader(dst, t, 8)
+	return binary.LittleEndian.AppendUint64(dst, nonce)
+}
+
+// ParsePing reads a PING or PONG payload.
+func ParsePing(p []byte) (uint64, error) {
+	if len(p) != 8 {
+		return 0, fmt.Errorf("%w: PING/PONG of %d bytes, want 8", ErrMalformed, len(p))
+	}
+	return binary.LittleEndian.Uint64(p), nil
+}
+
+// EachEntry calls fn for every entry of a batch ParseData accepted.
+func EachEntry(batch []byte, fn func(entry []byte)) {
+	for len(batch) > 0 {
+		l, k := protowire.ConsumeVarint(batch)
+		fn(batch[k : k+int(l)])
+		batch = batch[k+int(l):]
+	}
+}
