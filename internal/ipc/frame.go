@@ -102,11 +102,18 @@ var ErrTruncated = errors.New("ipc: stream ended inside a frame")
 
 // Reader reads frames from a stream. It is not safe for concurrent use.
 type Reader struct {
-	r   *bufio.Reader
-	max int
-	off int64
-	buf []byte
+	r      *bufio.Reader
+	max    int
+	off    int64
+	buf    []byte
+	noSkip bool
 }
+
+// RefuseOversized makes Next report an oversized frame at once, without
+// reading its payload, for peers that get disconnected for it rather than
+// skipped (a network peer could declare gigabytes). The stream is then
+// unusable.
+func (r *Reader) RefuseOversized() { r.noSkip = true }
 
 // NewReader returns a Reader that accepts payloads of at most maxPayload
 // bytes. Larger frames are skipped and reported as a *FrameError.
@@ -116,6 +123,10 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 	}
 	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: maxPayload}
 }
+
+// Buffered returns how many bytes are read from the stream but not yet
+// consumed: a writer can batch its replies while more input is waiting.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
 
 // Offset returns the number of bytes consumed so far.
 func (r *Reader) Offset() int64 { return r.off }
@@ -152,6 +163,10 @@ func (r *Reader) Next() (Type, []byte, error) {
 	r.off++
 	t := Type(tb)
 	plen := int64(length) - 1
+	if plen > int64(r.max) && r.noSkip {
+		return 0, nil, &FrameError{Offset: start, Type: t, Length: length,
+			Reason: fmt.Sprintf("payload of %d bytes exceeds the limit of %d", plen, r.max)}
+	}
 	if plen > int64(r.max) {
 		d, err := r.r.Discard(int(plen))
 		r.off += int64(d)

@@ -1,0 +1,464 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/wire"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+)
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	// Tokens are the accepted secrets. Required: a server without tokens
+	// refuses everyone.
+	Tokens [][]byte
+	Store  *Store
+	// MaxFrameBytes is the largest frame payload accepted. Default 4 MiB.
+	MaxFrameBytes int
+	// MaxInFlight is announced to clients. Default 8.
+	MaxInFlight int
+	// Heartbeat is the ping interval; a peer silent for three is dead.
+	// Default 5s.
+	Heartbeat time.Duration
+	// AuthTimeout bounds the time from accept to a complete AUTH frame.
+	// Default 5s.
+	AuthTimeout time.Duration
+	// MaxConns bounds concurrent connections. Default 4096.
+	MaxConns int
+	Logger   hclog.Logger
+}
+
+// Stats are counters since the server started.
+type Stats struct {
+	Batches, Records, Duplicates, Rejected, Gaps atomic.Int64
+}
+
+// Server accepts wire protocol v1 connections.
+type Server struct {
+	opts  Options
+	log   hclog.Logger
+	Stats Stats
+
+	mu       sync.Mutex
+	conns    map[*session]struct{}
+	senders  map[string]*session // application/sender -> live session
+	lns      []net.Listener
+	closing  bool
+	wg       sync.WaitGroup
+	seqs     sync.Map // application/sender/worker#index -> *atomic.Uint64
+	connSema chan struct{}
+}
+
+// New returns a Server; call Serve for each listener.
+func New(opts Options) *Server {
+	if opts.MaxFrameBytes == 0 {
+		opts.MaxFrameBytes = wire.DefaultMaxFrameBytes
+	}
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = wire.DefaultMaxInFlight
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = wire.DefaultHeartbeat * time.Millisecond
+	}
+	if opts.AuthTimeout == 0 {
+		opts.AuthTimeout = 5 * time.Second
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 4096
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	return &Server{opts: opts, log: opts.Logger, conns: map[*session]struct{}{}, senders: map[string]*session{},
+		connSema: make(chan struct{}, opts.MaxConns)}
+}
+
+// Serve accepts connections on ln until Close. It returns nil after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("server: closed")
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
+				delay = min(max(delay*2, 5*time.Millisecond), time.Second)
+				time.Sleep(delay) // accept backoff, as net/http does
+				continue
+			}
+			return err
+		}
+		delay = 0
+		select {
+		case s.connSema <- struct{}{}:
+		default:
+			s.Stats.Rejected.Add(1)
+			s.log.Warn("connection refused: too many connections", "remote", c.RemoteAddr(), "limit", s.opts.MaxConns)
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(closeFrame(wire.CloseTooManyConns, "too many connections"))
+			c.Close()
+			continue
+		}
+		ss := &session{s: s, c: c, done: make(chan struct{}), w: bufio.NewWriterSize(c, 16<<10)}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			c.Close()
+			<-s.connSema
+			continue
+		}
+		s.conns[ss] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go ss.run()
+	}
+}
+
+var errTemporary = errors.New("temporary")
+
+// Close stops accepting, tells every client the server is shutting down,
+// and waits for their sessions to end (each finishes the batch it is
+// writing) or for ctx.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for ss := range s.conns {
+		ss.shutdown(wire.CloseShutdown, "server shutting down")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for ss := range s.conns {
+			ss.c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func closeFrame(code uint32, reason string) []byte {
+	p, _ := proto.Marshal(&logtkv1.Close{Code: code, Reason: reason})
+	return ipc.AppendFrame(nil, wire.TypeClose, p)
+}
+
+type session struct {
+	s    *Server
+	c    net.Conn
+	done chan struct{}
+
+	wmu      sync.Mutex
+	w        *bufio.Writer
+	lastSend atomic.Int64
+	closeMu  sync.Mutex
+	closed   bool
+
+	app, sender, format string
+	log                 hclog.Logger
+}
+
+func (ss *session) run() {
+	s := ss.s
+	defer func() {
+		ss.c.Close()
+		s.mu.Lock()
+		delete(s.conns, ss)
+		if ss.sender != "" && s.senders[ss.app+"/"+ss.sender] == ss {
+			delete(s.senders, ss.app+"/"+ss.sender)
+		}
+		s.mu.Unlock()
+		close(ss.done)
+		<-s.connSema
+		s.wg.Done()
+	}()
+	ss.log = s.log.With("remote", ss.c.RemoteAddr().String())
+	r := ipc.NewReader(ss.c, s.opts.MaxFrameBytes)
+	r.RefuseOversized()
+
+	// Authentication: a complete AUTH frame within AuthTimeout.
+	ss.c.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
+	t, p, err := r.Next()
+	if err != nil {
+		s.Stats.Rejected.Add(1)
+		ss.fail(err, "before authenticating")
+		return
+	}
+	if t != wire.TypeAuth {
+		s.Stats.Rejected.Add(1)
+		ss.reject(wire.CloseAuthFailed, fmt.Sprintf("first frame is %s, not AUTH", t))
+		return
+	}
+	var auth logtkv1.Auth
+	if err := proto.Unmarshal(p, &auth); err != nil {
+		s.Stats.Rejected.Add(1)
+		ss.reject(wire.CloseMalformed, "AUTH does not decode: "+err.Error())
+		return
+	}
+	if !s.tokenOK(auth.Token) {
+		s.Stats.Rejected.Add(1)
+		ss.reject(wire.CloseAuthFailed, "authentication failed")
+		return
+	}
+	if auth.ProtocolVersion != wire.ProtocolVersion {
+		s.Stats.Rejected.Add(1)
+		ss.reject(wire.CloseVersion, fmt.Sprintf("protocol version %d not supported; this server speaks %d", auth.ProtocolVersion, wire.ProtocolVersion))
+		return
+	}
+	if !wire.ValidName(auth.Sender) || !wire.ValidName(auth.Application) {
+		s.Stats.Rejected.Add(1)
+		ss.reject(wire.CloseBadIdentity, fmt.Sprintf("sender %q / application %q: names are 1-128 of [A-Za-z0-9._-]", auth.Sender, auth.Application))
+		return
+	}
+	ss.app, ss.sender, ss.format = auth.Application, auth.Sender, auth.Format
+	ss.log = ss.log.With("application", ss.app, "sender", ss.sender)
+	if !ss.takeOver() {
+		return
+	}
+	welcome, _ := proto.Marshal(&logtkv1.ServerWelcome{
+		ProtocolVersion: wire.ProtocolVersion,
+		MaxFrameBytes:   uint32(s.opts.MaxFrameBytes),
+		MaxInFlight:     uint32(s.opts.MaxInFlight),
+		HeartbeatMillis: uint32(s.opts.Heartbeat / time.Millisecond),
+		LastBatchId:     s.opts.Store.LastBatch(ss.app, ss.sender),
+	})
+	if err := ss.send(ipc.AppendFrame(nil, wire.TypeWelcome, welcome), true); err != nil {
+		ss.fail(err, "sending WELCOME")
+		return
+	}
+	ss.log.Info("client connected", "format", ss.format, "hostname", auth.Hostname)
+	stopBeat := ss.heartbeat()
+	defer stopBeat()
+
+	for {
+		ss.c.SetReadDeadline(time.Now().Add(3 * s.opts.Heartbeat))
+		t, p, err := r.Next()
+		if err != nil {
+			ss.fail(err, "reading")
+			return
+		}
+		switch t {
+		case wire.TypeData:
+			id, batch, n, err := wire.ParseData(p)
+			if err != nil {
+				ss.reject(wire.CloseMalformed, err.Error())
+				return
+			}
+			dup, err := s.opts.Store.Write(ss.app, ss.sender, ss.format, id, batch)
+			if err != nil {
+				ss.log.Error("storing a batch failed; closing so the client retries", "batch", id, "error", err)
+				ss.reject(wire.CloseStorage, "storage failed")
+				return
+			}
+			if dup {
+				s.Stats.Duplicates.Add(1)
+			} else {
+				s.Stats.Batches.Add(1)
+				s.Stats.Records.Add(int64(n))
+				if ss.format == "logtk.v1.Record" {
+					ss.checkGaps(batch)
+				}
+			}
+			// Acks wait in the buffer while more input is waiting, so a
+			// burst of batches costs one write.
+			if err := ss.send(wire.AppendAck(nil, id), r.Buffered() == 0); err != nil {
+				ss.fail(err, "acknowledging")
+				return
+			}
+		case wire.TypePing:
+			nonce, err := wire.ParsePing(p)
+			if err != nil {
+				ss.reject(wire.CloseMalformed, err.Error())
+				return
+			}
+			if err := ss.send(wire.AppendPing(nil, wire.TypePong, nonce), true); err != nil {
+				ss.fail(err, "answering PING")
+				return
+			}
+		case wire.TypePong:
+		case wire.TypeClose:
+			var c logtkv1.Close
+			proto.Unmarshal(p, &c)
+			ss.log.Info("client closed the connection", "code", c.Code, "reason", c.Reason)
+			return
+		default:
+			ss.reject(wire.CloseMalformed, fmt.Sprintf("unexpected frame type %s", t))
+			return
+		}
+	}
+}
+
+// tokenOK compares the token with every configured one in constant time.
+func (s *Server) tokenOK(token []byte) bool {
+	ok := 0
+	for _, t := range s.opts.Tokens {
+		ok |= subtle.ConstantTimeCompare(token, t)
+	}
+	return ok == 1 && len(token) > 0
+}
+
+// takeOver makes this the sender's only session: an older one (a client
+// that reconnected before the server noticed the old connection died) is
+// closed and awaited, so batches of one sender are never stored
+// concurrently out of order.
+func (ss *session) takeOver() bool {
+	s := ss.s
+	key := ss.app + "/" + ss.sender
+	for {
+		s.mu.Lock()
+		old := s.senders[key]
+		if old == nil {
+			s.senders[key] = ss
+			s.mu.Unlock()
+			return true
+		}
+		s.mu.Unlock()
+		old.shutdown(wire.CloseReplaced, "a newer connection of this sender took over")
+		select {
+		case <-old.done:
+		case <-time.After(s.opts.AuthTimeout):
+			ss.reject(wire.CloseReplaced, "the previous connection of this sender is still busy")
+			return false
+		}
+	}
+}
+
+func (ss *session) send(frame []byte, flush bool) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	ss.c.SetWriteDeadline(time.Now().Add(3 * ss.s.opts.Heartbeat))
+	if _, err := ss.w.Write(frame); err != nil {
+		return err
+	}
+	ss.lastSend.Store(time.Now().UnixNano())
+	if flush {
+		return ss.w.Flush()
+	}
+	return nil
+}
+
+func (ss *session) heartbeat() func() {
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ss.s.opts.Heartbeat / 2)
+		defer t.Stop()
+		var nonce uint64
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, ss.lastSend.Load())) >= ss.s.opts.Heartbeat {
+					nonce++
+					if ss.send(wire.AppendPing(nil, wire.TypePing, nonce), true) != nil {
+						return
+					}
+				}
+			}
+		}
+	}()
+	return func() { close(stop) }
+}
+
+// reject sends CLOSE with a code and reason, logs it, and ends the session.
+func (ss *session) reject(code uint32, reason string) {
+	ss.log.Warn("closing connection", "code", code, "reason", reason)
+	ss.shutdown(code, reason)
+}
+
+func (ss *session) shutdown(code uint32, reason string) {
+	ss.closeMu.Lock()
+	defer ss.closeMu.Unlock()
+	if ss.closed {
+		return
+	}
+	ss.closed = true
+	ss.wmu.Lock()
+	ss.c.SetWriteDeadline(time.Now().Add(time.Second))
+	ss.w.Write(closeFrame(code, reason))
+	ss.w.Flush()
+	ss.wmu.Unlock()
+	// Unblock the reader; the session goroutine closes the connection.
+	ss.c.SetReadDeadline(time.Now())
+}
+
+func (ss *session) fail(err error, when string) {
+	var ne net.Error
+	var fe *ipc.FrameError
+	switch {
+	case errors.As(err, &fe) && fe.Length > 0:
+		ss.reject(wire.CloseFrameTooLarge, fe.Reason)
+	case errors.As(err, &fe):
+		ss.reject(wire.CloseMalformed, fe.Reason)
+	case errors.Is(err, ipc.ErrTruncated):
+		ss.log.Warn("connection ended inside a frame", "when", when)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		ss.log.Debug("connection ended", "when", when)
+	case errors.As(err, &ne) && ne.Timeout():
+		ss.closeMu.Lock()
+		closed := ss.closed
+		ss.closeMu.Unlock()
+		if !closed {
+			ss.reject(wire.CloseTimeout, "no complete frame in time "+when)
+		}
+	default:
+		ss.log.Warn("connection failed", "when", when, "error", err)
+	}
+}
+
+// checkGaps follows per-worker sequence numbers of logtk.v1.Record
+// batches and logs a gap: records lost before the server. A sequence that
+// starts again at 1 is a restarted host, not a gap.
+func (ss *session) checkGaps(batch []byte) {
+	var v record.View
+	wire.EachEntry(batch, func(e []byte) {
+		if !v.Parse(e) || v.Seq == 0 {
+			return
+		}
+		key := fmt.Sprintf("%s/%s/%s#%d", ss.app, ss.sender, v.Worker, v.WorkerIndex)
+		val, _ := ss.s.seqs.LoadOrStore(key, new(atomic.Uint64))
+		last := val.(*atomic.Uint64)
+		prev := last.Swap(v.Seq)
+		if prev != 0 && v.Seq != prev+1 && v.Seq != 1 {
+			ss.s.Stats.Gaps.Add(1)
+			if v.Seq > prev {
+				ss.log.Error("gap in a worker's records", "worker", fmt.Sprintf("%s#%d", v.Worker, v.WorkerIndex), "after_seq", prev, "seq", v.Seq, "missing", v.Seq-prev-1)
+			} else {
+				ss.log.Warn("a worker's records arrived out of order", "worker", fmt.Sprintf("%s#%d", v.Worker, v.WorkerIndex), "after_seq", prev, "seq", v.Seq)
+			}
+		}
+	})
+}

@@ -1,0 +1,400 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/wire"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+)
+
+var token = []byte("s3cret-token")
+
+type testServer struct {
+	*Server
+	addr string
+	dir  string
+}
+
+func start(t *testing.T, opts Options, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := OpenStore(StoreOptions{Dir: dir, Fsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Store = store
+	if opts.Tokens == nil {
+		opts.Tokens = [][]byte{token}
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if wrap != nil {
+		ln = wrap(ln)
+	}
+	s := New(opts)
+	go s.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(ctx)
+		store.Close()
+	})
+	return &testServer{Server: s, addr: addr, dir: dir}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// client is a minimal wire protocol client for the tests.
+type client struct {
+	t *testing.T
+	c net.Conn
+	r *ipc.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return &client{t: t, c: c, r: ipc.NewReader(c, 0)}
+}
+
+func authFrame(tok []byte, sender, app, format string) []byte {
+	p, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: tok, Sender: sender, Application: app, Format: format})
+	return ipc.AppendFrame(nil, wire.TypeAuth, p)
+}
+
+func (c *client) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.c.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// next returns the next frame, skipping PINGs unless asked for.
+func (c *client) next() (ipc.Type, []byte, error) {
+	for {
+		t, p, err := c.r.Next()
+		if err == nil && t == wire.TypePing {
+			continue
+		}
+		return t, append([]byte(nil), p...), err
+	}
+}
+
+func (c *client) auth(sender, app, format string) *logtkv1.ServerWelcome {
+	c.t.Helper()
+	c.write(authFrame(token, sender, app, format))
+	t, p, err := c.next()
+	if err != nil || t != wire.TypeWelcome {
+		c.t.Fatalf("expected WELCOME, got %s %q %v", t, p, err)
+	}
+	var w logtkv1.ServerWelcome
+	proto.Unmarshal(p, &w)
+	return &w
+}
+
+func (c *client) expectClose(code uint32) string {
+	c.t.Helper()
+	for {
+		t, p, err := c.next()
+		if err != nil {
+			c.t.Fatalf("connection ended without CLOSE %d: %v", code, err)
+		}
+		if t == wire.TypeClose {
+			var cl logtkv1.Close
+			proto.Unmarshal(p, &cl)
+			if cl.Code != code {
+				c.t.Fatalf("CLOSE %d %q, want %d", cl.Code, cl.Reason, code)
+			}
+			return cl.Reason
+		}
+	}
+}
+
+func (c *client) sendBatch(id uint64, entries ...string) uint64 {
+	c.t.Helper()
+	var b []byte
+	for _, e := range entries {
+		b = wireEntry(b, []byte(e))
+	}
+	c.write(wire.AppendData(nil, id, b))
+	t, p, err := c.next()
+	if err != nil || t != wire.TypeAck {
+		c.t.Fatalf("expected ACK for %d, got %s %q %v", id, t, p, err)
+	}
+	got, _ := wire.ParseAck(p)
+	return got
+}
+
+func wireEntry(b, e []byte) []byte {
+	return append(append(b, encodeVarint(uint64(len(e)))...), e...)
+}
+
+func encodeVarint(v uint64) []byte {
+	var b []byte
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func TestStoresAndDeduplicates(t *testing.T) {
+	s := start(t, Options{}, nil)
+	c := dial(t, s.addr)
+	if w := c.auth("host-a", "shop", "json"); w.LastBatchId != 0 || w.MaxFrameBytes == 0 {
+		t.Fatalf("welcome %v", w)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if got := c.sendBatch(id, fmt.Sprintf("line %d\n", id)); got != id {
+			t.Fatalf("ack %d for batch %d", got, id)
+		}
+	}
+	c.sendBatch(2, "line 2 resent\n") // a retransmission: acked, not stored
+	c.c.Close()
+
+	// Reconnecting, the client learns what the server has.
+	c = dial(t, s.addr)
+	if w := c.auth("host-a", "shop", "json"); w.LastBatchId != 3 {
+		t.Fatalf("LastBatchId = %d, want 3", w.LastBatchId)
+	}
+	b, _ := os.ReadFile(filepath.Join(s.dir, "shop", "records.log"))
+	if string(b) != "line 1\nline 2\nline 3\n" {
+		t.Fatalf("stored %q", b)
+	}
+	if s.Stats.Duplicates.Load() != 1 || s.Stats.Records.Load() != 3 {
+		t.Fatalf("stats: %d duplicates, %d records", s.Stats.Duplicates.Load(), s.Stats.Records.Load())
+	}
+}
+
+// TestRejects: each bad client is refused with a clear code and nothing
+// is stored; a good sender beside them loses nothing.
+func TestRejects(t *testing.T) {
+	s := start(t, Options{AuthTimeout: 300 * time.Millisecond, MaxFrameBytes: 1024}, nil)
+	tests := []struct {
+		name  string
+		send  []byte
+		code  uint32
+		trunc bool
+	}{
+		{name: "wrong token", send: authFrame([]byte("guess"), "h", "app", "json"), code: wire.CloseAuthFailed},
+		{name: "no token", send: authFrame(nil, "h", "app", "json"), code: wire.CloseAuthFailed},
+		{name: "data before auth", send: wire.AppendData(nil, 1, nil), code: wire.CloseAuthFailed},
+		{name: "garbage bytes", send: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), code: wire.CloseFrameTooLarge},
+		{name: "frame over the limit", send: ipc.AppendFrame(nil, wire.TypeAuth, make([]byte, 2000)), code: wire.CloseFrameTooLarge},
+		{name: "4 GiB declared", send: []byte{0xff, 0xff, 0xff, 0xff, 1}, code: wire.CloseFrameTooLarge},
+		{name: "slow loris", send: []byte{10, 0}, code: wire.CloseTimeout},
+		{name: "bad sender name", send: authFrame(token, "../etc", "app", "json"), code: wire.CloseBadIdentity},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, s.addr)
+			c.write(tc.send)
+			reason := c.expectClose(tc.code)
+			if reason == "" {
+				t.Error("CLOSE without a reason")
+			}
+			if _, _, err := c.r.Next(); err == nil {
+				t.Error("connection still open after CLOSE")
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(s.dir); len(entries) != 0 {
+		t.Fatalf("something was stored: %v", entries)
+	}
+	// After auth, an oversized DATA frame closes the connection too.
+	c := dial(t, s.addr)
+	c.auth("h", "app", "json")
+	c.write(wire.AppendData(nil, 1, make([]byte, 4096)))
+	c.expectClose(wire.CloseFrameTooLarge)
+}
+
+// TestIdleConnectionsAndLimit: 1,000 connections that never authenticate
+// are closed after the auth timeout while a good sender is served; past
+// MaxConns new connections are refused with a code.
+func TestIdleConnectionsAndLimit(t *testing.T) {
+	s := start(t, Options{AuthTimeout: 500 * time.Millisecond, MaxConns: 1100, Logger: hclog.NewNullLogger()}, nil)
+	var idle []net.Conn
+	for range 1000 {
+		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	good := dial(t, s.addr)
+	good.auth("good", "app", "json")
+	for id := uint64(1); id <= 100; id++ {
+		good.sendBatch(id, "x\n")
+	}
+	// Every idle connection is closed by the server.
+	for _, c := range idle {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Fatalf("idle connection not closed by the server: %v", err)
+		}
+	}
+	if n := s.Stats.Records.Load(); n != 100 {
+		t.Fatalf("good sender stored %d of 100", n)
+	}
+	// The limit: fill it, then one more is refused.
+	small := start(t, Options{MaxConns: 3, Logger: hclog.NewNullLogger()}, nil)
+	for range 3 {
+		dial(t, small.addr).auth(fmt.Sprint(time.Now().UnixNano()), "app", "json")
+	}
+	dial(t, small.addr).expectClose(wire.CloseTooManyConns)
+}
+
+func TestTakeOverAndHeartbeat(t *testing.T) {
+	s := start(t, Options{Heartbeat: 100 * time.Millisecond}, nil)
+	old := dial(t, s.addr)
+	old.auth("h", "app", "json")
+	newer := dial(t, s.addr)
+	newer.auth("h", "app", "json")
+	old.expectClose(wire.CloseReplaced)
+
+	// The server pings an idle client...
+	newer.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if ty, _, err := newer.r.Next(); err != nil || ty != wire.TypePing {
+		t.Fatalf("expected a PING from the server, got %s %v", ty, err)
+	}
+	// ...and closes one that stays silent for three intervals.
+	newer.expectClose(wire.CloseTimeout)
+}
+
+func TestGapDetection(t *testing.T) {
+	s := start(t, Options{}, nil)
+	c := dial(t, s.addr)
+	c.auth("h", "app", "logtk.v1.Record")
+	rec := func(seq uint64) string {
+		b := record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "m", "")
+		return string(record.AppendStamp(b, &record.Stamp{Worker: "w", Seq: seq}))
+	}
+	c.sendBatch(1, rec(1), rec(2))
+	c.sendBatch(2, rec(4)) // 3 is missing
+	c.sendBatch(3, rec(1)) // a restarted host: not a gap
+	if g := s.Stats.Gaps.Load(); g != 1 {
+		t.Fatalf("%d gaps detected, want 1", g)
+	}
+	b, _ := os.ReadFile(filepath.Join(s.dir, "app", "records.pb"))
+	if n := bytes.Count(b, []byte("m")); n < 4 {
+		t.Fatalf("stored %d records", n)
+	}
+}
+
+// TestTLS: a client that trusts the test CA is served; one that doesn't
+// fails the handshake; a client certificate from another CA is refused
+// when the server requires one.
+func TestTLS(t *testing.T) {
+	ca, caKey := newCA(t, "logtk test CA")
+	serverCert := newLeaf(t, ca, caKey, "127.0.0.1", false)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	otherCA, otherKey := newCA(t, "someone else's CA")
+	clientGood := newLeaf(t, ca, caKey, "client", true)
+	clientBad := newLeaf(t, otherCA, otherKey, "intruder", true)
+
+	s := start(t, Options{}, func(ln net.Listener) net.Listener {
+		return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{serverCert},
+			ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13})
+	})
+	try := func(roots *x509.CertPool, cert tls.Certificate) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.addr,
+			&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		cl := &client{t: t, c: c, r: ipc.NewReader(c, 0)}
+		cl.write(authFrame(token, "tls", "app", "json"))
+		ty, _, err := cl.next()
+		if err != nil {
+			return err
+		}
+		if ty != wire.TypeWelcome {
+			return fmt.Errorf("got %s", ty)
+		}
+		cl.sendBatch(1, "over tls\n")
+		return nil
+	}
+	if err := try(pool, clientGood); err != nil {
+		t.Fatalf("trusted client: %v", err)
+	}
+	if err := try(x509.NewCertPool(), clientGood); err == nil {
+		t.Fatal("a client that does not trust the server's CA connected")
+	}
+	if err := try(pool, clientBad); err == nil {
+		t.Fatal("a client certificate from another CA was accepted")
+	} else if !strings.Contains(err.Error(), "certificate") && !errors.Is(err, io.EOF) {
+		t.Logf("rejected with: %v", err)
+	}
+}
+
+func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert, key
+}
+
+func newLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, client bool) tls.Certificate {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	if client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	} else {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP(name)}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
