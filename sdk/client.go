@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // Version is the SDK's version, sent to the host in the hello frame.

@@ -11,8 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // Info describes the plugin.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	"github.com/logtk/logtk/sdk"
+	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 type sink struct {
