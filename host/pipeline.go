@@ -67,6 +67,7 @@ type transportStage struct {
 	cfg    []byte
 	inst   *wasm.Instance
 	q      chan *job
+	nextID uint64 // batch ids handed to the plugin
 }
 
 func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func(int32, string, ...slog.Attr), stopping func() bool) (*pipeline, error) {
@@ -259,7 +260,8 @@ func (p *pipeline) transportLoop(t *transportStage) {
 	for j := range t.q {
 		<-j.ready
 		out := j.out[t.format]
-		if err := p.write(ctx, t, out); err != nil {
+		t.nextID++
+		if err := p.write(ctx, t, t.nextID, out); err != nil {
 			p.deadLetter("transport "+t.name, j, err)
 		}
 	}
@@ -300,13 +302,13 @@ func (t *transportStage) ensure(ctx context.Context) error {
 // brokenAttempts in a row), retryable failures are retried with backoff
 // (without end while running; a few times once stopping), permanent
 // failures return at once.
-func (p *pipeline) write(ctx context.Context, t *transportStage, out []byte) error {
+func (p *pipeline) write(ctx context.Context, t *transportStage, id uint64, out []byte) error {
 	broken, retries := 0, 0
 	delay := 10 * time.Millisecond
 	for {
 		err := t.ensure(ctx)
 		if err == nil {
-			err = t.inst.Write(ctx, out)
+			err = t.inst.Write(ctx, id, out)
 			if err == nil {
 				return nil
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // ABIVersion is the plugin ABI version this host speaks.
@@ -524,9 +525,14 @@ func (i *Instance) ClosePlugin(ctx context.Context) error {
 	return i.simple(ctx, "logtk_close")
 }
 
-// Write hands a formatted batch to a transport.
-func (i *Instance) Write(ctx context.Context, batch []byte) error {
-	p, n, err := i.input(ctx, "logtk_write", batch)
+// Write hands a formatted batch to a transport. id identifies the batch
+// for the transport's idempotency (a network transport sends it as the
+// batch id); the host gives every batch of a transport a distinct,
+// increasing id and retries a batch with the same id.
+func (i *Instance) Write(ctx context.Context, id uint64, batch []byte) error {
+	in := protowire.AppendVarint(make([]byte, 0, len(batch)+10), id)
+	in = append(in, batch...)
+	p, n, err := i.input(ctx, "logtk_write", in)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func batch(t *testing.T, entries ...string) *plugin.Batch {
 	for _, e := range entries {
 		b = plugin.AppendEntry(b, []byte(e))
 	}
-	bt, err := plugin.NewBatch(b)
+	bt, err := plugin.NewBatch(1, b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime"
 	"unsafe"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // The ABI's exports (docs/plugin-abi.md). Buffers handed to the host are
@@ -151,7 +153,12 @@ func write(p, n uint32) uint32 {
 	if t == nil {
 		return fail(statusInvalid, fmt.Errorf("not a transport plugin"))
 	}
-	b, err := NewBatch(input(p, n))
+	in := input(p, n)
+	id, k := protowire.ConsumeVarint(in)
+	if k < 0 {
+		return fail(statusInvalid, fmt.Errorf("write input without a batch id"))
+	}
+	b, err := NewBatch(id, in[k:])
 	if err != nil {
 		return fail(statusInvalid, err)
 	}

@@ -149,19 +149,25 @@ type Info struct {
 
 // Batch is a sequence of formatted entries handed to a Transport.
 type Batch struct {
+	id   uint64
 	data []byte
 	n    int
 }
 
-// NewBatch wraps encoded batch data (see the ABI document). It exists for
-// native tests of a Transport.
-func NewBatch(data []byte) (*Batch, error) {
+// NewBatch wraps encoded batch data (see the ABI document) with id. It
+// exists for native tests of a Transport.
+func NewBatch(id uint64, data []byte) (*Batch, error) {
 	n, err := countEntries(data)
 	if err != nil {
 		return nil, err
 	}
-	return &Batch{data: data, n: n}, nil
+	return &Batch{id: id, data: data, n: n}, nil
 }
+
+// ID identifies the batch: distinct and increasing per transport, the same
+// when the host retries the batch. A network transport sends it so that
+// the receiver can drop a retransmission.
+func (b *Batch) ID() uint64 { return b.id }
 
 // Len returns the number of entries.
 func (b *Batch) Len() int { return b.n }
