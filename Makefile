@@ -11,7 +11,7 @@ FUZZTIME  ?= 10s
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./host/... ./sdk/... ./internal/... ./cmd/... ./examples/... ./plugins/...
 
-PLUGINS   := text json protobuf console file
+PLUGINS   := text json protobuf console file network
 
 .PHONY: all build plugins examples run test vet fuzz bench proto clean
 

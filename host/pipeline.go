@@ -115,7 +115,11 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 				return nil, fmt.Errorf("transport %q: granted directory: %w", t.Name, err)
 			}
 		}
-		p.trans = append(p.trans, &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config, q: make(chan *job, jobQueue)})
+		// Batch ids must never repeat across runs of the host (a receiver
+		// that deduplicates by id would drop a new batch as a resend): they
+		// start from the clock in nanoseconds and count up by one.
+		p.trans = append(p.trans, &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config,
+			q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano())})
 	}
 	p.jobs = make(chan *job, jobQueue)
 	for range workers {

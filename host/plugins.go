@@ -2,9 +2,12 @@ package host
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,11 +68,53 @@ type Allow struct {
 	Clock       bool     // the real clock instead of a fixed fake
 	Stdout      bool     // the host's standard output as the plugin's
 	Stderr      bool     // the host's standard error as the plugin's
+	// Endpoints the plugin may dial, by the name it dials.
+	Endpoints map[string]EndpointConfig
+}
+
+// EndpointConfig is a network destination granted to a transport. The
+// host dials it; the plugin only names it.
+type EndpointConfig struct {
+	Address     string
+	TLS         *TLSConfig // nil: plain TCP
+	DialTimeout time.Duration
+	IOTimeout   time.Duration
+}
+
+// TLSConfig configures TLS to an endpoint. Files are PEM; relative paths
+// are relative to the configuration file.
+type TLSConfig struct {
+	CAFile     string // trusted CAs; default: the system's
+	CertFile   string // client certificate, for servers that require one
+	KeyFile    string
+	ServerName string // default: the host part of Address
+}
+
+func (t *TLSConfig) build() (*tls.Config, error) {
+	c := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // builtinPlugins are the plugins that ship with logtk, referred to by
 // name in plugins.hcl.
-var builtinPlugins = []string{"text", "json", "protobuf", "console", "file"}
+var builtinPlugins = []string{"text", "json", "protobuf", "console", "file", "network"}
 
 // pluginSearchPath lists where built-in plugins are looked for.
 func pluginSearchPath(pluginDir, baseDir string) []string {
@@ -132,6 +177,16 @@ var pluginBlockSchema = &hcl.BodySchema{
 
 var allowSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "directories"}, {Name: "clock"}, {Name: "stdout"}, {Name: "stderr"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "endpoint", LabelNames: []string{"name"}}},
+}
+
+var endpointSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "address", Required: true}, {Name: "dial_timeout"}, {Name: "io_timeout"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "tls"}},
+}
+
+var tlsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "ca_file"}, {Name: "cert_file"}, {Name: "key_file"}, {Name: "server_name"}},
 }
 
 // parseBytes reads "64MiB", "512KiB", "1GiB" or a plain number of bytes.
@@ -308,6 +363,20 @@ func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
 			diags = append(diags, gohcl.DecodeExpression(attr.Expr, nil, target)...)
 		}
 	}
+	for _, blk := range content.Blocks {
+		name := blk.Labels[0]
+		if _, dup := a.Endpoints[name]; dup {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate endpoint",
+				Detail: fmt.Sprintf("endpoint %q is granted twice.", name), Subject: blk.LabelRanges[0].Ptr()})
+			continue
+		}
+		ep, d := decodeEndpoint(blk, baseDir)
+		diags = append(diags, d...)
+		if a.Endpoints == nil {
+			a.Endpoints = map[string]EndpointConfig{}
+		}
+		a.Endpoints[name] = ep
+	}
 	if attr, ok := content.Attributes["directories"]; ok {
 		var dirs []string
 		if d := gohcl.DecodeExpression(attr.Expr, nil, &dirs); d.HasErrors() {
@@ -422,6 +491,20 @@ func (s *moduleSet) load(ctx context.Context, path, sha string, limits PluginLim
 	if allow.Stdout {
 		grants.Stdout = os.Stdout
 	}
+	for name, ep := range allow.Endpoints {
+		we := wasm.Endpoint{Address: ep.Address, DialTimeout: ep.DialTimeout, IOTimeout: ep.IOTimeout}
+		if ep.TLS != nil {
+			c, err := ep.TLS.build()
+			if err != nil {
+				return nil, fmt.Errorf("endpoint %q: %w", name, err)
+			}
+			we.TLS = c
+		}
+		if grants.Endpoints == nil {
+			grants.Endpoints = map[string]wasm.Endpoint{}
+		}
+		grants.Endpoints[name] = we
+	}
 	if allow.Stderr {
 		grants.Stderr = os.Stderr
 	}
@@ -440,4 +523,53 @@ func (s *moduleSet) load(ctx context.Context, path, sha string, limits PluginLim
 	}
 	s.mods[key] = m
 	return m, nil
+}
+
+func decodeEndpoint(blk *hcl.Block, baseDir string) (EndpointConfig, hcl.Diagnostics) {
+	var ep EndpointConfig
+	content, diags := blk.Body.Content(endpointSchema)
+	if diags.HasErrors() {
+		return ep, diags
+	}
+	if a, ok := content.Attributes["address"]; ok {
+		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &ep.Address)...)
+		if _, _, err := net.SplitHostPort(ep.Address); err != nil && !diags.HasErrors() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid address",
+				Detail: fmt.Sprintf("address = %q is not host:port.", ep.Address), Subject: a.Expr.Range().Ptr()})
+		}
+	}
+	for name, target := range map[string]*time.Duration{"dial_timeout": &ep.DialTimeout, "io_timeout": &ep.IOTimeout} {
+		if a, ok := content.Attributes[name]; ok {
+			var s string
+			if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
+			v, err := time.ParseDuration(s)
+			if err != nil || v <= 0 {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid duration",
+					Detail: fmt.Sprintf("%s = %q is not a positive duration.", name, s), Subject: a.Expr.Range().Ptr()})
+			}
+			*target = v
+		}
+	}
+	for _, tb := range content.Blocks {
+		c, d := tb.Body.Content(tlsSchema)
+		diags = append(diags, d...)
+		t := &TLSConfig{}
+		for name, target := range map[string]*string{"ca_file": &t.CAFile, "cert_file": &t.CertFile, "key_file": &t.KeyFile, "server_name": &t.ServerName} {
+			if a, ok := c.Attributes[name]; ok {
+				diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, target)...)
+				if name != "server_name" && *target != "" && !filepath.IsAbs(*target) {
+					*target = filepath.Join(baseDir, *target)
+				}
+			}
+		}
+		if _, err := t.build(); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration",
+				Detail: err.Error(), Subject: tb.DefRange.Ptr()})
+		}
+		ep.TLS = t
+	}
+	return ep, diags
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,8 @@ type Grants struct {
 	// Stdout and Stderr, when set, receive the plugin's standard output
 	// and error instead of the host log (a console transport).
 	Stdout, Stderr io.Writer
+	// Endpoints the plugin may dial by name (net_dial).
+	Endpoints map[string]Endpoint
 }
 
 // Options configure Load.
@@ -151,7 +154,7 @@ func compilationCache(dir string) wazero.CompilationCache {
 
 // allowedImports are the only host functions a plugin may import besides
 // WASI.
-var allowedImports = map[string]bool{"log": true}
+var allowedImports = map[string]bool{"log": true, "net_dial": true, "net_write": true, "net_read": true, "net_close": true, "net_error": true}
 
 // Load compiles a plugin, checks its imports, exports, ABI version and
 // digest, and reads its Info. It does no I/O beyond reading the cache.
@@ -250,7 +253,16 @@ func (m *Module) SHA256() string { return m.digest }
 func (m *Module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
 
 func (m *Module) instantiateHostModule(ctx context.Context) error {
-	_, err := m.rt.NewHostModuleBuilder("logtk").
+	b := m.rt.NewHostModuleBuilder("logtk")
+	i32 := api.ValueTypeI32
+	sigs := map[string][]api.ValueType{
+		"net_dial": {i32, i32}, "net_write": {i32, i32, i32}, "net_read": {i32, i32, i32, i32},
+		"net_close": {i32}, "net_error": {i32, i32},
+	}
+	for name, fn := range m.netFunctions() {
+		b = b.NewFunctionBuilder().WithGoModuleFunction(fn, sigs[name], []api.ValueType{i32}).Export(name)
+	}
+	_, err := b.
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
 			level, p, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
@@ -286,6 +298,7 @@ func logAt(l hclog.Logger, level int32, msg string) {
 
 // Instance is one instantiation of a Module. Not safe for concurrent use.
 type Instance struct {
+	net    *netState
 	m      *Module
 	mod    api.Module
 	fns    map[string]api.Function
@@ -298,6 +311,7 @@ type Instance struct {
 // version.
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	inst := &Instance{
+		net:    &netState{conns: map[int32]net.Conn{}},
 		m:      m,
 		fns:    map[string]api.Function{},
 		stdout: &lineLogger{l: m.opts.Logger, level: 9},
@@ -351,6 +365,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 
 // Close discards the instance.
 func (i *Instance) Close(ctx context.Context) error {
+	i.net.closeAll()
 	i.stdout.flush()
 	i.stderr.flush()
 	return i.mod.Close(ctx)
@@ -395,7 +410,7 @@ func (i *Instance) call(ctx context.Context, name string, params ...uint64) (int
 	if fn == nil {
 		return 0, nil, &CallError{Plugin: i.m.name, Call: name, Status: -1, Msg: "not exported"}
 	}
-	ctx, cancel := context.WithTimeout(ctx, i.m.opts.Limits.CallTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, netKey{}, i.net), i.m.opts.Limits.CallTimeout)
 	defer cancel()
 	res, err := fn.Call(ctx, params...)
 	if err != nil {

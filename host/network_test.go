@@ -1,0 +1,194 @@
+package host
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/server"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+// logServer runs the log server engine on a fixed address, restartably.
+type logServer struct {
+	t    *testing.T
+	addr string
+	dir  string
+	mu   sync.Mutex
+	srv  *server.Server
+	st   *server.Store
+}
+
+func (ls *logServer) start() {
+	ls.t.Helper()
+	st, err := server.OpenStore(server.StoreOptions{Dir: ls.dir, Fsync: true})
+	if err != nil {
+		ls.t.Fatal(err)
+	}
+	var ln net.Listener
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ln, err = net.Listen("tcp", ls.addr)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the port may linger briefly after a stop
+	}
+	if err != nil {
+		ls.t.Fatal(err)
+	}
+	srv := server.New(server.Options{Tokens: [][]byte{[]byte("tok")}, Store: st, Logger: hclog.NewNullLogger()})
+	go srv.Serve(ln)
+	ls.mu.Lock()
+	ls.srv, ls.st = srv, st
+	ls.mu.Unlock()
+}
+
+func (ls *logServer) stop() {
+	ls.mu.Lock()
+	srv, st := ls.srv, ls.st
+	ls.srv, ls.st = nil, nil
+	ls.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Close(ctx)
+	st.Close()
+}
+
+func newLogServer(t *testing.T, running bool) *logServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := &logServer{t: t, addr: ln.Addr().String(), dir: t.TempDir()}
+	ln.Close()
+	if running {
+		ls.start()
+	}
+	t.Cleanup(ls.stop)
+	return ls
+}
+
+// stored reads every record the server stored for app, in file order.
+func (ls *logServer) stored(t *testing.T, app string) []record.View {
+	files, _ := filepath.Glob(filepath.Join(ls.dir, app, "records*.pb"))
+	var out []record.View
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(b) > 0 {
+			l, n := protowire.ConsumeVarint(b)
+			if n < 0 || uint64(len(b)-n) < l {
+				break // a batch being written while we read
+			}
+			var v record.View
+			v.Parse(b[n : n+int(l)])
+			out = append(out, v)
+			b = b[n+int(l):]
+		}
+	}
+	return out
+}
+
+func networkConfig(t *testing.T, ls *logServer, workers ...WorkerConfig) *Config {
+	return &Config{
+		Workers: workers,
+		Formats: []FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+		Transports: []TransportConfig{{
+			Name: "net", Plugin: plugintest.Build(t, "../plugins/network/plugin"), Format: "pb",
+			Config: []byte(`{"endpoint":"logserver","token":"tok","sender":"test-host","application":"app","ack_timeout":"2s"}`),
+			Allow:  Allow{Endpoints: map[string]EndpointConfig{"logserver": {Address: ls.addr, DialTimeout: time.Second, IOTimeout: 2 * time.Second}}},
+		}},
+		DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
+	}
+}
+
+// checkExactlyOnce checks that each worker instance's SDK records are all
+// there, once, in order.
+func checkExactlyOnce(t *testing.T, recs []record.View, workers, perWorker int) {
+	t.Helper()
+	next := map[uint32]int{}
+	lastSeq := map[uint32]uint64{}
+	for _, v := range recs {
+		if string(v.Worker) != "flood" {
+			continue
+		}
+		if v.Seq <= lastSeq[v.WorkerIndex] {
+			t.Fatalf("worker %d: seq %d after %d: duplicate or out of order", v.WorkerIndex, v.Seq, lastSeq[v.WorkerIndex])
+		}
+		lastSeq[v.WorkerIndex] = v.Seq
+		if v.Source != record.SourceSDK {
+			continue
+		}
+		var a record.AttrView
+		for it := v.Attrs(); it.Next(&a); {
+			if string(a.Key) == "i" {
+				if int(a.Int()) != next[v.WorkerIndex] {
+					t.Fatalf("worker %d: record i=%d, want %d", v.WorkerIndex, a.Int(), next[v.WorkerIndex])
+				}
+				next[v.WorkerIndex]++
+			}
+		}
+	}
+	for w := range workers {
+		if next[uint32(w)] != perWorker {
+			t.Fatalf("worker %d: %d of %d records stored", w, next[uint32(w)], perWorker)
+		}
+	}
+}
+
+func TestNetworkEndToEnd(t *testing.T) {
+	ls := newLogServer(t, true)
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "5000"})
+	w.Count = 2
+	h, err := New(networkConfig(t, ls, w), Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, 2*time.Minute)
+	checkExactlyOnce(t, ls.stored(t, "app"), 2, 5000)
+}
+
+// TestNetworkServerOutages: the server is down at the start and restarted
+// three times while workers log; every record is stored exactly once, in
+// order.
+func TestNetworkServerOutages(t *testing.T) {
+	ls := newLogServer(t, false)
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "40000"})
+	w.Count = 2
+	cfg := networkConfig(t, ls, w)
+	h, err := New(cfg, Options{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	ls.start() // the first batches were refused: the server was not there
+	for range 3 {
+		deadline := time.Now().Add(30 * time.Second)
+		before := len(ls.stored(t, "app"))
+		for len(ls.stored(t, "app")) == before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // poll with a deadline for progress
+		}
+		ls.stop()
+		ls.start()
+	}
+	waitDone(t, h, 3*time.Minute)
+	checkExactlyOnce(t, ls.stored(t, "app"), 2, 40000)
+	if dead, _ := filepath.Glob(filepath.Join(cfg.DeadLetterDir, "*")); len(dead) > 0 {
+		t.Fatalf("dead-lettered during outages: %v", dead)
+	}
+}

@@ -1,0 +1,311 @@
+// Package network is the reference network transport: it ships batches to
+// a logtk log server over wire protocol v1 (docs/wire-protocol.md) through
+// an endpoint the host dials for it, and acknowledges a batch to the host
+// only when the server has acknowledged storing it. See README.md.
+package network
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/sdk/plugin"
+)
+
+// Info describes the plugin.
+var Info = plugin.Info{
+	Name:    "network",
+	Version: "1.0.0",
+	Config: []plugin.Field{
+		{Name: "endpoint", Type: plugin.TypeString, Required: true, Doc: "name of the endpoint granted in allow { endpoint \"name\" { ... } }"},
+		{Name: "token", Type: plugin.TypeString, Doc: "the server's secret token (or token_file)"},
+		{Name: "token_file", Type: plugin.TypeFile, Doc: "a file holding the token; surrounding whitespace is ignored"},
+		{Name: "sender", Type: plugin.TypeString, Required: true, Doc: "this host's stable identity, [A-Za-z0-9._-]: the server drops retransmissions per sender"},
+		{Name: "application", Type: plugin.TypeString, Required: true, Doc: "the server keeps a directory per application"},
+		{Name: "format", Type: plugin.TypeString, Doc: `what the records are; default "logtk.v1.Record" (the protobuf format without a schema)`},
+		{Name: "ack_timeout", Type: plugin.TypeString, Doc: `how long to wait for the server's acknowledgement; default "10s"`},
+	},
+}
+
+// Frame types and codes of wire protocol v1.
+const (
+	tAuth    = 0x01
+	tWelcome = 0x02
+	tData    = 0x03
+	tAck     = 0x04
+	tPing    = 0x05
+	tPong    = 0x06
+	tClose   = 0x07
+)
+
+// Transport is the network transport.
+type Transport struct {
+	cfg struct {
+		Endpoint    string `json:"endpoint"`
+		Token       string `json:"token"`
+		TokenFile   []byte `json:"token_file"`
+		Sender      string `json:"sender"`
+		Application string `json:"application"`
+		Format      string `json:"format"`
+		AckTimeout  string `json:"ack_timeout"`
+	}
+	token      []byte
+	ackTimeout time.Duration
+
+	conn     *plugin.Conn
+	stored   uint64 // the server's last stored batch for this sender
+	maxFrame int
+	in       []byte // bytes read, not yet consumed
+	out      []byte
+	readBuf  [64 << 10]byte
+}
+
+// New returns an unconfigured Transport.
+func New() *Transport { return &Transport{} }
+
+var _ plugin.Transport = (*Transport)(nil)
+var _ plugin.Configurer = (*Transport)(nil)
+
+// Configure implements plugin.Configurer.
+func (t *Transport) Configure(config []byte) error {
+	if err := plugin.DecodeConfig(config, &t.cfg); err != nil {
+		return err
+	}
+	switch {
+	case t.cfg.Endpoint == "":
+		return errors.New("endpoint is required")
+	case t.cfg.Sender == "" || t.cfg.Application == "":
+		return errors.New("sender and application are required")
+	case t.cfg.Token != "" && len(t.cfg.TokenFile) > 0:
+		return errors.New("give token or token_file, not both")
+	}
+	t.token = []byte(t.cfg.Token)
+	if len(t.cfg.TokenFile) > 0 {
+		t.token = trimSpace(t.cfg.TokenFile)
+	}
+	if len(t.token) == 0 {
+		return errors.New("token or token_file is required")
+	}
+	if t.cfg.Format == "" {
+		t.cfg.Format = "logtk.v1.Record"
+	}
+	t.ackTimeout = 10 * time.Second
+	if t.cfg.AckTimeout != "" {
+		d, err := time.ParseDuration(t.cfg.AckTimeout)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("ack_timeout %q is not a positive duration", t.cfg.AckTimeout)
+		}
+		t.ackTimeout = d
+	}
+	return nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Open implements plugin.Transport. The connection is made by the first
+// Write, so that a server that is down does not fail the start.
+func (t *Transport) Open() error { return nil }
+
+// Write implements plugin.Transport: it returns nil only when the server
+// acknowledged the batch (or said it had it already).
+func (t *Transport) Write(b *plugin.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if t.conn == nil {
+		if err := t.connect(); err != nil {
+			t.drop()
+			return plugin.Retry(err)
+		}
+	}
+	if b.ID() <= t.stored {
+		return nil // stored before a reconnect: not sent twice
+	}
+	t.out = appendHeader(t.out[:0], tData, protowire.SizeVarint(b.ID())+len(b.Bytes()))
+	t.out = protowire.AppendVarint(t.out, b.ID())
+	t.out = append(t.out, b.Bytes()...)
+	if t.maxFrame > 0 && len(t.out)-5 > t.maxFrame {
+		return fmt.Errorf("batch %d is %d bytes, over the server's frame limit of %d: lower the batch size", b.ID(), len(t.out)-5, t.maxFrame)
+	}
+	if err := t.conn.Write(t.out); err != nil {
+		t.drop()
+		return plugin.Retry(err)
+	}
+	deadline := time.Now().Add(t.ackTimeout)
+	for {
+		typ, p, err := t.readFrame(deadline)
+		if err != nil {
+			t.drop()
+			return plugin.Retry(fmt.Errorf("waiting for the ack of batch %d: %w", b.ID(), err))
+		}
+		switch typ {
+		case tAck:
+			id, n := protowire.ConsumeVarint(p)
+			if n < 0 {
+				t.drop()
+				return plugin.Retry(errors.New("malformed ACK"))
+			}
+			if id == b.ID() {
+				t.stored = id
+				return nil
+			}
+		case tPing:
+			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
+				t.drop()
+				return plugin.Retry(err)
+			}
+		case tClose:
+			t.drop()
+			return plugin.Retry(fmt.Errorf("server closed the connection: %s", describeClose(p)))
+		}
+	}
+}
+
+func appendHeader(b []byte, typ byte, n int) []byte {
+	return append(binary.LittleEndian.AppendUint32(b, uint32(n+1)), typ)
+}
+
+func (t *Transport) connect() error {
+	c, err := plugin.Dial(t.cfg.Endpoint)
+	if err != nil {
+		return err
+	}
+	t.conn, t.in = c, t.in[:0]
+	var a []byte
+	a = protowire.AppendTag(a, 1, protowire.VarintType)
+	a = protowire.AppendVarint(a, 1)
+	a = protowire.AppendTag(a, 2, protowire.BytesType)
+	a = protowire.AppendBytes(a, t.token)
+	for i, s := range []string{t.cfg.Sender, t.cfg.Application, t.cfg.Format} {
+		a = protowire.AppendTag(a, protowire.Number(3+i), protowire.BytesType)
+		a = protowire.AppendString(a, s)
+	}
+	if err := c.Write(append(appendHeader(nil, tAuth, len(a)), a...)); err != nil {
+		return err
+	}
+	typ, p, err := t.readFrame(time.Now().Add(t.ackTimeout))
+	if err != nil {
+		return fmt.Errorf("waiting for WELCOME: %w", err)
+	}
+	switch typ {
+	case tWelcome:
+	case tClose:
+		return fmt.Errorf("server refused the connection: %s", describeClose(p))
+	default:
+		return fmt.Errorf("expected WELCOME, got frame type %d", typ)
+	}
+	t.stored, t.maxFrame = 0, 0
+	for len(p) > 0 {
+		num, typ, n := protowire.ConsumeTag(p)
+		if n < 0 {
+			return errors.New("malformed WELCOME")
+		}
+		p = p[n:]
+		v, m := protowire.ConsumeVarint(p)
+		if typ != protowire.VarintType {
+			m = protowire.ConsumeFieldValue(num, typ, p)
+		}
+		if m < 0 {
+			return errors.New("malformed WELCOME")
+		}
+		p = p[m:]
+		switch num {
+		case 2:
+			t.maxFrame = int(v)
+		case 5:
+			t.stored = v
+		}
+	}
+	return nil
+}
+
+// readFrame returns the next frame, reading until deadline.
+func (t *Transport) readFrame(deadline time.Time) (byte, []byte, error) {
+	for {
+		if len(t.in) >= 5 {
+			n := int(binary.LittleEndian.Uint32(t.in))
+			if n < 1 || n > 16<<20 {
+				return 0, nil, fmt.Errorf("frame length %d from the server", n)
+			}
+			if len(t.in) >= 4+n {
+				typ, p := t.in[4], t.in[5:4+n]
+				frame := append([]byte(nil), p...)
+				t.in = append(t.in[:0], t.in[4+n:]...)
+				return typ, frame, nil
+			}
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return 0, nil, plugin.ErrTimeout
+		}
+		k, err := t.conn.Read(t.readBuf[:], wait)
+		if err != nil && !errors.Is(err, plugin.ErrTimeout) {
+			if errors.Is(err, io.EOF) {
+				return 0, nil, errors.New("server closed the connection")
+			}
+			return 0, nil, err
+		}
+		t.in = append(t.in, t.readBuf[:k]...)
+	}
+}
+
+func describeClose(p []byte) string {
+	var code uint64
+	var reason string
+	for len(p) > 0 {
+		num, typ, n := protowire.ConsumeTag(p)
+		if n < 0 {
+			break
+		}
+		p = p[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			code, n = protowire.ConsumeVarint(p)
+		case num == 2 && typ == protowire.BytesType:
+			var s []byte
+			s, n = protowire.ConsumeBytes(p)
+			reason = string(s)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, p)
+		}
+		if n < 0 {
+			break
+		}
+		p = p[n:]
+	}
+	return fmt.Sprintf("code %d: %s", code, reason)
+}
+
+func (t *Transport) drop() {
+	if t.conn != nil {
+		t.conn.Close()
+		t.conn = nil
+	}
+}
+
+// Flush implements plugin.Transport: every acknowledged batch is stored.
+func (t *Transport) Flush() error { return nil }
+
+// Close implements plugin.Transport.
+func (t *Transport) Close() error {
+	if t.conn != nil {
+		var c []byte
+		c = protowire.AppendTag(c, 1, protowire.VarintType)
+		c = protowire.AppendVarint(c, 1000)
+		t.conn.Write(append(appendHeader(nil, tClose, len(c)), c...))
+		t.drop()
+	}
+	return nil
+}
