@@ -37,10 +37,17 @@ examples: build
 		(cd examples/$$p && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $$p.wasm .) || exit 1; \
 	done
 
-## run: build, then run the main job (plugins.hcl): example workers log
-## through the host; one panics, is captured and restarted.
+## run: build, start a log server (examples/server/server.hcl), run the
+## main job (plugins.hcl) into it, stop the server, show where records went.
 run: build
-	$(BIN)/logtk-host run -config plugins.hcl
+	@rm -rf logs
+	@$(BIN)/logtk-host serve -config examples/server/server.hcl & srv=$$!; \
+	trap 'kill $$srv 2>/dev/null' EXIT; \
+	$(BIN)/logtk-host run -config plugins.hcl; status=$$?; \
+	kill -TERM $$srv; wait $$srv; \
+	echo; echo "Files written (logs/received is the log server's):"; \
+	find logs -type f | sort | sed 's/^/  /'; \
+	exit $$status
 
 ## test: vet, every test under the race detector, and a short run of every
 ## fuzz target.

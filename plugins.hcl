@@ -5,7 +5,9 @@
 #   - the terminal (text format -> console transport),
 #   - logs/app.jsonl (json format -> file transport, rotated at 10 MiB),
 #   - logs/records.pb (protobuf format -> file transport, length-prefixed
-#     logtk.v1.Record messages).
+#     logtk.v1.Record messages),
+#   - logs/received/hello/records.pb (protobuf format -> network transport
+#     -> the log server started by `make run`).
 
 # A worker that embeds the SDK: logs "Hello, world!" and panics; the host
 # captures the panic and its goroutine trace, then restarts it once.
@@ -76,5 +78,25 @@ transport "records" {
   }
   allow {
     directories = ["logs"]
+  }
+}
+
+# The seed's whole path: protobuf over the network to a log server
+# (`make run` starts one: examples/server/server.hcl). A batch leaves the
+# host only when the server has stored it; while the server is away the
+# host retries, and the server drops retransmissions.
+transport "logserver" {
+  plugin = "network"
+  format = "protobuf"
+  config {
+    endpoint    = "logserver"
+    token_file  = "examples/server/token"
+    sender      = "demo-host"
+    application = "hello"
+  }
+  allow {
+    endpoint "logserver" {
+      address = "127.0.0.1:7400"
+    }
   }
 }

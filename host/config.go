@@ -35,6 +35,9 @@ type Config struct {
 	// working directory for a Config built in code).
 	DeadLetterDir string
 
+	// Server, when set, makes logtk-host serve run a log server.
+	Server *ServerConfig
+
 	modules *moduleSet // compiled by LoadConfig, reused by New
 }
 
@@ -243,6 +246,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "worker", LabelNames: []string{"name"}},
 		{Type: "format", LabelNames: []string{"name"}},
 		{Type: "transport", LabelNames: []string{"name"}},
+		{Type: "server"},
 	},
 }
 
@@ -285,6 +289,17 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 	seenStage := map[string]*hcl.Block{}
 	var transportBlocks []*pluginBlock
 	for _, blk := range content.Blocks {
+		if blk.Type == "server" {
+			if cfg.Server != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate server block",
+					Detail: "Only one server block is allowed.", Subject: blk.DefRange.Ptr()})
+				continue
+			}
+			sc, d := decodeServer(blk, baseDir)
+			diags = append(diags, d...)
+			cfg.Server = sc
+			continue
+		}
 		name := blk.Labels[0]
 		if blk.Type != "worker" {
 			key := blk.Type + " " + name

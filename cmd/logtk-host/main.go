@@ -3,6 +3,7 @@
 //
 //	logtk-host run      [-config plugins.hcl]   run the workers until they end or a signal arrives
 //	logtk-host validate [-config plugins.hcl]   check the configuration; starts and dials nothing
+//	logtk-host serve    [-config server.hcl]    run the log server of the server block
 //	logtk-host version
 package main
 
@@ -38,6 +39,7 @@ func usage(w io.Writer) {
 commands:
   run       [-config plugins.hcl]  start the workers; stop on SIGINT/SIGTERM or when all have ended
   validate  [-config plugins.hcl]  check the configuration without starting or dialling anything
+  serve     [-config server.hcl]   run a log server (the server block) until SIGINT/SIGTERM
   version                          print the version
 `)
 }
@@ -69,6 +71,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 		return runHost(cfg, stderr)
+	case "serve":
+		cfg, code := load(args[1:], "serve", stderr)
+		if cfg == nil {
+			return code
+		}
+		return serve(cfg, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -149,12 +157,17 @@ func summary(cfg *host.Config, w io.Writer) {
 	fmt.Fprintln(w, "logtk-host: all workers have ended; records were written by:")
 	for _, t := range cfg.Transports {
 		var c struct {
-			Path string `json:"path"`
+			Path        string `json:"path"`
+			Endpoint    string `json:"endpoint"`
+			Application string `json:"application"`
 		}
 		json.Unmarshal(t.Config, &c)
 		where := filepath.Base(t.Plugin)
 		if c.Path != "" {
 			where += " -> " + c.Path
+		}
+		if ep, ok := t.Allow.Endpoints[c.Endpoint]; ok {
+			where += fmt.Sprintf(" -> log server %s, application %q", ep.Address, c.Application)
 		}
 		fmt.Fprintf(w, "  transport %-10s format %-10s %s\n", t.Name, t.Format, where)
 	}
@@ -163,4 +176,35 @@ func summary(cfg *host.Config, w io.Writer) {
 			fmt.Fprintf(w, "  and %d files in the dead-letter directory %s (see the .reason files)\n", len(entries), cfg.DeadLetterDir)
 		}
 	}
+}
+
+func serve(cfg *host.Config, stderr io.Writer) int {
+	logger := hclog.New(&hclog.LoggerOptions{Name: "logtk-server", Output: stderr, Level: hclog.Info})
+	if cfg.Server == nil {
+		fmt.Fprintln(stderr, "logtk-host serve: the configuration has no server block")
+		return 1
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ls, err := host.StartServer(cfg.Server, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "logtk-host serve: %v\n", err)
+		return 1
+	}
+	s := <-sigs
+	logger.Info("stopping: signal received", "signal", s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		<-sigs
+		cancel()
+	}()
+	err = ls.Close(ctx)
+	b, r, d := ls.Stats()
+	logger.Info("log server stopped", "batches", b, "records", r, "duplicates_dropped", d, "dir", cfg.Server.Dir)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("stopped with an error", "error", err)
+		return 1
+	}
+	return 0
 }

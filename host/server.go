@@ -1,0 +1,237 @@
+package host
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+
+	"github.com/logtk/logtk/internal/server"
+)
+
+// ServerConfig is a server block: logtk-host as a log server receiving
+// wire protocol v1 (docs/wire-protocol.md) from network transports.
+type ServerConfig struct {
+	// Listen is host:port. Required.
+	Listen string
+	// Dir receives a directory per sending application. Required.
+	Dir string
+	// Tokens are the accepted secrets (from tokens and token_file).
+	Tokens [][]byte
+	// Fsync: "batch" (default) syncs data and index before acknowledging
+	// a batch; "none" acknowledges after the write.
+	Fsync string
+	// MaxBytes rotates a data file past this size. Default 1 GiB.
+	MaxBytes int64
+	// Limits; zero values take the server's defaults (4 MiB frames, 8 in
+	// flight, 4096 connections, 5s heartbeat, 5s to authenticate).
+	MaxFrameBytes, MaxInFlight, MaxConns int
+	Heartbeat, AuthTimeout               time.Duration
+	// TLS, when set, makes the listener TLS.
+	TLS *ServerTLS
+}
+
+// ServerTLS configures the server's TLS. Files are PEM.
+type ServerTLS struct {
+	CertFile, KeyFile string
+	// ClientCAFile, when set, requires client certificates signed by it.
+	ClientCAFile string
+}
+
+var serverSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "listen", Required: true}, {Name: "dir", Required: true}, {Name: "tokens"}, {Name: "token_file"},
+		{Name: "fsync"}, {Name: "max_bytes"}, {Name: "max_frame_bytes"}, {Name: "max_in_flight"},
+		{Name: "max_connections"}, {Name: "heartbeat"}, {Name: "auth_timeout"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+}
+
+func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostics) {
+	content, diags := blk.Body.Content(serverSchema)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	sc := &ServerConfig{Fsync: "batch", MaxBytes: 1 << 30}
+	errAt := func(a *hcl.Attribute, summary, detail string) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: a.Expr.Range().Ptr()})
+	}
+	get := func(name string, target any) *hcl.Attribute {
+		a, ok := content.Attributes[name]
+		if !ok {
+			return nil
+		}
+		if d := gohcl.DecodeExpression(a.Expr, nil, target); d.HasErrors() {
+			diags = append(diags, d...)
+			return nil
+		}
+		return a
+	}
+	if a := get("listen", &sc.Listen); a != nil {
+		if _, _, err := net.SplitHostPort(sc.Listen); err != nil {
+			errAt(a, "Invalid address", fmt.Sprintf("listen = %q is not host:port.", sc.Listen))
+		}
+	}
+	if get("dir", &sc.Dir) != nil && !filepath.IsAbs(sc.Dir) {
+		sc.Dir = filepath.Join(baseDir, sc.Dir)
+	}
+	var tokens []string
+	get("tokens", &tokens)
+	for _, t := range tokens {
+		sc.Tokens = append(sc.Tokens, []byte(t))
+	}
+	var tokenFile string
+	if a := get("token_file", &tokenFile); a != nil {
+		if !filepath.IsAbs(tokenFile) {
+			tokenFile = filepath.Join(baseDir, tokenFile)
+		}
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			errAt(a, "Cannot read token file", err.Error())
+		} else {
+			for _, line := range strings.Split(string(b), "\n") {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					sc.Tokens = append(sc.Tokens, []byte(line))
+				}
+			}
+		}
+	}
+	if len(sc.Tokens) == 0 && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No tokens",
+			Detail: "A server needs tokens = [...] or token_file: without one it would refuse every client.", Subject: blk.DefRange.Ptr()})
+	}
+	for _, t := range sc.Tokens {
+		if len(t) < 16 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Token too short",
+				Detail: "Tokens must be at least 16 characters.", Subject: blk.DefRange.Ptr()})
+			break
+		}
+	}
+	if a := get("fsync", &sc.Fsync); a != nil && sc.Fsync != "batch" && sc.Fsync != "none" {
+		errAt(a, "Invalid fsync", fmt.Sprintf("fsync = %q; use \"batch\" or \"none\".", sc.Fsync))
+	}
+	var n int64
+	if a := get("max_bytes", &n); a != nil {
+		if n < 1<<20 {
+			errAt(a, "Value out of range", "max_bytes must be at least 1048576.")
+		}
+		sc.MaxBytes = n
+	}
+	get("max_frame_bytes", &sc.MaxFrameBytes)
+	get("max_in_flight", &sc.MaxInFlight)
+	get("max_connections", &sc.MaxConns)
+	for name, target := range map[string]*time.Duration{"heartbeat": &sc.Heartbeat, "auth_timeout": &sc.AuthTimeout} {
+		var s string
+		if a := get(name, &s); a != nil {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				errAt(a, "Invalid duration", fmt.Sprintf("%s = %q is not a positive duration.", name, s))
+			}
+			*target = d
+		}
+	}
+	for _, tb := range content.Blocks {
+		c, d := tb.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+			{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}, {Name: "client_ca_file"}}})
+		diags = append(diags, d...)
+		t := &ServerTLS{}
+		for name, target := range map[string]*string{"cert_file": &t.CertFile, "key_file": &t.KeyFile, "client_ca_file": &t.ClientCAFile} {
+			if a, ok := c.Attributes[name]; ok {
+				diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, target)...)
+				if *target != "" && !filepath.IsAbs(*target) {
+					*target = filepath.Join(baseDir, *target)
+				}
+			}
+		}
+		if _, err := t.build(); err != nil && !diags.HasErrors() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
+		}
+		sc.TLS = t
+	}
+	return sc, diags
+}
+
+func (t *ServerTLS) build() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.ClientCAs = x509.NewCertPool()
+		if !c.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", t.ClientCAFile)
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
+
+// LogServer is a running log server.
+type LogServer struct {
+	srv   *server.Server
+	store *server.Store
+	ln    net.Listener
+	done  chan error
+}
+
+// StartServer opens the store (recovering it), listens and serves.
+func StartServer(cfg *ServerConfig, logger hclog.Logger) (*LogServer, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	store, err := server.OpenStore(server.StoreOptions{Dir: cfg.Dir, Fsync: cfg.Fsync != "none", MaxBytes: cfg.MaxBytes})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if cfg.TLS != nil {
+		tc, err := cfg.TLS.build()
+		if err != nil {
+			ln.Close()
+			store.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	srv := server.New(server.Options{Tokens: cfg.Tokens, Store: store, MaxFrameBytes: cfg.MaxFrameBytes,
+		MaxInFlight: cfg.MaxInFlight, MaxConns: cfg.MaxConns, Heartbeat: cfg.Heartbeat, AuthTimeout: cfg.AuthTimeout, Logger: logger})
+	ls := &LogServer{srv: srv, store: store, ln: ln, done: make(chan error, 1)}
+	go func() { ls.done <- srv.Serve(ln) }()
+	logger.Info("log server listening", "address", ln.Addr().String(), "dir", cfg.Dir, "fsync", cfg.Fsync, "tls", cfg.TLS != nil)
+	return ls, nil
+}
+
+// Addr returns the address the server listens on.
+func (ls *LogServer) Addr() net.Addr { return ls.ln.Addr() }
+
+// Stats returns batches, records and duplicates stored so far.
+func (ls *LogServer) Stats() (batches, records, duplicates int64) {
+	return ls.srv.Stats.Batches.Load(), ls.srv.Stats.Records.Load(), ls.srv.Stats.Duplicates.Load()
+}
+
+// Close stops the server: clients are told it is shutting down, batches
+// being written finish, the store is synced and closed.
+func (ls *LogServer) Close(ctx context.Context) error {
+	err := ls.srv.Close(ctx)
+	<-ls.done
+	return errors.Join(err, ls.store.Close())
+}
