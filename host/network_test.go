@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +192,146 @@ func TestNetworkServerOutages(t *testing.T) {
 	if dead, _ := filepath.Glob(filepath.Join(cfg.DeadLetterDir, "*")); len(dead) > 0 {
 		t.Fatalf("dead-lettered during outages: %v", dead)
 	}
+}
+
+func spoolConfig(t *testing.T, ls *logServer, dir string, maxBytes int64, whenFull string, workers ...WorkerConfig) *Config {
+	cfg := networkConfig(t, ls, workers...)
+	cfg.Transports[0].Spool = &SpoolConfig{Dir: dir, MaxBytes: maxBytes, WhenFull: whenFull}
+	return cfg
+}
+
+func spooled(dir string) int {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.batch"))
+	return len(files)
+}
+
+// TestSpoolSurvivesOutageAndRestart: with the server unreachable the host
+// spools; it stops with the batches on disk; a new host started later
+// sends them when the server is back: every record arrives exactly once.
+func TestSpoolSurvivesOutageAndRestart(t *testing.T) {
+	ls := newLogServer(t, false)
+	dir := filepath.Join(t.TempDir(), "spool")
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})
+	w.Count = 2
+	h, err := New(spoolConfig(t, ls, dir, 1<<30, "block", w), Options{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, 2*time.Minute)
+	if spooled(dir) == 0 {
+		t.Fatal("nothing spooled while the server was down")
+	}
+
+	ls.start()
+	h, err = New(spoolConfig(t, ls, dir, 1<<30, "block"), Options{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, 2*time.Minute)
+	checkExactlyOnce(t, ls.stored(t, "app"), 2, 3000)
+	if n := spooled(dir); n != 0 {
+		t.Fatalf("%d batches still spooled", n)
+	}
+}
+
+// TestSpoolBlockWhenFull: a full spool with when_full = "block" holds the
+// pipeline (and the workers) until the server is back; nothing is lost.
+func TestSpoolBlockWhenFull(t *testing.T) {
+	ls := newLogServer(t, false)
+	dir := filepath.Join(t.TempDir(), "spool")
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "20000"})
+	h, err := New(spoolConfig(t, ls, dir, 64<<10, "block", w), Options{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	deadline := time.Now().Add(time.Minute)
+	for dirBytes(dir) < 32<<10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // poll with a deadline until the spool fills
+	}
+	select {
+	case <-h.Done():
+		t.Fatal("the host finished while its spool was full and the server down: something was dropped")
+	default:
+	}
+	ls.start()
+	waitDone(t, h, 2*time.Minute)
+	checkExactlyOnce(t, ls.stored(t, "app"), 1, 20000)
+}
+
+// TestSpoolDropOldest: with when_full = "drop_oldest" a full spool drops
+// its oldest batches, each drop logged; what remains arrives in order.
+func TestSpoolDropOldest(t *testing.T) {
+	ls := newLogServer(t, false)
+	dir := filepath.Join(t.TempDir(), "spool")
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "20000"})
+	logs := &syncBuffer{}
+	h, err := New(spoolConfig(t, ls, dir, 64<<10, "drop_oldest", w), Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, 2*time.Minute)
+	drops := strings.Count(logs.String(), "spool full: dropped the oldest batch")
+	if drops == 0 {
+		t.Fatal("no drop logged although the spool overflowed")
+	}
+	if b := dirBytes(dir); b > 64<<10+64<<10 {
+		t.Fatalf("spool holds %d bytes, bound 64 KiB", b)
+	}
+	ls.start()
+	h, err = New(spoolConfig(t, ls, dir, 64<<10, "drop_oldest"), Options{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, 2*time.Minute)
+	// What arrived is the newest records, in order, without duplicates.
+	prev, n := -1, 0
+	for _, v := range ls.stored(t, "app") {
+		var a record.AttrView
+		for it := v.Attrs(); it.Next(&a); {
+			if string(a.Key) == "i" && string(v.Worker) == "flood" {
+				if int(a.Int()) <= prev {
+					t.Fatalf("record %d after %d", a.Int(), prev)
+				}
+				prev = int(a.Int())
+				n++
+			}
+		}
+	}
+	if prev != 19999 || n == 0 || n == 20000 {
+		t.Fatalf("stored %d records ending at %d; want the newest, some dropped", n, prev)
+	}
+	t.Logf("%d batches dropped, %d of 20000 records delivered", drops, n)
+}
+
+func dirBytes(dir string) int64 {
+	var n int64
+	files, _ := filepath.Glob(filepath.Join(dir, "*.batch"))
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/wasm"
 )
 
@@ -44,7 +45,12 @@ type pipeline struct {
 	workers  sync.WaitGroup
 	writers  sync.WaitGroup
 	deadSeq  atomic.Int64
+	closing  atomic.Bool
 }
+
+// errLeftSpooled: the host is stopping and the destination still fails;
+// the batch stays in the spool for the next run.
+var errLeftSpooled = errors.New("left in the spool for the next run")
 
 type job struct {
 	batch []byte // encoded record batch
@@ -68,6 +74,7 @@ type transportStage struct {
 	inst   *wasm.Instance
 	q      chan *job
 	nextID uint64 // batch ids handed to the plugin
+	spool  *spool.Spool
 }
 
 func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func(int32, string, ...slog.Attr), stopping func() bool) (*pipeline, error) {
@@ -118,8 +125,29 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 		// Batch ids must never repeat across runs of the host (a receiver
 		// that deduplicates by id would drop a new batch as a resend): they
 		// start from the clock in nanoseconds and count up by one.
-		p.trans = append(p.trans, &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config,
-			q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano())})
+		ts := &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config,
+			q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano())}
+		if sc := t.Spool; sc != nil {
+			policy := spool.Block
+			if sc.WhenFull == "drop_oldest" {
+				policy = spool.DropOldest
+			}
+			name := t.Name
+			sp, err := spool.Open(sc.Dir, sc.MaxBytes, policy, func(d spool.Dropped) {
+				// Called with the spool locked: report without waiting.
+				log.Error("spool full: dropped the oldest batch", "transport", name, "batch", d.ID, "bytes", d.Bytes)
+				go report(record.LevelError, fmt.Sprintf("transport %s: spool full (%d bytes): dropped batch %d (%d bytes) under when_full = drop_oldest", name, sc.MaxBytes, d.ID, d.Bytes),
+					slog.String("transport", name), slog.Uint64("batch", d.ID), slog.Int64("bytes", d.Bytes))
+			})
+			if err != nil {
+				return nil, fmt.Errorf("transport %q: spool: %w", t.Name, err)
+			}
+			if n, b := sp.Len(); n > 0 {
+				log.Info("resending batches spooled by an earlier run", "transport", t.Name, "batches", n, "bytes", b)
+			}
+			ts.spool = sp
+		}
+		p.trans = append(p.trans, ts)
 	}
 	p.jobs = make(chan *job, jobQueue)
 	for range workers {
@@ -153,8 +181,11 @@ func (p *pipeline) WriteBatch(records [][]byte) error {
 }
 
 // Close implements Output: it drains every stage, flushes and closes the
-// transports and releases the plugins.
+// transports and releases the plugins. From here on a transport that keeps
+// failing gives up after a few retries: its batches are dead-lettered, or
+// stay in its spool for the next run.
 func (p *pipeline) Close() error {
+	p.closing.Store(true)
 	close(p.jobs)
 	p.workers.Wait()
 	for _, t := range p.trans {
@@ -261,11 +292,14 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 func (p *pipeline) transportLoop(t *transportStage) {
 	defer p.writers.Done()
 	ctx := context.Background()
+	if t.spool != nil {
+		p.spooledLoop(ctx, t)
+	}
 	for j := range t.q {
 		<-j.ready
 		out := j.out[t.format]
 		t.nextID++
-		if err := p.write(ctx, t, t.nextID, out); err != nil {
+		if err := p.write(ctx, t, t.nextID, out, false); err != nil {
 			p.deadLetter("transport "+t.name, j, err)
 		}
 	}
@@ -278,6 +312,61 @@ func (p *pipeline) transportLoop(t *transportStage) {
 		}
 		t.inst.Close(ctx)
 		t.inst = nil
+	}
+}
+
+// spooledLoop puts each formatted batch into the spool and, concurrently,
+// sends the oldest spooled batch until the transport acknowledges it.
+func (p *pipeline) spooledLoop(ctx context.Context, t *transportStage) {
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			id, data, err := t.spool.Oldest()
+			if err != nil {
+				if !errors.Is(err, spool.ErrClosed) {
+					p.log.Error("reading the spool failed", "transport", t.name, "error", err)
+				}
+				return
+			}
+			err = p.write(ctx, t, id, data, true)
+			switch {
+			case err == nil:
+			case errors.Is(err, errLeftSpooled):
+				n, b := t.spool.Len()
+				p.log.Warn("stopping with batches in the spool; the next run sends them", "transport", t.name, "batches", n, "bytes", b)
+				// The batches still queued go to the spool too, without
+				// waiting for room nobody will make now.
+				t.spool.Unbound()
+				return
+			default:
+				p.deadLetterBytes("transport "+t.name, data, -1, err)
+			}
+			if err := t.spool.Remove(id); err != nil {
+				p.log.Error("removing a delivered batch from the spool failed; it may be sent again", "transport", t.name, "batch", id, "error", err)
+			}
+		}
+	}()
+	if max := t.spool.MaxID(); max >= t.nextID {
+		t.nextID = max
+	}
+	for j := range t.q {
+		<-j.ready
+		t.nextID++
+		if err := t.spool.Put(t.nextID, j.out[t.format]); err != nil {
+			if errors.Is(err, spool.ErrClosed) {
+				// The sender gave up at shutdown; keep this batch too.
+				err = p.deadLetterBytes("transport "+t.name, j.batch, j.count, fmt.Errorf("spool closed at shutdown"))
+			} else {
+				p.deadLetter("transport "+t.name, j, fmt.Errorf("spooling: %w", err))
+			}
+		}
+	}
+	t.spool.CloseInput()
+	<-sent
+	t.spool.Close()
+	if n, b := t.spool.Len(); n > 0 {
+		p.report(record.LevelWarn, fmt.Sprintf("transport %s: %d batches (%d bytes) wait in the spool for the next run", t.name, n, b))
 	}
 }
 
@@ -306,7 +395,7 @@ func (t *transportStage) ensure(ctx context.Context) error {
 // brokenAttempts in a row), retryable failures are retried with backoff
 // (without end while running; a few times once stopping), permanent
 // failures return at once.
-func (p *pipeline) write(ctx context.Context, t *transportStage, id uint64, out []byte) error {
+func (p *pipeline) write(ctx context.Context, t *transportStage, id uint64, out []byte, spooled bool) error {
 	broken, retries := 0, 0
 	delay := 10 * time.Millisecond
 	for {
@@ -321,7 +410,10 @@ func (p *pipeline) write(ctx context.Context, t *transportStage, id uint64, out 
 		switch {
 		case errors.As(err, &ce) && ce.Retryable():
 			retries++
-			if p.stopping() && retries > stoppingRetries {
+			if (p.stopping() || p.closing.Load()) && retries > stoppingRetries {
+				if spooled {
+					return errLeftSpooled
+				}
 				return err
 			}
 			if retries == 1 || retries%100 == 0 {
@@ -352,10 +444,22 @@ func (p *pipeline) write(ctx context.Context, t *transportStage, id uint64, out 
 // directory, with the reason beside it, and reports it. If even that fails
 // the records go to the host log as text.
 func (p *pipeline) deadLetter(stage string, j *job, cause error) {
+	p.deadLetterBytes(stage, j.batch, j.count, cause)
+}
+
+// deadLetterBytes dead-letters a batch: encoded records (count >= 0) or,
+// with count -1, a formatted batch taken from a spool.
+func (p *pipeline) deadLetterBytes(stage string, batch []byte, count int, cause error) error {
+	j := &job{batch: batch, count: count}
+	what := "uvarint length + logtk.v1.Record, repeated"
+	if count < 0 {
+		j.count, _ = wasm.CountEntries(batch)
+		what = "uvarint length + formatted record, repeated (from the transport's spool)"
+	}
 	n := p.deadSeq.Add(1)
 	base := filepath.Join(p.deadDir, fmt.Sprintf("%d-%d", time.Now().UnixNano(), n))
-	reason := fmt.Sprintf("stage: %s\nrecords: %d\ntime: %s\nerror: %v\nformat: logtk batch (uvarint length + logtk.v1.Record, repeated)\n",
-		stage, j.count, time.Now().UTC().Format(time.RFC3339Nano), cause)
+	reason := fmt.Sprintf("stage: %s\nrecords: %d\ntime: %s\nerror: %v\nformat: logtk batch (%s)\n",
+		stage, j.count, time.Now().UTC().Format(time.RFC3339Nano), cause, what)
 	err := os.MkdirAll(p.deadDir, 0o755)
 	if err == nil {
 		err = writeFileSync(base+".batch", j.batch)
@@ -365,15 +469,22 @@ func (p *pipeline) deadLetter(stage string, j *job, cause error) {
 	}
 	if err != nil {
 		p.log.Error("dead-lettering failed; records follow in this log", "stage", stage, "error", err)
-		wasm.EachEntry(j.batch, func(e []byte) { p.log.Error("undelivered record", "record", string(renderText(e))) })
-		return
+		wasm.EachEntry(j.batch, func(e []byte) {
+			if count < 0 {
+				p.log.Error("undelivered record", "formatted", string(e))
+			} else {
+				p.log.Error("undelivered record", "record", string(renderText(e)))
+			}
+		})
+		return err
 	}
 	p.log.Error("plugin failed; batch dead-lettered", "stage", stage, "records", j.count, "file", base+".batch", "error", cause)
-	if onlyReports(j.batch) {
-		return // a report about a report would loop while the plugin stays broken
+	if count >= 0 && onlyReports(j.batch) {
+		return nil // a report about a report would loop while the plugin stays broken
 	}
 	p.report(record.LevelError, fmt.Sprintf("%s failed; %d records dead-lettered to %s: %v", stage, j.count, base+".batch", cause),
 		slog.String("stage", stage), slog.Int("records", j.count), slog.String("file", base+".batch"))
+	return nil
 }
 
 func writeFileSync(path string, b []byte) error {

@@ -48,6 +48,20 @@ type TransportConfig struct {
 	Config json.RawMessage
 	Limits PluginLimits
 	Allow  Allow
+	// Spool, when set, keeps this transport's batches on disk until they
+	// are acknowledged: they survive an unreachable destination and a
+	// restart of the host.
+	Spool *SpoolConfig
+}
+
+// SpoolConfig is a transport's spool block.
+type SpoolConfig struct {
+	Dir      string
+	MaxBytes int64 // default 1 GiB
+	// WhenFull: "block" (default) holds the pipeline, and so the workers,
+	// until there is room; "drop_oldest" deletes the oldest batches, each
+	// drop counted and logged.
+	WhenFull string
 }
 
 // PluginLimits bound a plugin instance. Zero values take the defaults.
@@ -172,7 +186,11 @@ var pluginBlockSchema = &hcl.BodySchema{
 		{Name: "instances"},
 		{Name: "format"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "allow"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "allow"}, {Type: "spool"}},
+}
+
+var spoolSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "dir", Required: true}, {Name: "max_bytes"}, {Name: "when_full"}},
 }
 
 var allowSchema = &hcl.BodySchema{
@@ -219,6 +237,7 @@ type pluginBlock struct {
 	instances  int
 	format     string
 	formatAttr *hcl.Attribute
+	spool      *SpoolConfig
 	config     json.RawMessage
 	allow      Allow
 	module     *wasm.Module
@@ -282,13 +301,14 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 	} else if kind == "transport" {
 		errAt(blk.DefRange, "Missing required argument", fmt.Sprintf("transport %q needs format = \"<name of a format block>\".", pb.name))
 	}
-	var allowBlk, configBlk *hcl.Block
+	var allowBlk, configBlk, spoolBlk *hcl.Block
 	for _, b := range content.Blocks {
-		var seen **hcl.Block
-		if b.Type == "allow" {
+		seen := &configBlk
+		switch b.Type {
+		case "allow":
 			seen = &allowBlk
-		} else {
-			seen = &configBlk
+		case "spool":
+			seen = &spoolBlk
 		}
 		if *seen != nil {
 			errAt(b.DefRange, "Duplicate "+b.Type+" block", fmt.Sprintf("Only one %s block is allowed; the first is at %s.", b.Type, pos((*seen).DefRange)))
@@ -301,6 +321,15 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 			errAt(allowBlk.DefRange, "Unsupported block type", "allow applies to transport blocks: format plugins get no capabilities.")
 		} else {
 			diags = append(diags, decodeAllow(allowBlk, baseDir, &pb.allow)...)
+		}
+	}
+	if spoolBlk != nil {
+		if kind != "transport" {
+			errAt(spoolBlk.DefRange, "Unsupported block type", "spool applies to transport blocks.")
+		} else {
+			sc, d := decodeSpool(spoolBlk, baseDir)
+			diags = append(diags, d...)
+			pb.spool = sc
 		}
 	}
 	if refAttr == nil || diags.HasErrors() {
@@ -572,4 +601,34 @@ func decodeEndpoint(blk *hcl.Block, baseDir string) (EndpointConfig, hcl.Diagnos
 		ep.TLS = t
 	}
 	return ep, diags
+}
+
+func decodeSpool(blk *hcl.Block, baseDir string) (*SpoolConfig, hcl.Diagnostics) {
+	content, diags := blk.Body.Content(spoolSchema)
+	sc := &SpoolConfig{MaxBytes: 1 << 30, WhenFull: "block"}
+	if a, ok := content.Attributes["dir"]; ok {
+		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &sc.Dir)...)
+		if !filepath.IsAbs(sc.Dir) {
+			sc.Dir = filepath.Join(baseDir, sc.Dir)
+		}
+	}
+	if a, ok := content.Attributes["max_bytes"]; ok {
+		var s string
+		if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
+			diags = append(diags, d...)
+		} else if n, err := parseBytes(s); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid size",
+				Detail: fmt.Sprintf("max_bytes = %q; use a size such as \"512MiB\".", s), Subject: a.Expr.Range().Ptr()})
+		} else {
+			sc.MaxBytes = int64(n)
+		}
+	}
+	if a, ok := content.Attributes["when_full"]; ok {
+		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &sc.WhenFull)...)
+		if sc.WhenFull != "block" && sc.WhenFull != "drop_oldest" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid policy",
+				Detail: fmt.Sprintf("when_full = %q; use \"block\" or \"drop_oldest\".", sc.WhenFull), Subject: a.Expr.Range().Ptr()})
+		}
+	}
+	return sc, diags
 }

@@ -1,0 +1,242 @@
+// Package spool is a transport's durable queue on disk: formatted batches
+// wait in it, oldest first, until the transport acknowledges them, and
+// survive a restart of the host. It is bounded in bytes; when full it
+// either blocks the producer or drops the oldest batch, counting every drop.
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Policy says what Put does when the spool is full.
+type Policy int
+
+const (
+	// Block waits until there is room: back-pressure to the workers.
+	Block Policy = iota
+	// DropOldest deletes the oldest batches to make room, counting them.
+	DropOldest
+)
+
+// Dropped describes batches DropOldest removed.
+type Dropped struct {
+	ID    uint64
+	Bytes int64
+}
+
+// Spool is safe for concurrent use by one producer and one consumer.
+type Spool struct {
+	dir    string
+	max    int64
+	policy Policy
+	onDrop func(Dropped)
+	mu     sync.Mutex
+	cond   *sync.Cond
+	ids    []uint64         // spooled, ascending
+	sizes  map[uint64]int64 // bytes per id
+	bytes  int64
+	closed bool
+	// drainOnClose: after CloseInput, Oldest still hands out what is left.
+	drainOnClose bool
+	dropped      int64
+}
+
+// Open opens (or creates) the spool in dir and loads the batches a
+// previous run left there. onDrop is called for every batch DropOldest
+// removes (with the spool locked: it must not call the spool).
+func Open(dir string, maxBytes int64, policy Policy, onDrop func(Dropped)) (*Spool, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &Spool{dir: dir, max: maxBytes, policy: policy, onDrop: onDrop, sizes: map[uint64]int64{}}
+	s.cond = sync.NewCond(&s.mu)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			os.Remove(filepath.Join(dir, name)) // an interrupted Put: never acknowledged to anyone
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSuffix(name, ".batch"), 10, 64)
+		if err != nil || !strings.HasSuffix(name, ".batch") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		s.ids = append(s.ids, id)
+		s.sizes[id] = info.Size()
+		s.bytes += info.Size()
+	}
+	slices.Sort(s.ids)
+	return s, nil
+}
+
+func (s *Spool) path(id uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d.batch", id))
+}
+
+// Len returns the number of spooled batches and their bytes.
+func (s *Spool) Len() (int, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids), s.bytes
+}
+
+// DroppedCount returns how many batches DropOldest removed.
+func (s *Spool) DroppedCount() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// MaxID returns the highest spooled id, or 0.
+func (s *Spool) MaxID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ids) == 0 {
+		return 0
+	}
+	return s.ids[len(s.ids)-1]
+}
+
+// Unbound lifts the bound: Put no longer waits or drops. For a shutdown
+// whose consumer has stopped, so that what is still queued is kept.
+func (s *Spool) Unbound() {
+	s.mu.Lock()
+	s.max = 1<<63 - 1
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("spool closed")
+
+// Put stores a batch durably (written and synced) under id, which must be
+// greater than every id put before. A batch larger than the whole spool
+// is stored anyway once the spool is empty, so that nothing is refused for
+// its size alone.
+func (s *Spool) Put(id uint64, batch []byte) error {
+	n := int64(len(batch))
+	s.mu.Lock()
+	for !s.closed && len(s.ids) > 0 && s.bytes+n > s.max {
+		if s.policy == DropOldest {
+			old := s.ids[0]
+			size := s.sizes[old]
+			s.remove(old)
+			s.dropped++
+			if s.onDrop != nil {
+				s.onDrop(Dropped{ID: old, Bytes: size})
+			}
+			continue
+		}
+		s.cond.Wait()
+	}
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.mu.Unlock()
+
+	tmp := s.path(id) + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(batch)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, s.path(id)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(s.dir); err == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	s.mu.Lock()
+	s.ids = append(s.ids, id)
+	s.sizes[id] = n
+	s.bytes += n
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	return nil
+}
+
+// Oldest waits for a batch and returns the oldest, leaving it spooled. It
+// returns ErrClosed once the spool is closed and, if drain is set, empty.
+func (s *Spool) Oldest() (uint64, []byte, error) {
+	s.mu.Lock()
+	for len(s.ids) == 0 && !s.closed {
+		s.cond.Wait()
+	}
+	if len(s.ids) == 0 || (s.closed && !s.drainOnClose) {
+		s.mu.Unlock()
+		return 0, nil, ErrClosed
+	}
+	id := s.ids[0]
+	s.mu.Unlock()
+	b, err := os.ReadFile(s.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		// Dropped between the unlock and the read: take the next one.
+		return s.Oldest()
+	}
+	return id, b, err
+}
+
+// Remove deletes an acknowledged batch.
+func (s *Spool) Remove(id uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remove(id)
+}
+
+func (s *Spool) remove(id uint64) error {
+	i, found := slices.BinarySearch(s.ids, id)
+	if !found {
+		return nil
+	}
+	s.ids = slices.Delete(s.ids, i, i+1)
+	s.bytes -= s.sizes[id]
+	delete(s.sizes, id)
+	s.cond.Broadcast()
+	err := os.Remove(s.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// CloseInput marks the end of Puts: Oldest keeps returning what is
+// spooled and then ErrClosed.
+func (s *Spool) CloseInput() {
+	s.mu.Lock()
+	s.closed, s.drainOnClose = true, true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// Close stops the spool at once: Put and Oldest return ErrClosed and what
+// is spooled stays on disk for the next run.
+func (s *Spool) Close() {
+	s.mu.Lock()
+	s.closed, s.drainOnClose = true, false
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}

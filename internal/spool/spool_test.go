@@ -1,0 +1,92 @@
+package spool
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSpoolPersistsInOrder(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 1<<20, Block, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(10); id <= 12; id++ {
+		if err := s.Put(id, []byte{byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, b, _ := s.Oldest()
+	if id != 10 || b[0] != 10 {
+		t.Fatalf("oldest = %d %v", id, b)
+	}
+	s.Remove(10)
+	s.Close()
+
+	s, err = Open(dir, 1<<20, Block, nil) // a restarted host
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, bytes := s.Len(); n != 2 || bytes != 2 {
+		t.Fatalf("after reopen: %d batches, %d bytes", n, bytes)
+	}
+	s.CloseInput()
+	var got []uint64
+	for {
+		id, _, err := s.Oldest()
+		if errors.Is(err, ErrClosed) {
+			break
+		}
+		got = append(got, id)
+		s.Remove(id)
+	}
+	if len(got) != 2 || got[0] != 11 || got[1] != 12 {
+		t.Fatalf("drained %v", got)
+	}
+}
+
+func TestDropOldest(t *testing.T) {
+	var dropped []uint64
+	s, _ := Open(t.TempDir(), 10, DropOldest, func(d Dropped) { dropped = append(dropped, d.ID) })
+	for id := uint64(1); id <= 5; id++ {
+		s.Put(id, make([]byte, 4))
+	}
+	if n, b := s.Len(); n != 2 || b != 8 {
+		t.Fatalf("%d batches, %d bytes kept", n, b)
+	}
+	if len(dropped) != 3 || dropped[0] != 1 || s.DroppedCount() != 3 {
+		t.Fatalf("dropped %v (count %d)", dropped, s.DroppedCount())
+	}
+	// A batch larger than the spool is still taken once the spool is empty.
+	if err := s.Put(9, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBlockWaitsForRoom(t *testing.T) {
+	s, _ := Open(t.TempDir(), 10, Block, nil)
+	s.Put(1, make([]byte, 8))
+	put := make(chan error, 1)
+	go func() { put <- s.Put(2, make([]byte, 8)) }()
+	select {
+	case err := <-put:
+		t.Fatalf("Put into a full spool returned at once: %v", err)
+	case <-time.After(50 * time.Millisecond): // it must still be waiting
+	}
+	s.Remove(1)
+	select {
+	case err := <-put:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Put not released by Remove")
+	}
+	// Close releases a blocked Put.
+	go func() { put <- s.Put(3, make([]byte, 8)) }()
+	s.Close()
+	if err := <-put; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Put after Close: %v", err)
+	}
+}
