@@ -86,7 +86,7 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 		sc.Dir = filepath.Join(baseDir, sc.Dir)
 	}
 	var tokens []string
-	get("tokens", &tokens)
+	tokensAttr := get("tokens", &tokens)
 	for _, t := range tokens {
 		sc.Tokens = append(sc.Tokens, []byte(t))
 	}
@@ -112,8 +112,12 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	}
 	for _, t := range sc.Tokens {
 		if len(t) < 16 {
+			rng := blk.DefRange
+			if tokensAttr != nil {
+				rng = tokensAttr.Expr.Range()
+			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Token too short",
-				Detail: "Tokens must be at least 16 characters.", Subject: blk.DefRange.Ptr()})
+				Detail: "Tokens must be at least 16 characters.", Subject: rng.Ptr()})
 			break
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,6 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/wire"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -26,6 +32,8 @@ func init() {
 	switch os.Getenv("LOGTK_TEST_ROLE") {
 	case "host":
 		os.Exit(run([]string{"run", "-config", os.Getenv("LOGTK_TEST_CONFIG")}, os.Stdout, os.Stderr))
+	case "serve":
+		os.Exit(run([]string{"serve", "-config", os.Getenv("LOGTK_TEST_CONFIG")}, os.Stdout, os.Stderr))
 	case "worker":
 		log := sdk.New(sdk.Options{Name: "w"})
 		sigs := make(chan os.Signal, 1)
@@ -255,5 +263,74 @@ transport "out" {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("validate created files: %v", entries)
+	}
+}
+
+// TestServe: logtk-host serve listens, stores what a client sends, and
+// stops cleanly on SIGTERM.
+func TestServe(t *testing.T) {
+	if os.Getenv("LOGTK_TEST_ROLE") != "" {
+		return
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "server.hcl")
+	os.WriteFile(cfg, []byte(`server {
+  listen = "127.0.0.1:0"
+  dir    = "received"
+  tokens = ["0123456789abcdef0123"]
+}
+`), 0o644)
+	pr, pw, _ := os.Pipe()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "LOGTK_TEST_ROLE=serve", "LOGTK_TEST_CONFIG="+cfg)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	out := &lineBuffer{more: make(chan struct{}, 1)}
+	readDone := make(chan struct{})
+	go func() { out.read(pr); close(readDone) }()
+	listening := regexp.MustCompile(`log server listening: address=(\S+)`)
+	deadline := time.After(time.Minute)
+	for len(out.matching(listening)) == 0 {
+		select {
+		case <-out.more:
+		case <-deadline:
+			t.Fatalf("server did not start:\n%s", out)
+		}
+	}
+	addr := out.matching(listening)[0][1]
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: 1, Token: []byte("0123456789abcdef0123"), Sender: "s", Application: "cli", Format: "text"})
+	c.Write(ipc.AppendFrame(nil, wire.TypeAuth, auth))
+	c.Write(wire.AppendData(nil, 1, append([]byte{6}, "hello\n"...)))
+	r := ipc.NewReader(c, 0)
+	for {
+		ty, _, err := r.Next()
+		if err != nil {
+			t.Fatalf("no ACK: %v\n%s", err, out)
+		}
+		if ty == wire.TypeAck {
+			break
+		}
+	}
+	c.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v:\n%s", err, out)
+	}
+	<-readDone
+	b, _ := os.ReadFile(filepath.Join(dir, "received", "cli", "records.log"))
+	if string(b) != "hello\n" {
+		t.Fatalf("stored %q", b)
+	}
+	if len(out.matching(regexp.MustCompile(`log server stopped: batches=1 records=1`))) != 1 {
+		t.Errorf("no stop summary:\n%s", out)
 	}
 }

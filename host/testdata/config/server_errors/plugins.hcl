@@ -1,0 +1,13 @@
+server {
+  listen     = "nonsense"
+  dir        = "received"
+  tokens     = ["short"]
+  fsync      = "sometimes"
+  heartbeat  = "soon"
+  token_file = "missing-token-file"
+}
+
+server {
+  listen = "127.0.0.1:1"
+  dir    = "x"
+}

@@ -1,0 +1,12 @@
+server {
+  listen          = "127.0.0.1:7400"
+  dir             = "received"
+  tokens          = ["0123456789abcdef0123"]
+  fsync           = "none"
+  max_bytes       = 10485760
+  max_frame_bytes = 1048576
+  max_in_flight   = 4
+  max_connections = 100
+  heartbeat       = "2s"
+  auth_timeout    = "1s"
+}
