@@ -69,6 +69,8 @@ FUZZ_TARGETS := \
 	./internal/record:FuzzView \
 	./internal/wasm:FuzzCountEntries \
 	./plugins/protobuf:FuzzSchema \
+	./internal/wire:FuzzPayloads \
+	./plugins/network:FuzzServerFrames \
 	./host:FuzzParseConfig
 
 fuzz:

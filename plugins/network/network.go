@@ -206,11 +206,20 @@ func (t *Transport) connect() error {
 	default:
 		return fmt.Errorf("expected WELCOME, got frame type %d", typ)
 	}
-	t.stored, t.maxFrame = 0, 0
+	stored, maxFrame, err := parseWelcome(p)
+	if err != nil {
+		return err
+	}
+	t.stored, t.maxFrame = stored, maxFrame
+	return nil
+}
+
+// parseWelcome reads the fields of a WELCOME the plugin uses.
+func parseWelcome(p []byte) (stored uint64, maxFrame int, err error) {
 	for len(p) > 0 {
 		num, typ, n := protowire.ConsumeTag(p)
 		if n < 0 {
-			return errors.New("malformed WELCOME")
+			return 0, 0, errors.New("malformed WELCOME")
 		}
 		p = p[n:]
 		v, m := protowire.ConsumeVarint(p)
@@ -218,33 +227,45 @@ func (t *Transport) connect() error {
 			m = protowire.ConsumeFieldValue(num, typ, p)
 		}
 		if m < 0 {
-			return errors.New("malformed WELCOME")
+			return 0, 0, errors.New("malformed WELCOME")
 		}
 		p = p[m:]
-		switch num {
-		case 2:
-			t.maxFrame = int(v)
-		case 5:
-			t.stored = v
+		switch {
+		case num == 2 && typ == protowire.VarintType:
+			maxFrame = int(min(v, 1<<30))
+		case num == 5 && typ == protowire.VarintType:
+			stored = v
 		}
 	}
-	return nil
+	return stored, maxFrame, nil
+}
+
+// splitFrame takes one complete frame off the front of in.
+func splitFrame(in []byte) (typ byte, payload, rest []byte, ok bool, err error) {
+	if len(in) < 5 {
+		return 0, nil, in, false, nil
+	}
+	n := int(binary.LittleEndian.Uint32(in))
+	if n < 1 || n > 16<<20 {
+		return 0, nil, in, false, fmt.Errorf("frame length %d from the server", n)
+	}
+	if len(in) < 4+n {
+		return 0, nil, in, false, nil
+	}
+	return in[4], in[5 : 4+n], in[4+n:], true, nil
 }
 
 // readFrame returns the next frame, reading until deadline.
 func (t *Transport) readFrame(deadline time.Time) (byte, []byte, error) {
 	for {
-		if len(t.in) >= 5 {
-			n := int(binary.LittleEndian.Uint32(t.in))
-			if n < 1 || n > 16<<20 {
-				return 0, nil, fmt.Errorf("frame length %d from the server", n)
-			}
-			if len(t.in) >= 4+n {
-				typ, p := t.in[4], t.in[5:4+n]
-				frame := append([]byte(nil), p...)
-				t.in = append(t.in[:0], t.in[4+n:]...)
-				return typ, frame, nil
-			}
+		typ, p, rest, ok, err := splitFrame(t.in)
+		if err != nil {
+			return 0, nil, err
+		}
+		if ok {
+			frame := append([]byte(nil), p...)
+			t.in = append(t.in[:0], rest...)
+			return typ, frame, nil
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
