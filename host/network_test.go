@@ -15,6 +15,7 @@ import (
 
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
+	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -334,4 +335,50 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestNetworkTLS: the host dials the log server over TLS (the plugin
+// never sees a certificate); with the wrong CA nothing is delivered, the
+// failure is logged, and the batches are dead-lettered, not lost.
+func TestNetworkTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "logtk test CA")
+	certFile, keyFile := testcert.WritePair(t, ca.Server(t, "127.0.0.1"), dir, "server")
+	caFile := ca.WriteCA(t, dir, "ca.pem")
+	otherCA := testcert.NewCA(t, "another CA").WriteCA(t, dir, "other-ca.pem")
+
+	srv, err := StartServer(&ServerConfig{Listen: "127.0.0.1:0", Dir: filepath.Join(dir, "received"),
+		Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
+		TLS: &ServerTLS{CertFile: certFile, KeyFile: keyFile}}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	ls := &logServer{t: t, addr: srv.Addr().String(), dir: filepath.Join(dir, "received")}
+
+	run := func(ca string) (*Config, *syncBuffer) {
+		w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "1000"})
+		cfg := networkConfig(t, ls, w)
+		cfg.Transports[0].Allow.Endpoints["logserver"] = EndpointConfig{Address: ls.addr, TLS: &TLSConfig{CAFile: ca}}
+		logs := &syncBuffer{}
+		h, err := New(cfg, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Start()
+		waitDone(t, h, 2*time.Minute)
+		return cfg, logs
+	}
+	cfg, logs := run(otherCA)
+	if len(ls.stored(t, "app")) != 0 {
+		t.Fatal("records reached a server whose certificate the host does not trust")
+	}
+	if !strings.Contains(logs.String(), "certificate signed by unknown authority") {
+		t.Errorf("the TLS failure is not in the log:\n%.2000s", logs.String())
+	}
+	if dead, _ := filepath.Glob(filepath.Join(cfg.DeadLetterDir, "*.batch")); len(dead) == 0 {
+		t.Error("undeliverable batches were not dead-lettered")
+	}
+	run(caFile)
+	checkExactlyOnce(t, ls.stored(t, "app"), 1, 1000)
 }

@@ -3,16 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +20,7 @@ import (
 
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/internal/wire"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
@@ -324,13 +320,11 @@ func TestGapDetection(t *testing.T) {
 // fails the handshake; a client certificate from another CA is refused
 // when the server requires one.
 func TestTLS(t *testing.T) {
-	ca, caKey := newCA(t, "logtk test CA")
-	serverCert := newLeaf(t, ca, caKey, "127.0.0.1", false)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	otherCA, otherKey := newCA(t, "someone else's CA")
-	clientGood := newLeaf(t, ca, caKey, "client", true)
-	clientBad := newLeaf(t, otherCA, otherKey, "intruder", true)
+	ca := testcert.NewCA(t, "logtk test CA")
+	serverCert := ca.Server(t, "127.0.0.1")
+	pool := ca.Pool()
+	clientGood := ca.Client(t, "client")
+	clientBad := testcert.NewCA(t, "someone else's CA").Client(t, "intruder")
 
 	s := start(t, Options{}, func(ln net.Listener) net.Listener {
 		return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{serverCert},
@@ -367,34 +361,4 @@ func TestTLS(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "certificate") && !errors.Is(err, io.EOF) {
 		t.Logf("rejected with: %v", err)
 	}
-}
-
-func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert, key
-}
-
-func newLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, client bool) tls.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP(name)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
