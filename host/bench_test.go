@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,4 +92,59 @@ func BenchmarkPipeline(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkNetworkEndToEnd measures records/s and MB/s from 4 worker
+// processes through the host, the Wasm protobuf formatter and the Wasm
+// network transport to a log server on loopback that syncs before it
+// acknowledges. Each op is one record.
+func BenchmarkNetworkEndToEnd(b *testing.B) {
+	dir := b.TempDir()
+	ls := newLogServerB(b, dir)
+	per := max(b.N/4, 1)
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(per)})
+	w.Count = 4
+	cfg := &Config{
+		Workers: []WorkerConfig{w},
+		Formats: []FormatConfig{{Name: "pb", Plugin: plugintest.Build(b, "../plugins/protobuf/plugin")}},
+		Transports: []TransportConfig{{
+			Name: "net", Plugin: plugintest.Build(b, "../plugins/network/plugin"), Format: "pb",
+			Config: []byte(`{"endpoint":"logserver","token":"tok","sender":"bench","application":"app"}`),
+			Allow:  Allow{Endpoints: map[string]EndpointConfig{"logserver": {Address: ls.Addr().String()}}},
+		}},
+		DeadLetterDir: b.TempDir(),
+	}
+	h, err := New(cfg, Options{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	h.Start()
+	<-h.Done()
+	el := time.Since(start)
+	b.StopTimer()
+	_, records, _ := ls.Stats()
+	if records < int64(per*4) {
+		b.Fatalf("%d records stored, want at least %d", records, per*4)
+	}
+	b.ReportMetric(float64(records)/el.Seconds(), "records/s")
+	var stored int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && filepath.Ext(fi.Name()) == ".pb" {
+			stored += fi.Size()
+		}
+		return nil
+	})
+	b.ReportMetric(float64(stored)/el.Seconds()/1e6, "MB/s")
+}
+
+func newLogServerB(b *testing.B, dir string) *LogServer {
+	ls, err := StartServer(&ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")},
+		Fsync: "batch", MaxBytes: 1 << 30}, hclog.NewNullLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ls.Close(context.Background()) })
+	return ls
 }
