@@ -83,11 +83,14 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0x $$pkg; \
 	done
 
-## bench: the SDK beside zerolog, zap and slog, and host ingest from 1 and
-## 4 worker processes. Peers live in ./bench (own go.mod) so the main module
-## does not depend on them.
-bench:
+## bench: the SDK beside zerolog, zap and slog; host ingest from 1 and 4
+## worker processes; formatters native vs Wasm; the pipeline; the log
+## server beside rsyslog (imtcp -> omfile, when rsyslogd is installed).
+## Peers live in ./bench (own go.mod) so the main module does not depend
+## on them.
+bench: plugins
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+	cd bench && $(GO) run ./peer -n 1000000
 	$(GO) test -run '^$$' -bench . -benchmem ./host/ ./internal/... ./plugins/
 
 BUF_VERSION          := v1.50.0

@@ -1,0 +1,251 @@
+// Command peer measures the log server's ingest beside rsyslog's on the
+// same machine, in the same run: N messages of 200 bytes over loopback TCP
+// into a file, over 1 and 4 connections, without and with sync to disk.
+//
+//	rsyslog: a TCP sender -> imtcp -> omfile (sync="off" / sync="on")
+//	logtk:   wire protocol v1 (512 records per batch, 8 in flight) -> store (fsync none / batch), acknowledged
+//
+// rsyslog is skipped when rsyslogd is not installed (apt-get install rsyslog).
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/host"
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/wire"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+)
+
+func main() {
+	n := flag.Int("n", 1_000_000, "messages per measurement")
+	flag.Parse()
+	msg := message()
+	fmt.Printf("%d messages of %d bytes over loopback TCP into a file\n\n", *n, len(msg)+1)
+	fmt.Printf("%-34s %6s %14s %10s\n", "receiver", "conns", "records/s", "MB/s")
+	results := map[string]float64{}
+	for _, sync := range []bool{false, true} {
+		for _, conns := range []int{1, 4} {
+			rs := 0.0
+			if _, err := exec.LookPath("rsyslogd"); err == nil {
+				var err error
+				rs, err = rsyslog(*n, conns, sync, msg)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "rsyslog: %v\n", err)
+				}
+			}
+			lt, err := logtk(*n, conns, sync, msg)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "logtk: %v\n", err)
+				os.Exit(1)
+			}
+			mode := map[bool]string{false: "no sync", true: "synced"}[sync]
+			if rs > 0 {
+				fmt.Printf("%-34s %6d %14.0f %10.1f\n", "rsyslog imtcp->omfile, "+mode, conns, rs, rs*200/1e6)
+			} else {
+				fmt.Printf("%-34s %6d %14s %10s\n", "rsyslog imtcp->omfile, "+mode, conns, "skipped", "")
+			}
+			fmt.Printf("%-34s %6d %14.0f %10.1f", "logtk serve, "+mode+", acked", conns, lt, lt*200/1e6)
+			if rs > 0 {
+				fmt.Printf("   %.1fx rsyslog", lt/rs)
+				results[fmt.Sprint(sync, conns)] = lt / rs
+			}
+			fmt.Println()
+		}
+	}
+}
+
+// message is an RFC 5424 line of 199 bytes (200 with its newline).
+func message() []byte {
+	m := []byte("<134>1 2026-11-27T08:00:00.000000Z web-01 shop 4242 - - ")
+	for len(m) < 199 {
+		m = append(m, 'x')
+	}
+	return m
+}
+
+func freePort() string {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func rsyslog(n, conns int, synced bool, msg []byte) (float64, error) {
+	dir, _ := os.MkdirTemp("", "logtk-peer-rsyslog")
+	defer os.RemoveAll(dir)
+	addr := freePort()
+	_, port, _ := net.SplitHostPort(addr)
+	out := filepath.Join(dir, "out.log")
+	syncOpt := "off"
+	if synced {
+		syncOpt = "on"
+	}
+	conf := fmt.Sprintf(`global(workDirectory=%q)
+module(load="imtcp" MaxSessions="100")
+template(name="raw" type="string" string="%%rawmsg%%\n")
+input(type="imtcp" address="127.0.0.1" port=%q ruleset="r")
+ruleset(name="r") {
+  action(type="omfile" file=%q template="raw" sync=%q)
+}
+`, dir, port, out, syncOpt)
+	cf := filepath.Join(dir, "rsyslog.conf")
+	os.WriteFile(cf, []byte(conf), 0o644)
+	cmd := exec.Command("rsyslogd", "-n", "-f", cf, "-i", filepath.Join(dir, "pid"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := waitListening(addr); err != nil {
+		return 0, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	line := append(append([]byte(nil), msg...), '\n')
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for c := range conns {
+		count := n / conns
+		if c == 0 {
+			count += n % conns
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			buf := bytes.Repeat(line, 512)
+			for sent := 0; sent < count; {
+				k := min(512, count-sent)
+				if _, err := conn.Write(buf[:k*len(line)]); err != nil {
+					errs <- err
+					return
+				}
+				sent += k
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	want := int64(n * len(line))
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		st, err := os.Stat(out)
+		if err == nil && st.Size() >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("rsyslog wrote %d of %d bytes", st.Size(), want)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the file for completion
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func waitListening(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the listener
+	}
+}
+
+func logtk(n, conns int, synced bool, msg []byte) (float64, error) {
+	dir, _ := os.MkdirTemp("", "logtk-peer-logtk")
+	defer os.RemoveAll(dir)
+	fsync := "none"
+	if synced {
+		fsync = "batch"
+	}
+	token := []byte("peer-benchmark-token")
+	ls, err := host.StartServer(&host.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{token},
+		Fsync: fsync, MaxBytes: 1 << 40}, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer ls.Close(context.Background())
+	var batch []byte
+	for range 512 {
+		batch = protowire.AppendVarint(batch, uint64(len(msg)+1))
+		batch = append(append(batch, msg...), '\n')
+	}
+	start := time.Now()
+	errs := make(chan error, conns)
+	for c := range conns {
+		count := n / conns
+		go func() { errs <- send(ls.Addr().String(), fmt.Sprintf("peer-%d", c), token, batch, 512, count) }()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			return 0, err
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// send ships count records in batches, 8 in flight, and waits for every ack.
+func send(addr, sender string, token, batch []byte, perBatch, count int) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: 1, Token: token, Sender: sender, Application: "peer", Format: "text"})
+	c.Write(ipc.AppendFrame(nil, wire.TypeAuth, auth))
+	r := ipc.NewReader(c, 0)
+	if t, _, err := r.Next(); err != nil || t != wire.TypeWelcome {
+		return fmt.Errorf("no welcome: %v", err)
+	}
+	batches := (count + perBatch - 1) / perBatch
+	window := make(chan struct{}, 8)
+	done := make(chan error, 1)
+	go func() {
+		for got := 0; got < batches; {
+			t, _, err := r.Next()
+			if err != nil {
+				done <- err
+				return
+			}
+			if t == wire.TypeAck {
+				got++
+				<-window
+			}
+		}
+		done <- nil
+	}()
+	frame := make([]byte, 0, len(batch)+16)
+	for id := 1; id <= batches; id++ {
+		window <- struct{}{}
+		frame = wire.AppendData(frame[:0], uint64(id), batch)
+		if _, err := c.Write(frame); err != nil {
+			return err
+		}
+	}
+	return <-done
+}
