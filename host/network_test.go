@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,10 +28,39 @@ type logServer struct {
 	mu   sync.Mutex
 	srv  *server.Server
 	st   *server.Store
+	// process: run the server as a child process, and stop it with
+	// SIGKILL: no chance to finish a write, sync or say goodbye.
+	process bool
+	cmd     *exec.Cmd
 }
 
 func (ls *logServer) start() {
 	ls.t.Helper()
+	if ls.process {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "LOGTK_TEST_SERVE_DIR="+ls.dir, "LOGTK_TEST_SERVE_ADDR="+ls.addr)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			ls.t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", ls.addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				ls.t.Fatalf("server process not listening: %v", err)
+			}
+			time.Sleep(5 * time.Millisecond) // polling for the listener
+		}
+		ls.mu.Lock()
+		ls.cmd = cmd
+		ls.mu.Unlock()
+		return
+	}
 	st, err := server.OpenStore(server.StoreOptions{Dir: ls.dir, Fsync: true})
 	if err != nil {
 		ls.t.Fatal(err)
@@ -56,6 +86,13 @@ func (ls *logServer) start() {
 
 func (ls *logServer) stop() {
 	ls.mu.Lock()
+	if cmd := ls.cmd; cmd != nil {
+		ls.cmd = nil
+		ls.mu.Unlock()
+		cmd.Process.Kill()
+		cmd.Wait()
+		return
+	}
 	srv, st := ls.srv, ls.st
 	ls.srv, ls.st = nil, nil
 	ls.mu.Unlock()

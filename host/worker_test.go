@@ -23,6 +23,16 @@ import (
 const workerEnv = "LOGTK_TEST_WORKER"
 
 func init() {
+	if dir := os.Getenv("LOGTK_TEST_SERVE_DIR"); dir != "" {
+		// A log server process, for tests that SIGKILL it.
+		_, err := StartServer(&ServerConfig{Listen: os.Getenv("LOGTK_TEST_SERVE_ADDR"), Dir: dir,
+			Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30}, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
+		select {}
+	}
 	mode := os.Getenv(workerEnv)
 	if mode == "" {
 		return
