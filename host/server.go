@@ -6,17 +6,21 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 
+	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
+	"github.com/logtk/logtk/internal/wasm"
 )
 
 // ServerConfig is a server block: logtk-host as a log server receiving
@@ -191,12 +195,37 @@ type LogServer struct {
 	store *server.Store
 	ln    net.Listener
 	done  chan error
+	stage *pipeline // optional stages after the store
 }
 
 // StartServer opens the store (recovering it), listens and serves.
 func StartServer(cfg *ServerConfig, logger hclog.Logger) (*LogServer, error) {
+	return startServer(cfg, nil, logger)
+}
+
+// Serve runs the log server of cfg.Server. When cfg also has transports,
+// every stored batch of logtk.v1.Record records goes on through those
+// stages, as a host's records do (a live text tail, forwarding, ...): the
+// store comes first and is what acknowledgements wait for.
+func Serve(cfg *Config, logger hclog.Logger) (*LogServer, error) {
+	if cfg.Server == nil {
+		return nil, errors.New("the configuration has no server block")
+	}
+	return startServer(cfg.Server, cfg, logger)
+}
+
+func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogServer, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
+	}
+	var p *pipeline
+	if stages != nil && len(stages.Transports) > 0 {
+		var err error
+		p, err = newPipeline(context.Background(), stages, logger.Named("pipeline"),
+			func(level int32, msg string, attrs ...slog.Attr) { logger.Error(msg) }, func() bool { return false })
+		if err != nil {
+			return nil, err
+		}
 	}
 	store, err := server.OpenStore(server.StoreOptions{Dir: cfg.Dir, Fsync: cfg.Fsync != "none", MaxBytes: cfg.MaxBytes})
 	if err != nil {
@@ -216,9 +245,28 @@ func StartServer(cfg *ServerConfig, logger hclog.Logger) (*LogServer, error) {
 		}
 		ln = tls.NewListener(ln, tc)
 	}
-	srv := server.New(server.Options{Tokens: cfg.Tokens, Store: store, MaxFrameBytes: cfg.MaxFrameBytes,
-		MaxInFlight: cfg.MaxInFlight, MaxConns: cfg.MaxConns, Heartbeat: cfg.Heartbeat, AuthTimeout: cfg.AuthTimeout, Logger: logger})
-	ls := &LogServer{srv: srv, store: store, ln: ln, done: make(chan error, 1)}
+	opts := server.Options{Tokens: cfg.Tokens, Store: store, MaxFrameBytes: cfg.MaxFrameBytes,
+		MaxInFlight: cfg.MaxInFlight, MaxConns: cfg.MaxConns, Heartbeat: cfg.Heartbeat, AuthTimeout: cfg.AuthTimeout, Logger: logger}
+	if p != nil {
+		var warned sync.Map
+		opts.OnStored = func(app, sender, format string, batch []byte) {
+			if format != "logtk.v1.Record" {
+				if _, seen := warned.LoadOrStore(app+"/"+sender, true); !seen {
+					logger.Warn("records are not logtk.v1.Record: stored, not passed to the stages", "application", app, "sender", sender, "format", format)
+				}
+				return
+			}
+			var recs [][]byte
+			wasm.EachEntry(batch, func(e []byte) {
+				if record.Validate(e) == nil {
+					recs = append(recs, e)
+				}
+			})
+			p.WriteBatch(recs)
+		}
+	}
+	srv := server.New(opts)
+	ls := &LogServer{srv: srv, store: store, ln: ln, done: make(chan error, 1), stage: p}
 	go func() { ls.done <- srv.Serve(ln) }()
 	logger.Info("log server listening", "address", ln.Addr().String(), "dir", cfg.Dir, "fsync", cfg.Fsync, "tls", cfg.TLS != nil)
 	return ls, nil
@@ -237,5 +285,8 @@ func (ls *LogServer) Stats() (batches, records, duplicates int64) {
 func (ls *LogServer) Close(ctx context.Context) error {
 	err := ls.srv.Close(ctx)
 	<-ls.done
+	if ls.stage != nil {
+		err = errors.Join(err, ls.stage.Close())
+	}
 	return errors.Join(err, ls.store.Close())
 }

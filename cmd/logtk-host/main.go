@@ -186,7 +186,7 @@ func serve(cfg *host.Config, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	ls, err := host.StartServer(cfg.Server, logger)
+	ls, err := host.Serve(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host serve: %v\n", err)
 		return 1

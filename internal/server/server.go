@@ -40,6 +40,10 @@ type Options struct {
 	// MaxConns bounds concurrent connections. Default 4096.
 	MaxConns int
 	Logger   hclog.Logger
+	// OnStored, when set, receives each batch after it is stored and
+	// before it is acknowledged (a duplicate is not passed again). It runs
+	// on the connection's goroutine: while it runs, that sender waits.
+	OnStored func(application, sender, format string, batch []byte)
 }
 
 // Stats are counters since the server started.
@@ -290,6 +294,9 @@ func (ss *session) run() {
 				s.Stats.Records.Add(int64(n))
 				if ss.format == "logtk.v1.Record" {
 					ss.checkGaps(batch)
+				}
+				if s.opts.OnStored != nil {
+					s.opts.OnStored(ss.app, ss.sender, ss.format, batch)
 				}
 			}
 			// Acks wait in the buffer while more input is waiting, so a

@@ -1,0 +1,71 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/internal/wire"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+// TestServerStages: what the server stores also goes through the stages
+// of its configuration (here text -> file, a live human-readable copy).
+func TestServerStages(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "tail", "live.log")
+	cfg := &Config{
+		Server:  &ServerConfig{Listen: "127.0.0.1:0", Dir: filepath.Join(dir, "received"), Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30},
+		Formats: []FormatConfig{{Name: "text", Plugin: plugintest.Build(t, "../plugins/text/plugin")}},
+		Transports: []TransportConfig{{Name: "tail", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "text",
+			Config: []byte(fmt.Sprintf(`{"path":%q}`, out)), Allow: Allow{Directories: []string{filepath.Dir(out)}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+	}
+	ls, err := Serve(cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", ls.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: 1, Token: []byte("tok"), Sender: "s", Application: "app", Format: "logtk.v1.Record"})
+	c.Write(ipc.AppendFrame(nil, wire.TypeAuth, auth))
+	var batch []byte
+	for _, m := range []string{"first", "second"} {
+		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelWarn, m, "")
+		batch = wasm.AppendEntry(batch, record.AppendStamp(rec, &record.Stamp{Worker: "web", Seq: 1}))
+	}
+	c.Write(wire.AppendData(nil, 1, batch))
+	r := ipc.NewReader(c, 0)
+	for {
+		ty, _, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ty == wire.TypeAck {
+			break
+		}
+	}
+	c.Close()
+	if err := ls.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if got := string(b); strings.Count(got, "\n") != 2 || !strings.Contains(got, "WARN  web#0 first") || !strings.Contains(got, "second") {
+		t.Fatalf("live copy:\n%s", got)
+	}
+}
