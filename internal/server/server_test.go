@@ -362,3 +362,43 @@ func TestTLS(t *testing.T) {
 		t.Logf("rejected with: %v", err)
 	}
 }
+
+// TestSlowSenderDoesNotStallOthers: an authenticated sender stalls in the
+// middle of a DATA frame to the same application; five others are served
+// meanwhile.
+func TestSlowSenderDoesNotStallOthers(t *testing.T) {
+	s := start(t, Options{Heartbeat: 2 * time.Second}, nil)
+	slow := dial(t, s.addr)
+	slow.auth("slow", "app", "json")
+	frame := wire.AppendData(nil, 1, wireEntry(nil, []byte("never finished\n")))
+	slow.write(frame[:len(frame)-3])
+
+	errs := make(chan error, 5)
+	for i := range 5 {
+		go func() {
+			c := dial(t, s.addr)
+			c.auth(fmt.Sprintf("fast-%d", i), "app", "json")
+			for id := uint64(1); id <= 50; id++ {
+				c.write(wire.AppendData(nil, id, wireEntry(nil, []byte("ok\n"))))
+				ty, _, err := c.next()
+				if err != nil || ty != wire.TypeAck {
+					errs <- fmt.Errorf("sender %d batch %d: %s %v", i, id, ty, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.Stats.Records.Load(); n != 250 {
+		t.Fatalf("%d of 250 records stored", n)
+	}
+	b, _ := os.ReadFile(filepath.Join(s.dir, "app", "records.log"))
+	if strings.Contains(string(b), "never finished") {
+		t.Fatal("a partial frame was stored")
+	}
+}
