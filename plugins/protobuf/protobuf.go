@@ -212,6 +212,17 @@ func init() {
 
 func levelText(l int32) []byte { return levelNames[textfmt.LevelName(l)] }
 
+var _ plugin.BatchFormatter = (*Formatter)(nil)
+
+// FormatBatch implements plugin.BatchFormatter: with logtk's own schema a
+// formatted batch is the record batch itself, one copy for all records.
+func (f *Formatter) FormatBatch(dst, records []byte) ([]byte, bool, error) {
+	if f.plan != nil || f.attrs != nil {
+		return dst, false, nil
+	}
+	return append(dst, records...), true, nil
+}
+
 // Format implements plugin.Formatter.
 func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 	if f.plan == nil && f.attrs == nil {

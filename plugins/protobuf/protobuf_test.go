@@ -210,3 +210,24 @@ func FuzzSchema(f *testing.F) {
 func TestGolden(t *testing.T) {
 	goldentest.Run(t, func() plugin.Formatter { return protobuf.New() })
 }
+
+// TestOwnSchemaBatchIsACopy: formatting a whole batch with logtk's own
+// schema is one copy, and equals formatting record by record.
+func TestOwnSchemaBatchIsACopy(t *testing.T) {
+	var batch []byte
+	for _, r := range plugintest.SampleRecords() {
+		batch = plugin.AppendEntry(batch, r)
+	}
+	got, err := plugin.FormatBatch(protobuf.New(), nil, batch)
+	if err != nil || !bytes.Equal(got, batch) {
+		t.Fatalf("batch path: %v, equal=%v", err, bytes.Equal(got, batch))
+	}
+	schema, _ := userSchema(t)
+	f := protobuf.New()
+	if err := configure(t, f, schema, "cluster.LoggableMessage"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := f.FormatBatch(nil, batch); ok {
+		t.Fatal("a user schema took the copy path")
+	}
+}

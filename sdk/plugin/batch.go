@@ -46,6 +46,11 @@ func AppendEntry(b, entry []byte) []byte {
 // encoded batch of results to dst: one entry per record, in order. It is
 // what the ABI's format call does, exposed for native tests and benchmarks.
 func FormatBatch(f Formatter, dst, records []byte) ([]byte, error) {
+	if bf, ok := f.(BatchFormatter); ok {
+		if out, ok, err := bf.FormatBatch(dst, records); ok || err != nil {
+			return out, err
+		}
+	}
 	var rec Record
 	var err error
 	scratch := dst

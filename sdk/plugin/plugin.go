@@ -85,6 +85,16 @@ type Formatter interface {
 	Format(dst []byte, r *Record) ([]byte, error)
 }
 
+// BatchFormatter is implemented by formatters that can do better than one
+// Format call per record. FormatBatch appends to dst the formatted batch
+// for an encoded record batch (docs/plugin-abi.md: exactly one entry per
+// record, in order) and returns ok; returning ok false makes the SDK fall
+// back to Format for each record. The protobuf formatter uses it to emit
+// logtk's own records as one copy.
+type BatchFormatter interface {
+	FormatBatch(dst, records []byte) (out []byte, ok bool, err error)
+}
+
 // Transport delivers formatted records.
 type Transport interface {
 	// Open acquires resources (files, connections). It runs once, after
