@@ -21,12 +21,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/host"
-	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/wire"
-	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 
 func main() {
@@ -199,7 +196,10 @@ func logtk(n, conns int, synced bool, msg []byte) (float64, error) {
 	errs := make(chan error, conns)
 	for c := range conns {
 		count := n / conns
-		go func() { errs <- send(ls.Addr().String(), fmt.Sprintf("peer-%d", c), token, batch, 512, count) }()
+		go func() {
+			errs <- wire.SendLoad(wire.Load{Addr: ls.Addr().String(), Token: token, Sender: fmt.Sprintf("peer-%d", c),
+				Application: "peer", Format: "text", Batch: batch, Batches: (count + 511) / 512, InFlight: 8})
+		}()
 	}
 	for range conns {
 		if err := <-errs; err != nil {
@@ -207,45 +207,4 @@ func logtk(n, conns int, synced bool, msg []byte) (float64, error) {
 		}
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-// send ships count records in batches, 8 in flight, and waits for every ack.
-func send(addr, sender string, token, batch []byte, perBatch, count int) error {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: 1, Token: token, Sender: sender, Application: "peer", Format: "text"})
-	c.Write(ipc.AppendFrame(nil, wire.TypeAuth, auth))
-	r := ipc.NewReader(c, 0)
-	if t, _, err := r.Next(); err != nil || t != wire.TypeWelcome {
-		return fmt.Errorf("no welcome: %v", err)
-	}
-	batches := (count + perBatch - 1) / perBatch
-	window := make(chan struct{}, 8)
-	done := make(chan error, 1)
-	go func() {
-		for got := 0; got < batches; {
-			t, _, err := r.Next()
-			if err != nil {
-				done <- err
-				return
-			}
-			if t == wire.TypeAck {
-				got++
-				<-window
-			}
-		}
-		done <- nil
-	}()
-	frame := make([]byte, 0, len(batch)+16)
-	for id := 1; id <= batches; id++ {
-		window <- struct{}{}
-		frame = wire.AppendData(frame[:0], uint64(id), batch)
-		if _, err := c.Write(frame); err != nil {
-			return err
-		}
-	}
-	return <-done
 }

@@ -8,11 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/wire"
-	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 
 // BenchmarkServerIngest measures the server alone: wire -> store ->
@@ -48,7 +45,10 @@ func BenchmarkServerIngest(b *testing.B) {
 				start := time.Now()
 				errs := make(chan error, conns)
 				for c := range conns {
-					go func() { errs <- sendPipelined(ln.Addr().String(), fmt.Sprintf("s%d", c), batch, batches, 8) }()
+					go func() {
+						errs <- wire.SendLoad(wire.Load{Addr: ln.Addr().String(), Token: token, Sender: fmt.Sprintf("s%d", c),
+							Application: "bench", Format: "text", Batch: batch, Batches: batches, InFlight: 8})
+					}()
 				}
 				for range conns {
 					if err := <-errs; err != nil {
@@ -62,44 +62,4 @@ func BenchmarkServerIngest(b *testing.B) {
 			})
 		}
 	}
-}
-
-func sendPipelined(addr, sender string, batch []byte, batches, inFlight int) error {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Minute))
-	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: 1, Token: token, Sender: sender, Application: "bench", Format: "text"})
-	c.Write(ipc.AppendFrame(nil, wire.TypeAuth, auth))
-	r := ipc.NewReader(c, 0)
-	if t, _, err := r.Next(); err != nil || t != wire.TypeWelcome {
-		return fmt.Errorf("no welcome: %v", err)
-	}
-	acks := make(chan error, 1)
-	window := make(chan struct{}, inFlight)
-	go func() {
-		for got := 0; got < batches; {
-			t, _, err := r.Next()
-			if err != nil {
-				acks <- err
-				return
-			}
-			if t == wire.TypeAck {
-				got++
-				<-window
-			}
-		}
-		acks <- nil
-	}()
-	frame := make([]byte, 0, len(batch)+16)
-	for id := 1; id <= batches; id++ {
-		window <- struct{}{}
-		frame = wire.AppendData(frame[:0], uint64(id), batch)
-		if _, err := c.Write(frame); err != nil {
-			return err
-		}
-	}
-	return <-acks
 }
