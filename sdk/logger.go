@@ -184,6 +184,14 @@ func (l *Logger) Named(name string) *Logger {
 	return l2
 }
 
+// WithName returns a Logger like l but named name (Named appends to the
+// current name; WithName replaces it).
+func (l *Logger) WithName(name string) *Logger {
+	l2 := l.clone()
+	l2.name = name
+	return l2
+}
+
 // Name returns the logger's name.
 func (l *Logger) Name() string { return l.name }
 

@@ -148,7 +148,7 @@ func (h *Logger) Named(name string) hclog.Logger {
 
 // ResetNamed implements hclog.Logger.
 func (h *Logger) ResetNamed(name string) hclog.Logger {
-	b := sdk.New(sdk.Options{Name: name, Level: sdk.LevelTrace})
+	b := h.base.WithName(name)
 	return &Logger{l: b.With(attrs(h.implied)...), base: b, level: h.level, implied: h.implied}
 }
 

@@ -60,12 +60,14 @@ func TestAdapter(t *testing.T) {
 	}
 	sub.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}).Print("[ERROR] from the log package")
 	h.Log(hclog.NoLevel, "no level means info")
+	sub.ResetNamed("fresh").Info("renamed")
 	want := []string{
 		"INFO  app: plain k=v n=3",
 		"DEBUG app: debug f=1-x h=0xff",
 		"WARN  app.db: warn conn=7 EXTRA_VALUE_AT_END=odd",
 		"ERROR app.db: from the log package conn=7",
 		"INFO  app: no level means info",
+		"INFO  fresh: renamed conn=7",
 	}
 	got := s.lines(t)
 	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
