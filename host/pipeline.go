@@ -289,18 +289,80 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 	return nil, fmt.Errorf("%d attempts failed; last: %w", attempts, last)
 }
 
+// item is one batch on its way to a transport.
+type item struct {
+	id      uint64
+	data    []byte
+	job     *job // nil for a batch read from the spool
+	spooled bool
+}
+
 func (p *pipeline) transportLoop(t *transportStage) {
 	defer p.writers.Done()
 	ctx := context.Background()
-	if t.spool != nil {
-		p.spooledLoop(ctx, t)
+	items := make(chan item)
+	intakeDone := make(chan struct{})
+	if t.spool == nil {
+		go func() {
+			defer close(intakeDone)
+			defer close(items)
+			for j := range t.q {
+				<-j.ready
+				t.nextID++
+				items <- item{id: t.nextID, data: j.out[t.format], job: j}
+			}
+		}()
+	} else {
+		if max := t.spool.MaxID(); max >= t.nextID {
+			t.nextID = max
+		}
+		go func() {
+			defer close(intakeDone)
+			for j := range t.q {
+				<-j.ready
+				t.nextID++
+				if err := t.spool.Put(t.nextID, j.out[t.format]); err != nil {
+					p.deadLetter("transport "+t.name, j, fmt.Errorf("spooling: %w", err))
+				}
+			}
+			t.spool.CloseInput()
+		}()
+		go func() {
+			defer close(items)
+			var after uint64
+			for {
+				id, data, err := t.spool.Next(after)
+				if err != nil {
+					if !errors.Is(err, spool.ErrClosed) {
+						p.log.Error("reading the spool failed", "transport", t.name, "error", err)
+					}
+					return
+				}
+				items <- item{id: id, data: data, spooled: true}
+				after = id
+			}
+		}()
 	}
-	for j := range t.q {
-		<-j.ready
-		out := j.out[t.format]
-		t.nextID++
-		if err := p.write(ctx, t, t.nextID, out, false); err != nil {
-			p.deadLetter("transport "+t.name, j, err)
+	if p.deliver(ctx, t, items) {
+		// Gave up at shutdown: what is still coming is kept, in the spool
+		// (without waiting for room nobody will make now) or the
+		// dead-letter directory.
+		if t.spool != nil {
+			n, b := t.spool.Len()
+			p.log.Warn("stopping with batches in the spool; the next run sends them", "transport", t.name, "batches", n, "bytes", b)
+			t.spool.Unbound()
+		}
+		for it := range items {
+			if !it.spooled {
+				p.deadLetter("transport "+t.name, it.job, errors.New("the destination still failed at shutdown"))
+			}
+		}
+	}
+	<-intakeDone
+	if t.spool != nil {
+		t.spool.Close()
+		if n, b := t.spool.Len(); n > 0 {
+			p.report(record.LevelWarn, fmt.Sprintf("transport %s: %d batches (%d bytes) wait in the spool for the next run", t.name, n, b))
 		}
 	}
 	if t.inst != nil {
@@ -315,59 +377,173 @@ func (p *pipeline) transportLoop(t *transportStage) {
 	}
 }
 
-// spooledLoop puts each formatted batch into the spool and, concurrently,
-// sends the oldest spooled batch until the transport acknowledges it.
-func (p *pipeline) spooledLoop(ctx context.Context, t *transportStage) {
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for {
-			id, data, err := t.spool.Oldest()
-			if err != nil {
-				if !errors.Is(err, spool.ErrClosed) {
-					p.log.Error("reading the spool failed", "transport", t.name, "error", err)
-				}
-				return
-			}
-			err = p.write(ctx, t, id, data, true)
+// done and failed settle a batch: delivered, or dead-lettered.
+func (p *pipeline) done(t *transportStage, it item) {
+	if it.spooled {
+		if err := t.spool.Remove(it.id); err != nil {
+			p.log.Error("removing a delivered batch from the spool failed; it may be sent again", "transport", t.name, "batch", it.id, "error", err)
+		}
+	}
+}
+
+func (p *pipeline) failed(t *transportStage, it item, err error) {
+	if it.job != nil {
+		p.deadLetter("transport "+t.name, it.job, err)
+	} else {
+		p.deadLetterBytes("transport "+t.name, it.data, -1, err)
+	}
+	p.done(t, it)
+}
+
+// maxInFlight is how many batches an asynchronous transport (one that
+// exports logtk_poll) may have on their way at once.
+const maxInFlight = 8
+
+// pollWait bounds one logtk_poll call.
+const pollWait = 500 * time.Millisecond
+
+// deliver hands the items to the transport in order and settles each one.
+// A synchronous transport takes one batch at a time; an asynchronous one
+// up to maxInFlight, acknowledged through logtk_poll. On a failure every
+// unacknowledged batch is sent again, in order, with its id (the receiver
+// drops what it already has). It returns true if it gave up at shutdown,
+// leaving items unread.
+func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan item) (gaveUp bool) {
+	if !t.mod.Exports("logtk_poll") {
+		for it := range items {
+			err := p.write(ctx, t, it.id, it.data, it.spooled)
 			switch {
 			case err == nil:
+				p.done(t, it)
 			case errors.Is(err, errLeftSpooled):
-				n, b := t.spool.Len()
-				p.log.Warn("stopping with batches in the spool; the next run sends them", "transport", t.name, "batches", n, "bytes", b)
-				// The batches still queued go to the spool too, without
-				// waiting for room nobody will make now.
-				t.spool.Unbound()
-				return
+				return true
 			default:
-				p.deadLetterBytes("transport "+t.name, data, -1, err)
-			}
-			if err := t.spool.Remove(id); err != nil {
-				p.log.Error("removing a delivered batch from the spool failed; it may be sent again", "transport", t.name, "batch", id, "error", err)
+				p.failed(t, it, err)
 			}
 		}
-	}()
-	if max := t.spool.MaxID(); max >= t.nextID {
-		t.nextID = max
+		return false
 	}
-	for j := range t.q {
-		<-j.ready
-		t.nextID++
-		if err := t.spool.Put(t.nextID, j.out[t.format]); err != nil {
-			if errors.Is(err, spool.ErrClosed) {
-				// The sender gave up at shutdown; keep this batch too.
-				err = p.deadLetterBytes("transport "+t.name, j.batch, j.count, fmt.Errorf("spool closed at shutdown"))
+	var window []item
+	closed := false
+	retries, broken := 0, 0
+	delay := 10 * time.Millisecond
+	// retry handles a failure: true to resend the window, false to give up.
+	retry := func(err error) bool {
+		var ce *wasm.CallError
+		if errors.As(err, &ce) && ce.Retryable() {
+			retries++
+			if retries == 1 || retries%100 == 0 {
+				p.log.Warn("transport failed; resending what is on its way", "transport", t.name, "attempt", retries, "in_flight", len(window), "error", err)
+			}
+		} else {
+			broken++
+			if t.inst != nil {
+				t.inst.Close(ctx)
+				t.inst = nil
+			}
+			p.log.Error("transport instance failed; replacing it", "transport", t.name, "attempt", broken, "error", err)
+			if broken >= brokenAttempts && len(window) > 0 {
+				// The oldest batch may be what breaks it: set it aside.
+				p.failed(t, window[0], fmt.Errorf("%d attempts failed; last: %w", broken, err))
+				window = window[1:]
+				broken = 0
+			}
+		}
+		if (p.stopping() || p.closing.Load()) && retries+broken > stoppingRetries {
+			for _, it := range window {
+				if !it.spooled {
+					p.failed(t, it, err)
+				}
+			}
+			window = nil
+			return false
+		}
+		time.Sleep(delay) // backoff between delivery attempts
+		delay = min(delay*2, 5*time.Second)
+		return true
+	}
+	// send writes window[from:] in order; it returns the first error.
+	send := func(from int) error {
+		if err := t.ensure(ctx); err != nil {
+			return err
+		}
+		for i := from; i < len(window); i++ {
+			pending, err := t.inst.Write(ctx, window[i].id, window[i].data)
+			if err != nil {
+				var ce *wasm.CallError
+				if errors.As(err, &ce) && !ce.Broken && !ce.Retryable() {
+					// The plugin says this batch cannot be written.
+					p.failed(t, window[i], err)
+					window = append(window[:i], window[i+1:]...)
+					i--
+					continue
+				}
+				return err
+			}
+			if !pending {
+				p.done(t, window[i])
+				window = append(window[:i], window[i+1:]...)
+				i--
+			}
+		}
+		return nil
+	}
+	for !closed || len(window) > 0 {
+		// Take what is ready, up to the limit, and send it.
+		from := len(window)
+	fill:
+		for !closed && len(window) < maxInFlight {
+			var it item
+			var ok bool
+			if len(window) == 0 {
+				it, ok = <-items
 			} else {
-				p.deadLetter("transport "+t.name, j, fmt.Errorf("spooling: %w", err))
+				select {
+				case it, ok = <-items:
+				default:
+					break fill
+				}
+			}
+			if !ok {
+				closed = true
+				break
+			}
+			window = append(window, it)
+		}
+		err := send(from)
+		for err != nil {
+			if !retry(err) {
+				return true
+			}
+			err = send(0)
+		}
+		if len(window) == 0 {
+			continue
+		}
+		ids, err := t.inst.Poll(ctx, pollWait)
+		for err != nil {
+			if !retry(err) {
+				return true
+			}
+			err = send(0)
+			if err == nil && len(window) > 0 {
+				ids, err = t.inst.Poll(ctx, pollWait)
+			}
+		}
+		if len(ids) > 0 {
+			retries, broken, delay = 0, 0, 10*time.Millisecond
+		}
+		for _, id := range ids {
+			for i, it := range window {
+				if it.id == id {
+					p.done(t, it)
+					window = append(window[:i], window[i+1:]...)
+					break
+				}
 			}
 		}
 	}
-	t.spool.CloseInput()
-	<-sent
-	t.spool.Close()
-	if n, b := t.spool.Len(); n > 0 {
-		p.report(record.LevelWarn, fmt.Sprintf("transport %s: %d batches (%d bytes) wait in the spool for the next run", t.name, n, b))
-	}
+	return false
 }
 
 // ensure makes a configured, opened transport instance.
@@ -401,9 +577,13 @@ func (p *pipeline) write(ctx context.Context, t *transportStage, id uint64, out 
 	for {
 		err := t.ensure(ctx)
 		if err == nil {
-			err = t.inst.Write(ctx, id, out)
-			if err == nil {
+			var pending bool
+			pending, err = t.inst.Write(ctx, id, out)
+			if err == nil && !pending {
 				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("transport %s: logtk_write answered pending but the plugin does not export logtk_poll", t.name)
 			}
 		}
 		var ce *wasm.CallError

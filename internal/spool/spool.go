@@ -200,6 +200,32 @@ func (s *Spool) Oldest() (uint64, []byte, error) {
 	return id, b, err
 }
 
+// Next waits for a spooled batch with an id greater than after and returns
+// the first such, leaving it spooled; it returns ErrClosed as Oldest does.
+// A consumer with several batches on their way reads with Next.
+func (s *Spool) Next(after uint64) (uint64, []byte, error) {
+	for {
+		s.mu.Lock()
+		i, _ := slices.BinarySearch(s.ids, after+1)
+		for i >= len(s.ids) && !s.closed {
+			s.cond.Wait()
+			i, _ = slices.BinarySearch(s.ids, after+1)
+		}
+		if i >= len(s.ids) || (s.closed && !s.drainOnClose) {
+			s.mu.Unlock()
+			return 0, nil, ErrClosed
+		}
+		id := s.ids[i]
+		s.mu.Unlock()
+		b, err := os.ReadFile(s.path(id))
+		if errors.Is(err, os.ErrNotExist) {
+			after = id // dropped meanwhile: the next one
+			continue
+		}
+		return id, b, err
+	}
+}
+
 // Remove deletes an acknowledged batch.
 func (s *Spool) Remove(id uint64) error {
 	s.mu.Lock()

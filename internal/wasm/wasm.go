@@ -41,6 +41,9 @@ const (
 	StatusRetry    = 1
 	StatusInvalid  = 2
 	StatusInternal = 3
+	// StatusPending: logtk_write took the batch but has not delivered it
+	// yet; logtk_poll will report it.
+	StatusPending = 4
 )
 
 // Defaults for Limits.
@@ -241,6 +244,12 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 		return fail(fmt.Errorf("logtk_info: unknown kind %q (want format or transport)", m.info.Kind))
 	}
 	return m, nil
+}
+
+// Exports reports whether the module exports a function.
+func (m *Module) Exports(name string) bool {
+	_, ok := m.cm.ExportedFunctions()[name]
+	return ok
 }
 
 // Info returns what the plugin said about itself.
@@ -543,19 +552,49 @@ func (i *Instance) ClosePlugin(ctx context.Context) error {
 // Write hands a formatted batch to a transport. id identifies the batch
 // for the transport's idempotency (a network transport sends it as the
 // batch id); the host gives every batch of a transport a distinct,
-// increasing id and retries a batch with the same id.
-func (i *Instance) Write(ctx context.Context, id uint64, batch []byte) error {
+// increasing id and retries a batch with the same id. pending reports that
+// the transport took the batch but has not delivered it yet (Poll will).
+func (i *Instance) Write(ctx context.Context, id uint64, batch []byte) (pending bool, err error) {
 	in := protowire.AppendVarint(make([]byte, 0, len(batch)+10), id)
 	in = append(in, batch...)
 	p, n, err := i.input(ctx, "logtk_write", in)
 	if err != nil {
-		return err
+		return false, err
 	}
 	st, res, err := i.call(ctx, "logtk_write", p, n)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return i.statusErr("logtk_write", st, res)
+	if st == StatusPending {
+		return true, nil
+	}
+	return false, i.statusErr("logtk_write", st, res)
+}
+
+// Async reports whether the transport exports logtk_poll (it may then
+// answer logtk_write with StatusPending).
+func (i *Instance) Async() bool { return i.fns["logtk_poll"] != nil }
+
+// Poll waits up to timeout for the transport to deliver pending batches
+// and returns the ids it reports delivered.
+func (i *Instance) Poll(ctx context.Context, timeout time.Duration) ([]uint64, error) {
+	st, res, err := i.call(ctx, "logtk_poll", uint64(timeout/time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	if st != StatusOK {
+		return nil, i.statusErr("logtk_poll", st, res)
+	}
+	var ids []uint64
+	for len(res) > 0 {
+		id, n := protowire.ConsumeVarint(res)
+		if n < 0 {
+			return nil, i.brokenErr("logtk_poll", "returned a malformed id list", nil)
+		}
+		ids = append(ids, id)
+		res = res[n:]
+	}
+	return ids, nil
 }
 
 // lineLogger turns a plugin's stdout/stderr into log lines, keeping long

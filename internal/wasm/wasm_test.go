@@ -180,7 +180,8 @@ func TestSandbox(t *testing.T) {
 		if err := inst.Configure(ctx, []byte(cfg)); err != nil {
 			t.Fatal(err)
 		}
-		return inst.Write(ctx, 1, AppendEntry(nil, []byte("hello\n")))
+		_, err = inst.Write(ctx, 1, AppendEntry(nil, []byte("hello\n")))
+		return err
 	}
 	if err := run(`{"read":"` + secret + `"}`); err == nil || !strings.Contains(err.Error(), "read denied") {
 		t.Fatalf("reading an ungranted file: %v", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -18,6 +19,7 @@ import (
 const (
 	statusOK       = 0
 	statusRetry    = 1
+	statusPending  = 4
 	statusInvalid  = 2
 	statusInternal = 3
 )
@@ -162,9 +164,36 @@ func write(p, n uint32) uint32 {
 	if err != nil {
 		return fail(statusInvalid, err)
 	}
+	if at, ok := t.(AsyncTransport); ok {
+		if err := at.WriteAsync(b); err != nil {
+			return errStatus(err)
+		}
+		return statusPending
+	}
 	if err := t.Write(b); err != nil {
 		return errStatus(err)
 	}
+	return statusOK
+}
+
+var pollBuf []byte
+
+//go:wasmexport logtk_poll
+func poll(timeoutMillis uint32) uint32 {
+	setResult(nil)
+	at, ok := registered.transport.(AsyncTransport)
+	if !ok {
+		return statusOK // a synchronous transport has nothing on its way
+	}
+	ids, err := at.Poll(time.Duration(timeoutMillis) * time.Millisecond)
+	if err != nil {
+		return errStatus(err)
+	}
+	pollBuf = pollBuf[:0]
+	for _, id := range ids {
+		pollBuf = protowire.AppendVarint(pollBuf, id)
+	}
+	setResult(pollBuf)
 	return statusOK
 }
 

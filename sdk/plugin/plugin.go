@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/logtk/logtk/internal/record"
 )
@@ -109,6 +110,25 @@ type Transport interface {
 	Flush() error
 	// Close releases resources. No call follows it.
 	Close() error
+}
+
+// AsyncTransport is implemented by transports that can have several
+// batches on their way at once (a network transport waiting for a remote
+// acknowledgement). The host calls WriteAsync for up to its in-flight
+// limit of batches and Poll to learn which were acknowledged:
+//
+//   - WriteAsync returns nil when the batch is on its way (not yet
+//     delivered), or an error as Write does.
+//   - Poll waits up to timeout and returns the ids of batches delivered
+//     since the last Poll (possibly none). An error (Retry for transient)
+//     means every batch still on its way may be lost: the host sends them
+//     all again, in order, with their ids.
+//
+// The host still forgets a batch only when Poll has reported it.
+type AsyncTransport interface {
+	Transport
+	WriteAsync(batch *Batch) error
+	Poll(timeout time.Duration) ([]uint64, error)
 }
 
 // Configurer is implemented by plugins that take configuration. Configure

@@ -236,18 +236,19 @@ func CheckTransport(wasmPath string, opts Options) error {
 		fn   func() error
 	}{
 		{"open", func() error { return inst.Open(ctx) }},
-		{"write an empty batch", func() error { return inst.Write(ctx, 1, nil) }},
+		{"write an empty batch", func() error { _, err := inst.Write(ctx, 1, nil); return err }},
 		{"write a batch", func() error {
 			var b []byte
 			for _, s := range SampleRecords() {
 				b = wasm.AppendEntry(b, append([]byte("entry: "), s...))
 			}
-			return inst.Write(ctx, 2, b)
+			_, err := inst.Write(ctx, 2, b)
+			return err
 		}},
 		{"write 100 batches", func() error {
 			b := wasm.AppendEntry(nil, []byte("line\n"))
 			for i := range 100 {
-				if err := inst.Write(ctx, uint64(3+i), b); err != nil {
+				if _, err := inst.Write(ctx, uint64(3+i), b); err != nil {
 					return err
 				}
 			}
