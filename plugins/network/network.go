@@ -57,7 +57,9 @@ type Transport struct {
 	ackTimeout time.Duration
 
 	conn     *plugin.Conn
-	stored   uint64 // the server's last stored batch for this sender
+	inflight map[uint64]time.Time // sent, not yet acknowledged: when sent
+	done     []uint64             // acknowledged, not yet reported by Poll
+	stored   uint64               // the server's last stored batch for this sender
 	maxFrame int
 	in       []byte // bytes read, not yet consumed
 	out      []byte
@@ -67,7 +69,7 @@ type Transport struct {
 // New returns an unconfigured Transport.
 func New() *Transport { return &Transport{} }
 
-var _ plugin.Transport = (*Transport)(nil)
+var _ plugin.AsyncTransport = (*Transport)(nil)
 var _ plugin.Configurer = (*Transport)(nil)
 
 // Configure implements plugin.Configurer.
@@ -171,6 +173,96 @@ func (t *Transport) Write(b *plugin.Batch) error {
 			return plugin.Retry(fmt.Errorf("server closed the connection: %s", describeClose(p)))
 		}
 	}
+}
+
+// WriteAsync implements plugin.AsyncTransport: it sends the batch and
+// returns; Poll reports it once the server acknowledged it.
+func (t *Transport) WriteAsync(b *plugin.Batch) error {
+	if t.inflight == nil {
+		t.inflight = map[uint64]time.Time{}
+	}
+	if b.Len() == 0 {
+		t.done = append(t.done, b.ID())
+		return nil
+	}
+	if t.conn == nil {
+		if err := t.connect(); err != nil {
+			t.drop()
+			return plugin.Retry(err)
+		}
+	}
+	if b.ID() <= t.stored {
+		t.done = append(t.done, b.ID()) // stored before a reconnect
+		return nil
+	}
+	t.out = appendHeader(t.out[:0], tData, protowire.SizeVarint(b.ID())+len(b.Bytes()))
+	t.out = protowire.AppendVarint(t.out, b.ID())
+	t.out = append(t.out, b.Bytes()...)
+	if t.maxFrame > 0 && len(t.out)-5 > t.maxFrame {
+		return fmt.Errorf("batch %d is %d bytes, over the server's frame limit of %d: lower the batch size", b.ID(), len(t.out)-5, t.maxFrame)
+	}
+	if err := t.conn.Write(t.out); err != nil {
+		t.drop()
+		return plugin.Retry(err)
+	}
+	t.inflight[b.ID()] = time.Now()
+	return nil
+}
+
+// Poll implements plugin.AsyncTransport: it waits up to timeout for
+// acknowledgements and reports them. A batch unacknowledged for longer
+// than ack_timeout, or a lost connection, makes it fail with Retry: the
+// host then sends everything unacknowledged again.
+func (t *Transport) Poll(timeout time.Duration) ([]uint64, error) {
+	ids := t.done
+	t.done = nil
+	if len(t.inflight) == 0 {
+		return ids, nil
+	}
+	if t.conn == nil {
+		return ids, plugin.Retry(errors.New("not connected"))
+	}
+	deadline := time.Now().Add(timeout)
+	for len(t.inflight) > 0 {
+		typ, p, err := t.readFrame(deadline)
+		if errors.Is(err, plugin.ErrTimeout) {
+			break
+		}
+		if err != nil {
+			t.drop()
+			return ids, plugin.Retry(fmt.Errorf("waiting for acks: %w", err))
+		}
+		switch typ {
+		case tAck:
+			id, n := protowire.ConsumeVarint(p)
+			if n < 0 {
+				t.drop()
+				return ids, plugin.Retry(errors.New("malformed ACK"))
+			}
+			if _, ok := t.inflight[id]; ok {
+				delete(t.inflight, id)
+				ids = append(ids, id)
+				t.stored = max(t.stored, id)
+			}
+			// Take the acks already here, then return.
+			deadline = time.Now().Add(time.Millisecond)
+		case tPing:
+			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
+				t.drop()
+				return ids, plugin.Retry(err)
+			}
+		case tClose:
+			t.drop()
+			return ids, plugin.Retry(fmt.Errorf("server closed the connection: %s", describeClose(p)))
+		}
+	}
+	for id, sent := range t.inflight {
+		if time.Since(sent) > t.ackTimeout {
+			t.drop()
+			return ids, plugin.Retry(fmt.Errorf("no ack for batch %d within %s", id, t.ackTimeout))
+		}
+	}
+	return ids, nil
 }
 
 func appendHeader(b []byte, typ byte, n int) []byte {
@@ -309,11 +401,14 @@ func describeClose(p []byte) string {
 	return fmt.Sprintf("code %d: %s", code, reason)
 }
 
+// drop forgets the connection and what was on its way: the host resends
+// it after a Retry.
 func (t *Transport) drop() {
 	if t.conn != nil {
 		t.conn.Close()
 		t.conn = nil
 	}
+	clear(t.inflight)
 }
 
 // Flush implements plugin.Transport: every acknowledged batch is stored.
