@@ -1,7 +1,6 @@
 package record
 
 import (
-	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -131,6 +130,3 @@ func expect(kind msgKind, num protowire.Number) (protowire.Type, msgKind, bool) 
 	}
 	return -1, none, false
 }
-
-// ErrEmpty is returned by callers that require a non-empty record.
-var ErrEmpty = errors.New("empty record")
