@@ -76,7 +76,10 @@ type Options struct {
 	// Default: an hclog logger named "logtk-host" writing to stderr.
 	Logger hclog.Logger
 	// BatchSize is the most records handed to Output in one call.
-	// Default 512.
+	// Default 512. A batch is what is queued when the output is ready,
+	// up to this size: the host never waits to fill one, so batching adds
+	// no latency when the load is light and grows the batches when it is
+	// heavy.
 	BatchSize int
 	// QueueSize bounds the records waiting for the Output; when it is full
 	// the workers wait. Default 8192.
