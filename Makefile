@@ -74,6 +74,7 @@ FUZZ_TARGETS := \
 	./plugins/protobuf:FuzzSchema \
 	./internal/wire:FuzzPayloads \
 	./plugins/network:FuzzServerFrames \
+	./internal/shmring:FuzzRead \
 	./host:FuzzParseConfig
 
 fuzz:

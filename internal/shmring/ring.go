@@ -1,0 +1,193 @@
+// Package shmring is a single-producer, single-consumer ring of records in
+// shared memory (a memfd mapped by both the worker and the host), for an
+// IPC path that costs no system call per record: the producer copies a
+// record in and publishes it with an atomic store; the consumer is woken
+// through a doorbell only when it said it was going to sleep.
+//
+// A record is durable once Write returns: the pages belong to the host as
+// much as to the worker, so the record survives the worker's death.
+//
+// The consumer does not trust the producer: a length that runs past what
+// was published, or past the ring, is reported as ErrCorrupt and the ring
+// must then be abandoned (the worker's other channel still works).
+//
+// Layout (all integers little-endian, as the machine's atomics are on the
+// platforms logtk runs on):
+//
+//	0    magic "LTKR", version uint32
+//	64   write  uint64  bytes published by the producer (monotonic)
+//	128  read   uint64  bytes consumed by the consumer (monotonic)
+//	192  sleep  uint32  1 while the consumer waits for the doorbell
+//	4096 data   capacity bytes (a power of two)
+//
+// A record is a uint32 length and the payload, padded to 8 bytes. One that
+// does not fit before the end of the data area is preceded by a wrap
+// marker (length 0xFFFFFFFF) and starts at offset 0.
+package shmring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Offsets in the shared area.
+const (
+	offMagic  = 0
+	offWrite  = 64
+	offRead   = 128
+	offSleep  = 192
+	HeaderLen = 4096
+)
+
+const (
+	magic   = 0x524b544c // "LTKR"
+	version = 1
+	wrap    = 0xFFFFFFFF
+)
+
+// Errors.
+var (
+	ErrFull     = errors.New("shmring: full")
+	ErrTooLarge = errors.New("shmring: record larger than half the ring")
+	ErrCorrupt  = errors.New("shmring: corrupt ring")
+)
+
+// Ring is one side's view of a shared ring.
+type Ring struct {
+	mem  []byte // header + data
+	data []byte
+	mask uint64
+}
+
+// Size returns the mapping size for a ring with capacity data bytes.
+func Size(capacity int) int { return HeaderLen + capacity }
+
+// Init formats mem (Size(capacity) bytes, capacity a power of two of at
+// least 4096) as an empty ring. The host calls it once, before sharing.
+func Init(mem []byte) (*Ring, error) {
+	r, err := attach(mem)
+	if err != nil {
+		return nil, err
+	}
+	binary.LittleEndian.PutUint32(mem[offMagic:], magic)
+	binary.LittleEndian.PutUint32(mem[offMagic+4:], version)
+	atomic.StoreUint64(r.u64(offWrite), 0)
+	atomic.StoreUint64(r.u64(offRead), 0)
+	atomic.StoreUint32(r.u32(offSleep), 0)
+	return r, nil
+}
+
+// Attach checks and opens a ring another side formatted.
+func Attach(mem []byte) (*Ring, error) {
+	r, err := attach(mem)
+	if err != nil {
+		return nil, err
+	}
+	if binary.LittleEndian.Uint32(mem[offMagic:]) != magic {
+		return nil, fmt.Errorf("%w: bad magic", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint32(mem[offMagic+4:]); v != version {
+		return nil, fmt.Errorf("shmring: version %d, want %d", v, version)
+	}
+	return r, nil
+}
+
+func attach(mem []byte) (*Ring, error) {
+	n := len(mem) - HeaderLen
+	if n < 4096 || n&(n-1) != 0 {
+		return nil, fmt.Errorf("shmring: data area of %d bytes is not a power of two >= 4096", n)
+	}
+	if uintptr(unsafe.Pointer(&mem[0]))%64 != 0 {
+		return nil, errors.New("shmring: mapping not 64-byte aligned")
+	}
+	return &Ring{mem: mem, data: mem[HeaderLen:], mask: uint64(n - 1)}, nil
+}
+
+func (r *Ring) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
+func (r *Ring) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
+
+// Capacity returns the data area's size.
+func (r *Ring) Capacity() int { return len(r.data) }
+
+func pad(n int) uint64 { return uint64(n+4+7) &^ 7 }
+
+// Write copies rec into the ring and publishes it. It returns ErrFull
+// when there is no room (the caller waits for the consumer, or takes
+// another path) and ErrTooLarge for a record over half the ring. It
+// reports whether the consumer is asleep and must be woken (then call
+// the doorbell). Only one goroutine may write at a time.
+func (r *Ring) Write(rec []byte) (wake bool, err error) {
+	if len(rec) > len(r.data)/2-8 {
+		return false, ErrTooLarge
+	}
+	w := atomic.LoadUint64(r.u64(offWrite))
+	rd := atomic.LoadUint64(r.u64(offRead))
+	need := pad(len(rec))
+	pos := w & r.mask
+	contiguous := uint64(len(r.data)) - pos
+	total := need
+	if contiguous < need {
+		total += contiguous // the wrap marker takes the rest of the area
+	}
+	if w+total-rd > uint64(len(r.data)) {
+		return false, ErrFull
+	}
+	if contiguous < need {
+		binary.LittleEndian.PutUint32(r.data[pos:], wrap)
+		w += contiguous
+		pos = 0
+	}
+	binary.LittleEndian.PutUint32(r.data[pos:], uint32(len(rec)))
+	copy(r.data[pos+4:], rec)
+	atomic.StoreUint64(r.u64(offWrite), w+need) // publish
+	return atomic.LoadUint32(r.u32(offSleep)) == 1 && atomic.CompareAndSwapUint32(r.u32(offSleep), 1, 0), nil
+}
+
+// Read calls fn for every published record, in order, then marks them
+// consumed. The slices are valid only during fn. It returns how many
+// records it read, or ErrCorrupt if the producer broke the format.
+func (r *Ring) Read(fn func(rec []byte)) (int, error) {
+	w := atomic.LoadUint64(r.u64(offWrite))
+	rd := atomic.LoadUint64(r.u64(offRead))
+	if w-rd > uint64(len(r.data)) || w < rd {
+		return 0, fmt.Errorf("%w: %d bytes published, %d consumed", ErrCorrupt, w, rd)
+	}
+	n := 0
+	for rd < w {
+		pos := rd & r.mask
+		if w-rd < 4 || uint64(len(r.data))-pos < 4 {
+			return n, fmt.Errorf("%w: truncated length at %d", ErrCorrupt, rd)
+		}
+		l := binary.LittleEndian.Uint32(r.data[pos:])
+		if l == wrap {
+			rd += uint64(len(r.data)) - pos
+			continue
+		}
+		need := pad(int(l))
+		if uint64(l) > uint64(len(r.data))/2 || need > w-rd || pos+need > uint64(len(r.data)) {
+			return n, fmt.Errorf("%w: record of %d bytes at %d overruns what was published", ErrCorrupt, l, rd)
+		}
+		fn(r.data[pos+4 : pos+4+uint64(l)])
+		rd += need
+		n++
+	}
+	atomic.StoreUint64(r.u64(offRead), rd)
+	return n, nil
+}
+
+// Empty reports whether everything published has been read.
+func (r *Ring) Empty() bool {
+	return atomic.LoadUint64(r.u64(offWrite)) == atomic.LoadUint64(r.u64(offRead))
+}
+
+// PrepareSleep tells the producer that the consumer is about to wait for
+// the doorbell. The consumer must then check Empty once more before it
+// waits: a record published in between is either seen by that check or
+// makes the producer ring. CancelSleep undoes it.
+func (r *Ring) PrepareSleep() { atomic.StoreUint32(r.u32(offSleep), 1) }
+
+// CancelSleep clears the sleep flag.
+func (r *Ring) CancelSleep() { atomic.StoreUint32(r.u32(offSleep), 0) }

@@ -1,0 +1,203 @@
+package shmring
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// shared maps one memfd twice, as the worker and the host would.
+func shared(t *testing.T, capacity int) (producer, consumer *Ring) {
+	t.Helper()
+	fd, err := unix.MemfdCreate("logtk-ring-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Skipf("memfd: %v", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Ftruncate(fd, int64(Size(capacity))); err != nil {
+		t.Fatal(err)
+	}
+	m1, err := unix.Mmap(fd, 0, Size(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := unix.Mmap(fd, 0, Size(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(m1); unix.Munmap(m2) })
+	c, err := Init(m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Attach(m1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, c
+}
+
+func record(i int, rng *rand.Rand) []byte {
+	n := rng.IntN(300)
+	b := binary.LittleEndian.AppendUint64(nil, uint64(i))
+	return append(b, bytes.Repeat([]byte{byte(i)}, n)...)
+}
+
+// TestOrderAcrossWraps: a producer and a consumer in two mappings pass a
+// million records of random sizes through a small ring, in order, intact.
+func TestOrderAcrossWraps(t *testing.T) {
+	p, c := shared(t, 1<<14)
+	const n = 200_000
+	done := make(chan error, 1)
+	var wakes atomic.Int64
+	var stop atomic.Bool
+	t.Cleanup(func() { stop.Store(true); <-done }) // before the unmapping
+	go func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		rec := record(0, rng)
+		for i := 0; i < n && !stop.Load(); {
+			wake, err := p.Write(rec)
+			if errors.Is(err, ErrFull) {
+				continue // the consumer will make room
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+			if wake {
+				wakes.Add(1)
+			}
+			i++
+			rec = record(i, rng)
+		}
+		done <- nil
+	}()
+	rng := rand.New(rand.NewPCG(1, 2))
+	next := 0
+	for next < n {
+		_, err := c.Read(func(rec []byte) {
+			want := record(next, rng)
+			if !bytes.Equal(rec, want) {
+				t.Fatalf("record %d differs", next)
+			}
+			next++
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !c.Empty() {
+		t.Fatal("ring not empty after reading everything")
+	}
+}
+
+func TestFullAndTooLarge(t *testing.T) {
+	p, c := shared(t, 4096)
+	if _, err := p.Write(make([]byte, 3000)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized record: %v", err)
+	}
+	var err error
+	writes := 0
+	for err == nil {
+		_, err = p.Write(make([]byte, 100))
+		writes++
+	}
+	if !errors.Is(err, ErrFull) || writes < 30 {
+		t.Fatalf("after %d writes: %v", writes, err)
+	}
+	n, _ := c.Read(func([]byte) {})
+	if n != writes-1 {
+		t.Fatalf("read %d of %d", n, writes-1)
+	}
+	if _, err := p.Write(make([]byte, 100)); err != nil {
+		t.Fatalf("write after the consumer made room: %v", err)
+	}
+}
+
+func TestDoorbellOnlyWhenAsleep(t *testing.T) {
+	p, c := shared(t, 4096)
+	if wake, _ := p.Write([]byte("a")); wake {
+		t.Fatal("woke a consumer that was not asleep")
+	}
+	c.Read(func([]byte) {})
+	c.PrepareSleep()
+	if wake, _ := p.Write([]byte("b")); !wake {
+		t.Fatal("did not wake a sleeping consumer")
+	}
+	if wake, _ := p.Write([]byte("c")); wake {
+		t.Fatal("woke twice for one sleep")
+	}
+}
+
+// TestCorruptProducer: lengths a hostile worker could write are reported,
+// never followed outside what was published.
+func TestCorruptProducer(t *testing.T) {
+	for name, poke := range map[string]func(r *Ring){
+		"length past published": func(r *Ring) { binary.LittleEndian.PutUint32(r.data[0:], 1000) },
+		"write index past ring": func(r *Ring) { atomic.StoreUint64(r.u64(offWrite), 1<<40) },
+		"huge length":           func(r *Ring) { binary.LittleEndian.PutUint32(r.data[0:], 0x7fffffff) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, c := shared(t, 4096)
+			p.Write([]byte("12345678"))
+			poke(p)
+			if _, err := c.Read(func([]byte) {}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+// FuzzRead: whatever the shared memory holds, Read does not panic.
+func FuzzRead(f *testing.F) {
+	f.Add(uint64(16), uint64(0), []byte{8, 0, 0, 0, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, w, rd uint64, data []byte) {
+		mem := make([]byte, Size(4096)+64)
+		off := 64 - int(uintptrOf(mem)%64)
+		mem = mem[off : off+Size(4096)]
+		r, err := Init(mem)
+		if err != nil {
+			t.Skip()
+		}
+		copy(r.data, data)
+		atomic.StoreUint64(r.u64(offWrite), w)
+		atomic.StoreUint64(r.u64(offRead), rd)
+		r.Read(func([]byte) {})
+	})
+}
+
+// BenchmarkRing: one record of 150 bytes through the ring, producer and
+// consumer on two goroutines (two cores), no system call.
+func BenchmarkRing(b *testing.B) {
+	fd, _ := unix.MemfdCreate("bench", unix.MFD_CLOEXEC)
+	defer unix.Close(fd)
+	size := Size(1 << 20)
+	unix.Ftruncate(fd, int64(size))
+	m1, _ := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	m2, _ := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	defer unix.Munmap(m1)
+	defer unix.Munmap(m2)
+	c, _ := Init(m2)
+	p, _ := Attach(m1)
+	rec := make([]byte, 150)
+	done := make(chan struct{})
+	b.ResetTimer()
+	go func() {
+		defer close(done)
+		for i := 0; i < b.N; {
+			if _, err := p.Write(rec); err == nil {
+				i++
+			}
+		}
+	}()
+	for got := 0; got < b.N; {
+		n, _ := c.Read(func([]byte) {})
+		got += n
+	}
+	<-done
+}
