@@ -111,6 +111,41 @@ func (b *lineBuffer) matching(re *regexp.Regexp) [][]string {
 	return out
 }
 
+// waitFor waits up to a minute for n lines matching re.
+func (b *lineBuffer) waitFor(t *testing.T, re *regexp.Regexp, n int) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for len(b.matching(re)) < n {
+		select {
+		case <-b.more:
+		case <-deadline:
+			t.Fatalf("no %d lines matching %q within a minute:\n%s", n, re, b)
+		}
+	}
+}
+
+// startSelf starts the test binary in a role (host, serve) with a config,
+// collecting its output; the process is killed when the test ends.
+func startSelf(t *testing.T, role, config string) (*exec.Cmd, *lineBuffer, chan struct{}) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "LOGTK_TEST_ROLE="+role, "LOGTK_TEST_CONFIG="+config)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	out := &lineBuffer{more: make(chan struct{}, 1)}
+	readDone := make(chan struct{})
+	go func() { out.read(pr); close(readDone) }()
+	return cmd, out, readDone
+}
+
 func (b *lineBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -132,31 +167,9 @@ worker "w" {
 }
 `, os.Args[0]), 0o644)
 
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "LOGTK_TEST_ROLE=host", "LOGTK_TEST_CONFIG="+cfgPath)
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	out := &lineBuffer{more: make(chan struct{}, 1)}
-	readDone := make(chan struct{})
-	go func() { out.read(pr); close(readDone) }()
-
+	cmd, out, readDone := startSelf(t, "host", cfgPath)
 	ready := regexp.MustCompile(`w#\d \[(\d+)\] w: ready`)
-	deadline := time.After(time.Minute)
-	for len(out.matching(ready)) < 2 {
-		select {
-		case <-out.more:
-		case <-deadline:
-			t.Fatalf("workers not ready:\n%s", out)
-		}
-	}
+	out.waitFor(t, ready, 2)
 	var pids []int
 	for _, m := range out.matching(ready) {
 		pid, _ := strconv.Atoi(m[1])
@@ -280,27 +293,9 @@ func TestServe(t *testing.T) {
   tokens = ["0123456789abcdef0123"]
 }
 `), 0o644)
-	pr, pw, _ := os.Pipe()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "LOGTK_TEST_ROLE=serve", "LOGTK_TEST_CONFIG="+cfg)
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	out := &lineBuffer{more: make(chan struct{}, 1)}
-	readDone := make(chan struct{})
-	go func() { out.read(pr); close(readDone) }()
+	cmd, out, readDone := startSelf(t, "serve", cfg)
 	listening := regexp.MustCompile(`log server listening: address=(\S+)`)
-	deadline := time.After(time.Minute)
-	for len(out.matching(listening)) == 0 {
-		select {
-		case <-out.more:
-		case <-deadline:
-			t.Fatalf("server did not start:\n%s", out)
-		}
-	}
+	out.waitFor(t, listening, 1)
 	addr := out.matching(listening)[0][1]
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
