@@ -70,7 +70,7 @@ FUZZ_TARGETS := \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \
 	./internal/record:FuzzView \
-	./internal/wasm:FuzzCountEntries \
+	./internal/entries:FuzzCount \
 	./plugins/protobuf:FuzzSchema \
 	./internal/wire:FuzzPayloads \
 	./plugins/network:FuzzServerFrames \

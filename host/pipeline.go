@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/wasm"
@@ -170,7 +171,7 @@ func (p *pipeline) WriteBatch(records [][]byte) error {
 	}
 	b := make([]byte, 0, size)
 	for _, r := range records {
-		b = wasm.AppendEntry(b, r)
+		b = entries.Append(b, r)
 	}
 	j := &job{batch: b, count: len(records), out: map[string][]byte{}, ready: make(chan struct{})}
 	p.jobs <- j
@@ -229,16 +230,16 @@ func (p *pipeline) formatIsolating(ctx context.Context, f *formatStage, batch []
 	}
 	if count == 1 {
 		p.deadLetter("format "+f.name, &job{batch: batch, count: 1}, err)
-		return wasm.AppendEntry(nil, nil)
+		return entries.Append(nil, nil)
 	}
 	half := count / 2
 	var first, second []byte
 	i := 0
-	wasm.EachEntry(batch, func(e []byte) {
+	entries.Each(batch, func(e []byte) {
 		if i < half {
-			first = wasm.AppendEntry(first, e)
+			first = entries.Append(first, e)
 		} else {
-			second = wasm.AppendEntry(second, e)
+			second = entries.Append(second, e)
 		}
 		i++
 	})
@@ -633,7 +634,7 @@ func (p *pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 	j := &job{batch: batch, count: count}
 	what := "uvarint length + logtk.v1.Record, repeated"
 	if count < 0 {
-		j.count, _ = wasm.CountEntries(batch)
+		j.count, _ = entries.Count(batch)
 		what = "uvarint length + formatted record, repeated (from the transport's spool)"
 	}
 	n := p.deadSeq.Add(1)
@@ -649,7 +650,7 @@ func (p *pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 	}
 	if err != nil {
 		p.log.Error("dead-lettering failed; records follow in this log", "stage", stage, "error", err)
-		wasm.EachEntry(j.batch, func(e []byte) {
+		entries.Each(j.batch, func(e []byte) {
 			if count < 0 {
 				p.log.Error("undelivered record", "formatted", string(e))
 			} else {
@@ -684,7 +685,7 @@ const reportLogger = "logtk.pipeline"
 
 func onlyReports(batch []byte) bool {
 	all := true
-	wasm.EachEntry(batch, func(e []byte) {
+	entries.Each(batch, func(e []byte) {
 		var v record.View
 		v.Parse(e)
 		all = all && string(v.Logger) == reportLogger

@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
-	"github.com/logtk/logtk/internal/wasm"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -136,7 +136,7 @@ func TestPipelineContainsHostilePlugins(t *testing.T) {
 	var poison []string
 	for _, d := range dead {
 		b, _ := os.ReadFile(d)
-		wasm.EachEntry(b, func(e []byte) {
+		entries.Each(b, func(e []byte) {
 			var r logtkv1.Record
 			proto.Unmarshal(e, &r)
 			poison = append(poison, r.Message)
@@ -180,7 +180,7 @@ func TestPipelineGarbageOutput(t *testing.T) {
 	n := 0
 	for _, d := range dead {
 		b, _ := os.ReadFile(d)
-		c, _ := wasm.CountEntries(b)
+		c, _ := entries.Count(b)
 		n += c
 	}
 	if n != 5 {

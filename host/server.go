@@ -18,9 +18,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
-	"github.com/logtk/logtk/internal/wasm"
 )
 
 // ServerConfig is a server block: logtk-host as a log server receiving
@@ -257,7 +257,7 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 				return
 			}
 			var recs [][]byte
-			wasm.EachEntry(batch, func(e []byte) {
+			entries.Each(batch, func(e []byte) {
 				if record.Validate(e) == nil {
 					recs = append(recs, e)
 				}

@@ -13,9 +13,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
-	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/internal/wire"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk/plugintest"
@@ -47,7 +47,7 @@ func TestServerStages(t *testing.T) {
 	var batch []byte
 	for _, m := range []string{"first", "second"} {
 		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelWarn, m, "")
-		batch = wasm.AppendEntry(batch, record.AppendStamp(rec, &record.Stamp{Worker: "web", Seq: 1}))
+		batch = entries.Append(batch, record.AppendStamp(rec, &record.Stamp{Worker: "web", Seq: 1}))
 	}
 	c.Write(wire.AppendData(nil, 1, batch))
 	r := ipc.NewReader(c, 0)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/plugins/json"
 	"github.com/logtk/logtk/plugins/protobuf"
@@ -21,7 +22,7 @@ func batchOf(n int) []byte {
 	s := plugintest.SampleRecords()[:2] // a structured record and a plain one
 	var b []byte
 	for i := range n {
-		b = wasm.AppendEntry(b, s[i%len(s)])
+		b = entries.Append(b, s[i%len(s)])
 	}
 	return b
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wire"
 )
 
@@ -21,7 +22,7 @@ func BenchmarkServerIngest(b *testing.B) {
 	rec = append(rec, '\n')
 	var batch []byte
 	for range 512 {
-		batch = wireEntry(batch, rec)
+		batch = entries.Append(batch, rec)
 	}
 	for _, fsync := range []bool{false, true} {
 		for _, conns := range []int{1, 4} {

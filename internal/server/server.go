@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wire"
@@ -451,7 +452,7 @@ func (ss *session) fail(err error, when string) {
 // starts again at 1 is a restarted host, not a gap.
 func (ss *session) checkGaps(batch []byte) {
 	var v record.View
-	wire.EachEntry(batch, func(e []byte) {
+	entries.Each(batch, func(e []byte) {
 		if !v.Parse(e) || v.Seq == 0 {
 			return
 		}

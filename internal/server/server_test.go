@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/testcert"
@@ -144,11 +145,11 @@ func (c *client) expectClose(code uint32) string {
 	}
 }
 
-func (c *client) sendBatch(id uint64, entries ...string) uint64 {
+func (c *client) sendBatch(id uint64, records ...string) uint64 {
 	c.t.Helper()
 	var b []byte
-	for _, e := range entries {
-		b = wireEntry(b, []byte(e))
+	for _, e := range records {
+		b = entries.Append(b, []byte(e))
 	}
 	c.write(wire.AppendData(nil, id, b))
 	t, p, err := c.next()
@@ -157,19 +158,6 @@ func (c *client) sendBatch(id uint64, entries ...string) uint64 {
 	}
 	got, _ := wire.ParseAck(p)
 	return got
-}
-
-func wireEntry(b, e []byte) []byte {
-	return append(append(b, encodeVarint(uint64(len(e)))...), e...)
-}
-
-func encodeVarint(v uint64) []byte {
-	var b []byte
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
 }
 
 func TestStoresAndDeduplicates(t *testing.T) {
@@ -370,7 +358,7 @@ func TestSlowSenderDoesNotStallOthers(t *testing.T) {
 	s := start(t, Options{Heartbeat: 2 * time.Second}, nil)
 	slow := dial(t, s.addr)
 	slow.auth("slow", "app", "json")
-	frame := wire.AppendData(nil, 1, wireEntry(nil, []byte("never finished\n")))
+	frame := wire.AppendData(nil, 1, entries.Append(nil, []byte("never finished\n")))
 	slow.write(frame[:len(frame)-3])
 
 	errs := make(chan error, 5)
@@ -379,7 +367,7 @@ func TestSlowSenderDoesNotStallOthers(t *testing.T) {
 			c := dial(t, s.addr)
 			c.auth(fmt.Sprintf("fast-%d", i), "app", "json")
 			for id := uint64(1); id <= 50; id++ {
-				c.write(wire.AppendData(nil, id, wireEntry(nil, []byte("ok\n"))))
+				c.write(wire.AppendData(nil, id, entries.Append(nil, []byte("ok\n"))))
 				ty, _, err := c.next()
 				if err != nil || ty != wire.TypeAck {
 					errs <- fmt.Errorf("sender %d batch %d: %s %v", i, id, ty, err)

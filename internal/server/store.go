@@ -16,7 +16,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/logtk/logtk/internal/wire"
+	"github.com/logtk/logtk/internal/entries"
 )
 
 // The store keeps, per application and format, a data file holding the
@@ -156,7 +156,7 @@ func (s *Store) Write(application, sender, format string, batchID uint64, batch 
 		return true, nil
 	}
 	af.buf = af.buf[:0]
-	wire.EachEntry(batch, func(e []byte) {
+	entries.Each(batch, func(e []byte) {
 		if af.prefixed {
 			af.buf = protowire.AppendVarint(af.buf, uint64(len(e)))
 		}

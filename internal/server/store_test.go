@@ -6,14 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/logtk/logtk/internal/entries"
 )
 
 func batch(es ...string) []byte {
 	var b []byte
 	for _, e := range es {
-		b = protowire.AppendVarint(b, uint64(len(e)))
-		b = append(b, e...)
+		b = entries.Append(b, []byte(e))
 	}
 	return b
 }

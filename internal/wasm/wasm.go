@@ -30,6 +30,8 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/internal/entries"
 )
 
 // ABIVersion is the plugin ABI version this host speaks.
@@ -527,7 +529,7 @@ func (i *Instance) Format(ctx context.Context, batch []byte, count int) ([]byte,
 	if st != StatusOK {
 		return nil, i.statusErr("logtk_format", st, res)
 	}
-	got, ok := CountEntries(res)
+	got, ok := entries.Count(res)
 	if !ok || got != count {
 		return nil, i.brokenErr("logtk_format", fmt.Sprintf("returned garbage: %d well-formed entries (ok=%v) for %d records", got, ok, count), nil)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 	. "github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/sdk/plugintest"
@@ -36,14 +37,14 @@ func batchOf(msgs ...string) []byte {
 	var b []byte
 	for _, m := range msgs {
 		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, m, "")
-		b = AppendEntry(b, rec)
+		b = entries.Append(b, rec)
 	}
 	return b
 }
 
-func entries(b []byte) []string {
+func entryStrings(b []byte) []string {
 	var out []string
-	EachEntry(b, func(e []byte) { out = append(out, string(e)) })
+	entries.Each(b, func(e []byte) { out = append(out, string(e)) })
 	return out
 }
 
@@ -66,7 +67,7 @@ func TestFormatText(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"2023-11-14T22:13:20.000000Z INFO  one\n", "2023-11-14T22:13:20.000000Z INFO  two\n"}
-	if got := entries(out); strings.Join(got, "|") != strings.Join(want, "|") {
+	if got := entryStrings(out); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q", got)
 	}
 	err = inst.Configure(ctx, []byte(`{"theme":"plaid"}`))
@@ -180,7 +181,7 @@ func TestSandbox(t *testing.T) {
 		if err := inst.Configure(ctx, []byte(cfg)); err != nil {
 			t.Fatal(err)
 		}
-		_, err = inst.Write(ctx, 1, AppendEntry(nil, []byte("hello\n")))
+		_, err = inst.Write(ctx, 1, entries.Append(nil, []byte("hello\n")))
 		return err
 	}
 	if err := run(`{"read":"` + secret + `"}`); err == nil || !strings.Contains(err.Error(), "read denied") {

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/ipc"
 )
 
@@ -77,12 +78,9 @@ func ParseData(p []byte) (id uint64, batch []byte, count int, err error) {
 		return 0, nil, 0, fmt.Errorf("%w: DATA without a batch id", ErrMalformed)
 	}
 	batch = p[n:]
-	for b := batch; len(b) > 0; count++ {
-		l, k := protowire.ConsumeVarint(b)
-		if k < 0 || uint64(len(b)-k) < l {
-			return 0, nil, 0, fmt.Errorf("%w: DATA batch %d: entry %d runs past the frame", ErrMalformed, id, count)
-		}
-		b = b[k+int(l):]
+	count, ok := entries.Count(batch)
+	if !ok {
+		return 0, nil, 0, fmt.Errorf("%w: DATA batch %d: entry %d runs past the frame", ErrMalformed, id, count)
 	}
 	return id, batch, count, nil
 }
@@ -114,13 +112,4 @@ func ParsePing(p []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: PING/PONG of %d bytes, want 8", ErrMalformed, len(p))
 	}
 	return binary.LittleEndian.Uint64(p), nil
-}
-
-// EachEntry calls fn for every entry of a batch ParseData accepted.
-func EachEntry(batch []byte, fn func(entry []byte)) {
-	for len(batch) > 0 {
-		l, k := protowire.ConsumeVarint(batch)
-		fn(batch[k : k+int(l)])
-		batch = batch[k+int(l):]
-	}
 }

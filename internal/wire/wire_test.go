@@ -6,20 +6,20 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/ipc"
 )
 
-func entries(es ...string) []byte {
+func batchOf(es ...string) []byte {
 	var b []byte
 	for _, e := range es {
-		b = protowire.AppendVarint(b, uint64(len(e)))
-		b = append(b, e...)
+		b = entries.Append(b, []byte(e))
 	}
 	return b
 }
 
 func TestDataRoundTrip(t *testing.T) {
-	frame := AppendData(nil, 300, entries("a", "", "ccc"))
+	frame := AppendData(nil, 300, batchOf("a", "", "ccc"))
 	r := ipc.NewReader(bytes.NewReader(frame), 0)
 	ty, p, err := r.Next()
 	if err != nil || ty != TypeData {
@@ -30,7 +30,7 @@ func TestDataRoundTrip(t *testing.T) {
 		t.Fatalf("id=%d n=%d err=%v", id, n, err)
 	}
 	var got []string
-	EachEntry(batch, func(e []byte) { got = append(got, string(e)) })
+	entries.Each(batch, func(e []byte) { got = append(got, string(e)) })
 	if len(got) != 3 || got[0] != "a" || got[1] != "" || got[2] != "ccc" {
 		t.Fatalf("entries %q", got)
 	}
@@ -65,12 +65,12 @@ func TestValidName(t *testing.T) {
 // FuzzPayloads: DATA, ACK and PING payloads from the network never panic
 // the decoders, and an accepted DATA batch walks exactly its count.
 func FuzzPayloads(f *testing.F) {
-	f.Add(AppendData(nil, 7, entries("x", "yy"))[ipc.HeaderSize:])
+	f.Add(AppendData(nil, 7, batchOf("x", "yy"))[ipc.HeaderSize:])
 	f.Add([]byte{0x80, 0x80, 0x80})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if _, batch, n, err := ParseData(p); err == nil {
 			walked := 0
-			EachEntry(batch, func([]byte) { walked++ })
+			entries.Each(batch, func([]byte) { walked++ })
 			if walked != n {
 				t.Fatalf("count %d, walked %d", n, walked)
 			}

@@ -3,7 +3,7 @@ package plugin
 import (
 	"errors"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/logtk/logtk/internal/entries"
 )
 
 // A batch is a sequence of entries, each a uvarint length followed by that
@@ -12,35 +12,15 @@ import (
 var errBadBatch = errors.New("malformed batch: entry length runs past the end")
 
 func countEntries(b []byte) (int, error) {
-	n := 0
-	for len(b) > 0 {
-		l, k := protowire.ConsumeVarint(b)
-		if k < 0 || uint64(len(b)-k) < l {
-			return 0, errBadBatch
-		}
-		b = b[k+int(l):]
-		n++
+	n, ok := entries.Count(b)
+	if !ok {
+		return 0, errBadBatch
 	}
 	return n, nil
 }
 
-func eachEntry(b []byte, fn func([]byte) bool) {
-	for len(b) > 0 {
-		l, k := protowire.ConsumeVarint(b)
-		if k < 0 || uint64(len(b)-k) < l {
-			return
-		}
-		if !fn(b[k : k+int(l)]) {
-			return
-		}
-		b = b[k+int(l):]
-	}
-}
-
 // AppendEntry appends one entry to a batch.
-func AppendEntry(b, entry []byte) []byte {
-	return append(protowire.AppendVarint(b, uint64(len(entry))), entry...)
-}
+func AppendEntry(b, entry []byte) []byte { return entries.Append(b, entry) }
 
 // FormatBatch runs f over an encoded batch of records and appends the
 // encoded batch of results to dst: one entry per record, in order. It is
@@ -54,7 +34,7 @@ func FormatBatch(f Formatter, dst, records []byte) ([]byte, error) {
 	var rec Record
 	var err error
 	scratch := dst
-	eachEntry(records, func(e []byte) bool {
+	entries.EachWhile(records, func(e []byte) bool {
 		if !rec.Parse(e) {
 			err = errors.New("malformed record in batch")
 			return false

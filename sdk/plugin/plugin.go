@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 )
 
@@ -205,7 +206,7 @@ func (b *Batch) Len() int { return b.n }
 // Each calls fn for each entry in order until fn returns false. Entries are
 // valid only during the call to Write.
 func (b *Batch) Each(fn func(entry []byte) bool) {
-	eachEntry(b.data, fn)
+	entries.EachWhile(b.data, fn)
 }
 
 // Bytes returns the encoded batch.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
 )
@@ -102,7 +103,7 @@ func configured(ctx context.Context, m *wasm.Module, cfg string) (*wasm.Instance
 func batchOf(recs [][]byte) []byte {
 	var b []byte
 	for _, r := range recs {
-		b = wasm.AppendEntry(b, r)
+		b = entries.Append(b, r)
 	}
 	return b
 }
@@ -153,11 +154,11 @@ func CheckFormatter(wasmPath string, opts Options) error {
 	batchOut, err := inst.Format(ctx, batchOf(samples), len(samples))
 	if check("formatting the sample records", err) {
 		var i int
-		wasm.EachEntry(batchOut, func(got []byte) {
+		entries.Each(batchOut, func(got []byte) {
 			alone, err := inst.Format(ctx, batchOf(samples[i:i+1]), 1)
 			if check(fmt.Sprintf("formatting sample %d alone", i), err) {
 				var want []byte
-				wasm.EachEntry(alone, func(e []byte) { want = e })
+				entries.Each(alone, func(e []byte) { want = e })
 				if !bytes.Equal(got, want) {
 					errs = append(errs, fmt.Errorf("sample %d formats differently alone (%q) and in a batch (%q)", i, want, got))
 				}
@@ -240,13 +241,13 @@ func CheckTransport(wasmPath string, opts Options) error {
 		{"write a batch", func() error {
 			var b []byte
 			for _, s := range SampleRecords() {
-				b = wasm.AppendEntry(b, append([]byte("entry: "), s...))
+				b = entries.Append(b, append([]byte("entry: "), s...))
 			}
 			_, err := inst.Write(ctx, 2, b)
 			return err
 		}},
 		{"write 100 batches", func() error {
-			b := wasm.AppendEntry(nil, []byte("line\n"))
+			b := entries.Append(nil, []byte("line\n"))
 			for i := range 100 {
 				if _, err := inst.Write(ctx, uint64(3+i), b); err != nil {
 					return err

@@ -1,0 +1,47 @@
+// Package entries encodes the one batch format every logtk boundary uses
+// (the plugin ABI, the wire protocol, the spool, the dead-letter files): a
+// sequence of entries, each an unsigned LEB128 length and that many bytes.
+// The length may be padded with 0x80 continuation bytes.
+package entries
+
+import "google.golang.org/protobuf/encoding/protowire"
+
+// Append appends one entry.
+func Append(b, entry []byte) []byte {
+	return append(protowire.AppendVarint(b, uint64(len(entry))), entry...)
+}
+
+// Count counts the entries of b and reports whether b is well-formed
+// (every length fits in what follows it).
+func Count(b []byte) (int, bool) {
+	n := 0
+	for len(b) > 0 {
+		l, k := protowire.ConsumeVarint(b)
+		if k < 0 || uint64(len(b)-k) < l {
+			return n, false
+		}
+		b = b[k+int(l):]
+		n++
+	}
+	return n, true
+}
+
+// Each calls fn for each entry of b, in order, stopping at a malformed
+// entry (Count tells which batches are well-formed).
+func Each(b []byte, fn func(entry []byte)) {
+	EachWhile(b, func(e []byte) bool { fn(e); return true })
+}
+
+// EachWhile is Each that stops when fn returns false.
+func EachWhile(b []byte, fn func(entry []byte) bool) {
+	for len(b) > 0 {
+		l, k := protowire.ConsumeVarint(b)
+		if k < 0 || uint64(len(b)-k) < l {
+			return
+		}
+		if !fn(b[k : k+int(l)]) {
+			return
+		}
+		b = b[k+int(l):]
+	}
+}
