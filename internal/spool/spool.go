@@ -43,7 +43,7 @@ type Spool struct {
 	sizes  map[uint64]int64 // bytes per id
 	bytes  int64
 	closed bool
-	// drainOnClose: after CloseInput, Oldest still hands out what is left.
+	// drainOnClose: after CloseInput, Next still hands out what is left.
 	drainOnClose bool
 	dropped      int64
 }
@@ -179,29 +179,9 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 	return nil
 }
 
-// Oldest waits for a batch and returns the oldest, leaving it spooled. It
-// returns ErrClosed once the spool is closed and, if drain is set, empty.
-func (s *Spool) Oldest() (uint64, []byte, error) {
-	s.mu.Lock()
-	for len(s.ids) == 0 && !s.closed {
-		s.cond.Wait()
-	}
-	if len(s.ids) == 0 || (s.closed && !s.drainOnClose) {
-		s.mu.Unlock()
-		return 0, nil, ErrClosed
-	}
-	id := s.ids[0]
-	s.mu.Unlock()
-	b, err := os.ReadFile(s.path(id))
-	if errors.Is(err, os.ErrNotExist) {
-		// Dropped between the unlock and the read: take the next one.
-		return s.Oldest()
-	}
-	return id, b, err
-}
-
 // Next waits for a spooled batch with an id greater than after and returns
-// the first such, leaving it spooled; it returns ErrClosed as Oldest does.
+// the first such, leaving it spooled. It returns ErrClosed once the spool
+// is closed by Close, or by CloseInput and everything spooled was handed out.
 // A consumer with several batches on their way reads with Next.
 func (s *Spool) Next(after uint64) (uint64, []byte, error) {
 	for {
@@ -249,8 +229,8 @@ func (s *Spool) remove(id uint64) error {
 	return err
 }
 
-// CloseInput marks the end of Puts: Oldest keeps returning what is
-// spooled and then ErrClosed.
+// CloseInput marks the end of Puts: Next keeps returning what is spooled
+// and then ErrClosed.
 func (s *Spool) CloseInput() {
 	s.mu.Lock()
 	s.closed, s.drainOnClose = true, true
@@ -258,7 +238,7 @@ func (s *Spool) CloseInput() {
 	s.mu.Unlock()
 }
 
-// Close stops the spool at once: Put and Oldest return ErrClosed and what
+// Close stops the spool at once: Put and Next return ErrClosed and what
 // is spooled stays on disk for the next run.
 func (s *Spool) Close() {
 	s.mu.Lock()

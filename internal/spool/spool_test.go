@@ -17,7 +17,7 @@ func TestSpoolPersistsInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	id, b, _ := s.Oldest()
+	id, b, _ := s.Next(0)
 	if id != 10 || b[0] != 10 {
 		t.Fatalf("oldest = %d %v", id, b)
 	}
@@ -33,13 +33,14 @@ func TestSpoolPersistsInOrder(t *testing.T) {
 	}
 	s.CloseInput()
 	var got []uint64
+	var after uint64
 	for {
-		id, _, err := s.Oldest()
+		id, _, err := s.Next(after)
 		if errors.Is(err, ErrClosed) {
 			break
 		}
 		got = append(got, id)
-		s.Remove(id)
+		after = id
 	}
 	if len(got) != 2 || got[0] != 11 || got[1] != 12 {
 		t.Fatalf("drained %v", got)

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -60,9 +59,9 @@ func BuildPlugin(dir, out string) (string, error) {
 		}
 		out = filepath.Join(tmp, filepath.Base(dir)+"-"+hex.EncodeToString(sum[:6])+".wasm")
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("building plugin %s: the go command is not in PATH", dir)
 	}
 	tmpOut := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
 	cmd := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-o", tmpOut, ".")
