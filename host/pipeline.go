@@ -49,10 +49,6 @@ type pipeline struct {
 	closing  atomic.Bool
 }
 
-// errLeftSpooled: the host is stopping and the destination still fails;
-// the batch stays in the spool for the next run.
-var errLeftSpooled = errors.New("left in the spool for the next run")
-
 type job struct {
 	batch []byte // encoded record batch
 	count int
@@ -405,26 +401,21 @@ const pollWait = 500 * time.Millisecond
 
 // deliver hands the items to the transport in order and settles each one.
 // A synchronous transport takes one batch at a time; an asynchronous one
-// up to maxInFlight, acknowledged through logtk_poll. On a failure every
-// unacknowledged batch is sent again, in order, with its id (the receiver
-// drops what it already has). It returns true if it gave up at shutdown,
-// leaving items unread.
+// up to maxInFlight, acknowledged through logtk_poll. Broken instances are
+// replaced (the oldest batch is set aside after brokenAttempts in a row),
+// retryable failures are retried with backoff (without end while running,
+// stoppingRetries times once stopping), a batch the plugin refuses is
+// dead-lettered. On a failure every unacknowledged batch is sent again, in
+// order, with its id (the receiver drops what it already has). It returns
+// true if it gave up at shutdown, leaving items unread.
 func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan item) (gaveUp bool) {
-	if !t.mod.Exports("logtk_poll") {
-		for it := range items {
-			err := p.write(ctx, t, it.id, it.data, it.spooled)
-			switch {
-			case err == nil:
-				p.done(t, it)
-			case errors.Is(err, errLeftSpooled):
-				return true
-			default:
-				p.failed(t, it, err)
-			}
-		}
-		return false
+	// A synchronous transport is the same loop with a window of one: its
+	// logtk_write either delivers the batch or fails.
+	window := make([]item, 0, maxInFlight)
+	limit := 1
+	if t.mod.Exports("logtk_poll") {
+		limit = maxInFlight
 	}
-	var window []item
 	closed := false
 	retries, broken := 0, 0
 	delay := 10 * time.Millisecond
@@ -493,7 +484,7 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 		// Take what is ready, up to the limit, and send it.
 		from := len(window)
 	fill:
-		for !closed && len(window) < maxInFlight {
+		for !closed && len(window) < limit {
 			var it item
 			var ok bool
 			if len(window) == 0 {
@@ -566,59 +557,6 @@ func (t *transportStage) ensure(ctx context.Context) error {
 	}
 	t.inst = inst
 	return nil
-}
-
-// write delivers one formatted batch: broken instances are replaced (up to
-// brokenAttempts in a row), retryable failures are retried with backoff
-// (without end while running; a few times once stopping), permanent
-// failures return at once.
-func (p *pipeline) write(ctx context.Context, t *transportStage, id uint64, out []byte, spooled bool) error {
-	broken, retries := 0, 0
-	delay := 10 * time.Millisecond
-	for {
-		err := t.ensure(ctx)
-		if err == nil {
-			var pending bool
-			pending, err = t.inst.Write(ctx, id, out)
-			if err == nil && !pending {
-				return nil
-			}
-			if err == nil {
-				err = fmt.Errorf("transport %s: logtk_write answered pending but the plugin does not export logtk_poll", t.name)
-			}
-		}
-		var ce *wasm.CallError
-		switch {
-		case errors.As(err, &ce) && ce.Retryable():
-			retries++
-			if (p.stopping() || p.closing.Load()) && retries > stoppingRetries {
-				if spooled {
-					return errLeftSpooled
-				}
-				return err
-			}
-			if retries == 1 || retries%100 == 0 {
-				p.log.Warn("transport failed; retrying", "transport", t.name, "attempt", retries, "error", err)
-			}
-		case errors.As(err, &ce) && !ce.Broken:
-			if ce.Call == "logtk_write" {
-				return err // the plugin says the batch cannot be written
-			}
-			fallthrough // configure/open failed: a fresh instance may do better
-		default:
-			broken++
-			if t.inst != nil {
-				t.inst.Close(ctx)
-				t.inst = nil
-			}
-			p.log.Error("transport instance failed; replacing it", "transport", t.name, "attempt", broken, "error", err)
-			if broken >= brokenAttempts {
-				return fmt.Errorf("%d attempts failed; last: %w", broken, err)
-			}
-		}
-		time.Sleep(delay) // backoff between delivery attempts
-		delay = min(delay*2, 5*time.Second)
-	}
 }
 
 // deadLetter writes a batch a stage could not process to the dead-letter
