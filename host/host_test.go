@@ -470,9 +470,6 @@ func TestStop(t *testing.T) {
 		waitGone(t, pid, 10*time.Second)
 	}
 	recs = c.snapshot()
-	if n := count(recs, msgHas("worker stopped: exited with status")); n != 0 {
-		t.Logf("note: %d workers exited on their own", n)
-	}
 	if n := count(recs, msgHas("worker stopped: killed by SIGTERM")); n != 3 {
 		t.Errorf("%d workers stopped by SIGTERM, want 3:\n%s", n, dump(recs, 30))
 	}

@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,13 +10,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wire"
-	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -37,30 +33,15 @@ func TestServerStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.DialTimeout("tcp", ls.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: 1, Token: []byte("tok"), Sender: "s", Application: "app", Format: "logtk.v1.Record"})
-	c.Write(ipc.AppendFrame(nil, wire.TypeAuth, auth))
 	var batch []byte
 	for _, m := range []string{"first", "second"} {
 		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelWarn, m, "")
 		batch = entries.Append(batch, record.AppendStamp(rec, &record.Stamp{Worker: "web", Seq: 1}))
 	}
-	c.Write(wire.AppendData(nil, 1, batch))
-	r := ipc.NewReader(c, 0)
-	for {
-		ty, _, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ty == wire.TypeAck {
-			break
-		}
+	if err := wire.SendLoad(wire.Load{Addr: ls.Addr().String(), Token: []byte("tok"), Sender: "s", Application: "app",
+		Format: "logtk.v1.Record", Batch: batch, Batches: 1, InFlight: 1}); err != nil {
+		t.Fatal(err)
 	}
-	c.Close()
 	if err := ls.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

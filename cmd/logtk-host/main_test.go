@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,11 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wire"
-	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -297,25 +293,10 @@ func TestServe(t *testing.T) {
 	listening := regexp.MustCompile(`log server listening: address=(\S+)`)
 	out.waitFor(t, listening, 1)
 	addr := out.matching(listening)[0][1]
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	if err := wire.SendLoad(wire.Load{Addr: addr, Token: []byte("0123456789abcdef0123"), Sender: "s", Application: "cli",
+		Format: "text", Batch: entries.Append(nil, []byte("hello\n")), Batches: 1, InFlight: 1}); err != nil {
+		t.Fatalf("sending to the server: %v\n%s", err, out)
 	}
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: 1, Token: []byte("0123456789abcdef0123"), Sender: "s", Application: "cli", Format: "text"})
-	c.Write(ipc.AppendFrame(nil, wire.TypeAuth, auth))
-	c.Write(wire.AppendData(nil, 1, append([]byte{6}, "hello\n"...)))
-	r := ipc.NewReader(c, 0)
-	for {
-		ty, _, err := r.Next()
-		if err != nil {
-			t.Fatalf("no ACK: %v\n%s", err, out)
-		}
-		if ty == wire.TypeAck {
-			break
-		}
-	}
-	c.Close()
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v:\n%s", err, out)

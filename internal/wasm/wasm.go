@@ -199,6 +199,9 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 		return fail(err)
 	}
 	cm, err := rt.CompileModule(ctx, wasmBytes)
+	if err != nil && strings.Contains(err.Error(), "over limit of") {
+		return fail(fmt.Errorf("the module starts with more memory than its memory limit of %d bytes allows (%w)", opts.Limits.MemoryBytes, err))
+	}
 	if err != nil {
 		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
 	}

@@ -152,7 +152,7 @@ func TestLoadRejects(t *testing.T) {
 		{"not wasm", []byte("#!/bin/sh\n"), Options{}, "not a valid WebAssembly module"},
 		{"wrong digest", text, Options{SHA256: strings.Repeat("0", 64)}, "configuration requires 0000"},
 		{"memory limit too small", text, Options{Limits: Limits{MemoryBytes: 1}}, "memory limit 1 bytes out of range"},
-		{"memory limit below the module's minimum", text, Options{Limits: Limits{MemoryBytes: 1 << 20}}, "plugin[p]"},
+		{"memory limit below the module's minimum", text, Options{Limits: Limits{MemoryBytes: 1 << 20}}, "starts with more memory than its memory limit of 1048576 bytes allows"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
