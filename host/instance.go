@@ -42,6 +42,10 @@ type instance struct {
 	// reach the output in sequence order.
 	emitMu sync.Mutex
 	seq    uint64
+	// slab holds stamped records back to back: one allocation per 64 KiB
+	// of records instead of one per record. A record handed to the queue
+	// is a capacity-limited slice of it and is never written again.
+	slab []byte
 
 	mu          sync.Mutex // guards the fields below
 	proc        *proc.Process
@@ -357,8 +361,11 @@ func (r *run) emit(source int32, body []byte) {
 	in := r.in
 	in.emitMu.Lock()
 	in.seq++
-	rec := make([]byte, 0, len(body)+48+len(in.id.Name))
-	rec = append(rec, body...)
+	if need := len(body) + 64 + len(in.id.Name); cap(in.slab)-len(in.slab) < need {
+		in.slab = make([]byte, 0, max(64<<10, need))
+	}
+	start := len(in.slab)
+	rec := append(in.slab, body...)
 	rec = record.AppendStamp(rec, &record.Stamp{
 		Worker:      in.id.Name,
 		WorkerIndex: uint32(in.id.Index),
@@ -368,6 +375,8 @@ func (r *run) emit(source int32, body []byte) {
 		Source:      source,
 		Received:    time.Now(),
 	})
+	in.slab = rec
+	rec = rec[start:len(rec):len(rec)]
 	in.h.enqueue(rec)
 	in.emitMu.Unlock()
 }

@@ -106,6 +106,7 @@ type Reader struct {
 	max    int
 	off    int64
 	buf    []byte
+	hdr    [4]byte // here, not on Next's stack: io.ReadFull would move it to the heap on every call
 	noSkip bool
 }
 
@@ -140,8 +141,8 @@ func (r *Reader) Offset() int64 { return r.off }
 // underlying reader.
 func (r *Reader) Next() (Type, []byte, error) {
 	start := r.off
-	var hdr [4]byte
-	n, err := io.ReadFull(r.r, hdr[:])
+	hdr := r.hdr[:]
+	n, err := io.ReadFull(r.r, hdr)
 	r.off += int64(n)
 	if err != nil {
 		if err == io.EOF {
@@ -152,7 +153,7 @@ func (r *Reader) Next() (Type, []byte, error) {
 		}
 		return 0, nil, err
 	}
-	length := binary.LittleEndian.Uint32(hdr[:])
+	length := binary.LittleEndian.Uint32(hdr)
 	if length == 0 {
 		return 0, nil, &FrameError{Offset: start, Length: 0, Reason: "zero length (a frame has at least its type byte)"}
 	}
