@@ -92,18 +92,14 @@ func LevelFromSlog(l slog.Level) int32 {
 // level, message and logger name (omitted when empty).
 func AppendHead(b []byte, t time.Time, level int32, msg, logger string) []byte {
 	if !t.IsZero() {
-		b = protowire.AppendTag(b, fTime, protowire.Fixed64Type)
-		b = protowire.AppendFixed64(b, uint64(t.UnixNano()))
+		b = appendFixed(b, tag(fTime, protowire.Fixed64Type), uint64(t.UnixNano()))
 	}
-	b = protowire.AppendTag(b, fLevel, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(level))
+	b = appendVar(b, tag(fLevel, protowire.VarintType), uint64(level))
 	if msg != "" {
-		b = protowire.AppendTag(b, fMessage, protowire.BytesType)
-		b = protowire.AppendString(b, msg)
+		b = appendStr(b, tag(fMessage, protowire.BytesType), msg)
 	}
 	if logger != "" {
-		b = protowire.AppendTag(b, fLogger, protowire.BytesType)
-		b = protowire.AppendString(b, logger)
+		b = appendStr(b, tag(fLogger, protowire.BytesType), logger)
 	}
 	return b
 }
@@ -125,6 +121,33 @@ func AppendCaller(b []byte, file string, line int, function string) []byte {
 		b = protowire.AppendString(b, function)
 	}
 	return endLen(b, start)
+}
+
+// tag returns the one-byte key of a field numbered below 16.
+func tag(num protowire.Number, typ protowire.Type) byte { return byte(num)<<3 | byte(typ) }
+
+// appendStr appends a string field with a one-byte key; most strings are
+// shorter than 128 bytes, whose length is one byte too.
+func appendStr(b []byte, key byte, s string) []byte {
+	if len(s) < 0x80 {
+		b = append(b, key, byte(len(s)))
+	} else {
+		b = protowire.AppendVarint(append(b, key), uint64(len(s)))
+	}
+	return append(b, s...)
+}
+
+// appendVar appends a varint field with a one-byte key.
+func appendVar(b []byte, key byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, key, byte(v))
+	}
+	return protowire.AppendVarint(append(b, key), v)
+}
+
+// appendFixed appends a fixed64 field with a one-byte key.
+func appendFixed(b []byte, key byte, v uint64) []byte {
+	return protowire.AppendFixed64(append(b, key), v)
 }
 
 // beginLen reserves one byte for the length of a nested message and returns
@@ -176,11 +199,9 @@ func appendAttrField(b []byte, field protowire.Number, a slog.Attr) []byte {
 	} else if a.Key == "" && v.Any() == nil {
 		return b
 	}
-	b = protowire.AppendTag(b, field, protowire.BytesType)
-	b, start := beginLen(b)
+	b, start := beginLen(append(b, tag(field, protowire.BytesType)))
 	if a.Key != "" {
-		b = protowire.AppendTag(b, aKey, protowire.BytesType)
-		b = protowire.AppendString(b, a.Key)
+		b = appendStr(b, tag(aKey, protowire.BytesType), a.Key)
 	}
 	b = appendValue(b, v)
 	return endLen(b, start)
@@ -189,29 +210,21 @@ func appendAttrField(b []byte, field protowire.Number, a slog.Attr) []byte {
 func appendValue(b []byte, v slog.Value) []byte {
 	switch v.Kind() {
 	case slog.KindString:
-		b = protowire.AppendTag(b, aStr, protowire.BytesType)
-		b = protowire.AppendString(b, v.String())
+		b = appendStr(b, tag(aStr, protowire.BytesType), v.String())
 	case slog.KindInt64:
-		b = protowire.AppendTag(b, aInt, protowire.VarintType)
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(v.Int64()))
+		b = appendVar(b, tag(aInt, protowire.VarintType), protowire.EncodeZigZag(v.Int64()))
 	case slog.KindUint64:
-		b = protowire.AppendTag(b, aUint, protowire.VarintType)
-		b = protowire.AppendVarint(b, v.Uint64())
+		b = appendVar(b, tag(aUint, protowire.VarintType), v.Uint64())
 	case slog.KindFloat64:
-		b = protowire.AppendTag(b, aFloat, protowire.Fixed64Type)
-		b = protowire.AppendFixed64(b, math.Float64bits(v.Float64()))
+		b = appendFixed(b, tag(aFloat, protowire.Fixed64Type), math.Float64bits(v.Float64()))
 	case slog.KindBool:
-		b = protowire.AppendTag(b, aBool, protowire.VarintType)
-		b = protowire.AppendVarint(b, protowire.EncodeBool(v.Bool()))
+		b = appendVar(b, tag(aBool, protowire.VarintType), protowire.EncodeBool(v.Bool()))
 	case slog.KindDuration:
-		b = protowire.AppendTag(b, aDuration, protowire.VarintType)
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(int64(v.Duration())))
+		b = appendVar(b, tag(aDuration, protowire.VarintType), protowire.EncodeZigZag(int64(v.Duration())))
 	case slog.KindTime:
-		b = protowire.AppendTag(b, aTime, protowire.Fixed64Type)
-		b = protowire.AppendFixed64(b, uint64(v.Time().UnixNano()))
+		b = appendFixed(b, tag(aTime, protowire.Fixed64Type), uint64(v.Time().UnixNano()))
 	case slog.KindGroup:
-		b = protowire.AppendTag(b, aGroup, protowire.BytesType)
-		b, start := beginLen(b)
+		b, start := beginLen(append(b, tag(aGroup, protowire.BytesType)))
 		for _, ga := range v.Group() {
 			b = appendAttrField(b, 1, ga)
 		}

@@ -38,49 +38,103 @@ const (
 	msgCaller
 )
 
+// fieldSpec is what expect says about a field, looked up in a table.
+type fieldSpec struct {
+	typ    protowire.Type // wanted wire type, or -1 (unknown field)
+	nested msgKind        // kind of the nested message, or -1
+	str    bool           // a string: must be UTF-8
+}
+
+// specs holds expect's answers for field numbers below 32 (every known
+// field), per message kind.
+var specs [4][32]fieldSpec
+
+var unknownField = fieldSpec{typ: -1, nested: -1}
+
+func init() {
+	for k := range specs {
+		for n := range specs[k] {
+			t, nested, str := expect(msgKind(k), protowire.Number(n))
+			specs[k][n] = fieldSpec{t, nested, str}
+		}
+	}
+}
+
+// validateMsg is on the host's path for every record, so the common cases
+// (one-byte tags and lengths, varints, fixed64, strings, nested messages)
+// are parsed inline; anything else, and every error, goes through
+// protowire, whose messages the errors carry.
 func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 	if depth > MaxGroupDepth {
 		return &ValidationError{base, fmt.Sprintf("attribute groups nested deeper than %d", MaxGroupDepth)}
 	}
+	tbl := &specs[kind]
 	off := 0
 	for off < len(b) {
-		num, typ, n := protowire.ConsumeTag(b[off:])
-		if n < 0 {
-			return &ValidationError{base + off, "bad field tag: " + protowire.ParseError(n).Error()}
-		}
 		fieldOff := off
-		if num > protowire.MaxValidNumber {
-			return &ValidationError{base + off, fmt.Sprintf("field number %d out of range", num)}
-		}
-		off += n
-		want, nested, isString := expect(kind, num)
-		if want >= 0 && typ != want {
-			return &ValidationError{base + fieldOff, fmt.Sprintf("field %d has wire type %d, want %d", num, typ, want)}
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[off:])
-		if m < 0 {
-			return &ValidationError{base + off, fmt.Sprintf("field %d: %v", num, protowire.ParseError(m))}
-		}
-		if typ == protowire.BytesType && (nested >= 0 || isString) {
-			v, k := protowire.ConsumeBytes(b[off:])
-			if k < 0 {
-				return &ValidationError{base + off, "bad length"}
+		var num protowire.Number
+		var typ protowire.Type
+		if c := b[off]; c < 0x80 && c>>3 != 0 {
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+			off++
+		} else {
+			var n int
+			num, typ, n = protowire.ConsumeTag(b[off:])
+			if n < 0 {
+				return &ValidationError{base + off, "bad field tag: " + protowire.ParseError(n).Error()}
 			}
-			vstart := base + off + (k - len(v))
-			if isString && !utf8.Valid(v) {
-				return &ValidationError{vstart, fmt.Sprintf("field %d is not valid UTF-8", num)}
+			if num > protowire.MaxValidNumber {
+				return &ValidationError{base + off, fmt.Sprintf("field number %d out of range", num)}
 			}
-			if nested >= 0 {
-				d := depth
-				if nested == msgGroup {
-					d++
-				}
-				if err := validateMsg(v, vstart, nested, d); err != nil {
+			off += n
+		}
+		sp := unknownField
+		if num < 32 {
+			sp = tbl[num]
+		}
+		if sp.typ >= 0 && typ != sp.typ {
+			return &ValidationError{base + fieldOff, fmt.Sprintf("field %d has wire type %d, want %d", num, typ, sp.typ)}
+		}
+		rest := b[off:]
+		switch {
+		case typ == protowire.VarintType && len(rest) > 0 && rest[0] < 0x80:
+			off++
+		case typ == protowire.Fixed64Type && len(rest) >= 8:
+			off += 8
+		case typ == protowire.BytesType && len(rest) > 0 && rest[0] < 0x80 && int(rest[0]) < len(rest):
+			v := rest[1 : 1+int(rest[0])]
+			if err := checkBytes(v, base+off+1, sp, num, depth); err != nil {
+				return err
+			}
+			off += 1 + len(v)
+		default:
+			m := protowire.ConsumeFieldValue(num, typ, rest)
+			if m < 0 {
+				return &ValidationError{base + off, fmt.Sprintf("field %d: %v", num, protowire.ParseError(m))}
+			}
+			if typ == protowire.BytesType {
+				v, k := protowire.ConsumeBytes(rest)
+				if err := checkBytes(v, base+off+(k-len(v)), sp, num, depth); err != nil {
 					return err
 				}
 			}
+			off += m
 		}
-		off += m
+	}
+	return nil
+}
+
+// checkBytes checks a length-delimited value that starts at offset vstart.
+func checkBytes(v []byte, vstart int, sp fieldSpec, num protowire.Number, depth int) error {
+	if sp.str && !utf8.Valid(v) {
+		return &ValidationError{vstart, fmt.Sprintf("field %d is not valid UTF-8", num)}
+	}
+	if sp.nested >= 0 {
+		d := depth
+		if sp.nested == msgGroup {
+			d++
+		}
+		return validateMsg(v, vstart, sp.nested, d)
 	}
 	return nil
 }

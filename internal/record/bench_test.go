@@ -1,0 +1,44 @@
+package record
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// typical is the record the SDK benchmarks log: a message and 4 attributes.
+func typical() []byte {
+	b := AppendHead(nil, time.Now(), LevelInfo, "request served", "")
+	for _, a := range []slog.Attr{slog.String("method", "GET"), slog.String("path", "/api/v1/users"),
+		slog.String("remote", "10.1.2.3:4567"), slog.Int("status", 200)} {
+		b = AppendAttr(b, a)
+	}
+	return b
+}
+
+// BenchmarkIngestRecord is the host's work per SDK record: check it and
+// stamp it into a slab.
+func BenchmarkIngestRecord(b *testing.B) {
+	rec := typical()
+	b.Run("validate", func(b *testing.B) {
+		b.SetBytes(int64(len(rec)))
+		for b.Loop() {
+			if err := Validate(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("stamp", func(b *testing.B) {
+		slab := make([]byte, 0, 1<<20)
+		now := time.Now()
+		s := Stamp{Worker: "web", WorkerIndex: 3, PID: 12345, Incarnation: 1, Source: SourceSDK, Received: now}
+		for b.Loop() {
+			if cap(slab)-len(slab) < 512 {
+				slab = slab[:0]
+			}
+			slab = append(slab, rec...)
+			s.Seq++
+			slab = AppendStamp(slab, &s)
+		}
+	})
+}
