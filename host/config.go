@@ -101,6 +101,11 @@ type WorkerConfig struct {
 	MaxLineBytes int
 	// MaxFrameBytes is the largest IPC frame payload accepted. Default 1 MiB.
 	MaxFrameBytes int
+	// RingBytes is the size of the shared-memory ring each incarnation
+	// gets for its records (a power of two, at least 4096), through which
+	// an SDK logs without a system call per record. Default 1 MiB; a
+	// negative value gives workers only the socket.
+	RingBytes int
 }
 
 func (w *WorkerConfig) setDefaults() {
@@ -140,7 +145,13 @@ func (w *WorkerConfig) setDefaults() {
 	if w.MaxFrameBytes == 0 {
 		w.MaxFrameBytes = 1 << 20
 	}
+	if w.RingBytes == 0 {
+		w.RingBytes = DefaultRingBytes
+	}
 }
+
+// DefaultRingBytes is WorkerConfig.RingBytes's default.
+const DefaultRingBytes = 1 << 20
 
 // validate checks a WorkerConfig built in code (LoadConfig reports the
 // same problems as ranged diagnostics).
@@ -157,6 +168,9 @@ func (w *WorkerConfig) validate() error {
 	case RestartNever, RestartOnFailure, RestartAlways:
 	default:
 		return fmt.Errorf("worker %q: unknown restart policy %q (want never, on-failure or always)", w.Name, w.Restart)
+	}
+	if r := w.RingBytes; r > 0 && (r < 4096 || r&(r-1) != 0) {
+		return fmt.Errorf("worker %q: ring size %d is not a power of two >= 4096", w.Name, r)
 	}
 	if (w.User != "" && w.UID == nil) || (w.Group != "" && w.GID == nil) {
 		return fmt.Errorf("worker %q: user/group %q/%q not resolved to ids", w.Name, w.User, w.Group)
@@ -271,6 +285,7 @@ var workerSchema = &hcl.BodySchema{
 		{Name: "drain_timeout"},
 		{Name: "max_line_bytes"},
 		{Name: "max_frame_bytes"},
+		{Name: "ring_bytes"},
 	},
 }
 
@@ -507,6 +522,17 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 	duration("drain_timeout", &w.DrainTimeout)
 	positive("max_line_bytes", &w.MaxLineBytes, 64<<20)
 	positive("max_frame_bytes", &w.MaxFrameBytes, 64<<20)
+	var ring int
+	if a := decode("ring_bytes", &ring); a != nil {
+		switch {
+		case ring == 0:
+			w.RingBytes = -1
+		case ring < 4096 || ring > 1<<30 || ring&(ring-1) != 0:
+			errAt(a, "Invalid ring size", fmt.Sprintf("ring_bytes = %d must be a power of two between 4096 and 1073741824, or 0 for no shared-memory ring.", ring))
+		default:
+			w.RingBytes = ring
+		}
+	}
 
 	w.setDefaults()
 	if w.BackoffMax < w.BackoffInitial {

@@ -239,43 +239,53 @@ func TestNoRecordLostOnDeath(t *testing.T) {
 			}
 		}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.end, func(t *testing.T) {
-			t.Parallel()
-			h, c := startHost(t, Options{}, testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(n), "LOGTK_TEST_END": tc.end}))
-			waitDone(t, h, 2*time.Minute)
-			mine := checkSequence(t, c.snapshot(), "flood", 0)
-			next := 0
-			exitAt := -1
-			for i, r := range mine {
-				if r.Source == logtkv1.Source_SOURCE_SDK {
-					if got := attr(r, "i").GetInt(); got != int64(next) {
-						t.Fatalf("SDK record %d carries i=%d", next, got)
-					}
-					if exitAt >= 0 {
-						t.Fatalf("SDK record %d after the exit record", next)
-					}
-					next++
-				}
-				if r.Source == logtkv1.Source_SOURCE_HOST && strings.HasPrefix(r.Message, "worker exited") || strings.HasPrefix(r.Message, "worker killed") {
-					exitAt = i
-				}
+	for _, channel := range []string{"ring", "socket"} {
+		for _, tc := range tests {
+			t.Run(channel+"/"+tc.end, func(t *testing.T) {
+				t.Parallel()
+				testNoRecordLost(t, n, channel, tc.end, tc.wantInMsg, tc.check)
+			})
+		}
+	}
+}
+
+func testNoRecordLost(t *testing.T, n int, channel, end, wantInMsg string, check func(*testing.T, *logtkv1.Record)) {
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(n), "LOGTK_TEST_END": end})
+	if channel == "socket" {
+		w.RingBytes = -1
+	}
+	h, c := startHost(t, Options{}, w)
+	waitDone(t, h, 2*time.Minute)
+	mine := checkSequence(t, c.snapshot(), "flood", 0)
+	next := 0
+	exitAt := -1
+	for i, r := range mine {
+		if r.Source == logtkv1.Source_SOURCE_SDK {
+			if got := attr(r, "i").GetInt(); got != int64(next) {
+				t.Fatalf("SDK record %d carries i=%d", next, got)
 			}
-			if next != n {
-				t.Fatalf("%d of %d records arrived", next, n)
+			if exitAt >= 0 {
+				t.Fatalf("SDK record %d after the exit record", next)
 			}
-			if exitAt < 0 {
-				t.Fatalf("no exit record:\n%s", dump(mine, 5))
-			}
-			exit := mine[exitAt]
-			if !strings.Contains(exit.Message, tc.wantInMsg) {
-				t.Errorf("exit record %q, want it to contain %q", exit.Message, tc.wantInMsg)
-			}
-			tc.check(t, exit)
-			if stderr := count(mine, func(r *logtkv1.Record) bool { return r.Source == logtkv1.Source_SOURCE_STDERR }); stderr != 0 {
-				t.Errorf("%d stderr records: the panic should be only in the exit record:\n%s", stderr, dump(mine, 10))
-			}
-		})
+			next++
+		}
+		if r.Source == logtkv1.Source_SOURCE_HOST && strings.HasPrefix(r.Message, "worker exited") || strings.HasPrefix(r.Message, "worker killed") {
+			exitAt = i
+		}
+	}
+	if next != n {
+		t.Fatalf("%d of %d records arrived", next, n)
+	}
+	if exitAt < 0 {
+		t.Fatalf("no exit record:\n%s", dump(mine, 5))
+	}
+	exit := mine[exitAt]
+	if !strings.Contains(exit.Message, wantInMsg) {
+		t.Errorf("exit record %q, want it to contain %q", exit.Message, wantInMsg)
+	}
+	check(t, exit)
+	if stderr := count(mine, func(r *logtkv1.Record) bool { return r.Source == logtkv1.Source_SOURCE_STDERR }); stderr != 0 {
+		t.Errorf("%d stderr records: the panic should be only in the exit record:\n%s", stderr, dump(mine, 10))
 	}
 }
 

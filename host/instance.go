@@ -22,6 +22,7 @@ import (
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/proc"
 	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/shmring"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 
@@ -61,6 +62,14 @@ type run struct {
 	incarnation uint32
 	writeMu     sync.Mutex
 	conn        *net.UnixConn
+
+	// The shared-memory ring, read by readIPC only (nil without one, or
+	// once abandoned as corrupt).
+	ring     *shmring.Shared
+	sockRecs uint64 // RECORD_AT frames taken from the socket
+	// ringBlocked: the ring's next entry is a barrier for RECORD_AT frames
+	// not yet read from the socket.
+	ringBlocked bool
 }
 
 // exitInfo is what one incarnation left behind.
@@ -173,11 +182,22 @@ func (in *instance) runOnce() exitInfo {
 		return exitInfo{startErr: err}
 	}
 
+	var ringF *os.File
+	if cfg.RingBytes > 0 {
+		r.ring, ringF, err = shmring.Create("logtk-ring", cfg.RingBytes)
+		if err != nil {
+			r.ring = nil
+			r.hostRecord(record.LevelWarn, "no shared-memory ring for this worker; its records go through the socket: "+err.Error())
+		}
+	}
 	cmd := exec.Command(cfg.Command, cfg.Args...)
 	cmd.Dir = cfg.Dir
-	cmd.Env = in.env(r.incarnation)
+	cmd.Env = in.env(r.incarnation, ringF != nil)
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = []*os.File{childF} // fd 3
+	if ringF != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, ringF) // fd 4
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if cfg.UID != nil || cfg.GID != nil {
 		cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: cfg.Groups}
@@ -195,7 +215,11 @@ func (in *instance) runOnce() exitInfo {
 	childF.Close()
 	outW.Close()
 	errW.Close()
+	if ringF != nil {
+		ringF.Close() // the host keeps its mapping
+	}
 	if err != nil {
+		r.closeRing()
 		r.conn.Close()
 		outR.Close()
 		errR.Close()
@@ -261,22 +285,26 @@ func (in *instance) runOnce() exitInfo {
 	r.conn.Close()
 	outR.Close()
 	errR.Close()
+	r.closeRing()
 	in.mu.Lock()
 	in.proc, in.conn = nil, nil
 	in.mu.Unlock()
 	return exitInfo{state: st, uptime: uptime, stopped: stopped, crash: crash, pid: r.pid}
 }
 
-func (in *instance) env(incarnation uint32) []string {
+func (in *instance) env(incarnation uint32, ring bool) []string {
 	var env []string
 	if !in.cfg.NoInheritEnv {
 		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "LOGTK_IPC_FD=") {
+			if !strings.HasPrefix(kv, ipc.EnvFD+"=") && !strings.HasPrefix(kv, ipc.EnvRingFD+"=") {
 				env = append(env, kv)
 			}
 		}
 	}
 	env = append(env, sortedEnv(in.cfg.Env)...)
+	if ring {
+		env = append(env, ipc.EnvRingFD+"=4")
+	}
 	return append(env,
 		ipc.EnvFD+"=3",
 		ipc.EnvWorker+"="+in.id.Name,
@@ -358,14 +386,29 @@ func (in *instance) send(payload []byte) error {
 
 // emit stamps body (an encoded record without origin fields) and queues it.
 func (r *run) emit(source int32, body []byte) {
+	r.in.emitMu.Lock()
+	r.stampLocked(source, body, false, time.Now())
+	r.in.emitMu.Unlock()
+}
+
+// stampLocked copies body into the instance's slab, appends the host's
+// fields and queues the result. With check it validates the copy first
+// (and queues nothing if that fails): a record read from memory the worker
+// can still write is checked only once it is out of the worker's reach.
+// The caller holds emitMu.
+func (r *run) stampLocked(source int32, body []byte, check bool, received time.Time) error {
 	in := r.in
-	in.emitMu.Lock()
-	in.seq++
 	if need := len(body) + 64 + len(in.id.Name); cap(in.slab)-len(in.slab) < need {
 		in.slab = make([]byte, 0, max(64<<10, need))
 	}
 	start := len(in.slab)
 	rec := append(in.slab, body...)
+	if check {
+		if err := record.Validate(rec[start:]); err != nil {
+			return err
+		}
+	}
+	in.seq++
 	rec = record.AppendStamp(rec, &record.Stamp{
 		Worker:      in.id.Name,
 		WorkerIndex: uint32(in.id.Index),
@@ -373,12 +416,11 @@ func (r *run) emit(source int32, body []byte) {
 		Incarnation: r.incarnation,
 		Seq:         in.seq,
 		Source:      source,
-		Received:    time.Now(),
+		Received:    received,
 	})
 	in.slab = rec
-	rec = rec[start:len(rec):len(rec)]
-	in.h.enqueue(rec)
-	in.emitMu.Unlock()
+	in.h.enqueue(rec[start:len(rec):len(rec)])
+	return nil
 }
 
 // hostRecord emits a record the host writes about the worker.
@@ -393,10 +435,17 @@ func (r *run) hostRecord(level int32, msg string, attrs ...slog.Attr) {
 func (r *run) readIPC() {
 	in := r.in
 	rd := ipc.NewReader(r.conn, in.cfg.MaxFrameBytes)
+	// The worker is gone (or its channel is): the ring's last records,
+	// written after everything the socket carried, are read last.
+	defer r.drainRing(shmring.NoLimit, true)
 	bad := 0
 	helloSeen := false
 	for {
+		r.pollRing(rd)
 		t, p, err := rd.Next()
+		if r.ring != nil {
+			r.ring.CancelSleep()
+		}
 		if err != nil {
 			var fe *ipc.FrameError
 			switch {
@@ -458,6 +507,15 @@ func (r *run) readIPC() {
 				continue
 			}
 			r.emit(record.SourceSDK, p)
+		case ipc.TypeRecordAt:
+			if err := r.recordAt(p); err != nil {
+				r.hostRecord(record.LevelError, "worker sent a malformed record: "+err.Error(),
+					slog.Any("payload", append([]byte(nil), p...)))
+				bad++
+				continue
+			}
+		case ipc.TypeDoorbell:
+			// The ring has records; the loop reads it next.
 		case ipc.TypeMessage:
 			msg := append([]byte(nil), p...)
 			if fn := in.h.opts.OnMessage; fn != nil {

@@ -1,18 +1,22 @@
 package host
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/shmring"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/sdk"
 )
@@ -53,15 +57,31 @@ func runWorker(mode string) int {
 		return writeGarbage()
 	case "lines": // a program without the SDK
 		return writeLines()
+	case "ring-hostile":
+		return ringHostile()
 	}
 	log := sdk.New(sdk.Options{Name: "test"})
 	switch mode {
 	case "flood":
 		n := envInt("LOGTK_TEST_N", 1000)
+		bigEvery := envInt("LOGTK_TEST_BIG_EVERY", 0)
+		flag := os.Getenv("LOGTK_TEST_FLAG") // created once a record went through the socket
+		big := strings.Repeat("x", envInt("LOGTK_TEST_BIG_BYTES", 3000))
 		for i := range n {
-			log.Info("rec", sdk.Int("i", i), sdk.String("pad", "some text to make the record realistic"))
+			pad := "some text to make the record realistic"
+			if bigEvery > 0 && i%bigEvery == bigEvery-1 {
+				pad = big
+			}
+			log.Info("rec", sdk.Int("i", i), sdk.String("pad", pad))
+			if flag != "" && sdk.Stats().SocketRecords > 0 {
+				os.WriteFile(flag, nil, 0o644)
+				flag = ""
+			}
 		}
 		switch os.Getenv("LOGTK_TEST_END") {
+		case "stats":
+			st := sdk.Stats()
+			log.Info("stats", sdk.Bool("ring", st.Ring), sdk.Uint64("ring_records", st.RingRecords), sdk.Uint64("socket_records", st.SocketRecords))
 		case "panic":
 			panic("boom: the worker's last words")
 		case "exit3":
@@ -124,6 +144,46 @@ func writeLines() int {
 		os.Stdout.Write([]byte("no newline at the end"))
 		return 0
 	}
+}
+
+// ringHostile writes bad entries into its shared-memory ring, then, once
+// the host has read everything, breaks the ring's header. The SDK logs
+// before and after; the records after go through the socket.
+func ringHostile() int {
+	fd, err := syscall.Dup(envInt(ipc.EnvRingFD, -1))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dup ring fd:", err)
+		return 1
+	}
+	log := sdk.New(sdk.Options{Name: "test"})
+	ring, err := shmring.Map(fd)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "map ring:", err)
+		return 1
+	}
+	log.Info("before", sdk.Int("i", 0))
+	ring.Write([]byte{byte(ipc.TypeRecord), 0x1a, 0x40, 'x'}) // a record whose length runs past its end
+	ring.Write([]byte{0x09, 1, 2, 3})                         // an unknown entry type
+	log.Info("before", sdk.Int("i", 1))
+	deadline := time.Now().Add(10 * time.Second)
+	for !ring.Empty() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // waiting for the host to read, in a worker
+	}
+	// Publish more than the ring holds: the host must refuse to read it.
+	mem, err := unix.Mmap(fd, 0, shmring.HeaderLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mmap:", err)
+		return 1
+	}
+	binary.LittleEndian.PutUint64(mem[64:], 1<<40)
+	// The SDK now finds the ring full: after its bounded wait it sends
+	// through the socket, and the host, reading the ring up to that
+	// record's position, finds the ring corrupt.
+	log.Info("after", sdk.Int("i", 2))
+	for i := 3; i < 5; i++ {
+		log.Info("after", sdk.Int("i", i))
+	}
+	return 0
 }
 
 // writeGarbage speaks the IPC protocol badly on purpose, then well.

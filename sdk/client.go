@@ -34,8 +34,12 @@ type client struct {
 	conn       *net.UnixConn // nil when stand-alone
 	w          io.Writer     // where frames go: conn, or a test's writer
 	broken     atomic.Bool   // set once the channel failed; fallback from then on
-	maxPayload int
+	maxPayload int           // the largest frame payload the host accepts
+	maxRecord  int           // the largest encoded record sent
 	welcome    *logtkv1.Welcome
+	ring       *ringWriter // nil without a shared-memory ring
+	// sockRecords counts records sent as RECORD frames (not RECORD_AT).
+	sockRecords atomic.Uint64
 
 	fbMu     sync.Mutex // serialises fallback writes
 	fallback io.Writer
@@ -56,13 +60,20 @@ func theClient() *client {
 	return defaultClient
 }
 
+// newClient returns a client writing frames to w (nil: stand-alone) and
+// text to fallback.
+func newClient(w, fallback io.Writer) *client {
+	return &client{w: w, fallback: fallback, maxPayload: ipc.DefaultMaxPayload, maxRecord: ipc.DefaultMaxPayload}
+}
+
 // connect opens the channel announced in the environment. Any failure
 // leaves a client in stand-alone mode writing text to fallback; a warning
 // says why, unless no host was announced at all.
 func connect(fallback io.Writer) *client {
-	c := &client{fallback: fallback, maxPayload: ipc.DefaultMaxPayload}
+	c := newClient(nil, fallback)
 	fdStr, ok := os.LookupEnv(ipc.EnvFD)
 	if !ok {
+		c.attachRing(false)
 		return c
 	}
 	// Children of the worker must not believe they have the channel.
@@ -76,9 +87,11 @@ func connect(fallback io.Writer) *client {
 	}
 	if err != nil {
 		fmt.Fprintf(fallback, "logtk: %s=%s announced a host channel but it is unusable (%v); logging to stderr\n", ipc.EnvFD, fdStr, err)
+		c.attachRing(false)
 		return c
 	}
 	c.conn, c.w = conn, conn
+	c.attachRing(true)
 	return c
 }
 
@@ -141,6 +154,7 @@ func (c *client) handshake(conn *net.UnixConn) error {
 	}
 	if w.MaxFrameBytes > 0 {
 		c.maxPayload = int(w.MaxFrameBytes)
+		c.maxRecord = c.maxPayload
 	}
 	c.welcome = &w
 	return nil
@@ -187,7 +201,12 @@ func (c *client) writeFrame(frame []byte) error {
 // writeRecord sends an encoded record frame, or renders it as text on the
 // fallback writer when there is no host.
 func (c *client) writeRecord(frame []byte) {
-	if c.writeFrame(frame) == nil {
+	if c.ring != nil && c.connected() {
+		if c.ringRecord(frame) {
+			return
+		}
+	} else if c.writeFrame(frame) == nil {
+		c.sockRecords.Add(1)
 		return
 	}
 	c.fallbackText(textfmt.AppendEncoded(nil, frame[ipc.HeaderSize:]))

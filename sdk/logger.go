@@ -1,11 +1,13 @@
 // Package sdk is what a Go worker imports to log through logtk-host.
 //
 // A Logger encodes each record straight into the protobuf form the host
-// routes and writes it to the host's channel before the log call returns.
-// There is no buffer in the worker: a record whose log call has returned is
-// in the kernel's socket buffer, owned by the host's end of the channel, and
-// survives the worker's death right after the call (panic, os.Exit,
-// SIGKILL).
+// routes and hands it to the host before the log call returns. There is no
+// buffer in the worker: a record whose log call has returned is in memory
+// the host owns as much as the worker (the shared-memory ring the host
+// gives each worker) or in the kernel's socket buffer, owned by the host's
+// end of the channel. Either way it survives the worker's death right
+// after the call (panic, os.Exit, SIGKILL). Through the ring a log call
+// makes no system call; docs/ipc.md describes both paths.
 //
 // Outside logtk-host (no LOGTK_IPC_FD in the environment) the same calls
 // write readable text to standard error instead.
@@ -71,7 +73,7 @@ type openGroup struct {
 func New(opts Options) *Logger {
 	c := theClient()
 	if opts.Writer != nil {
-		c = &client{w: opts.Writer, maxPayload: ipc.DefaultMaxPayload, fallback: os.Stderr}
+		c = newClient(opts.Writer, os.Stderr)
 	}
 	l := &Logger{c: c, name: opts.Name, level: opts.Level, addCaller: opts.AddCaller}
 	if l.level == nil {
@@ -220,7 +222,7 @@ func (l *Logger) log(level Level, msg string, attrs []Attr, pc uintptr) {
 func (l *Logger) logAt(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) {
 	buf := bufPool.Get().(*buffer)
 	b := l.encode(buf.b[:0], t, level, msg, pc, attrs, r)
-	if len(b)-ipc.HeaderSize > l.c.maxPayload {
+	if len(b)-ipc.HeaderSize > l.c.maxRecord {
 		b = l.encodeTruncated(b[:0], t, level, msg, len(b)-ipc.HeaderSize)
 	}
 	ipc.PatchHeader(b, ipc.TypeRecord)
@@ -280,7 +282,7 @@ func (l *Logger) encode(b []byte, t time.Time, level Level, msg string, pc uintp
 // encodeTruncated replaces a record too large for the host with one that
 // keeps its head and the start of its message, and says how large it was.
 func (l *Logger) encodeTruncated(b []byte, t time.Time, level Level, msg string, size int) []byte {
-	keep := l.c.maxPayload / 2
+	keep := l.c.maxRecord / 2
 	if len(msg) > keep {
 		for keep > 0 && !utf8.RuneStart(msg[keep]) {
 			keep--

@@ -39,3 +39,30 @@ func Worker() (WorkerInfo, bool) {
 	w := c.welcome
 	return WorkerInfo{Name: w.Worker, Index: int(w.WorkerIndex), Incarnation: int(w.Incarnation)}, true
 }
+
+// ChannelStats says how this process's records have travelled to the host.
+type ChannelStats struct {
+	// Connected is Connected().
+	Connected bool
+	// Ring is true when the host gave this process a shared-memory ring
+	// and the SDK uses it.
+	Ring bool
+	// RingRecords went through the ring; SocketRecords through the socket
+	// (all records without a ring; with one, those too large for it or
+	// written while it stayed full).
+	RingRecords, SocketRecords uint64
+}
+
+// Stats returns the process-wide channel's statistics.
+func Stats() ChannelStats {
+	c := theClient()
+	s := ChannelStats{Connected: c.connected(), SocketRecords: c.sockRecords.Load()}
+	if rw := c.ring; rw != nil {
+		rw.mu.Lock()
+		s.Ring = true
+		s.RingRecords = rw.ringRecs
+		s.SocketRecords += rw.sockRecs
+		rw.mu.Unlock()
+	}
+	return s
+}

@@ -57,7 +57,7 @@ func (s *frameSink) records(t testing.TB) []*logtkv1.Record {
 
 func testLogger(opts Options) (*Logger, *frameSink) {
 	sink := &frameSink{}
-	c := &client{w: sink, maxPayload: ipc.DefaultMaxPayload, fallback: &bytes.Buffer{}}
+	c := newClient(sink, &bytes.Buffer{})
 	l := &Logger{c: c, name: opts.Name, level: opts.Level, addCaller: opts.AddCaller}
 	if l.level == nil {
 		l.level = LevelInfo
@@ -162,7 +162,7 @@ func TestLevelFilter(t *testing.T) {
 
 func TestOversizedRecordIsTruncatedNotLost(t *testing.T) {
 	l, sink := testLogger(Options{})
-	l.c.maxPayload = 1000
+	l.c.maxRecord = 1000
 	l.Info(strings.Repeat("é", 2000), String("big", strings.Repeat("x", 5000)))
 	recs := sink.records(t)
 	if len(recs) != 1 {
@@ -179,7 +179,7 @@ func TestOversizedRecordIsTruncatedNotLost(t *testing.T) {
 
 func TestFallbackWritesText(t *testing.T) {
 	var out bytes.Buffer
-	c := &client{fallback: &out, maxPayload: ipc.DefaultMaxPayload}
+	c := newClient(nil, &out)
 	l := &Logger{c: c, level: LevelInfo, name: "app"}
 	l.Info("no host here", Int("n", 3))
 	if got := out.String(); !strings.Contains(got, "INFO  app: no host here n=3") {
@@ -196,7 +196,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe
 
 func TestLostChannelFallsBack(t *testing.T) {
 	var out bytes.Buffer
-	c := &client{w: failWriter{}, fallback: &out, maxPayload: ipc.DefaultMaxPayload}
+	c := newClient(failWriter{}, &out)
 	l := &Logger{c: c, level: LevelInfo}
 	l.Info("first")
 	l.Info("second")

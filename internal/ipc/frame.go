@@ -19,6 +19,10 @@ const (
 	// EnvFD names the inherited file descriptor of the worker's end of the
 	// channel (a connected AF_UNIX SOCK_STREAM socket).
 	EnvFD = "LOGTK_IPC_FD"
+	// EnvRingFD, when present, names the inherited file descriptor of a
+	// sealed memfd holding the worker's shared-memory record ring (see
+	// internal/shmring and docs/ipc.md). Optional: a worker may ignore it.
+	EnvRingFD = "LOGTK_RING_FD"
 	// EnvWorker, EnvIndex and EnvIncarnation are informational.
 	EnvWorker      = "LOGTK_WORKER"
 	EnvIndex       = "LOGTK_WORKER_INDEX"
@@ -34,6 +38,10 @@ const (
 	TypeRecord  Type = 0x02 // worker -> host: one Record
 	TypeMessage Type = 0x03 // worker -> host: custom payload
 	TypeGoodbye Type = 0x04 // either way: Goodbye, then close
+	// Ring protocol (only from workers that use the shared-memory ring).
+	TypeRecordAt Type = 0x05 // worker -> host: uint64 LE ring position, then one Record
+	TypeDoorbell Type = 0x06 // worker -> host: empty; the ring has records for a sleeping host
+	TypeBarrier  Type = 0x07 // ring entry only: uint64 LE count of RECORD_AT frames sent before it
 
 	TypeWelcome     Type = 0x81 // host -> worker: Welcome
 	TypeHostMessage Type = 0x83 // host -> worker: custom payload
@@ -50,6 +58,12 @@ func (t Type) String() string {
 		return "message"
 	case TypeGoodbye, TypeHostGoodbye:
 		return "goodbye"
+	case TypeRecordAt:
+		return "record-at"
+	case TypeDoorbell:
+		return "doorbell"
+	case TypeBarrier:
+		return "barrier"
 	case TypeWelcome:
 		return "welcome"
 	case TypeHostMessage:

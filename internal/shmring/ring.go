@@ -146,17 +146,24 @@ func (r *Ring) Write(rec []byte) (wake bool, err error) {
 	return atomic.LoadUint32(r.u32(offSleep)) == 1 && atomic.CompareAndSwapUint32(r.u32(offSleep), 1, 0), nil
 }
 
-// Read calls fn for every published record, in order, then marks them
-// consumed. The slices are valid only during fn. It returns how many
-// records it read, or ErrCorrupt if the producer broke the format.
-func (r *Ring) Read(fn func(rec []byte)) (int, error) {
+// NoLimit makes Read consume everything published.
+const NoLimit = ^uint64(0)
+
+// Read calls fn for the published records that start before the stream
+// position limit (NoLimit for all), in order, until fn returns false, and
+// marks the records fn accepted consumed. The slices point into the shared
+// memory and are valid only during fn; the producer may be hostile, so a
+// consumer that checks a record must check a copy. Read returns how many
+// records fn accepted, or ErrCorrupt if the producer broke the format.
+func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 	w := atomic.LoadUint64(r.u64(offWrite))
 	rd := atomic.LoadUint64(r.u64(offRead))
 	if w-rd > uint64(len(r.data)) || w < rd {
 		return 0, fmt.Errorf("%w: %d bytes published, %d consumed", ErrCorrupt, w, rd)
 	}
 	n := 0
-	for rd < w {
+	defer func() { atomic.StoreUint64(r.u64(offRead), rd) }()
+	for rd < w && rd < limit {
 		pos := rd & r.mask
 		if w-rd < 4 || uint64(len(r.data))-pos < 4 {
 			return n, fmt.Errorf("%w: truncated length at %d", ErrCorrupt, rd)
@@ -170,13 +177,18 @@ func (r *Ring) Read(fn func(rec []byte)) (int, error) {
 		if uint64(l) > uint64(len(r.data))/2 || need > w-rd || pos+need > uint64(len(r.data)) {
 			return n, fmt.Errorf("%w: record of %d bytes at %d overruns what was published", ErrCorrupt, l, rd)
 		}
-		fn(r.data[pos+4 : pos+4+uint64(l)])
+		if !fn(r.data[pos+4 : pos+4+uint64(l)]) {
+			return n, nil
+		}
 		rd += need
 		n++
 	}
-	atomic.StoreUint64(r.u64(offRead), rd)
 	return n, nil
 }
+
+// Published returns the producer's stream position: the bytes published so
+// far. A record written after this call starts at or after it.
+func (r *Ring) Published() uint64 { return atomic.LoadUint64(r.u64(offWrite)) }
 
 // Empty reports whether everything published has been read.
 func (r *Ring) Empty() bool {

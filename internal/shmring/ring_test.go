@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"sync/atomic"
 	"testing"
 
@@ -80,12 +81,13 @@ func TestOrderAcrossWraps(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	next := 0
 	for next < n {
-		_, err := c.Read(func(rec []byte) {
+		_, err := c.Read(NoLimit, func(rec []byte) bool {
 			want := record(next, rng)
 			if !bytes.Equal(rec, want) {
 				t.Fatalf("record %d differs", next)
 			}
 			next++
+			return true
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -93,6 +95,38 @@ func TestOrderAcrossWraps(t *testing.T) {
 	}
 	if !c.Empty() {
 		t.Fatal("ring not empty after reading everything")
+	}
+}
+
+func all([]byte) bool { return true }
+
+// TestStopAndLimit: a record fn refuses stays for the next Read, and a
+// limit stops before the records that start at or after it.
+func TestStopAndLimit(t *testing.T) {
+	p, c := shared(t, 4096)
+	var marks []uint64
+	for i := range 5 {
+		marks = append(marks, p.Published())
+		p.Write([]byte{byte(i)})
+	}
+	var got []byte
+	n, err := c.Read(marks[2], func(rec []byte) bool { got = append(got, rec[0]); return true })
+	if err != nil || n != 2 || !bytes.Equal(got, []byte{0, 1}) {
+		t.Fatalf("limited read: n=%d err=%v got=%v", n, err, got)
+	}
+	n, _ = c.Read(NoLimit, func(rec []byte) bool {
+		if rec[0] == 3 {
+			return false
+		}
+		got = append(got, rec[0])
+		return true
+	})
+	if n != 1 || !bytes.Equal(got, []byte{0, 1, 2}) {
+		t.Fatalf("stopped read: n=%d got=%v", n, got)
+	}
+	c.Read(NoLimit, func(rec []byte) bool { got = append(got, rec[0]); return true })
+	if !bytes.Equal(got, []byte{0, 1, 2, 3, 4}) || !c.Empty() {
+		t.Fatalf("got %v, empty=%v", got, c.Empty())
 	}
 }
 
@@ -110,7 +144,7 @@ func TestFullAndTooLarge(t *testing.T) {
 	if !errors.Is(err, ErrFull) || writes < 30 {
 		t.Fatalf("after %d writes: %v", writes, err)
 	}
-	n, _ := c.Read(func([]byte) {})
+	n, _ := c.Read(NoLimit, all)
 	if n != writes-1 {
 		t.Fatalf("read %d of %d", n, writes-1)
 	}
@@ -124,7 +158,7 @@ func TestDoorbellOnlyWhenAsleep(t *testing.T) {
 	if wake, _ := p.Write([]byte("a")); wake {
 		t.Fatal("woke a consumer that was not asleep")
 	}
-	c.Read(func([]byte) {})
+	c.Read(NoLimit, all)
 	c.PrepareSleep()
 	if wake, _ := p.Write([]byte("b")); !wake {
 		t.Fatal("did not wake a sleeping consumer")
@@ -146,7 +180,7 @@ func TestCorruptProducer(t *testing.T) {
 			p, c := shared(t, 4096)
 			p.Write([]byte("12345678"))
 			poke(p)
-			if _, err := c.Read(func([]byte) {}); !errors.Is(err, ErrCorrupt) {
+			if _, err := c.Read(NoLimit, all); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("err = %v", err)
 			}
 		})
@@ -167,7 +201,7 @@ func FuzzRead(f *testing.F) {
 		copy(r.data, data)
 		atomic.StoreUint64(r.u64(offWrite), w)
 		atomic.StoreUint64(r.u64(offRead), rd)
-		r.Read(func([]byte) {})
+		r.Read(NoLimit, all)
 	})
 }
 
@@ -196,8 +230,41 @@ func BenchmarkRing(b *testing.B) {
 		}
 	}()
 	for got := 0; got < b.N; {
-		n, _ := c.Read(func([]byte) {})
+		n, _ := c.Read(NoLimit, all)
 		got += n
 	}
 	<-done
+}
+
+// TestCreateSealedAndMap: the producer maps the memfd the consumer made,
+// records pass, and the producer can neither shrink nor grow it.
+func TestCreateSealedAndMap(t *testing.T) {
+	c, f, err := Create("logtk-ring-test", 1<<16)
+	if err != nil {
+		t.Skipf("memfd: %v", err)
+	}
+	defer f.Close()
+	defer c.Close()
+	p, err := Map(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.Capacity() != 1<<16 {
+		t.Fatalf("capacity %d", p.Capacity())
+	}
+	for _, size := range []int64{4096, int64(Size(1 << 17))} {
+		if err := unix.Ftruncate(int(f.Fd()), size); err == nil {
+			t.Fatalf("ftruncate to %d succeeded on a sealed ring", size)
+		}
+	}
+	p.Write([]byte("hello"))
+	var got string
+	c.Read(NoLimit, func(rec []byte) bool { got = string(rec); return true })
+	if got != "hello" {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := Map(int(os.Stdin.Fd())); err == nil {
+		t.Fatal("mapped stdin as a ring")
+	}
 }

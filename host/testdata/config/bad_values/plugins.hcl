@@ -5,4 +5,5 @@ worker "bad name!" {
   stop_signal     = "SIGNOPE"
   stop_timeout    = "-1s"
   env             = { "A=B" = "x" }
+  ring_bytes      = 5000
 }

@@ -19,6 +19,7 @@ worker "web" {
   drain_timeout   = "1s"
   max_line_bytes  = 65536
   max_frame_bytes = 131072
+  ring_bytes      = 65536
 }
 
 worker "defaults" {

@@ -1,0 +1,147 @@
+package host
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/shmring"
+)
+
+// ringPoll is how long the host waits between two reads of a worker's
+// ring while the worker keeps writing. The ring's records are safe in
+// shared memory meanwhile; waiting lets them gather, so one wake-up reads
+// many, and the worker makes no system call at all while the host polls:
+// it rings the doorbell only after the host found the ring empty and said
+// it sleeps. A socket frame ends the wait at once.
+const ringPoll = 200 * time.Microsecond
+
+// maxRingErrors bad entries in one read of the ring make the host abandon
+// it, as consecutive bad frames close the socket.
+const maxRingErrors = maxBadFrames
+
+// badEntry is a ring entry that was not a valid record, kept for the error
+// record written once the ring's read is over.
+type badEntry struct {
+	reason  string
+	payload []byte
+}
+
+// pollRing reads the ring until the socket is worth reading: a frame is
+// buffered or readable, the ring waits on a barrier for RECORD_AT frames,
+// or the ring is empty and the host has said it sleeps (the worker then
+// rings the doorbell with its next record).
+func (r *run) pollRing(rd *ipc.Reader) {
+	for r.ring != nil {
+		n := r.drainRing(shmring.NoLimit, false)
+		if r.ring == nil || r.ringBlocked || rd.Buffered() > 0 {
+			return
+		}
+		if n > 0 {
+			if r.socketReadable(ringPoll) {
+				return
+			}
+			continue
+		}
+		r.ring.PrepareSleep()
+		if r.ring.Empty() {
+			return
+		}
+		r.ring.CancelSleep()
+	}
+}
+
+// socketReadable waits up to d for the IPC socket to have something to
+// read (or to be closed).
+func (r *run) socketReadable(d time.Duration) bool {
+	rc, err := r.conn.SyscallConn()
+	if err != nil {
+		return true
+	}
+	ready := true
+	cerr := rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		ts := unix.NsecToTimespec(d.Nanoseconds())
+		n, err := unix.Ppoll(fds, &ts, nil)
+		ready = err != nil && err != unix.EINTR || n > 0
+	})
+	return ready || cerr != nil
+}
+
+// drainRing reads the ring's entries that start before limit, stamping and
+// queueing the records. It stops at a barrier for RECORD_AT frames not yet
+// read from the socket, unless final (the worker is gone: what is left is
+// read whatever it says). It returns how many entries it took.
+func (r *run) drainRing(limit uint64, final bool) int {
+	if r.ring == nil {
+		return 0
+	}
+	var bad []badEntry
+	now := time.Now()
+	r.in.emitMu.Lock()
+	r.ringBlocked = false
+	n, err := r.ring.Read(limit, func(e []byte) bool {
+		if len(e) == 0 {
+			bad = append(bad, badEntry{reason: "empty entry"})
+			return true
+		}
+		switch t := ipc.Type(e[0]); t {
+		case ipc.TypeRecord:
+			if err := r.stampLocked(record.SourceSDK, e[1:], true, now); err != nil {
+				bad = append(bad, badEntry{"malformed record: " + err.Error(), append([]byte(nil), e[1:]...)})
+			}
+		case ipc.TypeBarrier:
+			if len(e) != 9 {
+				bad = append(bad, badEntry{fmt.Sprintf("barrier of %d bytes, want 9", len(e)), append([]byte(nil), e...)})
+				return true
+			}
+			if k := binary.LittleEndian.Uint64(e[1:]); k > r.sockRecs && !final {
+				r.ringBlocked = true
+				return false
+			}
+		default:
+			bad = append(bad, badEntry{"unknown entry type " + t.String(), append([]byte(nil), e...)})
+		}
+		return true
+	})
+	r.in.emitMu.Unlock()
+	for _, b := range bad {
+		r.hostRecord(record.LevelError, "worker wrote a bad entry in its shared-memory ring: "+b.reason, slog.Any("payload", b.payload))
+	}
+	switch {
+	case err != nil:
+		r.hostRecord(record.LevelError, fmt.Sprintf("abandoned the worker's shared-memory ring: %v; records still in it are lost, the socket is read on", err))
+		r.closeRing()
+	case len(bad) >= maxRingErrors:
+		r.hostRecord(record.LevelError, fmt.Sprintf("abandoned the worker's shared-memory ring after %d bad entries in a row; the socket is read on", len(bad)))
+		r.closeRing()
+	}
+	return n
+}
+
+// recordAt handles a RECORD_AT frame: the ring's records before its
+// position first, then the record.
+func (r *run) recordAt(p []byte) error {
+	if len(p) < 8 {
+		return fmt.Errorf("RECORD_AT frame of %d bytes has no ring position", len(p))
+	}
+	r.drainRing(binary.LittleEndian.Uint64(p), false)
+	r.sockRecs++
+	r.in.emitMu.Lock()
+	err := r.stampLocked(record.SourceSDK, p[8:], true, time.Now())
+	r.in.emitMu.Unlock()
+	return err
+}
+
+// closeRing unmaps the ring.
+func (r *run) closeRing() {
+	if r.ring != nil {
+		r.ring.Close()
+		r.ring = nil
+	}
+}

@@ -1,0 +1,83 @@
+package shmring
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Shared is a ring in a memfd mapped into this process.
+type Shared struct {
+	*Ring
+	mem []byte
+}
+
+// Create makes a sealed memfd holding an empty ring with capacity data
+// bytes, maps it, and returns the mapping and the memfd (to pass to the
+// producer; close it once passed). The memfd's size is sealed: a producer
+// cannot shrink it under the consumer's mapping, which would make the
+// consumer's reads fault.
+func Create(name string, capacity int) (*Shared, *os.File, error) {
+	if capacity < 4096 || capacity&(capacity-1) != 0 {
+		return nil, nil, fmt.Errorf("shmring: capacity %d is not a power of two >= 4096", capacity)
+	}
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, nil, fmt.Errorf("shmring: memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	fail := func(what string, err error) (*Shared, *os.File, error) {
+		f.Close()
+		return nil, nil, fmt.Errorf("shmring: %s: %w", what, err)
+	}
+	if err := unix.Ftruncate(fd, int64(Size(capacity))); err != nil {
+		return fail("ftruncate", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		return fail("sealing the memfd", err)
+	}
+	mem, err := unix.Mmap(fd, 0, Size(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fail("mmap", err)
+	}
+	r, err := Init(mem)
+	if err != nil {
+		unix.Munmap(mem)
+		f.Close()
+		return nil, nil, err
+	}
+	return &Shared{Ring: r, mem: mem}, f, nil
+}
+
+// Map maps the ring in the memfd fd (its whole size) and checks its header.
+// The descriptor can be closed afterwards.
+func Map(fd int) (*Shared, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("shmring: fstat: %w", err)
+	}
+	if st.Size < int64(Size(4096)) || st.Size > 1<<34 {
+		return nil, fmt.Errorf("shmring: descriptor %d has %d bytes, not a ring", fd, st.Size)
+	}
+	mem, err := unix.Mmap(fd, 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("shmring: mmap: %w", err)
+	}
+	r, err := Attach(mem)
+	if err != nil {
+		unix.Munmap(mem)
+		return nil, err
+	}
+	return &Shared{Ring: r, mem: mem}, nil
+}
+
+// Close unmaps the ring. The Ring must not be used afterwards.
+func (s *Shared) Close() error {
+	if s.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(s.mem)
+	s.mem = nil
+	return err
+}

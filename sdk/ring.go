@@ -1,0 +1,143 @@
+package sdk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/shmring"
+)
+
+// ringWait bounds how long a log call waits for room in a full ring before
+// it sends its record through the socket instead. The host drains a busy
+// ring every few hundred microseconds, so a ring stays full only while the
+// host itself is held up (its outputs are slow): then the socket path's
+// back-pressure applies as it would without a ring.
+const ringWait = time.Second
+
+// ringWriter is the producer side of the shared-memory ring (docs/ipc.md,
+// "The shared-memory ring"). Records go into the ring; a record goes
+// through the socket as RECORD_AT only when it is too large for the ring
+// or the ring stayed full for ringWait. Order is kept both ways: a
+// RECORD_AT carries the ring position it follows, and the first ring entry
+// after RECORD_AT frames is a BARRIER naming how many were sent.
+type ringWriter struct {
+	mu       sync.Mutex
+	r        *shmring.Shared
+	sockRecs uint64 // RECORD_AT frames sent
+	ringRecs uint64 // records written to the ring
+	behind   bool   // RECORD_AT frames were sent since the last ring entry
+	stalled  bool   // the last wait for room ran out; don't wait again until the ring takes a record
+	scratch  []byte // RECORD_AT frames are built here
+}
+
+var doorbellFrame = ipc.AppendFrame(nil, ipc.TypeDoorbell, nil)
+
+// attachRing maps the ring the host announced, if any. The descriptor is
+// closed either way, so it does not leak into the worker's children.
+func (c *client) attachRing(usable bool) {
+	s, ok := os.LookupEnv(ipc.EnvRingFD)
+	if !ok {
+		return
+	}
+	os.Unsetenv(ipc.EnvRingFD)
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		if usable {
+			fmt.Fprintf(c.fallback, "logtk: %s=%q is not a file descriptor; records go through the socket\n", ipc.EnvRingFD, s)
+		}
+		return
+	}
+	defer syscall.Close(fd)
+	if !usable {
+		return
+	}
+	r, err := shmring.Map(fd)
+	if err != nil {
+		fmt.Fprintf(c.fallback, "logtk: the host's shared-memory ring is unusable (%v); records go through the socket\n", err)
+		return
+	}
+	c.ring = &ringWriter{r: r}
+	// A RECORD_AT frame carries 8 bytes of position before the record.
+	c.maxRecord = c.maxPayload - 8
+}
+
+// ringRecord writes an encoded record frame through the ring (or, when it
+// must, the socket). It returns false when the host is gone.
+func (c *client) ringRecord(frame []byte) bool {
+	rw := c.ring
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	entry := frame[ipc.HeaderSize-1:] // the type byte and the record
+	var deadline time.Time
+	for spins := 0; ; spins++ {
+		err := rw.put(c, entry)
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, shmring.ErrTooLarge) || rw.stalled {
+			break
+		}
+		// Full: the host is draining; wait for room, but not for ever.
+		if spins < 100 {
+			runtime.Gosched()
+			continue
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(ringWait)
+		} else if now.After(deadline) {
+			rw.stalled = true
+			break
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	b := ipc.AppendHeader(rw.scratch[:0], ipc.TypeRecordAt, 8+len(frame)-ipc.HeaderSize)
+	b = binary.LittleEndian.AppendUint64(b, rw.r.Published())
+	b = append(b, frame[ipc.HeaderSize:]...)
+	if cap(b) <= maxPooled {
+		rw.scratch = b
+	}
+	if c.writeFrame(b) != nil {
+		return false
+	}
+	rw.sockRecs++
+	rw.behind = true
+	return true
+}
+
+// put writes entry into the ring, preceded by a barrier when RECORD_AT
+// frames went out since the last entry, and rings the doorbell when the
+// host sleeps.
+func (rw *ringWriter) put(c *client, entry []byte) error {
+	if rw.behind {
+		var bar [9]byte
+		bar[0] = byte(ipc.TypeBarrier)
+		binary.LittleEndian.PutUint64(bar[1:], rw.sockRecs)
+		wake, err := rw.r.Write(bar[:])
+		if err != nil {
+			return err
+		}
+		rw.behind = false
+		if wake {
+			c.writeFrame(doorbellFrame)
+		}
+	}
+	wake, err := rw.r.Write(entry)
+	if err != nil {
+		return err
+	}
+	rw.stalled = false
+	rw.ringRecs++
+	if wake {
+		c.writeFrame(doorbellFrame)
+	}
+	return nil
+}
