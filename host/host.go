@@ -82,7 +82,10 @@ type Options struct {
 	// heavy.
 	BatchSize int
 	// QueueSize bounds the records waiting for the Output; when it is full
-	// the workers wait. Default 8192.
+	// the workers wait. Records are queued in batches (all the records a
+	// worker's ring held, or one stdout line): the queue holds
+	// QueueSize/BatchSize batches (at least one) of at most BatchSize
+	// records. Default 8192.
 	QueueSize int
 }
 
@@ -94,7 +97,8 @@ type Host struct {
 	instances []*instance
 	byID      map[WorkerID]*instance
 
-	queue    chan []byte
+	queue    chan [][]byte
+	free     chan [][]byte // emptied batches, for the next ones
 	stopping chan struct{}
 	stopOnce sync.Once
 	started  atomic.Bool
@@ -124,7 +128,8 @@ func New(cfg *Config, opts Options) (*Host, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		byID:     map[WorkerID]*instance{},
-		queue:    make(chan []byte, opts.QueueSize),
+		queue:    make(chan [][]byte, max(1, opts.QueueSize/opts.BatchSize)),
+		free:     make(chan [][]byte, 64),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -245,27 +250,48 @@ func (h *Host) Workers() []WorkerID {
 	return ids
 }
 
-// enqueue hands a finished record to the output stage, waiting while the
-// queue is full.
-func (h *Host) enqueue(rec []byte) { h.queue <- rec }
+// enqueue hands finished records (at most BatchSize) to the output stage,
+// waiting while the queue is full. The slice belongs to the queue.
+func (h *Host) enqueue(recs [][]byte) { h.queue <- recs }
 
+// getBatch returns an empty batch to fill, reusing one runOutput emptied.
+func (h *Host) getBatch() [][]byte {
+	select {
+	case b := <-h.free:
+		return b
+	default:
+		return make([][]byte, 0, 64)
+	}
+}
+
+// putBatch recycles a batch whose records were copied out.
+func (h *Host) putBatch(b [][]byte) {
+	clear(b) // the records may be collected
+	select {
+	case h.free <- b[:0]:
+	default:
+	}
+}
+
+// runOutput hands the queued records to the Output in batches of at most
+// BatchSize, as soon as no more are waiting: light load is not delayed,
+// heavy load makes large batches.
 func (h *Host) runOutput() {
 	out := h.opts.Output
 	batch := make([][]byte, 0, h.opts.BatchSize)
-	for first := range h.queue {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < h.opts.BatchSize {
-			select {
-			case r, ok := <-h.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
+	for recs := range h.queue {
+		if len(batch)+len(recs) > h.opts.BatchSize && len(batch) > 0 {
+			h.writeBatch(out, batch)
+			batch = batch[:0]
 		}
+		batch = append(batch, recs...)
+		h.putBatch(recs)
+		if len(h.queue) == 0 || len(batch) >= h.opts.BatchSize {
+			h.writeBatch(out, batch)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
 		h.writeBatch(out, batch)
 	}
 	if err := out.Close(); err != nil {
@@ -320,7 +346,7 @@ func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
 	h.selfSeq++
 	b = record.AppendStamp(b, &record.Stamp{PID: int64(os.Getpid()), Seq: h.selfSeq, Source: record.SourceHost, Received: time.Now()})
 	select {
-	case h.queue <- b:
+	case h.queue <- [][]byte{b}:
 	default:
 		h.selfDropped++
 	}

@@ -47,6 +47,8 @@ type instance struct {
 	// of records instead of one per record. A record handed to the queue
 	// is a capacity-limited slice of it and is never written again.
 	slab []byte
+	// pending holds stamped records not yet queued (at most BatchSize).
+	pending [][]byte
 
 	mu          sync.Mutex // guards the fields below
 	proc        *proc.Process
@@ -62,6 +64,7 @@ type run struct {
 	incarnation uint32
 	writeMu     sync.Mutex
 	conn        *net.UnixConn
+	origin      []byte // the stamp fields common to this run's records
 
 	// The shared-memory ring, read by readIPC only (nil without one, or
 	// once abandoned as corrupt).
@@ -387,18 +390,23 @@ func (in *instance) send(payload []byte) error {
 // emit stamps body (an encoded record without origin fields) and queues it.
 func (r *run) emit(source int32, body []byte) {
 	r.in.emitMu.Lock()
-	r.stampLocked(source, body, false, time.Now())
+	r.stampLocked(source, body, false, time.Now().UnixNano())
+	r.flushLocked()
 	r.in.emitMu.Unlock()
 }
 
 // stampLocked copies body into the instance's slab, appends the host's
-// fields and queues the result. With check it validates the copy first
-// (and queues nothing if that fails): a record read from memory the worker
-// can still write is checked only once it is out of the worker's reach.
-// The caller holds emitMu.
-func (r *run) stampLocked(source int32, body []byte, check bool, received time.Time) error {
+// fields and adds the result to the pending batch. With check it
+// validates the copy first (and adds nothing if that fails): a record read
+// from memory the worker can still write is checked only once it is out
+// of the worker's reach. The caller holds emitMu and calls flushLocked
+// before it lets go of it.
+func (r *run) stampLocked(source int32, body []byte, check bool, received int64) error {
 	in := r.in
-	if need := len(body) + 64 + len(in.id.Name); cap(in.slab)-len(in.slab) < need {
+	if r.origin == nil {
+		r.origin = record.AppendStampOrigin(nil, in.id.Name, uint32(in.id.Index), r.pid, r.incarnation)
+	}
+	if need := len(body) + len(r.origin) + 32; cap(in.slab)-len(in.slab) < need {
 		in.slab = make([]byte, 0, max(64<<10, need))
 	}
 	start := len(in.slab)
@@ -409,18 +417,24 @@ func (r *run) stampLocked(source int32, body []byte, check bool, received time.T
 		}
 	}
 	in.seq++
-	rec = record.AppendStamp(rec, &record.Stamp{
-		Worker:      in.id.Name,
-		WorkerIndex: uint32(in.id.Index),
-		PID:         r.pid,
-		Incarnation: r.incarnation,
-		Seq:         in.seq,
-		Source:      source,
-		Received:    received,
-	})
+	rec = append(rec, r.origin...)
+	rec = record.AppendStampArrival(rec, in.seq, source, received)
 	in.slab = rec
-	in.h.enqueue(rec[start:len(rec):len(rec)])
+	in.pending = append(in.pending, rec[start:len(rec):len(rec)])
+	if len(in.pending) >= in.h.opts.BatchSize {
+		r.flushLocked()
+	}
 	return nil
+}
+
+// flushLocked queues the pending records. The caller holds emitMu.
+func (r *run) flushLocked() {
+	in := r.in
+	if len(in.pending) == 0 {
+		return
+	}
+	in.h.enqueue(in.pending)
+	in.pending = in.h.getBatch()
 }
 
 // hostRecord emits a record the host writes about the worker.
@@ -441,6 +455,11 @@ func (r *run) readIPC() {
 	bad := 0
 	helloSeen := false
 	for {
+		if !rd.FrameBuffered() {
+			r.in.emitMu.Lock()
+			r.flushLocked()
+			r.in.emitMu.Unlock()
+		}
 		r.pollRing(rd)
 		t, p, err := rd.Next()
 		if r.ring != nil {
@@ -517,6 +536,9 @@ func (r *run) readIPC() {
 		case ipc.TypeDoorbell:
 			// The ring has records; the loop reads it next.
 		case ipc.TypeMessage:
+			r.in.emitMu.Lock()
+			r.flushLocked() // the records before it, before a callback that may take its time
+			r.in.emitMu.Unlock()
 			msg := append([]byte(nil), p...)
 			if fn := in.h.opts.OnMessage; fn != nil {
 				fn(in.id, msg)

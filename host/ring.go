@@ -33,13 +33,13 @@ type badEntry struct {
 }
 
 // pollRing reads the ring until the socket is worth reading: a frame is
-// buffered or readable, the ring waits on a barrier for RECORD_AT frames,
+// buffered or data readable, the ring waits on a barrier for RECORD_AT frames,
 // or the ring is empty and the host has said it sleeps (the worker then
 // rings the doorbell with its next record).
 func (r *run) pollRing(rd *ipc.Reader) {
 	for r.ring != nil {
 		n := r.drainRing(shmring.NoLimit, false)
-		if r.ring == nil || r.ringBlocked || rd.Buffered() > 0 {
+		if r.ring == nil || r.ringBlocked || rd.FrameBuffered() {
 			return
 		}
 		if n > 0 {
@@ -82,7 +82,7 @@ func (r *run) drainRing(limit uint64, final bool) int {
 		return 0
 	}
 	var bad []badEntry
-	now := time.Now()
+	now := time.Now().UnixNano()
 	r.in.emitMu.Lock()
 	r.ringBlocked = false
 	n, err := r.ring.Read(limit, func(e []byte) bool {
@@ -109,6 +109,7 @@ func (r *run) drainRing(limit uint64, final bool) int {
 		}
 		return true
 	})
+	r.flushLocked()
 	r.in.emitMu.Unlock()
 	for _, b := range bad {
 		r.hostRecord(record.LevelError, "worker wrote a bad entry in its shared-memory ring: "+b.reason, slog.Any("payload", b.payload))
@@ -133,7 +134,8 @@ func (r *run) recordAt(p []byte) error {
 	r.drainRing(binary.LittleEndian.Uint64(p), false)
 	r.sockRecs++
 	r.in.emitMu.Lock()
-	err := r.stampLocked(record.SourceSDK, p[8:], true, time.Now())
+	err := r.stampLocked(record.SourceSDK, p[8:], true, time.Now().UnixNano())
+	r.flushLocked()
 	r.in.emitMu.Unlock()
 	return err
 }

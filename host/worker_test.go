@@ -3,6 +3,7 @@ package host
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -59,6 +60,8 @@ func runWorker(mode string) int {
 		return writeLines()
 	case "ring-hostile":
 		return ringHostile()
+	case "blast":
+		return blast()
 	}
 	log := sdk.New(sdk.Options{Name: "test"})
 	switch mode {
@@ -182,6 +185,42 @@ func ringHostile() int {
 	log.Info("after", sdk.Int("i", 2))
 	for i := 3; i < 5; i++ {
 		log.Info("after", sdk.Int("i", i))
+	}
+	return 0
+}
+
+// blast publishes one pre-encoded record LOGTK_TEST_N times through the
+// ring, as a worker in another language would: what the host can ingest
+// when the worker spends nothing on encoding.
+func blast() int {
+	sock := os.NewFile(3, "ipc")
+	hello, _ := proto.Marshal(&logtkv1.Hello{ProtocolVersion: ipc.ProtocolVersion, Sdk: "blast/1"})
+	if _, err := sock.Write(ipc.AppendFrame(nil, ipc.TypeHello, hello)); err != nil {
+		fmt.Fprintln(os.Stderr, "hello:", err)
+		return 1
+	}
+	ring, err := shmring.Map(envInt(ipc.EnvRingFD, -1))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ring:", err)
+		return 1
+	}
+	rec := record.AppendHead([]byte{byte(ipc.TypeRecord)}, time.Now(), record.LevelInfo, "request served", "")
+	for _, a := range []slog.Attr{slog.String("method", "GET"), slog.String("path", "/api/v1/users"),
+		slog.String("remote", "10.1.2.3:4567"), slog.Int("status", 200)} {
+		rec = record.AppendAttr(rec, a)
+	}
+	doorbell := ipc.AppendFrame(nil, ipc.TypeDoorbell, nil)
+	for range envInt("LOGTK_TEST_N", 1000) {
+		for {
+			wake, err := ring.Write(rec)
+			if err == nil {
+				if wake {
+					sock.Write(doorbell)
+				}
+				break
+			}
+			time.Sleep(20 * time.Microsecond) // full: leave the cores to the host, which is reading
+		}
 	}
 	return 0
 }

@@ -143,6 +143,16 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 // consumed: a writer can batch its replies while more input is waiting.
 func (r *Reader) Buffered() int { return r.r.Buffered() }
 
+// FrameBuffered reports whether a whole frame is read from the stream and
+// waiting: Next will then return without blocking.
+func (r *Reader) FrameBuffered() bool {
+	if r.r.Buffered() < 4 {
+		return false
+	}
+	hdr, _ := r.r.Peek(4)
+	return int64(r.r.Buffered()) >= 4+int64(binary.LittleEndian.Uint32(hdr))
+}
+
 // Offset returns the number of bytes consumed so far.
 func (r *Reader) Offset() int64 { return r.off }
 

@@ -8,6 +8,7 @@
 package record
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
@@ -266,21 +267,45 @@ type Stamp struct {
 // AppendStamp appends the host's origin fields. Appended after a worker's
 // record, they override any values the worker put in those fields.
 func AppendStamp(b []byte, s *Stamp) []byte {
+	b = AppendStampOrigin(b, s.Worker, s.WorkerIndex, s.PID, s.Incarnation)
+	return AppendStampArrival(b, s.Seq, s.Source, s.Received.UnixNano())
+}
+
+// AppendStampOrigin appends the stamp fields that are the same for every
+// record of one worker incarnation (worker, index, pid, incarnation). The
+// host encodes them once per incarnation and appends the bytes to each
+// record, followed by AppendStampArrival: together they are AppendStamp.
+func AppendStampOrigin(b []byte, worker string, index uint32, pid int64, incarnation uint32) []byte {
 	b = protowire.AppendTag(b, fWorker, protowire.BytesType)
-	b = protowire.AppendString(b, s.Worker)
+	b = protowire.AppendString(b, worker)
 	b = protowire.AppendTag(b, fWorkerIndex, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(s.WorkerIndex))
+	b = protowire.AppendVarint(b, uint64(index))
 	b = protowire.AppendTag(b, fPID, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(s.PID))
+	b = protowire.AppendVarint(b, uint64(pid))
 	b = protowire.AppendTag(b, fIncarnation, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(s.Incarnation))
-	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
-	b = protowire.AppendVarint(b, s.Seq)
-	b = protowire.AppendTag(b, fSource, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(s.Source))
-	b = protowire.AppendTag(b, fReceived, protowire.Fixed64Type)
-	b = protowire.AppendFixed64(b, uint64(s.Received.UnixNano()))
-	return b
+	return protowire.AppendVarint(b, uint64(incarnation))
+}
+
+// Two-byte keys of the per-record stamp fields (numbers 16..31).
+const (
+	keySeq      = fSeq<<3 | 0      // varint
+	keySource   = fSource<<3 | 0   // varint
+	keyReceived = fReceived<<3 | 1 // fixed64
+)
+
+// AppendStampArrival appends the per-record stamp fields: seq, source and
+// the time of arrival in Unix nanoseconds.
+func AppendStampArrival(b []byte, seq uint64, source int32, receivedUnixNano int64) []byte {
+	b = append(b, keySeq&0x7f|0x80, keySeq>>7)
+	if seq < 0x80 {
+		b = append(b, byte(seq))
+	} else {
+		b = protowire.AppendVarint(b, seq)
+	}
+	b = append(b, keySource&0x7f|0x80, keySource>>7)
+	b = protowire.AppendVarint(b, uint64(source))
+	b = append(b, keyReceived&0x7f|0x80, keyReceived>>7)
+	return binary.LittleEndian.AppendUint64(b, uint64(receivedUnixNano))
 }
 
 // GroupMark remembers where an open group started; see OpenGroup.

@@ -213,3 +213,21 @@ func FuzzView(f *testing.F) {
 		walk(v.Attrs(), 0)
 	})
 }
+
+// TestStampMatchesGenerated: the stamp's hand-written keys decode as the
+// generated code's fields, for small and large values.
+func TestStampMatchesGenerated(t *testing.T) {
+	for _, s := range []Stamp{
+		{Worker: "w", WorkerIndex: 0, PID: 1, Incarnation: 0, Seq: 1, Source: SourceSDK, Received: time.Unix(0, 5)},
+		{Worker: strings.Repeat("x", 200), WorkerIndex: 300, PID: 1 << 40, Incarnation: 1 << 20, Seq: 1 << 50, Source: SourceHost, Received: time.Unix(1<<32, 7)},
+	} {
+		var r logtkv1.Record
+		if err := proto.Unmarshal(AppendStamp(nil, &s), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Worker != s.Worker || r.WorkerIndex != s.WorkerIndex || r.Pid != s.PID || r.Incarnation != s.Incarnation ||
+			r.Seq != s.Seq || int32(r.Source) != s.Source || r.ReceivedUnixNano != s.Received.UnixNano() {
+			t.Fatalf("stamp %+v decoded as %v", s, &r)
+		}
+	}
+}
