@@ -111,11 +111,18 @@ func BenchmarkPipeline(b *testing.B) {
 
 // BenchmarkNetworkEndToEnd measures records/s and MB/s from 4 worker
 // processes through the host, the Wasm protobuf formatter and the Wasm
-// network transport to a log server on loopback that syncs before it
-// acknowledges. Each op is one record.
+// network transport to a log server on loopback that acknowledges each
+// batch once it is in its files ("fsync=none") or once it is synced to
+// disk ("fsync=batch"). Each op is one record.
 func BenchmarkNetworkEndToEnd(b *testing.B) {
+	for _, fsync := range []string{"none", "batch"} {
+		b.Run("fsync="+fsync, func(b *testing.B) { benchEndToEnd(b, fsync) })
+	}
+}
+
+func benchEndToEnd(b *testing.B, fsync string) {
 	dir := b.TempDir()
-	ls := newLogServerB(b, dir)
+	ls := newLogServerB(b, dir, fsync)
 	per := max(b.N/4, 1)
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(per)})
 	w.Count = 4
@@ -154,9 +161,9 @@ func BenchmarkNetworkEndToEnd(b *testing.B) {
 	b.ReportMetric(float64(stored)/el.Seconds()/1e6, "MB/s")
 }
 
-func newLogServerB(b *testing.B, dir string) *LogServer {
+func newLogServerB(b *testing.B, dir, fsync string) *LogServer {
 	ls, err := StartServer(&ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")},
-		Fsync: "batch", MaxBytes: 1 << 30}, hclog.NewNullLogger())
+		Fsync: fsync, MaxBytes: 1 << 30}, hclog.NewNullLogger())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -394,7 +394,7 @@ func (p *pipeline) failed(t *transportStage, it item, err error) {
 
 // maxInFlight is how many batches an asynchronous transport (one that
 // exports logtk_poll) may have on their way at once.
-const maxInFlight = 8
+const maxInFlight = 32
 
 // pollWait bounds one logtk_poll call.
 const pollWait = 500 * time.Millisecond

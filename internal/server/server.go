@@ -194,6 +194,11 @@ type session struct {
 
 	app, sender, format string
 	log                 hclog.Logger
+
+	// seqs caches this session's entries of Server.seqs by worker name
+	// and index, so that following a record's sequence costs a map lookup
+	// without building its key.
+	seqs map[string]map[uint32]*atomic.Uint64
 }
 
 func (ss *session) run() {
@@ -268,6 +273,13 @@ func (ss *session) run() {
 	stopBeat := ss.heartbeat()
 	defer stopBeat()
 
+	// Stored batches are made durable and acknowledged by a committer
+	// goroutine while this one reads and stores the next: batches that
+	// arrive during a sync are covered by the next one.
+	acks := make(chan pendingAck, maxPendingAcks)
+	committed := make(chan struct{})
+	go func() { defer close(committed); ss.committer(acks) }()
+	defer func() { close(acks); <-committed }()
 	for {
 		ss.c.SetReadDeadline(time.Now().Add(3 * s.opts.Heartbeat))
 		t, p, err := r.Next()
@@ -282,7 +294,7 @@ func (ss *session) run() {
 				ss.reject(wire.CloseMalformed, err.Error())
 				return
 			}
-			dup, err := s.opts.Store.Write(ss.app, ss.sender, ss.format, id, batch)
+			t, dup, err := s.opts.Store.Append(ss.app, ss.sender, ss.format, id, batch)
 			if err != nil {
 				ss.log.Error("storing a batch failed; closing so the client retries", "batch", id, "error", err)
 				ss.reject(wire.CloseStorage, "storage failed")
@@ -300,12 +312,11 @@ func (ss *session) run() {
 					s.opts.OnStored(ss.app, ss.sender, ss.format, batch)
 				}
 			}
-			// Acks wait in the buffer while more input is waiting, so a
-			// burst of batches costs one write.
-			if err := ss.send(wire.AppendAck(nil, id), r.Buffered() == 0); err != nil {
-				ss.fail(err, "acknowledging")
-				return
-			}
+			// While more batches are waiting to be read, their syncs and
+			// acks wait too: a burst of batches costs one sync (shared
+			// with other connections writing the same files) and one
+			// write of acks.
+			acks <- pendingAck{id, t}
 		case wire.TypePing:
 			nonce, err := wire.ParsePing(p)
 			if err != nil {
@@ -327,6 +338,61 @@ func (ss *session) run() {
 			return
 		}
 	}
+}
+
+// maxPendingAcks bounds the batches a session stores ahead of their sync
+// and acknowledgement.
+const maxPendingAcks = 64
+
+// pendingAck is a stored batch awaiting its sync and acknowledgement.
+type pendingAck struct {
+	id uint64
+	t  Ticket
+}
+
+// committer makes the batches read from acks durable and acknowledges
+// them, as many at a time as are waiting. After a storage failure (the
+// connection is being closed) it only drains acks.
+func (ss *session) committer(acks <-chan pendingAck) {
+	var group []pendingAck
+	for a := range acks {
+		group = append(group[:0], a)
+	more:
+		for len(group) < maxPendingAcks {
+			select {
+			case b, ok := <-acks:
+				if !ok {
+					break more
+				}
+				group = append(group, b)
+			default:
+				break more
+			}
+		}
+		if !ss.commit(group) {
+			for range acks {
+			}
+			return
+		}
+	}
+}
+
+// commit waits until the pending batches are durable and acknowledges
+// them in one write. On a storage failure it closes the connection (the
+// client resends what was not acknowledged) and returns false.
+func (ss *session) commit(pending []pendingAck) bool {
+	for i, p := range pending {
+		if err := ss.s.opts.Store.Commit(p.t); err != nil {
+			ss.log.Error("syncing stored batches failed; closing so the client retries", "batch", p.id, "error", err)
+			ss.reject(wire.CloseStorage, "storage failed")
+			return false
+		}
+		if err := ss.send(wire.AppendAck(nil, p.id), i == len(pending)-1); err != nil {
+			ss.fail(err, "acknowledging")
+			return false
+		}
+	}
+	return true
 }
 
 // tokenOK compares the token with every configured one in constant time.
@@ -447,6 +513,28 @@ func (ss *session) fail(err error, when string) {
 	}
 }
 
+// lastSeq returns the counter of the last sequence number seen from a
+// worker instance (shared by the sender's sessions, so a reconnect does
+// not look like a gap).
+func (ss *session) lastSeq(worker []byte, index uint32) *atomic.Uint64 {
+	byIndex := ss.seqs[string(worker)]
+	if c := byIndex[index]; c != nil {
+		return c
+	}
+	if ss.seqs == nil {
+		ss.seqs = map[string]map[uint32]*atomic.Uint64{}
+	}
+	if byIndex == nil {
+		byIndex = map[uint32]*atomic.Uint64{}
+		ss.seqs[string(worker)] = byIndex
+	}
+	key := fmt.Sprintf("%s/%s/%s#%d", ss.app, ss.sender, worker, index)
+	val, _ := ss.s.seqs.LoadOrStore(key, new(atomic.Uint64))
+	c := val.(*atomic.Uint64)
+	byIndex[index] = c
+	return c
+}
+
 // checkGaps follows per-worker sequence numbers of logtk.v1.Record
 // batches and logs a gap: records lost before the server. A sequence that
 // starts again at 1 is a restarted host, not a gap.
@@ -456,10 +544,7 @@ func (ss *session) checkGaps(batch []byte) {
 		if !v.Parse(e) || v.Seq == 0 {
 			return
 		}
-		key := fmt.Sprintf("%s/%s/%s#%d", ss.app, ss.sender, v.Worker, v.WorkerIndex)
-		val, _ := ss.s.seqs.LoadOrStore(key, new(atomic.Uint64))
-		last := val.(*atomic.Uint64)
-		prev := last.Swap(v.Seq)
+		prev := ss.lastSeq(v.Worker, v.WorkerIndex).Swap(v.Seq)
 		if prev != 0 && v.Seq != prev+1 && v.Seq != 1 {
 			ss.s.Stats.Gaps.Add(1)
 			if v.Seq > prev {

@@ -32,6 +32,12 @@ import (
 // batch: that tail was never acknowledged, so its sender will resend it.
 // Together with the senders' increasing batch ids this stores each batch
 // exactly once.
+//
+// Syncs are grouped: Append writes a batch and returns a Ticket, Commit
+// waits until a sync covers it. One sync covers every batch appended
+// before it started, whichever connection wrote it, so a connection with
+// batches in flight, or many connections, pay one sync per group rather
+// than one per batch.
 
 // StoreOptions configure a Store.
 type StoreOptions struct {
@@ -48,7 +54,20 @@ type Store struct {
 
 	mu    sync.Mutex
 	files map[string]*appFile // key: application/name
-	last  map[string]uint64   // key: application/sender
+	last  map[string]uint64   // key: application/sender; durable batches
+	// appended holds, per application/sender, the last batch id written
+	// (durable or not) and the ticket that makes it durable: a batch
+	// resent while its first copy awaits its sync is a duplicate that is
+	// acknowledged once that sync is done.
+	appended map[string]Ticket
+}
+
+// A Ticket names an appended batch; Commit makes it durable.
+type Ticket struct {
+	af  *appFile
+	gen uint64
+	key string
+	id  uint64
 }
 
 type appFile struct {
@@ -59,6 +78,17 @@ type appFile struct {
 	data, idx *os.File
 	size      int64
 	buf       []byte
+
+	// Group commit, under mu: gen counts appended batches, synced is the
+	// gen the last good sync covered, syncing is set while a sync runs
+	// (without mu); failed/failErr report a sync that failed for gens up
+	// to failed.
+	cond    sync.Cond
+	gen     uint64
+	synced  uint64
+	syncing bool
+	failed  uint64
+	failErr error
 }
 
 // OpenStore opens (and recovers) the store in dir.
@@ -66,7 +96,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, files: map[string]*appFile{}, last: map[string]uint64{}}
+	s := &Store{opts: opts, files: map[string]*appFile{}, last: map[string]uint64{}, appended: map[string]Ticket{}}
 	idxs, err := filepath.Glob(filepath.Join(opts.Dir, "*", "*.idx"))
 	if err != nil {
 		return nil, err
@@ -140,20 +170,35 @@ func (s *Store) LastBatch(application, sender string) uint64 {
 
 // Write stores a batch unless the sender's batch id shows it is stored
 // already (dup). When it returns nil the batch is as durable as the
-// store's fsync option makes it.
+// store's fsync option makes it. It is Append then Commit.
 func (s *Store) Write(application, sender, format string, batchID uint64, batch []byte) (dup bool, err error) {
-	af, err := s.file(application, format)
+	t, dup, err := s.Append(application, sender, format, batchID, batch)
 	if err != nil {
 		return false, err
+	}
+	return dup, s.Commit(t)
+}
+
+// Append writes a batch unless the sender's batch id shows it is written
+// already (dup), without waiting for a sync. The batch is durable, and may
+// be acknowledged, once Commit of the returned Ticket returns nil (for a
+// dup, once its first copy is durable).
+func (s *Store) Append(application, sender, format string, batchID uint64, batch []byte) (t Ticket, dup bool, err error) {
+	af, err := s.file(application, format)
+	if err != nil {
+		return Ticket{}, false, err
 	}
 	af.mu.Lock()
 	defer af.mu.Unlock()
 	key := application + "/" + sender
 	s.mu.Lock()
-	last := s.last[key]
+	last, prev := s.last[key], s.appended[key]
 	s.mu.Unlock()
 	if batchID <= last {
-		return true, nil
+		return Ticket{}, true, nil
+	}
+	if batchID <= prev.id {
+		return prev, true, nil
 	}
 	af.buf = af.buf[:0]
 	entries.Each(batch, func(e []byte) {
@@ -164,30 +209,77 @@ func (s *Store) Write(application, sender, format string, batchID uint64, batch 
 	})
 	if s.opts.MaxBytes > 0 && af.size > 0 && af.size+int64(len(af.buf)) > s.opts.MaxBytes {
 		if err := af.rotate(); err != nil {
-			return false, err
+			return Ticket{}, false, err
 		}
 	}
 	n, err := af.data.Write(af.buf)
 	af.size += int64(n)
 	if err != nil {
 		af.reopen()
-		return false, err
+		return Ticket{}, false, err
 	}
-	line := fmt.Sprintf("%d %d %s\n", af.size, batchID, sender)
-	if _, err := af.idx.WriteString(line); err != nil {
+	af.buf = strconv.AppendInt(af.buf[:0], af.size, 10)
+	af.buf = append(af.buf, ' ')
+	af.buf = strconv.AppendUint(af.buf, batchID, 10)
+	af.buf = append(af.buf, ' ')
+	af.buf = append(af.buf, sender...)
+	af.buf = append(af.buf, '\n')
+	if _, err := af.idx.Write(af.buf); err != nil {
 		af.reopen()
-		return false, err
+		return Ticket{}, false, err
 	}
-	if s.opts.Fsync {
-		if err := errors.Join(af.data.Sync(), af.idx.Sync()); err != nil {
-			af.reopen()
-			return false, err
-		}
-	}
+	af.gen++
+	t = Ticket{af: af, gen: af.gen, key: key, id: batchID}
 	s.mu.Lock()
-	s.last[key] = batchID
+	s.appended[key] = t
+	if !s.opts.Fsync {
+		s.last[key] = max(s.last[key], batchID)
+	}
 	s.mu.Unlock()
-	return false, nil
+	return t, false, nil
+}
+
+// Commit returns once the ticket's batch is durable: synced to disk in
+// "batch" fsync mode (by this call or by one running already, which
+// covers it if it started after the append), written without it. A
+// failed sync fails every ticket it covered; their senders resend.
+func (s *Store) Commit(t Ticket) error {
+	af := t.af
+	if af == nil || !s.opts.Fsync {
+		return nil
+	}
+	af.mu.Lock()
+	for af.synced < t.gen {
+		if t.gen <= af.failed {
+			err := af.failErr
+			af.mu.Unlock()
+			return err
+		}
+		if af.syncing {
+			af.cond.Wait()
+			continue
+		}
+		af.syncing = true
+		target, data, idx := af.gen, af.data, af.idx
+		af.mu.Unlock()
+		err := errors.Join(data.Sync(), idx.Sync())
+		af.mu.Lock()
+		af.syncing = false
+		if err != nil {
+			af.failed, af.failErr = target, err
+			af.reopen()
+		} else {
+			af.synced = target
+		}
+		af.cond.Broadcast()
+	}
+	af.mu.Unlock()
+	s.mu.Lock()
+	if t.id > s.last[t.key] {
+		s.last[t.key] = t.id
+	}
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Store) file(application, format string) (*appFile, error) {
@@ -202,6 +294,7 @@ func (s *Store) file(application, format string) (*appFile, error) {
 		return af, nil
 	}
 	af := &appFile{dir: filepath.Join(s.opts.Dir, application), name: name, ext: ext, prefixed: prefixed}
+	af.cond.L = &af.mu
 	if err := af.open(); err != nil {
 		return nil, err
 	}
@@ -245,6 +338,9 @@ func (af *appFile) reopen() {
 }
 
 func (af *appFile) rotate() error {
+	for af.syncing {
+		af.cond.Wait() // the running sync holds the files
+	}
 	if err := errors.Join(af.data.Sync(), af.idx.Sync(), af.data.Close(), af.idx.Close()); err != nil {
 		return err
 	}
@@ -256,7 +352,12 @@ func (af *appFile) rotate() error {
 	if err := os.Rename(base+af.ext+".idx", base+"-"+stamp+af.ext+".idx"); err != nil {
 		return err
 	}
-	return af.open()
+	if err := af.open(); err != nil {
+		return err
+	}
+	af.synced = af.gen // the rotated files were synced and closed
+	af.cond.Broadcast()
+	return nil
 }
 
 // Close syncs and closes every file.
@@ -266,6 +367,9 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, af := range s.files {
 		af.mu.Lock()
+		for af.syncing {
+			af.cond.Wait()
+		}
 		errs = append(errs, af.data.Sync(), af.idx.Sync(), af.data.Close(), af.idx.Close())
 		af.mu.Unlock()
 	}

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/logtk/logtk/internal/entries"
@@ -102,5 +104,73 @@ func TestStoreRotationAndFraming(t *testing.T) {
 	defer s.Close()
 	if s.LastBatch("app", "h") != 3 {
 		t.Fatalf("LastBatch across rotated indexes = %d", s.LastBatch("app", "h"))
+	}
+}
+
+// TestStoreGroupCommit: many senders append and commit at once with fsync;
+// every batch is stored once, LastBatch only counts committed batches, and
+// a batch resent while its first copy awaits its sync is a duplicate
+// whose commit waits for that sync.
+func TestStoreGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(StoreOptions{Dir: dir, Fsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, dup, err := s.Append("app", "a", "json", 1, batch("a1\n"))
+	if err != nil || dup {
+		t.Fatalf("append: dup=%v err=%v", dup, err)
+	}
+	if got := s.LastBatch("app", "a"); got != 0 {
+		t.Fatalf("LastBatch before the commit = %d, want 0", got)
+	}
+	t2, dup, err := s.Append("app", "a", "json", 1, batch("a1 again\n"))
+	if err != nil || !dup || t2 != t1 {
+		t.Fatalf("resend before the commit: dup=%v ticket=%v (first %v) err=%v", dup, t2, t1, err)
+	}
+	if err := s.Commit(t2); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LastBatch("app", "a"); got != 1 {
+		t.Fatalf("LastBatch after the commit = %d, want 1", got)
+	}
+
+	const senders, per = 8, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("s%d", i)
+			for id := uint64(1); id <= per; id++ {
+				if _, err := s.Write("app", name, "json", id, batch(fmt.Sprintf("%s-%d\n", name, id))); err != nil {
+					errs <- err
+					return
+				}
+				if got := s.LastBatch("app", name); got != id {
+					errs <- fmt.Errorf("%s: LastBatch %d after writing %d", name, got, id)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, "app", "records.log"))
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l] {
+			t.Fatalf("%q stored twice", l)
+		}
+		seen[l] = true
+	}
+	if len(lines) != 1+senders*per {
+		t.Fatalf("%d records stored, want %d", len(lines), 1+senders*per)
 	}
 }

@@ -244,8 +244,9 @@ func (t *Transport) Poll(timeout time.Duration) ([]uint64, error) {
 				ids = append(ids, id)
 				t.stored = max(t.stored, id)
 			}
-			// Take the acks already here, then return.
-			deadline = time.Now().Add(time.Millisecond)
+			// Take the acks already read, then return at once: the host
+			// sends the next batches meanwhile.
+			deadline = time.Time{}
 		case tPing:
 			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
 				t.drop()
