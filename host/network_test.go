@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -30,8 +31,9 @@ type logServer struct {
 	st   *server.Store
 	// process: run the server as a child process, and stop it with
 	// SIGKILL: no chance to finish a write, sync or say goodbye.
-	process bool
-	cmd     *exec.Cmd
+	process     bool
+	maxInFlight int // announced by the server; 0: its default
+	cmd         *exec.Cmd
 }
 
 func (ls *logServer) start() {
@@ -77,7 +79,7 @@ func (ls *logServer) start() {
 	if err != nil {
 		ls.t.Fatal(err)
 	}
-	srv := server.New(server.Options{Tokens: [][]byte{[]byte("tok")}, Store: st, Logger: hclog.NewNullLogger()})
+	srv := server.New(server.Options{Tokens: [][]byte{[]byte("tok")}, Store: st, Logger: hclog.NewNullLogger(), MaxInFlight: ls.maxInFlight})
 	go srv.Serve(ln)
 	ls.mu.Lock()
 	ls.srv, ls.st = srv, st
@@ -190,16 +192,31 @@ func checkExactlyOnce(t *testing.T, recs []record.View, workers, perWorker int) 
 }
 
 func TestNetworkEndToEnd(t *testing.T) {
-	ls := newLogServer(t, true)
-	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "5000"})
-	w.Count = 2
-	h, err := New(networkConfig(t, ls, w), Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
+	// 0: the server's default (32 in flight); 1 and 3: the transport
+	// waits for acks before it sends more (the server closes a connection
+	// that exceeds its limit, which the check on Rejected catches).
+	for _, maxInFlight := range []int{0, 1, 3} {
+		t.Run(fmt.Sprintf("max_in_flight=%d", maxInFlight), func(t *testing.T) {
+			ls := newLogServer(t, false)
+			ls.maxInFlight = maxInFlight
+			ls.start()
+			w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "5000"})
+			w.Count = 2
+			h, err := New(networkConfig(t, ls, w), Options{Logger: testLogger(t), BatchSize: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Start()
+			waitDone(t, h, 2*time.Minute)
+			checkExactlyOnce(t, ls.stored(t, "app"), 2, 5000)
+			ls.mu.Lock()
+			rejected := ls.srv.Stats.Rejected.Load()
+			ls.mu.Unlock()
+			if rejected != 0 {
+				t.Fatalf("the server closed %d connections (max_in_flight exceeded?)", rejected)
+			}
+		})
 	}
-	h.Start()
-	waitDone(t, h, 2*time.Minute)
-	checkExactlyOnce(t, ls.stored(t, "app"), 2, 5000)
 }
 
 // TestNetworkServerOutages: the server is down at the start and restarted

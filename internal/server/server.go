@@ -30,7 +30,8 @@ type Options struct {
 	Store  *Store
 	// MaxFrameBytes is the largest frame payload accepted. Default 4 MiB.
 	MaxFrameBytes int
-	// MaxInFlight is announced to clients. Default 8.
+	// MaxInFlight is announced to clients, which keep at most that many
+	// batches unacknowledged. Default 32.
 	MaxInFlight int
 	// Heartbeat is the ping interval; a peer silent for three is dead.
 	// Default 5s.
@@ -41,13 +42,16 @@ type Options struct {
 	// MaxConns bounds concurrent connections. Default 4096.
 	MaxConns int
 	Logger   hclog.Logger
-	// OnStored, when set, receives each batch after it is stored and
-	// before it is acknowledged (a duplicate is not passed again). It runs
-	// on the connection's goroutine: while it runs, that sender waits.
+	// OnStored, when set, receives each batch once it is written to the
+	// store, usually before its sync (a duplicate is not passed again; a
+	// batch whose sync fails is resent and passed again). It runs on the
+	// connection's goroutine: while it runs, that sender waits.
 	OnStored func(application, sender, format string, batch []byte)
 }
 
-// Stats are counters since the server started.
+// Stats are counters since the server started. Rejected counts
+// connections refused at authentication or closed for exceeding
+// max_in_flight.
 type Stats struct {
 	Batches, Records, Duplicates, Rejected, Gaps atomic.Int64
 }
@@ -194,6 +198,7 @@ type session struct {
 
 	app, sender, format string
 	log                 hclog.Logger
+	unacked             atomic.Int64 // batches read and not yet acknowledged
 
 	// seqs caches this session's entries of Server.seqs by worker name
 	// and index, so that following a record's sequence costs a map lookup
@@ -294,6 +299,11 @@ func (ss *session) run() {
 				ss.reject(wire.CloseMalformed, err.Error())
 				return
 			}
+			if ss.unacked.Add(1) > int64(s.opts.MaxInFlight) {
+				s.Stats.Rejected.Add(1)
+				ss.reject(wire.CloseTooManyInFlight, fmt.Sprintf("more than max_in_flight = %d batches unacknowledged", s.opts.MaxInFlight))
+				return
+			}
 			t, dup, err := s.opts.Store.Append(ss.app, ss.sender, ss.format, id, batch)
 			if err != nil {
 				ss.log.Error("storing a batch failed; closing so the client retries", "batch", id, "error", err)
@@ -387,6 +397,7 @@ func (ss *session) commit(pending []pendingAck) bool {
 			ss.reject(wire.CloseStorage, "storage failed")
 			return false
 		}
+		ss.unacked.Add(-1) // before the ack: the client may send its next batch at once
 		if err := ss.send(wire.AppendAck(nil, p.id), i == len(pending)-1); err != nil {
 			ss.fail(err, "acknowledging")
 			return false

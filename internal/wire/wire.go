@@ -49,7 +49,7 @@ const (
 // Defaults the server announces unless configured otherwise.
 const (
 	DefaultMaxFrameBytes = 4 << 20
-	DefaultMaxInFlight   = 8
+	DefaultMaxInFlight   = 32
 	DefaultHeartbeat     = 5000 // milliseconds
 )
 

@@ -56,14 +56,15 @@ type Transport struct {
 	token      []byte
 	ackTimeout time.Duration
 
-	conn     *plugin.Conn
-	inflight map[uint64]time.Time // sent, not yet acknowledged: when sent
-	done     []uint64             // acknowledged, not yet reported by Poll
-	stored   uint64               // the server's last stored batch for this sender
-	maxFrame int
-	in       []byte // bytes read, not yet consumed
-	out      []byte
-	readBuf  [64 << 10]byte
+	conn        *plugin.Conn
+	inflight    map[uint64]time.Time // sent, not yet acknowledged: when sent
+	done        []uint64             // acknowledged, not yet reported by Poll
+	stored      uint64               // the server's last stored batch for this sender
+	maxFrame    int
+	maxInFlight int    // the server's limit on unacknowledged batches (0: none announced)
+	in          []byte // bytes read, not yet consumed
+	out         []byte
+	readBuf     [64 << 10]byte
 }
 
 // New returns an unconfigured Transport.
@@ -195,6 +196,19 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 		t.done = append(t.done, b.ID()) // stored before a reconnect
 		return nil
 	}
+	// The server's limit on unacknowledged batches: wait for acks first.
+	if t.maxInFlight > 0 && len(t.inflight) >= t.maxInFlight {
+		deadline := time.Now().Add(t.ackTimeout)
+		for len(t.inflight) >= t.maxInFlight {
+			if err := t.readAcks(deadline); err != nil {
+				return err
+			}
+			if time.Now().After(deadline) {
+				t.drop()
+				return plugin.Retry(fmt.Errorf("no ack within %s with %d batches in flight", t.ackTimeout, len(t.inflight)))
+			}
+		}
+	}
 	t.out = appendHeader(t.out[:0], tData, protowire.SizeVarint(b.ID())+len(b.Bytes()))
 	t.out = protowire.AppendVarint(t.out, b.ID())
 	t.out = append(t.out, b.Bytes()...)
@@ -214,56 +228,65 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 // than ack_timeout, or a lost connection, makes it fail with Retry: the
 // host then sends everything unacknowledged again.
 func (t *Transport) Poll(timeout time.Duration) ([]uint64, error) {
+	err := t.readAcks(time.Now().Add(timeout))
+	if err == nil {
+		for id, sent := range t.inflight {
+			if time.Since(sent) > t.ackTimeout {
+				t.drop()
+				err = plugin.Retry(fmt.Errorf("no ack for batch %d within %s", id, t.ackTimeout))
+				break
+			}
+		}
+	}
 	ids := t.done
 	t.done = nil
+	return ids, err
+}
+
+// readAcks reads the server's frames until deadline or until acks came
+// (then it takes those already read and returns at once), adding the
+// acknowledged batches to t.done.
+func (t *Transport) readAcks(deadline time.Time) error {
 	if len(t.inflight) == 0 {
-		return ids, nil
+		return nil
 	}
 	if t.conn == nil {
-		return ids, plugin.Retry(errors.New("not connected"))
+		return plugin.Retry(errors.New("not connected"))
 	}
-	deadline := time.Now().Add(timeout)
 	for len(t.inflight) > 0 {
 		typ, p, err := t.readFrame(deadline)
 		if errors.Is(err, plugin.ErrTimeout) {
-			break
+			return nil
 		}
 		if err != nil {
 			t.drop()
-			return ids, plugin.Retry(fmt.Errorf("waiting for acks: %w", err))
+			return plugin.Retry(fmt.Errorf("waiting for acks: %w", err))
 		}
 		switch typ {
 		case tAck:
 			id, n := protowire.ConsumeVarint(p)
 			if n < 0 {
 				t.drop()
-				return ids, plugin.Retry(errors.New("malformed ACK"))
+				return plugin.Retry(errors.New("malformed ACK"))
 			}
 			if _, ok := t.inflight[id]; ok {
 				delete(t.inflight, id)
-				ids = append(ids, id)
+				t.done = append(t.done, id)
 				t.stored = max(t.stored, id)
 			}
-			// Take the acks already read, then return at once: the host
-			// sends the next batches meanwhile.
+			// Take the acks already read, then return at once.
 			deadline = time.Time{}
 		case tPing:
 			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
 				t.drop()
-				return ids, plugin.Retry(err)
+				return plugin.Retry(err)
 			}
 		case tClose:
 			t.drop()
-			return ids, plugin.Retry(fmt.Errorf("server closed the connection: %s", describeClose(p)))
+			return plugin.Retry(fmt.Errorf("server closed the connection: %s", describeClose(p)))
 		}
 	}
-	for id, sent := range t.inflight {
-		if time.Since(sent) > t.ackTimeout {
-			t.drop()
-			return ids, plugin.Retry(fmt.Errorf("no ack for batch %d within %s", id, t.ackTimeout))
-		}
-	}
-	return ids, nil
+	return nil
 }
 
 func appendHeader(b []byte, typ byte, n int) []byte {
@@ -299,20 +322,28 @@ func (t *Transport) connect() error {
 	default:
 		return fmt.Errorf("expected WELCOME, got frame type %d", typ)
 	}
-	stored, maxFrame, err := parseWelcome(p)
+	w, err := parseWelcome(p)
 	if err != nil {
 		return err
 	}
-	t.stored, t.maxFrame = stored, maxFrame
+	t.stored, t.maxFrame, t.maxInFlight = w.stored, w.maxFrame, w.maxInFlight
 	return nil
 }
 
+// welcome is what the plugin uses of a WELCOME.
+type welcome struct {
+	stored      uint64 // the highest batch id the server has from this sender
+	maxFrame    int    // 0: not announced
+	maxInFlight int    // 0: not announced
+}
+
 // parseWelcome reads the fields of a WELCOME the plugin uses.
-func parseWelcome(p []byte) (stored uint64, maxFrame int, err error) {
+func parseWelcome(p []byte) (welcome, error) {
+	var w welcome
 	for len(p) > 0 {
 		num, typ, n := protowire.ConsumeTag(p)
 		if n < 0 {
-			return 0, 0, errors.New("malformed WELCOME")
+			return welcome{}, errors.New("malformed WELCOME")
 		}
 		p = p[n:]
 		v, m := protowire.ConsumeVarint(p)
@@ -320,17 +351,22 @@ func parseWelcome(p []byte) (stored uint64, maxFrame int, err error) {
 			m = protowire.ConsumeFieldValue(num, typ, p)
 		}
 		if m < 0 {
-			return 0, 0, errors.New("malformed WELCOME")
+			return welcome{}, errors.New("malformed WELCOME")
 		}
 		p = p[m:]
-		switch {
-		case num == 2 && typ == protowire.VarintType:
-			maxFrame = int(min(v, 1<<30))
-		case num == 5 && typ == protowire.VarintType:
-			stored = v
+		if typ != protowire.VarintType {
+			continue
+		}
+		switch num {
+		case 2:
+			w.maxFrame = int(min(v, 1<<30))
+		case 3:
+			w.maxInFlight = int(min(v, 1<<16))
+		case 5:
+			w.stored = v
 		}
 	}
-	return stored, maxFrame, nil
+	return w, nil
 }
 
 // splitFrame takes one complete frame off the front of in.

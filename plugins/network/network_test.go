@@ -35,11 +35,13 @@ func TestDecoders(t *testing.T) {
 	w = protowire.AppendVarint(w, 4096)
 	w = protowire.AppendTag(w, 9, protowire.BytesType) // unknown field: skipped
 	w = protowire.AppendString(w, "x")
+	w = protowire.AppendTag(w, 3, protowire.VarintType)
+	w = protowire.AppendVarint(w, 16)
 	w = protowire.AppendTag(w, 5, protowire.VarintType)
 	w = protowire.AppendVarint(w, 77)
-	stored, max, err := parseWelcome(w)
-	if err != nil || stored != 77 || max != 4096 {
-		t.Fatalf("parseWelcome = %d %d %v", stored, max, err)
+	got, err := parseWelcome(w)
+	if want := (welcome{stored: 77, maxFrame: 4096, maxInFlight: 16}); err != nil || got != want {
+		t.Fatalf("parseWelcome = %+v %v, want %+v", got, err, want)
 	}
 	frame := append(binary.LittleEndian.AppendUint32(nil, 3), 4, 'a', 'b')
 	typ, p, rest, ok, err := splitFrame(append(frame, 9))
