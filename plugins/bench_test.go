@@ -69,8 +69,9 @@ func BenchmarkFormat(b *testing.B) {
 					if err := inst.Configure(ctx, []byte("{}")); err != nil {
 						b.Fatal(err)
 					}
+					var out []byte
 					for b.Loop() {
-						if _, err := inst.Format(ctx, batch, size); err != nil {
+						if out, err = inst.FormatAppend(ctx, out[:0], batch, size); err != nil {
 							b.Fatal(err)
 						}
 					}

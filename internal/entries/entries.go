@@ -16,7 +16,7 @@ func Append(b, entry []byte) []byte {
 func Count(b []byte) (int, bool) {
 	n := 0
 	for len(b) > 0 {
-		l, k := protowire.ConsumeVarint(b)
+		l, k := uvarint(b)
 		if k < 0 || uint64(len(b)-k) < l {
 			return n, false
 		}
@@ -35,7 +35,7 @@ func Each(b []byte, fn func(entry []byte)) {
 // EachWhile is Each that stops when fn returns false.
 func EachWhile(b []byte, fn func(entry []byte) bool) {
 	for len(b) > 0 {
-		l, k := protowire.ConsumeVarint(b)
+		l, k := uvarint(b)
 		if k < 0 || uint64(len(b)-k) < l {
 			return
 		}
@@ -44,4 +44,16 @@ func EachWhile(b []byte, fn func(entry []byte) bool) {
 		}
 		b = b[k+int(l):]
 	}
+}
+
+// uvarint is protowire.ConsumeVarint with the lengths of most entries
+// (one or two bytes) decoded inline.
+func uvarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	if len(b) > 1 && b[1] < 0x80 {
+		return uint64(b[0]&0x7f) | uint64(b[1])<<7, 2
+	}
+	return protowire.ConsumeVarint(b)
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -224,7 +225,9 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 		return fail(errors.Unwrap(err))
 	}
 	defer inst.Close(ctx)
-	st, res, err := inst.call(ctx, "logtk_info")
+	octx, cancel := inst.opCtx(ctx)
+	defer cancel()
+	st, res, err := inst.call(octx, nil, "logtk_info")
 	if err != nil {
 		return fail(err)
 	}
@@ -317,8 +320,10 @@ type Instance struct {
 	mod    api.Module
 	fns    map[string]api.Function
 	broken bool
-	stdout *lineLogger
-	stderr *lineLogger
+	// inPtr and inCap: the input buffer logtk_alloc returned last.
+	inPtr, inCap uint32
+	stdout       *lineLogger
+	stderr       *lineLogger
 }
 
 // NewInstance instantiates the module in its sandbox and checks its ABI
@@ -414,26 +419,31 @@ func (i *Instance) brokenErr(call string, msg string, err error) *CallError {
 	return &CallError{Plugin: i.m.name, Call: call, Status: -1, Msg: msg, Broken: true, Err: err}
 }
 
-// call runs an export with the time budget and returns its status and the
-// result bytes (copied).
-func (i *Instance) call(ctx context.Context, name string, params ...uint64) (int, []byte, error) {
+// opCtx returns the context of one host operation (Format, Write, ...):
+// its calls into the plugin share the time budget and see the instance's
+// network state.
+func (i *Instance) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithValue(ctx, netKey{}, i.net), i.m.opts.Limits.CallTimeout)
+}
+
+// call runs an export and appends its result bytes to dst. ctx comes from
+// opCtx.
+func (i *Instance) call(ctx context.Context, dst []byte, name string, params ...uint64) (int, []byte, error) {
 	if i.broken {
-		return 0, nil, i.brokenErr(name, "instance is broken", nil)
+		return 0, dst, i.brokenErr(name, "instance is broken", nil)
 	}
 	fn := i.fns[name]
 	if fn == nil {
-		return 0, nil, &CallError{Plugin: i.m.name, Call: name, Status: -1, Msg: "not exported"}
+		return 0, dst, &CallError{Plugin: i.m.name, Call: name, Status: -1, Msg: "not exported"}
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, netKey{}, i.net), i.m.opts.Limits.CallTimeout)
-	defer cancel()
 	res, err := fn.Call(ctx, params...)
 	if err != nil {
-		return 0, nil, i.brokenErr(name, describeTrap(err, i.m.opts.Limits), err)
+		return 0, dst, i.brokenErr(name, describeTrap(err, i.m.opts.Limits), err)
 	}
 	st := int(uint32(res[0]))
-	out, err := i.result(ctx)
+	out, err := i.result(ctx, dst)
 	if err != nil {
-		return 0, nil, i.brokenErr(name, err.Error(), err)
+		return 0, dst, i.brokenErr(name, err.Error(), err)
 	}
 	return st, out, nil
 }
@@ -466,35 +476,52 @@ func describeTrap(err error, l Limits) string {
 	return msg
 }
 
-func (i *Instance) result(ctx context.Context) ([]byte, error) {
+func (i *Instance) result(ctx context.Context, dst []byte) ([]byte, error) {
 	r, err := i.fns["logtk_result"].Call(ctx)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	p, n := uint32(r[0]>>32), uint32(r[0])
 	if n == 0 {
-		return nil, nil
+		return dst, nil
 	}
 	b, ok := i.mod.Memory().Read(p, n)
 	if !ok {
-		return nil, fmt.Errorf("returned a result at %#x+%d, outside its %d bytes of memory", p, n, i.mod.Memory().Size())
+		return dst, fmt.Errorf("returned a result at %#x+%d, outside its %d bytes of memory", p, n, i.mod.Memory().Size())
 	}
-	return bytes.Clone(b), nil
+	return append(dst, b...), nil
 }
 
-// input copies data into the plugin's input buffer.
-func (i *Instance) input(ctx context.Context, call string, data []byte) (uint64, uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, i.m.opts.Limits.CallTimeout)
-	defer cancel()
-	r, err := i.fns["logtk_alloc"].Call(ctx, uint64(len(data)))
-	if err != nil {
-		return 0, 0, i.brokenErr(call, "logtk_alloc: "+describeTrap(err, i.m.opts.Limits), err)
+// input copies the concatenation of parts into the plugin's input buffer.
+// The buffer logtk_alloc returned is kept and reused while inputs fit
+// (docs/plugin-abi.md: it stays valid until the next logtk_alloc).
+func (i *Instance) input(ctx context.Context, call string, parts ...[]byte) (uint64, uint64, error) {
+	n := 0
+	for _, b := range parts {
+		n += len(b)
 	}
-	p := uint32(r[0])
-	if !i.mod.Memory().Write(p, data) || (p == 0 && len(data) > 0) {
-		return 0, 0, i.brokenErr(call, fmt.Sprintf("logtk_alloc(%d) returned %#x, outside its memory", len(data), p), nil)
+	if i.inPtr == 0 || uint32(n) > i.inCap {
+		r, err := i.fns["logtk_alloc"].Call(ctx, uint64(n))
+		if err != nil {
+			return 0, 0, i.brokenErr(call, "logtk_alloc: "+describeTrap(err, i.m.opts.Limits), err)
+		}
+		p := uint32(r[0])
+		if p == 0 || uint64(p)+uint64(n) > uint64(i.mod.Memory().Size()) {
+			if n == 0 && p == 0 {
+				return 0, 0, nil
+			}
+			return 0, 0, i.brokenErr(call, fmt.Sprintf("logtk_alloc(%d) returned %#x, outside its memory", n, p), nil)
+		}
+		i.inPtr, i.inCap = p, uint32(n)
 	}
-	return uint64(p), uint64(len(data)), nil
+	off := i.inPtr
+	for _, b := range parts {
+		if !i.mod.Memory().Write(off, b) {
+			return 0, 0, i.brokenErr(call, fmt.Sprintf("the input buffer at %#x is outside the plugin's memory", i.inPtr), nil)
+		}
+		off += uint32(len(b))
+	}
+	return uint64(i.inPtr), uint64(n), nil
 }
 
 func (i *Instance) statusErr(call string, st int, msg []byte) error {
@@ -506,11 +533,13 @@ func (i *Instance) statusErr(call string, st int, msg []byte) error {
 
 // Configure passes the plugin its configuration as JSON.
 func (i *Instance) Configure(ctx context.Context, config []byte) error {
+	ctx, cancel := i.opCtx(ctx)
+	defer cancel()
 	p, n, err := i.input(ctx, "logtk_configure", config)
 	if err != nil {
 		return err
 	}
-	st, res, err := i.call(ctx, "logtk_configure", p, n)
+	st, res, err := i.call(ctx, nil, "logtk_configure", p, n)
 	if err != nil {
 		return err
 	}
@@ -521,26 +550,36 @@ func (i *Instance) Configure(ctx context.Context, config []byte) error {
 // returns the formatted batch (a fresh copy). Output that is not exactly
 // count well-formed entries marks the instance broken.
 func (i *Instance) Format(ctx context.Context, batch []byte, count int) ([]byte, error) {
+	return i.FormatAppend(ctx, nil, batch, count)
+}
+
+// FormatAppend is Format appending the formatted batch to dst.
+func (i *Instance) FormatAppend(ctx context.Context, dst, batch []byte, count int) ([]byte, error) {
+	ctx, cancel := i.opCtx(ctx)
+	defer cancel()
 	p, n, err := i.input(ctx, "logtk_format", batch)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	st, res, err := i.call(ctx, "logtk_format", p, n)
+	start := len(dst)
+	st, out, err := i.call(ctx, dst, "logtk_format", p, n)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if st != StatusOK {
-		return nil, i.statusErr("logtk_format", st, res)
+		return dst, i.statusErr("logtk_format", st, out[start:])
 	}
-	got, ok := entries.Count(res)
+	got, ok := entries.Count(out[start:])
 	if !ok || got != count {
-		return nil, i.brokenErr("logtk_format", fmt.Sprintf("returned garbage: %d well-formed entries (ok=%v) for %d records", got, ok, count), nil)
+		return dst, i.brokenErr("logtk_format", fmt.Sprintf("returned garbage: %d well-formed entries (ok=%v) for %d records", got, ok, count), nil)
 	}
-	return res, nil
+	return out, nil
 }
 
 func (i *Instance) simple(ctx context.Context, call string) error {
-	st, res, err := i.call(ctx, call)
+	ctx, cancel := i.opCtx(ctx)
+	defer cancel()
+	st, res, err := i.call(ctx, nil, call)
 	if err != nil {
 		return err
 	}
@@ -560,13 +599,14 @@ func (i *Instance) ClosePlugin(ctx context.Context) error {
 // increasing id and retries a batch with the same id. pending reports that
 // the transport took the batch but has not delivered it yet (Poll will).
 func (i *Instance) Write(ctx context.Context, id uint64, batch []byte) (pending bool, err error) {
-	in := protowire.AppendVarint(make([]byte, 0, len(batch)+10), id)
-	in = append(in, batch...)
-	p, n, err := i.input(ctx, "logtk_write", in)
+	ctx, cancel := i.opCtx(ctx)
+	defer cancel()
+	var idb [binary.MaxVarintLen64]byte
+	p, n, err := i.input(ctx, "logtk_write", protowire.AppendVarint(idb[:0], id), batch)
 	if err != nil {
 		return false, err
 	}
-	st, res, err := i.call(ctx, "logtk_write", p, n)
+	st, res, err := i.call(ctx, nil, "logtk_write", p, n)
 	if err != nil {
 		return false, err
 	}
@@ -583,7 +623,9 @@ func (i *Instance) Async() bool { return i.fns["logtk_poll"] != nil }
 // Poll waits up to timeout for the transport to deliver pending batches
 // and returns the ids it reports delivered.
 func (i *Instance) Poll(ctx context.Context, timeout time.Duration) ([]uint64, error) {
-	st, res, err := i.call(ctx, "logtk_poll", uint64(timeout/time.Millisecond))
+	ctx, cancel := i.opCtx(ctx)
+	defer cancel()
+	st, res, err := i.call(ctx, nil, "logtk_poll", uint64(timeout/time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
