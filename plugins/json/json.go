@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/logtk/logtk/sdk/plugin"
@@ -68,7 +67,7 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 			b = strconv.AppendInt(b, r.TimeUnixNano, 10)
 		} else {
 			b = append(b, '"')
-			b = time.Unix(0, r.TimeUnixNano).UTC().AppendFormat(b, time.RFC3339Nano)
+			b = textfmt.AppendTime(b, r.TimeUnixNano, 0, true)
 			b = append(b, '"')
 		}
 		b = append(b, ',')
@@ -153,7 +152,7 @@ func appendAttr(b []byte, a *plugin.Attr) []byte {
 		return append(b, '"')
 	case plugin.KindTime:
 		b = append(b, '"')
-		b = a.Time().UTC().AppendFormat(b, time.RFC3339Nano)
+		b = textfmt.AppendTime(b, a.TimeUnixNano(), 0, true)
 		return append(b, '"')
 	case plugin.KindDuration:
 		return strconv.AppendInt(b, int64(a.Duration()), 10)

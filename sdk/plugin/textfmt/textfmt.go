@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/logtk/logtk/internal/record" // via the plugin.Record alias
@@ -89,7 +88,7 @@ func AppendEncoded(b, rec []byte) []byte {
 func (t *Theme) Append(b []byte, r *record.View) []byte {
 	if r.TimeUnixNano != 0 {
 		b = append(b, t.Dim...)
-		b = time.Unix(0, r.TimeUnixNano).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+		b = AppendTime(b, r.TimeUnixNano, 6, false)
 		b = append(b, t.Reset...)
 		b = append(b, ' ')
 	}
@@ -174,11 +173,15 @@ type block struct{ prefix, key, text []byte }
 
 func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block) ([]byte, []block) {
 	if a.Kind == record.KindGroup {
-		p := prefix
+		// A group's key prefix is built in a buffer of its own at the top
+		// level and extended in place below: siblings overwrite what
+		// follows their parent's prefix, never the prefix itself (the
+		// record's bytes are never written).
+		var p []byte
 		if len(prefix) > 0 {
-			p = append(append(append([]byte(nil), prefix...), '.'), a.Key...)
+			p = append(append(prefix[:len(prefix):cap(prefix)], '.'), a.Key...)
 		} else {
-			p = a.Key
+			p = append(make([]byte, 0, 64), a.Key...)
 		}
 		var ga record.AttrView
 		for it := a.Group(); it.Next(&ga); {
@@ -187,18 +190,19 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block)
 		return b, blocks
 	}
 	if a.Kind == record.KindString && bytes.Contains(bytes.TrimRight(a.Data, "\n"), []byte{'\n'}) {
-		return b, append(blocks, block{prefix, a.Key, a.Data})
+		// Deferred past the line: the block keeps its own prefix.
+		return b, append(blocks, block{bytes.Clone(prefix), a.Key, a.Data})
 	}
 	b = append(b, ' ')
 	b = append(b, t.Key...)
-	if len(prefix) > 0 || needsQuote(a.Key) {
-		key := a.Key
-		if len(prefix) > 0 {
-			key = append(append(append([]byte(nil), prefix...), '.'), a.Key...)
-		}
+	switch {
+	case len(prefix) > 0 && (needsQuote(prefix) || needsQuote(a.Key)):
+		key := append(append(append([]byte(nil), prefix...), '.'), a.Key...)
 		b = appendString(b, key)
-	} else {
-		b = append(b, a.Key...)
+	case len(prefix) > 0:
+		b = append(append(append(b, prefix...), '.'), a.Key...)
+	default:
+		b = appendString(b, a.Key)
 	}
 	b = append(b, t.Reset...)
 	b = append(b, '=')
@@ -222,7 +226,7 @@ func AppendValue(b []byte, a *record.AttrView) []byte {
 		b = append(b, "base64:"...)
 		return base64.StdEncoding.AppendEncode(b, a.Data)
 	case record.KindTime:
-		return a.Time().UTC().AppendFormat(b, time.RFC3339Nano)
+		return AppendTime(b, a.TimeUnixNano(), 0, true)
 	case record.KindDuration:
 		return append(b, a.Duration().String()...)
 	}

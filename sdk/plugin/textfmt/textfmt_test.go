@@ -1,0 +1,72 @@
+package textfmt
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/logtk/logtk/internal/record"
+)
+
+// TestGroupKeys: nested and sibling groups get their full dotted keys, and
+// rendering leaves the record's bytes as they were.
+func TestGroupKeys(t *testing.T) {
+	rec := record.AppendHead(nil, time.Time{}, record.LevelInfo, "m", "")
+	rec = record.AppendAttr(rec, slog.Group("a",
+		slog.Group("b", slog.Int("x", 1)),
+		slog.Group("c", slog.Int("y", 2), slog.Group("d", slog.String("w", "two words"))),
+		slog.Int("e", 4)))
+	rec = record.AppendAttr(rec, slog.Group("f", slog.Int("g", 5)))
+	rec = record.AppendAttr(rec, slog.Int("z", 3))
+	orig := string(rec)
+	got := string(AppendEncoded(nil, rec))
+	want := "INFO  m a.b.x=1 a.c.y=2 a.c.d.w=\"two words\" a.e=4 f.g=5 z=3\n"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if string(rec) != orig {
+		t.Fatal("rendering changed the record")
+	}
+}
+
+// TestAppendTime: the same bytes as time.Time.AppendFormat, for random
+// instants across and beyond years 0-9999 and the edges of days and eras.
+func TestAppendTime(t *testing.T) {
+	check := func(ns int64) {
+		t.Helper()
+		tm := time.Unix(0, ns).UTC()
+		for _, c := range []struct {
+			digits int
+			trim   bool
+			layout string
+		}{
+			{6, false, "2006-01-02T15:04:05.000000Z"},
+			{0, false, "2006-01-02T15:04:05Z"},
+			{3, false, "2006-01-02T15:04:05.000Z"},
+			{9, false, "2006-01-02T15:04:05.000000000Z"},
+			{0, true, time.RFC3339Nano},
+		} {
+			got := string(AppendTime(nil, ns, c.digits, c.trim))
+			if want := tm.Format(c.layout); got != want {
+				t.Fatalf("AppendTime(%d, %d, %v) = %q, want %q", ns, c.digits, c.trim, got, want)
+			}
+		}
+	}
+	for _, ns := range []int64{0, -1, 1, 999_999_999, -1_000_000_000, 86_399_999_999_999, 951_782_400e9 /* 2000-02-29 */, 1 << 62, -(1 << 62), 9_223_372_036_854_775_807, -9_223_372_036_854_775_808} {
+		check(ns)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100_000 {
+		check(rng.Int64() >> rng.IntN(40))
+	}
+}
+
+func FuzzAppendTime(f *testing.F) {
+	f.Add(int64(0))
+	f.Fuzz(func(t *testing.T, ns int64) {
+		if got, want := string(AppendTime(nil, ns, 0, true)), time.Unix(0, ns).UTC().Format(time.RFC3339Nano); got != want {
+			t.Fatalf("AppendTime(%d) = %q, want %q", ns, got, want)
+		}
+	})
+}

@@ -1,0 +1,86 @@
+package textfmt
+
+import "time"
+
+// AppendTime appends the UTC time unixNano nanoseconds after the Unix
+// epoch as RFC 3339 ("2006-01-02T15:04:05.000000Z"): with digits (0-9)
+// fractional digits, or, with trim, as time.RFC3339Nano does (up to 9
+// digits, trailing zeros and an empty fraction dropped). It gives the same
+// bytes as time.Time.AppendFormat with the matching layout, with integer
+// arithmetic only: formatters call it for every record, and in a Wasm
+// plugin each function call of the general formatter is dear.
+func AppendTime(b []byte, unixNano int64, digits int, trim bool) []byte {
+	secs, ns := unixNano/1e9, unixNano%1e9
+	if ns < 0 {
+		secs, ns = secs-1, ns+1e9
+	}
+	days, sod := secs/86400, secs%86400
+	if sod < 0 {
+		days, sod = days-1, sod+86400
+	}
+	y, m, d := civil(days)
+	if y < 0 || y > 9999 || digits < 0 || digits > 9 {
+		layout := "2006-01-02T15:04:05.000000000Z"[:20+min(max(digits, 0), 9)] + "Z"
+		if digits == 0 {
+			layout = "2006-01-02T15:04:05Z"
+		}
+		if trim {
+			layout = time.RFC3339Nano
+		}
+		return time.Unix(0, unixNano).UTC().AppendFormat(b, layout)
+	}
+	b = append(b,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-',
+		byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+sod/36000), byte('0'+sod/3600%10), ':',
+		byte('0'+sod%3600/600), byte('0'+sod%3600/60%10), ':',
+		byte('0'+sod%60/10), byte('0'+sod%10))
+	if trim {
+		digits = 9
+		for digits > 0 && ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+	} else {
+		for range 9 - digits {
+			ns /= 10
+		}
+	}
+	if digits > 0 {
+		b = append(b, '.')
+		n := len(b)
+		for range digits {
+			b = append(b, 0)
+		}
+		for i := n + digits - 1; i >= n; i-- {
+			b[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+	}
+	return append(b, 'Z')
+}
+
+// civil converts days since 1970-01-01 to a proleptic Gregorian date
+// (Howard Hinnant's days_from_civil, inverted).
+func civil(days int64) (y, m, d int64) {
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if mp >= 10 {
+		m = mp - 9
+	}
+	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
