@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +61,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
+			u := startUsage()
 			start := time.Now()
 			h.Start()
 			<-h.Done()
@@ -68,6 +71,7 @@ func BenchmarkIngest(b *testing.B) {
 			if n < int64(per*workers) {
 				b.Fatalf("%d records arrived, want at least %d", n, per*workers)
 			}
+			u.report(b, n)
 			b.ReportMetric(float64(n)/el.Seconds(), "records/s")
 			b.ReportMetric(float64(out.bytes.Load())/el.Seconds()/1e6, "MB/s")
 		})
@@ -141,6 +145,7 @@ func benchEndToEnd(b *testing.B, fsync string) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	u := startUsage()
 	start := time.Now()
 	h.Start()
 	<-h.Done()
@@ -150,6 +155,7 @@ func benchEndToEnd(b *testing.B, fsync string) {
 	if records < int64(per*4) {
 		b.Fatalf("%d records stored, want at least %d", records, per*4)
 	}
+	u.report(b, records)
 	b.ReportMetric(float64(records)/el.Seconds(), "records/s")
 	var stored int64
 	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
@@ -169,4 +175,36 @@ func newLogServerB(b *testing.B, dir, fsync string) *LogServer {
 	}
 	b.Cleanup(func() { ls.Close(context.Background()) })
 	return ls
+}
+
+// usage measures the CPU time of this process (the host, and the log
+// server when it runs in-process) and of its waited-for children (the
+// workers), and this process's peak resident memory, over a benchmark.
+type usage struct{ cpu time.Duration }
+
+func rusageCPU(who int) time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(who, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startUsage() usage {
+	// Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	return usage{cpu: rusageCPU(syscall.RUSAGE_SELF) + rusageCPU(syscall.RUSAGE_CHILDREN)}
+}
+
+// report adds cpu-ns/record (host and workers together, on all cores) and
+// host-peak-MB (the host process's peak RSS during the run).
+func (u usage) report(b *testing.B, records int64) {
+	cpu := rusageCPU(syscall.RUSAGE_SELF) + rusageCPU(syscall.RUSAGE_CHILDREN) - u.cpu
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(records, 1)), "cpu-ns/record")
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			b.ReportMetric(kb/1024, "host-peak-MB")
+		}
+	}
 }
