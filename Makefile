@@ -7,6 +7,9 @@ BIN       := bin
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
+# bash with pipefail: a failing command piped into tee fails the target.
+SHELL       := bash
+.SHELLFLAGS := -o pipefail -c
 
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./host/... ./sdk/... ./internal/... ./cmd/... ./examples/... ./plugins/...
@@ -81,14 +84,18 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 ## bench: the SDK beside zerolog, zap and slog; host ingest from 1 and 4
-## worker processes; formatters native vs Wasm; the pipeline; the log
-## server beside rsyslog (imtcp -> omfile, when rsyslogd is installed).
-## Peers live in ./bench (own go.mod) so the main module does not depend
-## on them.
+## worker processes; formatters native vs Wasm; the pipeline; end to end
+## with CPU per record and peak memory; the log server beside rsyslog
+## (imtcp -> omfile, when rsyslogd is installed). Peers live in ./bench
+## (own go.mod) so the main module does not depend on them. Everything
+## goes to bin/bench.txt, then one table of the targets (bench/table).
 bench: plugins
-	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
-	cd bench && $(GO) run ./peer -n 1000000
-	$(GO) test -run '^$$' -bench . -benchmem ./host/ ./internal/... ./plugins/
+	@mkdir -p $(BIN)
+	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./... | tee $(CURDIR)/$(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'Ingest|NetworkEndToEnd' -benchmem -count 3 ./host/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench . -skip 'Ingest|NetworkEndToEnd' -benchmem ./host/ ./internal/... ./plugins/ | tee -a $(BIN)/bench.txt
+	cd bench && $(GO) run ./peer -n 1000000 | tee -a $(CURDIR)/$(BIN)/bench.txt
+	@echo; cd bench && $(GO) run ./table < $(CURDIR)/$(BIN)/bench.txt
 
 BUF_VERSION          := v1.50.0
 PROTOC_GEN_GO_VERSION := v1.36.12

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -189,7 +190,9 @@ func rusageCPU(who int) time.Duration {
 }
 
 func startUsage() usage {
-	// Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+	// Return what earlier benchmarks left to the OS, then reset the peak
+	// RSS (VmHWM) to the current RSS (writing 5 to clear_refs).
+	debug.FreeOSMemory()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	return usage{cpu: rusageCPU(syscall.RUSAGE_SELF) + rusageCPU(syscall.RUSAGE_CHILDREN)}
 }
