@@ -47,6 +47,8 @@ type pipeline struct {
 	writers  sync.WaitGroup
 	deadSeq  atomic.Int64
 	closing  atomic.Bool
+	modules  *moduleSet     // where the plugins were loaded
+	loaded   []*wasm.Module // released when the pipeline closes
 }
 
 type job struct {
@@ -74,12 +76,17 @@ type transportStage struct {
 	spool  *spool.Spool
 }
 
-func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func(int32, string, ...slog.Attr), stopping func() bool) (*pipeline, error) {
+func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func(int32, string, ...slog.Attr), stopping func() bool) (_ *pipeline, err error) {
 	if cfg.modules == nil {
 		cfg.modules = &moduleSet{}
 	}
 	cfg.modules.logger = log
-	p := &pipeline{log: log, formats: map[string]*formatStage{}, report: report, stopping: stopping, deadDir: cfg.DeadLetterDir}
+	p := &pipeline{log: log, formats: map[string]*formatStage{}, report: report, stopping: stopping, deadDir: cfg.DeadLetterDir, modules: cfg.modules}
+	defer func() {
+		if err != nil {
+			cfg.modules.release(ctx, p.loaded)
+		}
+	}()
 	if p.deadDir == "" {
 		p.deadDir = "logtk-dead-letter"
 	}
@@ -89,6 +96,7 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 		if err != nil {
 			return nil, err
 		}
+		p.loaded = append(p.loaded, mod)
 		if mod.Info().Kind != "format" {
 			return nil, fmt.Errorf("format %q: %s is a %s plugin", f.Name, f.Plugin, mod.Info().Kind)
 		}
@@ -111,6 +119,7 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 		if err != nil {
 			return nil, err
 		}
+		p.loaded = append(p.loaded, mod)
 		if mod.Info().Kind != "transport" {
 			return nil, fmt.Errorf("transport %q: %s is a %s plugin", t.Name, t.Plugin, mod.Info().Kind)
 		}
@@ -198,6 +207,8 @@ func (p *pipeline) Close() error {
 			}
 		}
 	}
+	// The compiled plugins go too, unless the Config still holds them.
+	p.modules.release(ctx, p.loaded)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +190,81 @@ func TestPipelineGarbageOutput(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dir, "got")); len(got) != 0 {
 		t.Fatalf("garbage reached the transport: %q", got)
 	}
+}
+
+// TestPluginOutputReachesHostLog: a plugin's logtk.log calls and stderr
+// reach the host's logger, named after the plugin block, also when the
+// plugin was compiled while LoadConfig checked the configuration (before
+// there was a logger), and a pipeline releases the compiled plugins it
+// does not share with its Config.
+func TestPluginOutputReachesHostLog(t *testing.T) {
+	dir := t.TempDir()
+	hostile := plugintest.Build(t, "../internal/wasm/testdata/hostile")
+	file := plugintest.Build(t, "../plugins/file/plugin")
+	src := fmt.Sprintf(`
+format "hostile" {
+  plugin = %q
+}
+transport "sink" {
+  plugin = %q
+  format = "hostile"
+  config {
+    path = %q
+  }
+  allow { directories = [%q] }
+}
+dead_letter_dir = %q
+`, hostile, file, filepath.Join(dir, "out", "got.log"), filepath.Join(dir, "out"), filepath.Join(dir, "dead"))
+	cfg, err := ParseConfig([]byte(src), filepath.Join(dir, "plugins.hcl"))
+	if err != nil {
+		t.Fatal(FormatDiagnostics(err))
+	}
+	var logs safeBuffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+	p, err := newPipeline(context.Background(), cfg, logger, func(int32, string, ...slog.Attr) {}, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "log", "")}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	got := logs.String()
+	for _, want := range []string{"format.hostile: hostile logs through logtk.log", "format.hostile: hostile writes to stderr"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("host log lacks %q:\n%s", want, got)
+		}
+	}
+	if n := len(cfg.modules.mods); n != 2 {
+		t.Errorf("%d compiled plugins held by the Config after the pipeline closed, want its 2", n)
+	}
+
+	// A Config built in code holds none: its pipeline's plugins are closed.
+	cfg2 := &Config{Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir}
+	p2, err := newPipeline(context.Background(), cfg2, logger, func(int32, string, ...slog.Attr) {}, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2.Close()
+	if n := len(cfg2.modules.mods); n != 0 {
+		t.Errorf("%d compiled plugins left open after the pipeline closed", n)
+	}
+}
+
+// safeBuffer is a bytes.Buffer for concurrent writers.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -494,16 +495,51 @@ func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.Raw
 	return b, diags
 }
 
-// moduleSet compiles each plugin once per configuration.
+// moduleSet compiles each plugin once per configuration. Every load holds
+// a reference; the pipeline that loaded a module releases it when it
+// closes, and a module no longer referenced is closed. (Loads made while
+// LoadConfig checks a configuration stay referenced with the Config, so
+// that the pipeline New builds from it reuses them.)
 type moduleSet struct {
+	mu     sync.Mutex
 	logger hclog.Logger
-	mods   map[string]*wasm.Module
+	mods   map[string]*loadedModule
+}
+
+type loadedModule struct {
+	m    *wasm.Module
+	refs int
+}
+
+// release drops a reference to each module, closing those no longer used.
+func (s *moduleSet) release(ctx context.Context, mods []*wasm.Module) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range mods {
+		for key, lm := range s.mods {
+			if lm.m == m {
+				if lm.refs--; lm.refs == 0 {
+					m.Close(ctx)
+					delete(s.mods, key)
+				}
+				break
+			}
+		}
+	}
 }
 
 func (s *moduleSet) load(ctx context.Context, path, sha string, limits PluginLimits, allow Allow, name string) (*wasm.Module, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	key := fmt.Sprintf("%s|%s|%d|%d|%v|%s", path, sha, limits.MemoryBytes, limits.CallTimeout, allow, name)
-	if m, ok := s.mods[key]; ok {
-		return m, nil
+	if lm, ok := s.mods[key]; ok {
+		lm.refs++
+		if s.logger != nil {
+			// Compiled while the configuration was checked, before there
+			// was a logger for the plugin's output.
+			lm.m.SetLogger(s.logger.Named(strings.ReplaceAll(name, " ", ".")))
+		}
+		return lm.m, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -548,9 +584,9 @@ func (s *moduleSet) load(ctx context.Context, path, sha string, limits PluginLim
 		return nil, err
 	}
 	if s.mods == nil {
-		s.mods = map[string]*wasm.Module{}
+		s.mods = map[string]*loadedModule{}
 	}
-	s.mods[key] = m
+	s.mods[key] = &loadedModule{m: m, refs: 1}
 	return m, nil
 }
 

@@ -80,7 +80,7 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 			ep, granted := m.opts.Grants.Endpoints[string(name)]
 			if !granted {
 				ns.setErr(fmt.Errorf("endpoint %q is not granted (allow { endpoint %q { ... } })", name, name))
-				m.opts.Logger.Warn("plugin dialled an endpoint it was not granted", "endpoint", string(name))
+				m.log().Warn("plugin dialled an endpoint it was not granted", "endpoint", string(name))
 				stack[0] = i32(netErrNotGranted)
 				return
 			}

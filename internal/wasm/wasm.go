@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -127,6 +128,7 @@ type Module struct {
 	cm     wazero.CompiledModule
 	info   Info
 	digest string
+	logger atomic.Pointer[hclog.Logger] // opts.Logger, replaceable by SetLogger
 }
 
 var (
@@ -189,6 +191,7 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	m := &Module{name: opts.Name, opts: opts, rt: rt, digest: digest}
+	m.logger.Store(&opts.Logger)
 	fail := func(err error) (*Module, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("plugin[%s]: %w", opts.Name, err)
@@ -288,10 +291,10 @@ func (m *Module) instantiateHostModule(ctx context.Context) error {
 			}
 			b, ok := mod.Memory().Read(p, n)
 			if !ok {
-				m.opts.Logger.Warn("plugin log call with an out-of-range buffer", "ptr", p, "len", n)
+				m.log().Warn("plugin log call with an out-of-range buffer", "ptr", p, "len", n)
 				return
 			}
-			logAt(m.opts.Logger, level, string(b))
+			logAt(m.log(), level, string(b))
 		}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		Export("log").
 		Instantiate(ctx)
@@ -333,8 +336,8 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		net:    &netState{conns: map[int32]net.Conn{}},
 		m:      m,
 		fns:    map[string]api.Function{},
-		stdout: &lineLogger{l: m.opts.Logger, level: 9},
-		stderr: &lineLogger{l: m.opts.Logger, level: 13},
+		stdout: &lineLogger{l: m.log(), level: 9},
+		stderr: &lineLogger{l: m.log(), level: 13},
 	}
 	mc := wazero.NewModuleConfig().
 		WithName("").
@@ -381,6 +384,13 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	}
 	return inst, nil
 }
+
+// SetLogger replaces the logger that instances created from now on write
+// the plugin's output and logtk.log calls to.
+func (m *Module) SetLogger(l hclog.Logger) { m.logger.Store(&l) }
+
+// log returns the module's current logger.
+func (m *Module) log() hclog.Logger { return *m.logger.Load() }
 
 // Close discards the instance.
 func (i *Instance) Close(ctx context.Context) error {

@@ -3,6 +3,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/logtk/logtk/sdk/plugin"
 )
 
@@ -27,6 +30,9 @@ func (h *hostile) Format(dst []byte, r *plugin.Record) ([]byte, error) {
 		return nil, errString("this record cannot be formatted")
 	case "retry":
 		return nil, plugin.Retry(errString("try again later"))
+	case "log":
+		plugin.Log(13, "hostile logs through logtk.log")
+		fmt.Fprintln(os.Stderr, "hostile writes to stderr")
 	}
 	return append(append(dst, r.Message...), '\n'), nil
 }
