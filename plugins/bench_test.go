@@ -5,6 +5,7 @@ package plugins_test
 
 import (
 	"context"
+	stdjson "encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/plugins/json"
 	"github.com/logtk/logtk/plugins/protobuf"
+	"github.com/logtk/logtk/plugins/protobuf/protobuftest"
 	"github.com/logtk/logtk/plugins/text"
 	"github.com/logtk/logtk/sdk/plugin"
 	"github.com/logtk/logtk/sdk/plugintest"
@@ -28,17 +30,28 @@ func batchOf(n int) []byte {
 }
 
 func BenchmarkFormat(b *testing.B) {
+	schema, _, err := protobuftest.UserSchema()
+	if err != nil {
+		b.Fatal(err)
+	}
+	userCfg, _ := stdjson.Marshal(map[string]any{"schema": schema, "message": protobuftest.Message})
+	user := protobuf.New()
+	if err := user.Configure(userCfg); err != nil {
+		b.Fatal(err)
+	}
 	formatters := []struct {
-		name   string
-		native plugin.Formatter
+		name, plugin string
+		config       []byte
+		native       plugin.Formatter
 	}{
-		{"text", text.New()},
-		{"json", json.New()},
-		{"protobuf", protobuf.New()},
+		{"text", "text", []byte("{}"), text.New()},
+		{"json", "json", []byte("{}"), json.New()},
+		{"protobuf", "protobuf", []byte("{}"), protobuf.New()},
+		{"protobuf-user-schema", "protobuf", userCfg, user},
 	}
 	ctx := context.Background()
 	for _, f := range formatters {
-		wasmBytes, err := os.ReadFile(plugintest.Build(b, f.name+"/plugin"))
+		wasmBytes, err := os.ReadFile(plugintest.Build(b, f.plugin+"/plugin"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -66,7 +79,7 @@ func BenchmarkFormat(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if err := inst.Configure(ctx, []byte("{}")); err != nil {
+					if err := inst.Configure(ctx, f.config); err != nil {
 						b.Fatal(err)
 					}
 					var out []byte

@@ -39,6 +39,8 @@ type Formatter struct {
 	plan  []step            // record fields to encode, in order
 	attrs map[string]target // attribute key -> field
 	rest  *target           // map<string,string> for attributes without a field
+	key   []byte            // scratch: dotted keys of grouped attributes
+	val   []byte            // scratch: values rendered as text
 }
 
 // New returns a Formatter emitting logtk.v1.Record.
@@ -273,7 +275,7 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 			}
 		}
 		if f.rest != nil {
-			b = appendRest(b, f.rest.num, nil, &a)
+			b = f.appendRest(b, f.rest.num, nil, &a)
 		}
 	}
 	return b, nil
@@ -397,15 +399,29 @@ func appendAttr(b []byte, t target, a *plugin.Attr) ([]byte, bool) {
 
 // appendRest adds an attribute without a field of its own to the
 // map<string,string>, flattening groups with dotted keys.
-func appendRest(b []byte, num protowire.Number, prefix []byte, a *plugin.Attr) []byte {
-	key := a.Key
-	if len(prefix) > 0 {
-		key = append(append(append([]byte(nil), prefix...), '.'), a.Key...)
+func (f *Formatter) appendRest(b []byte, num protowire.Number, prefix []byte, a *plugin.Attr) []byte {
+	// Keys of grouped attributes are built in f.key: a group's prefix is
+	// extended in place by its members (siblings overwrite what follows
+	// it, never the prefix), so nothing is allocated per attribute.
+	var key []byte
+	switch {
+	case len(prefix) > 0:
+		key = append(append(prefix[:len(prefix):cap(prefix)], '.'), a.Key...)
+	case a.Kind == plugin.KindGroup:
+		if cap(f.key) < 256 {
+			f.key = make([]byte, 0, 256)
+		}
+		key = append(f.key[:0], a.Key...)
+	default:
+		key = a.Key
 	}
 	if a.Kind == plugin.KindGroup {
 		var g plugin.Attr
 		for it := a.Group(); it.Next(&g); {
-			b = appendRest(b, num, key, &g)
+			b = f.appendRest(b, num, key, &g)
+		}
+		if cap(key) > cap(f.key) {
+			f.key = key[:0]
 		}
 		return b
 	}
@@ -413,7 +429,8 @@ func appendRest(b []byte, num protowire.Number, prefix []byte, a *plugin.Attr) [
 	if a.Kind == plugin.KindString {
 		val = a.Data
 	} else {
-		val = textfmt.AppendValue(nil, a)
+		f.val = textfmt.AppendValue(f.val[:0], a)
+		val = f.val
 	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	n := protowire.SizeTag(1) + protowire.SizeBytes(len(key)) + protowire.SizeTag(2) + protowire.SizeBytes(len(val))
