@@ -84,7 +84,7 @@ func main() {
 	for _, f := range []struct {
 		name string
 		goal float64
-	}{{"protobuf", 2}, {"text", 4}, {"json", 4}} {
+	}{{"protobuf", 2}, {"protobuf-user-schema", 2}, {"text", 4}, {"json", 4}} {
 		nat := get("BenchmarkFormat/"+f.name+"/batch=512/native", "ns/record")
 		w := get("BenchmarkFormat/"+f.name+"/batch=512/wasm", "ns/record")
 		row(fmt.Sprintf("%s formatter in Wasm, batch 512", f.name), w, "ns/rec", nat, "ns/rec native", w/nat, fmt.Sprintf("≤ %gx", f.goal), w > 0 && w/nat <= f.goal)
