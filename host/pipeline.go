@@ -32,7 +32,7 @@ import (
 const (
 	brokenAttempts  = 3 // broken instances in a row before a batch is dead-lettered
 	stoppingRetries = 5 // retryable failures tolerated once the host is stopping
-	jobQueue        = 8 // batches in flight per stage
+	jobQueue        = 32 // batches in flight per stage
 )
 
 type pipeline struct {
