@@ -161,3 +161,30 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// TestRingConcurrentLoggers: goroutines log at once through a small ring,
+// some records too large for it; each goroutine's records arrive complete
+// and in its order.
+func TestRingConcurrentLoggers(t *testing.T) {
+	const goroutines, n = 4, 3000
+	w := testWorker("conc", "concurrent", map[string]string{
+		"LOGTK_TEST_N": fmt.Sprint(n), "LOGTK_TEST_GOROUTINES": fmt.Sprint(goroutines),
+		"LOGTK_TEST_BIG_EVERY": "13", "LOGTK_TEST_BIG_BYTES": "3000",
+	})
+	w.RingBytes = 4096
+	h, c := startHost(t, Options{}, w)
+	waitDone(t, h, time.Minute)
+	next := make([]int64, goroutines)
+	for _, r := range sdkRecords(t, c, "conc") {
+		g := attr(r, "g").GetInt()
+		if i := attr(r, "i").GetInt(); i != next[g] {
+			t.Fatalf("goroutine %d: record %d arrived after %d", g, i, next[g]-1)
+		}
+		next[g]++
+	}
+	for g, got := range next {
+		if got != n {
+			t.Errorf("goroutine %d: %d of %d records arrived", g, got, n)
+		}
+	}
+}

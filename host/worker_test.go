@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -93,6 +94,27 @@ func runWorker(mode string) int {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
 		}
+		return 0
+	case "concurrent":
+		// Goroutines log at once; every LOGTK_TEST_BIG_EVERY-th record of
+		// each is too large for a small ring and goes through the socket.
+		var wg sync.WaitGroup
+		n, bigEvery := envInt("LOGTK_TEST_N", 1000), envInt("LOGTK_TEST_BIG_EVERY", 0)
+		big := strings.Repeat("y", envInt("LOGTK_TEST_BIG_BYTES", 3000))
+		for g := range envInt("LOGTK_TEST_GOROUTINES", 4) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range n {
+					pad := "x"
+					if bigEvery > 0 && i%bigEvery == bigEvery-1 {
+						pad = big
+					}
+					log.Info("rec", sdk.Int("g", g), sdk.Int("i", i), sdk.String("pad", pad))
+				}
+			}()
+		}
+		wg.Wait()
 		return 0
 	case "exit":
 		log.Info("exiting", sdk.Int("code", envInt("LOGTK_TEST_CODE", 0)))
