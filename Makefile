@@ -78,6 +78,7 @@ FUZZ_TARGETS := \
 	./internal/wire:FuzzPayloads \
 	./plugins/network:FuzzServerFrames \
 	./internal/shmring:FuzzRead \
+	./internal/wasm:FuzzInstrumentBudget \
 	./host:FuzzParseConfig
 
 fuzz:

@@ -297,7 +297,8 @@ func TestSpoolBlockWhenFull(t *testing.T) {
 	ls := newLogServer(t, false)
 	dir := filepath.Join(t.TempDir(), "spool")
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "20000"})
-	h, err := New(spoolConfig(t, ls, dir, 64<<10, "block", w), Options{Logger: hclog.NewNullLogger()})
+	// Small batches, so the spool fills to its bound before a Put waits.
+	h, err := New(spoolConfig(t, ls, dir, 64<<10, "block", w), Options{Logger: hclog.NewNullLogger(), BatchSize: 16})
 	if err != nil {
 		t.Fatal(err)
 	}

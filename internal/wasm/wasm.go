@@ -129,6 +129,9 @@ type Module struct {
 	info   Info
 	digest string
 	logger atomic.Pointer[hclog.Logger] // opts.Logger, replaceable by SetLogger
+	// inlineBudget: the module was rewritten to check a stop flag, which
+	// the host sets when a call's budget runs out (budget.go).
+	inlineBudget bool
 }
 
 var (
@@ -185,12 +188,22 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	if pages == 0 || opts.Limits.MemoryBytes > 4<<30 {
 		return nil, fmt.Errorf("plugin[%s]: memory limit %d bytes out of range (64 KiB .. 4 GiB)", opts.Name, opts.Limits.MemoryBytes)
 	}
-	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCloseOnContextDone(!opts.Limits.NoCallTimeout)
+	// The time budget: inline checks of a stop flag (budget.go) when the
+	// module can be rewritten, else wazero's own checks.
+	code, inline := wasmBytes, false
+	if !opts.Limits.NoCallTimeout {
+		if ib, err := instrumentBudget(wasmBytes); err == nil {
+			code, inline = ib, true
+		} else {
+			opts.Logger.Debug("time budget through wazero's checks", "plugin", opts.Name, "reason", err)
+		}
+	}
+	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCloseOnContextDone(!opts.Limits.NoCallTimeout && !inline)
 	if c := compilationCache(opts.CacheDir); c != nil {
 		rc = rc.WithCompilationCache(c)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	m := &Module{name: opts.Name, opts: opts, rt: rt, digest: digest}
+	m := &Module{name: opts.Name, opts: opts, rt: rt, digest: digest, inlineBudget: inline}
 	m.logger.Store(&opts.Logger)
 	fail := func(err error) (*Module, error) {
 		rt.Close(ctx)
@@ -202,7 +215,7 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	if err := m.instantiateHostModule(ctx); err != nil {
 		return fail(err)
 	}
-	cm, err := rt.CompileModule(ctx, wasmBytes)
+	cm, err := rt.CompileModule(ctx, code)
 	if err != nil && strings.Contains(err.Error(), "over limit of") {
 		return fail(fmt.Errorf("the module starts with more memory than its memory limit of %d bytes allows (%w)", opts.Limits.MemoryBytes, err))
 	}
@@ -256,6 +269,10 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	}
 	return m, nil
 }
+
+// InlineBudget reports whether the module was rewritten to check its time
+// budget inline (budget.go) rather than through wazero's slower checks.
+func (m *Module) InlineBudget() bool { return m.inlineBudget }
 
 // Exports reports whether the module exports a function.
 func (m *Module) Exports(name string) bool {
@@ -327,6 +344,13 @@ type Instance struct {
 	inPtr, inCap uint32
 	stdout       *lineLogger
 	stderr       *lineLogger
+
+	// The inline time budget (nil without): stop is the module's stop
+	// flag; stopMu orders setting it against the operation it is for.
+	stop    api.MutableGlobal
+	stopMu  sync.Mutex
+	stopGen uint64
+	fired   bool // the flag was set for the current operation
 }
 
 // NewInstance instantiates the module in its sandbox and checks its ABI
@@ -339,9 +363,13 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		stdout: &lineLogger{l: m.log(), level: 9},
 		stderr: &lineLogger{l: m.log(), level: 13},
 	}
+	start := []string{"_initialize"}
+	if m.inlineBudget {
+		start = nil // run below, once the stop flag can be reached
+	}
 	mc := wazero.NewModuleConfig().
 		WithName("").
-		WithStartFunctions("_initialize").
+		WithStartFunctions(start...).
 		WithStdout(orWriter(m.opts.Grants.Stdout, inst.stdout)).
 		WithStderr(orWriter(m.opts.Grants.Stderr, inst.stderr)).
 		WithRandSource(rand.Reader) // unpredictable map seeds; not a capability
@@ -373,7 +401,26 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	for name := range m.cm.ExportedFunctions() {
 		inst.fns[name] = mod.ExportedFunction(name)
 	}
-	v, err := inst.fns["logtk_abi_version"].Call(ctx2)
+	if m.inlineBudget {
+		g, ok := mod.ExportedGlobal(stopExport).(api.MutableGlobal)
+		if !ok {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("plugin[%s]: instantiate: the stop flag is missing", m.name)
+		}
+		inst.stop = g
+		if init := mod.ExportedFunction("_initialize"); init != nil {
+			octx, ocancel := inst.opCtx(ctx)
+			_, err := init.Call(octx)
+			ocancel()
+			if err != nil {
+				mod.Close(ctx)
+				return nil, fmt.Errorf("plugin[%s]: instantiate: _initialize %s", m.name, inst.describe(octx, err))
+			}
+		}
+	}
+	vctx, vcancel := inst.opCtx(ctx)
+	v, err := inst.fns["logtk_abi_version"].Call(vctx)
+	vcancel()
 	if err != nil {
 		inst.Close(ctx)
 		return nil, fmt.Errorf("plugin[%s]: logtk_abi_version: %w", m.name, err)
@@ -433,7 +480,51 @@ func (i *Instance) brokenErr(call string, msg string, err error) *CallError {
 // its calls into the plugin share the time budget and see the instance's
 // network state.
 func (i *Instance) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithValue(ctx, netKey{}, i.net), i.m.opts.Limits.CallTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, netKey{}, i.net), i.m.opts.Limits.CallTimeout)
+	if i.stop == nil {
+		return ctx, cancel
+	}
+	// Inline budget: clear the stop flag, and set it when ctx ends (its
+	// deadline or the caller's cancellation) unless the operation ended
+	// first. The generation keeps a late timer from stopping a later
+	// operation.
+	i.stopMu.Lock()
+	i.stopGen++
+	gen := i.stopGen
+	i.fired = false
+	i.stop.Set(0)
+	i.stopMu.Unlock()
+	unregister := context.AfterFunc(ctx, func() {
+		i.stopMu.Lock()
+		if i.stopGen == gen {
+			i.fired = true
+			i.stop.Set(1)
+		}
+		i.stopMu.Unlock()
+	})
+	return ctx, func() {
+		unregister()
+		i.stopMu.Lock()
+		i.stopGen++ // a timer still running now finds another generation
+		i.stopMu.Unlock()
+		cancel()
+	}
+}
+
+// describe explains a failed call: a trap, or the end of its budget.
+func (i *Instance) describe(ctx context.Context, err error) string {
+	if i.stop != nil {
+		i.stopMu.Lock()
+		fired := i.fired
+		i.stopMu.Unlock()
+		if fired {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Sprintf("ran past its time budget of %s", i.m.opts.Limits.CallTimeout)
+			}
+			return "cancelled"
+		}
+	}
+	return describeTrap(err, i.m.opts.Limits)
 }
 
 // call runs an export and appends its result bytes to dst. ctx comes from
@@ -448,7 +539,7 @@ func (i *Instance) call(ctx context.Context, dst []byte, name string, params ...
 	}
 	res, err := fn.Call(ctx, params...)
 	if err != nil {
-		return 0, dst, i.brokenErr(name, describeTrap(err, i.m.opts.Limits), err)
+		return 0, dst, i.brokenErr(name, i.describe(ctx, err), err)
 	}
 	st := int(uint32(res[0]))
 	out, err := i.result(ctx, dst)
@@ -513,7 +604,7 @@ func (i *Instance) input(ctx context.Context, call string, parts ...[]byte) (uin
 	if i.inPtr == 0 || uint32(n) > i.inCap {
 		r, err := i.fns["logtk_alloc"].Call(ctx, uint64(n))
 		if err != nil {
-			return 0, 0, i.brokenErr(call, "logtk_alloc: "+describeTrap(err, i.m.opts.Limits), err)
+			return 0, 0, i.brokenErr(call, "logtk_alloc: "+i.describe(ctx, err), err)
 		}
 		p := uint32(r[0])
 		if p == 0 || uint64(p)+uint64(n) > uint64(i.mod.Memory().Size()) {

@@ -223,3 +223,24 @@ func TestSandbox(t *testing.T) {
 	default:
 	}
 }
+
+// TestReferencePluginsUseInlineBudget: the Go plugins logtk ships (and
+// the hostile test plugin the budget tests run) are rewritten, not left to
+// wazero's slower checks.
+func TestReferencePluginsUseInlineBudget(t *testing.T) {
+	ctx := context.Background()
+	for _, dir := range []string{"../../plugins/text/plugin", "../../plugins/network/plugin", "testdata/hostile"} {
+		b, err := os.ReadFile(plugintest.Build(t, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(ctx, b, Options{Name: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.InlineBudget() {
+			t.Errorf("%s: not rewritten for the inline budget", dir)
+		}
+		m.Close(ctx)
+	}
+}

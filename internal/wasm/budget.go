@@ -1,0 +1,401 @@
+package wasm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The time budget, done inline.
+//
+// wazero enforces a context deadline (WithCloseOnContextDone) by leaving
+// the compiled code for Go at every loop back-edge to ask whether the call
+// was cancelled. Go compiled to Wasm loops per byte in many places, so
+// that costs 4-5x on the reference formatters (wazero issue #2466).
+//
+// Instead, Load rewrites the module: it adds one mutable i32 global, the
+// stop flag, exported as stopExport, and at the start of every function
+// and every loop body it inserts
+//
+//	global.get $stop
+//	if
+//	  unreachable
+//	end
+//
+// The host clears the flag before an operation and sets it from a timer
+// when the operation's budget runs out (or its context is cancelled): the
+// running code traps at its next loop iteration or call. The check is a
+// load and a branch.
+//
+// The rewrite decodes every instruction. A module using an instruction it
+// does not know (SIMD, threads, exceptions, tail calls), or whose code
+// already names a global index that does not exist (which the new global
+// would make valid: a plugin could clear its own stop flag), is not
+// rewritten; it runs with wazero's checks instead.
+
+// stopExport is the export name of the stop flag.
+const stopExport = "logtk_stop_flag"
+
+var errUninstrumentable = errors.New("wasm: module not rewritable for the inline time budget")
+
+// check is the code inserted at function entries and loop headers; the
+// global index follows each 0x23.
+func checkCode(global uint32) []byte {
+	g := binary.AppendUvarint(nil, uint64(global))
+	b := append([]byte{0x23}, g...)          // global.get $stop
+	return append(b, 0x04, 0x40, 0x00, 0x0b) // if (void) unreachable end
+}
+
+type section struct {
+	id      byte
+	payload []byte
+}
+
+// instrumentBudget returns the module with the stop flag and its checks.
+func instrumentBudget(bin []byte) ([]byte, error) {
+	if len(bin) < 8 || !bytes.Equal(bin[:8], []byte{0, 'a', 's', 'm', 1, 0, 0, 0}) {
+		return nil, fmt.Errorf("%w: not a WebAssembly 1.0 binary", errUninstrumentable)
+	}
+	var secs []section
+	r := reader{b: bin[8:]}
+	for !r.done() {
+		id := r.byte()
+		n := r.u32()
+		p := r.bytes(int(n))
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: %v", errUninstrumentable, r.err)
+		}
+		secs = append(secs, section{id, p})
+	}
+	// Count the globals: imported ones come first in the index space.
+	var globals uint32
+	for _, s := range secs {
+		switch s.id {
+		case 2: // import
+			sr := reader{b: s.payload}
+			for range sr.u32() {
+				sr.name()
+				sr.name()
+				switch kind := sr.byte(); kind {
+				case 0:
+					sr.u32()
+				case 1:
+					sr.byte()
+					sr.limits()
+				case 2:
+					sr.limits()
+				case 3:
+					sr.byte()
+					sr.byte()
+					globals++
+				default:
+					return nil, fmt.Errorf("%w: import kind %d", errUninstrumentable, kind)
+				}
+			}
+			if sr.err != nil {
+				return nil, fmt.Errorf("%w: import section: %v", errUninstrumentable, sr.err)
+			}
+		case 6: // global
+			sr := reader{b: s.payload}
+			globals += sr.u32()
+		case 7: // export
+			if bytes.Contains(s.payload, []byte(stopExport)) {
+				return nil, fmt.Errorf("%w: the module exports %s itself", errUninstrumentable, stopExport)
+			}
+		}
+	}
+	stop := globals
+	check := checkCode(stop)
+
+	var out []byte
+	out = append(out, bin[:8]...)
+	emit := func(id byte, p []byte) {
+		out = append(out, id)
+		out = binary.AppendUvarint(out, uint64(len(p)))
+		out = append(out, p...)
+	}
+	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // mut i32 = i32.const 0
+	addedGlobal, addedExport := false, false
+	order := func(id byte) int { // where standard sections go (datacount 12 sits before code 10)
+		switch id {
+		case 12:
+			return 95
+		case 10:
+			return 100
+		case 11:
+			return 110
+		}
+		return int(id) * 10
+	}
+	for _, s := range secs {
+		if s.id != 0 && !addedGlobal && order(s.id) > order(6) {
+			emit(6, append([]byte{1}, newGlobal...))
+			addedGlobal = true
+		}
+		if s.id != 0 && !addedExport && order(s.id) > order(7) {
+			emit(7, append([]byte{1}, exportEntry(stop)...))
+			addedExport = true
+		}
+		switch s.id {
+		case 6:
+			sr := reader{b: s.payload}
+			n := sr.u32()
+			p := binary.AppendUvarint(nil, uint64(n+1))
+			p = append(p, sr.b...)
+			emit(6, append(p, newGlobal...))
+			addedGlobal = true
+		case 7:
+			sr := reader{b: s.payload}
+			n := sr.u32()
+			p := binary.AppendUvarint(nil, uint64(n+1))
+			p = append(p, sr.b...)
+			emit(7, append(p, exportEntry(stop)...))
+			addedExport = true
+		case 10:
+			code, err := instrumentCode(s.payload, stop, check)
+			if err != nil {
+				return nil, err
+			}
+			emit(10, code)
+		default:
+			emit(s.id, s.payload)
+		}
+	}
+	if !addedGlobal {
+		emit(6, append([]byte{1}, newGlobal...))
+	}
+	if !addedExport {
+		emit(7, append([]byte{1}, exportEntry(stop)...))
+	}
+	return out, nil
+}
+
+func exportEntry(global uint32) []byte {
+	e := binary.AppendUvarint(nil, uint64(len(stopExport)))
+	e = append(e, stopExport...)
+	e = append(e, 0x03) // global
+	return binary.AppendUvarint(e, uint64(global))
+}
+
+// instrumentCode rewrites the code section.
+func instrumentCode(p []byte, stop uint32, check []byte) ([]byte, error) {
+	r := reader{b: p}
+	n := r.u32()
+	out := binary.AppendUvarint(nil, uint64(n))
+	for i := range n {
+		size := r.u32()
+		body := r.bytes(int(size))
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: function %d: %v", errUninstrumentable, i, r.err)
+		}
+		nb, err := instrumentBody(body, stop, check)
+		if err != nil {
+			return nil, fmt.Errorf("%w: function %d: %v", errUninstrumentable, i, err)
+		}
+		out = binary.AppendUvarint(out, uint64(len(nb)))
+		out = append(out, nb...)
+	}
+	if !r.done() || r.err != nil {
+		return nil, fmt.Errorf("%w: code section has trailing bytes", errUninstrumentable)
+	}
+	return out, nil
+}
+
+// instrumentBody inserts the check after the locals and after every loop's
+// block type.
+func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
+	r := reader{b: body}
+	for range r.u32() { // local declarations
+		r.u32()
+		r.byte()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	locals := len(body) - len(r.b)
+	out := make([]byte, 0, len(body)+len(body)/8+len(check))
+	out = append(out, body[:locals]...)
+	out = append(out, check...)
+	last := locals // start of what is not yet copied
+	for !r.done() {
+		op := r.byte()
+		switch {
+		case op == 0x02 || op == 0x04: // block, if
+			r.blockType()
+		case op == 0x03: // loop
+			r.blockType()
+			if r.err != nil {
+				return nil, r.err
+			}
+			at := len(body) - len(r.b)
+			out = append(out, body[last:at]...)
+			out = append(out, check...)
+			last = at
+		case op == 0x0c || op == 0x0d: // br, br_if
+			r.u32()
+		case op == 0x0e: // br_table
+			for range r.u32() {
+				r.u32()
+			}
+			r.u32()
+		case op == 0x10: // call
+			r.u32()
+		case op == 0x11: // call_indirect
+			r.u32()
+			r.u32()
+		case op == 0x1c: // select t*
+			for range r.u32() {
+				r.byte()
+			}
+		case op >= 0x20 && op <= 0x22: // local.get/set/tee
+			r.u32()
+		case op == 0x23 || op == 0x24: // global.get/set
+			if g := r.u32(); g >= stop {
+				return nil, fmt.Errorf("names global %d; the module has %d", g, stop)
+			}
+		case op == 0x25 || op == 0x26: // table.get/set
+			r.u32()
+		case op >= 0x28 && op <= 0x3e: // loads and stores: align, offset
+			r.u32()
+			r.u64()
+		case op == 0x3f || op == 0x40: // memory.size/grow
+			r.byte()
+		case op == 0x41: // i32.const
+			r.s64()
+		case op == 0x42: // i64.const
+			r.s64()
+		case op == 0x43:
+			r.bytes(4)
+		case op == 0x44:
+			r.bytes(8)
+		case op == 0xd0: // ref.null t
+			r.byte()
+		case op == 0xd2: // ref.func
+			r.u32()
+		case op == 0xfc:
+			switch sub := r.u32(); {
+			case sub <= 7: // saturating truncations
+			case sub == 8: // memory.init
+				r.u32()
+				r.byte()
+			case sub == 9, sub == 13, sub == 15, sub == 16, sub == 17: // data.drop, elem.drop, table.grow/size/fill
+				r.u32()
+			case sub == 10: // memory.copy
+				r.byte()
+				r.byte()
+			case sub == 11: // memory.fill
+				r.byte()
+			case sub == 12, sub == 14: // table.init, table.copy
+				r.u32()
+				r.u32()
+			default:
+				return nil, fmt.Errorf("unknown instruction 0xfc %d", sub)
+			}
+		case op == 0x00 || op == 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b || op == 0xd1:
+			// unreachable, nop, else, end, return, drop, select, ref.is_null
+		case op >= 0x45 && op <= 0xc4: // numeric instructions without immediates
+		default:
+			return nil, fmt.Errorf("unknown instruction 0x%02x", op)
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	return append(out, body[last:]...), nil
+}
+
+// reader decodes the binary format; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) done() bool { return len(r.b) == 0 || r.err != nil }
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = errors.New(what)
+	}
+	r.b = nil
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail("unexpected end")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n < 0 || n > len(r.b) {
+		r.fail("length past the end")
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *reader) u64() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("bad LEB128")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u32() uint32 {
+	v := r.u64()
+	if v > 1<<32-1 {
+		r.fail("LEB128 over 32 bits")
+		return 0
+	}
+	return uint32(v)
+}
+
+func (r *reader) s64() {
+	for i := 0; ; i++ {
+		c := r.byte()
+		if r.err != nil {
+			return
+		}
+		if c&0x80 == 0 {
+			return
+		}
+		if i >= 9 {
+			r.fail("bad signed LEB128")
+			return
+		}
+	}
+}
+
+// blockType reads a block type: empty (0x40), a value type, or a type
+// index (a signed LEB128).
+func (r *reader) blockType() {
+	if len(r.b) == 0 {
+		r.fail("unexpected end")
+		return
+	}
+	switch c := r.b[0]; {
+	case c == 0x40 || c == 0x7f || c == 0x7e || c == 0x7d || c == 0x7c || c == 0x7b || c == 0x70 || c == 0x6f:
+		r.b = r.b[1:]
+	default:
+		r.s64()
+	}
+}
+
+func (r *reader) name() { r.bytes(int(r.u32())) }
+
+func (r *reader) limits() {
+	flags := r.byte()
+	r.u32()
+	if flags&1 != 0 {
+		r.u32()
+	}
+}

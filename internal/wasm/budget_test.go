@@ -1,0 +1,111 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// module assembles a binary from sections (id, payload).
+func module(secs ...[]byte) []byte {
+	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	for _, s := range secs {
+		b = append(b, s[0])
+		b = binary.AppendUvarint(b, uint64(len(s)-1))
+		b = append(b, s[1:]...)
+	}
+	return b
+}
+
+// oneFunc is a module with one function () -> () whose body is code,
+// exported as "f".
+func oneFunc(code ...byte) []byte {
+	body := append([]byte{0}, code...) // no locals
+	return module(
+		[]byte{1, 1, 0x60, 0, 0},                        // type: () -> ()
+		[]byte{3, 1, 0},                                 // function 0: type 0
+		[]byte{7, 1, 1, 'f', 0, 0},                      // export "f" = func 0
+		append([]byte{10, 1, byte(len(body))}, body...), // code
+	)
+}
+
+// TestInstrumentBudget: the rewritten module checks the stop flag at its
+// function entries and loop headers, compiles, and stops a loop when the
+// flag is set; modules it cannot rewrite safely are refused.
+func TestInstrumentBudget(t *testing.T) {
+	ctx := context.Background()
+	// loop (br 0) end end: an endless loop.
+	endless := oneFunc(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b)
+	out, err := instrumentBudget(endless)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(out, checkCode(0)); n != 2 {
+		t.Fatalf("%d checks inserted, want 2 (entry and loop)", n)
+	}
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	mod, err := rt.Instantiate(ctx, out)
+	if err != nil {
+		t.Fatalf("the rewritten module does not instantiate: %v", err)
+	}
+	stop := mod.ExportedGlobal(stopExport)
+	if stop == nil {
+		t.Fatal("no stop flag exported")
+	}
+	time.AfterFunc(50*time.Millisecond, func() { stop.(interface{ Set(uint64) }).Set(1) })
+	done := make(chan error, 1)
+	go func() { _, err := mod.ExportedFunction("f").Call(ctx); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("the loop ended with %v, want the unreachable trap", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("setting the stop flag did not stop the loop")
+	}
+
+	for name, bin := range map[string][]byte{
+		"names a global it does not have": oneFunc(0x23, 0x00, 0x1a, 0x0b), // global.get 0; drop
+		"SIMD":                            oneFunc(0xfd, 0x0c, 0x0b),
+		"truncated":                       endless[:len(endless)-3],
+		"not wasm":                        []byte("hello, world"),
+	} {
+		if _, err := instrumentBudget(bin); !errors.Is(err, errUninstrumentable) {
+			t.Errorf("%s: err = %v, want errUninstrumentable", name, err)
+		}
+	}
+}
+
+// FuzzInstrumentBudget: any bytes are refused or rewritten without a
+// panic, and a module wazero accepts stays one wazero accepts.
+func FuzzInstrumentBudget(f *testing.F) {
+	f.Add(oneFunc(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b))
+	f.Add(oneFunc(0x41, 0x05, 0x1a, 0x0b))
+	f.Add(oneFunc(0x02, 0x40, 0x03, 0x7f, 0x41, 0x01, 0x0b, 0x1a, 0x0b, 0x0b))
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	f.Cleanup(func() { rt.Close(ctx) })
+	f.Fuzz(func(t *testing.T, bin []byte) {
+		out, err := instrumentBudget(bin)
+		if err != nil {
+			return
+		}
+		cm, err := rt.CompileModule(ctx, bin)
+		if err != nil {
+			return // invalid before: no promise
+		}
+		cm.Close(ctx)
+		cm2, err := rt.CompileModule(ctx, out)
+		if err != nil {
+			t.Fatalf("valid module no longer compiles after the rewrite: %v", err)
+		}
+		cm2.Close(ctx)
+	})
+}
