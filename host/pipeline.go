@@ -30,8 +30,8 @@ import (
 // why. Nothing is dropped.
 
 const (
-	brokenAttempts  = 3 // broken instances in a row before a batch is dead-lettered
-	stoppingRetries = 5 // retryable failures tolerated once the host is stopping
+	brokenAttempts  = 3  // broken instances in a row before a batch is dead-lettered
+	stoppingRetries = 5  // retryable failures tolerated once the host is stopping
 	jobQueue        = 32 // batches in flight per stage
 )
 
