@@ -14,37 +14,57 @@ import (
 // was cancelled. Go compiled to Wasm loops per byte in many places, so
 // that costs 4-5x on the reference formatters (wazero issue #2466).
 //
-// Instead, Load rewrites the module: it adds one mutable i32 global, the
-// stop flag, exported as stopExport, and at the start of every function
-// and every loop body it inserts
+// Instead, Load rewrites the module: it adds two mutable i32 globals, a
+// stop flag (exported as stopExport) and a countdown, and at the start of
+// every function and every loop body it inserts
 //
-//	global.get $stop
-//	if
-//	  unreachable
-//	end
+//	countdown -= 1
+//	if countdown == 0 {
+//	  countdown = checkEvery
+//	  drop(memory.grow(0))   // leaves the compiled code for Go, a moment
+//	  if stop { unreachable }
+//	}
 //
 // The host clears the flag before an operation and sets it from a timer
 // when the operation's budget runs out (or its context is cancelled): the
-// running code traps at its next loop iteration or call. The check is a
-// load and a branch.
+// running code traps within checkEvery loop iterations or calls. The exit
+// through memory.grow(0), which changes nothing, matters as much: Go
+// cannot preempt compiled Wasm code, and a garbage collection waiting for
+// a goroutine stuck in a Wasm loop would stop the whole host (with it the
+// timer that sets the flag). Per iteration the check costs a decrement and
+// a branch.
 //
 // The rewrite decodes every instruction. A module using an instruction it
-// does not know (SIMD, threads, exceptions, tail calls), or whose code
-// already names a global index that does not exist (which the new global
-// would make valid: a plugin could clear its own stop flag), is not
-// rewritten; it runs with wazero's checks instead.
+// does not know (SIMD, threads, exceptions, tail calls), without a memory,
+// or whose code already names a global index that does not exist (which
+// the new globals would make valid: a plugin could clear its own stop
+// flag) is not rewritten; it runs with wazero's checks instead.
+
+// checkEvery is how many loop iterations and calls pass between two
+// checks of the stop flag.
+const checkEvery = 1024
 
 // stopExport is the export name of the stop flag.
 const stopExport = "logtk_stop_flag"
 
 var errUninstrumentable = errors.New("wasm: module not rewritable for the inline time budget")
 
-// check is the code inserted at function entries and loop headers; the
-// global index follows each 0x23.
-func checkCode(global uint32) []byte {
-	g := binary.AppendUvarint(nil, uint64(global))
-	b := append([]byte{0x23}, g...)          // global.get $stop
-	return append(b, 0x04, 0x40, 0x00, 0x0b) // if (void) unreachable end
+// checkCode is the code inserted at function entries and loop headers,
+// for the stop flag and countdown globals stop and stop+1.
+func checkCode(stop uint32) []byte {
+	g := func(op byte, idx uint32) []byte { return binary.AppendUvarint([]byte{op}, uint64(idx)) }
+	var b []byte
+	b = append(b, g(0x23, stop+1)...)           // global.get $countdown
+	b = append(b, 0x41, 0x01, 0x6b)             // i32.const 1; i32.sub
+	b = append(b, g(0x24, stop+1)...)           // global.set $countdown
+	b = append(b, g(0x23, stop+1)...)           // global.get $countdown
+	b = append(b, 0x45, 0x04, 0x40)             // i32.eqz; if
+	b = append(b, 0x41, 0x80, 0x08)             //   i32.const 1024
+	b = append(b, g(0x24, stop+1)...)           //   global.set $countdown
+	b = append(b, 0x41, 0x00, 0x40, 0x00, 0x1a) //   memory.grow(0); drop
+	b = append(b, g(0x23, stop)...)             //   global.get $stop
+	b = append(b, 0x04, 0x40, 0x00, 0x0b)       //   if unreachable end
+	return append(b, 0x0b)                      // end
 }
 
 type section struct {
@@ -107,6 +127,13 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 	}
 	stop := globals
 	check := checkCode(stop)
+	hasMemory := false
+	for _, s := range secs {
+		hasMemory = hasMemory || s.id == 5 || (s.id == 2 && importsMemory(s.payload))
+	}
+	if !hasMemory {
+		return nil, fmt.Errorf("%w: the module has no memory", errUninstrumentable)
+	}
 
 	var out []byte
 	out = append(out, bin[:8]...)
@@ -115,7 +142,8 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 		out = binary.AppendUvarint(out, uint64(len(p)))
 		out = append(out, p...)
 	}
-	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // mut i32 = i32.const 0
+	// The stop flag (mut i32 = 0) and the countdown (mut i32 = 1024).
+	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x80, 0x08, 0x0b}
 	addedGlobal, addedExport := false, false
 	order := func(id byte) int { // where standard sections go (datacount 12 sits before code 10)
 		switch id {
@@ -130,7 +158,7 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 	}
 	for _, s := range secs {
 		if s.id != 0 && !addedGlobal && order(s.id) > order(6) {
-			emit(6, append([]byte{1}, newGlobal...))
+			emit(6, append([]byte{2}, newGlobal...))
 			addedGlobal = true
 		}
 		if s.id != 0 && !addedExport && order(s.id) > order(7) {
@@ -141,7 +169,7 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 		case 6:
 			sr := reader{b: s.payload}
 			n := sr.u32()
-			p := binary.AppendUvarint(nil, uint64(n+1))
+			p := binary.AppendUvarint(nil, uint64(n+2))
 			p = append(p, sr.b...)
 			emit(6, append(p, newGlobal...))
 			addedGlobal = true
@@ -163,7 +191,7 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 		}
 	}
 	if !addedGlobal {
-		emit(6, append([]byte{1}, newGlobal...))
+		emit(6, append([]byte{2}, newGlobal...))
 	}
 	if !addedExport {
 		emit(7, append([]byte{1}, exportEntry(stop)...))
@@ -398,4 +426,28 @@ func (r *reader) limits() {
 	if flags&1 != 0 {
 		r.u32()
 	}
+}
+
+// importsMemory reports whether an import section imports a memory.
+func importsMemory(p []byte) bool {
+	r := reader{b: p}
+	for range r.u32() {
+		r.name()
+		r.name()
+		switch r.byte() {
+		case 0:
+			r.u32()
+		case 1:
+			r.byte()
+			r.limits()
+		case 2:
+			return r.err == nil
+		case 3:
+			r.byte()
+			r.byte()
+		default:
+			return false
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func oneFunc(code ...byte) []byte {
 	return module(
 		[]byte{1, 1, 0x60, 0, 0},                        // type: () -> ()
 		[]byte{3, 1, 0},                                 // function 0: type 0
+		[]byte{5, 1, 0x00, 0x01},                        // memory: one, min 1 page
 		[]byte{7, 1, 1, 'f', 0, 0},                      // export "f" = func 0
 		append([]byte{10, 1, byte(len(body))}, body...), // code
 	)
@@ -59,9 +61,21 @@ func TestInstrumentBudget(t *testing.T) {
 	if stop == nil {
 		t.Fatal("no stop flag exported")
 	}
-	time.AfterFunc(50*time.Millisecond, func() { stop.(interface{ Set(uint64) }).Set(1) })
 	done := make(chan error, 1)
 	go func() { _, err := mod.ExportedFunction("f").Call(ctx); done <- err }()
+	// While the loop runs, a garbage collection (which must stop every
+	// goroutine, the looping one too) completes: the loop leaves its
+	// compiled code for Go now and then.
+	gcDone := make(chan struct{})
+	go func() { runtime.GC(); runtime.GC(); close(gcDone) }()
+	select {
+	case <-gcDone:
+	case err := <-done:
+		t.Fatalf("the loop ended before it was stopped: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a garbage collection could not stop the goroutine running the loop")
+	}
+	stop.(interface{ Set(uint64) }).Set(1)
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "unreachable") {
@@ -75,6 +89,7 @@ func TestInstrumentBudget(t *testing.T) {
 		"names a global it does not have": oneFunc(0x23, 0x00, 0x1a, 0x0b), // global.get 0; drop
 		"SIMD":                            oneFunc(0xfd, 0x0c, 0x0b),
 		"truncated":                       endless[:len(endless)-3],
+		"no memory":                       module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{10, 4, 1, 2, 0, 0x0b}),
 		"not wasm":                        []byte("hello, world"),
 	} {
 		if _, err := instrumentBudget(bin); !errors.Is(err, errUninstrumentable) {
