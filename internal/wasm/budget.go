@@ -72,6 +72,55 @@ type section struct {
 	payload []byte
 }
 
+// maxLocals bounds the locals a function may declare (as browsers do).
+const maxLocals = 50_000
+
+// checkSizes refuses a binary whose sections declare more entries than
+// their bytes can hold, or a function with more than maxLocals locals:
+// wazero allocates for the declared counts before it reads the entries,
+// so a module of a few bytes could make the host allocate gigabytes.
+func checkSizes(bin []byte) error {
+	if len(bin) < 8 {
+		return errors.New("too short for a WebAssembly module")
+	}
+	r := reader{b: bin[8:]}
+	for !r.done() {
+		id := r.byte()
+		p := r.bytes(int(r.u32()))
+		if r.err != nil {
+			return fmt.Errorf("section %d: %v", id, r.err)
+		}
+		if id == 0 || id == 8 || id == 12 {
+			continue // custom, start, data count: no vector
+		}
+		sr := reader{b: p}
+		n := sr.u32()
+		if sr.err != nil || int(n) > len(sr.b) {
+			return fmt.Errorf("section %d declares %d entries in %d bytes", id, n, len(p))
+		}
+		if id != 10 {
+			continue
+		}
+		for i := range n {
+			body := sr.bytes(int(sr.u32()))
+			br := reader{b: body}
+			decls := br.u32()
+			if br.err != nil || int(decls) > len(br.b) {
+				return fmt.Errorf("function %d declares %d local groups in %d bytes", i, decls, len(body))
+			}
+			total := uint64(0)
+			for range decls {
+				total += uint64(br.u32())
+				br.byte()
+			}
+			if br.err != nil || sr.err != nil || total > maxLocals {
+				return fmt.Errorf("function %d declares %d locals (at most %d)", i, total, maxLocals)
+			}
+		}
+	}
+	return nil
+}
+
 // instrumentBudget returns the module with the stop flag and its checks.
 func instrumentBudget(bin []byte) ([]byte, error) {
 	if len(bin) < 8 || !bytes.Equal(bin[:8], []byte{0, 'a', 's', 'm', 1, 0, 0, 0}) {

@@ -108,6 +108,9 @@ func FuzzInstrumentBudget(f *testing.F) {
 	rt := wazero.NewRuntime(ctx)
 	f.Cleanup(func() { rt.Close(ctx) })
 	f.Fuzz(func(t *testing.T, bin []byte) {
+		if checkSizes(bin) != nil {
+			return // Load refuses it before wazero sees it
+		}
 		out, err := instrumentBudget(bin)
 		if err != nil {
 			return
@@ -123,4 +126,21 @@ func FuzzInstrumentBudget(f *testing.F) {
 		}
 		cm2.Close(ctx)
 	})
+}
+
+// TestLoadRefusesAllocationBombs: modules of a few bytes that declare
+// huge vectors (which wazero would allocate before reading them) are
+// refused with an error, not an out-of-memory crash of the host.
+func TestLoadRefusesAllocationBombs(t *testing.T) {
+	ctx := context.Background()
+	for name, bin := range map[string][]byte{
+		"268M globals": []byte("\x00asm\x01\x00\x00\x00\x06\x04\xe0\xff\xff\xff\x05\x04\x00000"),
+		"4G locals": module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0},
+			[]byte{10, 1, 8, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b}),
+	} {
+		_, err := Load(ctx, bin, Options{Name: name})
+		if err == nil || !strings.Contains(err.Error(), "declares") {
+			t.Errorf("%s: Load = %v, want a refusal naming the declared size", name, err)
+		}
+	}
 }

@@ -188,6 +188,9 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	if pages == 0 || opts.Limits.MemoryBytes > 4<<30 {
 		return nil, fmt.Errorf("plugin[%s]: memory limit %d bytes out of range (64 KiB .. 4 GiB)", opts.Name, opts.Limits.MemoryBytes)
 	}
+	if err := checkSizes(wasmBytes); err != nil {
+		return nil, fmt.Errorf("plugin[%s]: not a valid WebAssembly module: %w", opts.Name, err)
+	}
 	// The time budget: inline checks of a stop flag (budget.go) when the
 	// module can be rewritten, else wazero's own checks.
 	code, inline := wasmBytes, false
