@@ -75,10 +75,12 @@ type section struct {
 // maxLocals bounds the locals a function may declare (as browsers do).
 const maxLocals = 50_000
 
-// checkSizes refuses a binary whose sections declare more entries than
-// their bytes can hold, or a function with more than maxLocals locals:
-// wazero allocates for the declared counts before it reads the entries,
-// so a module of a few bytes could make the host allocate gigabytes.
+// checkSizes walks the structure of every section and refuses a binary
+// in which a vector declares more entries than the bytes that follow can
+// hold, or a function declares more than maxLocals locals: wazero
+// allocates for declared counts before it reads the entries, so a module
+// of a few bytes could make the host allocate gigabytes and die. What it
+// lets through, wazero still validates.
 func checkSizes(bin []byte) error {
 	if len(bin) < 8 {
 		return errors.New("too short for a WebAssembly module")
@@ -90,35 +92,123 @@ func checkSizes(bin []byte) error {
 		if r.err != nil {
 			return fmt.Errorf("section %d: %v", id, r.err)
 		}
-		if id == 0 || id == 8 || id == 12 {
-			continue // custom, start, data count: no vector
-		}
-		sr := reader{b: p}
-		n := sr.u32()
-		if sr.err != nil || int(n) > len(sr.b) {
-			return fmt.Errorf("section %d declares %d entries in %d bytes", id, n, len(p))
-		}
-		if id != 10 {
-			continue
-		}
-		for i := range n {
-			body := sr.bytes(int(sr.u32()))
-			br := reader{b: body}
-			decls := br.u32()
-			if br.err != nil || int(decls) > len(br.b) {
-				return fmt.Errorf("function %d declares %d local groups in %d bytes", i, decls, len(body))
-			}
-			total := uint64(0)
-			for range decls {
-				total += uint64(br.u32())
-				br.byte()
-			}
-			if br.err != nil || sr.err != nil || total > maxLocals {
-				return fmt.Errorf("function %d declares %d locals (at most %d)", i, total, maxLocals)
-			}
+		if err := checkSection(id, p); err != nil {
+			return fmt.Errorf("section %d: %w", id, err)
 		}
 	}
 	return nil
+}
+
+func checkSection(id byte, p []byte) error {
+	r := &reader{b: p}
+	switch id {
+	case 0: // custom: only the name section is read by wazero
+		if string(r.bytes(int(r.u32()))) == "name" {
+			for !r.done() {
+				sub := r.byte()
+				sr := &reader{b: r.bytes(int(r.u32()))}
+				switch sub {
+				case 0:
+					sr.name()
+				case 1:
+					sr.nameMap()
+				case 2:
+					for range sr.vec() {
+						sr.u32()
+						sr.nameMap()
+					}
+				}
+				if sr.err != nil {
+					return sr.err
+				}
+			}
+		}
+		return r.err
+	case 1: // types
+		for range r.vec() {
+			r.byte()
+			r.bytes(int(r.vec()))
+			r.bytes(int(r.vec()))
+		}
+	case 3: // functions
+		for range r.vec() {
+			r.u32()
+		}
+	case 4: // tables
+		for range r.vec() {
+			r.byte()
+			r.limits()
+		}
+	case 5: // memories
+		for range r.vec() {
+			r.limits()
+		}
+	case 6: // globals
+		for range r.vec() {
+			r.byte()
+			r.byte()
+			r.constExpr()
+		}
+	case 7: // exports
+		for range r.vec() {
+			r.name()
+			r.byte()
+			r.u32()
+		}
+	case 9: // elements
+		for range r.vec() {
+			flags := r.u32()
+			if flags > 7 {
+				return fmt.Errorf("element flags %d", flags)
+			}
+			if flags&2 != 0 && flags&1 == 0 {
+				r.u32() // table index
+			}
+			if flags&1 == 0 {
+				r.constExpr() // offset
+			}
+			if flags&3 != 0 {
+				r.byte() // element kind or reference type
+			}
+			for range r.vec() {
+				if flags&4 != 0 {
+					r.constExpr()
+				} else {
+					r.u32()
+				}
+			}
+		}
+	case 10: // code
+		for i := range r.vec() {
+			br := &reader{b: r.bytes(int(r.u32()))}
+			total := uint64(0)
+			for range br.vec() {
+				total += uint64(br.u32())
+				br.byte()
+			}
+			if total > maxLocals {
+				return fmt.Errorf("function %d declares %d locals (at most %d)", i, total, maxLocals)
+			}
+			if br.err != nil {
+				return br.err
+			}
+		}
+	case 11: // data
+		for range r.vec() {
+			switch flags := r.u32(); flags {
+			case 0:
+				r.constExpr()
+			case 1:
+			case 2:
+				r.u32()
+				r.constExpr()
+			default:
+				return fmt.Errorf("data flags %d", flags)
+			}
+			r.bytes(int(r.vec()))
+		}
+	}
+	return r.err
 }
 
 // instrumentBudget returns the module with the stop flag and its checks.
@@ -468,6 +558,48 @@ func (r *reader) blockType() {
 }
 
 func (r *reader) name() { r.bytes(int(r.u32())) }
+
+// vec reads a vector's length, refusing one longer than the bytes left
+// (every entry takes at least one).
+func (r *reader) vec() uint32 {
+	n := r.u32()
+	if int(n) > len(r.b) {
+		r.fail(fmt.Sprintf("declares %d entries in %d bytes", n, len(r.b)))
+		return 0
+	}
+	return n
+}
+
+func (r *reader) nameMap() {
+	for range r.vec() {
+		r.u32()
+		r.name()
+	}
+}
+
+// constExpr reads a constant expression up to its end.
+func (r *reader) constExpr() {
+	for !r.done() {
+		switch op := r.byte(); op {
+		case 0x0b:
+			return
+		case 0x41, 0x42:
+			r.s64()
+		case 0x43:
+			r.bytes(4)
+		case 0x44:
+			r.bytes(8)
+		case 0x23, 0xd2:
+			r.u32()
+		case 0xd0:
+			r.byte()
+		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended constant arithmetic
+		default:
+			r.fail(fmt.Sprintf("instruction 0x%02x in a constant expression", op))
+		}
+	}
+	r.fail("constant expression without end")
+}
 
 func (r *reader) limits() {
 	flags := r.byte()
