@@ -288,9 +288,9 @@ func AppendStampOrigin(b []byte, worker string, index uint32, pid int64, incarna
 
 // Two-byte keys of the per-record stamp fields (numbers 16..31).
 const (
-	keySeq      = fSeq<<3 | 0      // varint
-	keySource   = fSource<<3 | 0   // varint
-	keyReceived = fReceived<<3 | 1 // fixed64
+	keySeq      = fSeq << 3        // wire type 0, varint
+	keySource   = fSource << 3     // wire type 0, varint
+	keyReceived = fReceived<<3 | 1 // wire type 1, fixed64
 )
 
 // AppendStampArrival appends the per-record stamp fields: seq, source and

@@ -52,6 +52,7 @@ var errUninstrumentable = errors.New("wasm: module not rewritable for the inline
 // checkCode is the code inserted at function entries and loop headers,
 // for the stop flag and countdown globals stop and stop+1.
 func checkCode(stop uint32) []byte {
+	every := sleb32(checkEvery)
 	g := func(op byte, idx uint32) []byte { return binary.AppendUvarint([]byte{op}, uint64(idx)) }
 	var b []byte
 	b = append(b, g(0x23, stop+1)...)           // global.get $countdown
@@ -59,7 +60,7 @@ func checkCode(stop uint32) []byte {
 	b = append(b, g(0x24, stop+1)...)           // global.set $countdown
 	b = append(b, g(0x23, stop+1)...)           // global.get $countdown
 	b = append(b, 0x45, 0x04, 0x40)             // i32.eqz; if
-	b = append(b, 0x41, 0x80, 0x08)             //   i32.const 1024
+	b = append(append(b, 0x41), every...)       //   i32.const checkEvery
 	b = append(b, g(0x24, stop+1)...)           //   global.set $countdown
 	b = append(b, 0x41, 0x00, 0x40, 0x00, 0x1a) //   memory.grow(0); drop
 	b = append(b, g(0x23, stop)...)             //   global.get $stop
@@ -282,7 +283,7 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 		out = append(out, p...)
 	}
 	// The stop flag (mut i32 = 0) and the countdown (mut i32 = 1024).
-	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x80, 0x08, 0x0b}
+	newGlobal := append([]byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41}, append(sleb32(checkEvery), 0x0b)...)
 	addedGlobal, addedExport := false, false
 	order := func(id byte) int { // where standard sections go (datacount 12 sits before code 10)
 		switch id {
@@ -631,4 +632,17 @@ func importsMemory(p []byte) bool {
 		}
 	}
 	return false
+}
+
+// sleb32 encodes v as a signed LEB128 (the immediate of i32.const).
+func sleb32(v int32) []byte {
+	var b []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
 }
