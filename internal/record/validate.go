@@ -29,7 +29,7 @@ func Validate(b []byte) error {
 	return validateMsg(b, 0, msgRecord, 0)
 }
 
-type msgKind int
+type msgKind int8
 
 const (
 	msgRecord msgKind = iota
@@ -88,9 +88,9 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 			}
 			off += n
 		}
-		sp := unknownField
+		sp := &unknownField
 		if num < 32 {
-			sp = tbl[num]
+			sp = &tbl[num]
 		}
 		if sp.typ >= 0 && typ != sp.typ {
 			return &ValidationError{base + fieldOff, fmt.Sprintf("field %d has wire type %d, want %d", num, typ, sp.typ)}
@@ -125,7 +125,7 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 }
 
 // checkBytes checks a length-delimited value that starts at offset vstart.
-func checkBytes(v []byte, vstart int, sp fieldSpec, num protowire.Number, depth int) error {
+func checkBytes(v []byte, vstart int, sp *fieldSpec, num protowire.Number, depth int) error {
 	if sp.str && !utf8.Valid(v) {
 		return &ValidationError{vstart, fmt.Sprintf("field %d is not valid UTF-8", num)}
 	}
