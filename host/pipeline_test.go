@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -219,8 +218,8 @@ dead_letter_dir = %q
 	if err != nil {
 		t.Fatal(FormatDiagnostics(err))
 	}
-	var logs safeBuffer
-	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+	logs := &syncBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	p, err := newPipeline(context.Background(), cfg, logger, func(int32, string, ...slog.Attr) {}, func() bool { return false })
 	if err != nil {
 		t.Fatal(err)
@@ -249,22 +248,4 @@ dead_letter_dir = %q
 	if n := len(cfg2.modules.mods); n != 0 {
 		t.Errorf("%d compiled plugins left open after the pipeline closed", n)
 	}
-}
-
-// safeBuffer is a bytes.Buffer for concurrent writers.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -228,34 +228,21 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 		}
 		secs = append(secs, section{id, p})
 	}
-	// Count the globals: imported ones come first in the index space.
+	// Count the globals (imported ones come first in the index space) and
+	// look for a memory.
 	var globals uint32
+	hasMemory := false
 	for _, s := range secs {
 		switch s.id {
 		case 2: // import
-			sr := reader{b: s.payload}
-			for range sr.u32() {
-				sr.name()
-				sr.name()
-				switch kind := sr.byte(); kind {
-				case 0:
-					sr.u32()
-				case 1:
-					sr.byte()
-					sr.limits()
-				case 2:
-					sr.limits()
-				case 3:
-					sr.byte()
-					sr.byte()
-					globals++
-				default:
-					return nil, fmt.Errorf("%w: import kind %d", errUninstrumentable, kind)
-				}
+			g, mem, err := imports(s.payload)
+			if err != nil {
+				return nil, fmt.Errorf("%w: import section: %v", errUninstrumentable, err)
 			}
-			if sr.err != nil {
-				return nil, fmt.Errorf("%w: import section: %v", errUninstrumentable, sr.err)
-			}
+			globals += g
+			hasMemory = hasMemory || mem
+		case 5: // memory
+			hasMemory = true
 		case 6: // global
 			sr := reader{b: s.payload}
 			globals += sr.u32()
@@ -267,10 +254,6 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 	}
 	stop := globals
 	check := checkCode(stop)
-	hasMemory := false
-	for _, s := range secs {
-		hasMemory = hasMemory || s.id == 5 || (s.id == 2 && importsMemory(s.payload))
-	}
 	if !hasMemory {
 		return nil, fmt.Errorf("%w: the module has no memory", errUninstrumentable)
 	}
@@ -610,28 +593,31 @@ func (r *reader) limits() {
 	}
 }
 
-// importsMemory reports whether an import section imports a memory.
-func importsMemory(p []byte) bool {
+// imports reads an import section: how many globals it imports and
+// whether it imports a memory.
+func imports(p []byte) (globals uint32, memory bool, err error) {
 	r := reader{b: p}
-	for range r.u32() {
+	for range r.vec() {
 		r.name()
 		r.name()
-		switch r.byte() {
+		switch kind := r.byte(); kind {
 		case 0:
 			r.u32()
 		case 1:
 			r.byte()
 			r.limits()
 		case 2:
-			return r.err == nil
+			r.limits()
+			memory = true
 		case 3:
 			r.byte()
 			r.byte()
+			globals++
 		default:
-			return false
+			return 0, false, fmt.Errorf("import kind %d", kind)
 		}
 	}
-	return false
+	return globals, memory, r.err
 }
 
 // sleb32 encodes v as a signed LEB128 (the immediate of i32.const).
