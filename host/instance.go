@@ -229,6 +229,7 @@ func (in *instance) runOnce() exitInfo {
 		return exitInfo{startErr: err}
 	}
 	r.pid = int64(p.Pid())
+	r.origin = nil // a record stamped before the start (a ring failure) had no pid
 	in.mu.Lock()
 	in.proc, in.conn = p, r.conn
 	in.mu.Unlock()
