@@ -308,7 +308,9 @@ type item struct {
 func (p *pipeline) transportLoop(t *transportStage) {
 	defer p.writers.Done()
 	ctx := context.Background()
-	items := make(chan item)
+	// Buffered, so that batches ready while the transport waits for acks
+	// are taken together into its window (unbuffered, the window held one).
+	items := make(chan item, maxInFlight)
 	intakeDone := make(chan struct{})
 	if t.spool == nil {
 		go func() {
