@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/logtk/logtk/internal/server"
 
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -119,15 +122,59 @@ func BenchmarkPipeline(b *testing.B) {
 // network transport to a log server on loopback that acknowledges each
 // batch once it is in its files ("fsync=none") or once it is synced to
 // disk ("fsync=batch"). Each op is one record.
+//
+// "slow-server" is the overload case: the server takes 5 ms per batch
+// (about 0.1 M records/s) while the workers log as fast as they can; what
+// it shows is the host's peak memory, which the bounded queues, ring and
+// window keep flat whatever the backlog.
 func BenchmarkNetworkEndToEnd(b *testing.B) {
 	for _, fsync := range []string{"none", "batch"} {
-		b.Run("fsync="+fsync, func(b *testing.B) { benchEndToEnd(b, fsync) })
+		b.Run("fsync="+fsync, func(b *testing.B) { benchEndToEnd(b, fsync, 0) })
 	}
+	b.Run("slow-server", func(b *testing.B) { benchEndToEnd(b, "none", 5*time.Millisecond) })
 }
 
-func benchEndToEnd(b *testing.B, fsync string) {
+// statsServer is what benchEndToEnd needs of a log server.
+type statsServer interface {
+	Addr() net.Addr
+	Stats() (batches, records, duplicates int64)
+}
+
+// slowServer is a log server whose store takes delay per batch.
+type slowServer struct {
+	ln  net.Listener
+	srv *server.Server
+}
+
+func (s *slowServer) Addr() net.Addr { return s.ln.Addr() }
+func (s *slowServer) Stats() (int64, int64, int64) {
+	return s.srv.Stats.Batches.Load(), s.srv.Stats.Records.Load(), s.srv.Stats.Duplicates.Load()
+}
+
+func newSlowServer(b *testing.B, dir string, delay time.Duration) *slowServer {
+	st, err := server.OpenStore(server.StoreOptions{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := server.New(server.Options{Tokens: [][]byte{[]byte("tok")}, Store: st, Logger: hclog.NewNullLogger(),
+		OnStored: func(string, string, string, []byte) { time.Sleep(delay) }}) // a slow disk, not synchronisation
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close(context.Background()); st.Close() })
+	return &slowServer{ln: ln, srv: srv}
+}
+
+func benchEndToEnd(b *testing.B, fsync string, slow time.Duration) {
 	dir := b.TempDir()
-	ls := newLogServerB(b, dir, fsync)
+	var ls statsServer
+	if slow > 0 {
+		ls = newSlowServer(b, dir, slow)
+	} else {
+		ls = newLogServerB(b, dir, fsync)
+	}
 	per := max(b.N/4, 1)
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(per)})
 	w.Count = 4

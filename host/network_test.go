@@ -324,7 +324,9 @@ func TestSpoolDropOldest(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "20000"})
 	logs := &syncBuffer{}
-	h, err := New(spoolConfig(t, ls, dir, 64<<10, "drop_oldest", w), Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
+	// Small batches: the spool keeps many of the newest, not one or two
+	// (with 512-record batches the newest could be the exit record alone).
+	h, err := New(spoolConfig(t, ls, dir, 64<<10, "drop_oldest", w), Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs}), BatchSize: 16})
 	if err != nil {
 		t.Fatal(err)
 	}

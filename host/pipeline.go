@@ -139,11 +139,19 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 				policy = spool.DropOldest
 			}
 			name := t.Name
+			drops := &dropReport{send: func(n, bytes int64, first, last uint64, total int64) {
+				report(record.LevelError, fmt.Sprintf("transport %s: spool full (%d bytes): dropped %d batches (%d bytes, ids %d..%d) under when_full = drop_oldest; %d in all", name, sc.MaxBytes, n, bytes, first, last, total),
+					slog.String("transport", name), slog.Int64("batches", n), slog.Int64("bytes", bytes),
+					slog.Uint64("first_batch", first), slog.Uint64("last_batch", last), slog.Int64("dropped_total", total))
+			}}
 			sp, err := spool.Open(sc.Dir, sc.MaxBytes, policy, func(d spool.Dropped) {
-				// Called with the spool locked: report without waiting.
+				// Called with the spool locked: log and count without
+				// waiting. Each drop is in the host log; the records
+				// reporting them are gathered (one per second at most), so
+				// that under a long overload they do not crowd the records
+				// they report on out of the spool.
 				log.Error("spool full: dropped the oldest batch", "transport", name, "batch", d.ID, "bytes", d.Bytes)
-				go report(record.LevelError, fmt.Sprintf("transport %s: spool full (%d bytes): dropped batch %d (%d bytes) under when_full = drop_oldest", name, sc.MaxBytes, d.ID, d.Bytes),
-					slog.String("transport", name), slog.Uint64("batch", d.ID), slog.Int64("bytes", d.Bytes))
+				drops.add(d)
 			})
 			if err != nil {
 				return nil, fmt.Errorf("transport %q: spool: %w", t.Name, err)
@@ -642,4 +650,43 @@ func onlyReports(batch []byte) bool {
 		all = all && string(v.Logger) == reportLogger
 	})
 	return all
+}
+
+// dropReport gathers a spool's drops into at most one report per
+// dropReportEvery.
+type dropReport struct {
+	mu          sync.Mutex
+	n, bytes    int64
+	first, last uint64
+	total       int64
+	pending     bool
+	send        func(n, bytes int64, first, last uint64, total int64)
+}
+
+const dropReportEvery = time.Second
+
+func (d *dropReport) add(x spool.Dropped) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n == 0 {
+		d.first = x.ID
+	}
+	d.n++
+	d.total++
+	d.bytes += x.Bytes
+	d.last = x.ID
+	if !d.pending {
+		d.pending = true
+		time.AfterFunc(dropReportEvery, d.flush)
+	}
+}
+
+func (d *dropReport) flush() {
+	d.mu.Lock()
+	n, bytes, first, last, total := d.n, d.bytes, d.first, d.last, d.total
+	d.n, d.bytes, d.pending = 0, 0, false
+	d.mu.Unlock()
+	if n > 0 {
+		d.send(n, bytes, first, last, total)
+	}
 }
