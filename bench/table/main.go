@@ -100,6 +100,11 @@ func main() {
 			num(get(name, "MB/s")), num(get(name, "cpu-ns/record")), num(get(name, "host-peak-MB")))
 	}
 
+	if rss := get("BenchmarkNetworkEndToEnd/slow-server", "host-peak-MB"); rss > 0 {
+		fmt.Printf("| Host peak RSS under overload (server taking %s rec/s, workers logging flat out) | %s MB | %s MB at full speed | | bounded | yes |\n",
+			num(get("BenchmarkNetworkEndToEnd/slow-server", "records/s")), num(rss), num(get("BenchmarkNetworkEndToEnd/fsync=none", "host-peak-MB")))
+	}
+
 	for _, sync := range []string{"no sync", "synced"} {
 		goal := map[string]float64{"no sync": 2, "synced": 10}[sync]
 		for _, conns := range []string{"1", "4"} {
