@@ -122,56 +122,25 @@ func trimSpace(b []byte) []byte {
 func (t *Transport) Open() error { return nil }
 
 // Write implements plugin.Transport: it returns nil only when the server
-// acknowledged the batch (or said it had it already).
+// acknowledged the batch (or said it had it already). It is WriteAsync
+// followed by waiting for that batch's ack; the host uses the
+// asynchronous pair.
 func (t *Transport) Write(b *plugin.Batch) error {
-	if b.Len() == 0 {
-		return nil
+	if err := t.WriteAsync(b); err != nil {
+		return err
 	}
-	if t.conn == nil {
-		if err := t.connect(); err != nil {
-			t.drop()
-			return plugin.Retry(err)
-		}
-	}
-	if b.ID() <= t.stored {
-		return nil // stored before a reconnect: not sent twice
-	}
-	t.out = appendHeader(t.out[:0], tData, protowire.SizeVarint(b.ID())+len(b.Bytes()))
-	t.out = protowire.AppendVarint(t.out, b.ID())
-	t.out = append(t.out, b.Bytes()...)
-	if t.maxFrame > 0 && len(t.out)-5 > t.maxFrame {
-		return fmt.Errorf("batch %d is %d bytes, over the server's frame limit of %d: lower the batch size", b.ID(), len(t.out)-5, t.maxFrame)
-	}
-	if err := t.conn.Write(t.out); err != nil {
-		t.drop()
-		return plugin.Retry(err)
-	}
+	defer func() { t.done = t.done[:0] }()
 	deadline := time.Now().Add(t.ackTimeout)
 	for {
-		typ, p, err := t.readFrame(deadline)
-		if err != nil {
-			t.drop()
-			return plugin.Retry(fmt.Errorf("waiting for the ack of batch %d: %w", b.ID(), err))
+		if _, waiting := t.inflight[b.ID()]; !waiting {
+			return nil
 		}
-		switch typ {
-		case tAck:
-			id, n := protowire.ConsumeVarint(p)
-			if n < 0 {
-				t.drop()
-				return plugin.Retry(errors.New("malformed ACK"))
-			}
-			if id == b.ID() {
-				t.stored = id
-				return nil
-			}
-		case tPing:
-			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
-				t.drop()
-				return plugin.Retry(err)
-			}
-		case tClose:
+		if err := t.readAcks(deadline); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
 			t.drop()
-			return plugin.Retry(fmt.Errorf("server closed the connection: %s", describeClose(p)))
+			return plugin.Retry(fmt.Errorf("no ack for batch %d within %s", b.ID(), t.ackTimeout))
 		}
 	}
 }
