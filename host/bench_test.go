@@ -64,13 +64,7 @@ func BenchmarkIngest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.ResetTimer()
-			u := startUsage()
-			start := time.Now()
-			h.Start()
-			<-h.Done()
-			el := time.Since(start)
-			b.StopTimer()
+			el, u := measureRun(b, h)
 			n := out.records.Load()
 			if n < int64(per*workers) {
 				b.Fatalf("%d records arrived, want at least %d", n, per*workers)
@@ -192,13 +186,7 @@ func benchEndToEnd(b *testing.B, fsync string, slow time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	u := startUsage()
-	start := time.Now()
-	h.Start()
-	<-h.Done()
-	el := time.Since(start)
-	b.StopTimer()
+	el, u := measureRun(b, h)
 	_, records, _ := ls.Stats()
 	if records < int64(per*4) {
 		b.Fatalf("%d records stored, want at least %d", records, per*4)
@@ -223,6 +211,19 @@ func newLogServerB(b *testing.B, dir, fsync string) *LogServer {
 	}
 	b.Cleanup(func() { ls.Close(context.Background()) })
 	return ls
+}
+
+// measureRun runs h to its end with the benchmark timer on, and returns
+// the elapsed time and the usage measured around it.
+func measureRun(b *testing.B, h *Host) (time.Duration, usage) {
+	b.ResetTimer()
+	u := startUsage()
+	start := time.Now()
+	h.Start()
+	<-h.Done()
+	el := time.Since(start)
+	b.StopTimer()
+	return el, u
 }
 
 // usage measures the CPU time of this process (the host, and the log
