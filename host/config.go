@@ -403,18 +403,7 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 	errAt := func(a *hcl.Attribute, summary, detail string) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: a.Expr.Range().Ptr()})
 	}
-	decode := func(key string, target any) *hcl.Attribute {
-		a, ok := attrs[key]
-		if !ok {
-			return nil
-		}
-		d := gohcl.DecodeExpression(a.Expr, nil, target)
-		diags = append(diags, d...)
-		if d.HasErrors() {
-			return nil
-		}
-		return a
-	}
+	decode := func(key string, target any) *hcl.Attribute { return decodeAttr(attrs, key, target, &diags) }
 	duration := func(key string, target *time.Duration) {
 		var s string
 		if a := decode(key, &s); a != nil {
@@ -588,4 +577,20 @@ func orNone(s string) string {
 		return "none that loaded"
 	}
 	return s
+}
+
+// decodeAttr decodes the attribute name of attrs into target, adding any
+// diagnostics to diags. It returns the attribute, or nil when it is absent
+// or does not decode.
+func decodeAttr(attrs hcl.Attributes, name string, target any, diags *hcl.Diagnostics) *hcl.Attribute {
+	a, ok := attrs[name]
+	if !ok {
+		return nil
+	}
+	d := gohcl.DecodeExpression(a.Expr, nil, target)
+	*diags = append(*diags, d...)
+	if d.HasErrors() {
+		return nil
+	}
+	return a
 }

@@ -254,15 +254,7 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 	}
 	str := func(name string, target *string) *hcl.Attribute {
-		a, ok := content.Attributes[name]
-		if !ok {
-			return nil
-		}
-		if d := gohcl.DecodeExpression(a.Expr, nil, target); d.HasErrors() {
-			diags = append(diags, d...)
-			return nil
-		}
-		return a
+		return decodeAttr(content.Attributes, name, target, &diags)
 	}
 	var ref string
 	refAttr := str("plugin", &ref)

@@ -71,15 +71,7 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: a.Expr.Range().Ptr()})
 	}
 	get := func(name string, target any) *hcl.Attribute {
-		a, ok := content.Attributes[name]
-		if !ok {
-			return nil
-		}
-		if d := gohcl.DecodeExpression(a.Expr, nil, target); d.HasErrors() {
-			diags = append(diags, d...)
-			return nil
-		}
-		return a
+		return decodeAttr(content.Attributes, name, target, &diags)
 	}
 	if a := get("listen", &sc.Listen); a != nil {
 		if _, _, err := net.SplitHostPort(sc.Listen); err != nil {
