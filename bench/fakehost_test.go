@@ -98,19 +98,12 @@ func (h *fakeHost) serve(conn *net.UnixConn, ring *shmring.Shared) {
 		}
 		return n
 	}
-	rc, _ := conn.SyscallConn()
 	for {
 		for ring != nil && rd.Buffered() == 0 {
 			h.polls.Add(1)
 			if drain(shmring.NoLimit) > 0 {
-				ready := false
 				t0 := time.Now()
-				rc.Control(func(fd uintptr) {
-					fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-					ts := unix.NsecToTimespec(200_000)
-					n, _ := unix.Ppoll(fds, &ts, nil)
-					ready = n > 0
-				})
+				ready := ipc.WaitReadable(conn, 200*time.Microsecond)
 				h.pollNs.Add(int64(time.Since(t0)))
 				if ready {
 					break

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
@@ -43,7 +41,7 @@ func (r *run) pollRing(rd *ipc.Reader) {
 			return
 		}
 		if n > 0 {
-			if r.socketReadable(ringPoll) {
+			if ipc.WaitReadable(r.conn, ringPoll) {
 				return
 			}
 			continue
@@ -54,23 +52,6 @@ func (r *run) pollRing(rd *ipc.Reader) {
 		}
 		r.ring.CancelSleep()
 	}
-}
-
-// socketReadable waits up to d for the IPC socket to have something to
-// read (or to be closed).
-func (r *run) socketReadable(d time.Duration) bool {
-	rc, err := r.conn.SyscallConn()
-	if err != nil {
-		return true
-	}
-	ready := true
-	cerr := rc.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		ts := unix.NsecToTimespec(d.Nanoseconds())
-		n, err := unix.Ppoll(fds, &ts, nil)
-		ready = err != nil && err != unix.EINTR || n > 0
-	})
-	return ready || cerr != nil
 }
 
 // drainRing reads the ring's entries that start before limit, stamping and
