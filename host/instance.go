@@ -520,13 +520,17 @@ func (r *run) readIPC() {
 				helloSeen = true
 				r.hostRecord(record.LevelWarn, "worker sent records without a hello frame; accepting them")
 			}
-			if err := record.Validate(p); err != nil {
+			// Records read together are queued together: the batch goes
+			// out before the reader could block (top of the loop).
+			r.in.emitMu.Lock()
+			err := r.stampLocked(record.SourceSDK, p, true, time.Now().UnixNano())
+			r.in.emitMu.Unlock()
+			if err != nil {
 				r.hostRecord(record.LevelError, "worker sent a malformed record: "+err.Error(),
 					slog.Any("payload", append([]byte(nil), p...)))
 				bad++
 				continue
 			}
-			r.emit(record.SourceSDK, p)
 		case ipc.TypeRecordAt:
 			if err := r.recordAt(p); err != nil {
 				r.hostRecord(record.LevelError, "worker sent a malformed record: "+err.Error(),
