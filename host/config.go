@@ -554,10 +554,10 @@ func resolveCommand(cmd, baseDir string) (string, error) {
 	}
 	st, err := os.Stat(cmd)
 	if err != nil {
-		return "", fmt.Errorf("%s does not exist (relative commands are resolved against the configuration file's directory).", cmd)
+		return "", fmt.Errorf("%q does not exist (relative commands are resolved against the configuration file's directory).", cmd)
 	}
 	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-		return "", fmt.Errorf("%s is not an executable file.", cmd)
+		return "", fmt.Errorf("%q is not an executable file.", cmd)
 	}
 	return cmd, nil
 }
