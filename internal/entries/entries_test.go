@@ -36,3 +36,19 @@ func FuzzCount(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCount walks a batch shaped like the formatter benchmarks' (512
+// entries of 150-300 bytes), as the host does to check a plugin's output.
+func BenchmarkCount(b *testing.B) {
+	var batch []byte
+	for i := range 512 {
+		batch = Append(batch, make([]byte, 150+i%150))
+	}
+	b.SetBytes(int64(len(batch)))
+	for b.Loop() {
+		if n, ok := Count(batch); n != 512 || !ok {
+			b.Fatal(n, ok)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/entry")
+}

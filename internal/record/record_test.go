@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
@@ -197,7 +198,15 @@ func FuzzView(f *testing.F) {
 	b = AppendAttr(b, slog.Group("g", slog.Int("i", 1), slog.Group("h", slog.String("s", "x"))))
 	b = AppendCaller(b, "f.go", 1, "main")
 	f.Add(b)
+	f.Add([]byte{0x08, 0x80})                                                  // truncated varint
+	f.Add([]byte{0x11, 1, 2, 3})                                               // truncated fixed64
+	f.Add([]byte{0x1a, 0x05, 'a'})                                             // bytes past the end
+	f.Add([]byte{0x00, 0x01})                                                  // field number 0
+	f.Add([]byte{0xf8, 0xff, 0xff, 0xff, 0x7f, 0x01})                          // field number past MaxInt32
+	f.Add([]byte{0x0b, 0x10, 0x01, 0x0c, 0x15, 1, 2, 3, 4})                    // group, fixed32
+	f.Add([]byte{0x1a, 0x82, 0x00, 'a', 'b', 0x20, 0xff, 0xff, 0xff, 0xff, 1}) // padded length, long varint
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkFieldMatchesProtowire(t, data)
 		var v View
 		v.Parse(data)
 		CallerView(v.Caller)
@@ -212,6 +221,45 @@ func FuzzView(f *testing.F) {
 		}
 		walk(v.Attrs(), 0)
 	})
+}
+
+// checkFieldMatchesProtowire walks b with field and with protowire's
+// Consume functions, which field must agree with on every input.
+func checkFieldMatchesProtowire(t *testing.T, b []byte) {
+	t.Helper()
+	for off := 0; off < len(b); {
+		num, typ, x, data, next := field(b, off)
+		wnum, wtyp, n := protowire.ConsumeTag(b[off:])
+		if n < 0 {
+			if next >= 0 {
+				t.Fatalf("at %d: field read a tag protowire rejects", off)
+			}
+			return
+		}
+		var wx uint64
+		var wdata []byte
+		m := 0
+		switch wtyp {
+		case protowire.VarintType:
+			wx, m = protowire.ConsumeVarint(b[off+n:])
+		case protowire.Fixed64Type:
+			wx, m = protowire.ConsumeFixed64(b[off+n:])
+		case protowire.BytesType:
+			wdata, m = protowire.ConsumeBytes(b[off+n:])
+		default:
+			m = protowire.ConsumeFieldValue(wnum, wtyp, b[off+n:])
+		}
+		if m < 0 {
+			if next >= 0 {
+				t.Fatalf("at %d: field read a value protowire rejects", off)
+			}
+			return
+		}
+		if next != off+n+m || num != wnum || typ != wtyp || x != wx || !bytes.Equal(data, wdata) || (data == nil) != (wdata == nil) {
+			t.Fatalf("at %d: field = (%d, %d, %d, %q, %d), protowire (%d, %d, %d, %q, %d)", off, num, typ, x, data, next, wnum, wtyp, wx, wdata, off+n+m)
+		}
+		off = next
+	}
 }
 
 // TestStampMatchesGenerated: the stamp's hand-written keys decode as the
