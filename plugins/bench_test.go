@@ -5,17 +5,11 @@ package plugins_test
 
 import (
 	"context"
-	stdjson "encoding/json"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wasm"
-	"github.com/logtk/logtk/plugins/json"
-	"github.com/logtk/logtk/plugins/protobuf"
-	"github.com/logtk/logtk/plugins/protobuf/protobuftest"
-	"github.com/logtk/logtk/plugins/text"
 	"github.com/logtk/logtk/sdk/plugin"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -30,31 +24,10 @@ func batchOf(n int) []byte {
 }
 
 func BenchmarkFormat(b *testing.B) {
-	schema, _, err := protobuftest.UserSchema()
-	if err != nil {
-		b.Fatal(err)
-	}
-	userCfg, _ := stdjson.Marshal(map[string]any{"schema": schema, "message": protobuftest.Message})
-	user := protobuf.New()
-	if err := user.Configure(userCfg); err != nil {
-		b.Fatal(err)
-	}
-	formatters := []struct {
-		name, plugin string
-		config       []byte
-		native       plugin.Formatter
-	}{
-		{"text", "text", []byte("{}"), text.New()},
-		{"json", "json", []byte("{}"), json.New()},
-		{"protobuf", "protobuf", []byte("{}"), protobuf.New()},
-		{"protobuf-user-schema", "protobuf", userCfg, user},
-	}
+	formatters := referenceFormatters(b)
 	ctx := context.Background()
 	for _, f := range formatters {
-		wasmBytes, err := os.ReadFile(plugintest.Build(b, f.plugin+"/plugin"))
-		if err != nil {
-			b.Fatal(err)
-		}
+		wasmBytes := f.wasm(b)
 		for _, size := range []int{1, 64, 512} {
 			batch := batchOf(size)
 			b.Run(fmt.Sprintf("%s/batch=%d/native", f.name, size), func(b *testing.B) {

@@ -345,6 +345,9 @@ type Instance struct {
 	broken bool
 	// inPtr and inCap: the input buffer logtk_alloc returned last.
 	inPtr, inCap uint32
+	// stack holds the parameters and results of the call in progress
+	// (an instance makes one call at a time).
+	stack [4]uint64
 	stdout       *lineLogger
 	stderr       *lineLogger
 
@@ -540,11 +543,14 @@ func (i *Instance) call(ctx context.Context, dst []byte, name string, params ...
 	if fn == nil {
 		return 0, dst, &CallError{Plugin: i.m.name, Call: name, Status: -1, Msg: "not exported"}
 	}
-	res, err := fn.Call(ctx, params...)
-	if err != nil {
+	// CallWithStack on the instance's own stack: Call would allocate the
+	// parameters and results of every call.
+	stack := i.stack[:max(len(params), 1)]
+	copy(stack, params)
+	if err := fn.CallWithStack(ctx, stack); err != nil {
 		return 0, dst, i.brokenErr(name, i.describe(ctx, err), err)
 	}
-	st := int(uint32(res[0]))
+	st := int(uint32(stack[0]))
 	out, err := i.result(ctx, dst)
 	if err != nil {
 		return 0, dst, i.brokenErr(name, err.Error(), err)
@@ -581,11 +587,11 @@ func describeTrap(err error, l Limits) string {
 }
 
 func (i *Instance) result(ctx context.Context, dst []byte) ([]byte, error) {
-	r, err := i.fns["logtk_result"].Call(ctx)
-	if err != nil {
+	stack := i.stack[:1]
+	if err := i.fns["logtk_result"].CallWithStack(ctx, stack); err != nil {
 		return dst, err
 	}
-	p, n := uint32(r[0]>>32), uint32(r[0])
+	p, n := uint32(stack[0]>>32), uint32(stack[0])
 	if n == 0 {
 		return dst, nil
 	}

@@ -215,6 +215,12 @@ func init() {
 func levelText(l int32) []byte { return levelNames[textfmt.LevelName(l)] }
 
 var _ plugin.BatchFormatter = (*Formatter)(nil)
+var _ plugin.PassThroughFormatter = (*Formatter)(nil)
+
+// PassThrough implements plugin.PassThroughFormatter: with logtk's own
+// schema the output is the input, and in Wasm the SDK returns the host's
+// buffer without a copy.
+func (f *Formatter) PassThrough() bool { return f.plan == nil && f.attrs == nil }
 
 // FormatBatch implements plugin.BatchFormatter: with logtk's own schema a
 // formatted batch is the record batch itself, one copy for all records.

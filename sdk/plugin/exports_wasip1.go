@@ -124,7 +124,12 @@ func format(p, n uint32) uint32 {
 	if f == nil {
 		return fail(statusInvalid, fmt.Errorf("not a format plugin"))
 	}
-	out, err := FormatBatch(f, fmtBuf[:0], input(p, n))
+	in := input(p, n)
+	if pt, ok := f.(PassThroughFormatter); ok && pt.PassThrough() {
+		setResult(in)
+		return statusOK
+	}
+	out, err := FormatBatch(f, fmtBuf[:0], in)
 	grown := cap(out) > cap(fmtBuf)
 	fmtBuf = out
 	if grown {

@@ -97,6 +97,16 @@ type BatchFormatter interface {
 	FormatBatch(dst, records []byte) (out []byte, ok bool, err error)
 }
 
+// PassThroughFormatter is implemented by formatters whose output can be
+// their input unchanged: the protobuf formatter with logtk's own schema.
+// When PassThrough reports true, the exported format call hands the
+// host's input buffer back as the result instead of copying it (the host
+// still checks the result as it checks any other). Natively FormatBatch
+// and Format are used as usual.
+type PassThroughFormatter interface {
+	PassThrough() bool
+}
+
 // Transport delivers formatted records.
 type Transport interface {
 	// Open acquires resources (files, connections). It runs once, after
