@@ -347,9 +347,9 @@ type Instance struct {
 	inPtr, inCap uint32
 	// stack holds the parameters and results of the call in progress
 	// (an instance makes one call at a time).
-	stack [4]uint64
-	stdout       *lineLogger
-	stderr       *lineLogger
+	stack  [4]uint64
+	stdout *lineLogger
+	stderr *lineLogger
 
 	// The inline time budget (nil without): stop is the module's stop
 	// flag; stopMu orders setting it against the operation it is for.
