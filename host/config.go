@@ -210,8 +210,9 @@ func ParseConfig(src []byte, filename string) (*Config, error) {
 	return cfg, nil
 }
 
-// FormatDiagnostics renders diagnostics one per line as
-// "file:line:col: error: summary; detail".
+// FormatDiagnostics renders each diagnostic as
+// "file:line:col: error: summary; detail", on one line unless its detail
+// has several (HCL's own can), which then follow indented by four spaces.
 func FormatDiagnostics(err error) string {
 	diags, ok := err.(hcl.Diagnostics)
 	if !ok {
@@ -227,8 +228,15 @@ func FormatDiagnostics(err error) string {
 			sev = "warning"
 		}
 		fmt.Fprintf(&b, "%s: %s", sev, d.Summary)
-		if d.Detail != "" {
-			fmt.Fprintf(&b, "; %s", d.Detail)
+		// A diagnostic is one line, or continues on lines indented by
+		// four spaces (HCL's own details can run over paragraphs).
+		sep := "; "
+		for _, line := range strings.Split(d.Detail, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				b.WriteString(sep)
+				b.WriteString(line)
+				sep = "\n    "
+			}
 		}
 		b.WriteByte('\n')
 	}

@@ -72,8 +72,8 @@ func FuzzParseConfig(f *testing.F) {
 		if err == nil {
 			return
 		}
-		for _, line := range strings.Split(strings.TrimSpace(FormatDiagnostics(err)), "\n") {
-			if !strings.HasPrefix(line, "fuzz.hcl:") {
+		for i, line := range strings.Split(strings.TrimSuffix(FormatDiagnostics(err), "\n"), "\n") {
+			if !strings.HasPrefix(line, "fuzz.hcl:") && (i == 0 || !strings.HasPrefix(line, "    ") || strings.TrimSpace(line) == "") {
 				t.Fatalf("diagnostic without a position: %q", line)
 			}
 		}
