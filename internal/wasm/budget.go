@@ -359,7 +359,7 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 	r := reader{b: body}
 	for range r.u32() { // local declarations
 		r.u32()
-		r.byte()
+		r.valType()
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -510,18 +510,19 @@ func (r *reader) u32() uint32 {
 	return uint32(v)
 }
 
-func (r *reader) s64() {
+// s64 skips a signed LEB128 and reports whether it was negative.
+func (r *reader) s64() (negative bool) {
 	for i := 0; ; i++ {
 		c := r.byte()
 		if r.err != nil {
-			return
+			return false
 		}
 		if c&0x80 == 0 {
-			return
+			return c&0x40 != 0
 		}
 		if i >= 9 {
 			r.fail("bad signed LEB128")
-			return
+			return false
 		}
 	}
 }
@@ -534,10 +535,30 @@ func (r *reader) blockType() {
 		return
 	}
 	switch c := r.b[0]; {
-	case c == 0x40 || c == 0x7f || c == 0x7e || c == 0x7d || c == 0x7c || c == 0x7b || c == 0x70 || c == 0x6f:
+	case c == 0x40 || isValType(c):
 		r.b = r.b[1:]
 	default:
-		r.s64()
+		// A type index is a non-negative s33; other negative values are
+		// the reference types of later proposals (0x63, 0x64 and a heap
+		// type), whose immediates this reader does not know.
+		if r.s64() {
+			r.fail(fmt.Sprintf("block type %#x", c))
+		}
+	}
+}
+
+// isValType reports whether c is one of the one-byte value types of
+// WebAssembly 2.0 (numbers, v128, funcref, externref).
+func isValType(c byte) bool {
+	return c == 0x7f || c == 0x7e || c == 0x7d || c == 0x7c || c == 0x7b || c == 0x70 || c == 0x6f
+}
+
+// valType reads a value type, refusing the multi-byte ones of later
+// proposals (typed function references: 0x63/0x64 and a heap type), which
+// wazero may accept but this reader would misread.
+func (r *reader) valType() {
+	if c := r.byte(); r.err == nil && !isValType(c) {
+		r.fail(fmt.Sprintf("value type %#x", c))
 	}
 }
 

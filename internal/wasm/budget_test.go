@@ -27,7 +27,11 @@ func module(secs ...[]byte) []byte {
 // oneFunc is a module with one function () -> () whose body is code,
 // exported as "f".
 func oneFunc(code ...byte) []byte {
-	body := append([]byte{0}, code...) // no locals
+	return oneBody(append([]byte{0}, code...)) // no locals
+}
+
+// oneBody is oneFunc with the locals declarations given in body.
+func oneBody(body []byte) []byte {
 	return module(
 		[]byte{1, 1, 0x60, 0, 0},                        // type: () -> ()
 		[]byte{3, 1, 0},                                 // function 0: type 0
@@ -88,6 +92,8 @@ func TestInstrumentBudget(t *testing.T) {
 	for name, bin := range map[string][]byte{
 		"names a global it does not have": oneFunc(0x23, 0x00, 0x1a, 0x0b), // global.get 0; drop
 		"SIMD":                            oneFunc(0xfd, 0x0c, 0x0b),
+		"typed reference local":           oneBody([]byte{1, 1, 0x64, 0x00, 0x0b}), // (local (ref 0))
+		"typed reference block type":      oneFunc(0x02, 0x64, 0x00, 0x0b, 0x0b),   // block (result (ref 0))
 		"truncated":                       endless[:len(endless)-3],
 		"no memory":                       module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{10, 4, 1, 2, 0, 0x0b}),
 		"not wasm":                        []byte("hello, world"),
