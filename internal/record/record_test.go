@@ -164,6 +164,7 @@ func FuzzValidate(f *testing.F) {
 	b = AppendAttr(b, slog.Group("g", slog.Int("i", 1)))
 	f.Add(b)
 	f.Add([]byte{0x22, 0x02, 0x10, 0x80})
+	f.Add(AppendHead(nil, time.Unix(5, 0), LevelInfo, "0123456789abcde\xff", "")) // invalid UTF-8 after two words
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if Validate(data) != nil {
 			return
@@ -173,6 +174,24 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Validate accepted what proto.Unmarshal rejects: %v", err)
 		}
 	})
+}
+
+// TestIsASCII: a byte above 0x7f is found at every position of every
+// length around the word size, and a string without one passes.
+func TestIsASCII(t *testing.T) {
+	for n := range 20 {
+		v := []byte(strings.Repeat("a", n))
+		if !isASCII(v) {
+			t.Fatalf("%q: not ASCII?", v)
+		}
+		for i := range n {
+			w := bytes.Clone(v)
+			w[i] = 0x80
+			if isASCII(w) {
+				t.Fatalf("0x80 at %d of %d bytes not found", i, n)
+			}
+		}
+	}
 }
 
 func TestEncodeDoesNotAllocate(t *testing.T) {

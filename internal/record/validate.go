@@ -1,6 +1,7 @@
 package record
 
 import (
+	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
 
@@ -103,8 +104,12 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 			off += 8
 		case typ == protowire.BytesType && len(rest) > 0 && rest[0] < 0x80 && int(rest[0]) < len(rest):
 			v := rest[1 : 1+int(rest[0])]
-			if err := checkBytes(v, base+off+1, sp, num, depth); err != nil {
-				return err
+			// Most strings are short and ASCII: checked here, without
+			// the calls of checkBytes and utf8.Valid.
+			if sp.nested >= 0 || sp.str && !isASCII(v) {
+				if err := checkBytes(v, base+off+1, sp, num, depth); err != nil {
+					return err
+				}
 			}
 			off += 1 + len(v)
 		default:
@@ -122,6 +127,18 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 		}
 	}
 	return nil
+}
+
+// isASCII reports whether v has no byte above 0x7f, eight bytes at a time.
+func isASCII(v []byte) bool {
+	var acc uint64
+	for ; len(v) >= 8; v = v[8:] {
+		acc |= binary.LittleEndian.Uint64(v)
+	}
+	for _, c := range v {
+		acc |= uint64(c)
+	}
+	return acc&0x8080808080808080 == 0
 }
 
 // checkBytes checks a length-delimited value that starts at offset vstart.
