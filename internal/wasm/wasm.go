@@ -246,7 +246,7 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	defer inst.Close(ctx)
 	octx, cancel := inst.opCtx(ctx)
 	defer cancel()
-	st, res, err := inst.call(octx, nil, "logtk_info")
+	st, res, err := inst.call(octx, "logtk_info")
 	if err != nil {
 		return fail(err)
 	}
@@ -535,25 +535,28 @@ func (i *Instance) describe(ctx context.Context, err error) string {
 
 // call runs an export and appends its result bytes to dst. ctx comes from
 // opCtx.
-func (i *Instance) call(ctx context.Context, dst []byte, name string, params ...uint64) (int, []byte, error) {
+// call calls an export and returns its status and result. The result is
+// the plugin's memory, valid until the next call on the instance: callers
+// that keep it copy it.
+func (i *Instance) call(ctx context.Context, name string, params ...uint64) (int, []byte, error) {
 	if i.broken {
-		return 0, dst, i.brokenErr(name, "instance is broken", nil)
+		return 0, nil, i.brokenErr(name, "instance is broken", nil)
 	}
 	fn := i.fns[name]
 	if fn == nil {
-		return 0, dst, &CallError{Plugin: i.m.name, Call: name, Status: -1, Msg: "not exported"}
+		return 0, nil, &CallError{Plugin: i.m.name, Call: name, Status: -1, Msg: "not exported"}
 	}
 	// CallWithStack on the instance's own stack: Call would allocate the
 	// parameters and results of every call.
 	stack := i.stack[:max(len(params), 1)]
 	copy(stack, params)
 	if err := fn.CallWithStack(ctx, stack); err != nil {
-		return 0, dst, i.brokenErr(name, i.describe(ctx, err), err)
+		return 0, nil, i.brokenErr(name, i.describe(ctx, err), err)
 	}
 	st := int(uint32(stack[0]))
-	out, err := i.result(ctx, dst)
+	out, err := i.result(ctx)
 	if err != nil {
-		return 0, dst, i.brokenErr(name, err.Error(), err)
+		return 0, nil, i.brokenErr(name, err.Error(), err)
 	}
 	return st, out, nil
 }
@@ -586,20 +589,21 @@ func describeTrap(err error, l Limits) string {
 	return msg
 }
 
-func (i *Instance) result(ctx context.Context, dst []byte) ([]byte, error) {
+// result reads the last call's result: a view of the plugin's memory.
+func (i *Instance) result(ctx context.Context) ([]byte, error) {
 	stack := i.stack[:1]
 	if err := i.fns["logtk_result"].CallWithStack(ctx, stack); err != nil {
-		return dst, err
+		return nil, err
 	}
 	p, n := uint32(stack[0]>>32), uint32(stack[0])
 	if n == 0 {
-		return dst, nil
+		return nil, nil
 	}
 	b, ok := i.mod.Memory().Read(p, n)
 	if !ok {
-		return dst, fmt.Errorf("returned a result at %#x+%d, outside its %d bytes of memory", p, n, i.mod.Memory().Size())
+		return nil, fmt.Errorf("returned a result at %#x+%d, outside its %d bytes of memory", p, n, i.mod.Memory().Size())
 	}
-	return append(dst, b...), nil
+	return b, nil
 }
 
 // input copies the concatenation of parts into the plugin's input buffer.
@@ -649,7 +653,7 @@ func (i *Instance) Configure(ctx context.Context, config []byte) error {
 	if err != nil {
 		return err
 	}
-	st, res, err := i.call(ctx, nil, "logtk_configure", p, n)
+	st, res, err := i.call(ctx, "logtk_configure", p, n)
 	if err != nil {
 		return err
 	}
@@ -671,15 +675,14 @@ func (i *Instance) FormatAppend(ctx context.Context, dst, batch []byte, count in
 	if err != nil {
 		return dst, err
 	}
-	start := len(dst)
-	st, out, err := i.call(ctx, dst, "logtk_format", p, n)
+	st, res, err := i.call(ctx, "logtk_format", p, n)
 	if err != nil {
 		return dst, err
 	}
 	if st != StatusOK {
-		return dst, i.statusErr("logtk_format", st, out[start:])
+		return dst, i.statusErr("logtk_format", st, res)
 	}
-	got, ok := entries.Count(out[start:])
+	out, got, ok := entries.AppendCount(dst, res)
 	if !ok || got != count {
 		return dst, i.brokenErr("logtk_format", fmt.Sprintf("returned garbage: %d well-formed entries (ok=%v) for %d records", got, ok, count), nil)
 	}
@@ -689,7 +692,7 @@ func (i *Instance) FormatAppend(ctx context.Context, dst, batch []byte, count in
 func (i *Instance) simple(ctx context.Context, call string) error {
 	ctx, cancel := i.opCtx(ctx)
 	defer cancel()
-	st, res, err := i.call(ctx, nil, call)
+	st, res, err := i.call(ctx, call)
 	if err != nil {
 		return err
 	}
@@ -716,7 +719,7 @@ func (i *Instance) Write(ctx context.Context, id uint64, batch []byte) (pending 
 	if err != nil {
 		return false, err
 	}
-	st, res, err := i.call(ctx, nil, "logtk_write", p, n)
+	st, res, err := i.call(ctx, "logtk_write", p, n)
 	if err != nil {
 		return false, err
 	}
@@ -735,7 +738,7 @@ func (i *Instance) Async() bool { return i.fns["logtk_poll"] != nil }
 func (i *Instance) Poll(ctx context.Context, timeout time.Duration) ([]uint64, error) {
 	ctx, cancel := i.opCtx(ctx)
 	defer cancel()
-	st, res, err := i.call(ctx, nil, "logtk_poll", uint64(timeout/time.Millisecond))
+	st, res, err := i.call(ctx, "logtk_poll", uint64(timeout/time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
