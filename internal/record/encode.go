@@ -185,7 +185,22 @@ func AppendAttr(b []byte, a slog.Attr) []byte {
 }
 
 func appendAttrField(b []byte, field protowire.Number, a slog.Attr) []byte {
-	v := a.Value.Resolve()
+	v := a.Value
+	switch v.Kind() {
+	case slog.KindLogValuer:
+		// Resolve only what needs it: it sets up a deferred recover.
+		v = v.Resolve()
+	case slog.KindString:
+		// The common attribute, a short key and a short string, in one
+		// go: its lengths are known before it is written.
+		s := v.String()
+		if n := 4 + len(a.Key) + len(s); n < 0x80 && a.Key != "" {
+			b = append(b, tag(field, protowire.BytesType), byte(n), tag(aKey, protowire.BytesType), byte(len(a.Key)))
+			b = append(b, a.Key...)
+			b = append(b, tag(aStr, protowire.BytesType), byte(len(s)))
+			return append(b, s...)
+		}
+	}
 	if v.Kind() == slog.KindGroup {
 		g := v.Group()
 		if len(g) == 0 {

@@ -21,6 +21,10 @@ type stringer struct{}
 
 func (stringer) String() string { return "stringer!" }
 
+type valuer struct{}
+
+func (valuer) LogValue() slog.Value { return slog.StringValue("resolved") }
+
 func TestEncodeMatchesGeneratedCode(t *testing.T) {
 	ts := time.Unix(1700000000, 123456789)
 	long := strings.Repeat("x", 300) // forces multi-byte lengths in endLen
@@ -52,6 +56,10 @@ func TestEncodeMatchesGeneratedCode(t *testing.T) {
 			attrs: []slog.Attr{slog.Group("empty"), slog.Group("", slog.String("in", "line")), {}},
 			want:  []*logtkv1.Attr{sattr("in", "line")}},
 		{name: "nil value keeps its key", attrs: []slog.Attr{slog.Any("nil", nil)}, want: []*logtkv1.Attr{{Key: "nil"}}},
+		{name: "strings around a one-byte attribute length", // 4 bytes of keys and lengths + key + value: 126, 127, 128
+			attrs: []slog.Attr{slog.String("k", long[:121]), slog.String("k", long[:122]), slog.String("k", long[:123]), slog.String("", "no key")},
+			want:  []*logtkv1.Attr{sattr("k", long[:121]), sattr("k", long[:122]), sattr("k", long[:123]), sattr("", "no key")}},
+		{name: "LogValuer resolved", attrs: []slog.Attr{slog.Any("lv", valuer{})}, want: []*logtkv1.Attr{sattr("lv", "resolved")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
