@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -33,8 +34,14 @@ const msg = "request served"
 var host *fakeHost
 
 func TestMain(m *testing.M) {
+	// The ring is logtk-host's default size unless LOGTK_BENCH_RING_BYTES
+	// says otherwise (for experiments with its size).
+	ringBytes := 1 << 20
+	if v, err := strconv.Atoi(os.Getenv("LOGTK_BENCH_RING_BYTES")); err == nil {
+		ringBytes = v
+	}
 	var err error
-	if host, err = startFakeHost(1 << 20); err != nil {
+	if host, err = startFakeHost(ringBytes); err != nil {
 		fmt.Fprintln(os.Stderr, "fake host:", err)
 		os.Exit(1)
 	}

@@ -133,17 +133,29 @@ func appendStr(b []byte, key byte, s string) []byte {
 	if len(s) < 0x80 {
 		b = append(b, key, byte(len(s)))
 	} else {
-		b = protowire.AppendVarint(append(b, key), uint64(len(s)))
+		b = appendUvarint(append(b, key), uint64(len(s)))
 	}
 	return append(b, s...)
 }
 
 // appendVar appends a varint field with a one-byte key.
 func appendVar(b []byte, key byte, v uint64) []byte {
+	return appendUvarint(append(b, key), v)
+}
+
+// appendUvarint appends v as a varint; a value under 128 inline.
+func appendUvarint(b []byte, v uint64) []byte {
 	if v < 0x80 {
-		return append(b, key, byte(v))
+		return append(b, byte(v))
 	}
-	return protowire.AppendVarint(append(b, key), v)
+	return appendUvarintLong(b, v)
+}
+
+func appendUvarintLong(b []byte, v uint64) []byte {
+	if v < 0x4000 {
+		return append(b, byte(v)|0x80, byte(v>>7))
+	}
+	return protowire.AppendVarint(b, v)
 }
 
 // appendFixed appends a fixed64 field with a one-byte key.
@@ -312,13 +324,9 @@ const (
 // the time of arrival in Unix nanoseconds.
 func AppendStampArrival(b []byte, seq uint64, source int32, receivedUnixNano int64) []byte {
 	b = append(b, keySeq&0x7f|0x80, keySeq>>7)
-	if seq < 0x80 {
-		b = append(b, byte(seq))
-	} else {
-		b = protowire.AppendVarint(b, seq)
-	}
+	b = appendUvarint(b, seq)
 	b = append(b, keySource&0x7f|0x80, keySource>>7)
-	b = protowire.AppendVarint(b, uint64(source))
+	b = appendUvarint(b, uint64(source))
 	b = append(b, keyReceived&0x7f|0x80, keyReceived>>7)
 	return binary.LittleEndian.AppendUint64(b, uint64(receivedUnixNano))
 }
