@@ -27,7 +27,6 @@ func BenchmarkFormat(b *testing.B) {
 	formatters := referenceFormatters(b)
 	ctx := context.Background()
 	for _, f := range formatters {
-		wasmBytes := f.wasm(b)
 		for _, size := range []int{1, 64, 512} {
 			batch := batchOf(size)
 			b.Run(fmt.Sprintf("%s/batch=%d/native", f.name, size), func(b *testing.B) {
@@ -43,19 +42,9 @@ func BenchmarkFormat(b *testing.B) {
 					name = "wasm-no-time-budget"
 				}
 				b.Run(fmt.Sprintf("%s/batch=%d/%s", f.name, size, name), func(b *testing.B) {
-					m, err := wasm.Load(ctx, wasmBytes, wasm.Options{Name: f.name, Limits: wasm.Limits{NoCallTimeout: !budget}})
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer m.Close(ctx)
-					inst, err := m.NewInstance(ctx)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := inst.Configure(ctx, f.config); err != nil {
-						b.Fatal(err)
-					}
+					inst := f.instance(b, wasm.Limits{NoCallTimeout: !budget})
 					var out []byte
+					var err error
 					for b.Loop() {
 						if out, err = inst.FormatAppend(ctx, out[:0], batch, size); err != nil {
 							b.Fatal(err)

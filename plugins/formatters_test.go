@@ -34,6 +34,24 @@ func (f refFormatter) wasm(tb testing.TB) []byte {
 	return b
 }
 
+// instance loads the Wasm plugin and returns a configured instance.
+func (f refFormatter) instance(tb testing.TB, limits wasm.Limits) *wasm.Instance {
+	ctx := context.Background()
+	m, err := wasm.Load(ctx, f.wasm(tb), wasm.Options{Name: f.name, Limits: limits})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close(ctx) })
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := inst.Configure(ctx, f.config); err != nil {
+		tb.Fatal(err)
+	}
+	return inst
+}
+
 func referenceFormatters(tb testing.TB) []refFormatter {
 	schema, _, err := protobuftest.UserSchema()
 	if err != nil {
@@ -62,18 +80,7 @@ func TestWasmMatchesNative(t *testing.T) {
 	samples := plugintest.SampleRecords()
 	for _, f := range referenceFormatters(t) {
 		t.Run(f.name, func(t *testing.T) {
-			m, err := wasm.Load(ctx, f.wasm(t), wasm.Options{Name: f.name})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close(ctx)
-			inst, err := m.NewInstance(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := inst.Configure(ctx, f.config); err != nil {
-				t.Fatal(err)
-			}
+			inst := f.instance(t, wasm.Limits{})
 			// Growing then shrinking batches: later inputs reuse the buffer
 			// the first large one allocated.
 			for _, size := range []int{1, 3, 64, 512, 2, 100} {

@@ -87,53 +87,28 @@ func (v *View) Parse(b []byte) bool {
 // value (varint and fixed64 fields) or contents (bytes fields), and the
 // offset after it, -1 if the field is malformed. It accepts and rejects
 // exactly what protowire.ConsumeTag followed by ConsumeVarint,
-// ConsumeFixed64, ConsumeBytes or ConsumeFieldValue does (FuzzView checks),
-// but decodes one-byte tags, lengths and values without a call. The
-// reference formatters run it for every field of every record inside
-// Wasm, where Go's calls cost several times what they cost natively: one
-// call per field instead of three or four.
+// ConsumeFixed64, ConsumeBytes or ConsumeFieldValue does (FuzzView
+// checks), in one call per field instead of three or four.
 func field(b []byte, off int) (num protowire.Number, typ protowire.Type, x uint64, data []byte, next int) {
-	var tag uint64
-	if off < len(b) && b[off] < 0x80 {
-		tag, off = uint64(b[off]), off+1
-	} else {
-		v, n := protowire.ConsumeVarint(b[off:])
-		if n < 0 {
-			return 0, 0, 0, nil, -1
-		}
-		tag, off = v, off+n
-	}
-	if tag>>3 < uint64(protowire.MinValidNumber) || tag>>3 > math.MaxInt32 {
+	tag, off := uvarintAt(b, off)
+	if off < 0 || tag>>3 < uint64(protowire.MinValidNumber) || tag>>3 > math.MaxInt32 {
 		return 0, 0, 0, nil, -1
 	}
 	num, typ = protowire.Number(tag>>3), protowire.Type(tag&7)
 	switch typ {
 	case protowire.VarintType:
-		if off < len(b) && b[off] < 0x80 {
-			return num, typ, uint64(b[off]), nil, off + 1
-		}
-		v, n := protowire.ConsumeVarint(b[off:])
-		if n < 0 {
+		if x, off = uvarintAt(b, off); off < 0 {
 			return 0, 0, 0, nil, -1
 		}
-		return num, typ, v, nil, off + n
+		return num, typ, x, nil, off
 	case protowire.Fixed64Type:
 		if len(b)-off < 8 {
 			return 0, 0, 0, nil, -1
 		}
 		return num, typ, binary.LittleEndian.Uint64(b[off:]), nil, off + 8
 	case protowire.BytesType:
-		var l uint64
-		if off < len(b) && b[off] < 0x80 {
-			l, off = uint64(b[off]), off+1
-		} else {
-			v, n := protowire.ConsumeVarint(b[off:])
-			if n < 0 {
-				return 0, 0, 0, nil, -1
-			}
-			l, off = v, off+n
-		}
-		if uint64(len(b)-off) < l {
+		l, off := uvarintAt(b, off)
+		if off < 0 || uint64(len(b)-off) < l {
 			return 0, 0, 0, nil, -1
 		}
 		return num, typ, 0, b[off : off+int(l)], off + int(l)
@@ -143,6 +118,19 @@ func field(b []byte, off int) (num protowire.Number, typ protowire.Type, x uint6
 		return 0, 0, 0, nil, -1
 	}
 	return num, typ, 0, nil, off + n
+}
+
+// uvarintAt reads the varint at b[off:], a one-byte one inline, and
+// returns the offset after it, or -1 if it is malformed.
+func uvarintAt(b []byte, off int) (uint64, int) {
+	if off < len(b) && b[off] < 0x80 {
+		return uint64(b[off]), off + 1
+	}
+	v, n := protowire.ConsumeVarint(b[off:])
+	if n < 0 {
+		return 0, -1
+	}
+	return v, off + n
 }
 
 // Time returns the record's time.
