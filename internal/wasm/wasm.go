@@ -533,11 +533,9 @@ func (i *Instance) describe(ctx context.Context, err error) string {
 	return describeTrap(err, i.m.opts.Limits)
 }
 
-// call runs an export and appends its result bytes to dst. ctx comes from
-// opCtx.
-// call calls an export and returns its status and result. The result is
-// the plugin's memory, valid until the next call on the instance: callers
-// that keep it copy it.
+// call calls an export (ctx comes from opCtx) and returns its status and
+// result. The result is the plugin's memory, valid until the next call on
+// the instance: callers that keep it copy it.
 func (i *Instance) call(ctx context.Context, name string, params ...uint64) (int, []byte, error) {
 	if i.broken {
 		return 0, nil, i.brokenErr(name, "instance is broken", nil)
