@@ -107,6 +107,32 @@ func TestUserSchema(t *testing.T) {
 	}
 }
 
+// TestTextSchema: numbers, times, flags and byte strings go as text into
+// string fields, as the text formatter writes them.
+func TestTextSchema(t *testing.T) {
+	schema, md, err := protobuftest.TextSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := protobuf.New()
+	if err := configure(t, f, schema, protobuftest.TextMessage); err != nil {
+		t.Fatal(err)
+	}
+	msg := dynamicpb.NewMessage(md)
+	if err := proto.Unmarshal(format(t, f, plugintest.SampleRecords()[0]), msg); err != nil {
+		t.Fatalf("output does not decode as %s: %v", protobuftest.TextMessage, err)
+	}
+	for name, want := range map[string]string{
+		"time": "2026-11-27T08:00:00.123456789Z", "level": "INFO", "worker_index": "1", "pid": "4242", "seq": "1",
+		"status": "200", "bytes": "1099511627776", "ratio": "0.25", "cached": "false", "token": "3q2+7w==",
+		"started": "2026-11-27T07:59:59.123456789Z", "elapsed": "1.5ms",
+	} {
+		if got := msg.Get(md.Fields().ByName(protoreflect.Name(name))).String(); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	schema, _ := userSchema(t)
 	tests := []struct {
@@ -128,17 +154,31 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestFormatDoesNotAllocate: no sample record makes Format allocate, with
+// a user schema or with one that takes everything as text.
 func TestFormatDoesNotAllocate(t *testing.T) {
-	schema, _ := userSchema(t)
-	f := protobuf.New()
-	if err := configure(t, f, schema, "cluster.LoggableMessage"); err != nil {
+	user, _ := userSchema(t)
+	text, _, err := protobuftest.TextSchema()
+	if err != nil {
 		t.Fatal(err)
 	}
-	var v plugin.Record
-	v.Parse(plugintest.SampleRecords()[1])
-	buf := make([]byte, 0, 4096)
-	if n := testing.AllocsPerRun(100, func() { f.Format(buf[:0], &v) }); n != 0 {
-		t.Fatalf("Format allocated %.0f times per record", n)
+	for _, sc := range []struct {
+		schema  []byte
+		message string
+	}{{user, protobuftest.Message}, {text, protobuftest.TextMessage}} {
+		f := protobuf.New()
+		if err := configure(t, f, sc.schema, sc.message); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 0, 4096)
+		for i, rec := range plugintest.SampleRecords() {
+			var v plugin.Record
+			v.Parse(rec)
+			f.Format(buf[:0], &v) // scratch buffers grow once
+			if n := testing.AllocsPerRun(100, func() { f.Format(buf[:0], &v) }); n != 0 {
+				t.Errorf("%s: Format allocated %.0f times for sample record %d", sc.message, n, i)
+			}
+		}
 	}
 }
 
