@@ -36,11 +36,11 @@ var Info = plugin.Info{
 
 // Formatter formats records as protobuf messages.
 type Formatter struct {
-	plan  []step            // record fields to encode, in order
-	attrs *fieldTable       // attribute key -> field
-	rest  *target           // map<string,string> for attributes without a field
-	key   []byte            // scratch: dotted keys of grouped attributes
-	val   []byte            // scratch: values rendered as text
+	plan  []step      // record fields to encode, in order
+	attrs *fieldTable // attribute key -> field
+	rest  *target     // map<string,string> for attributes without a field
+	key   []byte      // scratch: dotted keys of grouped attributes
+	val   []byte      // scratch: values rendered as text
 }
 
 // New returns a Formatter emitting logtk.v1.Record.
