@@ -36,11 +36,11 @@ var Info = plugin.Info{
 
 // Formatter formats records as protobuf messages.
 type Formatter struct {
-	plan  []step      // record fields to encode, in order
-	attrs *fieldTable // attribute key -> field
-	rest  *target     // map<string,string> for attributes without a field
-	key   []byte      // scratch: dotted keys of grouped attributes
-	val   []byte      // scratch: values rendered as text
+	plan  []step            // record fields to encode, in order
+	attrs map[string]target // attribute key -> field
+	rest  *target           // map<string,string> for attributes without a field
+	key   []byte            // scratch: dotted keys of grouped attributes
+	val   []byte            // scratch: values rendered as text
 }
 
 // New returns a Formatter emitting logtk.v1.Record.
@@ -127,8 +127,7 @@ func (f *Formatter) Configure(config []byte) error {
 		}
 		return fmt.Errorf("schema has no message %q (it has: %s)", c.Message, strings.Join(names, ", "))
 	}
-	var nf Formatter
-	attrs := map[string]target{}
+	nf := Formatter{attrs: map[string]target{}}
 	used := map[string]bool{}
 	byName := map[string]fieldDesc{}
 	for _, fd := range m.fields {
@@ -166,9 +165,8 @@ func (f *Formatter) Configure(config []byte) error {
 		if fd.label == labelRepeated {
 			continue
 		}
-		attrs[fd.name] = t
+		nf.attrs[fd.name] = t
 	}
-	nf.attrs = newFieldTable(attrs)
 	*f = nf
 	return nil
 }
@@ -276,7 +274,7 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 	}
 	var a plugin.Attr
 	for it := r.Attrs(); it.Next(&a); {
-		if t, ok := f.attrs.lookup(a.Key); ok {
+		if t, ok := f.attrs[string(a.Key)]; ok {
 			if nb, ok := f.appendAttr(b, t, &a); ok {
 				b = nb
 				continue
@@ -293,8 +291,8 @@ func appendStr(b []byte, num protowire.Number, s []byte) []byte {
 	if len(s) == 0 {
 		return b
 	}
-	b = appendTag(b, num, protowire.BytesType)
-	return appendBytes(b, s)
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, s)
 }
 
 // appendIntOrText encodes v into a number field, or as text into a
@@ -302,7 +300,7 @@ func appendStr(b []byte, num protowire.Number, s []byte) []byte {
 func (f *Formatter) appendIntOrText(b []byte, t target, v int64) []byte {
 	if t.typ == tString {
 		f.val = strconv.AppendInt(f.val[:0], v, 10)
-		return appendBytes(appendTag(b, t.num, protowire.BytesType), f.val)
+		return protowire.AppendBytes(protowire.AppendTag(b, t.num, protowire.BytesType), f.val)
 	}
 	return appendInt(b, t, v)
 }
@@ -314,22 +312,22 @@ func appendInt(b []byte, t target, v int64) []byte {
 		if t.typ == tBool && v != 0 {
 			v = 1
 		}
-		b = appendTag(b, t.num, protowire.VarintType)
-		return appendVarint(b, uint64(v))
+		b = protowire.AppendTag(b, t.num, protowire.VarintType)
+		return protowire.AppendVarint(b, uint64(v))
 	case tSint32, tSint64:
-		b = appendTag(b, t.num, protowire.VarintType)
-		return appendVarint(b, protowire.EncodeZigZag(v))
+		b = protowire.AppendTag(b, t.num, protowire.VarintType)
+		return protowire.AppendVarint(b, protowire.EncodeZigZag(v))
 	case tFixed32, tSfixed32:
-		b = appendTag(b, t.num, protowire.Fixed32Type)
+		b = protowire.AppendTag(b, t.num, protowire.Fixed32Type)
 		return protowire.AppendFixed32(b, uint32(v))
 	case tFixed64, tSfixed64:
-		b = appendTag(b, t.num, protowire.Fixed64Type)
+		b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
 		return protowire.AppendFixed64(b, uint64(v))
 	case tDouble:
-		b = appendTag(b, t.num, protowire.Fixed64Type)
+		b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
 		return protowire.AppendFixed64(b, math.Float64bits(float64(v)))
 	case tFloat:
-		b = appendTag(b, t.num, protowire.Fixed32Type)
+		b = protowire.AppendTag(b, t.num, protowire.Fixed32Type)
 		return protowire.AppendFixed32(b, math.Float32bits(float32(v)))
 	}
 	return b
@@ -341,21 +339,21 @@ func appendTime(b []byte, t target, ns int64) []byte {
 	}
 	switch {
 	case t.typ == tMessage: // google.protobuf.Timestamp
-		b = appendTag(b, t.num, protowire.BytesType)
+		b = protowire.AppendTag(b, t.num, protowire.BytesType)
 		sec, nsec := ns/1e9, ns%1e9
 		if nsec < 0 {
 			sec, nsec = sec-1, nsec+1e9
 		}
 		n := protowire.SizeTag(1) + protowire.SizeVarint(uint64(sec)) + protowire.SizeTag(2) + protowire.SizeVarint(uint64(nsec))
-		b = appendVarint(b, uint64(n))
-		b = appendVarint(appendTag(b, 1, protowire.VarintType), uint64(sec))
-		return appendVarint(appendTag(b, 2, protowire.VarintType), uint64(nsec))
+		b = protowire.AppendVarint(b, uint64(n))
+		b = protowire.AppendVarint(protowire.AppendTag(b, 1, protowire.VarintType), uint64(sec))
+		return protowire.AppendVarint(protowire.AppendTag(b, 2, protowire.VarintType), uint64(nsec))
 	case t.typ == tString:
-		b = appendTag(b, t.num, protowire.BytesType)
+		b = protowire.AppendTag(b, t.num, protowire.BytesType)
 		var tmp [40]byte
-		return appendBytes(b, time.Unix(0, ns).UTC().AppendFormat(tmp[:0], time.RFC3339Nano))
+		return protowire.AppendBytes(b, time.Unix(0, ns).UTC().AppendFormat(tmp[:0], time.RFC3339Nano))
 	case t.typ == tDouble:
-		b = appendTag(b, t.num, protowire.Fixed64Type)
+		b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
 		return protowire.AppendFixed64(b, math.Float64bits(float64(ns)/1e9))
 	}
 	return appendInt(b, t, ns)
@@ -368,10 +366,10 @@ func (f *Formatter) appendAttr(b []byte, t target, a *plugin.Attr) ([]byte, bool
 		if t.typ == tString || t.typ == tBytes {
 			if a.Kind == plugin.KindBytes && t.typ == tString {
 				f.val = base64.StdEncoding.AppendEncode(f.val[:0], a.Data)
-				return appendBytes(appendTag(b, t.num, protowire.BytesType), f.val), true
+				return protowire.AppendBytes(protowire.AppendTag(b, t.num, protowire.BytesType), f.val), true
 			}
-			b = appendTag(b, t.num, protowire.BytesType)
-			return appendBytes(b, a.Data), true
+			b = protowire.AppendTag(b, t.num, protowire.BytesType)
+			return protowire.AppendBytes(b, a.Data), true
 		}
 		return b, false
 	case plugin.KindInt, plugin.KindDuration:
@@ -389,10 +387,10 @@ func (f *Formatter) appendAttr(b []byte, t target, a *plugin.Attr) ([]byte, bool
 	case plugin.KindFloat:
 		switch t.typ {
 		case tDouble:
-			b = appendTag(b, t.num, protowire.Fixed64Type)
+			b = protowire.AppendTag(b, t.num, protowire.Fixed64Type)
 			return protowire.AppendFixed64(b, math.Float64bits(a.Float())), true
 		case tFloat:
-			b = appendTag(b, t.num, protowire.Fixed32Type)
+			b = protowire.AppendTag(b, t.num, protowire.Fixed32Type)
 			return protowire.AppendFixed32(b, math.Float32bits(float32(a.Float()))), true
 		}
 	case plugin.KindTime:
@@ -402,7 +400,7 @@ func (f *Formatter) appendAttr(b []byte, t target, a *plugin.Attr) ([]byte, bool
 	}
 	if t.typ == tString && a.Kind != plugin.KindGroup {
 		f.val = textfmt.AppendValue(f.val[:0], a)
-		return appendBytes(appendTag(b, t.num, protowire.BytesType), f.val), true
+		return protowire.AppendBytes(protowire.AppendTag(b, t.num, protowire.BytesType), f.val), true
 	}
 	return b, false
 }
@@ -442,80 +440,9 @@ func (f *Formatter) appendRest(b []byte, num protowire.Number, prefix []byte, a 
 		f.val = textfmt.AppendValue(f.val[:0], a)
 		val = f.val
 	}
-	b = appendTag(b, num, protowire.BytesType)
+	b = protowire.AppendTag(b, num, protowire.BytesType)
 	n := protowire.SizeTag(1) + protowire.SizeBytes(len(key)) + protowire.SizeTag(2) + protowire.SizeBytes(len(val))
-	b = appendVarint(b, uint64(n))
-	b = appendBytes(appendTag(b, 1, protowire.BytesType), key)
-	return appendBytes(appendTag(b, 2, protowire.BytesType), val)
-}
-
-// appendTag, appendVarint and appendBytes are protowire's with the
-// one-byte cases inline: protowire's are a call and a switch per value,
-// and this formatter writes several values per attribute (in Wasm, where
-// it runs, calls and jump tables cost more than natively).
-func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
-	if num < 16 {
-		return append(b, byte(num)<<3|byte(typ))
-	}
-	return protowire.AppendTag(b, num, typ)
-}
-
-func appendVarint(b []byte, v uint64) []byte {
-	if v < 0x80 {
-		return append(b, byte(v))
-	}
-	return protowire.AppendVarint(b, v)
-}
-
-func appendBytes(b, v []byte) []byte {
-	return append(appendVarint(b, uint64(len(v))), v...)
-}
-
-// fieldTable finds the field an attribute goes to by its key, without a
-// Go map: a map hashes the key with AES natively but with a software hash
-// in Wasm, where this runs. Keys are placed by their length and first and
-// last bytes in an open-addressed table at most half full, and compared
-// with the keys they meet until an empty slot.
-type fieldTable struct {
-	mask    uint32
-	entries []fieldEntry
-}
-
-type fieldEntry struct {
-	key  string
-	t    target
-	used bool
-}
-
-func newFieldTable(fields map[string]target) *fieldTable {
-	size := uint32(4)
-	for size < 2*uint32(len(fields)) {
-		size *= 2
-	}
-	ft := &fieldTable{mask: size - 1, entries: make([]fieldEntry, size)}
-	for k, t := range fields {
-		i := slotOf(k) & ft.mask
-		for ft.entries[i].used {
-			i = (i + 1) & ft.mask
-		}
-		ft.entries[i] = fieldEntry{key: k, t: t, used: true}
-	}
-	return ft
-}
-
-func slotOf[S string | []byte](k S) uint32 {
-	h := uint32(len(k)) * 0x9e3779b1
-	if len(k) > 0 {
-		h ^= uint32(k[0])*0x85ebca6b ^ uint32(k[len(k)-1])*0xc2b2ae35
-	}
-	return h ^ h>>15
-}
-
-func (ft *fieldTable) lookup(key []byte) (target, bool) {
-	for i := slotOf(key) & ft.mask; ft.entries[i].used; i = (i + 1) & ft.mask {
-		if e := &ft.entries[i]; e.key == string(key) {
-			return e.t, true
-		}
-	}
-	return target{}, false
+	b = protowire.AppendVarint(b, uint64(n))
+	b = protowire.AppendBytes(protowire.AppendTag(b, 1, protowire.BytesType), key)
+	return protowire.AppendBytes(protowire.AppendTag(b, 2, protowire.BytesType), val)
 }
