@@ -357,7 +357,10 @@ func instrumentCode(p []byte, stop uint32, check []byte) ([]byte, error) {
 // block type.
 func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 	r := reader{b: body}
-	for range r.u32() { // local declarations
+	// Every count is read with vec, which refuses one larger than the bytes
+	// left: a few bytes declaring billions of entries would otherwise keep
+	// this loop (and the host's Load) busy for seconds.
+	for range r.vec() { // local declarations
 		r.u32()
 		r.valType()
 	}
@@ -386,7 +389,7 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 		case op == 0x0c || op == 0x0d: // br, br_if
 			r.u32()
 		case op == 0x0e: // br_table
-			for range r.u32() {
+			for range r.vec() {
 				r.u32()
 			}
 			r.u32()
@@ -396,8 +399,8 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 			r.u32()
 			r.u32()
 		case op == 0x1c: // select t*
-			for range r.u32() {
-				r.byte()
+			for range r.vec() {
+				r.valType()
 			}
 		case op >= 0x20 && op <= 0x22: // local.get/set/tee
 			r.u32()

@@ -104,6 +104,24 @@ func TestInstrumentBudget(t *testing.T) {
 	}
 }
 
+// TestInstrumentRefusesHugeCounts: a count in a function body larger than
+// the bytes left is refused at once. Reading each of the 3 billion
+// entries that 5 bytes can declare kept Load busy for seconds (found by
+// FuzzInstrumentBudget: the fuzzing engine took the worker for hung).
+func TestInstrumentRefusesHugeCounts(t *testing.T) {
+	huge := []byte{0xba, 0xba, 0xba, 0xba, 0x0b} // ~3 billion
+	for name, bin := range map[string][]byte{
+		"select types":       oneFunc(append(append([]byte{0x41, 0, 0x41, 0, 0x41, 0, 0x1c}, huge...), 0x0b)...),
+		"br_table targets":   oneFunc(append(append([]byte{0x41, 0, 0x0e}, huge...), 0, 0x0b)...),
+		"local declarations": oneBody(append(append([]byte{}, huge...), 0x0b)),
+	} {
+		_, err := instrumentBudget(bin)
+		if !errors.Is(err, errUninstrumentable) || !strings.Contains(err.Error(), "declares") {
+			t.Errorf("%s: err = %v, want the count refused", name, err)
+		}
+	}
+}
+
 // FuzzInstrumentBudget: any bytes are refused or rewritten without a
 // panic, and a module wazero accepts stays one wazero accepts.
 func FuzzInstrumentBudget(f *testing.F) {
