@@ -173,7 +173,15 @@ func FuzzValidate(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte{0x22, 0x02, 0x10, 0x80})
 	f.Add(AppendHead(nil, time.Unix(5, 0), LevelInfo, "0123456789abcde\xff", "")) // invalid UTF-8 after two words
+	f.Add([]byte{0x0a, 0x01, 'k', 0x18, 0x90, 0x03})                              // a simple attribute: key, varint
+	f.Add([]byte{0x0a, 0x01, 'k', 0x12, 0x02, 'a', 0xff})                         // not simple: invalid UTF-8
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// What simpleAttr takes as an attribute, validateMsg accepts.
+		if simpleAttr(data) {
+			if err := validateMsg(data, 0, msgAttr, 0); err != nil {
+				t.Fatalf("simpleAttr accepted an attribute validateMsg rejects: %v", err)
+			}
+		}
 		if Validate(data) != nil {
 			return
 		}

@@ -106,7 +106,10 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 			v := rest[1 : 1+int(rest[0])]
 			// Most strings are short and ASCII: checked here, without
 			// the calls of checkBytes and utf8.Valid.
-			if sp.nested >= 0 || sp.str && !isASCII(v) {
+			switch {
+			case sp.nested == msgAttr && simpleAttr(v):
+				// The usual attribute, checked without a nested loop.
+			case sp.nested >= 0 || sp.str && !isASCII(v):
 				if err := checkBytes(v, base+off+1, sp, num, depth); err != nil {
 					return err
 				}
@@ -127,6 +130,41 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 		}
 	}
 	return nil
+}
+
+// simpleAttr reports whether v is an attribute of the usual shape, which
+// validateMsg would accept: a short ASCII key and then one short ASCII
+// string, short byte string, varint or fixed64 value, with one-byte tags
+// and lengths. Anything else is left to validateMsg, which says what is
+// wrong.
+func simpleAttr(v []byte) bool {
+	if len(v) < 2 || v[0] != tag(aKey, protowire.BytesType) || v[1] >= 0x80 || 2+int(v[1]) > len(v) || !isASCII(v[2:2+int(v[1])]) {
+		return false
+	}
+	rest := v[2+int(v[1]):]
+	if len(rest) == 0 {
+		return true
+	}
+	switch rest[0] {
+	case tag(aStr, protowire.BytesType):
+		return len(rest) >= 2 && rest[1] < 0x80 && 2+int(rest[1]) == len(rest) && isASCII(rest[2:])
+	case tag(aBytes, protowire.BytesType):
+		return len(rest) >= 2 && rest[1] < 0x80 && 2+int(rest[1]) == len(rest)
+	case tag(aFloat, protowire.Fixed64Type), tag(aTime, protowire.Fixed64Type):
+		return len(rest) == 9
+	case tag(aInt, protowire.VarintType), tag(aUint, protowire.VarintType), tag(aBool, protowire.VarintType), tag(aDuration, protowire.VarintType):
+		// A varint of at most 9 bytes that ends exactly at the end.
+		if len(rest) < 2 || len(rest) > 10 || rest[len(rest)-1] >= 0x80 {
+			return false
+		}
+		for _, c := range rest[1 : len(rest)-1] {
+			if c < 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // isASCII reports whether v has no byte above 0x7f, eight bytes at a time.
