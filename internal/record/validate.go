@@ -104,11 +104,11 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 			off += 8
 		case typ == protowire.BytesType && len(rest) > 0 && rest[0] < 0x80 && int(rest[0]) < len(rest):
 			v := rest[1 : 1+int(rest[0])]
-			// Most strings are short and ASCII: checked here, without
-			// the calls of checkBytes and utf8.Valid.
+			// The usual attribute is checked without a nested loop, and
+			// short ASCII strings without the calls of checkBytes and
+			// utf8.Valid; the rest goes through checkBytes.
 			switch {
 			case sp.nested == msgAttr && simpleAttr(v):
-				// The usual attribute, checked without a nested loop.
 			case sp.nested >= 0 || sp.str && !isASCII(v):
 				if err := checkBytes(v, base+off+1, sp, num, depth); err != nil {
 					return err
