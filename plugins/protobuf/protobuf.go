@@ -214,22 +214,13 @@ func init() {
 
 func levelText(l int32) []byte { return levelNames[textfmt.LevelName(l)] }
 
-var _ plugin.BatchFormatter = (*Formatter)(nil)
 var _ plugin.PassThroughFormatter = (*Formatter)(nil)
 
 // PassThrough implements plugin.PassThroughFormatter: with logtk's own
-// schema the output is the input, and in Wasm the SDK returns the host's
-// buffer without a copy.
+// schema a formatted batch is the record batch itself, one copy natively
+// (plugin.FormatBatch) and none in Wasm (the SDK returns the host's
+// buffer).
 func (f *Formatter) PassThrough() bool { return f.plan == nil && f.attrs == nil }
-
-// FormatBatch implements plugin.BatchFormatter: with logtk's own schema a
-// formatted batch is the record batch itself, one copy for all records.
-func (f *Formatter) FormatBatch(dst, records []byte) ([]byte, bool, error) {
-	if f.plan != nil || f.attrs != nil {
-		return dst, false, nil
-	}
-	return append(dst, records...), true, nil
-}
 
 // Format implements plugin.Formatter.
 func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {

@@ -211,7 +211,10 @@ func TestOwnSchemaBatchIsACopy(t *testing.T) {
 	if err := configure(t, f, schema, "cluster.LoggableMessage"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := f.FormatBatch(nil, batch); ok {
-		t.Fatal("a user schema took the copy path")
+	if f.PassThrough() {
+		t.Fatal("a user schema takes the copy path")
+	}
+	if got, err := plugin.FormatBatch(f, nil, batch); err != nil || bytes.Equal(got, batch) {
+		t.Fatalf("a user schema's batch came out as the records (err %v)", err)
 	}
 }

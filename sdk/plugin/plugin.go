@@ -91,18 +91,17 @@ type Formatter interface {
 // Format call per record. FormatBatch appends to dst the formatted batch
 // for an encoded record batch (docs/plugin-abi.md: exactly one entry per
 // record, in order) and returns ok; returning ok false makes the SDK fall
-// back to Format for each record. The protobuf formatter uses it to emit
-// logtk's own records as one copy.
+// back to Format for each record.
 type BatchFormatter interface {
 	FormatBatch(dst, records []byte) (out []byte, ok bool, err error)
 }
 
 // PassThroughFormatter is implemented by formatters whose output can be
 // their input unchanged: the protobuf formatter with logtk's own schema.
-// When PassThrough reports true, the exported format call hands the
-// host's input buffer back as the result instead of copying it (the host
-// still checks the result as it checks any other). Natively FormatBatch
-// and Format are used as usual.
+// When PassThrough reports true, FormatBatch appends the batch as it is
+// (one copy, no parsing), and the exported format call hands the host's
+// input buffer back as the result without even that copy (the host still
+// checks the result as it checks any other).
 type PassThroughFormatter interface {
 	PassThrough() bool
 }
