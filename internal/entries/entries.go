@@ -17,31 +17,10 @@ func Append(b, entry []byte) []byte {
 }
 
 // Count counts the entries of b and reports whether b is well-formed
-// (every length fits in what follows it). The host runs it over every
-// batch a plugin returns, so lengths of one and two bytes are decoded in
-// the loop instead of through a call.
+// (every length fits in what follows it).
 func Count(b []byte) (int, bool) {
-	n, i := 0, 0
-	for i < len(b) {
-		var l uint64
-		if c := b[i]; c < 0x80 {
-			l, i = uint64(c), i+1
-		} else if i+1 < len(b) && b[i+1] < 0x80 {
-			l, i = uint64(c&0x7f)|uint64(b[i+1])<<7, i+2
-		} else {
-			v, k := protowire.ConsumeVarint(b[i:])
-			if k < 0 {
-				return n, false
-			}
-			l, i = v, i+k
-		}
-		if uint64(len(b)-i) < l {
-			return n, false
-		}
-		i += int(l)
-		n++
-	}
-	return n, true
+	n, _, ok := walk(b, len(b), 0, len(b))
+	return n, ok
 }
 
 // AppendCount appends src to dst and counts src's entries as Count does.
@@ -55,32 +34,50 @@ func AppendCount(dst, src []byte) ([]byte, int, bool) {
 	base := len(dst)
 	dst = slices.Grow(dst, len(src))
 	n, next := 0, 0 // next: where the next entry's length starts, in src
-	for off := 0; off < len(src); {
+	for off := 0; off < len(src); off += chunk {
 		end := min(off+chunk, len(src))
 		dst = append(dst, src[off:end]...)
-		b := dst[base : base+end] // what is copied so far
-		for next < end && (end == len(src) || end-next >= binary.MaxVarintLen64) {
-			var l uint64
-			if c := b[next]; c < 0x80 {
-				l, next = uint64(c), next+1
-			} else if next+1 < end && b[next+1] < 0x80 {
-				l, next = uint64(c&0x7f)|uint64(b[next+1])<<7, next+2
-			} else {
-				v, k := protowire.ConsumeVarint(b[next:])
-				if k < 0 {
-					return dst, n, false
-				}
-				l, next = v, next+k
-			}
-			if uint64(len(src)-next) < l {
-				return dst, n, false
-			}
-			next += int(l)
-			n++
+		// Walk the entries whose length is whole in what is copied.
+		stop := end
+		if end < len(src) {
+			stop = end - binary.MaxVarintLen64 + 1
 		}
-		off = end
+		k, at, ok := walk(dst[base:base+end], len(src), next, stop)
+		if n += k; !ok {
+			return dst, n, false
+		}
+		next = at
 	}
 	return dst, n, true
+}
+
+// walk counts the entries of a batch of total bytes, of which b holds the
+// first len(b), from the one at next while they start before stop. It
+// returns how many it walked, where the next one starts, and false if one
+// is malformed. Lengths of one and two bytes (nearly all) are decoded in
+// the loop instead of through a call: the host walks every batch a plugin
+// returns.
+func walk(b []byte, total, next, stop int) (n, at int, ok bool) {
+	for next < stop {
+		var l uint64
+		if c := b[next]; c < 0x80 {
+			l, next = uint64(c), next+1
+		} else if next+1 < len(b) && b[next+1] < 0x80 {
+			l, next = uint64(c&0x7f)|uint64(b[next+1])<<7, next+2
+		} else {
+			v, k := protowire.ConsumeVarint(b[next:])
+			if k < 0 {
+				return n, next, false
+			}
+			l, next = v, next+k
+		}
+		if uint64(total-next) < l {
+			return n, next, false
+		}
+		next += int(l)
+		n++
+	}
+	return n, next, true
 }
 
 // Each calls fn for each entry of b, in order, stopping at a malformed
