@@ -70,9 +70,13 @@ func (h *fakeHost) serve(conn *net.UnixConn, ring *shmring.Shared) {
 	// The slab is reused: the records go nowhere, and the real host's
 	// allocations are in another process, not in this benchmark's heap.
 	slab := make([]byte, 0, 1<<20)
-	now := time.Now()
+	// As logtk-host (host/instance.go, stampLocked): the origin fields are
+	// encoded once per worker incarnation, the arrival time read once per
+	// drain of the ring.
+	origin := record.AppendStampOrigin(nil, "bench", 0, int64(os.Getpid()), 1)
+	now := time.Now().UnixNano()
 	take := func(body []byte) {
-		if cap(slab)-len(slab) < len(body)+64 {
+		if cap(slab)-len(slab) < len(body)+len(origin)+32 {
 			slab = slab[:0]
 		}
 		start := len(slab)
@@ -80,13 +84,14 @@ func (h *fakeHost) serve(conn *net.UnixConn, ring *shmring.Shared) {
 		if err := record.Validate(slab[start:]); err != nil {
 			panic(fmt.Sprintf("fake host: bad record: %v", err))
 		}
-		slab = record.AppendStamp(slab, &record.Stamp{Worker: "bench", Seq: uint64(h.records.Add(1)), Received: now})
+		slab = append(slab, origin...)
+		slab = record.AppendStampArrival(slab, uint64(h.records.Add(1)), record.SourceSDK, now)
 	}
 	drain := func(limit uint64) int {
 		if ring == nil {
 			return 0
 		}
-		now = time.Now()
+		now = time.Now().UnixNano()
 		n, err := ring.Read(limit, func(e []byte) bool {
 			if ipc.Type(e[0]) == ipc.TypeRecord {
 				take(e[1:])
