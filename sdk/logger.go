@@ -14,6 +14,11 @@
 //
 // Loggers are safe for concurrent use. With, WithGroup and Named return new
 // Loggers and never change the receiver.
+//
+// A record's time is the wall clock's, read with one clock read where
+// time.Now makes two; after a step of the wall clock (settimeofday, an NTP
+// step) record times follow within 100 ms (clock.go). Records that go
+// through the slog handler keep the time slog gave them.
 package sdk
 
 import (
@@ -214,7 +219,7 @@ func (l *Logger) log(level Level, msg string, attrs []Attr, pc uintptr) {
 	if !l.Enabled(level) {
 		return
 	}
-	l.logAt(time.Now(), level, msg, pc, attrs, nil)
+	l.logAt(time.Unix(0, now()), level, msg, pc, attrs, nil)
 }
 
 // logAt encodes and sends a record. Attributes come from attrs, or from r
