@@ -60,7 +60,10 @@ type Ring struct {
 	mem  []byte // header + data
 	data []byte
 	mask uint64
+	resv uint64 // producer: stream position of the entry Reserve handed out, or noResv
 }
+
+const noResv = ^uint64(0)
 
 // Size returns the mapping size for a ring with capacity data bytes.
 func Size(capacity int) int { return HeaderLen + capacity }
@@ -103,7 +106,7 @@ func attach(mem []byte) (*Ring, error) {
 	if uintptr(unsafe.Pointer(&mem[0]))%64 != 0 {
 		return nil, errors.New("shmring: mapping not 64-byte aligned")
 	}
-	return &Ring{mem: mem, data: mem[HeaderLen:], mask: uint64(n - 1)}, nil
+	return &Ring{mem: mem, data: mem[HeaderLen:], mask: uint64(n - 1), resv: noResv}, nil
 }
 
 func (r *Ring) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
@@ -120,6 +123,7 @@ func pad(n int) uint64 { return uint64(n+4+7) &^ 7 }
 // reports whether the consumer is asleep and must be woken (then call
 // the doorbell). Only one goroutine may write at a time.
 func (r *Ring) Write(rec []byte) (wake bool, err error) {
+	r.resv = noResv
 	if len(rec) > len(r.data)/2-8 {
 		return false, ErrTooLarge
 	}
@@ -143,7 +147,76 @@ func (r *Ring) Write(rec []byte) (wake bool, err error) {
 	binary.LittleEndian.PutUint32(r.data[pos:], uint32(len(rec)))
 	copy(r.data[pos+4:], rec)
 	atomic.StoreUint64(r.u64(offWrite), w+need) // publish
-	return atomic.LoadUint32(r.u32(offSleep)) == 1 && atomic.CompareAndSwapUint32(r.u32(offSleep), 1, 0), nil
+	return r.wake(), nil
+}
+
+// wake reports whether the consumer sleeps, and if so clears its flag.
+func (r *Ring) wake() bool {
+	return atomic.LoadUint32(r.u32(offSleep)) == 1 && atomic.CompareAndSwapUint32(r.u32(offSleep), 1, 0)
+}
+
+// Reserve lets the producer build its next entry in the ring itself
+// instead of copying it in with Write. It returns an empty slice of the
+// data area with capacity for at least atLeast bytes; the producer appends
+// the entry to it and publishes it with Commit. The entry's first 4 bytes
+// are its length, which Commit fills in: append 4 bytes of any value,
+// then the record.
+//
+// Reserve returns nil when the ring has no such room: it is too full, or
+// less than atLeast bytes are left before the end of the data area and not
+// as much again at its start. The caller then builds the record elsewhere
+// and uses Write. An entry is never larger than Write allows, whatever
+// atLeast. Only one goroutine may write at a time, nothing is published
+// until Commit, and the slice must not be written to after a Write or
+// another Reserve (it is then the ring's memory, not a reservation).
+func (r *Ring) Reserve(atLeast int) []byte {
+	r.resv = noResv
+	w := atomic.LoadUint64(r.u64(offWrite))
+	rd := atomic.LoadUint64(r.u64(offRead))
+	size := uint64(len(r.data))
+	if w-rd > size || atLeast < 0 {
+		return nil
+	}
+	free := size - (w - rd)
+	need := uint64(atLeast) + 4
+	pos := w & r.mask
+	contiguous := size - pos
+	start := w
+	if contiguous < need {
+		// The entry starts at the beginning of the data area, after a wrap
+		// marker that Commit publishes with it.
+		if free < contiguous+need {
+			return nil
+		}
+		binary.LittleEndian.PutUint32(r.data[pos:], wrap)
+		free -= contiguous
+		start += contiguous
+		pos, contiguous = 0, size
+	}
+	room := min(contiguous, free, size/2-4) // the entry's length word and record
+	if room < need {
+		return nil
+	}
+	r.resv = start
+	return r.data[pos : pos : pos+room]
+}
+
+// Commit publishes the entry built in the slice Reserve returned (entry
+// is that slice, appended to) and reports whether the consumer must be
+// woken, as Write does. It returns ok false, and publishes nothing, when
+// entry is not the reserved slice any more: it outgrew the room Reserve
+// gave and append moved it elsewhere (then Write it), or it is shorter
+// than its length word, or nothing is reserved.
+func (r *Ring) Commit(entry []byte) (wake, ok bool) {
+	start := r.resv
+	r.resv = noResv
+	if start == noResv || len(entry) < 4 || unsafe.SliceData(entry) != &r.data[start&r.mask] {
+		return false, false
+	}
+	n := len(entry) - 4
+	binary.LittleEndian.PutUint32(entry, uint32(n))
+	atomic.StoreUint64(r.u64(offWrite), start+pad(n)) // publish
+	return r.wake(), true
 }
 
 // NoLimit makes Read consume everything published.

@@ -49,20 +49,46 @@ func record(i int, rng *rand.Rand) []byte {
 	return append(b, bytes.Repeat([]byte{byte(i)}, n)...)
 }
 
-// TestOrderAcrossWraps: a producer and a consumer in two mappings pass a
-// million records of random sizes through a small ring, in order, intact.
+// TestOrderAcrossWraps: a producer and a consumer in two mappings pass
+// 200,000 records of random sizes through a small ring, in order, intact.
+// The producer copies some in with Write and builds others in place
+// (Reserve, Commit), some of which outgrow their room and go through
+// Write after all.
 func TestOrderAcrossWraps(t *testing.T) {
 	p, c := shared(t, 1<<14)
 	const n = 200_000
 	done := make(chan error, 1)
-	var wakes atomic.Int64
+	var wakes, inPlace, outgrown atomic.Int64
 	var stop atomic.Bool
 	t.Cleanup(func() { stop.Store(true); <-done }) // before the unmapping
+	put := func(rec []byte, how int) (bool, error) {
+		if how == 0 {
+			return p.Write(rec)
+		}
+		atLeast := 320 // more than any record
+		if how == 2 {
+			atLeast = 16
+		}
+		e := p.Reserve(atLeast)
+		if e == nil {
+			return p.Write(rec)
+		}
+		e = append(e, 0, 0, 0, 0)
+		e = append(e, rec...)
+		wake, ok := p.Commit(e)
+		if !ok {
+			outgrown.Add(1)
+			return p.Write(rec)
+		}
+		inPlace.Add(1)
+		return wake, nil
+	}
 	go func() {
 		rng := rand.New(rand.NewPCG(1, 2))
+		how := rand.New(rand.NewPCG(3, 4))
 		rec := record(0, rng)
 		for i := 0; i < n && !stop.Load(); {
-			wake, err := p.Write(rec)
+			wake, err := put(rec, how.IntN(3))
 			if errors.Is(err, ErrFull) {
 				continue // the consumer will make room
 			}
@@ -95,6 +121,64 @@ func TestOrderAcrossWraps(t *testing.T) {
 	}
 	if !c.Empty() {
 		t.Fatal("ring not empty after reading everything")
+	}
+	if inPlace.Load() < n/4 || outgrown.Load() < n/50 {
+		t.Fatalf("of %d records %d were built in place and %d outgrew their room: the test did not exercise both", n, inPlace.Load(), outgrown.Load())
+	}
+}
+
+// TestReserve: Reserve gives room only where an entry can go, wraps to
+// the start when the end is too short, and Commit publishes only the slice
+// Reserve gave, unmoved.
+func TestReserve(t *testing.T) {
+	p, c := shared(t, 4096)
+	if e := p.Reserve(3000); e != nil {
+		t.Fatalf("room for an entry larger than half the ring: cap %d", cap(e))
+	}
+	if e := p.Reserve(100); cap(e) != 4096/2-4 {
+		t.Fatalf("an empty ring gives cap %d, want %d (half the ring)", cap(e), 4096/2-4)
+	}
+	if _, ok := p.Commit(make([]byte, 8)); ok {
+		t.Fatal("Commit published a slice Reserve did not give")
+	}
+	e := append(p.Reserve(100), "1234x"...)
+	p.Write([]byte("w"))
+	if _, ok := p.Commit(e); ok {
+		t.Fatal("Commit published a reservation a Write came after")
+	}
+	// Fill to 3000 bytes, read them: 1096 bytes are left before the end.
+	for range 3000 / 8 {
+		p.Write([]byte{1, 2, 3, 4})
+	}
+	c.Read(NoLimit, all)
+	if e := p.Reserve(1000); cap(e) != 4096-int(p.Published()%4096) {
+		t.Fatalf("Reserve(1000) with %d bytes before the end: cap %d", 4096-p.Published()%4096, cap(e))
+	}
+	e = p.Reserve(2000) // not before the end: at the start, after a wrap marker
+	if e == nil || &e[:1][0] != &p.data[0] {
+		t.Fatalf("Reserve(2000) did not wrap to the start of the ring: cap %d", cap(e))
+	}
+	e = append(e, 0, 0, 0, 0)
+	e = append(e, "in place"...)
+	if _, ok := p.Commit(e); !ok {
+		t.Fatal("Commit refused its reservation")
+	}
+	if _, ok := p.Commit(e); ok {
+		t.Fatal("Commit published one reservation twice")
+	}
+	var got []string
+	if _, err := c.Read(NoLimit, func(rec []byte) bool { got = append(got, string(rec)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "in place" {
+		t.Fatalf("read %q, want the one record built in place", got)
+	}
+	// Full: 16 bytes are left; nothing fits 64.
+	for p.Reserve(0) != nil {
+		p.Write(make([]byte, 4))
+	}
+	if e := p.Reserve(64); e != nil {
+		t.Fatalf("a full ring gave room: cap %d", cap(e))
 	}
 }
 
