@@ -225,6 +225,9 @@ func (l *Logger) log(level Level, msg string, attrs []Attr, pc uintptr) {
 // logAt encodes and sends a record. Attributes come from attrs, or from r
 // when it is a slog.Record (the slog handler's path).
 func (l *Logger) logAt(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) {
+	if l.c.ring != nil && l.logInPlace(t, level, msg, pc, attrs, r) {
+		return
+	}
 	buf := bufPool.Get().(*buffer)
 	b := l.encode(buf.b[:0], t, level, msg, pc, attrs, r)
 	if len(b)-ipc.HeaderSize > l.c.maxRecord {

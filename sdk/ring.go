@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
@@ -36,6 +37,7 @@ type ringWriter struct {
 	behind   bool   // RECORD_AT frames were sent since the last ring entry
 	stalled  bool   // the last wait for room ran out; don't wait again until the ring takes a record
 	scratch  []byte // RECORD_AT frames are built here
+	room     int    // what a log call reserves to encode in place
 }
 
 var doorbellFrame = ipc.AppendFrame(nil, ipc.TypeDoorbell, nil)
@@ -64,9 +66,60 @@ func (c *client) attachRing(usable bool) {
 		fmt.Fprintf(c.fallback, "logtk: the host's shared-memory ring is unusable (%v); records go through the socket\n", err)
 		return
 	}
-	c.ring = &ringWriter{r: r}
+	c.ring = &ringWriter{r: r, room: min(inPlaceRoom, r.Capacity()/8)}
 	// A RECORD_AT frame carries 8 bytes of position before the record.
 	c.maxRecord = c.maxPayload - 8
+}
+
+// inPlaceRoom is the room a log call asks of the ring to encode its record
+// in place (an eighth of the ring if that is less): more than all but rare
+// records need. A record that outgrows the room it was given is encoded in
+// a buffer of its own (one allocation) and copied in, or sent through the
+// socket if it is too large for the ring.
+const inPlaceRoom = 4 << 10
+
+// logInPlace encodes a record straight into the ring, as the frame it
+// would be on the socket (a ring entry has the same layout), and publishes
+// it: no pooled buffer and no copy. It does so only when no other
+// goroutine is writing to the ring (it holds the ring's lock while it
+// encodes, and concurrent log calls should not wait for that), the ring
+// has room and no RECORD_AT frame awaits its barrier; otherwise, and for
+// a record over the size limit, it reports false and logAt takes the path
+// through a pooled buffer.
+func (l *Logger) logInPlace(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) bool {
+	c := l.c
+	rw := c.ring
+	if !rw.mu.TryLock() {
+		return false
+	}
+	if rw.behind || !c.connected() {
+		rw.mu.Unlock()
+		return false
+	}
+	b := rw.r.Reserve(rw.room)
+	if b == nil {
+		rw.mu.Unlock()
+		return false
+	}
+	b = l.encode(b, t, level, msg, pc, attrs, r)
+	if len(b)-ipc.HeaderSize > c.maxRecord {
+		rw.mu.Unlock()
+		return false
+	}
+	ipc.PatchHeader(b, ipc.TypeRecord)
+	wake, ok := rw.r.Commit(b)
+	if !ok {
+		// It outgrew the room: b is a copy on the heap.
+		rw.mu.Unlock()
+		return c.ringRecord(b)
+	}
+	rw.stalled = false
+	rw.ringRecs++
+	if wake {
+		c.writeFrame(doorbellFrame)
+	}
+	rw.mu.Unlock()
+	return true
 }
 
 // ringRecord writes an encoded record frame through the ring (or, when it

@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/shmring"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 
@@ -221,3 +223,91 @@ func TestLogDoesNotAllocate(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// ringLogger returns a logger whose client writes to a ring of capacity
+// bytes that the test reads, as the host would.
+func ringLogger(t testing.TB, capacity int) (*Logger, *shmring.Shared, *frameSink) {
+	l, sink := testLogger(Options{})
+	s, f, err := shmring.Create("logtk-sdk-test", capacity)
+	if err != nil {
+		t.Skipf("memfd: %v", err)
+	}
+	f.Close()
+	t.Cleanup(func() { s.Close() })
+	l.c.ring = &ringWriter{r: s, room: min(inPlaceRoom, capacity/8)}
+	l.c.maxRecord = l.c.maxPayload - 8
+	return l, s, sink
+}
+
+// ringMessages reads the ring's record entries, checks them and returns
+// their messages; it skips barriers.
+func ringMessages(t *testing.T, s *shmring.Shared) []string {
+	t.Helper()
+	var msgs []string
+	if _, err := s.Read(shmring.NoLimit, func(e []byte) bool {
+		switch ipc.Type(e[0]) {
+		case ipc.TypeBarrier: // after a record sent through the socket
+			return true
+		case ipc.TypeRecord:
+		default:
+			t.Fatalf("ring entry of type %v", ipc.Type(e[0]))
+		}
+		if err := record.Validate(e[1:]); err != nil {
+			t.Fatalf("SDK wrote an invalid record: %v", err)
+		}
+		var rec logtkv1.Record
+		if err := proto.Unmarshal(e[1:], &rec); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, rec.Message)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// TestRingRecords: records built in place in the ring, and those that
+// outgrow the room they were given there, arrive whole and in order; one
+// too large for the ring goes through the socket.
+func TestRingRecords(t *testing.T) {
+	l, s, sink := ringLogger(t, 64<<10)
+	h := slog.New(&Handler{l: l.WithGroup("g")})
+	for i := range 20 {
+		switch i % 4 {
+		case 0:
+			l.Info(fmt.Sprint(i), String("path", "/"), Int("status", 200))
+		case 1:
+			h.Info(fmt.Sprint(i), "k", "v") // the slog handler's path, in a group
+		case 2:
+			l.Info(fmt.Sprint(i), String("big", strings.Repeat("x", 6000))) // outgrows 4 KiB
+		case 3:
+			l.With(Bool("with", true)).Warn(fmt.Sprint(i))
+		}
+		if i == 10 {
+			l.Info("too large", String("big", strings.Repeat("x", 40000)))
+		}
+	}
+	got := strings.Join(ringMessages(t, s), " ")
+	if want := "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19"; got != want {
+		t.Fatalf("ring messages %q, want %q", got, want)
+	}
+	// The socket carries it as RECORD_AT, which the sink does not decode.
+	if !bytes.Contains(sink.buf.Bytes(), []byte("too large")) {
+		t.Fatal("the record too large for the ring did not go through the socket")
+	}
+}
+
+func TestRingLogDoesNotAllocate(t *testing.T) {
+	l, s, _ := ringLogger(t, 1<<20)
+	n := testing.AllocsPerRun(1000, func() {
+		l.Info("request served", String("path", "/api/v1/users"), Int("status", 200),
+			Duration("elapsed", time.Millisecond), Bool("cached", false))
+	})
+	if n != 0 {
+		t.Fatalf("a log call with 4 attributes through the ring allocated %.1f times", n)
+	}
+	if got := len(ringMessages(t, s)); got != 1001 {
+		t.Fatalf("%d records in the ring, want 1001", got)
+	}
+}
