@@ -165,6 +165,63 @@ func TestValidateRejects(t *testing.T) {
 	}
 }
 
+// TestValidFast: the shapes the SDK and the host write take the fast path
+// (a regression here costs every record's check), others and invalid
+// records are left to validateMsg, and Validate agrees with validateMsg
+// either way.
+func TestValidFast(t *testing.T) {
+	now := time.Unix(1700000000, 5)
+	rec := func(msg string, attrs ...slog.Attr) []byte {
+		b := AppendHead(nil, now, LevelInfo, msg, "http")
+		for _, a := range attrs {
+			b = AppendAttr(b, a)
+		}
+		return b
+	}
+	stamp := func(b []byte) []byte {
+		return AppendStamp(b, &Stamp{Worker: "web", WorkerIndex: 3, PID: 123456, Incarnation: 2, Seq: 1 << 40, Source: SourceSDK, Received: now})
+	}
+	long := strings.Repeat("long ", 60)
+	tests := []struct {
+		name  string
+		b     []byte
+		fast  bool
+		valid bool
+	}{
+		{"typical", typical(), true, true},
+		{"typical, stamped", stamp(typical()), true, true},
+		{"empty", nil, true, true},
+		{"non-ASCII text", rec("ünïcode ✓", slog.String("ключ", "значение ✓")), true, true},
+		{"strings of more than 127 bytes", rec(long, slog.String(long, long)), true, true},
+		{"every value kind", rec("m", slog.Int("i", -5), slog.Uint64("u", 1<<63), slog.Float64("f", 1.5), slog.Bool("b", true),
+			slog.Duration("d", time.Hour), slog.Time("t", now), slog.Any("bytes", []byte{0xff, 0x80, 0})), true, true},
+		{"a key alone", []byte{0x22, 0x03, 0x0a, 0x01, 'k'}, true, true},
+		{"a group", rec("m", slog.Group("g", slog.String("k", "v"))), false, true},
+		{"the caller", AppendCaller(typical(), "main.go", 12, "main.main"), false, true},
+		{"an unknown field", protowire.AppendVarint(protowire.AppendTag(typical(), 99, protowire.VarintType), 1), false, true},
+		{"invalid UTF-8 in a value", rec("m", slog.String("k", "a\xff")), false, false},
+		{"a sequence cut short before the next field", rec("m", slog.String("k", "a\xe4"), slog.String("k2", "\x80\x80")), false, false},
+		{"invalid UTF-8 in a long value", rec("m", slog.String("k", long+"\xff")), false, false},
+		{"invalid UTF-8 in the stamp", AppendStamp(typical(), &Stamp{Worker: "w\xff"}), false, false},
+		{"a value past the attribute's end", []byte{0x22, 0x05, 0x0a, 0x01, 'k', 0x12, 0x05, 'a', 'b', 'c', 'd', 'e'}, false, false},
+		{"a varint value longer than the attribute", []byte{0x22, 0x04, 0x0a, 0x01, 'k', 0x18, 0x80, 0x01}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := validFast(tc.b); got != tc.fast {
+				t.Errorf("validFast = %v, want %v", got, tc.fast)
+			}
+			err := Validate(tc.b)
+			if (err == nil) != tc.valid {
+				t.Errorf("Validate = %v, want valid %v", err, tc.valid)
+			}
+			if slow := validateMsg(tc.b, 0, msgRecord, 0); (slow == nil) != (err == nil) {
+				t.Errorf("Validate = %v but validateMsg = %v", err, slow)
+			}
+		})
+	}
+}
+
 // FuzzValidate: Validate never panics, and what it accepts the generated
 // code decodes.
 func FuzzValidate(f *testing.F) {
@@ -172,14 +229,22 @@ func FuzzValidate(f *testing.F) {
 	b = AppendAttr(b, slog.Group("g", slog.Int("i", 1)))
 	f.Add(b)
 	f.Add([]byte{0x22, 0x02, 0x10, 0x80})
-	f.Add(AppendHead(nil, time.Unix(5, 0), LevelInfo, "0123456789abcde\xff", "")) // invalid UTF-8 after two words
-	f.Add([]byte{0x0a, 0x01, 'k', 0x18, 0x90, 0x03})                              // a simple attribute: key, varint
-	f.Add([]byte{0x0a, 0x01, 'k', 0x12, 0x02, 'a', 0xff})                         // not simple: invalid UTF-8
+	f.Add(AppendHead(nil, time.Unix(5, 0), LevelInfo, "0123456789abcde\xff", ""))                      // invalid UTF-8 after two words
+	f.Add([]byte{0x0a, 0x01, 'k', 0x18, 0x90, 0x03})                                                   // a simple attribute: key, varint
+	f.Add([]byte{0x0a, 0x01, 'k', 0x12, 0x02, 'a', 0xff})                                              // not simple: invalid UTF-8
+	f.Add(AppendAttr(AppendHead(nil, time.Unix(5, 0), LevelInfo, "m", ""), slog.String("k", "a\xe4"))) // cut short before the end
+	f.Add(AppendStamp(AppendAttr(nil, slog.Int("status", 200)), &Stamp{Worker: "w", Seq: 300}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// What simpleAttr takes as an attribute, validateMsg accepts.
 		if simpleAttr(data) {
 			if err := validateMsg(data, 0, msgAttr, 0); err != nil {
 				t.Fatalf("simpleAttr accepted an attribute validateMsg rejects: %v", err)
+			}
+		}
+		// What validFast takes as a record, validateMsg accepts.
+		if validFast(data) {
+			if err := validateMsg(data, 0, msgRecord, 0); err != nil {
+				t.Fatalf("validFast accepted a record validateMsg rejects: %v", err)
 			}
 		}
 		if Validate(data) != nil {

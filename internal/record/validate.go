@@ -27,7 +27,154 @@ func (e *ValidationError) Error() string {
 // come from newer writers) but must be well-formed. It does not allocate
 // unless it fails.
 func Validate(b []byte) error {
+	if validFast(b) {
+		return nil
+	}
 	return validateMsg(b, 0, msgRecord, 0)
+}
+
+// validFast reports whether b is a record of the shapes the SDK and the
+// host write that validateMsg accepts: known top-level fields, strings,
+// and attributes made of a key and one string, number, time or byte
+// string, with one-byte tags inside attributes. It returns false for
+// anything else, valid or not (groups and the caller among them);
+// Validate then runs validateMsg, which also says what is wrong.
+//
+// It checks UTF-8 once per run of text rather than once per string. The
+// record is cut at its binary bytes only (fixed64 values, byte strings,
+// and varints, tags and lengths of more than one byte): what lies between
+// is strings and one-byte tags, lengths and varints, which are ASCII. An
+// ASCII byte can neither continue a multi-byte sequence nor complete one
+// cut short, so a run is valid UTF-8 exactly when each string in it is.
+// For the usual record that is two or three calls of utf8.Valid (eight
+// bytes at a time) instead of one check per string. One-byte tags,
+// lengths and varints are read inline: a generic walk of the same
+// messages, with a call per attribute, measured slower than validateMsg.
+func validFast(b []byte) bool {
+	tbl := &specs[msgRecord]
+	text, off := 0, 0 // text: start of the run not yet checked
+	for off < len(b) {
+		c := b[off]
+		var num protowire.Number
+		if c < 0x80 {
+			num = protowire.Number(c >> 3)
+			off++
+		} else {
+			// The host's stamp fields have two-byte tags.
+			if off+1 >= len(b) || b[off+1] >= 0x80 || !cutText(b, &text, off, off+2) {
+				return false
+			}
+			num = protowire.Number(c&0x7f>>3) | protowire.Number(b[off+1])<<4
+			off += 2
+		}
+		if num == 0 || num >= 32 || tbl[num].typ != protowire.Type(c&7) {
+			return false // field number 0, an unknown field, a wrong wire type
+		}
+		sp := &tbl[num]
+		switch sp.typ {
+		case protowire.VarintType:
+			if off < len(b) && b[off] < 0x80 {
+				off++
+				continue
+			}
+			_, end := uvarintAt(b, off)
+			if end < 0 || !cutText(b, &text, off, end) {
+				return false
+			}
+			off = end
+		case protowire.Fixed64Type:
+			if len(b)-off < 8 || !cutText(b, &text, off, off+8) {
+				return false
+			}
+			off += 8
+		default: // BytesType: the table has no other
+			var start, end int
+			if off < len(b) && b[off] < 0x80 {
+				start, end = off+1, off+1+int(b[off])
+				if end > len(b) {
+					return false
+				}
+			} else {
+				var ok bool
+				if start, end, ok = contentsAt(b, off); !ok || !cutText(b, &text, off, start) {
+					return false
+				}
+			}
+			switch {
+			case sp.nested == msgAttr:
+				if !fastAttr(b, start, end, &text) {
+					return false
+				}
+			case sp.nested >= 0 || !sp.str:
+				return false
+			}
+			off = end
+		}
+	}
+	return utf8.Valid(b[text:])
+}
+
+// fastAttr is validFast for the attribute in b[s:e]: a key, then nothing
+// or one value that is not a group.
+func fastAttr(b []byte, s, e int, text *int) bool {
+	b = b[:e]
+	if s >= e || b[s] != tag(aKey, protowire.BytesType) {
+		return false
+	}
+	var off int
+	if s+1 < e && b[s+1] < 0x80 {
+		off = s + 2 + int(b[s+1])
+	} else {
+		ks, ke, ok := contentsAt(b, s+1)
+		if !ok || !cutText(b, text, s+1, ks) {
+			return false
+		}
+		off = ke
+	}
+	if off >= e {
+		return off == e
+	}
+	c := b[off]
+	off++
+	switch c {
+	case tag(aStr, protowire.BytesType):
+		if off < e && b[off] < 0x80 {
+			return off+1+int(b[off]) == e
+		}
+		vs, ve, ok := contentsAt(b, off)
+		return ok && ve == e && cutText(b, text, off, vs)
+	case tag(aBytes, protowire.BytesType):
+		_, ve, ok := contentsAt(b, off)
+		return ok && ve == e && cutText(b, text, off, ve)
+	case tag(aInt, protowire.VarintType), tag(aUint, protowire.VarintType), tag(aBool, protowire.VarintType), tag(aDuration, protowire.VarintType):
+		if off < e && b[off] < 0x80 {
+			return off+1 == e
+		}
+		_, end := uvarintAt(b, off)
+		return end == e && cutText(b, text, off, end)
+	case tag(aFloat, protowire.Fixed64Type), tag(aTime, protowire.Fixed64Type):
+		return e-off == 8 && cutText(b, text, off, e)
+	}
+	return false
+}
+
+// cutText ends the run of text at s, checks it, and starts the next one
+// at e, after the binary bytes s:e.
+func cutText(b []byte, text *int, s, e int) bool {
+	ok := utf8.Valid(b[*text:s])
+	*text = e
+	return ok
+}
+
+// contentsAt reads the length at b[off:] of a length-delimited field and
+// returns where its contents start and end, or ok false if the length is
+// malformed or runs past b.
+func contentsAt(b []byte, off int) (start, end int, ok bool) {
+	l, start := uvarintAt(b, off)
+	if start < 0 || l > uint64(len(b)-start) {
+		return 0, 0, false
+	}
+	return start, start + int(l), true
 }
 
 type msgKind int8
