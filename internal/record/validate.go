@@ -208,7 +208,8 @@ func init() {
 	}
 }
 
-// validateMsg is on the host's path for every record, so the common cases
+// validateMsg checks the records validFast leaves to it (groups, the
+// caller, unknown fields, and every invalid record), so the common cases
 // (one-byte tags and lengths, varints, fixed64, strings, nested messages)
 // are parsed inline; anything else, and every error, goes through
 // protowire, whose messages the errors carry.
