@@ -219,6 +219,13 @@ func (l *Logger) log(level Level, msg string, attrs []Attr, pc uintptr) {
 	if !l.Enabled(level) {
 		return
 	}
+	if l.addCaller && pc == 0 {
+		// Here, where the depth is the same whichever path the record
+		// then takes: Callers, log, Info/Warn/...: then the caller.
+		var pcs [1]uintptr
+		runtime.Callers(3, pcs[:])
+		pc = pcs[0]
+	}
 	l.logAt(time.Unix(0, now()), level, msg, pc, attrs, nil)
 }
 
@@ -244,17 +251,10 @@ func (l *Logger) logAt(t time.Time, level Level, msg string, pc uintptr, attrs [
 func (l *Logger) encode(b []byte, t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) []byte {
 	b = append(b, 0, 0, 0, 0, 0) // frame header, patched once the size is known
 	b = record.AppendHead(b, t, record.LevelFromSlog(level), msg, l.name)
-	if l.addCaller {
-		if pc == 0 {
-			var pcs [1]uintptr
-			runtime.Callers(5, pcs[:]) // Callers, encode, logAt, log, Info/Warn/...: then the caller
-			pc = pcs[0]
-		}
-		if pc != 0 {
-			fs := runtime.CallersFrames([]uintptr{pc})
-			f, _ := fs.Next()
-			b = record.AppendCaller(b, f.File, f.Line, f.Function)
-		}
+	if l.addCaller && pc != 0 {
+		fs := runtime.CallersFrames([]uintptr{pc})
+		f, _ := fs.Next()
+		b = record.AppendCaller(b, f.File, f.Line, f.Function)
 	}
 	b = append(b, l.pre...)
 	var marks [8]record.GroupMark

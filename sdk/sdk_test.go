@@ -311,3 +311,24 @@ func TestRingLogDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%d records in the ring, want 1001", got)
 	}
 }
+
+// TestCallerThroughRing: the caller a record names is the log call's,
+// whichever path the record takes to the host.
+func TestCallerThroughRing(t *testing.T) {
+	l, s, _ := ringLogger(t, 64<<10)
+	l.addCaller = true
+	l.Info("in place")
+	l.Info("outgrows its room", String("big", strings.Repeat("x", 6000)))
+	if _, err := s.Read(shmring.NoLimit, func(e []byte) bool {
+		var rec logtkv1.Record
+		if err := proto.Unmarshal(e[1:], &rec); err != nil {
+			t.Fatal(err)
+		}
+		if c := rec.Caller; c == nil || !strings.HasSuffix(c.File, "sdk_test.go") || !strings.Contains(c.Function, "TestCallerThroughRing") {
+			t.Errorf("%q: caller = %v, want this test", rec.Message, c)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
