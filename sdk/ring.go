@@ -87,39 +87,47 @@ const inPlaceRoom = 4 << 10
 // a record over the size limit, it reports false and logAt takes the path
 // through a pooled buffer.
 func (l *Logger) logInPlace(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) bool {
+	done, outgrown := l.encodeInPlace(t, level, msg, pc, attrs, r)
+	if outgrown != nil {
+		// It outgrew the room it was given: the frame is on the heap.
+		return l.c.ringRecord(outgrown)
+	}
+	return done
+}
+
+// encodeInPlace is logInPlace's work under the ring's lock. The lock is
+// released by a deferred call, so that it is released also when encoding
+// panics (an attribute value's String or Error method may): a lock left
+// held would hang every later log call of the process.
+func (l *Logger) encodeInPlace(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) (done bool, outgrown []byte) {
 	c := l.c
 	rw := c.ring
 	if !rw.mu.TryLock() {
-		return false
+		return false, nil
 	}
+	defer rw.mu.Unlock()
 	if rw.behind || !c.connected() {
-		rw.mu.Unlock()
-		return false
+		return false, nil
 	}
 	b := rw.r.Reserve(rw.room)
 	if b == nil {
-		rw.mu.Unlock()
-		return false
+		return false, nil
 	}
 	b = l.encode(b, t, level, msg, pc, attrs, r)
 	if len(b)-ipc.HeaderSize > c.maxRecord {
-		rw.mu.Unlock()
-		return false
+		return false, nil
 	}
 	ipc.PatchHeader(b, ipc.TypeRecord)
 	wake, ok := rw.r.Commit(b)
 	if !ok {
-		// It outgrew the room: b is a copy on the heap.
-		rw.mu.Unlock()
-		return c.ringRecord(b)
+		return false, b
 	}
 	rw.stalled = false
 	rw.ringRecs++
 	if wake {
 		c.writeFrame(doorbellFrame)
 	}
-	rw.mu.Unlock()
-	return true
+	return true, nil
 }
 
 // ringRecord writes an encoded record frame through the ring (or, when it

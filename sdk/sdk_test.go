@@ -332,3 +332,36 @@ func TestCallerThroughRing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type panicky struct{}
+
+func (panicky) String() string { panic("String of a value") }
+
+// TestRingPanicInValue: a value whose String method panics while its
+// record is encoded in the ring panics the log call, as it would with any
+// logger, and leaves the ring usable: the next call neither hangs nor
+// loses its record.
+func TestRingPanicInValue(t *testing.T) {
+	l, s, _ := ringLogger(t, 64<<10)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the String method's panic did not reach the caller")
+			}
+		}()
+		l.Info("panics", Any("v", panicky{}))
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Info("after")
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the log call after a panic hung: the ring's lock was left held")
+	}
+	if got := strings.Join(ringMessages(t, s), " "); got != "after" {
+		t.Fatalf("ring messages %q, want %q", got, "after")
+	}
+}
