@@ -1,7 +1,6 @@
 package record
 
 import (
-	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
 
@@ -35,10 +34,11 @@ func Validate(b []byte) error {
 
 // validFast reports whether b is a record of the shapes the SDK and the
 // host write that validateMsg accepts: known top-level fields, strings,
-// and attributes made of a key and one string, number, time or byte
-// string, with one-byte tags inside attributes. It returns false for
-// anything else, valid or not (groups and the caller among them);
-// Validate then runs validateMsg, which also says what is wrong.
+// the caller, and attributes made of a key and then nothing, one value or
+// a group of such attributes, with one-byte tags inside attributes and the
+// caller, and top-level fields it does not know (a newer writer's). It
+// returns false for anything else, valid or not; Validate then runs
+// validateMsg, which also says what is wrong.
 //
 // It checks UTF-8 once per run of text rather than once per string. The
 // record is cut at its binary bytes only (fixed64 values, byte strings,
@@ -67,10 +67,24 @@ func validFast(b []byte) bool {
 			num = protowire.Number(c&0x7f>>3) | protowire.Number(b[off+1])<<4
 			off += 2
 		}
-		if num == 0 || num >= 32 || tbl[num].typ != protowire.Type(c&7) {
-			return false // field number 0, an unknown field, a wrong wire type
+		typ := protowire.Type(c & 7)
+		if num == 0 {
+			return false
+		}
+		if num >= 32 || tbl[num].typ < 0 {
+			// An unknown field (a newer writer's): well-formed, and none
+			// of it is text.
+			n := protowire.ConsumeFieldValue(num, typ, b[off:])
+			if n < 0 || !cutText(b, &text, off, off+n) {
+				return false
+			}
+			off += n
+			continue
 		}
 		sp := &tbl[num]
+		if sp.typ != typ {
+			return false // validateMsg says which field and wire types
+		}
 		switch sp.typ {
 		case protowire.VarintType:
 			if off < len(b) && b[off] < 0x80 {
@@ -102,7 +116,11 @@ func validFast(b []byte) bool {
 			}
 			switch {
 			case sp.nested == msgAttr:
-				if !fastAttr(b, start, end, &text) {
+				if !fastAttr(b, start, end, 0, &text) {
+					return false
+				}
+			case sp.nested == msgCaller:
+				if !fastCaller(b, start, end, &text) {
 					return false
 				}
 			case sp.nested >= 0 || !sp.str:
@@ -114,9 +132,9 @@ func validFast(b []byte) bool {
 	return utf8.Valid(b[text:])
 }
 
-// fastAttr is validFast for the attribute in b[s:e]: a key, then nothing
-// or one value that is not a group.
-func fastAttr(b []byte, s, e int, text *int) bool {
+// fastAttr is validFast for the attribute in b[s:e], depth groups deep:
+// a key, then nothing, one value, or a group.
+func fastAttr(b []byte, s, e, depth int, text *int) bool {
 	b = b[:e]
 	if s >= e || b[s] != tag(aKey, protowire.BytesType) {
 		return false
@@ -154,8 +172,52 @@ func fastAttr(b []byte, s, e int, text *int) bool {
 		return end == e && cutText(b, text, off, end)
 	case tag(aFloat, protowire.Fixed64Type), tag(aTime, protowire.Fixed64Type):
 		return e-off == 8 && cutText(b, text, off, e)
+	case tag(aGroup, protowire.BytesType):
+		gs, ge, ok := contentsAt(b, off)
+		if !ok || ge != e || gs-off > 1 && !cutText(b, text, off, gs) || depth >= MaxGroupDepth {
+			return false
+		}
+		// The group's attributes: field 1, repeated.
+		for off = gs; off < e; {
+			if b[off] != tag(1, protowire.BytesType) {
+				return false
+			}
+			as, ae, ok := contentsAt(b, off+1)
+			if !ok || as-(off+1) > 1 && !cutText(b, text, off+1, as) || !fastAttr(b, as, ae, depth+1, text) {
+				return false
+			}
+			off = ae
+		}
+		return true
 	}
 	return false
+}
+
+// fastCaller is validFast for the caller in b[s:e]: a file, a line and a
+// function, with one-byte tags.
+func fastCaller(b []byte, s, e int, text *int) bool {
+	b = b[:e]
+	for off := s; off < e; {
+		c := b[off]
+		off++
+		switch c {
+		case tag(1, protowire.BytesType), tag(3, protowire.BytesType): // file, function
+			vs, ve, ok := contentsAt(b, off)
+			if !ok || vs-off > 1 && !cutText(b, text, off, vs) {
+				return false
+			}
+			off = ve
+		case tag(2, protowire.VarintType): // line
+			_, end := uvarintAt(b, off)
+			if end < 0 || end-off > 1 && !cutText(b, text, off, end) {
+				return false
+			}
+			off = end
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // cutText ends the run of text at s, checks it, and starts the next one
@@ -252,15 +314,8 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 			off += 8
 		case typ == protowire.BytesType && len(rest) > 0 && rest[0] < 0x80 && int(rest[0]) < len(rest):
 			v := rest[1 : 1+int(rest[0])]
-			// The usual attribute is checked without a nested loop, and
-			// short ASCII strings without the calls of checkBytes and
-			// utf8.Valid; the rest goes through checkBytes.
-			switch {
-			case sp.nested == msgAttr && simpleAttr(v):
-			case sp.nested >= 0 || sp.str && !isASCII(v):
-				if err := checkBytes(v, base+off+1, sp, num, depth); err != nil {
-					return err
-				}
+			if err := checkBytes(v, base+off+1, sp, num, depth); err != nil {
+				return err
 			}
 			off += 1 + len(v)
 		default:
@@ -278,53 +333,6 @@ func validateMsg(b []byte, base int, kind msgKind, depth int) error {
 		}
 	}
 	return nil
-}
-
-// simpleAttr reports whether v is an attribute of the usual shape, which
-// validateMsg would accept: a short ASCII key and then one short ASCII
-// string, short byte string, varint or fixed64 value, with one-byte tags
-// and lengths. Anything else is left to validateMsg, which says what is
-// wrong.
-func simpleAttr(v []byte) bool {
-	if len(v) < 2 || v[0] != tag(aKey, protowire.BytesType) || v[1] >= 0x80 || 2+int(v[1]) > len(v) || !isASCII(v[2:2+int(v[1])]) {
-		return false
-	}
-	rest := v[2+int(v[1]):]
-	if len(rest) == 0 {
-		return true
-	}
-	switch rest[0] {
-	case tag(aStr, protowire.BytesType):
-		return len(rest) >= 2 && rest[1] < 0x80 && 2+int(rest[1]) == len(rest) && isASCII(rest[2:])
-	case tag(aBytes, protowire.BytesType):
-		return len(rest) >= 2 && rest[1] < 0x80 && 2+int(rest[1]) == len(rest)
-	case tag(aFloat, protowire.Fixed64Type), tag(aTime, protowire.Fixed64Type):
-		return len(rest) == 9
-	case tag(aInt, protowire.VarintType), tag(aUint, protowire.VarintType), tag(aBool, protowire.VarintType), tag(aDuration, protowire.VarintType):
-		// A varint of at most 9 bytes that ends exactly at the end.
-		if len(rest) < 2 || len(rest) > 10 || rest[len(rest)-1] >= 0x80 {
-			return false
-		}
-		for _, c := range rest[1 : len(rest)-1] {
-			if c < 0x80 {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// isASCII reports whether v has no byte above 0x7f, eight bytes at a time.
-func isASCII(v []byte) bool {
-	var acc uint64
-	for ; len(v) >= 8; v = v[8:] {
-		acc |= binary.LittleEndian.Uint64(v)
-	}
-	for _, c := range v {
-		acc |= uint64(c)
-	}
-	return acc&0x8080808080808080 == 0
 }
 
 // checkBytes checks a length-delimited value that starts at offset vstart.
