@@ -241,8 +241,9 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 			}
 			globals += g
 			hasMemory = hasMemory || mem
-		case 5: // memory
-			hasMemory = true
+		case 5: // memory: a section may declare none
+			sr := reader{b: s.payload}
+			hasMemory = hasMemory || sr.u32() > 0
 		case 6: // global
 			sr := reader{b: s.payload}
 			globals += sr.u32()

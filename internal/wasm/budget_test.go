@@ -96,6 +96,7 @@ func TestInstrumentBudget(t *testing.T) {
 		"typed reference block type":      oneFunc(0x02, 0x64, 0x00, 0x0b, 0x0b),   // block (result (ref 0))
 		"truncated":                       endless[:len(endless)-3],
 		"no memory":                       module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{10, 4, 1, 2, 0, 0x0b}),
+		"a memory section of none":        module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{5, 0}, []byte{10, 4, 1, 2, 0, 0x0b}), // found by FuzzInstrumentBudget
 		"not wasm":                        []byte("hello, world"),
 	} {
 		if _, err := instrumentBudget(bin); !errors.Is(err, errUninstrumentable) {
