@@ -66,6 +66,11 @@ func (c *client) attachRing(usable bool) {
 		fmt.Fprintf(c.fallback, "logtk: the host's shared-memory ring is unusable (%v); records go through the socket\n", err)
 		return
 	}
+	c.useRing(r)
+}
+
+// useRing makes r the ring the client's records go through.
+func (c *client) useRing(r *shmring.Shared) {
 	c.ring = &ringWriter{r: r, room: min(inPlaceRoom, r.Capacity()/8)}
 	// A RECORD_AT frame carries 8 bytes of position before the record.
 	c.maxRecord = c.maxPayload - 8
@@ -122,11 +127,7 @@ func (l *Logger) encodeInPlace(t time.Time, level Level, msg string, pc uintptr,
 	if !ok {
 		return false, b
 	}
-	rw.stalled = false
-	rw.ringRecs++
-	if wake {
-		c.writeFrame(doorbellFrame)
-	}
+	rw.took(c, wake)
 	return true, nil
 }
 
@@ -195,10 +196,16 @@ func (rw *ringWriter) put(c *client, entry []byte) error {
 	if err != nil {
 		return err
 	}
+	rw.took(c, wake)
+	return nil
+}
+
+// took accounts for a record the ring took, and rings the doorbell when
+// the host sleeps.
+func (rw *ringWriter) took(c *client, wake bool) {
 	rw.stalled = false
 	rw.ringRecs++
 	if wake {
 		c.writeFrame(doorbellFrame)
 	}
-	return nil
 }

@@ -234,8 +234,7 @@ func ringLogger(t testing.TB, capacity int) (*Logger, *shmring.Shared, *frameSin
 	}
 	f.Close()
 	t.Cleanup(func() { s.Close() })
-	l.c.ring = &ringWriter{r: s, room: min(inPlaceRoom, capacity/8)}
-	l.c.maxRecord = l.c.maxPayload - 8
+	l.c.useRing(s)
 	return l, s, sink
 }
 
