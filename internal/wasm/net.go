@@ -41,6 +41,9 @@ type netState struct {
 	conns   map[int32]net.Conn
 	next    int32
 	lastErr string
+	// deadline is the end of the operation in progress's time budget
+	// (zero: none). Host functions run on the operation's goroutine.
+	deadline time.Time
 }
 
 func (n *netState) setErr(err error) {
@@ -58,11 +61,12 @@ func (n *netState) closeAll() {
 	}
 }
 
-type netKey struct{}
-
-func netOf(ctx context.Context) *netState {
-	n, _ := ctx.Value(netKey{}).(*netState)
-	return n
+// netOf returns the network state of the instance mod belongs to (nil
+// for a module that is not, or no longer, an instance of m).
+func (m *Module) netOf(mod api.Module) *netState {
+	n, _ := m.nets.Load(mod)
+	ns, _ := n.(*netState)
+	return ns
 }
 
 // netFunctions are the network host functions (docs/plugin-abi.md).
@@ -71,7 +75,7 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 	return map[string]api.GoModuleFunc{
 		// net_dial(name_ptr, name_len) -> handle | error
 		"net_dial": func(ctx context.Context, mod api.Module, stack []uint64) {
-			ns := netOf(ctx)
+			ns := m.netOf(mod)
 			name, ok := mod.Memory().Read(uint32(stack[0]), uint32(stack[1]))
 			if !ok || ns == nil {
 				stack[0] = i32(netErrMemory)
@@ -97,6 +101,13 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 				timeout = 5 * time.Second
 			}
 			d := &net.Dialer{Timeout: timeout}
+			if !ns.deadline.IsZero() {
+				// The dial counts against the operation's time budget,
+				// which the stop flag cannot enforce in a host function.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, ns.deadline)
+				defer cancel()
+			}
 			var c net.Conn
 			var err error
 			if ep.TLS != nil {
@@ -118,7 +129,7 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 		},
 		// net_write(handle, ptr, len) -> len | error: writes everything.
 		"net_write": func(ctx context.Context, mod api.Module, stack []uint64) {
-			ns, c := conn(ctx, stack[0])
+			ns, c := m.conn(mod, stack[0])
 			if c == nil {
 				stack[0] = i32(netErrBadHandle)
 				return
@@ -137,7 +148,7 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 		},
 		// net_read(handle, ptr, cap, timeout_ms) -> n | 0 (timeout) | error
 		"net_read": func(ctx context.Context, mod api.Module, stack []uint64) {
-			ns, c := conn(ctx, stack[0])
+			ns, c := m.conn(mod, stack[0])
 			if c == nil {
 				stack[0] = i32(netErrBadHandle)
 				return
@@ -176,7 +187,7 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 		},
 		// net_close(handle) -> 0 | error
 		"net_close": func(ctx context.Context, mod api.Module, stack []uint64) {
-			ns := netOf(ctx)
+			ns := m.netOf(mod)
 			if ns == nil {
 				stack[0] = i32(netErrBadHandle)
 				return
@@ -194,7 +205,7 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 		},
 		// net_error(ptr, cap) -> n: the last error's message.
 		"net_error": func(ctx context.Context, mod api.Module, stack []uint64) {
-			ns := netOf(ctx)
+			ns := m.netOf(mod)
 			if ns == nil {
 				stack[0] = 0
 				return
@@ -214,8 +225,8 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 	}
 }
 
-func conn(ctx context.Context, h uint64) (*netState, net.Conn) {
-	ns := netOf(ctx)
+func (m *Module) conn(mod api.Module, h uint64) (*netState, net.Conn) {
+	ns := m.netOf(mod)
 	if ns == nil {
 		return nil, nil
 	}

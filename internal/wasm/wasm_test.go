@@ -1,12 +1,14 @@
 package wasm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,4 +245,112 @@ func TestReferencePluginsUseInlineBudget(t *testing.T) {
 		}
 		m.Close(ctx)
 	}
+}
+
+// TestBudgetAcrossOperations: one timer and one watch of the caller's
+// context serve every operation of an instance. A timer armed for an
+// earlier operation must not stop a later one before its own budget ends;
+// a looping call still stops at its budget after many quick ones; and
+// cancelling the caller's context stops a call in progress.
+func TestBudgetAcrossOperations(t *testing.T) {
+	const budget = 300 * time.Millisecond
+	hostile := load(t, "testdata/hostile", Options{Limits: Limits{CallTimeout: budget}})
+	bg := context.Background()
+
+	t.Run("stale timer", func(t *testing.T) {
+		inst, err := hostile.NewInstance(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close(bg)
+		// Quick operations for two thirds of a budget: the timer is armed
+		// for the first one's deadline, which passes while the loop runs.
+		first := time.Now()
+		for n := 0; time.Since(first) < 2*budget/3 || n < 10; n++ {
+			if _, err := inst.Format(bg, batchOf("fine"), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		_, err = inst.Format(bg, batchOf("loop"), 1)
+		took := time.Since(start)
+		if err == nil || !strings.Contains(err.Error(), "ran past its time budget of 300ms") {
+			t.Fatalf("err = %v", err)
+		}
+		if took < budget {
+			t.Fatalf("the loop was stopped after %s, before its budget of %s", took, budget)
+		}
+		if took > 20*time.Second {
+			t.Fatalf("the loop ran %s", took)
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		looping := &signalWriter{want: "looping", seen: make(chan struct{})}
+		slow := load(t, "testdata/hostile", Options{Limits: Limits{CallTimeout: time.Hour}, Grants: Grants{Stderr: looping}})
+		inst, err := slow.NewInstance(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close(bg)
+		ctx, cancel := context.WithCancel(bg)
+		defer cancel()
+		// The watch is registered by a first operation with ctx ...
+		if _, err := inst.Format(ctx, batchOf("fine"), 1); err != nil {
+			t.Fatal(err)
+		}
+		// ... and stops a looping one when ctx is cancelled.
+		done := make(chan error, 1)
+		go func() {
+			_, err := inst.Format(ctx, batchOf("announced loop"), 1)
+			done <- err
+		}()
+		select {
+		case <-looping.seen:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the plugin did not start looping")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "cancelled") {
+				t.Fatalf("err = %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("cancelling the context did not stop the call")
+		}
+	})
+
+	t.Run("cancelled before", func(t *testing.T) {
+		inst, err := hostile.NewInstance(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close(bg)
+		ctx, cancel := context.WithCancel(bg)
+		cancel()
+		if _, err := inst.Format(ctx, batchOf("loop"), 1); err == nil || !strings.Contains(err.Error(), "cancelled") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// signalWriter closes seen when what is written contains want.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	want string
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf == nil || !bytes.Contains(w.buf, []byte(w.want)) {
+		w.buf = append(w.buf, p...)
+		if bytes.Contains(w.buf, []byte(w.want)) {
+			close(w.seen)
+		}
+	}
+	return len(p), nil
 }

@@ -18,6 +18,11 @@ func (h *hostile) Format(dst []byte, r *plugin.Record) ([]byte, error) {
 	case "trap":
 		var m map[string]int
 		m["nil map"] = 1 // panics: the Go runtime exits the module
+	case "announced loop":
+		fmt.Fprintln(os.Stderr, "looping")
+		for {
+			sink++
+		}
 	case "loop":
 		for {
 			sink++
