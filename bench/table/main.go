@@ -91,6 +91,10 @@ func main() {
 		nb := get("BenchmarkFormat/"+f.name+"/batch=512/wasm-no-time-budget", "ns/record")
 		row(fmt.Sprintf("%s formatter in Wasm, call_timeout off", f.name), nb, "ns/rec", nat, "ns/rec native", nb/nat, "(info)", true)
 	}
+	// What one call costs, whatever the batch: the host's copies, the
+	// time budget and the calls into the sandbox.
+	one, nat1 := get("BenchmarkFormat/protobuf/batch=1/wasm", "ns/record"), get("BenchmarkFormat/protobuf/batch=1/native", "ns/record")
+	row("protobuf formatter in Wasm, batch 1 (the cost of a call)", one, "ns/call", nat1, "ns native", one/nat1, "(info)", true)
 
 	for _, fs := range []string{"none", "batch"} {
 		name := "BenchmarkNetworkEndToEnd/fsync=" + fs

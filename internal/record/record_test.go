@@ -302,6 +302,14 @@ func FuzzView(f *testing.F) {
 	f.Add([]byte{0xf8, 0xff, 0xff, 0xff, 0x7f, 0x01})                          // field number past MaxInt32
 	f.Add([]byte{0x0b, 0x10, 0x01, 0x0c, 0x15, 1, 2, 3, 4})                    // group, fixed32
 	f.Add([]byte{0x1a, 0x82, 0x00, 'a', 'b', 0x20, 0xff, 0xff, 0xff, 0xff, 1}) // padded length, long varint
+	// Tags, varints and lengths of one, two and three bytes, at the edges.
+	f.Add([]byte{0x80, 0x01, 0x96, 0x01, 0x88, 0x00, 0x05})       // two-byte tag and varint; padded tag
+	f.Add([]byte{0x82, 0x01, 0x81, 0x01, 'a'})                    // two-byte length past the end
+	f.Add([]byte{0x12, 0x02, 'a'})                                // length one past the end
+	f.Add([]byte{0x82, 0x01})                                     // two-byte tag, nothing after
+	f.Add([]byte{0x80, 0x80, 0x01, 0x00})                         // three-byte tag
+	f.Add([]byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x08, 0x80})       // fixed64, truncated varint
+	f.Add([]byte{0x08, 0x80, 0x80, 0x01, 0x12, 0x80, 0x80, 0x00}) // three-byte varint and length
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkFieldMatchesProtowire(t, data)
 		var v View

@@ -91,8 +91,9 @@ func (v *View) Parse(b []byte) bool {
 // checks), in one call per field instead of three or four.
 func field(b []byte, off int) (num protowire.Number, typ protowire.Type, x uint64, data []byte, next int) {
 	// The usual field: a one-byte tag and a one-byte varint or length,
-	// read without a call (calls are dear in Go's Wasm code, where this
-	// runs in plugins).
+	// read without calling uvarintAt (the text formatter, natively, 833 ->
+	// 730 ns a record; in Wasm the same within the noise, as was reading
+	// two-byte tags, varints and fixed64s here too).
 	if off+1 < len(b) && b[off] >= 8 && b[off] < 0x80 && b[off+1] < 0x80 {
 		tag, c := b[off], b[off+1]
 		switch protowire.Type(tag & 7) {
