@@ -34,6 +34,9 @@ import (
 // timer that sets the flag). Per iteration the check costs a decrement and
 // a branch.
 //
+// The same pass threads the jumps of Go's dispatch loops (see threader
+// below), which changes nothing the code does.
+//
 // The rewrite decodes every instruction. A module using an instruction it
 // does not know (SIMD, threads, exceptions, tail calls), without a memory,
 // or whose code already names a global index that does not exist (which
@@ -355,7 +358,7 @@ func instrumentCode(p []byte, stop uint32, check []byte) ([]byte, error) {
 }
 
 // instrumentBody inserts the check after the locals and after every loop's
-// block type.
+// block type, and threads the jumps of Go's dispatch loop (threadJumps).
 func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 	r := reader{b: body}
 	// Every count is read with vec, which refuses one larger than the bytes
@@ -368,32 +371,37 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	locals := len(body) - len(r.b)
-	out := make([]byte, 0, len(body)+len(body)/8+len(check))
-	out = append(out, body[:locals]...)
-	out = append(out, check...)
-	last := locals // start of what is not yet copied
+	inserts := []int{len(body) - len(r.b)}                                     // where check goes
+	t := threader{ctl: []int32{0}, loops: []bool{false}, empty: []bool{false}} // id 0: the body
 	for !r.done() {
+		at := len(body) - len(r.b)
 		op := r.byte()
+		var imm int64 // local index, or i32.const's value
 		switch {
 		case op == 0x02 || op == 0x04: // block, if
+			empty := len(r.b) > 0 && r.b[0] == 0x40
 			r.blockType()
+			t.push(false, empty)
 		case op == 0x03: // loop
 			r.blockType()
 			if r.err != nil {
 				return nil, r.err
 			}
-			at := len(body) - len(r.b)
-			out = append(out, body[last:at]...)
-			out = append(out, check...)
-			last = at
-		case op == 0x0c || op == 0x0d: // br, br_if
-			r.u32()
+			inserts = append(inserts, len(body)-len(r.b))
+			t.push(true, false)
+		case op == 0x0b: // end
+			t.pop()
+		case op == 0x0c: // br
+			t.br(r.u32(), len(body)-len(r.b))
+		case op == 0x0d: // br_if
+			t.branch(r.u32())
 		case op == 0x0e: // br_table
-			for range r.vec() {
-				r.u32()
+			n := r.vec()
+			labels := make([]uint32, 0, min(n, 1024))
+			for range n {
+				labels = append(labels, r.u32())
 			}
-			r.u32()
+			t.brTable(append(labels, r.u32()))
 		case op == 0x10: // call
 			r.u32()
 		case op == 0x11: // call_indirect
@@ -404,7 +412,10 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 				r.valType()
 			}
 		case op >= 0x20 && op <= 0x22: // local.get/set/tee
-			r.u32()
+			imm = int64(r.u32())
+			if op == 0x20 && imm == 0 {
+				t.gets0++
+			}
 		case op == 0x23 || op == 0x24: // global.get/set
 			if g := r.u32(); g >= stop {
 				return nil, fmt.Errorf("names global %d; the module has %d", g, stop)
@@ -417,7 +428,7 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 		case op == 0x3f || op == 0x40: // memory.size/grow
 			r.byte()
 		case op == 0x41: // i32.const
-			r.s64()
+			imm = r.s32()
 		case op == 0x42: // i64.const
 			r.s64()
 		case op == 0x43:
@@ -447,8 +458,8 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 			default:
 				return nil, fmt.Errorf("unknown instruction 0xfc %d", sub)
 			}
-		case op == 0x00 || op == 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b || op == 0xd1:
-			// unreachable, nop, else, end, return, drop, select, ref.is_null
+		case op == 0x00 || op == 0x01 || op == 0x05 || op == 0x0f || op == 0x1a || op == 0x1b || op == 0xd1:
+			// unreachable, nop, else, return, drop, select, ref.is_null
 		case op >= 0x45 && op <= 0xc4: // numeric instructions without immediates
 		default:
 			return nil, fmt.Errorf("unknown instruction 0x%02x", op)
@@ -456,8 +467,174 @@ func instrumentBody(body []byte, stop uint32, check []byte) ([]byte, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
+		t.prev[1], t.prev[0] = t.prev[0], instr{op: op, at: at, imm: imm}
+		switch op {
+		case 0x03:
+			t.inLoop = 0
+		case 0x02:
+		default:
+			t.inLoop++
+		}
+	}
+	jumps := t.threaded()
+	out := make([]byte, 0, len(body)+len(inserts)*len(check))
+	last := 0 // start of what is not yet copied
+	for len(inserts) > 0 || len(jumps) > 0 {
+		if len(jumps) == 0 || (len(inserts) > 0 && inserts[0] <= jumps[0].from) {
+			out = append(out, body[last:inserts[0]]...)
+			out = append(out, check...)
+			last, inserts = inserts[0], inserts[1:]
+			continue
+		}
+		j := jumps[0]
+		out = append(out, body[last:j.from]...)
+		out = binary.AppendUvarint(append(out, 0x0c), uint64(j.depth)) // br
+		last, jumps = j.to, jumps[1:]
 	}
 	return append(out, body[last:]...), nil
+}
+
+// Threading the jumps of Go's Wasm code.
+//
+// Go compiles each function to a loop around a br_table on local 0, the
+// index of the basic block to run: the loop's nested blocks end where
+// each basic block's code begins, and a jump to block K is
+//
+//	i32.const K; local.set 0; br $loop
+//
+// so that every jump, even to the next block, goes through the br_table
+// (an indirect jump in the compiled code). A jump forward lands at the end
+// of a block that still encloses the jump, and a br to that block goes
+// there directly: threadJumps rewrites such a jump to that br, and leaves
+// backward jumps (loops) to the dispatch. The text formatter runs ~17%
+// faster for it.
+//
+// The rewrite is safe when local 0 is read only by the dispatch (the
+// skipped local.set is then never observed), every branch to the loop
+// sets local 0 just before it, and the dispatch's targets are blocks
+// without results. A function that does not have exactly this
+// shape is left as it is. Forward jumps cannot form a loop, so the budget
+// checks at loop headers and function entries still see every loop.
+
+// instr is a decoded instruction: its opcode, offset and immediate.
+type instr struct {
+	op  byte
+	at  int
+	imm int64
+}
+
+// threader follows the control structure of one function body.
+type threader struct {
+	ctl     []int32 // ids of the enclosing blocks, loops and ifs
+	loops   []bool  // whether each id is a loop
+	empty   []bool  // whether each id is a block without results
+	gets0   int     // local.get 0 instructions
+	loop    int32   // the dispatch loop's id, 0 before the dispatch
+	targets []int32 // the dispatch's target ids; the last is the default
+	unsafe  bool
+	prev    [2]instr // the last two instructions, the last first
+	// inLoop counts the instructions since the last loop began, blocks
+	// not counted: the dispatch is loop, block*, local.get 0, br_table.
+	inLoop int
+	jumps  []jump
+}
+
+// jump replaces body[from:to] with br depth.
+type jump struct{ from, to, depth int }
+
+func (t *threader) push(loop, empty bool) {
+	t.ctl = append(t.ctl, int32(len(t.loops)))
+	t.loops = append(t.loops, loop)
+	t.empty = append(t.empty, empty)
+}
+
+func (t *threader) pop() {
+	if len(t.ctl) > 0 {
+		t.ctl = t.ctl[:len(t.ctl)-1]
+	}
+}
+
+// target returns the id a branch of depth d goes to, -1 if none.
+func (t *threader) target(d uint32) int32 {
+	if int64(d) >= int64(len(t.ctl)) {
+		return -1
+	}
+	return t.ctl[len(t.ctl)-1-int(d)]
+}
+
+// branch notes a br_if or br_table label: one that goes to the dispatch
+// loop without setting local 0 just before makes the function unsafe.
+func (t *threader) branch(d uint32) {
+	if id := t.target(d); id < 0 || (t.loop != 0 && id == t.loop) {
+		t.unsafe = true
+	}
+}
+
+func (t *threader) brTable(labels []uint32) {
+	if t.loop != 0 || t.prev[0].op != 0x20 || t.prev[0].imm != 0 || t.inLoop != 1 {
+		for _, l := range labels {
+			t.branch(l)
+		}
+		return
+	}
+	// The dispatch: the loop is the nearest one around it.
+	loop := int32(0)
+	for i := len(t.ctl) - 1; i >= 0 && loop == 0; i-- {
+		if t.loops[t.ctl[i]] {
+			loop = t.ctl[i]
+		}
+	}
+	var targets []int32
+	for _, l := range labels {
+		// A jump lands where the dispatch lands only if nothing is
+		// carried there: each target is a block without results.
+		id := t.target(l)
+		if loop == 0 || id < 0 || id == loop || !t.empty[id] {
+			t.unsafe = true
+			return
+		}
+		targets = append(targets, id)
+	}
+	t.loop, t.targets = loop, targets
+}
+
+// br notes a br of depth d ending at end: a jump through the dispatch
+// loop to a block that encloses it is threaded.
+func (t *threader) br(d uint32, end int) {
+	if t.unsafe {
+		return
+	}
+	id := t.target(d)
+	if id < 0 || t.loop == 0 || id != t.loop {
+		t.branch(d)
+		return
+	}
+	set, k := t.prev[0], t.prev[1]
+	if set.op != 0x21 || set.imm != 0 || k.op != 0x41 {
+		t.unsafe = true
+		return
+	}
+	// br_table takes its index as an unsigned i32; past the labels, the
+	// default.
+	to := t.targets[len(t.targets)-1]
+	if i := uint32(k.imm); uint64(i) < uint64(len(t.targets)-1) {
+		to = t.targets[i]
+	}
+	for j := len(t.ctl) - 1; j >= 0; j-- {
+		if t.ctl[j] == to {
+			t.jumps = append(t.jumps, jump{from: k.at, to: end, depth: len(t.ctl) - 1 - j})
+			return
+		}
+	}
+}
+
+// threaded returns the jumps to rewrite: none unless the function has
+// the shape that makes it safe.
+func (t *threader) threaded() []jump {
+	if t.unsafe || t.loop == 0 || t.gets0 != 1 {
+		return nil
+	}
+	return t.jumps
 }
 
 // reader decodes the binary format; the first error sticks.
@@ -527,6 +704,28 @@ func (r *reader) s64() (negative bool) {
 		if i >= 9 {
 			r.fail("bad signed LEB128")
 			return false
+		}
+	}
+}
+
+// s32 reads a signed LEB128 of at most 5 bytes (an i32.const).
+func (r *reader) s32() int64 {
+	var v int64
+	for i := 0; ; i++ {
+		c := r.byte()
+		if r.err != nil {
+			return 0
+		}
+		v |= int64(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			if c&0x40 != 0 {
+				v |= -1 << (7 * (i + 1))
+			}
+			return int64(int32(v))
+		}
+		if i >= 4 {
+			r.fail("bad signed LEB128")
+			return 0
 		}
 	}
 }

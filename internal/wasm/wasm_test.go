@@ -354,3 +354,24 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestThreadsGoCode: the Go compiler still emits the dispatch loop that
+// the budget rewrite threads (budget.go): most of a Go plugin's jumps
+// through it become direct branches. A Go release that changes that shape
+// fails here, not silently in the benchmarks.
+func TestThreadsGoCode(t *testing.T) {
+	bin, err := os.ReadFile(plugintest.Build(t, "../../plugins/text/plugin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := InstrumentBudget(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jump := []byte{0x21, 0x00, 0x0c} // local.set 0; br
+	before, after := bytes.Count(bin, jump), bytes.Count(out, jump)
+	t.Logf("jumps through the dispatch: %d before, %d after", before, after)
+	if before < 1000 || after > before/2 {
+		t.Fatalf("jumps through the dispatch: %d before, %d after; want most threaded", before, after)
+	}
+}

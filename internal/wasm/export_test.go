@@ -1,0 +1,4 @@
+package wasm
+
+// InstrumentBudget is instrumentBudget, for the external tests.
+var InstrumentBudget = instrumentBudget
