@@ -216,7 +216,13 @@ func checkSection(id byte, p []byte) error {
 }
 
 // instrumentBudget returns the module with the stop flag and its checks.
-func instrumentBudget(bin []byte) ([]byte, error) {
+func instrumentBudget(bin []byte) ([]byte, error) { return rewrite(bin, true) }
+
+// threadOnly is the rewrite without the budget: it only threads jumps
+// (for modules run with call_timeout "off").
+func threadOnly(bin []byte) ([]byte, error) { return rewrite(bin, false) }
+
+func rewrite(bin []byte, budget bool) ([]byte, error) {
 	if len(bin) < 8 || !bytes.Equal(bin[:8], []byte{0, 'a', 's', 'm', 1, 0, 0, 0}) {
 		return nil, fmt.Errorf("%w: not a WebAssembly 1.0 binary", errUninstrumentable)
 	}
@@ -260,6 +266,23 @@ func instrumentBudget(bin []byte) ([]byte, error) {
 	check := checkCode(stop)
 	if !hasMemory {
 		return nil, fmt.Errorf("%w: the module has no memory", errUninstrumentable)
+	}
+	if !budget {
+		var out []byte
+		out = append(out, bin[:8]...)
+		for _, s := range secs {
+			p := s.payload
+			if s.id == 10 {
+				var err error
+				if p, err = instrumentCode(p, stop, nil); err != nil {
+					return nil, err
+				}
+			}
+			out = append(out, s.id)
+			out = binary.AppendUvarint(out, uint64(len(p)))
+			out = append(out, p...)
+		}
+		return out, nil
 	}
 
 	var out []byte

@@ -124,7 +124,8 @@ func TestInstrumentRefusesHugeCounts(t *testing.T) {
 }
 
 // FuzzInstrumentBudget: any bytes are refused or rewritten without a
-// panic, and a module wazero accepts stays one wazero accepts.
+// panic, and a module wazero accepts stays one wazero accepts, with the
+// budget and without (threadOnly).
 func FuzzInstrumentBudget(f *testing.F) {
 	f.Add(oneFunc(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b))
 	f.Add(oneFunc(0x41, 0x05, 0x1a, 0x0b))
@@ -151,6 +152,15 @@ func FuzzInstrumentBudget(f *testing.F) {
 			t.Fatalf("valid module no longer compiles after the rewrite: %v", err)
 		}
 		cm2.Close(ctx)
+		thr, err := threadOnly(bin)
+		if err != nil {
+			t.Fatalf("rewritten with the budget but not without: %v", err)
+		}
+		cm3, err := rt.CompileModule(ctx, thr)
+		if err != nil {
+			t.Fatalf("valid module no longer compiles after threading: %v", err)
+		}
+		cm3.Close(ctx)
 	})
 }
 
@@ -230,34 +240,39 @@ func TestThreadJumps(t *testing.T) {
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
 	defer rt.Close(context.Background())
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := instrumentBudget(tc.bin)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := !bytes.Contains(out, forward); got != tc.threaded {
-				t.Fatalf("forward jump threaded = %v, want %v", got, tc.threaded)
-			}
-			if !bytes.Contains(out, backward) {
-				t.Fatal("the backward jump was rewritten")
-			}
-			before, err := rt.Instantiate(ctx, tc.bin)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer before.Close(ctx)
-			after, err := rt.Instantiate(ctx, out)
-			if err != nil {
-				t.Fatalf("the rewritten module does not instantiate: %v", err)
-			}
-			defer after.Close(ctx)
-			for pc, want := range map[uint64]uint64{0: 101, 1: 111, 2: 100, 7: 100} {
-				b, err1 := before.ExportedFunction("f").Call(ctx, pc)
-				a, err2 := after.ExportedFunction("f").Call(ctx, pc)
-				if err1 != nil || err2 != nil || b[0] != want || a[0] != want {
-					t.Errorf("f(%d) = %v (%v) before, %v (%v) after; want %d", pc, b, err1, a, err2, want)
+		for rw, rewrite := range map[string]func([]byte) ([]byte, error){"budget": instrumentBudget, "thread only": threadOnly} {
+			t.Run(tc.name+"/"+rw, func(t *testing.T) {
+				out, err := rewrite(tc.bin)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				if checks := bytes.Contains(out, checkCode(0)); checks != (rw == "budget") {
+					t.Fatalf("budget checks inserted = %v", checks)
+				}
+				if got := !bytes.Contains(out, forward); got != tc.threaded {
+					t.Fatalf("forward jump threaded = %v, want %v", got, tc.threaded)
+				}
+				if !bytes.Contains(out, backward) {
+					t.Fatal("the backward jump was rewritten")
+				}
+				before, err := rt.Instantiate(ctx, tc.bin)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer before.Close(ctx)
+				after, err := rt.Instantiate(ctx, out)
+				if err != nil {
+					t.Fatalf("the rewritten module does not instantiate: %v", err)
+				}
+				defer after.Close(ctx)
+				for pc, want := range map[uint64]uint64{0: 101, 1: 111, 2: 100, 7: 100} {
+					b, err1 := before.ExportedFunction("f").Call(ctx, pc)
+					a, err2 := after.ExportedFunction("f").Call(ctx, pc)
+					if err1 != nil || err2 != nil || b[0] != want || a[0] != want {
+						t.Errorf("f(%d) = %v (%v) before, %v (%v) after; want %d", pc, b, err1, a, err2, want)
+					}
+				}
+			})
+		}
 	}
 }

@@ -65,7 +65,8 @@ type Limits struct {
 	// NoCallTimeout compiles the module without the interruption checks
 	// that enforce CallTimeout: a call then runs to its end however long
 	// it takes. The checks cost 5-20% of a Go plugin's time; this is for
-	// trusted plugins and for measuring that cost.
+	// trusted plugins and for measuring that cost. (The module's jumps are
+	// threaded either way: budget.go.)
 	NoCallTimeout bool
 }
 
@@ -203,6 +204,8 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 		} else {
 			opts.Logger.Debug("time budget through wazero's checks", "plugin", opts.Name, "reason", err)
 		}
+	} else if tb, err := threadOnly(wasmBytes); err == nil {
+		code = tb
 	}
 	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCloseOnContextDone(!opts.Limits.NoCallTimeout && !inline)
 	if c := compilationCache(opts.CacheDir); c != nil {
