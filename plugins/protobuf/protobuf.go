@@ -36,11 +36,11 @@ var Info = plugin.Info{
 
 // Formatter formats records as protobuf messages.
 type Formatter struct {
-	plan  []step            // record fields to encode, in order
-	attrs map[string]target // attribute key -> field
-	rest  *target           // map<string,string> for attributes without a field
-	key   []byte            // scratch: dotted keys of grouped attributes
-	val   []byte            // scratch: values rendered as text
+	plan  []step      // record fields to encode, in order
+	attrs *fieldIndex // attribute key -> field
+	rest  *target     // map<string,string> for attributes without a field
+	key   []byte      // scratch: dotted keys of grouped attributes
+	val   []byte      // scratch: values rendered as text
 }
 
 // New returns a Formatter emitting logtk.v1.Record.
@@ -127,7 +127,7 @@ func (f *Formatter) Configure(config []byte) error {
 		}
 		return fmt.Errorf("schema has no message %q (it has: %s)", c.Message, strings.Join(names, ", "))
 	}
-	nf := Formatter{attrs: map[string]target{}}
+	nf := Formatter{attrs: &fieldIndex{}}
 	used := map[string]bool{}
 	byName := map[string]fieldDesc{}
 	for _, fd := range m.fields {
@@ -165,7 +165,7 @@ func (f *Formatter) Configure(config []byte) error {
 		if fd.label == labelRepeated {
 			continue
 		}
-		nf.attrs[fd.name] = t
+		nf.attrs.add(t)
 	}
 	*f = nf
 	return nil
@@ -203,16 +203,38 @@ func typeString(t target) string {
 
 var sourceText = [...][]byte{nil, []byte("sdk"), []byte("stdout"), []byte("stderr"), []byte("host")}
 
-var levelNames = map[string][]byte{}
+// levelText is the name of a level ("INFO").
+func levelText(l int32) string { return strings.TrimRight(textfmt.LevelName(l), " ") }
 
-func init() {
-	for _, l := range []int32{0, 1, 5, 9, 10, 13, 17, 21} {
-		n := textfmt.LevelName(l)
-		levelNames[n] = []byte(strings.TrimSpace(n))
-	}
+// fieldIndex finds the field of an attribute by its key: a hash table
+// without hashing, built at Configure. A Go map hashes each key, which in
+// Wasm (no AES instructions) costs more than the rest of the lookup; here
+// a key's length and first and last bytes pick a bucket of a few names,
+// and the key is compared with each.
+type fieldIndex struct {
+	buckets [64][]target
 }
 
-func levelText(l int32) []byte { return levelNames[textfmt.LevelName(l)] }
+func bucket[T string | []byte](key T) int {
+	if len(key) == 0 {
+		return 0
+	}
+	return (len(key)*7 + int(key[0]) + int(key[len(key)-1])*3) & 63
+}
+
+func (x *fieldIndex) add(t target) {
+	i := bucket(t.name)
+	x.buckets[i] = append(x.buckets[i], t)
+}
+
+func (x *fieldIndex) get(key []byte) (target, bool) {
+	for _, t := range x.buckets[bucket(key)] {
+		if t.name == string(key) {
+			return t, true
+		}
+	}
+	return target{}, false
+}
 
 var _ plugin.PassThroughFormatter = (*Formatter)(nil)
 
@@ -235,7 +257,7 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 			b = appendTime(b, s.t, r.Received)
 		case srcLevel:
 			if s.t.typ == tString {
-				b = appendStr(b, s.t.num, levelText(r.Level))
+				b = protowire.AppendString(protowire.AppendTag(b, s.t.num, protowire.BytesType), levelText(r.Level))
 			} else {
 				b = appendInt(b, s.t, int64(r.Level))
 			}
@@ -265,7 +287,7 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 	}
 	var a plugin.Attr
 	for it := r.Attrs(); it.Next(&a); {
-		if t, ok := f.attrs[string(a.Key)]; ok {
+		if t, ok := f.attrs.get(a.Key); ok {
 			if nb, ok := f.appendAttr(b, t, &a); ok {
 				b = nb
 				continue
