@@ -267,9 +267,14 @@ func rewrite(bin []byte, budget bool) ([]byte, error) {
 	if !hasMemory {
 		return nil, fmt.Errorf("%w: the module has no memory", errUninstrumentable)
 	}
+	var out []byte
+	out = append(out, bin[:8]...)
+	emit := func(id byte, p []byte) {
+		out = append(out, id)
+		out = binary.AppendUvarint(out, uint64(len(p)))
+		out = append(out, p...)
+	}
 	if !budget {
-		var out []byte
-		out = append(out, bin[:8]...)
 		for _, s := range secs {
 			p := s.payload
 			if s.id == 10 {
@@ -278,19 +283,9 @@ func rewrite(bin []byte, budget bool) ([]byte, error) {
 					return nil, err
 				}
 			}
-			out = append(out, s.id)
-			out = binary.AppendUvarint(out, uint64(len(p)))
-			out = append(out, p...)
+			emit(s.id, p)
 		}
 		return out, nil
-	}
-
-	var out []byte
-	out = append(out, bin[:8]...)
-	emit := func(id byte, p []byte) {
-		out = append(out, id)
-		out = binary.AppendUvarint(out, uint64(len(p)))
-		out = append(out, p...)
 	}
 	// The stop flag (mut i32 = 0) and the countdown (mut i32 = 1024).
 	newGlobal := append([]byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41}, append(sleb32(checkEvery), 0x0b)...)
