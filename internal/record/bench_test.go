@@ -42,3 +42,17 @@ func BenchmarkIngestRecord(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkParse is the log server's read of every stamped record it
+// stores (the gap check) and a formatter's read of a record.
+func BenchmarkParse(b *testing.B) {
+	s := Stamp{Worker: "web", WorkerIndex: 3, PID: 12345, Incarnation: 1, Seq: 1 << 20, Source: SourceSDK, Received: time.Now()}
+	rec := AppendStamp(typical(), &s)
+	b.SetBytes(int64(len(rec)))
+	var v View
+	for b.Loop() {
+		if !v.Parse(rec) || v.Seq != s.Seq {
+			b.Fatal("parse")
+		}
+	}
+}

@@ -90,21 +90,47 @@ func (v *View) Parse(b []byte) bool {
 // ConsumeFixed64, ConsumeBytes or ConsumeFieldValue does (FuzzView
 // checks), in one call per field instead of three or four.
 func field(b []byte, off int) (num protowire.Number, typ protowire.Type, x uint64, data []byte, next int) {
-	// The usual field: a one-byte tag and a one-byte varint or length,
-	// read without calling uvarintAt (the text formatter, natively, 833 ->
-	// 730 ns a record; in Wasm the same within the noise, as was reading
-	// two-byte tags, varints and fixed64s here too).
-	if off+1 < len(b) && b[off] >= 8 && b[off] < 0x80 && b[off+1] < 0x80 {
-		tag, c := b[off], b[off+1]
-		switch protowire.Type(tag & 7) {
-		case protowire.VarintType:
-			return protowire.Number(tag >> 3), protowire.VarintType, uint64(c), nil, off + 2
-		case protowire.BytesType:
-			if end := off + 2 + int(c); end <= len(b) {
-				return protowire.Number(tag >> 3), protowire.BytesType, 0, b[off+2 : end], end
+	// The usual fields, read without calling uvarintAt: a tag of one or
+	// two bytes (the host's stamp fields have two), then a varint or
+	// length of one or two bytes, or a fixed64. Anything else, and
+	// anything malformed, takes the general path below. Measured
+	// natively: a stamped record (what the log server reads for its gap
+	// check) 98 -> 75 ns, the text formatter 833 -> ~690 ns a record; in
+	// Wasm, within the noise.
+	if p := off + 1; p < len(b) {
+		tag := uint64(b[off])
+		if tag >= 0x80 {
+			tag, p = tag&0x7f|uint64(b[p])<<7, p+1
+			if b[p-1] >= 0x80 || p >= len(b) {
+				goto general
+			}
+		}
+		if tag < 8 {
+			goto general
+		}
+		switch typ := protowire.Type(tag & 7); typ {
+		case protowire.VarintType, protowire.BytesType:
+			v := uint64(b[p])
+			p++
+			if v >= 0x80 {
+				if p >= len(b) || b[p] >= 0x80 {
+					goto general
+				}
+				v, p = v&0x7f|uint64(b[p])<<7, p+1
+			}
+			if typ == protowire.VarintType {
+				return protowire.Number(tag >> 3), typ, v, nil, p
+			}
+			if v <= uint64(len(b)-p) {
+				return protowire.Number(tag >> 3), typ, 0, b[p : p+int(v)], p + int(v)
+			}
+		case protowire.Fixed64Type:
+			if len(b)-p >= 8 {
+				return protowire.Number(tag >> 3), typ, binary.LittleEndian.Uint64(b[p:]), nil, p + 8
 			}
 		}
 	}
+general:
 	tag, off := uvarintAt(b, off)
 	if off < 0 || tag>>3 < uint64(protowire.MinValidNumber) || tag>>3 > math.MaxInt32 {
 		return 0, 0, 0, nil, -1
