@@ -41,9 +41,6 @@ type netState struct {
 	conns   map[int32]net.Conn
 	next    int32
 	lastErr string
-	// deadline is the end of the operation in progress's time budget
-	// (zero: none). Host functions run on the operation's goroutine.
-	deadline time.Time
 }
 
 func (n *netState) setErr(err error) {
@@ -61,12 +58,20 @@ func (n *netState) closeAll() {
 	}
 }
 
-// netOf returns the network state of the instance mod belongs to (nil
-// for a module that is not, or no longer, an instance of m).
+// instanceOf returns the instance mod is (nil for a module that is not,
+// or no longer, an instance of m).
+func (m *Module) instanceOf(mod api.Module) *Instance {
+	v, _ := m.instances.Load(mod)
+	inst, _ := v.(*Instance)
+	return inst
+}
+
+// netOf returns the network state of the instance mod is, or nil.
 func (m *Module) netOf(mod api.Module) *netState {
-	n, _ := m.nets.Load(mod)
-	ns, _ := n.(*netState)
-	return ns
+	if inst := m.instanceOf(mod); inst != nil {
+		return inst.net
+	}
+	return nil
 }
 
 // netFunctions are the network host functions (docs/plugin-abi.md).
@@ -101,11 +106,13 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 				timeout = 5 * time.Second
 			}
 			d := &net.Dialer{Timeout: timeout}
-			if !ns.deadline.IsZero() {
+			if inst := m.instanceOf(mod); inst != nil && !inst.deadline.IsZero() {
 				// The dial counts against the operation's time budget,
 				// which the stop flag cannot enforce in a host function.
+				// (Host functions run on the operation's goroutine, the
+				// one that sets the deadline.)
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, ns.deadline)
+				ctx, cancel = context.WithDeadline(ctx, inst.deadline)
 				defer cancel()
 			}
 			var c net.Conn

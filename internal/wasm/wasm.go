@@ -133,9 +133,9 @@ type Module struct {
 	// inlineBudget: the module was rewritten to check a stop flag, which
 	// the host sets when a call's budget runs out (budget.go).
 	inlineBudget bool
-	// nets maps each live instance's api.Module to its network state, for
+	// instances maps each live instance's api.Module to the instance, for
 	// the net_* host functions (which are given the calling module).
-	nets sync.Map
+	instances sync.Map
 }
 
 var (
@@ -366,7 +366,7 @@ type Instance struct {
 	stop     api.MutableGlobal
 	stopMu   sync.Mutex
 	active   bool      // an operation is in progress
-	deadline time.Time // its budget's end
+	deadline time.Time // the budget's end of the last operation begun
 	fired    string    // why the flag was set for it ("" if it was not)
 	timer    *time.Timer
 	armed    bool            // timer is pending
@@ -421,7 +421,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	}
 	inst.mod = mod
 	inst.endOp = inst.finishOp
-	m.nets.Store(mod, inst.net)
+	m.instances.Store(mod, inst)
 	for name := range m.cm.ExportedFunctions() {
 		inst.fns[name] = mod.ExportedFunction(name)
 	}
@@ -465,7 +465,7 @@ func (m *Module) log() hclog.Logger { return *m.logger.Load() }
 
 // Close discards the instance.
 func (i *Instance) Close(ctx context.Context) error {
-	i.m.nets.Delete(i.mod)
+	i.m.instances.Delete(i.mod)
 	i.stopMu.Lock()
 	if i.timer != nil {
 		i.timer.Stop()
@@ -531,7 +531,6 @@ func (i *Instance) opCtx(ctx context.Context) (context.Context, func()) {
 	i.stopMu.Lock()
 	i.active, i.fired = true, ""
 	i.deadline = now.Add(i.m.opts.Limits.CallTimeout)
-	i.net.deadline = i.deadline
 	i.stop.Set(0)
 	if ctx.Err() != nil {
 		i.fired = "cancelled"
@@ -561,7 +560,6 @@ func (i *Instance) opCtx(ctx context.Context) (context.Context, func()) {
 func (i *Instance) finishOp() {
 	i.stopMu.Lock()
 	i.active = false
-	i.net.deadline = time.Time{}
 	i.stopMu.Unlock()
 }
 
