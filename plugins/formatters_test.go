@@ -74,33 +74,37 @@ func referenceFormatters(tb testing.TB) []refFormatter {
 // a Wasm plugin in the host's runtime as compiled natively, for every
 // sample record, in batches of several sizes (the Wasm calls reuse their
 // buffers, and the protobuf formatter hands its input back), appending to
-// what the caller's buffer already holds.
+// what the caller's buffer already holds. Both ways the host rewrites a
+// module are covered: with the time budget's checks and threaded jumps,
+// and (call_timeout off) with threaded jumps only.
 func TestWasmMatchesNative(t *testing.T) {
 	ctx := context.Background()
 	samples := plugintest.SampleRecords()
 	for _, f := range referenceFormatters(t) {
-		t.Run(f.name, func(t *testing.T) {
-			inst := f.instance(t, wasm.Limits{})
-			// Growing then shrinking batches: later inputs reuse the buffer
-			// the first large one allocated.
-			for _, size := range []int{1, 3, 64, 512, 2, 100} {
-				var batch []byte
-				for i := range size {
-					batch = entries.Append(batch, samples[(i*7)%len(samples)])
+		for _, limits := range []wasm.Limits{{}, {NoCallTimeout: true}} {
+			t.Run(fmt.Sprintf("%s/no-time-budget=%v", f.name, limits.NoCallTimeout), func(t *testing.T) {
+				inst := f.instance(t, limits)
+				// Growing then shrinking batches: later inputs reuse the buffer
+				// the first large one allocated.
+				for _, size := range []int{1, 3, 64, 512, 2, 100} {
+					var batch []byte
+					for i := range size {
+						batch = entries.Append(batch, samples[(i*7)%len(samples)])
+					}
+					prefix := fmt.Appendf(nil, "prefix-%d|", size)
+					want, err := plugin.FormatBatch(f.native, bytes.Clone(prefix), batch)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := inst.FormatAppend(ctx, bytes.Clone(prefix), batch, size)
+					if err != nil {
+						t.Fatalf("batch of %d: %v", size, err)
+					}
+					if !bytes.Equal(got, want) {
+						t.Fatalf("batch of %d: Wasm output differs from native (%d vs %d bytes)", size, len(got), len(want))
+					}
 				}
-				prefix := fmt.Appendf(nil, "prefix-%d|", size)
-				want, err := plugin.FormatBatch(f.native, bytes.Clone(prefix), batch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := inst.FormatAppend(ctx, bytes.Clone(prefix), batch, size)
-				if err != nil {
-					t.Fatalf("batch of %d: %v", size, err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("batch of %d: Wasm output differs from native (%d vs %d bytes)", size, len(got), len(want))
-				}
-			}
-		})
+			})
+		}
 	}
 }
