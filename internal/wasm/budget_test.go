@@ -220,9 +220,10 @@ func goShaped(extra ...byte) []byte {
 }
 
 // TestThreadJumps: the rewrite turns a forward jump through Go's dispatch
-// loop into a direct branch, keeps the backward one, and the function
-// computes what it did for every entry block. A function that reads local
-// 0 anywhere else is not threaded.
+// loop into a direct branch, keeps the backward one, tests for block 0
+// before the br_table, and the function computes what it did for every
+// entry block. A function that reads local 0 anywhere else is not
+// threaded (but still gets the test for block 0).
 func TestThreadJumps(t *testing.T) {
 	forward := []byte{0x41, 0x02, 0x21, 0x00, 0x0c, 0x02}  // i32.const 2; local.set 0; br $L
 	backward := []byte{0x41, 0x00, 0x21, 0x00, 0x0c, 0x01} // i32.const 0; local.set 0; br $L
@@ -254,6 +255,10 @@ func TestThreadJumps(t *testing.T) {
 				}
 				if !bytes.Contains(out, backward) {
 					t.Fatal("the backward jump was rewritten")
+				}
+				// local.get 0; i32.eqz; br_if 0 (to block 0); local.get 0; br_table
+				if !bytes.Contains(out, []byte{0x20, 0x00, 0x45, 0x0d, 0x00, 0x20, 0x00, 0x0e}) {
+					t.Fatal("no fast path for block 0 before the dispatch")
 				}
 				before, err := rt.Instantiate(ctx, tc.bin)
 				if err != nil {
