@@ -48,12 +48,31 @@ func TestInstrumentBudget(t *testing.T) {
 	ctx := context.Background()
 	// loop (br 0) end end: an endless loop.
 	endless := oneFunc(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b)
+	// Checks at the entry and every loop header, except at the entry of a
+	// function that starts with a loop, reached by straight-line code.
+	for _, tc := range []struct {
+		name   string
+		bin    []byte
+		checks int
+	}{
+		{"starts with a loop", endless, 1},
+		{"a block and local.set before the loop", oneBody([]byte{1, 1, 0x7f, 0x41, 0x01, 0x21, 0x00, 0x02, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b}), 1},
+		{"nested loops at the start", oneFunc(0x03, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 2},
+		{"a call before the loop", oneFunc(0x10, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b), 2},
+		{"a branch before the loop", oneFunc(0x02, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 2},
+		{"no loop", oneFunc(0x10, 0x00, 0x0b), 1},
+	} {
+		out, err := instrumentBudget(tc.bin)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if n := bytes.Count(out, checkCode(0)); n != tc.checks {
+			t.Errorf("%s: %d checks inserted, want %d", tc.name, n, tc.checks)
+		}
+	}
 	out, err := instrumentBudget(endless)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if n := bytes.Count(out, checkCode(0)); n != 2 {
-		t.Fatalf("%d checks inserted, want 2 (entry and loop)", n)
 	}
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
