@@ -103,6 +103,12 @@ func TestWasmMatchesNative(t *testing.T) {
 					if !bytes.Equal(got, want) {
 						t.Fatalf("batch of %d: Wasm output differs from native (%d vs %d bytes)", size, len(got), len(want))
 					}
+					// Format, as the pipeline calls it (the batch itself when
+					// the plugin hands it back unchanged).
+					got, err = inst.Format(ctx, batch, size)
+					if err != nil || !bytes.Equal(got, want[len(prefix):]) {
+						t.Fatalf("batch of %d: Format = %d bytes, %v; want the native output", size, len(got), err)
+					}
 				}
 			})
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
@@ -373,5 +374,63 @@ func TestThreadsGoCode(t *testing.T) {
 	t.Logf("jumps through the dispatch: %d before, %d after", before, after)
 	if before < 1000 || after > before/2 {
 		t.Fatalf("jumps through the dispatch: %d before, %d after; want most threaded", before, after)
+	}
+}
+
+// TestFormatIdentity: a plugin that hands back its input unchanged gets
+// the host's batch itself back from Format (no copy, capacity clipped so
+// that an append cannot write into what follows it); one that changed
+// its input in place gets its changes, checked like any output; and
+// FormatAppend always copies.
+func TestFormatIdentity(t *testing.T) {
+	ctx := context.Background()
+	raw := load(t, "testdata/raw", Options{})
+	inst := func(lie string) *Instance {
+		i, err := raw.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { i.Close(ctx) })
+		if lie != "" {
+			if err := i.Configure(ctx, []byte(`{"lie":"`+lie+`"}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return i
+	}
+	// The batch sits in a larger buffer, as batches cut from one slab do.
+	slab := append(batchOf("fine", "also fine"), "next batch"...)
+	batch := slab[:len(slab)-len("next batch")]
+	want := bytes.Clone(batch)
+
+	echo := inst("")
+	out, err := echo.Format(ctx, batch, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, want) || unsafe.SliceData(out) != unsafe.SliceData(batch) || cap(out) != len(out) {
+		t.Fatalf("identity output: %d bytes at %p cap %d; want the batch itself (%p), capacity clipped", len(out), unsafe.SliceData(out), cap(out), unsafe.SliceData(batch))
+	}
+	if out = append(out, 'x'); !bytes.HasSuffix(slab, []byte("next batch")) {
+		t.Fatal("appending to the result wrote into the slab")
+	}
+	appended, err := echo.FormatAppend(ctx, []byte("prefix|"), batch, 2)
+	if err != nil || string(appended) != "prefix|"+string(want) {
+		t.Fatalf("FormatAppend = %q, %v; want a copy after the prefix", appended, err)
+	}
+
+	tampered, err := inst("tamper").Format(ctx, batch, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(tampered, want) || len(tampered) != len(want) || unsafe.SliceData(tampered) == unsafe.SliceData(batch) {
+		t.Fatal("input changed in place was taken for the input")
+	}
+	if !bytes.Equal(batch, want) {
+		t.Fatal("the host's batch changed")
+	}
+	broken := inst("tamper length")
+	if _, err := broken.Format(ctx, batch, 2); err == nil || !strings.Contains(err.Error(), "returned garbage") || !broken.Broken() {
+		t.Fatalf("input made malformed in place: err = %v, broken = %v; want garbage reported", err, broken.Broken())
 	}
 }

@@ -70,6 +70,12 @@ func format(p, n uint32) uint32 {
 		last = []byte{3, 'a', 'b', 'c'} // one entry, whatever the input
 	case "length":
 		last = []byte{100, 'x'} // an entry running past the result
+	case "tamper":
+		in[n-1] ^= 0x20 // in place: the input handed back, changed
+		last = in[:n]
+	case "tamper length":
+		in[0] = 0x7f // in place: the first entry now runs past the end
+		last = in[:n]
 	default:
 		last = in[:n] // echo: valid, one entry per record
 	}
