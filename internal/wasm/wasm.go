@@ -36,8 +36,13 @@ import (
 	"github.com/logtk/logtk/internal/entries"
 )
 
-// ABIVersion is the plugin ABI version this host speaks.
-const ABIVersion = 1
+// ABIVersion is the newest plugin ABI version this host speaks; it
+// speaks every version from MinABIVersion up. Version 2 added
+// StatusUnchanged.
+const (
+	ABIVersion    = 2
+	MinABIVersion = 1
+)
 
 // Status codes returned by plugin calls.
 const (
@@ -48,6 +53,9 @@ const (
 	// StatusPending: logtk_write took the batch but has not delivered it
 	// yet; logtk_poll will report it.
 	StatusPending = 4
+	// StatusUnchanged (ABI 2, logtk_format only): the formatted batch is
+	// the input batch, byte for byte, and there is no result to read.
+	StatusUnchanged = 5
 )
 
 // Defaults for Limits.
@@ -347,6 +355,7 @@ type Instance struct {
 	net    *netState
 	m      *Module
 	mod    api.Module
+	abi    uint32 // the ABI version the plugin speaks
 	fns    map[string]api.Function
 	broken bool
 	// inPtr and inCap: the input buffer logtk_alloc returned last.
@@ -449,10 +458,11 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		inst.Close(ctx)
 		return nil, fmt.Errorf("plugin[%s]: logtk_abi_version: %w", m.name, err)
 	}
-	if uint32(v[0]) != ABIVersion {
+	if abi := uint32(v[0]); abi < MinABIVersion || abi > ABIVersion {
 		inst.Close(ctx)
-		return nil, fmt.Errorf("plugin[%s] speaks plugin ABI %d, this host speaks %d", m.name, uint32(v[0]), ABIVersion)
+		return nil, fmt.Errorf("plugin[%s] speaks plugin ABI %d, this host speaks %d to %d", m.name, abi, MinABIVersion, ABIVersion)
 	}
+	inst.abi = uint32(v[0])
 	return inst, nil
 }
 
@@ -627,6 +637,9 @@ func (i *Instance) call(ctx context.Context, name string, params ...uint64) (int
 		return 0, nil, i.brokenErr(name, i.describe(ctx, err), err)
 	}
 	st := int(uint32(stack[0]))
+	if st == StatusUnchanged && i.abi >= 2 {
+		return st, nil, nil // no result to read
+	}
 	out, err := i.result(ctx)
 	if err != nil {
 		return 0, nil, i.brokenErr(name, err.Error(), err)
@@ -715,6 +728,9 @@ func (i *Instance) statusErr(call string, st int, msg []byte) error {
 	if st == StatusOK {
 		return nil
 	}
+	if st == StatusUnchanged && len(msg) == 0 {
+		msg = []byte("answered 5 (unchanged), which only logtk_format of a plugin of ABI 2 may")
+	}
 	return &CallError{Plugin: i.m.name, Call: call, Status: st, Msg: string(msg)}
 }
 
@@ -737,12 +753,13 @@ func (i *Instance) Configure(ctx context.Context, config []byte) error {
 // returns the formatted batch. Output that is not exactly count
 // well-formed entries marks the instance broken.
 //
-// When the plugin hands back its input unchanged (an identity format, as
-// the protobuf formatter's with logtk's own schema), the result is batch
-// itself, its capacity clipped to its length, instead of a copy: one
-// comparison in place of a copy and a walk of the entries. Callers must
-// then treat batch and the result as read-only. Otherwise the result is
-// a fresh copy.
+// When the plugin answers that its output is its input (StatusUnchanged:
+// an identity format, as the protobuf formatter's with logtk's own
+// schema), or hands back a result byte for byte equal to its input, the
+// result is batch itself, its capacity clipped to its length, instead of
+// a copy (and, for a result, one comparison instead of a copy and a walk
+// of the entries). Callers must then treat batch and the result as
+// read-only. Otherwise the result is a fresh copy.
 func (i *Instance) Format(ctx context.Context, batch []byte, count int) ([]byte, error) {
 	return i.format(ctx, nil, batch, count, true)
 }
@@ -764,7 +781,15 @@ func (i *Instance) format(ctx context.Context, dst, batch []byte, count int, may
 	if err != nil {
 		return dst, err
 	}
-	if st != StatusOK {
+	switch {
+	case st == StatusUnchanged && i.abi >= 2:
+		// The plugin says its output is its input: that is the host's
+		// batch, whatever the plugin did to its copy.
+		if mayAlias {
+			return batch[:len(batch):len(batch)], nil
+		}
+		return append(dst, batch...), nil
+	case st != StatusOK:
 		return dst, i.statusErr("logtk_format", st, res)
 	}
 	if mayAlias && len(res) == len(batch) && bytes.Equal(res, batch) {

@@ -53,7 +53,7 @@ func entryStrings(b []byte) []string {
 
 func TestFormatText(t *testing.T) {
 	m := load(t, "../../plugins/text/plugin", Options{})
-	if info := m.Info(); info.Name != "text" || info.Kind != "format" || info.ABI != 1 || len(info.Config) != 1 {
+	if info := m.Info(); info.Name != "text" || info.Kind != "format" || info.ABI != ABIVersion || len(info.Config) != 1 {
 		t.Fatalf("info = %+v", info)
 	}
 	ctx := context.Background()
@@ -377,11 +377,12 @@ func TestThreadsGoCode(t *testing.T) {
 	}
 }
 
-// TestFormatIdentity: a plugin that hands back its input unchanged gets
-// the host's batch itself back from Format (no copy, capacity clipped so
-// that an append cannot write into what follows it); one that changed
-// its input in place gets its changes, checked like any output; and
-// FormatAppend always copies.
+// TestFormatIdentity: a plugin that hands back its input unchanged, or
+// answers status 5 (unchanged), gets the host's batch itself back from
+// Format (no copy, capacity clipped so that an append cannot write into
+// what follows it); one that changed its input in place and hands it
+// back gets its changes, checked like any output; and FormatAppend
+// always copies.
 func TestFormatIdentity(t *testing.T) {
 	ctx := context.Background()
 	raw := load(t, "testdata/raw", Options{})
@@ -432,5 +433,25 @@ func TestFormatIdentity(t *testing.T) {
 	broken := inst("tamper length")
 	if _, err := broken.Format(ctx, batch, 2); err == nil || !strings.Contains(err.Error(), "returned garbage") || !broken.Broken() {
 		t.Fatalf("input made malformed in place: err = %v, broken = %v; want garbage reported", err, broken.Broken())
+	}
+
+	// Status 5 (unchanged): the output is the host's batch, whatever the
+	// plugin did to its copy; FormatAppend copies it after dst.
+	unchanged := inst("unchanged")
+	out, err = unchanged.Format(ctx, batch, 2)
+	if err != nil || unsafe.SliceData(out) != unsafe.SliceData(batch) || len(out) != len(batch) || cap(out) != len(out) {
+		t.Fatalf("unchanged: Format = %d bytes at %p cap %d, %v; want the batch itself, capacity clipped", len(out), unsafe.SliceData(out), cap(out), err)
+	}
+	appended, err = unchanged.FormatAppend(ctx, []byte("prefix|"), batch, 2)
+	if err != nil || string(appended) != "prefix|"+string(want) {
+		t.Fatalf("unchanged: FormatAppend = %q, %v; want a copy after the prefix", appended, err)
+	}
+	// A plugin of ABI 1 cannot answer 5.
+	SetABI(unchanged, 1)
+	if _, err := unchanged.Format(ctx, batch, 2); err == nil || !strings.Contains(err.Error(), "answered 5") {
+		t.Fatalf("unchanged from a plugin of ABI 1: err = %v, want it refused", err)
+	}
+	if !bytes.Equal(batch, want) {
+		t.Fatal("the host's batch changed")
 	}
 }

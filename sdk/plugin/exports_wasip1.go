@@ -17,11 +17,12 @@ import (
 
 // Status codes.
 const (
-	statusOK       = 0
-	statusRetry    = 1
-	statusPending  = 4
-	statusInvalid  = 2
-	statusInternal = 3
+	statusOK        = 0
+	statusRetry     = 1
+	statusInvalid   = 2
+	statusInternal  = 3
+	statusPending   = 4
+	statusUnchanged = 5 // logtk_format: the output is the input (ABI 2)
 )
 
 var (
@@ -124,11 +125,13 @@ func format(p, n uint32) uint32 {
 	if f == nil {
 		return fail(statusInvalid, fmt.Errorf("not a format plugin"))
 	}
-	in := input(p, n)
 	if pt, ok := f.(PassThroughFormatter); ok && pt.PassThrough() {
-		setResult(in)
-		return statusOK
+		// The host forwards its own batch: the plugin neither reads nor
+		// copies it.
+		setResult(nil)
+		return statusUnchanged
 	}
+	in := input(p, n)
 	out, err := FormatBatch(f, fmtBuf[:0], in)
 	grown := cap(out) > cap(fmtBuf)
 	fmtBuf = out

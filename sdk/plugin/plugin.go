@@ -36,8 +36,9 @@ import (
 	"github.com/logtk/logtk/internal/record"
 )
 
-// ABIVersion is the plugin ABI version this SDK implements.
-const ABIVersion = 1
+// ABIVersion is the plugin ABI version this SDK implements
+// (docs/plugin-abi.md).
+const ABIVersion = 2
 
 // Record is a read-only view of one encoded logtk.v1.Record. Its byte
 // slices point into the batch the host sent and are valid only during the
@@ -99,9 +100,9 @@ type BatchFormatter interface {
 // PassThroughFormatter is implemented by formatters whose output can be
 // their input unchanged: the protobuf formatter with logtk's own schema.
 // When PassThrough reports true, FormatBatch appends the batch as it is
-// (one copy, no parsing), and the exported format call hands the host's
-// input buffer back as the result without even that copy (the host still
-// checks the result as it checks any other).
+// (one copy, no parsing), and the exported format call answers
+// "unchanged" (docs/plugin-abi.md, status 5) without reading the batch:
+// the host forwards the batch it sent.
 type PassThroughFormatter interface {
 	PassThrough() bool
 }
