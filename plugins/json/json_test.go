@@ -2,6 +2,7 @@ package json_test
 
 import (
 	stdjson "encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/logtk/logtk/internal/goldentest"
@@ -36,3 +37,20 @@ func TestValidJSON(t *testing.T) {
 }
 
 func TestNoAllocs(t *testing.T) { goldentest.NoAllocs(t, json.New()) }
+
+// TestAppendStringEveryPosition: a byte that must be escaped is escaped
+// wherever it falls in strings of 1-24 bytes, and nothing else changes.
+func TestAppendStringEveryPosition(t *testing.T) {
+	specials := map[string]string{`"`: `\"`, `\`: `\\`, "\n": `\n`, "\x01": `\u0001`, "\x1f": `\u001f`, "\x7f": "\x7f", "é": "é", "\u2028": `\u2028`, "\xff": `\ufffd`, " ": " ", "~": "~"}
+	for n := 1; n <= 24; n++ {
+		for p := 0; p < n; p++ {
+			for raw, esc := range specials {
+				prefix, suffix := strings.Repeat("a", p), strings.Repeat("b", n-p-1)
+				got := string(json.AppendString([]byte("x"), []byte(prefix+raw+suffix)))
+				if want := `x"` + prefix + esc + suffix + `"`; got != want {
+					t.Fatalf("%q at %d of %d: got %s, want %s", raw, p, n, got, want)
+				}
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package textfmt
 import (
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,4 +70,20 @@ func FuzzAppendTime(f *testing.F) {
 			t.Fatalf("AppendTime(%d) = %q, want %q", ns, got, want)
 		}
 	})
+}
+
+// TestNeedsQuoteEveryPosition: a byte that makes a value need quotes is
+// found wherever it falls in strings of 1-24 bytes.
+func TestNeedsQuoteEveryPosition(t *testing.T) {
+	quoted := map[string]bool{" ": true, "=": true, `"`: true, "\x7f": true, "\x00": true, "\n": true, "\xff": true, "é": false, "!": false, "~": false, `\`: false}
+	for n := 1; n <= 24; n++ {
+		for p := 0; p < n; p++ {
+			for c, want := range quoted {
+				s := strings.Repeat("a", p) + c + strings.Repeat("b", n-p-1)
+				if got := needsQuote([]byte(s)); got != want {
+					t.Fatalf("needsQuote(%q) = %v, want %v", s, got, want)
+				}
+			}
+		}
+	}
 }

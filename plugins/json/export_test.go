@@ -1,0 +1,4 @@
+package json
+
+// AppendString is appendString, for the external tests.
+var AppendString = appendString
