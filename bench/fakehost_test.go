@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -19,17 +23,59 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// fakeHost is the host's side of one worker's channel, in this process, so
-// that the SDK's real crash-safe path can be measured with the peers in
-// one benchmark binary: a socket pair and a shared-memory ring announced
-// in the environment, a goroutine that answers the hello and reads the
-// ring as logtk-host does (copy each record out, check it, stamp it; poll
+// fakeHost is the host's side of one worker's channel, started by this
+// benchmark binary, so that the SDK's real crash-safe path can be
+// measured with the peers in one run: a socket pair and a shared-memory
+// ring announced in the environment, and a loop that answers the hello
+// and reads the ring as logtk-host does (copy each record out, check it, stamp it; poll
 // every 200 µs while records come, sleep on the socket when none do).
 type fakeHost struct {
+	*hostStats
+	child *exec.Cmd // the host's process, if it has one
+}
+
+// stop ends the host's process, if it has one, and waits for it.
+func (h *fakeHost) stop() {
+	if h.child != nil {
+		h.child.Process.Kill()
+		h.child.Wait()
+	}
+}
+
+// hostStats are the fake host's counters. They live in a shared mapping,
+// so that a host in a process of its own can keep them too.
+type hostStats struct {
 	records   atomic.Int64
 	doorbells atomic.Int64
 	polls     atomic.Int64
 	pollNs    atomic.Int64
+}
+
+// The fake host runs in a process of its own, as logtk-host does
+// (LOGTK_BENCH_HOST=process, the default), or as a goroutine of the
+// benchmark's process (LOGTK_BENCH_HOST=goroutine).
+const (
+	envHostMode  = "LOGTK_BENCH_HOST"
+	envHostChild = "LOGTK_BENCH_FAKEHOST_CHILD"
+)
+
+// sharedStats maps the counters in a memfd (fd < 0: a new one) and
+// returns them with the memfd.
+func sharedStats(fd int) (*hostStats, *os.File, error) {
+	if fd < 0 {
+		var err error
+		if fd, err = unix.MemfdCreate("bench-stats", 0); err != nil {
+			return nil, nil, err
+		}
+		if err := unix.Ftruncate(fd, 4096); err != nil {
+			return nil, nil, err
+		}
+	}
+	mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return (*hostStats)(unsafe.Pointer(&mem[0])), os.NewFile(uintptr(fd), "bench-stats"), nil
 }
 
 // startFakeHost must run before the SDK's first use in the process.
@@ -38,31 +84,81 @@ func startFakeHost(ringBytes int) (*fakeHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fds[0]), "host-end")
-	c, err := net.FileConn(f)
-	f.Close()
+	hostEnd := os.NewFile(uintptr(fds[0]), "host-end")
+	os.Setenv(ipc.EnvFD, strconv.Itoa(fds[1]))
+	stats, statsFile, err := sharedStats(-1)
 	if err != nil {
 		return nil, err
 	}
-	conn := c.(*net.UnixConn)
-	os.Setenv(ipc.EnvFD, strconv.Itoa(fds[1]))
-	h := &fakeHost{}
+	h := &fakeHost{hostStats: stats}
 	var ring *shmring.Shared
+	var ringFile *os.File
 	if ringBytes > 0 {
 		r, rf, err := shmring.Create("bench-ring", ringBytes)
 		if err != nil {
 			return nil, err
 		}
 		fd, err := unix.Dup(int(rf.Fd()))
-		rf.Close()
 		if err != nil {
 			return nil, err
 		}
-		ring = r
+		ring, ringFile = r, rf
 		os.Setenv(ipc.EnvRingFD, strconv.Itoa(fd))
 	}
-	go h.serve(conn, ring)
+	if os.Getenv(envHostMode) == "goroutine" {
+		c, err := net.FileConn(hostEnd)
+		hostEnd.Close()
+		if err != nil {
+			return nil, err
+		}
+		go h.serve(c.(*net.UnixConn), ring)
+		return h, nil
+	}
+	// A process of its own: this test binary again, told so by the
+	// environment. It ends when this process closes its end of the
+	// socket (or dies: Pdeathsig).
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, ipc.EnvFD+"=") && !strings.HasPrefix(kv, ipc.EnvRingFD+"=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, envHostChild+"=1")
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{hostEnd, statsFile} // fds 3, 4
+	if ringFile != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, ringFile) // fd 5
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	hostEnd.Close()
+	if ring != nil {
+		ring.Close() // the child maps its own
+	}
+	h.child = cmd
 	return h, nil
+}
+
+// runFakeHostChild is the fake host's process (startFakeHost).
+func runFakeHostChild() error {
+	c, err := net.FileConn(os.NewFile(3, "host-end"))
+	if err != nil {
+		return err
+	}
+	stats, _, err := sharedStats(4)
+	if err != nil {
+		return err
+	}
+	var ring *shmring.Shared
+	if _, err := os.NewFile(5, "ring").Stat(); err == nil {
+		if ring, err = shmring.Map(5); err != nil {
+			return err
+		}
+	}
+	(&fakeHost{hostStats: stats}).serve(c.(*net.UnixConn), ring)
+	return nil
 }
 
 func (h *fakeHost) serve(conn *net.UnixConn, ring *shmring.Shared) {

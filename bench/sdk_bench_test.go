@@ -5,7 +5,7 @@
 // Every logger writes one message with 4 attributes (3 strings, 1 int) to
 // io.Discard. logtk's "ring" case is the real, crash-safe path under
 // logtk-host: each record published in a shared-memory ring that a host
-// goroutine drains (fakehost_test.go), so that the record survives the
+// process drains (fakehost_test.go), so that the record survives the
 // process's death once the call returns. "socket" is the crash-safe path
 // without a ring: one write(2) per record on a unix socket.
 package bench
@@ -34,6 +34,13 @@ const msg = "request served"
 var host *fakeHost
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envHostChild) != "" {
+		if err := runFakeHostChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "fake host:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	// The ring is logtk-host's default size unless LOGTK_BENCH_RING_BYTES
 	// says otherwise (for experiments with its size).
 	ringBytes := 1 << 20
@@ -45,7 +52,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "fake host:", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	host.stop()
+	os.Exit(code)
 }
 
 func BenchmarkLogger(b *testing.B) {
