@@ -106,13 +106,13 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 				timeout = 5 * time.Second
 			}
 			d := &net.Dialer{Timeout: timeout}
-			if inst := m.instanceOf(mod); inst != nil && !inst.deadline.IsZero() {
+			if inst := m.instanceOf(mod); inst != nil && inst.deadline != 0 {
 				// The dial counts against the operation's time budget,
 				// which the stop flag cannot enforce in a host function.
 				// (Host functions run on the operation's goroutine, the
 				// one that sets the deadline.)
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, inst.deadline)
+				ctx, cancel = context.WithTimeout(ctx, inst.deadline-monoNow())
 				defer cancel()
 			}
 			var c net.Conn
