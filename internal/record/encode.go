@@ -133,18 +133,20 @@ func appendStr(b []byte, key byte, s string) []byte {
 	if len(s) < 0x80 {
 		b = append(b, key, byte(len(s)))
 	} else {
-		b = appendUvarint(append(b, key), uint64(len(s)))
+		b = AppendUvarint(append(b, key), uint64(len(s)))
 	}
 	return append(b, s...)
 }
 
 // appendVar appends a varint field with a one-byte key.
 func appendVar(b []byte, key byte, v uint64) []byte {
-	return appendUvarint(append(b, key), v)
+	return AppendUvarint(append(b, key), v)
 }
 
-// appendUvarint appends v as a varint; a value under 128 inline.
-func appendUvarint(b []byte, v uint64) []byte {
+// AppendUvarint appends v as a varint. It is inlined, and a value under
+// 128 (nearly every tag and most lengths) takes no call: protowire's
+// AppendVarint is not inlined, and calls are dear in Go's Wasm code.
+func AppendUvarint(b []byte, v uint64) []byte {
 	if v < 0x80 {
 		return append(b, byte(v))
 	}
@@ -324,9 +326,9 @@ const (
 // the time of arrival in Unix nanoseconds.
 func AppendStampArrival(b []byte, seq uint64, source int32, receivedUnixNano int64) []byte {
 	b = append(b, keySeq&0x7f|0x80, keySeq>>7)
-	b = appendUvarint(b, seq)
+	b = AppendUvarint(b, seq)
 	b = append(b, keySource&0x7f|0x80, keySource>>7)
-	b = appendUvarint(b, uint64(source))
+	b = AppendUvarint(b, uint64(source))
 	b = append(b, keyReceived&0x7f|0x80, keyReceived>>7)
 	return binary.LittleEndian.AppendUint64(b, uint64(receivedUnixNano))
 }
