@@ -229,8 +229,8 @@ func (p *pipeline) formatWorker() {
 			needed[t.format] = true
 		}
 		for name := range needed {
-			// The output may be j.batch itself (a formatter that hands
-			// its input back unchanged): both are read-only from here on.
+			// The output may be j.batch itself (a formatter that answers
+			// "unchanged"): both are read-only from here on.
 			j.out[name] = p.formatIsolating(ctx, p.formats[name], j.batch, j.count)
 		}
 		close(j.ready)

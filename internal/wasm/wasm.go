@@ -774,11 +774,9 @@ func (i *Instance) Configure(ctx context.Context, config []byte) error {
 //
 // When the plugin answers that its output is its input (StatusUnchanged:
 // an identity format, as the protobuf formatter's with logtk's own
-// schema), or hands back a result byte for byte equal to its input, the
-// result is batch itself, its capacity clipped to its length, instead of
-// a copy (and, for a result, one comparison instead of a copy and a walk
-// of the entries). Callers must then treat batch and the result as
-// read-only. Otherwise the result is a fresh copy.
+// schema), the result is batch itself, its capacity clipped to its
+// length, instead of a copy; callers must then treat batch and the
+// result as read-only. Otherwise the result is a fresh copy.
 func (i *Instance) Format(ctx context.Context, batch []byte, count int) ([]byte, error) {
 	return i.format(ctx, nil, batch, count, true)
 }
@@ -810,10 +808,6 @@ func (i *Instance) format(ctx context.Context, dst, batch []byte, count int, may
 		return append(dst, batch...), nil
 	case st != StatusOK:
 		return dst, i.statusErr("logtk_format", st, res)
-	}
-	if mayAlias && len(res) == len(batch) && bytes.Equal(res, batch) {
-		// The host built batch: it holds count well-formed entries.
-		return batch[:len(batch):len(batch)], nil
 	}
 	out, got, ok := entries.AppendCount(dst, res)
 	if !ok || got != count {
