@@ -153,6 +153,10 @@ func AppendUvarint(b []byte, v uint64) []byte {
 	return appendUvarintLong(b, v)
 }
 
+// appendUvarintLong is kept out of line: inlined into AppendUvarint, it
+// made that too costly for Go to inline (91 against a budget of 80).
+//
+//go:noinline
 func appendUvarintLong(b []byte, v uint64) []byte {
 	if v < 0x4000 {
 		return append(b, byte(v)|0x80, byte(v>>7))
