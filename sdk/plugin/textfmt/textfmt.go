@@ -87,18 +87,18 @@ func AppendEncoded(b, rec []byte) []byte {
 // allocate unless a multi-line value must be deferred past the line.
 func (t *Theme) Append(b []byte, r *record.View) []byte {
 	if r.TimeUnixNano != 0 {
-		b = append(b, t.Dim...)
+		b = ansi(b, t.Dim)
 		b = AppendTime(b, r.TimeUnixNano, 6, false)
-		b = append(b, t.Reset...)
+		b = ansi(b, t.Reset)
 		b = append(b, ' ')
 	}
 	li := levelIndex(r.Level)
-	b = append(b, t.Levels[li]...)
+	b = ansi(b, t.Levels[li])
 	b = append(b, levelNames[li]...)
-	b = append(b, t.Reset...)
+	b = ansi(b, t.Reset)
 	if len(r.Worker) > 0 {
 		b = append(b, ' ')
-		b = append(b, t.Dim...)
+		b = ansi(b, t.Dim)
 		b = append(b, r.Worker...)
 		b = append(b, '#')
 		b = strconv.AppendUint(b, uint64(r.WorkerIndex), 10)
@@ -107,7 +107,7 @@ func (t *Theme) Append(b []byte, r *record.View) []byte {
 			b = strconv.AppendInt(b, r.PID, 10)
 			b = append(b, ']')
 		}
-		b = append(b, t.Reset...)
+		b = ansi(b, t.Reset)
 	}
 	switch r.Source {
 	case record.SourceStdout:
@@ -136,9 +136,9 @@ func (t *Theme) Append(b []byte, r *record.View) []byte {
 		file, line, _ := record.CallerView(r.Caller)
 		if len(file) > 0 {
 			b = append(b, ' ')
-			b = append(b, t.Key...)
+			b = ansi(b, t.Key)
 			b = append(b, "caller"...)
-			b = append(b, t.Reset...)
+			b = ansi(b, t.Reset)
 			b = append(b, '=')
 			b = append(b, file...)
 			b = append(b, ':')
@@ -194,7 +194,7 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block)
 		return b, append(blocks, block{bytes.Clone(prefix), a.Key, a.Data})
 	}
 	b = append(b, ' ')
-	b = append(b, t.Key...)
+	b = ansi(b, t.Key)
 	switch {
 	case len(prefix) > 0 && (needsQuote(prefix) || needsQuote(a.Key)):
 		key := append(append(append([]byte(nil), prefix...), '.'), a.Key...)
@@ -204,7 +204,7 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block)
 	default:
 		b = appendString(b, a.Key)
 	}
-	b = append(b, t.Reset...)
+	b = ansi(b, t.Reset)
 	b = append(b, '=')
 	return AppendValue(b, a), blocks
 }
@@ -235,9 +235,67 @@ func AppendValue(b []byte, a *record.AttrView) []byte {
 
 func appendString(b, s []byte) []byte {
 	if needsQuote(s) {
-		return strconv.AppendQuote(b, string(s))
+		return appendQuoted(b, s)
 	}
 	return append(b, s...)
+}
+
+// appendQuoted appends s quoted exactly as strconv.AppendQuote does. ASCII
+// is escaped here, runs of printable ASCII copied at once; strconv, which
+// makes two calls for every rune, sees only the other runes, one at a
+// time, which it quotes as it would inside the whole string.
+func appendQuoted(b, s []byte) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			_, n := utf8.DecodeRune(s[i:])
+			// One rune quoted alone, less its quotes, moved back over its
+			// opening quote (append copies as memmove does, overlap and
+			// all, and has the room).
+			q := strconv.AppendQuote(b, string(s[i:i+n]))
+			b = append(q[:len(b)], q[len(b)+1:len(q)-1]...)
+			i += n
+			continue
+		}
+		if c < ' ' || c == 0x7f || c == '"' || c == '\\' {
+			b = appendEscapedASCII(b, c)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && s[j] >= ' ' && s[j] < 0x7f && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		i = j
+	}
+	return append(b, '"')
+}
+
+// appendEscapedASCII appends strconv's escape for a control character, a
+// double quote or a backslash.
+func appendEscapedASCII(b []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\a':
+		return append(b, `\a`...)
+	case '\b':
+		return append(b, `\b`...)
+	case '\f':
+		return append(b, `\f`...)
+	case '\n':
+		return append(b, `\n`...)
+	case '\r':
+		return append(b, `\r`...)
+	case '\t':
+		return append(b, `\t`...)
+	case '\v':
+		return append(b, `\v`...)
+	}
+	const hex = "0123456789abcdef"
+	return append(b, '\\', 'x', hex[c>>4], hex[c&15])
 }
 
 func needsQuote(s []byte) bool {
@@ -260,4 +318,14 @@ func needsQuote(s []byte) bool {
 		i += n
 	}
 	return false
+}
+
+// ansi appends a theme's escape sequence. The plain theme's are empty,
+// and appending an empty string still costs a call to memmove, which in a
+// Wasm plugin is dear: this was half of the text formatter's copies.
+func ansi(b []byte, s string) []byte {
+	if len(s) == 0 {
+		return b
+	}
+	return append(b, s...)
 }

@@ -3,6 +3,7 @@ package textfmt
 import (
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +87,46 @@ func TestNeedsQuoteEveryPosition(t *testing.T) {
 			}
 		}
 	}
+}
+
+// quoteCases are strings of 0-24 bytes with each kind of byte and rune at
+// every position: printable ASCII, what strconv escapes in ASCII, runes of
+// two to four bytes, printable and not, and invalid or cut UTF-8.
+func quoteCases() []string {
+	var out []string
+	kinds := []string{"a", " ", `"`, `\`, "'", "\x00", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\x1b", "\x7f",
+		"é", "✓", "😀", "\u00a0", "\u200b", "\ufeff", "\U0010ffff", "\ufffd", "\xff", "\xc3", "\xe2\x9c", "\xed\xa0\x80", "\xf4\x90\x80\x80"}
+	for n := 0; n <= 24; n++ {
+		for p := 0; p < max(n, 1); p++ {
+			for _, k := range kinds {
+				out = append(out, strings.Repeat("x", p)+k+strings.Repeat("y", max(n-p-1, 0)))
+			}
+		}
+	}
+	return out
+}
+
+// TestAppendQuoted: the same bytes as strconv.AppendQuote, appended to
+// what the buffer holds, whether or not it has room.
+func TestAppendQuoted(t *testing.T) {
+	for _, s := range quoteCases() {
+		for _, c := range []int{0, 4, 200} {
+			b := append(make([]byte, 0, c), "ab"...)
+			got := string(appendQuoted(b, []byte(s)))
+			if want := string(strconv.AppendQuote([]byte("ab"), s)); got != want {
+				t.Fatalf("appendQuoted(%q) = %q, want %q", s, got, want)
+			}
+		}
+	}
+}
+
+func FuzzAppendQuoted(f *testing.F) {
+	for _, s := range quoteCases()[:200] {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := string(appendQuoted([]byte("ab"), []byte(s))), strconv.AppendQuote([]byte("ab"), s); got != string(want) {
+			t.Fatalf("appendQuoted(%q) = %q, want %q", s, got, want)
+		}
+	})
 }
