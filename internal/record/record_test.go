@@ -334,6 +334,16 @@ func checkFieldMatchesProtowire(t *testing.T, b []byte) {
 	t.Helper()
 	for off := 0; off < len(b); {
 		num, typ, x, data, next := field(b, off)
+		// fieldShort, where it reads a field, reads it as field does.
+		if snum, styp, sx, snext, ok := fieldShort(b, off); ok {
+			sdata := []byte(nil)
+			if styp == protowire.BytesType {
+				sdata = b[off+2 : snext]
+			}
+			if snum != num || styp != typ || (styp == protowire.VarintType && sx != x) || !bytes.Equal(sdata, data) || snext != next {
+				t.Fatalf("at %d: fieldShort = (%d, %d, %d, %q, %d), field (%d, %d, %d, %q, %d)", off, snum, styp, sx, sdata, snext, num, typ, x, data, next)
+			}
+		}
 		wnum, wtyp, n := protowire.ConsumeTag(b[off:])
 		if n < 0 {
 			if next >= 0 {
@@ -364,6 +374,37 @@ func checkFieldMatchesProtowire(t *testing.T, b []byte) {
 			t.Fatalf("at %d: field = (%d, %d, %d, %q, %d), protowire (%d, %d, %d, %q, %d)", off, num, typ, x, data, next, wnum, wtyp, wx, wdata, off+n+m)
 		}
 		off = next
+	}
+}
+
+// TestAttrsAmongOtherFields: attributes are iterated wherever they are
+// among the record's other fields, in order, and the host's stamp after
+// them is not taken for one.
+func TestAttrsAmongOtherFields(t *testing.T) {
+	b := AppendAttr(nil, slog.String("a", "1"))
+	b = AppendHead(b, time.Unix(5, 0), LevelInfo, "m", "l")
+	b = AppendAttr(b, slog.Group("g", slog.Int("b", 2)))
+	b = AppendCaller(b, "f.go", 1, "main")
+	b = AppendAttr(b, slog.Int("c", 3))
+	b = AppendStamp(b, &Stamp{Worker: "w", PID: 4242, Seq: 300, Received: time.Unix(6, 0)})
+	var v View
+	if !v.Parse(b) {
+		t.Fatal("Parse failed")
+	}
+	var keys []string
+	var a AttrView
+	for it := v.Attrs(); it.Next(&a); {
+		keys = append(keys, string(a.Key))
+	}
+	if got := strings.Join(keys, ","); got != "a,g,c" {
+		t.Fatalf("attributes %q, want a,g,c", got)
+	}
+	if string(v.Message) != "m" || v.PID != 4242 || v.Seq != 300 {
+		t.Fatalf("fields around the attributes misread: %q %d %d", v.Message, v.PID, v.Seq)
+	}
+	v.Parse(AppendHead(nil, time.Unix(5, 0), LevelInfo, "no attributes", ""))
+	if it := v.Attrs(); it.Next(&a) {
+		t.Fatalf("a record without attributes has %q", a.Key)
 	}
 }
 

@@ -27,6 +27,7 @@ type View struct {
 	Source       int32
 	Received     int64
 	attrs        int // offset of the first attrs field, or -1
+	attrsEnd     int // offset after the last attrs field
 }
 
 // Parse fills v from b. It assumes b passed Validate; on malformed input it
@@ -83,6 +84,7 @@ func (v *View) Parse(b []byte) bool {
 				if v.attrs < 0 {
 					v.attrs = start
 				}
+				v.attrsEnd = next
 			}
 		}
 	}
@@ -249,7 +251,9 @@ func (v *View) Attrs() AttrIter {
 	if v.attrs < 0 {
 		return AttrIter{}
 	}
-	return AttrIter{b: v.Raw[v.attrs:], field: fAttrs}
+	// Up to the last attribute: the host's stamp fields, which follow
+	// them, are not read again.
+	return AttrIter{b: v.Raw[v.attrs:v.attrsEnd], field: fAttrs}
 }
 
 // Group returns an iterator over a group attribute's attributes (none for
