@@ -28,6 +28,7 @@ var Info = plugin.Info{
 type Formatter struct {
 	unixNano bool
 	attrsKey string
+	times    textfmt.TimeCache
 }
 
 // New returns a Formatter with the defaults.
@@ -67,7 +68,7 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 			b = strconv.AppendInt(b, r.TimeUnixNano, 10)
 		} else {
 			b = append(b, '"')
-			b = textfmt.AppendTime(b, r.TimeUnixNano, 0, true)
+			b = f.times.Append(b, r.TimeUnixNano, 0, true)
 			b = append(b, '"')
 		}
 		b = append(b, ',')
@@ -108,14 +109,14 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 			if !first {
 				b = append(b, ',')
 			}
-			b = appendAttr(b, &a)
+			b = f.appendAttr(b, &a)
 		}
 		b = append(b, '}')
 	} else {
 		var a plugin.Attr
 		for it := r.Attrs(); it.Next(&a); {
 			b = append(b, ',')
-			b = appendAttr(b, &a)
+			b = f.appendAttr(b, &a)
 		}
 	}
 	return append(b, "}\n"...), nil
@@ -128,7 +129,7 @@ func trimSpace(s string) string {
 	return s
 }
 
-func appendAttr(b []byte, a *plugin.Attr) []byte {
+func (f *Formatter) appendAttr(b []byte, a *plugin.Attr) []byte {
 	b = appendString(b, a.Key)
 	b = append(b, ':')
 	switch a.Kind {
@@ -139,11 +140,11 @@ func appendAttr(b []byte, a *plugin.Attr) []byte {
 	case plugin.KindUint:
 		return strconv.AppendUint(b, a.Uint(), 10)
 	case plugin.KindFloat:
-		f := a.Float()
-		if math.IsInf(f, 0) || math.IsNaN(f) {
-			return strconv.AppendQuote(b, strconv.FormatFloat(f, 'g', -1, 64))
+		v := a.Float()
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return strconv.AppendQuote(b, strconv.FormatFloat(v, 'g', -1, 64))
 		}
-		return strconv.AppendFloat(b, f, 'g', -1, 64)
+		return strconv.AppendFloat(b, v, 'g', -1, 64)
 	case plugin.KindBool:
 		return strconv.AppendBool(b, a.Bool())
 	case plugin.KindBytes:
@@ -152,7 +153,7 @@ func appendAttr(b []byte, a *plugin.Attr) []byte {
 		return append(b, '"')
 	case plugin.KindTime:
 		b = append(b, '"')
-		b = textfmt.AppendTime(b, a.TimeUnixNano(), 0, true)
+		b = f.times.Append(b, a.TimeUnixNano(), 0, true)
 		return append(b, '"')
 	case plugin.KindDuration:
 		return strconv.AppendInt(b, int64(a.Duration()), 10)
@@ -163,7 +164,7 @@ func appendAttr(b []byte, a *plugin.Attr) []byte {
 			if !first {
 				b = append(b, ',')
 			}
-			b = appendAttr(b, &g)
+			b = f.appendAttr(b, &g)
 		}
 		return append(b, '}')
 	}

@@ -22,6 +22,7 @@ var Info = plugin.Info{
 // Formatter formats records as text lines.
 type Formatter struct {
 	theme textfmt.Theme
+	times textfmt.TimeCache
 }
 
 // New returns a Formatter with the default (plain) theme.
@@ -51,5 +52,5 @@ func (f *Formatter) Configure(config []byte) error {
 
 // Format implements plugin.Formatter.
 func (f *Formatter) Format(dst []byte, r *plugin.Record) ([]byte, error) {
-	return f.theme.Append(dst, r), nil
+	return f.theme.AppendWith(dst, r, &f.times), nil
 }

@@ -85,10 +85,14 @@ func AppendEncoded(b, rec []byte) []byte {
 
 // Append appends r rendered as text, ending in a newline. It does not
 // allocate unless a multi-line value must be deferred past the line.
-func (t *Theme) Append(b []byte, r *record.View) []byte {
+func (t *Theme) Append(b []byte, r *record.View) []byte { return t.AppendWith(b, r, nil) }
+
+// AppendWith is Append with times formatted through tc (none if nil), for
+// a formatter that renders many records in turn.
+func (t *Theme) AppendWith(b []byte, r *record.View, tc *TimeCache) []byte {
 	if r.TimeUnixNano != 0 {
 		b = ansi(b, t.Dim)
-		b = AppendTime(b, r.TimeUnixNano, 6, false)
+		b = tc.Append(b, r.TimeUnixNano, 6, false)
 		b = ansi(b, t.Reset)
 		b = append(b, ' ')
 	}
@@ -147,7 +151,7 @@ func (t *Theme) Append(b []byte, r *record.View) []byte {
 	}
 	var a record.AttrView
 	for it := r.Attrs(); it.Next(&a); {
-		b, blocks = t.appendAttr(b, nil, &a, blocks)
+		b, blocks = t.appendAttr(b, nil, &a, blocks, tc)
 	}
 	b = append(b, '\n')
 	for _, bl := range blocks {
@@ -171,7 +175,7 @@ func (t *Theme) Append(b []byte, r *record.View) []byte {
 
 type block struct{ prefix, key, text []byte }
 
-func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block) ([]byte, []block) {
+func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block, tc *TimeCache) ([]byte, []block) {
 	if a.Kind == record.KindGroup {
 		// A group's key prefix is built in a buffer of its own at the top
 		// level and extended in place below: siblings overwrite what
@@ -185,7 +189,7 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block)
 		}
 		var ga record.AttrView
 		for it := a.Group(); it.Next(&ga); {
-			b, blocks = t.appendAttr(b, p, &ga, blocks)
+			b, blocks = t.appendAttr(b, p, &ga, blocks, tc)
 		}
 		return b, blocks
 	}
@@ -206,11 +210,13 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block)
 	}
 	b = ansi(b, t.Reset)
 	b = append(b, '=')
-	return AppendValue(b, a), blocks
+	return appendValue(b, a, tc), blocks
 }
 
 // AppendValue appends an attribute's value as text.
-func AppendValue(b []byte, a *record.AttrView) []byte {
+func AppendValue(b []byte, a *record.AttrView) []byte { return appendValue(b, a, nil) }
+
+func appendValue(b []byte, a *record.AttrView, tc *TimeCache) []byte {
 	switch a.Kind {
 	case record.KindString:
 		return appendString(b, a.Data)
@@ -226,7 +232,7 @@ func AppendValue(b []byte, a *record.AttrView) []byte {
 		b = append(b, "base64:"...)
 		return base64.StdEncoding.AppendEncode(b, a.Data)
 	case record.KindTime:
-		return AppendTime(b, a.TimeUnixNano(), 0, true)
+		return tc.Append(b, a.TimeUnixNano(), 0, true)
 	case record.KindDuration:
 		return append(b, a.Duration().String()...)
 	}

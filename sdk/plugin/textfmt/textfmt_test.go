@@ -2,6 +2,7 @@ package textfmt
 
 import (
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -33,8 +34,11 @@ func TestGroupKeys(t *testing.T) {
 }
 
 // TestAppendTime: the same bytes as time.Time.AppendFormat, for random
-// instants across and beyond years 0-9999 and the edges of days and eras.
+// instants across and beyond years 0-9999 and the edges of days and eras,
+// from AppendTime and from one TimeCache over the whole run (instants in
+// the same second, in seconds that share a slot, and far apart).
 func TestAppendTime(t *testing.T) {
+	var tc TimeCache
 	check := func(ns int64) {
 		t.Helper()
 		tm := time.Unix(0, ns).UTC()
@@ -49,9 +53,12 @@ func TestAppendTime(t *testing.T) {
 			{9, false, "2006-01-02T15:04:05.000000000Z"},
 			{0, true, time.RFC3339Nano},
 		} {
-			got := string(AppendTime(nil, ns, c.digits, c.trim))
-			if want := tm.Format(c.layout); got != want {
+			want := tm.Format(c.layout)
+			if got := string(AppendTime(nil, ns, c.digits, c.trim)); got != want {
 				t.Fatalf("AppendTime(%d, %d, %v) = %q, want %q", ns, c.digits, c.trim, got, want)
+			}
+			if got := string(tc.Append([]byte("x"), ns, c.digits, c.trim)); got != "x"+want {
+				t.Fatalf("TimeCache.Append(%d, %d, %v) = %q, want %q", ns, c.digits, c.trim, got, "x"+want)
 			}
 		}
 	}
@@ -60,15 +67,39 @@ func TestAppendTime(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 100_000 {
-		check(rng.Int64() >> rng.IntN(40))
+		ns := rng.Int64() >> rng.IntN(40)
+		check(ns)
+		// Nearby: the same second, the next ones, a slot's other seconds.
+		for _, d := range []int64{1, 1e9, 4e9, -4e9, 8e9 + 7} {
+			if (d > 0 && ns <= math.MaxInt64-d) || (d < 0 && ns >= math.MinInt64-d) {
+				check(ns + d)
+			}
+		}
+	}
+	var nilCache *TimeCache
+	if got, want := string(nilCache.Append(nil, 1, 3, false)), "1970-01-01T00:00:00.000Z"; got != want {
+		t.Fatalf("nil TimeCache: %q, want %q", got, want)
 	}
 }
 
 func FuzzAppendTime(f *testing.F) {
 	f.Add(int64(0))
 	f.Fuzz(func(t *testing.T, ns int64) {
-		if got, want := string(AppendTime(nil, ns, 0, true)), time.Unix(0, ns).UTC().Format(time.RFC3339Nano); got != want {
+		want := time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+		if got := string(AppendTime(nil, ns, 0, true)); got != want {
 			t.Fatalf("AppendTime(%d) = %q, want %q", ns, got, want)
+		}
+		// A cache holding another second in the same slot, then this one.
+		var tc TimeCache
+		other := ns - 4e9
+		if ns < math.MinInt64+4e9 {
+			other = ns + 4e9
+		}
+		tc.Append(nil, other, 0, true)
+		for range 2 {
+			if got := string(tc.Append(nil, ns, 0, true)); got != want {
+				t.Fatalf("TimeCache.Append(%d) = %q, want %q", ns, got, want)
+			}
 		}
 	})
 }
