@@ -310,10 +310,12 @@ func FuzzView(f *testing.F) {
 	f.Add([]byte{0x80, 0x80, 0x01, 0x00})                         // three-byte tag
 	f.Add([]byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x08, 0x80})       // fixed64, truncated varint
 	f.Add([]byte{0x08, 0x80, 0x80, 0x01, 0x12, 0x80, 0x80, 0x00}) // three-byte varint and length
+	f.Add(AppendStamp(bytes.Clone(b), &Stamp{Worker: "w", WorkerIndex: 300, PID: 4242, Incarnation: 2, Seq: 1 << 40, Source: SourceHost, Received: time.Unix(6, 7)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkFieldMatchesProtowire(t, data)
 		var v View
-		v.Parse(data)
+		parsed := v.Parse(data)
+		checkViewMatchesGenerated(t, data, &v, parsed)
 		CallerView(v.Caller)
 		var walk func(it AttrIter, depth int)
 		walk = func(it AttrIter, depth int) {
@@ -326,6 +328,37 @@ func FuzzView(f *testing.F) {
 		}
 		walk(v.Attrs(), 0)
 	})
+}
+
+// checkViewMatchesGenerated: where the generated code decodes b, Parse
+// does too, to the same fields and attribute keys.
+func checkViewMatchesGenerated(t *testing.T, b []byte, v *View, parsed bool) {
+	t.Helper()
+	var r logtkv1.Record
+	if proto.Unmarshal(b, &r) != nil {
+		return
+	}
+	if !parsed {
+		t.Fatal("Parse failed on a record the generated code decodes")
+	}
+	if v.TimeUnixNano != r.TimeUnixNano || v.Level != int32(r.Level) || string(v.Message) != r.Message || string(v.Logger) != r.Logger ||
+		string(v.Worker) != r.Worker || v.WorkerIndex != r.WorkerIndex || v.PID != r.Pid || v.Incarnation != r.Incarnation ||
+		v.Seq != r.Seq || v.Source != int32(r.Source) || v.Received != r.ReceivedUnixNano {
+		t.Fatalf("Parse read %+v, the generated code %v", v, &r)
+	}
+	var keys []string
+	var a AttrView
+	for it := v.Attrs(); it.Next(&a); {
+		keys = append(keys, string(a.Key))
+	}
+	if len(keys) != len(r.Attrs) {
+		t.Fatalf("%d attributes iterated, the generated code has %d", len(keys), len(r.Attrs))
+	}
+	for i, k := range keys {
+		if k != r.Attrs[i].Key {
+			t.Fatalf("attribute %d: key %q, the generated code %q", i, k, r.Attrs[i].Key)
+		}
+	}
 }
 
 // checkFieldMatchesProtowire walks b with field and with protowire's
