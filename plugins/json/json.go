@@ -173,6 +173,15 @@ func (f *Formatter) appendAttr(b []byte, a *plugin.Attr) []byte {
 
 const hex = "0123456789abcdef"
 
+// plain marks the bytes a JSON string holds as they are: printable ASCII
+// other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string, escaping as encoding/json does
 // (without HTML escaping) and replacing invalid UTF-8.
 func appendString(b, s []byte) []byte {
@@ -180,11 +189,11 @@ func appendString(b, s []byte) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
