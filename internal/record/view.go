@@ -267,6 +267,7 @@ func (a *AttrView) Group() AttrIter {
 
 // Next fills a with the next attribute and reports whether there was one.
 func (it *AttrIter) Next(a *AttrView) bool {
+outer:
 	for len(it.b) > 0 {
 		num, typ, _, next, ok := fieldShort(it.b, 0)
 		var data []byte
@@ -280,60 +281,60 @@ func (it *AttrIter) Next(a *AttrView) bool {
 			return false
 		}
 		it.b = it.b[next:]
-		if num == it.field && typ == protowire.BytesType && parseAttr(data, a) {
-			return true
+		if num != it.field || typ != protowire.BytesType {
+			continue
 		}
+		// The attribute is read here, not by a function of its own: a
+		// call an attribute less. A malformed one is skipped.
+		b := data
+		*a = AttrView{}
+		for off := 0; off < len(b); {
+			num, typ, x, next, ok := fieldShort(b, off)
+			var data []byte
+			if ok {
+				data = b[off+2 : next]
+			} else {
+				num, typ, x, data, next = field(b, off)
+			}
+			if next < 0 {
+				continue outer
+			}
+			off = next
+			switch typ {
+			case protowire.VarintType:
+				switch num {
+				case aInt:
+					a.Kind, a.num = KindInt, uint64(protowire.DecodeZigZag(x))
+				case aUint:
+					a.Kind, a.num = KindUint, x
+				case aBool:
+					a.Kind, a.num = KindBool, x
+				case aDuration:
+					a.Kind, a.num = KindDuration, uint64(protowire.DecodeZigZag(x))
+				}
+			case protowire.Fixed64Type:
+				switch num {
+				case aFloat:
+					a.Kind, a.num = KindFloat, x
+				case aTime:
+					a.Kind, a.num = KindTime, x
+				}
+			case protowire.BytesType:
+				switch num {
+				case aKey:
+					a.Key = data
+				case aStr:
+					a.Kind, a.Data = KindString, data
+				case aBytes:
+					a.Kind, a.Data = KindBytes, data
+				case aGroup:
+					a.Kind, a.Data = KindGroup, data
+				}
+			}
+		}
+		return true
 	}
 	return false
-}
-
-func parseAttr(b []byte, a *AttrView) bool {
-	*a = AttrView{}
-	for off := 0; off < len(b); {
-		num, typ, x, next, ok := fieldShort(b, off)
-		var data []byte
-		if ok {
-			data = b[off+2 : next]
-		} else {
-			num, typ, x, data, next = field(b, off)
-		}
-		if next < 0 {
-			return false
-		}
-		off = next
-		switch typ {
-		case protowire.VarintType:
-			switch num {
-			case aInt:
-				a.Kind, a.num = KindInt, uint64(protowire.DecodeZigZag(x))
-			case aUint:
-				a.Kind, a.num = KindUint, x
-			case aBool:
-				a.Kind, a.num = KindBool, x
-			case aDuration:
-				a.Kind, a.num = KindDuration, uint64(protowire.DecodeZigZag(x))
-			}
-		case protowire.Fixed64Type:
-			switch num {
-			case aFloat:
-				a.Kind, a.num = KindFloat, x
-			case aTime:
-				a.Kind, a.num = KindTime, x
-			}
-		case protowire.BytesType:
-			switch num {
-			case aKey:
-				a.Key = data
-			case aStr:
-				a.Kind, a.Data = KindString, data
-			case aBytes:
-				a.Kind, a.Data = KindBytes, data
-			case aGroup:
-				a.Kind, a.Data = KindGroup, data
-			}
-		}
-	}
-	return true
 }
 
 // CallerView reads the encoded Caller of a View.
