@@ -6,12 +6,15 @@ package plugins_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"testing"
 
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/sdk/plugin"
 	"github.com/logtk/logtk/sdk/plugintest"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 func batchOf(n int) []byte {
@@ -56,4 +59,64 @@ func BenchmarkFormat(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkFormatCalls counts the function calls a Wasm formatter's code
+// makes per record (a wazero function listener; its time is not the
+// point), and with -v logs the most called functions. In Go's Wasm code
+// a call passes its arguments and results through linear memory: when a
+// helper stops being inlined, this count shows it first (a lost inlining
+// of record.AppendUvarint once cost 45 calls a record).
+func BenchmarkFormatCalls(b *testing.B) {
+	for _, f := range referenceFormatters(b) {
+		b.Run(f.name, func(b *testing.B) {
+			calls := map[string]int{}
+			ctx := experimental.WithFunctionListenerFactory(context.Background(), callCounter(calls))
+			m, err := wasm.Load(ctx, f.wasm(b), wasm.Options{Name: f.name, CacheDir: "-", Limits: wasm.Limits{NoCallTimeout: true}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close(ctx)
+			inst, err := m.NewInstance(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := inst.Configure(ctx, f.config); err != nil {
+				b.Fatal(err)
+			}
+			const size = 512
+			batch := batchOf(size)
+			if _, err := inst.Format(ctx, batch, size); err != nil { // buffers grown
+				b.Fatal(err)
+			}
+			clear(calls)
+			for b.Loop() {
+				if _, err := inst.Format(ctx, batch, size); err != nil {
+					b.Fatal(err)
+				}
+			}
+			total := 0
+			names := make([]string, 0, len(calls))
+			for name, n := range calls {
+				total += n
+				names = append(names, name)
+			}
+			records := float64(b.N * size)
+			b.ReportMetric(float64(total)/records, "calls/record")
+			sort.Slice(names, func(i, j int) bool { return calls[names[i]] > calls[names[j]] })
+			for _, name := range names[:min(len(names), 12)] {
+				b.Logf("%7.2f %s", float64(calls[name])/records, name)
+			}
+		})
+	}
+}
+
+// callCounter is a listener factory counting calls into calls by name.
+type callCounter map[string]int
+
+func (c callCounter) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
+	name := def.DebugName()
+	return experimental.FunctionListenerFunc(func(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+		c[name]++
+	})
 }
