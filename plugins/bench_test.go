@@ -103,9 +103,11 @@ func BenchmarkFormatCalls(b *testing.B) {
 			}
 			records := float64(b.N * size)
 			b.ReportMetric(float64(total)/records, "calls/record")
-			sort.Slice(names, func(i, j int) bool { return calls[names[i]] > calls[names[j]] })
-			for _, name := range names[:min(len(names), 12)] {
-				b.Logf("%7.2f %s", float64(calls[name])/records, name)
+			if testing.Verbose() {
+				sort.Slice(names, func(i, j int) bool { return calls[names[i]] > calls[names[j]] })
+				for _, name := range names[:min(len(names), 12)] {
+					b.Logf("%7.2f %s", float64(calls[name])/records, name)
+				}
 			}
 		})
 	}
