@@ -193,7 +193,10 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block,
 		}
 		return b, blocks
 	}
-	if a.Kind == record.KindString && bytes.Contains(bytes.TrimRight(a.Data, "\n"), []byte{'\n'}) {
+	// A string is scanned once for what needs quotes, which includes a
+	// newline; only a value that does is looked at for lines.
+	quote := a.Kind == record.KindString && needsQuote(a.Data)
+	if quote && bytes.Contains(bytes.TrimRight(a.Data, "\n"), []byte{'\n'}) {
 		// Deferred past the line: the block keeps its own prefix.
 		return b, append(blocks, block{bytes.Clone(prefix), a.Key, a.Data})
 	}
@@ -210,6 +213,12 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block,
 	}
 	b = ansi(b, t.Reset)
 	b = append(b, '=')
+	switch {
+	case quote:
+		return appendQuoted(b, a.Data), blocks
+	case a.Kind == record.KindString:
+		return append(b, a.Data...), blocks
+	}
 	return appendValue(b, a, tc), blocks
 }
 
