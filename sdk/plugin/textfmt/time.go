@@ -64,29 +64,36 @@ func appendDateTime(b []byte, secs int64) []byte {
 }
 
 // appendFraction appends the fraction and the zone: digits (0-9) digits
-// of ns, or with trim as time.RFC3339Nano does.
+// of ns, or with trim as time.RFC3339Nano does. The nine digits are
+// worked out without a loop (a loop iteration is dear in Wasm).
 func appendFraction(b []byte, ns int64, digits int, trim bool) []byte {
+	var d [9]byte
+	n := uint32(ns)
+	d[8] = byte('0' + n%10)
+	n /= 10
+	d[7] = byte('0' + n%10)
+	n /= 10
+	d[6] = byte('0' + n%10)
+	n /= 10
+	d[5] = byte('0' + n%10)
+	n /= 10
+	d[4] = byte('0' + n%10)
+	n /= 10
+	d[3] = byte('0' + n%10)
+	n /= 10
+	d[2] = byte('0' + n%10)
+	n /= 10
+	d[1] = byte('0' + n%10)
+	d[0] = byte('0' + n/10)
 	if trim {
 		digits = 9
-		for digits > 0 && ns%10 == 0 {
-			ns /= 10
+		for digits > 0 && d[digits-1] == '0' {
 			digits--
-		}
-	} else {
-		for range 9 - digits {
-			ns /= 10
 		}
 	}
 	if digits > 0 {
 		b = append(b, '.')
-		n := len(b)
-		for range digits {
-			b = append(b, 0)
-		}
-		for i := n + digits - 1; i >= n; i-- {
-			b[i] = byte('0' + ns%10)
-			ns /= 10
-		}
+		b = append(b, d[:digits]...)
 	}
 	return append(b, 'Z')
 }
