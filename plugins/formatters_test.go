@@ -114,3 +114,26 @@ func TestWasmMatchesNative(t *testing.T) {
 		}
 	}
 }
+
+// TestFormattersDoNotAllocate: formatting a record into a buffer with
+// room allocates nothing, natively (in Wasm an allocation would cost more
+// still), except the text formatter's deferral of a multi-line value past
+// its line.
+func TestFormattersDoNotAllocate(t *testing.T) {
+	samples := plugintest.SampleRecords()
+	for _, f := range referenceFormatters(t) {
+		for i, rec := range samples {
+			var v plugin.Record
+			if !v.Parse(rec) {
+				t.Fatalf("sample %d does not parse", i)
+			}
+			buf := make([]byte, 0, 4096)
+			if out, _ := f.native.Format(buf, &v); bytes.Contains(out, []byte("\n    | ")) {
+				continue // a multi-line value, deferred past the line
+			}
+			if n := testing.AllocsPerRun(100, func() { f.native.Format(buf[:0], &v) }); n != 0 {
+				t.Errorf("%s: sample %d: %.0f allocations a record", f.name, i, n)
+			}
+		}
+	}
+}

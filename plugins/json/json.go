@@ -24,7 +24,9 @@ var Info = plugin.Info{
 	},
 }
 
-// Formatter formats records as JSON lines.
+// Formatter formats records as JSON lines. It remembers recent times
+// (textfmt.TimeCache), so one Formatter is not for concurrent use: the
+// host never calls a plugin instance concurrently.
 type Formatter struct {
 	unixNano bool
 	attrsKey string

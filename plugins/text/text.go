@@ -19,7 +19,9 @@ var Info = plugin.Info{
 	},
 }
 
-// Formatter formats records as text lines.
+// Formatter formats records as text lines. It remembers recent times
+// (textfmt.TimeCache), so one Formatter is not for concurrent use: the
+// host never calls a plugin instance concurrently.
 type Formatter struct {
 	theme textfmt.Theme
 	times textfmt.TimeCache
