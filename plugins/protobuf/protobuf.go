@@ -16,7 +16,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -365,7 +364,7 @@ func appendTime(b []byte, t target, ns int64) []byte {
 	case t.typ == tString:
 		b = appendTag(b, t.num, protowire.BytesType)
 		var tmp [40]byte
-		return appendBytes(b, time.Unix(0, ns).UTC().AppendFormat(tmp[:0], time.RFC3339Nano))
+		return appendBytes(b, textfmt.AppendTime(tmp[:0], ns, 0, true)) // as time.RFC3339Nano in UTC
 	case t.typ == tDouble:
 		b = appendTag(b, t.num, protowire.Fixed64Type)
 		return protowire.AppendFixed64(b, math.Float64bits(float64(ns)/1e9))
