@@ -349,8 +349,8 @@ func needsQuote(s []byte) bool {
 }
 
 // ansi appends a theme's escape sequence. The plain theme's are empty,
-// and appending an empty string still costs a call to memmove, which in a
-// Wasm plugin is dear: this was half of the text formatter's copies.
+// and appending an empty string still calls memmove: half of the text
+// formatter's copies were of nothing.
 func ansi(b []byte, s string) []byte {
 	if len(s) == 0 {
 		return b
