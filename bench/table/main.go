@@ -91,6 +91,12 @@ func main() {
 		nb := get("BenchmarkFormat/"+f.name+"/batch=512/wasm-no-time-budget", "ns/record")
 		row(fmt.Sprintf("%s formatter in Wasm, call_timeout off", f.name), nb, "ns/rec", nat, "ns/rec native", nb/nat, "(info)", true)
 	}
+	// Calls made inside the sandbox: Go's Wasm code passes a call's
+	// arguments and results through memory (BENCHMARKS.md).
+	if c := get("BenchmarkFormatCalls/text", "calls/record"); c > 0 {
+		fmt.Printf("| Calls per record inside the Wasm formatters: text, JSON, user schema | %s, %s, %s | | | (info) | |\n",
+			num(c), num(get("BenchmarkFormatCalls/json", "calls/record")), num(get("BenchmarkFormatCalls/protobuf-user-schema", "calls/record")))
+	}
 	// What one call costs, whatever the batch: the host's copies, the
 	// time budget and the calls into the sandbox.
 	one, nat1 := get("BenchmarkFormat/protobuf/batch=1/wasm", "ns/record"), get("BenchmarkFormat/protobuf/batch=1/native", "ns/record")
