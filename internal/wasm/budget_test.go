@@ -42,33 +42,47 @@ func oneBody(body []byte) []byte {
 }
 
 // TestInstrumentBudget: the rewritten module checks the stop flag at its
-// function entries and loop headers, compiles, and stops a loop when the
-// flag is set; modules it cannot rewrite safely are refused.
+// function entries and before branches back to loops, compiles, and stops
+// a loop when the flag is set; modules it cannot rewrite safely are
+// refused.
 func TestInstrumentBudget(t *testing.T) {
 	ctx := context.Background()
 	// loop (br 0) end end: an endless loop.
 	endless := oneFunc(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b)
-	// Checks at the entry and every loop header, except at the entry of a
-	// function that starts with a loop, reached by straight-line code.
+	// A check at the entry of every function, and a loop check before
+	// every branch back to a loop (on a local added after the function's
+	// own).
 	for _, tc := range []struct {
-		name   string
-		bin    []byte
-		checks int
+		name  string
+		bin   []byte
+		backs int
+		tmp   uint32
 	}{
-		{"starts with a loop", endless, 1},
-		{"a block and local.set before the loop", oneBody([]byte{1, 1, 0x7f, 0x41, 0x01, 0x21, 0x00, 0x02, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b}), 1},
-		{"nested loops at the start", oneFunc(0x03, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 2},
-		{"a call before the loop", oneFunc(0x10, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b), 2},
-		{"a branch before the loop", oneFunc(0x02, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 2},
-		{"no loop", oneFunc(0x10, 0x00, 0x0b), 1},
+		{"starts with a loop", endless, 1, 0},
+		{"a block and local.set before the loop", oneBody([]byte{1, 1, 0x7f, 0x41, 0x01, 0x21, 0x00, 0x02, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b}), 1, 1},
+		{"nested loops, the inner one repeating", oneFunc(0x03, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 1, 0},
+		{"a call before the loop", oneFunc(0x10, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b), 1, 0},
+		{"a branch out of a block, then the loop", oneFunc(0x02, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 1, 0},
+		{"br_if back to the loop", oneFunc(0x03, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x0b, 0x0b), 1, 0},
+		{"br_table with the loop among its labels", oneFunc(0x02, 0x40, 0x03, 0x40, 0x41, 0x01, 0x0e, 0x01, 0x00, 0x01, 0x0b, 0x0b, 0x0b), 1, 0},
+		{"a loop that does not repeat", oneFunc(0x03, 0x40, 0x0b, 0x0b), 0, 0},
+		{"no loop", oneFunc(0x10, 0x00, 0x0b), 0, 0},
 	} {
 		out, err := instrumentBudget(tc.bin)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if n := bytes.Count(out, checkCode(0)); n != tc.checks {
-			t.Errorf("%s: %d checks inserted, want %d", tc.name, n, tc.checks)
+		if n := bytes.Count(out, checkCode(0)); n != 1+tc.backs {
+			t.Errorf("%s: %d checks, want %d (the entry's and one in each loop check)", tc.name, n, 1+tc.backs)
 		}
+		if n := bytes.Count(out, loopCheckCode(0, tc.tmp)); n != tc.backs {
+			t.Errorf("%s: %d loop checks, want %d", tc.name, n, tc.backs)
+		}
+		rt := wazero.NewRuntime(ctx)
+		if _, err := rt.CompileModule(ctx, out); err != nil {
+			t.Errorf("%s: the rewritten module does not compile: %v", tc.name, err)
+		}
+		rt.Close(ctx)
 	}
 	out, err := instrumentBudget(endless)
 	if err != nil {
@@ -150,6 +164,9 @@ func FuzzInstrumentBudget(f *testing.F) {
 	f.Add(oneFunc(0x41, 0x05, 0x1a, 0x0b))
 	f.Add(oneFunc(0x02, 0x40, 0x03, 0x7f, 0x41, 0x01, 0x0b, 0x1a, 0x0b, 0x0b))
 	f.Add(goShaped())
+	f.Add(oneFunc(0x03, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x0b, 0x0b))                                    // br_if back to a loop
+	f.Add(oneFunc(0x02, 0x40, 0x03, 0x40, 0x41, 0x01, 0x0e, 0x01, 0x00, 0x01, 0x0b, 0x0b, 0x0b))      // br_table with a loop label
+	f.Add(oneBody([]byte{2, 1, 0x7f, 2, 0x7e, 0x03, 0x40, 0x20, 0x02, 0x50, 0x0d, 0x00, 0x0b, 0x0b})) // locals of two types, a loop
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	f.Cleanup(func() { rt.Close(ctx) })
@@ -244,8 +261,15 @@ func goShaped(extra ...byte) []byte {
 // entry block. A function that reads local 0 anywhere else is not
 // threaded (but still gets the test for block 0).
 func TestThreadJumps(t *testing.T) {
-	forward := []byte{0x41, 0x02, 0x21, 0x00, 0x0c, 0x02}  // i32.const 2; local.set 0; br $L
-	backward := []byte{0x41, 0x00, 0x21, 0x00, 0x0c, 0x01} // i32.const 0; local.set 0; br $L
+	// i32.const K; local.set 0; br $L, with the budget a loop check
+	// before the br (on local 2: after the parameter and acc).
+	jump := func(k, depth byte, budget bool) []byte {
+		b := []byte{0x41, k, 0x21, 0x00}
+		if budget {
+			b = append(b, loopCheckCode(0, 2)...)
+		}
+		return append(b, 0x0c, depth)
+	}
 	tests := []struct {
 		name     string
 		bin      []byte
@@ -269,11 +293,12 @@ func TestThreadJumps(t *testing.T) {
 				if checks := bytes.Contains(out, checkCode(0)); checks != (rw == "budget") {
 					t.Fatalf("budget checks inserted = %v", checks)
 				}
+				forward, backward := jump(2, 2, rw == "budget"), jump(0, 1, rw == "budget")
 				if got := !bytes.Contains(out, forward); got != tc.threaded {
 					t.Fatalf("forward jump threaded = %v, want %v", got, tc.threaded)
 				}
 				if !bytes.Contains(out, backward) {
-					t.Fatal("the backward jump was rewritten")
+					t.Fatal("the backward jump was rewritten, or has no loop check")
 				}
 				// local.get 0; i32.eqz; br_if 0 (to block 0); local.get 0; br_table
 				if !bytes.Contains(out, []byte{0x20, 0x00, 0x45, 0x0d, 0x00, 0x20, 0x00, 0x0e}) {
