@@ -54,9 +54,10 @@ import (
 //
 // The rewrite decodes every instruction. A module using an instruction it
 // does not know (SIMD, threads, exceptions, tail calls), without a memory,
-// or whose code already names a global index that does not exist (which
-// the new globals would make valid: a plugin could clear its own stop
-// flag) is not rewritten; it runs with wazero's checks instead.
+// or whose code already names a global or local index that does not
+// exist (which the new global or local would make valid: a plugin could
+// clear its own stop flag or loop counter) is not rewritten; it runs with
+// wazero's checks instead.
 
 // checkEvery is how many function checks pass between two tests of the
 // stop flag: one for every call, and one for every loopEvery iterations
@@ -531,6 +532,11 @@ func instrumentBody(body []byte, stop uint32, budget bool, params uint32) ([]byt
 			}
 		case op >= 0x20 && op <= 0x22: // local.get/set/tee
 			imm = int64(r.u32())
+			if uint64(imm) >= locals {
+				// The loop counter would make it valid: the plugin
+				// could reset the counter and loop unchecked.
+				return nil, fmt.Errorf("names local %d; the function has %d", imm, locals)
+			}
 			if op == 0x20 && imm == 0 {
 				t.gets0++
 			}

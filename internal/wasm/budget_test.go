@@ -124,13 +124,16 @@ func TestInstrumentBudget(t *testing.T) {
 
 	for name, bin := range map[string][]byte{
 		"names a global it does not have": oneFunc(0x23, 0x00, 0x1a, 0x0b), // global.get 0; drop
-		"SIMD":                            oneFunc(0xfd, 0x0c, 0x0b),
-		"typed reference local":           oneBody([]byte{1, 1, 0x64, 0x00, 0x0b}), // (local (ref 0))
-		"typed reference block type":      oneFunc(0x02, 0x64, 0x00, 0x0b, 0x0b),   // block (result (ref 0))
-		"truncated":                       endless[:len(endless)-3],
-		"no memory":                       module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{10, 4, 1, 2, 0, 0x0b}),
-		"a memory section of none":        module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{5, 0}, []byte{10, 4, 1, 2, 0, 0x0b}), // found by FuzzInstrumentBudget
-		"not wasm":                        []byte("hello, world"),
+		// loop; local.set 0 (of 0); br 0: with the loop counter added as
+		// local 0, this would reset it at every iteration.
+		"names a local it does not have": oneFunc(0x03, 0x40, 0x41, 0x00, 0x21, 0x00, 0x0c, 0x00, 0x0b, 0x0b),
+		"SIMD":                           oneFunc(0xfd, 0x0c, 0x0b),
+		"typed reference local":          oneBody([]byte{1, 1, 0x64, 0x00, 0x0b}), // (local (ref 0))
+		"typed reference block type":     oneFunc(0x02, 0x64, 0x00, 0x0b, 0x0b),   // block (result (ref 0))
+		"truncated":                      endless[:len(endless)-3],
+		"no memory":                      module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{10, 4, 1, 2, 0, 0x0b}),
+		"a memory section of none":       module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{5, 0}, []byte{10, 4, 1, 2, 0, 0x0b}), // found by FuzzInstrumentBudget
+		"not wasm":                       []byte("hello, world"),
 	} {
 		if _, err := instrumentBudget(bin); !errors.Is(err, errUninstrumentable) {
 			t.Errorf("%s: err = %v, want errUninstrumentable", name, err)
