@@ -62,18 +62,20 @@ func TestInstrumentBudget(t *testing.T) {
 		{"a block and local.set before the loop", oneBody([]byte{1, 1, 0x7f, 0x41, 0x01, 0x21, 0x00, 0x02, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b}), 1, 1},
 		{"nested loops, the inner one repeating", oneFunc(0x03, 0x40, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 1, 0},
 		{"a call before the loop", oneFunc(0x10, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b), 1, 0},
+		{"a call inside the loop", oneFunc(0x03, 0x40, 0x10, 0x00, 0x0c, 0x00, 0x0b, 0x0b), 1, 0},
 		{"a branch out of a block, then the loop", oneFunc(0x02, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x0b), 1, 0},
 		{"br_if back to the loop", oneFunc(0x03, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x0b, 0x0b), 1, 0},
 		{"br_table with the loop among its labels", oneFunc(0x02, 0x40, 0x03, 0x40, 0x41, 0x01, 0x0e, 0x01, 0x00, 0x01, 0x0b, 0x0b, 0x0b), 1, 0},
 		{"a loop that does not repeat", oneFunc(0x03, 0x40, 0x0b, 0x0b), 0, 0},
-		{"no loop", oneFunc(0x10, 0x00, 0x0b), 0, 0},
+		{"a call, no loop", oneFunc(0x10, 0x00, 0x0b), 0, 0},
+		{"neither call nor loop", oneFunc(0x41, 0x05, 0x1a, 0x0b), 0, 0},
 	} {
 		out, err := instrumentBudget(tc.bin)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		if n := bytes.Count(out, checkCode(0)); n != 1+tc.backs {
-			t.Errorf("%s: %d checks, want %d (the entry's and one in each loop check)", tc.name, n, 1+tc.backs)
+			t.Errorf("%s: %d checks, want %d (the entry's, and one in each loop check)", tc.name, n, 1+tc.backs)
 		}
 		if n := bytes.Count(out, loopCheckCode(0, tc.tmp)); n != tc.backs {
 			t.Errorf("%s: %d loop checks, want %d", tc.name, n, tc.backs)
@@ -156,6 +158,46 @@ func TestInstrumentRefusesHugeCounts(t *testing.T) {
 		if !errors.Is(err, errUninstrumentable) || !strings.Contains(err.Error(), "declares") {
 			t.Errorf("%s: err = %v, want the count refused", name, err)
 		}
+	}
+}
+
+// TestBudgetStopsRecursion: a function that recurses without a loop (2^60
+// calls, each making two more) is stopped by the checks at its entries.
+func TestBudgetStopsRecursion(t *testing.T) {
+	// f(n): if n { f(n-1); f(n-1) }
+	body := []byte{0, 0x20, 0x00, 0x04, 0x40, 0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x00, 0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x00, 0x0b, 0x0b}
+	bin := module(
+		[]byte{1, 1, 0x60, 1, 0x7f, 0}, // type: (i32) -> ()
+		[]byte{3, 1, 0},
+		[]byte{5, 1, 0x00, 0x01},
+		[]byte{7, 1, 1, 'f', 0, 0},
+		append([]byte{10, 1, byte(len(body))}, body...),
+	)
+	out, err := instrumentBudget(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	mod, err := rt.Instantiate(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The flag set first: the call must trap at the first test of it,
+	// within checkEvery calls. Nothing else would stop it (wazero's own
+	// checks are at loops), so a failure leaves the call running and
+	// the runtime open.
+	mod.ExportedGlobal(stopExport).(interface{ Set(uint64) }).Set(1)
+	done := make(chan error, 1)
+	go func() { _, err := mod.ExportedFunction("f").Call(ctx, 60); done <- err }()
+	select {
+	case err := <-done:
+		rt.Close(ctx)
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("the recursion ended with %v, want the unreachable trap", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stop flag did not stop the recursion")
 	}
 }
 
