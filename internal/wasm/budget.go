@@ -96,15 +96,15 @@ func checkCode(stop uint32) []byte {
 
 // loopCheckCode is the loop check, inserted before every branch back to
 // a loop: it counts the iterations of the function's loops in the local n
-// and every loopEvery of them runs the function check.
-func loopCheckCode(stop, n uint32) []byte {
+// and every loopEvery of them runs the function check, check.
+func loopCheckCode(check []byte, n uint32) []byte {
 	var b []byte
 	b = binary.AppendUvarint(append(b, 0x20), uint64(n)) // local.get $n
 	b = append(b, 0x41, 0x01, 0x6a)                      // i32.const 1; i32.add
 	b = binary.AppendUvarint(append(b, 0x22), uint64(n)) // local.tee $n
 	b = append(b, 0x41, loopEvery-1, 0x71)               // i32.const loopEvery-1; i32.and
 	b = append(b, 0x45, 0x04, 0x40)                      // i32.eqz; if
-	b = append(b, checkCode(stop)...)                    //   the function's check
+	b = append(b, check...)                              //   the function check
 	return append(b, 0x0b)                               // end
 }
 
@@ -307,7 +307,9 @@ func rewrite(bin []byte, budget bool) ([]byte, error) {
 	if !hasMemory {
 		return nil, fmt.Errorf("%w: the module has no memory", errUninstrumentable)
 	}
-	var out []byte
+	// The checks add about a tenth to the code (a Go plugin's): room for
+	// that and more up front, instead of growing the copy as it goes.
+	out := make([]byte, 0, len(bin)+len(bin)/4)
 	out = append(out, bin[:8]...)
 	emit := func(id byte, p []byte) {
 		out = append(out, id)
@@ -319,7 +321,7 @@ func rewrite(bin []byte, budget bool) ([]byte, error) {
 			p := s.payload
 			if s.id == 10 {
 				var err error
-				if p, err = instrumentCode(p, stop, false, params); err != nil {
+				if p, err = instrumentCode(p, stop, nil, params); err != nil {
 					return nil, err
 				}
 			}
@@ -366,7 +368,7 @@ func rewrite(bin []byte, budget bool) ([]byte, error) {
 			emit(7, append(p, exportEntry(stop)...))
 			addedExport = true
 		case 10:
-			code, err := instrumentCode(s.payload, stop, true, params)
+			code, err := instrumentCode(s.payload, stop, checkCode(stop), params)
 			if err != nil {
 				return nil, err
 			}
@@ -431,23 +433,23 @@ func paramCounts(secs []section) ([]uint32, error) {
 	return params, nil
 }
 
-// instrumentCode rewrites the code section: with budget, the checks;
-// always, the threaded jumps. params holds each function's parameter
-// count.
-func instrumentCode(p []byte, stop uint32, budget bool, params []uint32) ([]byte, error) {
+// instrumentCode rewrites the code section: with check (the function
+// check, checkCode), the checks; always, the threaded jumps. params holds
+// each function's parameter count.
+func instrumentCode(p []byte, stop uint32, check []byte, params []uint32) ([]byte, error) {
 	r := reader{b: p}
 	n := r.u32()
 	if int(n) != len(params) {
 		return nil, fmt.Errorf("%w: %d function bodies for %d functions", errUninstrumentable, n, len(params))
 	}
-	out := binary.AppendUvarint(nil, uint64(n))
+	out := binary.AppendUvarint(make([]byte, 0, len(p)+len(p)/4), uint64(n))
 	for i := range n {
 		size := r.u32()
 		body := r.bytes(int(size))
 		if r.err != nil {
 			return nil, fmt.Errorf("%w: function %d: %v", errUninstrumentable, i, r.err)
 		}
-		nb, err := instrumentBody(body, stop, budget, params[i])
+		nb, err := instrumentBody(body, stop, check, params[i])
 		if err != nil {
 			return nil, fmt.Errorf("%w: function %d: %v", errUninstrumentable, i, err)
 		}
@@ -463,9 +465,11 @@ func instrumentCode(p []byte, stop uint32, budget bool, params []uint32) ([]byte
 // instrumentBody inserts the function check after the locals and the
 // loop check before every branch back to a loop that remains (a threaded
 // jump goes forward), its counter a local added after the function's; and
-// it threads the jumps of Go's dispatch loop (threader). params is the
-// function's parameter count.
-func instrumentBody(body []byte, stop uint32, budget bool, params uint32) ([]byte, error) {
+// it threads the jumps of Go's dispatch loop (threader). stop is the
+// stop flag's global (the module's globals before it), check the
+// function check, nil for no budget, and params the function's parameter
+// count.
+func instrumentBody(body []byte, stop uint32, check []byte, params uint32) ([]byte, error) {
 	r := reader{b: body}
 	// Every count is read with vec, which refuses one larger than the bytes
 	// left: a few bytes declaring billions of entries would otherwise keep
@@ -602,11 +606,17 @@ func instrumentBody(body []byte, stop uint32, budget bool, params uint32) ([]byt
 	}
 	threaded := t.threaded()
 	edits := make([]edit, 0, len(backs)+len(threaded)+3)
-	if budget {
-		edits = append(edits, edit{from: localsEnd, to: localsEnd, code: checkCode(stop)})
-		// A threaded jump no longer goes back: it needs no check.
+	if check != nil {
+		edits = append(edits, edit{from: localsEnd, to: localsEnd, code: check})
+		// A threaded jump no longer goes back: it needs no check. Both
+		// lists are in the order of the code, and the jumps do not
+		// overlap.
+		j := 0
 		backs = slices.DeleteFunc(backs, func(at int) bool {
-			return slices.ContainsFunc(threaded, func(e edit) bool { return e.from <= at && at < e.to })
+			for j < len(threaded) && threaded[j].to <= at {
+				j++
+			}
+			return j < len(threaded) && threaded[j].from <= at
 		})
 		if len(backs) > 0 {
 			if locals >= maxLocals {
@@ -616,9 +626,9 @@ func instrumentBody(body []byte, stop uint32, budget bool, params uint32) ([]byt
 			decl := binary.AppendUvarint(nil, uint64(groups)+1)
 			decl = append(decl, body[afterCount:localsEnd]...)
 			edits = append(edits, edit{from: 0, to: localsEnd, code: append(decl, 0x01, 0x7f)})
-			check := loopCheckCode(stop, uint32(locals))
+			loopCheck := loopCheckCode(check, uint32(locals))
 			for _, at := range backs {
-				edits = append(edits, edit{from: at, to: at, code: check})
+				edits = append(edits, edit{from: at, to: at, code: loopCheck})
 			}
 		}
 	}

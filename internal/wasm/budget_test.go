@@ -77,7 +77,7 @@ func TestInstrumentBudget(t *testing.T) {
 		if n := bytes.Count(out, checkCode(0)); n != 1+tc.backs {
 			t.Errorf("%s: %d checks, want %d (the entry's, and one in each loop check)", tc.name, n, 1+tc.backs)
 		}
-		if n := bytes.Count(out, loopCheckCode(0, tc.tmp)); n != tc.backs {
+		if n := bytes.Count(out, loopCheckCode(checkCode(0), tc.tmp)); n != tc.backs {
 			t.Errorf("%s: %d loop checks, want %d", tc.name, n, tc.backs)
 		}
 		rt := wazero.NewRuntime(ctx)
@@ -311,7 +311,7 @@ func TestThreadJumps(t *testing.T) {
 	jump := func(k, depth byte, budget bool) []byte {
 		b := []byte{0x41, k, 0x21, 0x00}
 		if budget {
-			b = append(b, loopCheckCode(0, 2)...)
+			b = append(b, loopCheckCode(checkCode(0), 2)...)
 		}
 		return append(b, 0x0c, depth)
 	}

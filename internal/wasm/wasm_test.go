@@ -442,3 +442,18 @@ func TestFormatIdentity(t *testing.T) {
 		t.Fatal("the host's batch changed")
 	}
 }
+
+// BenchmarkInstrumentBudget: the load-time rewrite of the text plugin (a
+// Go module of a few MB), which Load does for every plugin it compiles.
+func BenchmarkInstrumentBudget(b *testing.B) {
+	bin, err := os.ReadFile(plugintest.Build(b, "../../plugins/text/plugin"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(bin)))
+	for b.Loop() {
+		if _, err := InstrumentBudget(bin); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
