@@ -10,12 +10,7 @@ import "time"
 // arithmetic only: formatters call it for every record, and in a Wasm
 // plugin each function call of the general formatter is dear.
 func AppendTime(b []byte, unixNano int64, digits int, trim bool) []byte {
-	secs, ns, ok := splitTime(unixNano, digits)
-	if !ok {
-		return appendTimeGeneral(b, unixNano, digits, trim)
-	}
-	b = appendDateTime(b, secs)
-	return appendFraction(b, ns, digits, trim)
+	return (*TimeCache)(nil).Append(b, unixNano, digits, trim)
 }
 
 // splitTime splits unixNano into whole seconds and nanoseconds, the
@@ -106,8 +101,11 @@ type TimeCache struct {
 // Append appends the time as AppendTime(b, unixNano, digits, trim) does.
 func (c *TimeCache) Append(b []byte, unixNano int64, digits int, trim bool) []byte {
 	secs, ns, ok := splitTime(unixNano, digits)
-	if c == nil || !ok {
-		return AppendTime(b, unixNano, digits, trim)
+	switch {
+	case !ok:
+		return appendTimeGeneral(b, unixNano, digits, trim)
+	case c == nil:
+		return appendFraction(appendDateTime(b, secs), ns, digits, trim)
 	}
 	s := &c.slots[secs&3]
 	if !s.ok || s.secs != secs {
