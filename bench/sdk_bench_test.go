@@ -11,6 +11,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -112,18 +113,19 @@ func BenchmarkLogger(b *testing.B) {
 			l.Info(msg, zap.String("method", "GET"), zap.String("path", "/api/v1/users"), zap.String("remote", "10.1.2.3:4567"), zap.Int("status", 200))
 		}
 	})
+	ctx := context.Background()
 	b.Run("slog-json", func(b *testing.B) {
 		l := slog.New(slog.NewJSONHandler(io.Discard, nil))
 		b.ReportAllocs()
 		for b.Loop() {
-			l.LogAttrs(nil, slog.LevelInfo, msg, slog.String("method", "GET"), slog.String("path", "/api/v1/users"), slog.String("remote", "10.1.2.3:4567"), slog.Int("status", 200))
+			l.LogAttrs(ctx, slog.LevelInfo, msg, slog.String("method", "GET"), slog.String("path", "/api/v1/users"), slog.String("remote", "10.1.2.3:4567"), slog.Int("status", 200))
 		}
 	})
 	b.Run("logtk-slog-handler/discard", func(b *testing.B) {
 		l := slog.New(sdk.NewHandler(sdk.Options{Writer: io.Discard}))
 		b.ReportAllocs()
 		for b.Loop() {
-			l.LogAttrs(nil, slog.LevelInfo, msg, slog.String("method", "GET"), slog.String("path", "/api/v1/users"), slog.String("remote", "10.1.2.3:4567"), slog.Int("status", 200))
+			l.LogAttrs(ctx, slog.LevelInfo, msg, slog.String("method", "GET"), slog.String("path", "/api/v1/users"), slog.String("remote", "10.1.2.3:4567"), slog.Int("status", 200))
 		}
 	})
 }

@@ -426,7 +426,7 @@ func TestFormatIdentity(t *testing.T) {
 	if err != nil || unsafe.SliceData(out) != unsafe.SliceData(batch) || len(out) != len(batch) || cap(out) != len(out) {
 		t.Fatalf("unchanged: Format = %d bytes at %p cap %d, %v; want the batch itself (%p), capacity clipped", len(out), unsafe.SliceData(out), cap(out), err, unsafe.SliceData(batch))
 	}
-	if out = append(out, 'x'); !bytes.HasSuffix(slab, []byte("next batch")) {
+	if grown := append(out, 'x'); len(grown) != len(out)+1 || !bytes.HasSuffix(slab, []byte("next batch")) {
 		t.Fatal("appending to the result wrote into the slab")
 	}
 	appended, err := unchanged.FormatAppend(ctx, []byte("prefix|"), batch, 2)
