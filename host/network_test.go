@@ -15,8 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
+	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -288,6 +290,98 @@ func TestSpoolSurvivesOutageAndRestart(t *testing.T) {
 	checkExactlyOnce(t, ls.stored(t, "app"), 2, 3000)
 	if n := spooled(dir); n != 0 {
 		t.Fatalf("%d batches still spooled", n)
+	}
+}
+
+// TestSpoolUnreadableBatchSetAside: a spooled batch that cannot be read
+// (here a directory where its file should be) does not stop the batches
+// after it: it is tried again, then set aside on disk under a new name and
+// reported, and every other record arrives exactly once, in order.
+func TestSpoolUnreadableBatchSetAside(t *testing.T) {
+	ls := newLogServer(t, false)
+	dir := filepath.Join(t.TempDir(), "spool")
+	const n = 3000
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(n)})
+	h, err := New(spoolConfig(t, ls, dir, 1<<30, "block", w), Options{Logger: hclog.NewNullLogger(), BatchSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, 2*time.Minute)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.batch"))
+	if len(files) < 3 {
+		t.Fatalf("%d batches spooled while the server was down; want 3 or more", len(files))
+	}
+	// The second batch becomes unreadable; remember which records it held.
+	bad := files[1]
+	data, err := os.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := map[int64]bool{}
+	entries.Each(data, func(e []byte) {
+		var v record.View
+		if !v.Parse(e) || string(v.Worker) != "flood" || v.Source != record.SourceSDK {
+			return
+		}
+		var a record.AttrView
+		for it := v.Attrs(); it.Next(&a); {
+			if string(a.Key) == "i" {
+				lost[a.Int()] = true
+			}
+		}
+	})
+	if len(lost) == 0 {
+		t.Fatalf("the batch made unreadable, %s, holds no record of the worker's", bad)
+	}
+	if err := os.Remove(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	ls.start()
+	logs := &syncBuffer{}
+	h, err = New(spoolConfig(t, ls, dir, 1<<30, "block"), Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, 2*time.Minute)
+	if !strings.Contains(logs.String(), "a spooled batch cannot be read; set aside, not sent") {
+		t.Fatalf("the unreadable batch was not reported; host log:\n%s", logs.String())
+	}
+	if st, err := os.Stat(bad + spool.SetAsideSuffix); err != nil || !st.IsDir() {
+		t.Fatalf("the unreadable batch was not set aside as %s: %v", bad+spool.SetAsideSuffix, err)
+	}
+	if left := spooled(dir); left != 0 {
+		t.Fatalf("%d batches still spooled", left)
+	}
+	next := int64(0)
+	for _, v := range ls.stored(t, "app") {
+		if string(v.Worker) != "flood" || v.Source != record.SourceSDK {
+			continue
+		}
+		var a record.AttrView
+		for it := v.Attrs(); it.Next(&a); {
+			if string(a.Key) != "i" {
+				continue
+			}
+			for lost[next] {
+				next++
+			}
+			if a.Int() != next {
+				t.Fatalf("record i=%d stored, want %d (the set-aside batch held %d records)", a.Int(), next, len(lost))
+			}
+			next++
+		}
+	}
+	for lost[next] {
+		next++
+	}
+	if next != n {
+		t.Fatalf("stored up to i=%d of %d", next, n)
 	}
 }
 

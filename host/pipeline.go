@@ -33,6 +33,9 @@ const (
 	brokenAttempts  = 3  // broken instances in a row before a batch is dead-lettered
 	stoppingRetries = 5  // retryable failures tolerated once the host is stopping
 	jobQueue        = 32 // batches in flight per stage
+	// spoolReadAttempts is how many times a spooled batch is read before
+	// it is set aside as unreadable (0.1 s, 0.2 s... apart).
+	spoolReadAttempts = 4
 )
 
 type pipeline struct {
@@ -350,14 +353,34 @@ func (p *pipeline) transportLoop(t *transportStage) {
 		go func() {
 			defer close(items)
 			var after uint64
+			failures := 0
 			for {
 				id, data, err := t.spool.Next(after)
-				if err != nil {
-					if !errors.Is(err, spool.ErrClosed) {
-						p.log.Error("reading the spool failed", "transport", t.name, "error", err)
-					}
+				if errors.Is(err, spool.ErrClosed) {
 					return
 				}
+				if err != nil {
+					// One file that cannot be read must not stop the
+					// batches after it: tried again (the cause may pass),
+					// then set aside, kept on disk and reported.
+					if failures++; failures < spoolReadAttempts {
+						p.log.Warn("reading a spooled batch failed; trying again", "transport", t.name, "batch", id, "attempt", failures, "error", err)
+						time.Sleep(time.Duration(failures) * 100 * time.Millisecond)
+						continue
+					}
+					failures = 0
+					after = id
+					path, serr := t.spool.SetAside(id)
+					if serr != nil {
+						err = errors.Join(err, fmt.Errorf("setting it aside: %w", serr))
+					}
+					n := t.spool.SetAsideCount()
+					p.log.Error("a spooled batch cannot be read; set aside, not sent", "transport", t.name, "batch", id, "file", path, "set_aside_total", n, "error", err)
+					p.report(record.LevelError, fmt.Sprintf("transport %s: spooled batch %d cannot be read after %d attempts; set aside as %s, not sent (%d in all): %v", t.name, id, spoolReadAttempts, path, n, err),
+						slog.String("transport", t.name), slog.Uint64("batch", id), slog.String("file", path), slog.Int64("set_aside_total", n))
+					continue
+				}
+				failures = 0
 				items <- item{id: id, data: data, spooled: true}
 				after = id
 			}

@@ -46,6 +46,7 @@ type Spool struct {
 	// drainOnClose: after CloseInput, Next still hands out what is left.
 	drainOnClose bool
 	dropped      int64
+	setAside     int64
 }
 
 // Open opens (or creates) the spool in dir and loads the batches a
@@ -180,7 +181,9 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 }
 
 // Next waits for a spooled batch with an id greater than after and returns
-// the first such, leaving it spooled. It returns ErrClosed once the spool
+// the first such, leaving it spooled. When the batch's file cannot be
+// read, Next returns its id with the error (the caller may try again, or
+// SetAside the batch and go on after it). It returns ErrClosed once the spool
 // is closed by Close, or by CloseInput and everything spooled was handed out.
 // A consumer with several batches on their way reads with Next.
 func (s *Spool) Next(after uint64) (uint64, []byte, error) {
@@ -227,6 +230,42 @@ func (s *Spool) remove(id uint64) error {
 		return nil
 	}
 	return err
+}
+
+// SetAsideSuffix is appended to the file name of a batch SetAside takes
+// out of the spool. Open does not load such files again.
+const SetAsideSuffix = ".unreadable"
+
+// SetAside takes a batch that cannot be read out of the spool without
+// deleting it: its file is renamed with SetAsideSuffix, for an operator
+// to look at, and it no longer counts against the bound or comes out of
+// Next. It returns the new path; when the rename fails, the batch is
+// taken out all the same (its file keeps its name, and the next Open
+// loads it again) and the error says why.
+func (s *Spool) SetAside(id uint64) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := slices.BinarySearch(s.ids, id)
+	if !found {
+		return "", fmt.Errorf("batch %d is not spooled", id)
+	}
+	s.ids = slices.Delete(s.ids, i, i+1)
+	s.bytes -= s.sizes[id]
+	delete(s.sizes, id)
+	s.setAside++
+	s.cond.Broadcast()
+	p := s.path(id)
+	if err := os.Rename(p, p+SetAsideSuffix); err != nil {
+		return p, err
+	}
+	return p + SetAsideSuffix, nil
+}
+
+// SetAsideCount returns how many batches SetAside took out.
+func (s *Spool) SetAsideCount() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.setAside
 }
 
 // CloseInput marks the end of Puts: Next keeps returning what is spooled

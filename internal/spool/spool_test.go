@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -89,5 +90,58 @@ func TestBlockWaitsForRoom(t *testing.T) {
 	s.Close()
 	if err := <-put; !errors.Is(err, ErrClosed) {
 		t.Fatalf("Put after Close: %v", err)
+	}
+}
+
+// TestSetAsideUnreadable: a batch whose file cannot be read (here a
+// directory where its file should be) is reported by Next with its id;
+// SetAside renames it out of the way without deleting it, frees its room,
+// and the batches after it still come out, now and after a reopen.
+func TestSetAsideUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, 1<<20, Block, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if err := s.Put(id, []byte("batch")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := s.path(2)
+	if err := os.Remove(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := s.Next(1); id != 2 || err == nil {
+		t.Fatalf("Next(1) = %d, %v; want batch 2 and its read error", id, err)
+	}
+	p, err := s.SetAside(2)
+	if err != nil || p != bad+SetAsideSuffix {
+		t.Fatalf("SetAside = %q, %v; want %q", p, err, bad+SetAsideSuffix)
+	}
+	if st, err := os.Stat(p); err != nil || !st.IsDir() {
+		t.Fatalf("the set-aside batch is not at %s: %v", p, err)
+	}
+	if n, b := s.Len(); n != 2 || b != 10 || s.SetAsideCount() != 1 {
+		t.Fatalf("after SetAside: %d batches, %d bytes, %d set aside; want 2, 10, 1", n, b, s.SetAsideCount())
+	}
+	if id, b, err := s.Next(1); id != 3 || err != nil || string(b) != "batch" {
+		t.Fatalf("Next(1) after SetAside = %d %q %v; want batch 3", id, b, err)
+	}
+	if _, err := s.SetAside(2); err == nil {
+		t.Fatal("SetAside of a batch no longer spooled succeeded")
+	}
+	s.Close()
+
+	s, err = Open(dir, 1<<20, Block, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, _ := s.Len(); n != 2 {
+		t.Fatalf("after reopen: %d batches; want 2 (the set-aside one not loaded)", n)
 	}
 }
