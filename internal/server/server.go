@@ -268,7 +268,7 @@ func (ss *session) run() {
 		MaxFrameBytes:   uint32(s.opts.MaxFrameBytes),
 		MaxInFlight:     uint32(s.opts.MaxInFlight),
 		HeartbeatMillis: uint32(s.opts.Heartbeat / time.Millisecond),
-		LastBatchId:     s.opts.Store.LastBatch(ss.app, ss.sender),
+		LastBatchId:     s.opts.Store.Resume(ss.app, ss.sender),
 	})
 	if err := ss.send(ipc.AppendFrame(nil, wire.TypeWelcome, welcome), true); err != nil {
 		ss.fail(err, "sending WELCOME")

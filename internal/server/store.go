@@ -38,6 +38,15 @@ import (
 // before it started, whichever connection wrote it, so a connection with
 // batches in flight, or many connections, pay one sync per group rather
 // than one per batch.
+//
+// A failed sync fails every ticket not yet durable, and the store cuts
+// both files back to what the last good sync covered: after a failed
+// fsync the kernel may have dropped the pages it could not write, so what
+// the files seem to hold past that point cannot be trusted. The senders
+// resend those batches; their earlier copies no longer count as
+// duplicates. A later batch of theirs (one the same connection sends on
+// after the failure) is refused, so that the resends are not taken for
+// its duplicates; Resume, when the sender connects again, lifts that.
 
 // StoreOptions configure a Store.
 type StoreOptions struct {
@@ -68,6 +77,9 @@ type Ticket struct {
 	gen uint64
 	key string
 	id  uint64
+	// lost: a sync failed before this batch was durable, and the files
+	// were cut back (set in Store.appended only).
+	lost bool
 }
 
 type appFile struct {
@@ -76,8 +88,12 @@ type appFile struct {
 	ext       string
 	prefixed  bool
 	data, idx *os.File
-	size      int64
+	size      int64 // of data
+	idxSize   int64
 	buf       []byte
+	// What the last good sync covered (or the sizes at open): a failed
+	// sync cuts the files back to these.
+	syncedSize, syncedIdxSize int64
 
 	// Group commit, under mu: gen counts appended batches, synced is the
 	// gen the last good sync covered, syncing is set while a sync runs
@@ -161,6 +177,20 @@ func (s *Store) recover(idxPath string) error {
 	return f.Truncate(goodIdx)
 }
 
+// Resume is called when sender connects (its previous connection ended):
+// it returns LastBatch, and forgets the batches of sender that a failed
+// sync lost, so that the sender may go on with any greater id, whether it
+// resends them or not.
+func (s *Store) Resume(application, sender string) uint64 {
+	key := application + "/" + sender
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appended[key].lost {
+		delete(s.appended, key)
+	}
+	return s.last[key]
+}
+
 // LastBatch returns the highest batch id stored for sender in application.
 func (s *Store) LastBatch(application, sender string) uint64 {
 	s.mu.Lock()
@@ -197,7 +227,16 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 	if batchID <= last {
 		return Ticket{}, true, nil
 	}
-	if batchID <= prev.id {
+	if prev.lost {
+		// A sync failed with batches of this sender not yet durable, and
+		// they were cut from the files: its resends are stored again, and
+		// a later batch (read on the connection after the failure) is
+		// refused, so that the resends are not taken for its duplicates.
+		// The sender's next connection starts afresh (Resume).
+		if batchID > prev.id {
+			return Ticket{}, false, fmt.Errorf("batch %d of %s/%s follows batches lost to a failed sync (up to %d); they must be sent again first", batchID, application, sender, prev.id)
+		}
+	} else if batchID <= prev.id {
 		return prev, true, nil
 	}
 	af.buf = af.buf[:0]
@@ -224,7 +263,9 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 	af.buf = append(af.buf, ' ')
 	af.buf = append(af.buf, sender...)
 	af.buf = append(af.buf, '\n')
-	if _, err := af.idx.Write(af.buf); err != nil {
+	n, err = af.idx.Write(af.buf)
+	af.idxSize += int64(n)
+	if err != nil {
 		af.reopen()
 		return Ticket{}, false, err
 	}
@@ -261,15 +302,16 @@ func (s *Store) Commit(t Ticket) error {
 		}
 		af.syncing = true
 		target, data, idx := af.gen, af.data, af.idx
+		size, idxSize := af.size, af.idxSize
 		af.mu.Unlock()
-		err := errors.Join(data.Sync(), idx.Sync())
+		err := errors.Join(syncFile(data), syncFile(idx))
 		af.mu.Lock()
 		af.syncing = false
 		if err != nil {
-			af.failed, af.failErr = target, err
-			af.reopen()
+			s.syncFailed(af, err)
 		} else {
 			af.synced = target
+			af.syncedSize, af.syncedIdxSize = size, idxSize
 		}
 		af.cond.Broadcast()
 	}
@@ -280,6 +322,30 @@ func (s *Store) Commit(t Ticket) error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// syncFile syncs a store file (a variable for tests that make it fail).
+var syncFile = (*os.File).Sync
+
+// syncFailed handles a failed sync of af (with af.mu held): every batch
+// appended to af and not yet durable fails, including those appended
+// while the sync ran, and the files are cut back to what the last good
+// sync covered. The senders of those batches must resend them.
+func (s *Store) syncFailed(af *appFile, err error) {
+	af.failed, af.failErr = af.gen, err
+	cut := errors.Join(af.data.Truncate(af.syncedSize), af.idx.Truncate(af.syncedIdxSize))
+	if cut != nil {
+		af.failErr = fmt.Errorf("%w (cutting the files back to the last sync also failed: %v)", err, cut)
+	}
+	af.reopen()
+	s.mu.Lock()
+	for k, t := range s.appended {
+		if t.af == af && t.gen > af.synced {
+			t.lost = true
+			s.appended[k] = t
+		}
+	}
+	s.mu.Unlock()
 }
 
 func (s *Store) file(application, format string) (*appFile, error) {
@@ -316,12 +382,19 @@ func (af *appFile) open() error {
 		return err
 	}
 	st, err := data.Stat()
+	if err == nil {
+		var ist os.FileInfo
+		if ist, err = idx.Stat(); err == nil {
+			af.idxSize = ist.Size()
+		}
+	}
 	if err != nil {
 		data.Close()
 		idx.Close()
 		return err
 	}
 	af.data, af.idx, af.size = data, idx, st.Size()
+	af.syncedSize, af.syncedIdxSize = af.size, af.idxSize
 	return nil
 }
 
@@ -334,7 +407,10 @@ func (af *appFile) reopen() {
 	idxPath := filepath.Join(af.dir, af.name+af.ext+".idx")
 	s := &Store{last: map[string]uint64{}}
 	s.recover(idxPath)
+	synced, syncedIdx := af.syncedSize, af.syncedIdxSize
 	af.open()
+	// What the last sync covered is still all that is known durable.
+	af.syncedSize, af.syncedIdxSize = min(synced, af.size), min(syncedIdx, af.idxSize)
 }
 
 func (af *appFile) rotate() error {
