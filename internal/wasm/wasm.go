@@ -826,9 +826,13 @@ func (i *Instance) simple(ctx context.Context, call string) error {
 	return i.statusErr(call, st, res)
 }
 
-// Open, Flush and Close call the transport exports of the same names.
-func (i *Instance) Open(ctx context.Context) error  { return i.simple(ctx, "logtk_open") }
+// Open calls the transport's logtk_open.
+func (i *Instance) Open(ctx context.Context) error { return i.simple(ctx, "logtk_open") }
+
+// Flush calls the transport's logtk_flush.
 func (i *Instance) Flush(ctx context.Context) error { return i.simple(ctx, "logtk_flush") }
+
+// ClosePlugin calls the plugin's logtk_close (Close releases the instance).
 func (i *Instance) ClosePlugin(ctx context.Context) error {
 	return i.simple(ctx, "logtk_close")
 }
