@@ -88,6 +88,7 @@ type appFile struct {
 	ext       string
 	prefixed  bool
 	data, idx *os.File
+	closed    bool  // data and idx are closed: reopen before use
 	size      int64 // of data
 	idxSize   int64
 	buf       []byte
@@ -239,6 +240,11 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 	} else if batchID <= prev.id {
 		return prev, true, nil
 	}
+	if af.closed {
+		if err := af.reopen(); err != nil {
+			return Ticket{}, false, err
+		}
+	}
 	af.buf = af.buf[:0]
 	entries.Each(batch, func(e []byte) {
 		if af.prefixed {
@@ -247,15 +253,14 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 		af.buf = append(af.buf, e...)
 	})
 	if s.opts.MaxBytes > 0 && af.size > 0 && af.size+int64(len(af.buf)) > s.opts.MaxBytes {
-		if err := af.rotate(); err != nil {
+		if err := s.rotate(af); err != nil {
 			return Ticket{}, false, err
 		}
 	}
 	n, err := af.data.Write(af.buf)
 	af.size += int64(n)
 	if err != nil {
-		af.reopen()
-		return Ticket{}, false, err
+		return Ticket{}, false, errors.Join(err, af.reopen())
 	}
 	af.buf = strconv.AppendInt(af.buf[:0], af.size, 10)
 	af.buf = append(af.buf, ' ')
@@ -266,8 +271,7 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 	n, err = af.idx.Write(af.buf)
 	af.idxSize += int64(n)
 	if err != nil {
-		af.reopen()
-		return Ticket{}, false, err
+		return Ticket{}, false, errors.Join(err, af.reopen())
 	}
 	af.gen++
 	t = Ticket{af: af, gen: af.gen, key: key, id: batchID}
@@ -337,7 +341,9 @@ func (s *Store) syncFailed(af *appFile, err error) {
 	if cut != nil {
 		af.failErr = fmt.Errorf("%w (cutting the files back to the last sync also failed: %v)", err, cut)
 	}
-	af.reopen()
+	if err := af.reopen(); err != nil {
+		af.failErr = fmt.Errorf("%w (reopening the files: %v)", af.failErr, err)
+	}
 	s.mu.Lock()
 	for k, t := range s.appended {
 		if t.af == af && t.gen > af.synced {
@@ -372,7 +378,17 @@ func (af *appFile) open() error {
 	if err := os.MkdirAll(af.dir, 0o755); err != nil {
 		return err
 	}
-	data, err := os.OpenFile(filepath.Join(af.dir, af.name+af.ext), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	dataPath := filepath.Join(af.dir, af.name+af.ext)
+	if _, err := os.Stat(dataPath); errors.Is(err, os.ErrNotExist) {
+		// A new data file beside an index of batches would pair it with
+		// offsets into another file, and the next start would cut it
+		// (and its acknowledged batches) back to what the index seems to
+		// cover.
+		if st, err := os.Stat(dataPath + ".idx"); err == nil && st.Size() > 0 {
+			return fmt.Errorf("%s.idx indexes batches, but its data file %s is missing (a rotation that failed half-way, or a file removed by hand): restore the data file, or move the index aside, before batches of this application can be stored again", dataPath, dataPath)
+		}
+	}
+	data, err := os.OpenFile(dataPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -393,7 +409,7 @@ func (af *appFile) open() error {
 		idx.Close()
 		return err
 	}
-	af.data, af.idx, af.size = data, idx, st.Size()
+	af.data, af.idx, af.size, af.closed = data, idx, st.Size(), false
 	af.syncedSize, af.syncedIdxSize = af.size, af.idxSize
 	return nil
 }
@@ -401,39 +417,65 @@ func (af *appFile) open() error {
 // reopen recovers from a failed write: the file is cut back to the last
 // indexed batch on the next start anyway; here the handles are renewed and
 // the size re-read so later batches are indexed at true offsets.
-func (af *appFile) reopen() {
+//
+// When the files cannot be opened again, the closed handles stay, so that
+// every later write fails (and is not acknowledged) and tries again; the
+// error says why.
+func (af *appFile) reopen() error {
 	af.data.Close()
 	af.idx.Close()
 	idxPath := filepath.Join(af.dir, af.name+af.ext+".idx")
 	s := &Store{last: map[string]uint64{}}
 	s.recover(idxPath)
 	synced, syncedIdx := af.syncedSize, af.syncedIdxSize
-	af.open()
+	if err := af.open(); err != nil {
+		af.closed = true
+		return err
+	}
 	// What the last sync covered is still all that is known durable.
 	af.syncedSize, af.syncedIdxSize = min(synced, af.size), min(syncedIdx, af.idxSize)
+	return nil
 }
 
-func (af *appFile) rotate() error {
+// rename renames a store file (a variable for tests that make it fail).
+var rename = os.Rename
+
+// rotate renames af's files with a time stamp (with af.mu held) and opens
+// new ones. Data and index are renamed as a pair or not at all: when the
+// second rename fails the first is undone, and should that fail too the
+// live index is left without its data file, which open then refuses, so
+// that nothing is stored until an operator puts the pair together again.
+func (s *Store) rotate(af *appFile) error {
 	for af.syncing {
 		af.cond.Wait() // the running sync holds the files
 	}
-	if err := errors.Join(af.data.Sync(), af.idx.Sync(), af.data.Close(), af.idx.Close()); err != nil {
+	size, idxSize := af.size, af.idxSize
+	if err := errors.Join(syncFile(af.data), syncFile(af.idx)); err != nil {
+		s.syncFailed(af, err)
 		return err
+	}
+	af.synced = af.gen // everything appended so far is durable
+	af.syncedSize, af.syncedIdxSize = size, idxSize
+	af.cond.Broadcast()
+	if err := errors.Join(af.data.Close(), af.idx.Close()); err != nil {
+		return errors.Join(err, af.reopen())
 	}
 	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
 	base := filepath.Join(af.dir, af.name)
-	if err := os.Rename(base+af.ext, base+"-"+stamp+af.ext); err != nil {
-		return err
+	data, idx := base+af.ext, base+af.ext+".idx"
+	rotData, rotIdx := base+"-"+stamp+af.ext, base+"-"+stamp+af.ext+".idx"
+	af.closed = true
+	if err := rename(data, rotData); err != nil {
+		return errors.Join(err, af.reopen())
 	}
-	if err := os.Rename(base+af.ext+".idx", base+"-"+stamp+af.ext+".idx"); err != nil {
-		return err
+	if err := rename(idx, rotIdx); err != nil {
+		if berr := rename(rotData, data); berr != nil {
+			af.closed = true
+			return fmt.Errorf("rotating %s: %w; putting %s back also failed: %v", idx, err, data, berr)
+		}
+		return errors.Join(err, af.reopen())
 	}
-	if err := af.open(); err != nil {
-		return err
-	}
-	af.synced = af.gen // the rotated files were synced and closed
-	af.cond.Broadcast()
-	return nil
+	return af.open()
 }
 
 // Close syncs and closes every file.
@@ -446,7 +488,9 @@ func (s *Store) Close() error {
 		for af.syncing {
 			af.cond.Wait()
 		}
-		errs = append(errs, af.data.Sync(), af.idx.Sync(), af.data.Close(), af.idx.Close())
+		if !af.closed {
+			errs = append(errs, af.data.Sync(), af.idx.Sync(), af.data.Close(), af.idx.Close())
+		}
 		af.mu.Unlock()
 	}
 	s.files = map[string]*appFile{}

@@ -338,3 +338,137 @@ func TestStoreSyncFailureCoversLaterAppends(t *testing.T) {
 		t.Fatalf("data %q", data)
 	}
 }
+
+// failRenames makes the store's n-th, m-th... renames (counting from 1)
+// fail until the test ends.
+func failRenames(t *testing.T, fail ...int) {
+	orig := rename
+	calls := 0
+	rename = func(from, to string) error {
+		calls++
+		for _, n := range fail {
+			if calls == n {
+				return fmt.Errorf("rename %s %s: injected ENOSPC", from, to)
+			}
+		}
+		return orig(from, to)
+	}
+	t.Cleanup(func() { rename = orig })
+}
+
+// storedBatches reads every data file of app (rotated ones first: their
+// names sort before the live one's "records.pb" only by the stamp, so the
+// live file is read last) and returns the records in order.
+func storedBatches(t *testing.T, dir string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "app", "records-*.pb"))
+	files = append(files, filepath.Join(dir, "app", "records.pb"))
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		entries.Each(b, func(e []byte) { out = append(out, string(e)) })
+	}
+	return out
+}
+
+// TestStoreRotationRenameFails: when the index cannot be renamed after
+// the data file was, the data file is put back, and the live pair stays
+// whole: later batches and a restart keep every acknowledged batch.
+func TestStoreRotationRenameFails(t *testing.T) {
+	dir := t.TempDir()
+	opts := StoreOptions{Dir: dir, Fsync: true, MaxBytes: 10}
+	s, err := OpenStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(id uint64) error {
+		_, err := s.Write("app", "h", "logtk.v1.Record", id, batch(fmt.Sprintf("batch-%d", id)))
+		return err
+	}
+	if err := write(1); err != nil {
+		t.Fatal(err)
+	}
+	failRenames(t, 2) // the first rotation's index
+	if err := write(2); err == nil || !strings.Contains(err.Error(), "injected ENOSPC") {
+		t.Fatalf("write during a failing rotation = %v", err)
+	}
+	for id := uint64(2); id <= 4; id++ { // the resend, then rotations that work
+		if err := write(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"batch-1", "batch-2", "batch-3", "batch-4"}
+	if got := storedBatches(t, dir); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stored %q, want %q", got, want)
+	}
+	s.Close()
+	s, err = OpenStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := storedBatches(t, dir); fmt.Sprint(got) != fmt.Sprint(want) || s.LastBatch("app", "h") != 4 {
+		t.Fatalf("after a restart: stored %q, LastBatch %d", got, s.LastBatch("app", "h"))
+	}
+}
+
+// TestStoreRotationHalfDone: when the data file cannot be put back either,
+// the index is left without its data file. The store then refuses to
+// store (a new data file beside that index would have its offsets, and
+// the next start would cut the file back), also after a restart, with an
+// error naming both files; nothing acknowledged is cut; once an operator
+// pairs the files again, storing goes on.
+func TestStoreRotationHalfDone(t *testing.T) {
+	dir := t.TempDir()
+	opts := StoreOptions{Dir: dir, Fsync: true, MaxBytes: 10}
+	s, err := OpenStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(s *Store, id uint64) error {
+		_, err := s.Write("app", "h", "logtk.v1.Record", id, batch(fmt.Sprintf("batch-%d", id)))
+		return err
+	}
+	if err := write(s, 1); err != nil {
+		t.Fatal(err)
+	}
+	failRenames(t, 2, 3) // the index's rename and the data file's way back
+	if err := write(s, 2); err == nil || !strings.Contains(err.Error(), "putting") {
+		t.Fatalf("write during a half-done rotation = %v", err)
+	}
+	live := filepath.Join(dir, "app", "records.pb")
+	for range 2 {
+		if err := write(s, 2); err == nil || !strings.Contains(err.Error(), live+" is missing") {
+			t.Fatalf("write after a half-done rotation = %v; want the missing data file named", err)
+		}
+	}
+	s.Close()
+	s, err = OpenStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := write(s, 2); err == nil || !strings.Contains(err.Error(), live+" is missing") {
+		t.Fatalf("write after a restart = %v; want the missing data file named", err)
+	}
+	if got := storedBatches(t, dir); fmt.Sprint(got) != "[batch-1]" {
+		t.Fatalf("stored %q; want batch-1 kept", got)
+	}
+	// The operator's repair: the rotated data file gets its index.
+	rotated, _ := filepath.Glob(filepath.Join(dir, "app", "records-*.pb"))
+	if len(rotated) != 1 {
+		t.Fatalf("rotated data files: %v", rotated)
+	}
+	if err := os.Rename(live+".idx", rotated[0]+".idx"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(s, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedBatches(t, dir); fmt.Sprint(got) != "[batch-1 batch-2]" {
+		t.Fatalf("stored %q", got)
+	}
+}
