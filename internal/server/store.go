@@ -470,7 +470,6 @@ func (s *Store) rotate(af *appFile) error {
 	}
 	if err := rename(idx, rotIdx); err != nil {
 		if berr := rename(rotData, data); berr != nil {
-			af.closed = true
 			return fmt.Errorf("rotating %s: %w; putting %s back also failed: %v", idx, err, data, berr)
 		}
 		return errors.Join(err, af.reopen())
