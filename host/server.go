@@ -249,11 +249,20 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 				return
 			}
 			var recs [][]byte
+			var bad int
+			var firstErr error
 			entries.Each(batch, func(e []byte) {
-				if record.Validate(e) == nil {
-					recs = append(recs, e)
+				if err := record.Validate(e); err != nil {
+					if bad++; firstErr == nil {
+						firstErr = err
+					}
+					return
 				}
+				recs = append(recs, e)
 			})
+			if bad > 0 {
+				logger.Warn("malformed records: stored, not passed to the stages", "application", app, "sender", sender, "records", bad, "first_error", firstErr)
+			}
 			p.WriteBatch(recs)
 		}
 	}

@@ -18,7 +18,8 @@ import (
 )
 
 // TestServerStages: what the server stores also goes through the stages
-// of its configuration (here text -> file, a live human-readable copy).
+// of its configuration (here text -> file, a live human-readable copy); a
+// malformed record is stored, kept from the stages, and logged.
 func TestServerStages(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "tail", "live.log")
@@ -29,7 +30,8 @@ func TestServerStages(t *testing.T) {
 			Config: []byte(fmt.Sprintf(`{"path":%q}`, out)), Allow: Allow{Directories: []string{filepath.Dir(out)}}}},
 		DeadLetterDir: filepath.Join(dir, "dead"),
 	}
-	ls, err := Serve(cfg, hclog.NewNullLogger())
+	logs := &syncBuffer{}
+	ls, err := Serve(cfg, hclog.New(&hclog.LoggerOptions{Output: logs}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +40,7 @@ func TestServerStages(t *testing.T) {
 		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelWarn, m, "")
 		batch = entries.Append(batch, record.AppendStamp(rec, &record.Stamp{Worker: "web", Seq: 1}))
 	}
+	batch = entries.Append(batch, []byte{0x0a, 0x05, 'x'}) // a string field longer than the record
 	if err := wire.SendLoad(wire.Load{Addr: ls.Addr().String(), Token: []byte("tok"), Sender: "s", Application: "app",
 		Format: "logtk.v1.Record", Batch: batch, Batches: 1, InFlight: 1}); err != nil {
 		t.Fatal(err)
@@ -48,5 +51,8 @@ func TestServerStages(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	if got := string(b); strings.Count(got, "\n") != 2 || !strings.Contains(got, "WARN  web#0 first") || !strings.Contains(got, "second") {
 		t.Fatalf("live copy:\n%s", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "malformed records: stored, not passed to the stages") || !strings.Contains(l, "records=1") {
+		t.Fatalf("the malformed record was not reported; server log:\n%s", l)
 	}
 }
