@@ -28,7 +28,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/logtk/logtk/internal/ipc"
@@ -226,12 +225,13 @@ func (l *Logger) log(level Level, msg string, attrs []Attr, pc uintptr) {
 		runtime.Callers(3, pcs[:])
 		pc = pcs[0]
 	}
-	l.logAt(time.Unix(0, now()), level, msg, pc, attrs, nil)
+	l.logAt(now(), level, msg, pc, attrs, nil)
 }
 
-// logAt encodes and sends a record. Attributes come from attrs, or from r
-// when it is a slog.Record (the slog handler's path).
-func (l *Logger) logAt(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) {
+// logAt encodes and sends a record of time t (Unix nanoseconds; 0 for
+// none). Attributes come from attrs, or from r when it is a slog.Record
+// (the slog handler's path).
+func (l *Logger) logAt(t int64, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) {
 	if l.c.ring != nil && l.logInPlace(t, level, msg, pc, attrs, r) {
 		return
 	}
@@ -248,9 +248,9 @@ func (l *Logger) logAt(t time.Time, level Level, msg string, pc uintptr, attrs [
 	}
 }
 
-func (l *Logger) encode(b []byte, t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) []byte {
+func (l *Logger) encode(b []byte, t int64, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) []byte {
 	b = append(b, 0, 0, 0, 0, 0) // frame header, patched once the size is known
-	b = record.AppendHead(b, t, record.LevelFromSlog(level), msg, l.name)
+	b = record.AppendHeadNanos(b, t, record.LevelFromSlog(level), msg, l.name)
 	if l.addCaller && pc != 0 {
 		fs := runtime.CallersFrames([]uintptr{pc})
 		f, _ := fs.Next()
@@ -300,7 +300,7 @@ func appendRecordAttrs(b []byte, r *slog.Record, inGroup bool) []byte {
 
 // encodeTruncated replaces a record too large for the host with one that
 // keeps its head and the start of its message, and says how large it was.
-func (l *Logger) encodeTruncated(b []byte, t time.Time, level Level, msg string, size int) []byte {
+func (l *Logger) encodeTruncated(b []byte, t int64, level Level, msg string, size int) []byte {
 	keep := l.c.maxRecord / 2
 	if len(msg) > keep {
 		for keep > 0 && !utf8.RuneStart(msg[keep]) {
@@ -309,7 +309,7 @@ func (l *Logger) encodeTruncated(b []byte, t time.Time, level Level, msg string,
 		msg = msg[:keep]
 	}
 	b = append(b, 0, 0, 0, 0, 0)
-	b = record.AppendHead(b, t, record.LevelFromSlog(level), msg, l.name)
+	b = record.AppendHeadNanos(b, t, record.LevelFromSlog(level), msg, l.name)
 	b = record.AppendAttr(b, slog.Int("logtk.truncated_from_bytes", size))
 	return b
 }
@@ -331,7 +331,11 @@ func (h *Handler) Enabled(_ context.Context, level slog.Level) bool { return h.l
 
 // Handle implements slog.Handler.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
-	h.l.logAt(r.Time, r.Level, r.Message, r.PC, nil, &r)
+	var t int64
+	if !r.Time.IsZero() {
+		t = r.Time.UnixNano()
+	}
+	h.l.logAt(t, r.Level, r.Message, r.PC, nil, &r)
 	return nil
 }
 

@@ -91,7 +91,7 @@ const inPlaceRoom = 4 << 10
 // has room and no RECORD_AT frame awaits its barrier; otherwise, and for
 // a record over the size limit, it reports false and logAt takes the path
 // through a pooled buffer.
-func (l *Logger) logInPlace(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) bool {
+func (l *Logger) logInPlace(t int64, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) bool {
 	done, outgrown := l.encodeInPlace(t, level, msg, pc, attrs, r)
 	if outgrown != nil {
 		// It outgrew the room it was given: the frame is on the heap.
@@ -104,7 +104,7 @@ func (l *Logger) logInPlace(t time.Time, level Level, msg string, pc uintptr, at
 // released by a deferred call, so that it is released also when encoding
 // panics (an attribute value's String or Error method may): a lock left
 // held would hang every later log call of the process.
-func (l *Logger) encodeInPlace(t time.Time, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) (done bool, outgrown []byte) {
+func (l *Logger) encodeInPlace(t int64, level Level, msg string, pc uintptr, attrs []Attr, r *slog.Record) (done bool, outgrown []byte) {
 	c := l.c
 	rw := c.ring
 	if !rw.mu.TryLock() {

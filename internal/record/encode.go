@@ -92,8 +92,18 @@ func LevelFromSlog(l slog.Level) int32 {
 // AppendHead appends the fields every record has: time (omitted when zero),
 // level, message and logger name (omitted when empty).
 func AppendHead(b []byte, t time.Time, level int32, msg, logger string) []byte {
+	var ns int64
 	if !t.IsZero() {
-		b = appendFixed(b, tag(fTime, protowire.Fixed64Type), uint64(t.UnixNano()))
+		ns = t.UnixNano()
+	}
+	return AppendHeadNanos(b, ns, level, msg, logger)
+}
+
+// AppendHeadNanos is AppendHead with the time in Unix nanoseconds, 0 for
+// none (what a zero time.Time gives AppendHead).
+func AppendHeadNanos(b []byte, ns int64, level int32, msg, logger string) []byte {
+	if ns != 0 {
+		b = appendFixed(b, tag(fTime, protowire.Fixed64Type), uint64(ns))
 	}
 	b = appendVar(b, tag(fLevel, protowire.VarintType), uint64(level))
 	if msg != "" {
