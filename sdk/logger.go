@@ -271,11 +271,11 @@ func (l *Logger) encode(b []byte, t int64, level Level, msg string, pc uintptr, 
 	} else {
 		// No closure here: one that captures b would keep it in memory
 		// for the whole function (measured: 12% of the call).
-		for _, a := range attrs {
+		for i := range attrs {
 			if inGroup {
-				b = record.AppendGroupAttr(b, a)
+				b = record.AppendGroupAttrOf(b, &attrs[i])
 			} else {
-				b = record.AppendAttr(b, a)
+				b = record.AppendAttrOf(b, &attrs[i])
 			}
 		}
 	}

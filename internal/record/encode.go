@@ -209,10 +209,17 @@ func endLen(b []byte, start int) []byte {
 // is dropped, a group with no attributes is dropped and a group with an
 // empty key is inlined.
 func AppendAttr(b []byte, a slog.Attr) []byte {
+	return appendAttrField(b, fAttrs, &a)
+}
+
+// AppendAttrOf is AppendAttr for the attribute *a. It spares a loop over a
+// slice of attributes the copy of each into a temporary (40 bytes,
+// through the stack) that passing it by value costs.
+func AppendAttrOf(b []byte, a *slog.Attr) []byte {
 	return appendAttrField(b, fAttrs, a)
 }
 
-func appendAttrField(b []byte, field protowire.Number, a slog.Attr) []byte {
+func appendAttrField(b []byte, field protowire.Number, a *slog.Attr) []byte {
 	v := a.Value
 	switch v.Kind() {
 	case slog.KindLogValuer:
@@ -235,8 +242,8 @@ func appendAttrField(b []byte, field protowire.Number, a slog.Attr) []byte {
 			return b
 		}
 		if a.Key == "" {
-			for _, ga := range g {
-				b = appendAttrField(b, field, ga)
+			for i := range g {
+				b = appendAttrField(b, field, &g[i])
 			}
 			return b
 		}
@@ -269,8 +276,9 @@ func appendValue(b []byte, v slog.Value) []byte {
 		b = appendFixed(b, tag(aTime, protowire.Fixed64Type), uint64(v.Time().UnixNano()))
 	case slog.KindGroup:
 		b, start := beginLen(append(b, tag(aGroup, protowire.BytesType)))
-		for _, ga := range v.Group() {
-			b = appendAttrField(b, 1, ga)
+		g := v.Group()
+		for i := range g {
+			b = appendAttrField(b, 1, &g[i])
 		}
 		return endLen(b, start)
 	default: // KindAny
@@ -384,5 +392,11 @@ func CloseGroup(b []byte, m GroupMark) []byte {
 
 // AppendGroupAttr appends a as an attribute of an open group.
 func AppendGroupAttr(b []byte, a slog.Attr) []byte {
+	return appendAttrField(b, 1, &a)
+}
+
+// AppendGroupAttrOf is AppendGroupAttr for the attribute *a (see
+// AppendAttrOf).
+func AppendGroupAttrOf(b []byte, a *slog.Attr) []byte {
 	return appendAttrField(b, 1, a)
 }
