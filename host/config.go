@@ -344,7 +344,7 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 			} else {
 				transportBlocks = append(transportBlocks, pb)
 				cfg.Transports = append(cfg.Transports, TransportConfig{Name: name, Plugin: pb.plugin, SHA256: pb.sha256,
-					Format: pb.format, Config: pb.config, Limits: pb.limits, Allow: pb.allow, Spool: pb.spool})
+					Format: pb.format, Config: pb.config, Limits: pb.limits, Allow: pb.allow, Spool: pb.spool, AckTimeout: pb.ackTimeout})
 			}
 			continue
 		}

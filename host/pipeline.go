@@ -77,6 +77,9 @@ type transportStage struct {
 	q      chan *job
 	nextID uint64 // batch ids handed to the plugin
 	spool  *spool.Spool
+	// ackTimeout: how long batches may be on their way with none
+	// acknowledged before the instance is taken for broken.
+	ackTimeout time.Duration
 }
 
 func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func(int32, string, ...slog.Attr), stopping func() bool) (_ *pipeline, err error) {
@@ -135,7 +138,10 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 		// that deduplicates by id would drop a new batch as a resend): they
 		// start from the clock in nanoseconds and count up by one.
 		ts := &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config,
-			q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano())}
+			q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano()), ackTimeout: t.AckTimeout}
+		if ts.ackTimeout <= 0 {
+			ts.ackTimeout = defaultAckTimeout
+		}
 		if sc := t.Spool; sc != nil {
 			policy := spool.Block
 			if sc.WhenFull == "drop_oldest" {
@@ -445,6 +451,14 @@ const maxInFlight = 32
 // pollWait bounds one logtk_poll call.
 const pollWait = 500 * time.Millisecond
 
+// pollIdle is how long the host waits before polling again a transport
+// whose logtk_poll returned at once with nothing (instead of waiting for
+// acknowledgements as it may): without it the host would spin on a core.
+const pollIdle = 5 * time.Millisecond
+
+// defaultAckTimeout is TransportConfig.AckTimeout's default.
+const defaultAckTimeout = 60 * time.Second
+
 // deliver hands the items to the transport in order and settles each one.
 // A synchronous transport takes one batch at a time; an asynchronous one
 // up to maxInFlight, acknowledged through logtk_poll. Broken instances are
@@ -452,8 +466,13 @@ const pollWait = 500 * time.Millisecond
 // retryable failures are retried with backoff (without end while running,
 // stoppingRetries times once stopping), a batch the plugin refuses is
 // dead-lettered. On a failure every unacknowledged batch is sent again, in
-// order, with its id (the receiver drops what it already has). It returns
-// true if it gave up at shutdown, leaving items unread.
+// order, with its id (the receiver drops what it already has). A
+// transport that acknowledges nothing for t.ackTimeout while batches are
+// on their way is taken for broken (replaced, and its oldest batch set
+// aside after brokenAttempts rounds), so that a plugin that only ever
+// answers "pending" can neither hold the pipeline for ever nor keep the
+// host from stopping. It returns true if it gave up at shutdown, leaving
+// items unread.
 func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan item) (gaveUp bool) {
 	// A synchronous transport is the same loop with a window of one: its
 	// logtk_write either delivers the batch or fails.
@@ -463,10 +482,14 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 		limit = maxInFlight
 	}
 	closed := false
+	// quiet: since when batches have been on their way with none
+	// acknowledged and no failure reported.
+	var quiet time.Time
 	retries, broken := 0, 0
 	delay := 10 * time.Millisecond
 	// retry handles a failure: true to resend the window, false to give up.
 	retry := func(err error) bool {
+		quiet = time.Time{} // a failure is an answer: the window goes again
 		var ce *wasm.CallError
 		if errors.As(err, &ce) && ce.Retryable() {
 			retries++
@@ -558,6 +581,7 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 		if len(window) == 0 {
 			continue
 		}
+		polled := time.Now()
 		ids, err := t.inst.Poll(ctx, pollWait)
 		for err != nil {
 			if !retry(err) {
@@ -565,11 +589,41 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 			}
 			err = send(0)
 			if err == nil && len(window) > 0 {
+				polled = time.Now()
 				ids, err = t.inst.Poll(ctx, pollWait)
 			}
 		}
 		if len(ids) > 0 {
 			retries, broken, delay = 0, 0, 10*time.Millisecond
+			quiet = time.Time{}
+		} else if len(window) > 0 {
+			switch {
+			case quiet.IsZero():
+				quiet = polled
+			case time.Since(quiet) > t.ackTimeout:
+				quiet = time.Time{}
+				err := fmt.Errorf("transport %s acknowledged none of its %d batches on their way for %s (ack_timeout)", t.name, len(window), t.ackTimeout)
+				if p.stopping() || p.closing.Load() {
+					p.log.Error("giving up on unacknowledged batches at shutdown", "transport", t.name, "batches", len(window), "error", err)
+					for _, it := range window {
+						if !it.spooled {
+							p.failed(t, it, err)
+						}
+					}
+					return true
+				}
+				// As a broken instance: replaced, the window sent again.
+				for err != nil {
+					if !retry(err) {
+						return true
+					}
+					err = send(0)
+				}
+				continue
+			}
+			if time.Since(polled) < pollWait/2 {
+				time.Sleep(pollIdle) // it answered at once with nothing
+			}
 		}
 		for _, id := range ids {
 			for i, it := range window {

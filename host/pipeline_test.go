@@ -249,3 +249,67 @@ dead_letter_dir = %q
 		t.Errorf("%d compiled plugins left open after the pipeline closed", n)
 	}
 }
+
+// TestPipelineNeverAckingTransport: an asynchronous transport that takes
+// every batch and acknowledges none neither holds its batches for ever
+// nor keeps the host from stopping. While running, after ack_timeout it
+// is replaced and its batches sent again; after three such rounds the
+// oldest is dead-lettered with the reason. At shutdown the host gives up
+// on what is still unacknowledged after one ack_timeout.
+func TestPipelineNeverAckingTransport(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "dead")
+	cfg := &Config{
+		Formats: []FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../internal/wasm/testdata/hostile")}},
+		Transports: []TransportConfig{{Name: "void", Plugin: plugintest.Build(t, "testdata/neverack"), Format: "plain",
+			AckTimeout: 300 * time.Millisecond}},
+		DeadLetterDir: dead,
+	}
+	logs := &syncBuffer{}
+	p, err := newPipeline(context.Background(), cfg, hclog.New(&hclog.LoggerOptions{Output: logs}), func(int32, string, ...slog.Attr) {}, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := func() []string {
+		files, _ := filepath.Glob(filepath.Join(dead, "*.reason"))
+		var out []string
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			out = append(out, string(b))
+		}
+		return out
+	}
+	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "first", "")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(reasons()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unacknowledged batch was not dead-lettered within 30s; host log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // poll with a deadline for the dead letter
+	}
+	if r := reasons()[0]; !strings.Contains(r, "acknowledged none of its 1 batches") || !strings.Contains(r, "records: 1") {
+		t.Fatalf("dead-letter reason:\n%s", r)
+	}
+	if n := strings.Count(logs.String(), "transport instance failed; replacing it"); n != brokenAttempts {
+		t.Fatalf("the instance was replaced %d times before the batch was set aside, want %d; host log:\n%s", n, brokenAttempts, logs.String())
+	}
+
+	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "second", "")}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the pipeline did not close within 30s with a transport that acknowledges nothing; host log:\n%s", logs.String())
+	}
+	if n := len(reasons()); n != 2 {
+		t.Fatalf("%d dead letters after the shutdown, want 2 (the second batch given up at shutdown); host log:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "giving up on unacknowledged batches at shutdown") {
+		t.Fatalf("the shutdown's give-up was not logged; host log:\n%s", logs.String())
+	}
+}

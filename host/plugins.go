@@ -53,6 +53,14 @@ type TransportConfig struct {
 	// are acknowledged: they survive an unreachable destination and a
 	// restart of the host.
 	Spool *SpoolConfig
+	// AckTimeout bounds how long a transport that has batches on their
+	// way (one that exports logtk_poll) may acknowledge none of them. Past
+	// it the host takes the instance for broken: it replaces it and sends
+	// the batches again, and after three such rounds in a row it
+	// dead-letters the oldest; while the host stops, it gives up at once
+	// (spooled batches stay in the spool). Default 60s. It should exceed
+	// the plugin's own acknowledgement timeout.
+	AckTimeout time.Duration
 }
 
 // SpoolConfig is a transport's spool block.
@@ -70,8 +78,8 @@ type PluginLimits struct {
 	MemoryBytes uint64        // default 64 MiB
 	CallTimeout time.Duration // default 5s
 	// NoCallTimeout ("call_timeout = \"off\"") runs the plugin without the
-	// interruption checks that enforce CallTimeout. They cost 3-4x the
-	// plugin's own time (see the benchmarks); a plugin that loops forever
+	// interruption checks that enforce CallTimeout. They cost 5-19% of the
+	// plugin's own time (see BENCHMARKS.md); a plugin that loops forever
 	// then hangs its stage. Only for plugins you trust.
 	NoCallTimeout bool
 }
@@ -186,6 +194,7 @@ var pluginBlockSchema = &hcl.BodySchema{
 		{Name: "call_timeout"},
 		{Name: "instances"},
 		{Name: "format"},
+		{Name: "ack_timeout"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "allow"}, {Type: "spool"}},
 }
@@ -239,6 +248,7 @@ type pluginBlock struct {
 	format     string
 	formatAttr *hcl.Attribute
 	spool      *SpoolConfig
+	ackTimeout time.Duration
 	config     json.RawMessage
 	allow      Allow
 	module     *wasm.Module
@@ -283,6 +293,18 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 			diags = append(diags, d...)
 		} else if pb.instances < 1 || pb.instances > 64 {
 			errAt(a.Expr.Range(), "Value out of range", "instances must be between 1 and 64.")
+		}
+	}
+	if a, ok := content.Attributes["ack_timeout"]; ok {
+		var s string
+		if kind != "transport" {
+			errAt(a.NameRange, "Unsupported argument", "ack_timeout applies to transport blocks.")
+		} else if str("ack_timeout", &s) != nil {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < time.Second {
+				errAt(a.Expr.Range(), "Invalid duration", fmt.Sprintf("ack_timeout = %q is not a duration of a second or more, such as \"60s\".", s))
+			}
+			pb.ackTimeout = d
 		}
 	}
 	if a, ok := content.Attributes["format"]; ok {

@@ -44,3 +44,14 @@ transport "u" {
   plugin = "console"
   format = "undefined"
 }
+
+format "ackformat" {
+  plugin      = "text"
+  ack_timeout = "60s"
+}
+
+transport "shortack" {
+  plugin      = "console"
+  format      = "text"
+  ack_timeout = "10ms"
+}

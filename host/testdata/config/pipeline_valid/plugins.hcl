@@ -9,8 +9,9 @@ format "text" {
 }
 
 transport "out" {
-  plugin = "file"
-  format = "text"
+  plugin      = "file"
+  format      = "text"
+  ack_timeout = "90s"
   config {
     path      = "logs/app.log"
     max_bytes = 1000
