@@ -217,19 +217,29 @@ func (s *Spool) Remove(id uint64) error {
 }
 
 func (s *Spool) remove(id uint64) error {
-	i, found := slices.BinarySearch(s.ids, id)
-	if !found {
+	if !s.forget(id) {
 		return nil
 	}
-	s.ids = slices.Delete(s.ids, i, i+1)
-	s.bytes -= s.sizes[id]
-	delete(s.sizes, id)
-	s.cond.Broadcast()
 	err := os.Remove(s.path(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	return err
+}
+
+// forget takes id out of the spool's accounting (with s.mu held), leaving
+// its file alone, and wakes a Put waiting for room. It reports whether id
+// was spooled.
+func (s *Spool) forget(id uint64) bool {
+	i, found := slices.BinarySearch(s.ids, id)
+	if !found {
+		return false
+	}
+	s.ids = slices.Delete(s.ids, i, i+1)
+	s.bytes -= s.sizes[id]
+	delete(s.sizes, id)
+	s.cond.Broadcast()
+	return true
 }
 
 // SetAsideSuffix is appended to the file name of a batch SetAside takes
@@ -245,15 +255,10 @@ const SetAsideSuffix = ".unreadable"
 func (s *Spool) SetAside(id uint64) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, found := slices.BinarySearch(s.ids, id)
-	if !found {
+	if !s.forget(id) {
 		return "", fmt.Errorf("batch %d is not spooled", id)
 	}
-	s.ids = slices.Delete(s.ids, i, i+1)
-	s.bytes -= s.sizes[id]
-	delete(s.sizes, id)
 	s.setAside++
-	s.cond.Broadcast()
 	p := s.path(id)
 	if err := os.Rename(p, p+SetAsideSuffix); err != nil {
 		return p, err
