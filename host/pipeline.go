@@ -549,6 +549,17 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 		}
 		return nil
 	}
+	// resend handles err (nil: nothing to do) with retry and sends the
+	// window again until that succeeds; false when retry gives up.
+	resend := func(err error) bool {
+		for err != nil {
+			if !retry(err) {
+				return false
+			}
+			err = send(0)
+		}
+		return true
+	}
 	for !closed || len(window) > 0 {
 		// Take what is ready, up to the limit, and send it.
 		from := len(window)
@@ -571,12 +582,8 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 			}
 			window = append(window, it)
 		}
-		err := send(from)
-		for err != nil {
-			if !retry(err) {
-				return true
-			}
-			err = send(0)
+		if !resend(send(from)) {
+			return true
 		}
 		if len(window) == 0 {
 			continue
@@ -613,11 +620,8 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 					return true
 				}
 				// As a broken instance: replaced, the window sent again.
-				for err != nil {
-					if !retry(err) {
-						return true
-					}
-					err = send(0)
+				if !resend(err) {
+					return true
 				}
 				continue
 			}
