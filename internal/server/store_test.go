@@ -177,6 +177,19 @@ func TestStoreGroupCommit(t *testing.T) {
 	}
 }
 
+// openStore opens a store or fails the test.
+func openStore(t *testing.T, opts StoreOptions) *Store {
+	t.Helper()
+	s, err := OpenStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// injectedEIO is a sync that fails.
+func injectedEIO(*os.File) error { return errors.New("injected EIO") }
+
 // failSyncs makes the store's syncs fail with err until the test ends or
 // the returned func is called.
 func failSyncs(t *testing.T, hook func(f *os.File) error) (restore func()) {
@@ -209,15 +222,12 @@ func readStore(t *testing.T, dir string) (data string, indexLines int) {
 // sender's next connection) any greater id is taken.
 func TestStoreSyncFailure(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(StoreOptions{Dir: dir, Fsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, StoreOptions{Dir: dir, Fsync: true})
 	defer s.Close()
 	if _, err := s.Write("app", "a", "json", 1, batch("a1\n")); err != nil {
 		t.Fatal(err)
 	}
-	restore := failSyncs(t, func(*os.File) error { return errors.New("injected EIO") })
+	restore := failSyncs(t, injectedEIO)
 	ta, _, err := s.Append("app", "a", "json", 2, batch("a2\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +274,7 @@ func TestStoreSyncFailure(t *testing.T) {
 
 	// A sender that gives up on its lost batches goes on, once it
 	// connects again, with greater ids.
-	failSyncs(t, func(*os.File) error { return errors.New("injected EIO") })
+	failSyncs(t, injectedEIO)
 	t4, _, err := s.Append("app", "a", "json", 4, batch("a4\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -287,10 +297,7 @@ func TestStoreSyncFailure(t *testing.T) {
 // (not succeeds on a later sync that no longer has its bytes).
 func TestStoreSyncFailureCoversLaterAppends(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(StoreOptions{Dir: dir, Fsync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, StoreOptions{Dir: dir, Fsync: true})
 	defer s.Close()
 	entered, release := make(chan struct{}), make(chan error)
 	var once sync.Once
@@ -380,10 +387,7 @@ func storedBatches(t *testing.T, dir string) []string {
 func TestStoreRotationRenameFails(t *testing.T) {
 	dir := t.TempDir()
 	opts := StoreOptions{Dir: dir, Fsync: true, MaxBytes: 10}
-	s, err := OpenStore(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, opts)
 	write := func(id uint64) error {
 		_, err := s.Write("app", "h", "logtk.v1.Record", id, batch(fmt.Sprintf("batch-%d", id)))
 		return err
@@ -405,10 +409,7 @@ func TestStoreRotationRenameFails(t *testing.T) {
 		t.Fatalf("stored %q, want %q", got, want)
 	}
 	s.Close()
-	s, err = OpenStore(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openStore(t, opts)
 	defer s.Close()
 	if got := storedBatches(t, dir); fmt.Sprint(got) != fmt.Sprint(want) || s.LastBatch("app", "h") != 4 {
 		t.Fatalf("after a restart: stored %q, LastBatch %d", got, s.LastBatch("app", "h"))
@@ -424,10 +425,7 @@ func TestStoreRotationRenameFails(t *testing.T) {
 func TestStoreRotationHalfDone(t *testing.T) {
 	dir := t.TempDir()
 	opts := StoreOptions{Dir: dir, Fsync: true, MaxBytes: 10}
-	s, err := OpenStore(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, opts)
 	write := func(s *Store, id uint64) error {
 		_, err := s.Write("app", "h", "logtk.v1.Record", id, batch(fmt.Sprintf("batch-%d", id)))
 		return err
@@ -446,10 +444,7 @@ func TestStoreRotationHalfDone(t *testing.T) {
 		}
 	}
 	s.Close()
-	s, err = OpenStore(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openStore(t, opts)
 	defer s.Close()
 	if err := write(s, 2); err == nil || !strings.Contains(err.Error(), live+" is missing") {
 		t.Fatalf("write after a restart = %v; want the missing data file named", err)
