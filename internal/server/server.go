@@ -299,6 +299,13 @@ func (ss *session) run() {
 				ss.reject(wire.CloseMalformed, err.Error())
 				return
 			}
+			if id == 0 {
+				// 0 is WELCOME's last_batch_id for "nothing stored": a
+				// batch 0 would be taken for a duplicate, acknowledged
+				// and never stored.
+				ss.reject(wire.CloseMalformed, "batch id 0 is not allowed: batch ids start at 1 (a last_batch_id of 0 means nothing is stored)")
+				return
+			}
 			if ss.unacked.Add(1) > int64(s.opts.MaxInFlight) {
 				s.Stats.Rejected.Add(1)
 				ss.reject(wire.CloseTooManyInFlight, fmt.Sprintf("more than max_in_flight = %d batches unacknowledged", s.opts.MaxInFlight))

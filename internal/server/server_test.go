@@ -390,3 +390,31 @@ func TestSlowSenderDoesNotStallOthers(t *testing.T) {
 		t.Fatal("a partial frame was stored")
 	}
 }
+
+// TestBatchIDZeroRefused: batch id 0 means "nothing stored" in WELCOME's
+// last_batch_id, so a DATA frame with id 0 could never be stored.
+// Instead of acknowledging it (before: ACK 0, and the batch silently
+// lost) the server closes with 4004 and a reason naming the id; nothing
+// is stored, and the client's next connection starting at 1 is served.
+func TestBatchIDZeroRefused(t *testing.T) {
+	s := start(t, Options{}, nil)
+	c := dial(t, s.addr)
+	c.auth("h", "app", "json")
+	c.write(wire.AppendData(nil, 0, entries.Append(nil, []byte("batch zero\n"))))
+	if reason := c.expectClose(wire.CloseMalformed); !strings.Contains(reason, "batch id 0") {
+		t.Fatalf("CLOSE reason %q does not name batch id 0", reason)
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.dir, "app", "records.log")); len(b) != 0 {
+		t.Fatalf("batch 0 was stored: %q", b)
+	}
+	c = dial(t, s.addr)
+	if w := c.auth("h", "app", "json"); w.LastBatchId != 0 {
+		t.Fatalf("LastBatchId = %d, want 0", w.LastBatchId)
+	}
+	if got := c.sendBatch(1, "batch one\n"); got != 1 {
+		t.Fatalf("ack %d for batch 1", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.dir, "app", "records.log")); string(b) != "batch one\n" {
+		t.Fatalf("stored %q", b)
+	}
+}

@@ -213,8 +213,13 @@ func (s *Store) Write(application, sender, format string, batchID uint64, batch 
 // Append writes a batch unless the sender's batch id shows it is written
 // already (dup), without waiting for a sync. The batch is durable, and may
 // be acknowledged, once Commit of the returned Ticket returns nil (for a
-// dup, once its first copy is durable).
+// dup, once its first copy is durable). Batch ids start at 1: id 0 is
+// refused with an error (it is LastBatch's "nothing stored", so it would
+// be taken for a duplicate and never written).
 func (s *Store) Append(application, sender, format string, batchID uint64, batch []byte) (t Ticket, dup bool, err error) {
+	if batchID == 0 {
+		return Ticket{}, false, fmt.Errorf("batch id 0 of %s/%s: ids start at 1 (0 stands for \"nothing stored\")", application, sender)
+	}
 	af, err := s.file(application, format)
 	if err != nil {
 		return Ticket{}, false, err

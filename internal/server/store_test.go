@@ -467,3 +467,17 @@ func TestStoreRotationHalfDone(t *testing.T) {
 		t.Fatalf("stored %q", got)
 	}
 }
+
+// TestStoreBatchIDZero: the store refuses batch id 0 with an error naming
+// it (0 is the "nothing stored" of LastBatch, so the batch would be taken
+// for a duplicate and never written).
+func TestStoreBatchIDZero(t *testing.T) {
+	s := openStore(t, StoreOptions{Dir: t.TempDir(), Fsync: true})
+	defer s.Close()
+	if _, err := s.Write("app", "h", "json", 0, batch("zero\n")); err == nil || !strings.Contains(err.Error(), "batch id 0") {
+		t.Fatalf("Write of batch 0: err = %v, want one naming batch id 0", err)
+	}
+	if dup, err := s.Write("app", "h", "json", 1, batch("one\n")); dup || err != nil {
+		t.Fatalf("batch 1 after a refused 0: dup=%v err=%v", dup, err)
+	}
+}
