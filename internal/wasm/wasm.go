@@ -29,11 +29,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/wasm/rootfs"
 )
 
 // ABIVersion is the newest plugin ABI version this host speaks; it
@@ -352,11 +355,12 @@ func logAt(l hclog.Logger, level int32, msg string) {
 
 // Instance is one instantiation of a Module. Not safe for concurrent use.
 type Instance struct {
-	net *netState
-	m   *Module
-	mod api.Module
-	abi uint32 // the ABI version the plugin speaks
-	fns map[string]api.Function
+	net  *netState
+	dirs []*rootfs.FS // the granted directories, released at Close
+	m    *Module
+	mod  api.Module
+	abi  uint32 // the ABI version the plugin speaks
+	fns  map[string]api.Function
 	// lastCall and lastFn: the export call looked up last (an instance
 	// makes the same call over and over; the map's string hash was ~7% of
 	// a call).
@@ -414,24 +418,17 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
 	}
 	if len(m.opts.Grants.Dirs) > 0 {
-		fs := wazero.NewFSConfig()
-		for _, d := range m.opts.Grants.Dirs {
-			guest := d.Guest
-			if guest == "" {
-				guest = d.Host
-			}
-			if d.ReadOnly {
-				fs = fs.WithReadOnlyDirMount(d.Host, guest)
-			} else {
-				fs = fs.WithDirMount(d.Host, guest)
-			}
+		fsc, err := inst.mountDirs()
+		if err != nil {
+			return nil, fmt.Errorf("plugin[%s]: instantiate: %w", m.name, err)
 		}
-		mc = mc.WithFSConfig(fs)
+		mc = mc.WithFSConfig(fsc)
 	}
 	ctx2, cancel := context.WithTimeout(ctx, m.opts.Limits.CallTimeout)
 	defer cancel()
 	mod, err := m.rt.InstantiateModule(ctx2, m.cm, mc)
 	if err != nil {
+		inst.closeDirs()
 		return nil, fmt.Errorf("plugin[%s]: instantiate: %w", m.name, err)
 	}
 	inst.mod = mod
@@ -494,7 +491,44 @@ func (i *Instance) Close(ctx context.Context) error {
 	i.net.closeAll()
 	i.stdout.flush()
 	i.stderr.flush()
-	return i.mod.Close(ctx)
+	err := i.mod.Close(ctx)
+	i.closeDirs()
+	return err
+}
+
+// mountDirs opens the granted directories, each confined by rootfs (a
+// plugin's file operations stay beneath the directory whatever its links
+// say), for this instance.
+func (i *Instance) mountDirs() (wazero.FSConfig, error) {
+	fsc := wazero.NewFSConfig().(sysfs.FSConfig)
+	var cfg wazero.FSConfig
+	for _, d := range i.m.opts.Grants.Dirs {
+		guest := d.Guest
+		if guest == "" {
+			guest = d.Host
+		}
+		r, err := rootfs.New(d.Host, rootfs.Options{})
+		if err != nil {
+			i.closeDirs()
+			return nil, fmt.Errorf("granted directory: %w", err)
+		}
+		i.dirs = append(i.dirs, r)
+		var fs experimentalsys.FS = r
+		if d.ReadOnly {
+			fs = &sysfs.ReadFS{FS: r}
+		}
+		cfg = fsc.WithSysFSMount(fs, guest)
+		fsc = cfg.(sysfs.FSConfig)
+	}
+	return cfg, nil
+}
+
+// closeDirs releases the granted directories.
+func (i *Instance) closeDirs() {
+	for _, d := range i.dirs {
+		d.Close()
+	}
+	i.dirs = nil
 }
 
 // Broken reports whether a call left the instance unusable.

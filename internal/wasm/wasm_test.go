@@ -3,10 +3,13 @@ package wasm_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -456,4 +459,215 @@ func BenchmarkInstrumentBudget(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestSandboxLinks: a plugin granted a directory reaches nothing outside
+// it, whatever links are in it or it makes (issue 14: it read the host's
+// /etc/passwd through a link it made, and wrote, moved, made and removed
+// files outside through links already there). Every route is tried by a
+// Wasm plugin through WASI, as a hostile one would.
+func TestSandboxLinks(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	g := filepath.Join(base, "granted")
+	out := filepath.Join(base, "outside")
+	for _, d := range []string{g, out} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(out, "secret"), []byte("s3cret"), 0o644))
+	must(os.WriteFile(filepath.Join(out, "victim"), []byte("v"), 0o644))
+	must(os.WriteFile(filepath.Join(g, "data"), []byte("inside"), 0o644))
+	// Links an operator, another program or an earlier run left there.
+	must(os.Symlink(filepath.Join(out, "secret"), filepath.Join(g, "abs")))
+	must(os.Symlink("../outside/secret", filepath.Join(g, "rel")))
+	must(os.Symlink("../outside", filepath.Join(g, "outdir")))
+	must(os.Symlink("data", filepath.Join(g, "down")))
+	must(os.Symlink(".", filepath.Join(g, "self")))
+
+	m := load(t, "testdata/fsprobe", Options{Grants: Grants{Dirs: []Dir{{Host: g}}}})
+	type op struct {
+		args []string
+		ok   bool   // whether the op must succeed
+		want string // its result, when it succeeds
+	}
+	G := func(p string) string { return g + "/" + p }
+	ops := []op{
+		// Reading out through links already there.
+		{[]string{"read", G("abs")}, false, ""},
+		{[]string{"read", G("rel")}, false, ""},
+		{[]string{"read", G("outdir/secret")}, false, ""},
+		{[]string{"read", G("self/rel")}, false, ""},
+		{[]string{"stat", G("outdir/secret")}, false, ""},
+		{[]string{"list", G("outdir")}, false, ""},
+		{[]string{"read", g + "/../outside/secret"}, false, ""},
+		// Writing, moving, making and removing out through them.
+		{[]string{"append", G("rel"), "x"}, false, ""},
+		{[]string{"write", G("abs"), "x"}, false, ""},
+		{[]string{"write", G("outdir/new"), "x"}, false, ""},
+		{[]string{"rename", G("data"), G("outdir/moved")}, false, ""},
+		{[]string{"mkdir", G("outdir/newdir")}, false, ""},
+		{[]string{"remove", G("outdir/victim")}, false, ""},
+		// Links the plugin makes: pointing out, refused; pointing down, kept.
+		{[]string{"symlink", "../../../etc/passwd", G("x")}, false, ""},
+		{[]string{"read", G("x")}, false, ""},
+		{[]string{"symlink", "/etc/passwd", G("y")}, false, ""},
+		{[]string{"symlink", "../outside/secret", G("self/z")}, false, ""},
+		{[]string{"symlink", "sub/../../outside/secret", G("w")}, false, ""},
+		{[]string{"link", G("rel"), G("hard")}, true, ""}, // a hard link to the link itself...
+		{[]string{"read", G("hard")}, false, ""},          // ...which leads nowhere either
+		{[]string{"link", G("outdir/secret"), G("hard2")}, false, ""},
+		// What a transport needs still works, links beneath included.
+		{[]string{"read", G("down")}, true, "inside"},
+		{[]string{"read", G("self/data")}, true, "inside"},
+		{[]string{"readlink", G("rel")}, true, "../outside/secret"},
+		{[]string{"symlink", "data", G("down2")}, true, ""},
+		{[]string{"read", G("down2")}, true, "inside"},
+		{[]string{"mkdir", G("sub")}, true, ""},
+		{[]string{"write", G("sub/f"), "made"}, true, ""},
+		{[]string{"append", G("sub/f"), "+more"}, true, ""},
+		{[]string{"rename", G("sub/f"), G("f")}, true, ""},
+		{[]string{"read", G("f")}, true, "made+more"},
+		{[]string{"list", G("sub")}, true, ""},
+		{[]string{"remove", G("sub")}, true, ""},
+		{[]string{"link", G("f"), G("f2")}, true, ""},
+		{[]string{"stat", G("f2")}, true, "9"},
+	}
+	var script [][]string
+	for _, o := range ops {
+		script = append(script, o.args)
+	}
+	cfg, _ := json.Marshal(map[string]any{"ops": script})
+	inst, err := m.NewInstance(ctx)
+	must(err)
+	defer inst.Close(ctx)
+	must(inst.Configure(ctx, cfg))
+	_, err = inst.Write(ctx, 1, entries.Append(nil, []byte("x\n")))
+	var report string
+	if err != nil {
+		report = err.Error()
+	}
+	i := strings.Index(report, "ok ")
+	if j := strings.Index(report, "err "); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
+	if i < 0 {
+		t.Fatalf("no report: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(report[i:], "\n"), "\n")
+	if len(lines) != len(ops) {
+		t.Fatalf("%d ops, %d report lines:\n%s", len(ops), len(lines), report)
+	}
+	for k, o := range ops {
+		got := lines[k]
+		switch {
+		case o.ok && !strings.HasPrefix(got, "ok "):
+			t.Errorf("%v: refused: %s", o.args, got)
+		case o.ok && o.want != "" && got != "ok "+o.want:
+			t.Errorf("%v: got %q, want %q", o.args, got, "ok "+o.want)
+		case !o.ok && !strings.HasPrefix(got, "err "):
+			t.Errorf("%v: allowed (a sandbox escape): %s", o.args, got)
+		}
+	}
+
+	// Nothing outside changed.
+	if b, _ := os.ReadFile(filepath.Join(out, "secret")); string(b) != "s3cret" {
+		t.Errorf("outside/secret holds %q", b)
+	}
+	es, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "secret,victim" {
+		t.Errorf("outside holds %v, want secret,victim", names)
+	}
+	for _, n := range []string{"x", "y", "w"} {
+		if _, err := os.Lstat(G(n)); err == nil {
+			t.Errorf("the refused link %s exists", n)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(g, "z")); err == nil {
+		t.Error("the refused link z exists")
+	}
+	// What the plugin made, a log shipper running as another user can read.
+	fi, err := os.Stat(G("f"))
+	must(err)
+	if want := os.FileMode(0o644) &^ umask(t); fi.Mode().Perm() != want {
+		t.Errorf("a created file has mode %v, want %v", fi.Mode().Perm(), want)
+	}
+}
+
+// TestSandboxOpenFiles: an instance cannot hold more than its share of the
+// host's file descriptors, and what it held is given back when it closes.
+func TestSandboxOpenFiles(t *testing.T) {
+	ctx := context.Background()
+	g := t.TempDir()
+	m := load(t, "testdata/fsprobe", Options{Grants: Grants{Dirs: []Dir{{Host: g}}}})
+	run := func(inst *Instance, ops ...[]string) string {
+		t.Helper()
+		cfg, _ := json.Marshal(map[string]any{"ops": ops})
+		if err := inst.Configure(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		_, err := inst.Write(ctx, 1, entries.Append(nil, []byte("x\n")))
+		if err == nil {
+			t.Fatal("no report")
+		}
+		return err.Error()
+	}
+	fds := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(es)
+	}
+	before := fds()
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := run(inst, []string{"hold", g})
+	// The preopened directory counts as one of the instance's files.
+	if !strings.Contains(rep, fmt.Sprintf("err open %s/%d:", g, RootfsMaxOpen-1)) {
+		t.Fatalf("holding files: %s", rep)
+	}
+	if n := fds() - before; n > RootfsMaxOpen+8 {
+		t.Errorf("the instance holds %d descriptors", n)
+	}
+	rep = run(inst, []string{"release"}, []string{"hold", g})
+	if !strings.Contains(rep, fmt.Sprintf("/%d:", RootfsMaxOpen-1)) {
+		t.Fatalf("after release, holding again: %s", rep)
+	}
+	inst.Close(ctx)
+	if n := fds() - before; n > 4 {
+		t.Errorf("%d descriptors left after the instance closed", n)
+	}
+}
+
+// umask reads the process's file mode creation mask without changing it.
+func umask(t *testing.T) os.FileMode {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return os.FileMode(m)
+		}
+	}
+	t.Fatal("no Umask in /proc/self/status")
+	return 0
 }
