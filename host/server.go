@@ -21,6 +21,7 @@ import (
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
+	"github.com/logtk/logtk/internal/wire"
 )
 
 // ServerConfig is a server block: logtk-host as a log server receiving
@@ -107,15 +108,21 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 			Detail: "A server needs tokens = [...] or token_file: without one it would refuse every client.", Subject: blk.DefRange.Ptr()})
 	}
 	for _, t := range sc.Tokens {
-		if len(t) < 16 {
-			rng := blk.DefRange
-			if tokensAttr != nil {
-				rng = tokensAttr.Expr.Range()
-			}
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Token too short",
-				Detail: "Tokens must be at least 16 characters.", Subject: rng.Ptr()})
-			break
+		var summary, detail string
+		switch {
+		case len(t) < 16:
+			summary, detail = "Token too short", "Tokens must be at least 16 characters."
+		case len(t) > wire.MaxTokenBytes:
+			summary, detail = "Token too long", fmt.Sprintf("Tokens must be at most %d bytes: a client's AUTH frame is limited to %d bytes (docs/wire-protocol.md).", wire.MaxTokenBytes, wire.MaxAuthBytes)
+		default:
+			continue
 		}
+		rng := blk.DefRange
+		if tokensAttr != nil {
+			rng = tokensAttr.Expr.Range()
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
+		break
 	}
 	if a := get("fsync", &sc.Fsync); a != nil && sc.Fsync != "batch" && sc.Fsync != "none" {
 		errAt(a, "Invalid fsync", fmt.Sprintf("fsync = %q; use \"batch\" or \"none\".", sc.Fsync))

@@ -56,3 +56,17 @@ func TestServerStages(t *testing.T) {
 		t.Fatalf("the malformed record was not reported; server log:\n%s", l)
 	}
 }
+
+// TestServerConfigTokenTooLong: a token that could not fit in a client's
+// AUTH frame (wire.MaxTokenBytes) is a configuration error at its
+// position, not a server that refuses that client for ever.
+func TestServerConfigTokenTooLong(t *testing.T) {
+	src := fmt.Sprintf("server {\n  listen = \"127.0.0.1:0\"\n  dir    = \"received\"\n  tokens = [%q]\n}\n", strings.Repeat("t", wire.MaxTokenBytes+1))
+	_, err := ParseConfig([]byte(src), "server.hcl")
+	if err == nil {
+		t.Fatal("a token longer than wire.MaxTokenBytes was accepted")
+	}
+	if got := FormatDiagnostics(err); !strings.HasPrefix(got, "server.hcl:4:12: error: Token too long;") {
+		t.Fatalf("diagnostics:\n%s", got)
+	}
+}

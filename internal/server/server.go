@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -134,7 +135,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		ss := &session{s: s, c: c, done: make(chan struct{}), w: bufio.NewWriterSize(c, 16<<10)}
+		ss := &session{s: s, c: c, done: make(chan struct{})}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -190,7 +191,10 @@ type session struct {
 	c    net.Conn
 	done chan struct{}
 
-	wmu      sync.Mutex
+	wmu sync.Mutex
+	// w buffers what the session sends once authenticated (nil before:
+	// an unauthenticated peer gets no buffers, and its CLOSE is written
+	// straight to c).
 	w        *bufio.Writer
 	lastSend atomic.Int64
 	closeMu  sync.Mutex
@@ -221,26 +225,12 @@ func (ss *session) run() {
 		s.wg.Done()
 	}()
 	ss.log = s.log.With("remote", ss.c.RemoteAddr().String())
-	r := ipc.NewReader(ss.c, s.opts.MaxFrameBytes)
-	r.RefuseOversized()
 
 	// Authentication: a complete AUTH frame within AuthTimeout.
 	ss.c.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
-	t, p, err := r.Next()
-	if err != nil {
+	auth := ss.readAuth()
+	if auth == nil {
 		s.Stats.Rejected.Add(1)
-		ss.fail(err, "before authenticating")
-		return
-	}
-	if t != wire.TypeAuth {
-		s.Stats.Rejected.Add(1)
-		ss.reject(wire.CloseAuthFailed, fmt.Sprintf("first frame is %s, not AUTH", t))
-		return
-	}
-	var auth logtkv1.Auth
-	if err := proto.Unmarshal(p, &auth); err != nil {
-		s.Stats.Rejected.Add(1)
-		ss.reject(wire.CloseMalformed, "AUTH does not decode: "+err.Error())
 		return
 	}
 	if !s.tokenOK(auth.Token) {
@@ -263,6 +253,12 @@ func (ss *session) run() {
 	if !ss.takeOver() {
 		return
 	}
+	// Authenticated: the session gets its buffers.
+	ss.wmu.Lock()
+	ss.w = bufio.NewWriterSize(ss.c, 16<<10)
+	ss.wmu.Unlock()
+	r := ipc.NewReader(ss.c, s.opts.MaxFrameBytes)
+	r.RefuseOversized()
 	welcome, _ := proto.Marshal(&logtkv1.ServerWelcome{
 		ProtocolVersion: wire.ProtocolVersion,
 		MaxFrameBytes:   uint32(s.opts.MaxFrameBytes),
@@ -355,6 +351,60 @@ func (ss *session) run() {
 			return
 		}
 	}
+}
+
+// readAuth reads the first frame, which must be an AUTH, straight from the
+// connection: nothing is buffered but the frame itself, and a frame that
+// declares more than wire.MaxAuthBytes (or max_frame_bytes, if smaller) is
+// refused with 4003 from its length prefix, before any more is read. So a
+// peer that has not authenticated holds at most that much of the server's
+// memory, and only while it is connected. It returns nil once the session
+// is refused (or the peer has gone).
+func (ss *session) readAuth() *logtkv1.Auth {
+	limit := min(wire.MaxAuthBytes, ss.s.opts.MaxFrameBytes)
+	var hdr [4]byte
+	if err := readFirstFrame(ss.c, hdr[:], false); err != nil {
+		ss.fail(err, "before authenticating")
+		return nil
+	}
+	switch length := binary.LittleEndian.Uint32(hdr[:]); {
+	case length == 0:
+		ss.reject(wire.CloseMalformed, "zero-length frame (a frame has at least its type byte)")
+		return nil
+	case int64(length)-1 > int64(limit):
+		ss.reject(wire.CloseFrameTooLarge, fmt.Sprintf("the first frame declares a %d-byte payload; before authentication an AUTH of at most %d bytes is read", length-1, limit))
+		return nil
+	}
+	frame := make([]byte, binary.LittleEndian.Uint32(hdr[:])) // type and payload
+	if err := readFirstFrame(ss.c, frame[:1], true); err != nil {
+		ss.fail(err, "before authenticating")
+		return nil
+	}
+	if t := ipc.Type(frame[0]); t != wire.TypeAuth {
+		ss.reject(wire.CloseAuthFailed, fmt.Sprintf("first frame is %s, not AUTH", t))
+		return nil
+	}
+	if err := readFirstFrame(ss.c, frame[1:], true); err != nil {
+		ss.fail(err, "before authenticating")
+		return nil
+	}
+	auth := new(logtkv1.Auth)
+	if err := proto.Unmarshal(frame[1:], auth); err != nil {
+		ss.reject(wire.CloseMalformed, "AUTH does not decode: "+err.Error())
+		return nil
+	}
+	return auth
+}
+
+// readFirstFrame reads len(b) bytes of the first frame; a stream that ends
+// inside the frame (started: some of it was read before) is reported as
+// ipc.ErrTruncated.
+func readFirstFrame(c net.Conn, b []byte, started bool) error {
+	_, err := io.ReadFull(c, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) || started && errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: the connection ended inside its first frame", ipc.ErrTruncated)
+	}
+	return err
 }
 
 // maxPendingAcks bounds the batches a session stores ahead of their sync
@@ -500,8 +550,12 @@ func (ss *session) shutdown(code uint32, reason string) {
 	ss.closed = true
 	ss.wmu.Lock()
 	ss.c.SetWriteDeadline(time.Now().Add(time.Second))
-	ss.w.Write(closeFrame(code, reason))
-	ss.w.Flush()
+	if ss.w != nil {
+		ss.w.Write(closeFrame(code, reason))
+		ss.w.Flush()
+	} else {
+		ss.c.Write(closeFrame(code, reason))
+	}
 	ss.wmu.Unlock()
 	// Unblock the reader; the session goroutine closes the connection.
 	ss.c.SetReadDeadline(time.Now())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/entries"
@@ -416,5 +418,50 @@ func TestBatchIDZeroRefused(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(s.dir, "app", "records.log")); string(b) != "batch one\n" {
 		t.Fatalf("stored %q", b)
+	}
+}
+
+// TestAuthFrameLimit: before authenticating, a peer can make the server
+// read at most wire.MaxAuthBytes. An AUTH declaring more is refused with
+// 4003 from its length prefix alone (the test sends no body; before, the
+// server took the frame's 4 MiB limit, allocated the declared size and
+// waited for the body until the auth timeout). An AUTH of exactly the
+// limit is read, and an AUTH with every field at its largest fits.
+func TestAuthFrameLimit(t *testing.T) {
+	long := bytes.Repeat([]byte("t"), wire.MaxTokenBytes)
+	s := start(t, Options{AuthTimeout: time.Minute, Tokens: [][]byte{token, long}}, nil)
+	for _, payload := range []uint32{wire.MaxAuthBytes + 1, 4 << 20, 1<<32 - 2} {
+		c := dial(t, s.addr)
+		c.c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.write(binary.LittleEndian.AppendUint32(nil, payload+1)) // the length prefix only
+		if reason := c.expectClose(wire.CloseFrameTooLarge); !strings.Contains(reason, fmt.Sprint(wire.MaxAuthBytes)) {
+			t.Errorf("%d-byte AUTH: reason %q does not give the limit", payload, reason)
+		}
+		if _, _, err := c.r.Next(); err == nil {
+			t.Errorf("%d-byte AUTH: connection still open after CLOSE", payload)
+		}
+	}
+
+	// Exactly the limit is read: refused for its token, not its size.
+	p, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: []byte("guess"), Sender: "h", Application: "app"})
+	p = protowire.AppendTag(p, 99, protowire.BytesType) // an unknown field fills it up
+	p = protowire.AppendBytes(p, make([]byte, wire.MaxAuthBytes-len(p)-2))
+	if len(p) != wire.MaxAuthBytes {
+		t.Fatalf("test AUTH is %d bytes, want %d", len(p), wire.MaxAuthBytes)
+	}
+	c := dial(t, s.addr)
+	c.c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	c.expectClose(wire.CloseAuthFailed)
+
+	// The largest legitimate AUTH fits.
+	name := strings.Repeat("n", 128)
+	p, _ = proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: long, Sender: name, Application: name,
+		Format: "logtk.v1.Record", Hostname: strings.Repeat("h", 253)})
+	c = dial(t, s.addr)
+	c.c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	if ty, _, err := c.next(); err != nil || ty != wire.TypeWelcome {
+		t.Fatalf("%d-byte AUTH with every field at its largest: got %s %v, want WELCOME", len(p), ty, err)
 	}
 }

@@ -53,6 +53,18 @@ const (
 	DefaultHeartbeat     = 5000 // milliseconds
 )
 
+// Limits on AUTH, the one frame a server reads from a peer it does not
+// know yet. MaxAuthBytes bounds its payload: a server refuses a larger
+// AUTH (CLOSE 4003) from its length prefix, before reading it, so an
+// unauthenticated peer holds at most this much of the server's memory.
+// It leaves room for every field at its largest: a token of MaxTokenBytes,
+// sender and application of 128 characters, a 253-character host name and
+// a format name, 1564 bytes with the protobuf tags and lengths.
+const (
+	MaxAuthBytes  = 4096
+	MaxTokenBytes = 1024
+)
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // ValidName reports whether s may be a sender or application name: it
