@@ -111,6 +111,40 @@ type Host struct {
 	selfSeq     uint64
 	queueShut   bool
 	selfDropped int
+
+	logged atomic.Int64 // records the Output never took, only in the host log
+}
+
+// Undelivered counts the records a Host did not deliver to its
+// transports. Each is also in the host log with the reason.
+type Undelivered struct {
+	// DeadLettered records were written to the dead-letter directory,
+	// each batch beside a .reason file.
+	DeadLettered int64
+	// Logged records reached only the host's own log, as text (the
+	// dead-letter directory could not be written either, or the Output
+	// still failed at shutdown).
+	Logged int64
+	// DroppedBatches were dropped by a spool under when_full =
+	// "drop_oldest".
+	DroppedBatches int64
+}
+
+// Any reports whether anything was not delivered.
+func (u Undelivered) Any() bool {
+	return u.DeadLettered > 0 || u.Logged > 0 || u.DroppedBatches > 0
+}
+
+// Undelivered returns what the host has not delivered so far. After Stop
+// (or Done) it is final.
+func (h *Host) Undelivered() Undelivered {
+	u := Undelivered{Logged: h.logged.Load()}
+	if p, ok := h.opts.Output.(*pipeline); ok {
+		u.DeadLettered = p.lost.deadLettered.Load()
+		u.Logged += p.lost.logged.Load()
+		u.DroppedBatches = p.lost.droppedBatches.Load()
+	}
+	return u
 }
 
 // New checks cfg and returns a Host ready to Start.
@@ -313,6 +347,7 @@ func (h *Host) writeBatch(out Output, batch [][]byte) {
 		h.log.Error("output failed; retrying", "attempt", attempt, "records", len(batch), "error", err)
 		if h.isStopping() && attempt >= 5 {
 			h.log.Error("output still failing at shutdown; writing the batch to the host log", "records", len(batch))
+			h.logged.Add(int64(len(batch)))
 			for _, r := range batch {
 				h.log.Error("undelivered record", "record", string(renderText(r)))
 			}

@@ -52,6 +52,14 @@ type pipeline struct {
 	closing  atomic.Bool
 	modules  *moduleSet     // where the plugins were loaded
 	loaded   []*wasm.Module // released when the pipeline closes
+	lost     undelivered
+}
+
+// undelivered counts what the pipeline did not deliver.
+type undelivered struct {
+	deadLettered   atomic.Int64 // records written to the dead-letter directory
+	logged         atomic.Int64 // records only in the host log, as text
+	droppedBatches atomic.Int64 // batches a spool dropped under when_full = "drop_oldest"
 }
 
 type job struct {
@@ -121,6 +129,12 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 		if _, ok := p.formats[t.Format]; !ok {
 			return nil, fmt.Errorf("transport %q: no format %q", t.Name, t.Format)
 		}
+		// Before the module: its instances open the directories.
+		for _, d := range t.Allow.Directories {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("transport %q: granted directory: %w", t.Name, err)
+			}
+		}
 		mod, err := cfg.modules.load(ctx, t.Plugin, t.SHA256, t.Limits, t.Allow, "transport "+t.Name)
 		if err != nil {
 			return nil, err
@@ -128,11 +142,6 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 		p.loaded = append(p.loaded, mod)
 		if mod.Info().Kind != "transport" {
 			return nil, fmt.Errorf("transport %q: %s is a %s plugin", t.Name, t.Plugin, mod.Info().Kind)
-		}
-		for _, d := range t.Allow.Directories {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return nil, fmt.Errorf("transport %q: granted directory: %w", t.Name, err)
-			}
 		}
 		// Batch ids must never repeat across runs of the host (a receiver
 		// that deduplicates by id would drop a new batch as a resend): they
@@ -153,14 +162,18 @@ func newPipeline(ctx context.Context, cfg *Config, log hclog.Logger, report func
 					slog.String("transport", name), slog.Int64("batches", n), slog.Int64("bytes", bytes),
 					slog.Uint64("first_batch", first), slog.Uint64("last_batch", last), slog.Int64("dropped_total", total))
 			}}
-			sp, err := spool.Open(sc.Dir, sc.MaxBytes, policy, func(d spool.Dropped) {
-				// Called with the spool locked: log and count without
-				// waiting. Each drop is in the host log; the records
-				// reporting them are gathered (one per second at most), so
-				// that under a long overload they do not crowd the records
-				// they report on out of the spool.
-				log.Error("spool full: dropped the oldest batch", "transport", name, "batch", d.ID, "bytes", d.Bytes)
-				drops.add(d)
+			sp, err := spool.Open(sc.Dir, spool.Options{MaxBytes: sc.MaxBytes, Policy: policy,
+				OnDrop: func(d spool.Dropped) {
+					// Called with the spool locked: log and count without
+					// waiting. Each drop is in the host log; the records
+					// reporting them are gathered (one per second at most), so
+					// that under a long overload they do not crowd the records
+					// they report on out of the spool.
+					log.Error("spool full: dropped the oldest batch", "transport", name, "batch", d.ID, "bytes", d.Bytes)
+					p.lost.droppedBatches.Add(1)
+					drops.add(d)
+				},
+				OnWriteError: spoolTrouble(name, sc.Dir, log, report),
 			})
 			if err != nil {
 				return nil, fmt.Errorf("transport %q: spool: %w", t.Name, err)
@@ -691,6 +704,7 @@ func (p *pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 		err = writeFileSync(base+".reason", []byte(reason))
 	}
 	if err != nil {
+		p.lost.logged.Add(int64(j.count))
 		p.log.Error("dead-lettering failed; records follow in this log", "stage", stage, "error", err)
 		entries.Each(j.batch, func(e []byte) {
 			if count < 0 {
@@ -701,6 +715,7 @@ func (p *pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 		})
 		return err
 	}
+	p.lost.deadLettered.Add(int64(j.count))
 	p.log.Error("plugin failed; batch dead-lettered", "stage", stage, "records", j.count, "file", base+".batch", "error", cause)
 	if count >= 0 && onlyReports(j.batch) {
 		return nil // a report about a report would loop while the plugin stays broken
@@ -733,6 +748,28 @@ func onlyReports(batch []byte) bool {
 		all = all && string(v.Logger) == reportLogger
 	})
 	return all
+}
+
+// spoolTrouble reports a spool whose disk refuses batches: once when it
+// starts (and every minute while it lasts, in the host log), once when it
+// ends. Meanwhile the transport's intake waits, and with it the workers.
+func spoolTrouble(name, dir string, log hclog.Logger, report func(int32, string, ...slog.Attr)) func(int, error) {
+	var since time.Time
+	return func(attempt int, err error) {
+		switch {
+		case err == nil:
+			log.Info("the spool takes batches again", "transport", name, "dir", dir, "attempts", attempt, "after", time.Since(since).Round(time.Millisecond))
+			report(record.LevelWarn, fmt.Sprintf("transport %s: the spool in %s takes batches again after %s; records were held, none lost", name, dir, time.Since(since).Round(time.Millisecond)),
+				slog.String("transport", name), slog.String("dir", dir))
+		case attempt == 1:
+			since = time.Now()
+			log.Error("the spool cannot write a batch; holding records until it can", "transport", name, "dir", dir, "error", err)
+			report(record.LevelError, fmt.Sprintf("transport %s: the spool in %s cannot write a batch (%v); records are held, and the workers slowed, until it can", name, dir, err),
+				slog.String("transport", name), slog.String("dir", dir), slog.String("error", err.Error()))
+		case attempt%60 == 0:
+			log.Error("the spool still cannot write a batch", "transport", name, "dir", dir, "attempts", attempt, "for", time.Since(since).Round(time.Second), "error", err)
+		}
+	}
 }
 
 // dropReport gathers a spool's drops into at most one report per

@@ -69,7 +69,8 @@ type SpoolConfig struct {
 	MaxBytes int64 // default 1 GiB
 	// WhenFull: "block" (default) holds the pipeline, and so the workers,
 	// until there is room; "drop_oldest" deletes the oldest batches, each
-	// drop counted and logged.
+	// drop counted and logged. A disk that refuses a batch (ENOSPC, a
+	// quota, EIO) is waited for as under "block", whatever WhenFull says.
 	WhenFull string
 }
 

@@ -119,8 +119,7 @@ func runHost(cfg *host.Config, stderr io.Writer) int {
 	}
 	select {
 	case <-h.Done():
-		summary(cfg, stderr)
-		return 0
+		return summary(cfg, h, stderr)
 	case s := <-sigs:
 		logger.Info("stopping: signal received; a second signal kills the workers at once", "signal", s)
 	}
@@ -144,15 +143,24 @@ func runHost(cfg *host.Config, stderr io.Writer) int {
 		logger.Error("stopped with an error", "error", err)
 		return 1
 	}
-	summary(cfg, stderr)
-	return 0
+	return summary(cfg, h, stderr)
 }
 
-// summary tells the user where the records went.
-func summary(cfg *host.Config, w io.Writer) {
+// exitUndelivered is run's status when records were not delivered.
+const exitUndelivered = 3
+
+// summary tells the user where the records went, and returns run's exit
+// status: exitUndelivered if any record was not delivered.
+func summary(cfg *host.Config, h *host.Host, w io.Writer) int {
+	status := 0
+	if u := h.Undelivered(); u.Any() {
+		status = exitUndelivered
+		fmt.Fprintf(w, "logtk-host: NOT DELIVERED: %d records dead-lettered, %d records only in this log, %d batches dropped from a full spool (exit status %d)\n",
+			u.DeadLettered, u.Logged, u.DroppedBatches, exitUndelivered)
+	}
 	if len(cfg.Transports) == 0 {
 		fmt.Fprintln(w, "logtk-host: all workers have ended; records were written to stdout")
-		return
+		return status
 	}
 	fmt.Fprintln(w, "logtk-host: all workers have ended; records were written by:")
 	for _, t := range cfg.Transports {
@@ -176,6 +184,7 @@ func summary(cfg *host.Config, w io.Writer) {
 			fmt.Fprintf(w, "  and %d files in the dead-letter directory %s (see the .reason files)\n", len(entries), cfg.DeadLetterDir)
 		}
 	}
+	return status
 }
 
 func serve(cfg *host.Config, stderr io.Writer) int {

@@ -30,6 +30,9 @@ func init() {
 		os.Exit(run([]string{"run", "-config", os.Getenv("LOGTK_TEST_CONFIG")}, os.Stdout, os.Stderr))
 	case "serve":
 		os.Exit(run([]string{"serve", "-config", os.Getenv("LOGTK_TEST_CONFIG")}, os.Stdout, os.Stderr))
+	case "say": // logs LOGTK_TEST_SAY once and exits
+		sdk.New(sdk.Options{Name: "w"}).Info(os.Getenv("LOGTK_TEST_SAY"))
+		os.Exit(0)
 	case "worker":
 		log := sdk.New(sdk.Options{Name: "w"})
 		sigs := make(chan os.Signal, 1)
@@ -308,5 +311,53 @@ func TestServe(t *testing.T) {
 	}
 	if len(out.matching(regexp.MustCompile(`log server stopped: batches=1 records=1`))) != 1 {
 		t.Errorf("no stop summary:\n%s", out)
+	}
+}
+
+// TestExitUndelivered: run's exit status is not 0 when a record was not
+// delivered (here dead-lettered by a format that fails on it), and the
+// summary says so (issue 14: the host exited 0 after giving records up).
+func TestExitUndelivered(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "plugins.hcl")
+	hostile := plugintest.Build(t, "../../internal/wasm/testdata/hostile")
+	for _, tc := range []struct {
+		say  string
+		code int
+	}{{"fine", 0}, {"error", exitUndelivered}} {
+		os.WriteFile(cfgPath, fmt.Appendf(nil, `
+worker "w" {
+  command = %q
+  restart = "never"
+  env     = { LOGTK_TEST_ROLE = "say", LOGTK_TEST_SAY = %q }
+}
+format "hostile" { plugin = %q }
+transport "out" {
+  plugin = "console"
+  format = "hostile"
+  allow { stdout = true }
+}
+`, os.Args[0], tc.say, hostile), 0o644)
+		cmd, out, readDone := startSelf(t, "host", cfgPath)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			<-readDone
+			if code != tc.code {
+				t.Errorf("saying %q: exit status %d, want %d:\n%s", tc.say, code, tc.code, out)
+			}
+			if undelivered := len(out.matching(regexp.MustCompile(`NOT DELIVERED: 1 records dead-lettered`))) > 0; undelivered != (tc.code != 0) {
+				t.Errorf("saying %q: the summary:\n%s", tc.say, out)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("host did not exit:\n%s", out)
+		}
 	}
 }

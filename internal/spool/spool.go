@@ -2,6 +2,14 @@
 // wait in it, oldest first, until the transport acknowledges them, and
 // survive a restart of the host. It is bounded in bytes; when full it
 // either blocks the producer or drops the oldest batch, counting every drop.
+//
+// A disk that refuses a batch (full, over quota, failing) is waited for as
+// a full spool is under Block, whatever the policy: Put tries the batch
+// again, with backoff, until it is written, so that nothing is lost to
+// a disk that was full for a while; the consumer goes on sending and
+// removing what is spooled, which may be what makes the room. Only a
+// spool that was Unbound (its host is stopping) gives up, after a few
+// attempts, and returns the error.
 package spool
 
 import (
@@ -13,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Policy says what Put does when the spool is full.
@@ -31,13 +40,41 @@ type Dropped struct {
 	Bytes int64
 }
 
+// Options configure Open.
+type Options struct {
+	// MaxBytes bounds the bytes spooled (a batch larger than the bound is
+	// still taken into an empty spool).
+	MaxBytes int64
+	// Policy says what Put does when the spool is full. Default Block.
+	Policy Policy
+	// OnDrop is called for every batch DropOldest removes, with the spool
+	// locked: it must not call the spool.
+	OnDrop func(Dropped)
+	// OnWriteError is told when Put could not write a batch and will try
+	// again (err, with the attempt's number, 1 for the first), and when a
+	// batch that failed was written at last (nil). It is called from Put.
+	OnWriteError func(attempt int, err error)
+}
+
+// Backoff between attempts to write a batch the disk refused, and how
+// many attempts an Unbound spool makes before it gives up.
+const (
+	retryFirst      = 50 * time.Millisecond
+	retryMax        = time.Second
+	unboundAttempts = 3
+)
+
 // Spool is safe for concurrent use by one producer and one consumer.
 type Spool struct {
 	dir    string
 	max    int64
 	policy Policy
 	onDrop func(Dropped)
-	mu     sync.Mutex
+	onErr  func(int, error)
+	// write stores b durably at path (tests inject failures).
+	write   func(path string, b []byte) error
+	unbound bool
+	mu      sync.Mutex
 	cond   *sync.Cond
 	ids    []uint64         // spooled, ascending
 	sizes  map[uint64]int64 // bytes per id
@@ -50,13 +87,13 @@ type Spool struct {
 }
 
 // Open opens (or creates) the spool in dir and loads the batches a
-// previous run left there. onDrop is called for every batch DropOldest
-// removes (with the spool locked: it must not call the spool).
-func Open(dir string, maxBytes int64, policy Policy, onDrop func(Dropped)) (*Spool, error) {
+// previous run left there.
+func Open(dir string, opts Options) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &Spool{dir: dir, max: maxBytes, policy: policy, onDrop: onDrop, sizes: map[uint64]int64{}}
+	s := &Spool{dir: dir, max: opts.MaxBytes, policy: opts.Policy, onDrop: opts.OnDrop, onErr: opts.OnWriteError,
+		write: writeDurably, sizes: map[uint64]int64{}}
 	s.cond = sync.NewCond(&s.mu)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -112,11 +149,13 @@ func (s *Spool) MaxID() uint64 {
 	return s.ids[len(s.ids)-1]
 }
 
-// Unbound lifts the bound: Put no longer waits or drops. For a shutdown
+// Unbound lifts the bound: Put no longer waits or drops, and gives up on
+// a batch the disk keeps refusing after a few attempts. For a shutdown
 // whose consumer has stopped, so that what is still queued is kept.
 func (s *Spool) Unbound() {
 	s.mu.Lock()
 	s.max = 1<<63 - 1
+	s.unbound = true
 	s.cond.Broadcast()
 	s.mu.Unlock()
 }
@@ -127,7 +166,9 @@ var ErrClosed = errors.New("spool closed")
 // Put stores a batch durably (written and synced) under id, which must be
 // greater than every id put before. A batch larger than the whole spool
 // is stored anyway once the spool is empty, so that nothing is refused for
-// its size alone.
+// its size alone. A batch the disk refuses is tried again until it is
+// written (see the package comment); Put returns an error only when the
+// spool is closed, or Unbound and the disk still refuses it.
 func (s *Spool) Put(id uint64, batch []byte) error {
 	n := int64(len(batch))
 	s.mu.Lock()
@@ -150,26 +191,34 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 	}
 	s.mu.Unlock()
 
-	tmp := s.path(id) + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(batch)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, s.path(id)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(s.dir); err == nil { // make the rename durable
-		d.Sync()
-		d.Close()
+	delay := retryFirst
+	for attempt, lastTry := 1, 0; ; attempt++ {
+		err := s.write(s.path(id), batch)
+		if err == nil {
+			if attempt > 1 && s.onErr != nil {
+				s.onErr(attempt, nil)
+			}
+			break
+		}
+		if s.onErr != nil {
+			s.onErr(attempt, err)
+		}
+		s.mu.Lock()
+		closed, unbound := s.closed, s.unbound
+		s.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		if unbound {
+			if lastTry == 0 {
+				lastTry = attempt + unboundAttempts
+			}
+			if attempt >= lastTry {
+				return fmt.Errorf("spool: batch %d: %w", id, err)
+			}
+		}
+		time.Sleep(delay) // backoff for the disk, not synchronisation
+		delay = min(2*delay, retryMax)
 	}
 	s.mu.Lock()
 	s.ids = append(s.ids, id)
@@ -177,6 +226,35 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 	s.bytes += n
 	s.cond.Broadcast()
 	s.mu.Unlock()
+	return nil
+}
+
+// writeDurably writes b to a temporary file, syncs it, renames it to path
+// and syncs the directory. On failure nothing is left behind.
+func writeDurably(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return nil // the file is whole; only the rename's durability is unsure
+	}
+	defer d.Close()
+	d.Sync()
 	return nil
 }
 

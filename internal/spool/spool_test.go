@@ -3,13 +3,15 @@ package spool
 import (
 	"errors"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
 func TestSpoolPersistsInOrder(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 1<<20, Block, nil)
+	s, err := Open(dir, Options{MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +27,7 @@ func TestSpoolPersistsInOrder(t *testing.T) {
 	s.Remove(10)
 	s.Close()
 
-	s, err = Open(dir, 1<<20, Block, nil) // a restarted host
+	s, err = Open(dir, Options{MaxBytes: 1 << 20}) // a restarted host
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestSpoolPersistsInOrder(t *testing.T) {
 
 func TestDropOldest(t *testing.T) {
 	var dropped []uint64
-	s, _ := Open(t.TempDir(), 10, DropOldest, func(d Dropped) { dropped = append(dropped, d.ID) })
+	s, _ := Open(t.TempDir(), Options{MaxBytes: 10, Policy: DropOldest, OnDrop: func(d Dropped) { dropped = append(dropped, d.ID) }})
 	for id := uint64(1); id <= 5; id++ {
 		s.Put(id, make([]byte, 4))
 	}
@@ -67,7 +69,7 @@ func TestDropOldest(t *testing.T) {
 }
 
 func TestBlockWaitsForRoom(t *testing.T) {
-	s, _ := Open(t.TempDir(), 10, Block, nil)
+	s, _ := Open(t.TempDir(), Options{MaxBytes: 10})
 	s.Put(1, make([]byte, 8))
 	put := make(chan error, 1)
 	go func() { put <- s.Put(2, make([]byte, 8)) }()
@@ -99,7 +101,7 @@ func TestBlockWaitsForRoom(t *testing.T) {
 // and the batches after it still come out, now and after a reopen.
 func TestSetAsideUnreadable(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, 1<<20, Block, nil)
+	s, err := Open(dir, Options{MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +138,109 @@ func TestSetAsideUnreadable(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(dir, 1<<20, Block, nil)
+	s, err = Open(dir, Options{MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	if n, _ := s.Len(); n != 2 {
 		t.Fatalf("after reopen: %d batches; want 2 (the set-aside one not loaded)", n)
+	}
+}
+
+// TestFullDiskBlocks: a batch the disk refuses (ENOSPC) is not given up:
+// Put holds the producer and writes it once the disk takes it again,
+// reporting the trouble and its end (issue 14: batches went straight to
+// the dead-letter directory and 5,553 of 12,000 records were lost).
+func TestFullDiskBlocks(t *testing.T) {
+	for _, policy := range []Policy{Block, DropOldest} {
+		errs := make(chan error, 100)
+		s, err := Open(t.TempDir(), Options{MaxBytes: 1 << 20, Policy: policy,
+			OnWriteError: func(attempt int, err error) { errs <- err }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var full atomic.Bool
+		full.Store(true)
+		s.write = func(path string, b []byte) error {
+			if full.Load() {
+				return &os.PathError{Op: "write", Path: path, Err: syscall.ENOSPC}
+			}
+			return writeDurably(path, b)
+		}
+		put := make(chan error, 1)
+		go func() { put <- s.Put(1, []byte("batch")) }()
+		for range 2 { // two refusals reported, and Put still holds
+			select {
+			case err := <-errs:
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("reported %v", err)
+				}
+			case err := <-put:
+				t.Fatalf("Put returned %v on a full disk", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("no write error reported")
+			}
+		}
+		full.Store(false)
+		select {
+		case err := <-put:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Put did not return once the disk had room")
+		}
+		// Put reported everything before it returned: more refusals, then
+		// the recovery.
+		var last error = syscall.ENOSPC
+		for len(errs) > 0 {
+			last = <-errs
+		}
+		if last != nil {
+			t.Fatalf("the recovery was reported as %v", last)
+		}
+		if id, b, err := s.Next(0); id != 1 || string(b) != "batch" || err != nil {
+			t.Fatalf("spooled %d %q %v", id, b, err)
+		}
+		s.Close()
+	}
+}
+
+// TestFullDiskAtShutdown: once Unbound (the host is stopping), Put gives
+// up on a disk that keeps refusing after a few attempts, with the error;
+// Close releases a Put at once.
+func TestFullDiskAtShutdown(t *testing.T) {
+	s, _ := Open(t.TempDir(), Options{MaxBytes: 1 << 20})
+	attempts := 0
+	s.write = func(path string, b []byte) error {
+		attempts++
+		return syscall.ENOSPC
+	}
+	s.Unbound()
+	if err := s.Put(1, []byte("x")); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Put on a full disk at shutdown: %v", err)
+	}
+	if attempts != 1+unboundAttempts {
+		t.Errorf("%d attempts", attempts)
+	}
+	if n, _ := s.Len(); n != 0 {
+		t.Errorf("%d batches counted", n)
+	}
+
+	s2, _ := Open(t.TempDir(), Options{MaxBytes: 1 << 20})
+	tried := make(chan struct{}, 100)
+	s2.write = func(string, []byte) error { tried <- struct{}{}; return syscall.EIO }
+	put := make(chan error, 1)
+	go func() { put <- s2.Put(1, []byte("x")) }()
+	<-tried
+	s2.Close()
+	select {
+	case err := <-put:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Put after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not release Put")
 	}
 }
