@@ -75,11 +75,11 @@ type Spool struct {
 	write   func(path string, b []byte) error
 	unbound bool
 	mu      sync.Mutex
-	cond   *sync.Cond
-	ids    []uint64         // spooled, ascending
-	sizes  map[uint64]int64 // bytes per id
-	bytes  int64
-	closed bool
+	cond    *sync.Cond
+	ids     []uint64         // spooled, ascending
+	sizes   map[uint64]int64 // bytes per id
+	bytes   int64
+	closed  bool
 	// drainOnClose: after CloseInput, Next still hands out what is left.
 	drainOnClose bool
 	dropped      int64
