@@ -38,9 +38,11 @@ type ServerConfig struct {
 	Fsync string
 	// MaxBytes rotates a data file past this size. Default 1 GiB.
 	MaxBytes int64
-	// Limits; zero values take the server's defaults (4 MiB frames, 8 in
-	// flight, 4096 connections, 5s heartbeat, 5s to authenticate).
+	// Limits; zero values take the server's defaults (4 MiB frames, 32 in
+	// flight, 4096 authenticated connections, 64 unauthenticated ones, 5s
+	// heartbeat, 5s to authenticate).
 	MaxFrameBytes, MaxInFlight, MaxConns int
+	MaxUnauthenticated                   int
 	Heartbeat, AuthTimeout               time.Duration
 	// TLS, when set, makes the listener TLS.
 	TLS *ServerTLS
@@ -57,7 +59,7 @@ var serverSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "listen", Required: true}, {Name: "dir", Required: true}, {Name: "tokens"}, {Name: "token_file"},
 		{Name: "fsync"}, {Name: "max_bytes"}, {Name: "max_frame_bytes"}, {Name: "max_in_flight"},
-		{Name: "max_connections"}, {Name: "heartbeat"}, {Name: "auth_timeout"},
+		{Name: "max_connections"}, {Name: "max_unauthenticated"}, {Name: "heartbeat"}, {Name: "auth_timeout"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
 }
@@ -137,6 +139,14 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	get("max_frame_bytes", &sc.MaxFrameBytes)
 	get("max_in_flight", &sc.MaxInFlight)
 	get("max_connections", &sc.MaxConns)
+	for _, limit := range []struct {
+		name   string
+		target *int
+	}{{"max_unauthenticated", &sc.MaxUnauthenticated}} {
+		if a := get(limit.name, limit.target); a != nil && *limit.target < 1 {
+			errAt(a, "Value out of range", fmt.Sprintf("%s = %d; it must be at least 1.", limit.name, *limit.target))
+		}
+	}
 	for name, target := range map[string]*time.Duration{"heartbeat": &sc.Heartbeat, "auth_timeout": &sc.AuthTimeout} {
 		var s string
 		if a := get(name, &s); a != nil {
@@ -245,7 +255,7 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 		ln = tls.NewListener(ln, tc)
 	}
 	opts := server.Options{Tokens: cfg.Tokens, Store: store, MaxFrameBytes: cfg.MaxFrameBytes,
-		MaxInFlight: cfg.MaxInFlight, MaxConns: cfg.MaxConns, Heartbeat: cfg.Heartbeat, AuthTimeout: cfg.AuthTimeout, Logger: logger}
+		MaxInFlight: cfg.MaxInFlight, MaxConns: cfg.MaxConns, MaxUnauthenticated: cfg.MaxUnauthenticated, Heartbeat: cfg.Heartbeat, AuthTimeout: cfg.AuthTimeout, Logger: logger}
 	if p != nil {
 		var warned sync.Map
 		opts.OnStored = func(app, sender, format string, batch []byte) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"crypto/subtle"
 	"encoding/binary"
@@ -40,9 +41,18 @@ type Options struct {
 	// AuthTimeout bounds the time from accept to a complete AUTH frame.
 	// Default 5s.
 	AuthTimeout time.Duration
-	// MaxConns bounds concurrent connections. Default 4096.
+	// MaxConns bounds authenticated connections: past it a client is
+	// refused with 4007 (at once when the limit is reached as it
+	// connects). Connections still authenticating do not count. Default
+	// 4096.
 	MaxConns int
-	Logger   hclog.Logger
+	// MaxUnauthenticated bounds connections that have not authenticated
+	// yet. A new connection beyond it evicts the oldest of them (CLOSE
+	// 4007): so a client that authenticates within the time it takes
+	// MaxUnauthenticated newer connections to arrive gets in, however many
+	// idle sockets are open. Default 64.
+	MaxUnauthenticated int
+	Logger             hclog.Logger
 	// OnStored, when set, receives each batch once it is written to the
 	// store, usually before its sync (a duplicate is not passed again; a
 	// batch whose sync fails is resent and passed again). It runs on the
@@ -51,8 +61,9 @@ type Options struct {
 }
 
 // Stats are counters since the server started. Rejected counts
-// connections refused at authentication or closed for exceeding
-// max_in_flight.
+// connections refused at authentication (including those evicted by newer
+// unauthenticated ones, or refused for max_connections) or closed for
+// exceeding max_in_flight.
 type Stats struct {
 	Batches, Records, Duplicates, Rejected, Gaps atomic.Int64
 }
@@ -63,13 +74,17 @@ type Server struct {
 	log   hclog.Logger
 	Stats Stats
 
-	mu       sync.Mutex
-	conns    map[*session]struct{}
-	senders  map[string]*session // application/sender -> live session
-	lns      []net.Listener
-	closing  bool
-	wg       sync.WaitGroup
-	seqs     sync.Map // application/sender/worker#index -> *atomic.Uint64
+	mu      sync.Mutex
+	conns   map[*session]struct{}
+	senders map[string]*session // application/sender -> live session
+	lns     []net.Listener
+	closing bool
+	wg      sync.WaitGroup
+	seqs    sync.Map // application/sender/worker#index -> *atomic.Uint64
+	// unauthenticated holds the sessions that have not authenticated yet,
+	// oldest first: at most MaxUnauthenticated.
+	unauthenticated list.List
+	// connSema holds a slot per authenticated session: MaxConns.
 	connSema chan struct{}
 }
 
@@ -89,6 +104,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxConns == 0 {
 		opts.MaxConns = 4096
+	}
+	if opts.MaxUnauthenticated == 0 {
+		opts.MaxUnauthenticated = 64
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -125,25 +143,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		select {
-		case s.connSema <- struct{}{}:
-		default:
-			s.Stats.Rejected.Add(1)
-			s.log.Warn("connection refused: too many connections", "remote", c.RemoteAddr(), "limit", s.opts.MaxConns)
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			c.Write(closeFrame(wire.CloseTooManyConns, "too many connections"))
-			c.Close()
-			continue
-		}
+		// Nothing is written here (a refusal included): a peer that does
+		// not read must not hold up accepting.
 		ss := &session{s: s, c: c, done: make(chan struct{})}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			c.Close()
-			<-s.connSema
 			continue
 		}
 		s.conns[ss] = struct{}{}
+		s.awaitAuth(ss)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go ss.run()
@@ -151,6 +161,44 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 var errTemporary = errors.New("temporary")
+
+// awaitAuth counts ss among the unauthenticated sessions (with s.mu held,
+// before its goroutine starts) and gives it AuthTimeout to authenticate.
+// When they are then more than MaxUnauthenticated, the oldest is
+// dismissed to make room. Evicting the oldest, rather than refusing the
+// newest, means that idle sockets cannot keep a client out by being held
+// open: a peer would have to open MaxUnauthenticated connections in the
+// time the client takes to authenticate.
+func (s *Server) awaitAuth(ss *session) {
+	if s.unauthenticated.Len() >= s.opts.MaxUnauthenticated {
+		oldest := s.unauthenticated.Front().Value.(*session)
+		s.dismiss(oldest, wire.CloseTooManyConns, fmt.Sprintf(
+			"too many unauthenticated connections (max_unauthenticated = %d): this one, the oldest, made room for a newer one", s.opts.MaxUnauthenticated))
+		oldest.log.Warn("unauthenticated connection evicted by a newer one", "limit", s.opts.MaxUnauthenticated)
+	}
+	// Here, not in the session's goroutine: a dismissal's deadline
+	// (under s.mu too) must not be overwritten by this one.
+	ss.c.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
+	ss.pending = s.unauthenticated.PushBack(ss)
+	ss.log = s.log.With("remote", ss.c.RemoteAddr().String())
+}
+
+// dismiss ends an unauthenticated session (with s.mu held) without writing
+// to it here, so that a peer that does not read cannot stall the caller:
+// the session leaves the unauthenticated ones, its read is interrupted,
+// and its own goroutine sends CLOSE with code and reason.
+func (s *Server) dismiss(ss *session, code uint32, reason string) {
+	s.unauthenticated.Remove(ss.pending)
+	ss.pending = nil
+	ss.dismissal = &closeReason{code, reason}
+	ss.c.SetReadDeadline(time.Now())
+}
+
+// closeReason is a CLOSE to send.
+type closeReason struct {
+	code   uint32
+	reason string
+}
 
 // Close stops accepting, tells every client the server is shutting down,
 // and waits for their sessions to end (each finishes the batch it is
@@ -162,7 +210,11 @@ func (s *Server) Close(ctx context.Context) error {
 		ln.Close()
 	}
 	for ss := range s.conns {
-		ss.shutdown(wire.CloseShutdown, "server shutting down")
+		if ss.pending != nil {
+			s.dismiss(ss, wire.CloseShutdown, "server shutting down")
+		} else {
+			ss.shutdown(wire.CloseShutdown, "server shutting down")
+		}
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -200,6 +252,14 @@ type session struct {
 	closeMu  sync.Mutex
 	closed   bool
 
+	// Under Server.mu: pending is the session's place among the
+	// unauthenticated ones (nil once it leaves them), dismissal why it was
+	// dismissed from there. admitted: it holds a slot of connSema (set
+	// and read by the session's goroutine only).
+	pending   *list.Element
+	dismissal *closeReason
+	admitted  bool
+
 	app, sender, format string
 	log                 hclog.Logger
 	unacked             atomic.Int64 // batches read and not yet acknowledged
@@ -216,18 +276,29 @@ func (ss *session) run() {
 		ss.c.Close()
 		s.mu.Lock()
 		delete(s.conns, ss)
+		if ss.pending != nil {
+			s.unauthenticated.Remove(ss.pending)
+			ss.pending = nil
+		}
 		if ss.sender != "" && s.senders[ss.app+"/"+ss.sender] == ss {
 			delete(s.senders, ss.app+"/"+ss.sender)
 		}
 		s.mu.Unlock()
 		close(ss.done)
-		<-s.connSema
+		if ss.admitted {
+			<-s.connSema
+		}
 		s.wg.Done()
 	}()
-	ss.log = s.log.With("remote", ss.c.RemoteAddr().String())
 
-	// Authentication: a complete AUTH frame within AuthTimeout.
-	ss.c.SetReadDeadline(time.Now().Add(s.opts.AuthTimeout))
+	// Authentication: a complete AUTH frame within AuthTimeout (set by
+	// awaitAuth; it also bounds a TLS handshake, even one a refusal's
+	// CLOSE sets off).
+	if len(s.connSema) == cap(s.connSema) {
+		s.Stats.Rejected.Add(1)
+		ss.reject(wire.CloseTooManyConns, fmt.Sprintf("too many connections (max_connections = %d)", s.opts.MaxConns))
+		return
+	}
 	auth := ss.readAuth()
 	if auth == nil {
 		s.Stats.Rejected.Add(1)
@@ -246,6 +317,10 @@ func (ss *session) run() {
 	if !wire.ValidName(auth.Sender) || !wire.ValidName(auth.Application) {
 		s.Stats.Rejected.Add(1)
 		ss.reject(wire.CloseBadIdentity, fmt.Sprintf("sender %q / application %q: names are 1-128 of [A-Za-z0-9._-]", auth.Sender, auth.Application))
+		return
+	}
+	if !ss.admit() {
+		s.Stats.Rejected.Add(1)
 		return
 	}
 	ss.app, ss.sender, ss.format = auth.Application, auth.Sender, auth.Format
@@ -364,7 +439,7 @@ func (ss *session) readAuth() *logtkv1.Auth {
 	limit := min(wire.MaxAuthBytes, ss.s.opts.MaxFrameBytes)
 	var hdr [4]byte
 	if err := readFirstFrame(ss.c, hdr[:], false); err != nil {
-		ss.fail(err, "before authenticating")
+		ss.authReadFailed(err)
 		return nil
 	}
 	switch length := binary.LittleEndian.Uint32(hdr[:]); {
@@ -377,7 +452,7 @@ func (ss *session) readAuth() *logtkv1.Auth {
 	}
 	frame := make([]byte, binary.LittleEndian.Uint32(hdr[:])) // type and payload
 	if err := readFirstFrame(ss.c, frame[:1], true); err != nil {
-		ss.fail(err, "before authenticating")
+		ss.authReadFailed(err)
 		return nil
 	}
 	if t := ipc.Type(frame[0]); t != wire.TypeAuth {
@@ -385,7 +460,7 @@ func (ss *session) readAuth() *logtkv1.Auth {
 		return nil
 	}
 	if err := readFirstFrame(ss.c, frame[1:], true); err != nil {
-		ss.fail(err, "before authenticating")
+		ss.authReadFailed(err)
 		return nil
 	}
 	auth := new(logtkv1.Auth)
@@ -394,6 +469,47 @@ func (ss *session) readAuth() *logtkv1.Auth {
 		return nil
 	}
 	return auth
+}
+
+// authReadFailed ends a session whose AUTH could not be read: with the
+// CLOSE it was dismissed with, if it was (its read was interrupted for
+// it), else as err says.
+func (ss *session) authReadFailed(err error) {
+	ss.s.mu.Lock()
+	d := ss.dismissal
+	ss.s.mu.Unlock()
+	if d != nil {
+		ss.reject(d.code, d.reason)
+		return
+	}
+	ss.fail(err, "before authenticating")
+}
+
+// admit moves an authenticated session from the unauthenticated ones to
+// the connections max_connections counts. It reports false, having sent
+// CLOSE, when the session was dismissed meanwhile or max_connections is
+// reached.
+func (ss *session) admit() bool {
+	s := ss.s
+	s.mu.Lock()
+	d := ss.dismissal
+	if ss.pending != nil {
+		s.unauthenticated.Remove(ss.pending)
+		ss.pending = nil
+	}
+	s.mu.Unlock()
+	if d != nil {
+		ss.reject(d.code, d.reason)
+		return false
+	}
+	select {
+	case s.connSema <- struct{}{}:
+		ss.admitted = true
+		return true
+	default:
+		ss.reject(wire.CloseTooManyConns, fmt.Sprintf("too many connections (max_connections = %d)", s.opts.MaxConns))
+		return false
+	}
 }
 
 // readFirstFrame reads len(b) bytes of the first frame; a stream that ends

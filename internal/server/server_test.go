@@ -233,8 +233,9 @@ func TestRejects(t *testing.T) {
 }
 
 // TestIdleConnectionsAndLimit: 1,000 connections that never authenticate
-// are closed after the auth timeout while a good sender is served; past
-// MaxConns new connections are refused with a code.
+// are closed (evicted by newer ones beyond max_unauthenticated, the rest
+// after the auth timeout) while a good sender is served; past MaxConns new
+// connections are refused with a code.
 func TestIdleConnectionsAndLimit(t *testing.T) {
 	s := start(t, Options{AuthTimeout: 500 * time.Millisecond, MaxConns: 1100, Logger: hclog.NewNullLogger()}, nil)
 	var idle []net.Conn
@@ -463,5 +464,45 @@ func TestAuthFrameLimit(t *testing.T) {
 	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
 	if ty, _, err := c.next(); err != nil || ty != wire.TypeWelcome {
 		t.Fatalf("%d-byte AUTH with every field at its largest: got %s %v, want WELCOME", len(p), ty, err)
+	}
+}
+
+// TestIdleTokenlessCannotLockOut: 300 connections that never authenticate
+// (silent, half a length prefix, part of an AUTH) against a server
+// allowing 8 connections and 4 unauthenticated ones; a good client must
+// still authenticate and store a batch (before: refused with 4007, as
+// the idle sockets took every connection). The oldest idle connection
+// made room for a newer one and was closed with 4007.
+func TestIdleTokenlessCannotLockOut(t *testing.T) {
+	s := start(t, Options{AuthTimeout: time.Minute, MaxConns: 8, MaxUnauthenticated: 4, Logger: hclog.NewNullLogger()}, nil)
+	const idleConns = 300
+	partialAuth := authFrame(token, "idle", "app", "json")[:20]
+	idle := make([]net.Conn, 0, idleConns)
+	for i := range idleConns {
+		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		switch i % 3 {
+		case 1:
+			c.Write([]byte{10, 0}) // half a length prefix (the server may have closed it: no error check)
+		case 2:
+			c.Write(partialAuth)
+		}
+		idle = append(idle, c)
+	}
+	good := dial(t, s.addr)
+	good.auth("good", "app", "json")
+	if got := good.sendBatch(1, "stored\n"); got != 1 {
+		t.Fatalf("ack %d for batch 1", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.dir, "app", "records.log")); string(b) != "stored\n" {
+		t.Fatalf("stored %q", b)
+	}
+	oldest := &client{t: t, c: idle[0], r: ipc.NewReader(idle[0], 0)}
+	if reason := oldest.expectClose(wire.CloseTooManyConns); !strings.Contains(reason, "unauthenticated") {
+		t.Fatalf("the oldest idle connection was closed with reason %q", reason)
 	}
 }

@@ -5,6 +5,7 @@ server {
   fsync      = "sometimes"
   heartbeat  = "soon"
   token_file = "missing-token-file"
+  max_unauthenticated = 0
 }
 
 server {

@@ -7,6 +7,7 @@ server {
   max_frame_bytes = 1048576
   max_in_flight   = 4
   max_connections = 100
+  max_unauthenticated = 16
   heartbeat       = "2s"
   auth_timeout    = "1s"
 }
