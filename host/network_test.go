@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -34,7 +36,9 @@ type logServer struct {
 	// process: run the server as a child process, and stop it with
 	// SIGKILL: no chance to finish a write, sync or say goodbye.
 	process     bool
-	maxInFlight int // announced by the server; 0: its default
+	maxInFlight int           // announced by the server; 0: its default
+	heartbeat   time.Duration // 0: the server's default
+	log         io.Writer     // the server's log (Info and up); nil: none
 	cmd         *exec.Cmd
 }
 
@@ -81,7 +85,11 @@ func (ls *logServer) start() {
 	if err != nil {
 		ls.t.Fatal(err)
 	}
-	srv := server.New(server.Options{Tokens: [][]byte{[]byte("tok")}, Store: st, Logger: hclog.NewNullLogger(), MaxInFlight: ls.maxInFlight})
+	logger := hclog.NewNullLogger()
+	if ls.log != nil {
+		logger = hclog.New(&hclog.LoggerOptions{Output: ls.log, Level: hclog.Info})
+	}
+	srv := server.New(server.Options{Tokens: [][]byte{[]byte("tok")}, Store: st, Logger: logger, MaxInFlight: ls.maxInFlight, Heartbeat: ls.heartbeat})
 	go srv.Serve(ln)
 	ls.mu.Lock()
 	ls.srv, ls.st = srv, st
@@ -532,4 +540,46 @@ func TestNetworkTLS(t *testing.T) {
 	}
 	run(caFile)
 	checkExactlyOnce(t, ls.stored(t, "app"), 1, 1000)
+}
+
+// TestNetworkIdleConnectionStays: a quiet host keeps its connection to the
+// log server: the host polls the idle transport, which answers the
+// server's PINGs (issue 14: every 15 s of quiet the server closed it with
+// 4006, and both sides logged a WARN pair).
+func TestNetworkIdleConnectionStays(t *testing.T) {
+	logs := &syncBuffer{}
+	ls := newLogServer(t, false)
+	ls.heartbeat, ls.log = time.Second, logs // closes after 3 s without a frame
+	ls.start()
+	p, err := newPipeline(context.Background(), networkConfig(t, ls), testLogger(t), func(int32, string, ...slog.Attr) {}, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	send := func(msg string, n int) {
+		t.Helper()
+		rec := record.AppendHead(nil, time.Now(), record.LevelInfo, msg, "")
+		rec = record.AppendStamp(rec, &record.Stamp{Worker: "idle", PID: 1, Seq: uint64(n), Source: record.SourceSDK, Received: time.Now()})
+		if err := p.WriteBatch([][]byte{rec}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for len(ls.stored(t, "app")) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("record %d not stored:\n%s", n, logs)
+			}
+			time.Sleep(10 * time.Millisecond) // polling the server's files
+		}
+	}
+	send("before", 1)
+	// The scenario: quiet for longer than the server lets a silent
+	// connection live (3 heartbeats), and more than one idle poll.
+	<-time.After(2*idlePollEvery + 2*time.Second)
+	send("after", 2)
+	if n := strings.Count(logs.String(), "client connected"); n != 1 {
+		t.Errorf("%d connections for 2 batches, want 1:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "[WARN]") {
+		t.Errorf("the server warned:\n%s", logs)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -469,6 +470,15 @@ const pollWait = 500 * time.Millisecond
 // acknowledgements as it may): without it the host would spin on a core.
 const pollIdle = 5 * time.Millisecond
 
+// idlePollEvery is how often the host polls an asynchronous transport that
+// has nothing on its way, for at most idlePollWait, so that it can keep a
+// quiet connection alive (the network transport answers the log server's
+// PINGs then).
+const (
+	idlePollEvery = time.Second
+	idlePollWait  = 20 * time.Millisecond
+)
+
 // defaultAckTimeout is TransportConfig.AckTimeout's default.
 const defaultAckTimeout = 60 * time.Second
 
@@ -532,7 +542,9 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 			window = nil
 			return false
 		}
-		time.Sleep(delay) // backoff between delivery attempts
+		// Backoff between delivery attempts, with jitter, so that a
+		// fleet of hosts does not reconnect in step after a server restart.
+		time.Sleep(delay/2 + rand.N(delay/2+1))
 		delay = min(delay*2, 5*time.Second)
 		return true
 	}
@@ -581,7 +593,7 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 			var it item
 			var ok bool
 			if len(window) == 0 {
-				it, ok = <-items
+				it, ok = p.nextIdle(ctx, t, items)
 			} else {
 				select {
 				case it, ok = <-items:
@@ -653,6 +665,38 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 		}
 	}
 	return false
+}
+
+// nextIdle waits for the next item while nothing is on its way, polling
+// an asynchronous transport's instance every idlePollEvery meanwhile (its
+// answer is only that it is alive: a failure drops a broken instance,
+// which the next batch replaces, and is otherwise the plugin's business).
+func (p *pipeline) nextIdle(ctx context.Context, t *transportStage, items <-chan item) (item, bool) {
+	if t.inst == nil || !t.inst.Async() {
+		it, ok := <-items
+		return it, ok
+	}
+	tick := time.NewTimer(idlePollEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case it, ok := <-items:
+			return it, ok
+		case <-tick.C:
+		}
+		if _, err := t.inst.Poll(ctx, idlePollWait); err != nil {
+			var ce *wasm.CallError
+			if errors.As(err, &ce) && ce.Broken {
+				p.log.Warn("idle transport instance failed; the next batch replaces it", "transport", t.name, "error", err)
+				t.inst.Close(ctx)
+				t.inst = nil
+				it, ok := <-items
+				return it, ok
+			}
+			p.log.Debug("idle transport reported a failure", "transport", t.name, "error", err)
+		}
+		tick.Reset(idlePollEvery)
+	}
 }
 
 // ensure makes a configured, opened transport instance.

@@ -195,7 +195,10 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 // Poll implements plugin.AsyncTransport: it waits up to timeout for
 // acknowledgements and reports them. A batch unacknowledged for longer
 // than ack_timeout, or a lost connection, makes it fail with Retry: the
-// host then sends everything unacknowledged again.
+// host then sends everything unacknowledged again. With nothing on its way
+// (the host polls an idle transport every few seconds) it answers the
+// server's PINGs, so that a quiet connection stays open; a connection the
+// server closed meanwhile is dropped, and the next batch reconnects.
 func (t *Transport) Poll(timeout time.Duration) ([]uint64, error) {
 	err := t.readAcks(time.Now().Add(timeout))
 	if err == nil {
@@ -214,21 +217,26 @@ func (t *Transport) Poll(timeout time.Duration) ([]uint64, error) {
 
 // readAcks reads the server's frames until deadline or until acks came
 // (then it takes those already read and returns at once), adding the
-// acknowledged batches to t.done.
+// acknowledged batches to t.done. It answers PINGs; with nothing on its
+// way it reads until deadline for them alone.
 func (t *Transport) readAcks(deadline time.Time) error {
-	if len(t.inflight) == 0 {
-		return nil
-	}
+	idle := len(t.inflight) == 0
 	if t.conn == nil {
+		if idle {
+			return nil
+		}
 		return plugin.Retry(errors.New("not connected"))
 	}
-	for len(t.inflight) > 0 {
+	for idle || len(t.inflight) > 0 {
 		typ, p, err := t.readFrame(deadline)
 		if errors.Is(err, plugin.ErrTimeout) {
 			return nil
 		}
 		if err != nil {
 			t.drop()
+			if idle {
+				return nil // nothing was on its way: the next batch reconnects
+			}
 			return plugin.Retry(fmt.Errorf("waiting for acks: %w", err))
 		}
 		switch typ {
@@ -248,10 +256,16 @@ func (t *Transport) readAcks(deadline time.Time) error {
 		case tPing:
 			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
 				t.drop()
+				if idle {
+					return nil
+				}
 				return plugin.Retry(err)
 			}
 		case tClose:
 			t.drop()
+			if idle {
+				return nil
+			}
 			return plugin.Retry(fmt.Errorf("server closed the connection: %s", describeClose(p)))
 		}
 	}
