@@ -40,15 +40,27 @@ examples: build
 		(cd examples/$$p && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $$p.wasm .) || exit 1; \
 	done
 
-## run: build, start a log server (examples/server/server.hcl), run the
-## main job (plugins.hcl) into it, stop the server, show where records went.
+## run: build, start a log server (examples/server/server.hcl, its own
+## log in logs/server.log), run the main job (plugins.hcl) into it, stop
+## the server, show where records went. If the server cannot listen
+## (127.0.0.1:7400 taken), stop at once and say so.
 run: build
-	@rm -rf logs
-	@$(BIN)/logtk-host serve -config examples/server/server.hcl & srv=$$!; \
+	@rm -rf logs; mkdir -p logs
+	@$(BIN)/logtk-host serve -config examples/server/server.hcl 2>logs/server.log & srv=$$!; \
 	trap 'kill $$srv 2>/dev/null' EXIT; \
+	for i in $$(seq 300); do \
+		grep -q 'log server listening' logs/server.log && break; \
+		if ! kill -0 $$srv 2>/dev/null; then \
+			cat logs/server.log; \
+			echo "make run: the log server did not start (above); is 127.0.0.1:7400 taken? Stop what listens there, or change the port in examples/server/server.hcl and plugins.hcl." >&2; \
+			exit 1; \
+		fi; \
+		sleep 0.1; \
+	done; \
+	grep -q 'log server listening' logs/server.log || { echo "make run: the log server is not listening after 30 s (logs/server.log)" >&2; exit 1; }; \
 	$(BIN)/logtk-host run -config plugins.hcl; status=$$?; \
 	kill -TERM $$srv; wait $$srv; \
-	echo; echo "Files written (logs/received is the log server's):"; \
+	echo; echo "Files written (logs/received is the log server's; its own log is logs/server.log):"; \
 	find logs -type f | sort | sed 's/^/  /'; \
 	exit $$status
 

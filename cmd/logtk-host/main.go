@@ -62,6 +62,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, w := range cfg.Workers {
 			n += w.Count
 		}
+		if cfg.Server != nil {
+			fmt.Fprintf(stdout, "configuration is valid: a server block (listen %s, dir %s, fsync %s, %d tokens), %d formats, %d transports for its stored batches\n",
+				cfg.Server.Listen, cfg.Server.Dir, cfg.Server.Fsync, len(cfg.Server.Tokens), len(cfg.Formats), len(cfg.Transports))
+			if len(cfg.Workers) == 0 {
+				return 0
+			}
+		}
 		fmt.Fprintf(stdout, "configuration is valid: %d worker blocks, %d instances, %d formats, %d transports\n",
 			len(cfg.Workers), n, len(cfg.Formats), len(cfg.Transports))
 		return 0
@@ -175,7 +182,11 @@ func summary(cfg *host.Config, h *host.Host, w io.Writer) int {
 			where += " -> " + c.Path
 		}
 		if ep, ok := t.Allow.Endpoints[c.Endpoint]; ok {
-			where += fmt.Sprintf(" -> log server %s, application %q", ep.Address, c.Application)
+			if c.Application != "" {
+				where += fmt.Sprintf(" -> log server %s, application %q", ep.Address, c.Application)
+			} else {
+				where += fmt.Sprintf(" -> endpoint %q (%s)", c.Endpoint, ep.Address)
+			}
 		}
 		fmt.Fprintf(w, "  transport %-10s format %-10s %s\n", t.Name, t.Format, where)
 	}

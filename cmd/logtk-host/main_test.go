@@ -57,6 +57,8 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(good, []byte("worker \"a\" {\n  command = \"/bin/true\"\n  count = 3\n}\n"), 0o644)
 	bad := filepath.Join(dir, "bad.hcl")
 	os.WriteFile(bad, []byte("worker \"a\" {\n  command = \"/bin/true\"\n  restart = \"maybe\"\n}\n"), 0o644)
+	srv := filepath.Join(dir, "server.hcl")
+	os.WriteFile(srv, []byte("server {\n  listen = \"127.0.0.1:0\"\n  dir = \"stored\"\n  tokens = [\"a-token-of-20-chars!\"]\n}\n"), 0o644)
 	tests := []struct {
 		args     []string
 		code     int
@@ -64,6 +66,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{[]string{"validate", "-config", good}, 0, "configuration is valid: 1 worker blocks, 3 instances, 0 formats, 0 transports"},
 		{[]string{"validate", "-config", bad}, 1, bad + ":3:13: error: Invalid restart policy"},
+		{[]string{"validate", "-config", srv}, 0, "configuration is valid: a server block (listen 127.0.0.1:0, dir " + filepath.Join(dir, "stored") + ", fsync batch, 1 tokens)"},
 		{[]string{"validate", "-config", filepath.Join(dir, "missing.hcl")}, 1, "no such file"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{nil, 2, "usage: logtk-host"},
