@@ -433,9 +433,28 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 			*target = n
 		}
 	}
+	size := func(key string, target *int, max uint64) {
+		if a, n := decodeSize(attrs, key, &diags); a != nil {
+			if n < 1 || n > max {
+				errAt(a, "Value out of range", fmt.Sprintf("%s = %d bytes must be between 1 and %d.", key, n, max))
+				return
+			}
+			*target = int(n)
+		}
+	}
+	noNUL := func(a *hcl.Attribute, key string, vals ...string) {
+		for _, v := range vals {
+			if strings.ContainsRune(v, 0) {
+				errAt(a, "Invalid argument", fmt.Sprintf("%s holds a NUL byte (%q), which no program can be passed.", key, v))
+				return
+			}
+		}
+	}
 
 	if a := decode("command", &w.Command); a != nil {
-		if w.Command == "" {
+		if strings.ContainsRune(w.Command, 0) {
+			noNUL(a, "command", w.Command)
+		} else if w.Command == "" {
 			errAt(a, "Empty command", "command must name a program to run.")
 		} else if path, err := resolveCommand(w.Command, baseDir); err != nil {
 			errAt(a, "Command not found", err.Error())
@@ -443,7 +462,9 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 			w.Command = path
 		}
 	}
-	decode("args", &w.Args)
+	if a := decode("args", &w.Args); a != nil {
+		noNUL(a, "args", w.Args...)
+	}
 	positive("count", &w.Count, 1024)
 	if a := decode("cwd", &w.Dir); a != nil {
 		if !filepath.IsAbs(w.Dir) {
@@ -454,10 +475,11 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 		}
 	}
 	if a := decode("env", &w.Env); a != nil {
-		for k := range w.Env {
+		for k, v := range w.Env {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
 				errAt(a, "Invalid environment variable name", fmt.Sprintf("%q cannot be an environment variable name.", k))
 			}
+			noNUL(a, "env "+k, v)
 		}
 	}
 	var inherit = true
@@ -517,10 +539,10 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 	}
 	duration("stop_timeout", &w.StopTimeout)
 	duration("drain_timeout", &w.DrainTimeout)
-	positive("max_line_bytes", &w.MaxLineBytes, 64<<20)
-	positive("max_frame_bytes", &w.MaxFrameBytes, 64<<20)
-	var ring int
-	if a := decode("ring_bytes", &ring); a != nil {
+	size("max_line_bytes", &w.MaxLineBytes, 64<<20)
+	size("max_frame_bytes", &w.MaxFrameBytes, 64<<20)
+	if a, n := decodeSize(attrs, "ring_bytes", &diags); a != nil {
+		ring := int(min(n, 1<<40))
 		switch {
 		case ring == 0:
 			w.RingBytes = -1

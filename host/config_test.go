@@ -1,12 +1,17 @@
 package host
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -98,4 +103,45 @@ func usePluginDir(t *testing.T) {
 		}
 	}
 	t.Setenv("LOGTK_PLUGIN_DIR", dir)
+}
+
+// TestConfigNamesOddFiles: a plugin or a plugin's file field that names a
+// FIFO is refused at once (validate hung on it, issue 14), and a module's
+// sha256 may be given in upper case.
+func TestConfigNamesOddFiles(t *testing.T) {
+	usePluginDir(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(os.Getenv("LOGTK_PLUGIN_DIR"), "text.wasm")
+	b, err := os.ReadFile(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	for _, tc := range []struct{ src, want string }{
+		{`format "f" { plugin = "./fifo" }`, `plugins.hcl:1:23: error: Plugin not found; ` + fifo + ` is a named pipe (FIFO), not a regular file`},
+		{"format \"f\" {\n  plugin = \"protobuf\"\n  config { schema = \"fifo\" }\n}", `plugins.hcl:3:21: error: Cannot read file; schema: ` + fifo + ` is a named pipe (FIFO), not a regular file`},
+		{fmt.Sprintf("format \"f\" {\n  plugin = \"text\"\n  sha256 = %q\n}", strings.ToUpper(hex.EncodeToString(sum[:]))), ""},
+	} {
+		path := filepath.Join(dir, "plugins.hcl")
+		done := make(chan error, 1)
+		go func() {
+			_, err := ParseConfig([]byte(tc.src), path)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("%s: %v", tc.src, FormatDiagnostics(err))
+			case tc.want != "" && (err == nil || !strings.Contains(FormatDiagnostics(err), tc.want)):
+				t.Errorf("%s: got %v, want %q", tc.src, err, tc.want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: ParseConfig hangs", tc.src)
+		}
+	}
 }

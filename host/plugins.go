@@ -2,22 +2,28 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/logtk/logtk/internal/wasm"
 )
@@ -181,8 +187,12 @@ func resolvePlugin(ref, pluginDir, baseDir string) (string, error) {
 	if !filepath.IsAbs(ref) {
 		ref = filepath.Join(baseDir, ref)
 	}
-	if _, err := os.Stat(ref); err != nil {
+	st, err := os.Stat(ref)
+	if err != nil {
 		return "", fmt.Errorf("%s does not exist (plugin paths are relative to the configuration file)", ref)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is %s, not a regular file", ref, describeType(st.Mode()))
 	}
 	return ref, nil
 }
@@ -220,22 +230,119 @@ var tlsSchema = &hcl.BodySchema{
 
 // parseBytes reads "64MiB", "512KiB", "1GiB" or a plain number of bytes.
 func parseBytes(s string) (uint64, error) {
+	n, err := parseSize(s)
+	if err == nil && n == 0 {
+		err = errors.New("not a size")
+	}
+	return n, err
+}
+
+// parseSize reads a size: a whole number of bytes with an optional unit,
+// B, KiB, MiB, GiB or TiB ("4096", "512KiB", "64MiB"). Zero is a size; a
+// size that does not fit in 63 bits is an error, not a wrapped value.
+func parseSize(s string) (uint64, error) {
 	s = strings.TrimSpace(s)
 	mult := uint64(1)
 	for _, u := range []struct {
 		suffix string
 		m      uint64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
 		if strings.HasSuffix(s, u.suffix) {
 			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.m
 			break
 		}
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 {
+	if err != nil {
 		return 0, errors.New("not a size")
 	}
+	if n > (1<<63-1)/mult {
+		return 0, errors.New("too large")
+	}
 	return n * mult, nil
+}
+
+// decodeSize decodes a size attribute: a number of bytes or a string that
+// parseSize reads. It returns the attribute (nil when absent or wrong,
+// with a diagnostic at its position) and the size.
+func decodeSize(attrs hcl.Attributes, name string, diags *hcl.Diagnostics) (*hcl.Attribute, uint64) {
+	a, ok := attrs[name]
+	if !ok {
+		return nil, 0
+	}
+	v, d := a.Expr.Value(nil)
+	if *diags = append(*diags, d...); d.HasErrors() {
+		return nil, 0
+	}
+	bad := func(what string) (*hcl.Attribute, uint64) {
+		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid size",
+			Detail:  fmt.Sprintf("%s is %s; give a number of bytes or a size such as \"64MiB\" (units B, KiB, MiB, GiB, TiB).", name, what),
+			Subject: a.Expr.Range().Ptr()})
+		return nil, 0
+	}
+	switch {
+	case v.IsNull() || !v.IsKnown():
+		return bad("not set")
+	case v.Type() == cty.Number:
+		bf := v.AsBigFloat()
+		n, _ := bf.Uint64()
+		if bf.Sign() < 0 || !bf.IsInt() || bf.Cmp(new(big.Float).SetUint64(1<<63-1)) > 0 {
+			return bad(fmt.Sprintf("%s, not a whole number of bytes that fits in 63 bits", bf.Text('g', 20)))
+		}
+		return a, n
+	case v.Type() == cty.String:
+		n, err := parseSize(v.AsString())
+		if err != nil {
+			return bad(fmt.Sprintf("%q, %v", v.AsString(), err))
+		}
+		return a, n
+	}
+	return bad("a " + v.Type().FriendlyName())
+}
+
+// describeType names what a file that is not a regular one is.
+func describeType(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file (" + m.Type().String() + ")"
+}
+
+// maxConfigFile bounds a file the configuration names (a plugin, a
+// token, a schema): larger is a mistake, not a plugin.
+const maxConfigFile = 512 << 20
+
+// readConfigFile reads a file the configuration names. It must be a
+// regular file (a FIFO would hang validate, /dev/zero never end) of at
+// most maxConfigFile bytes.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is %s, not a regular file", path, describeType(st.Mode()))
+	}
+	if st.Size() > maxConfigFile {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d a configuration may name", path, st.Size(), maxConfigFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err == nil && len(b) > maxConfigFile {
+		err = fmt.Errorf("%s grew past %d bytes while read", path, maxConfigFile)
+	}
+	return b, err
 }
 
 // pluginBlock is what format and transport blocks share while decoding.
@@ -269,12 +376,16 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 	}
 	var ref string
 	refAttr := str("plugin", &ref)
-	str("sha256", &pb.sha256)
-	var mem, timeout string
-	if a := str("memory_limit", &mem); a != nil {
-		n, err := parseBytes(mem)
-		if err != nil || n < 1<<20 || n > 4<<30 {
-			errAt(a.Expr.Range(), "Invalid memory limit", fmt.Sprintf("memory_limit = %q; use a size between \"1MiB\" and \"4GiB\".", mem))
+	if a := str("sha256", &pb.sha256); a != nil {
+		if b, err := hex.DecodeString(pb.sha256); err != nil || len(b) != sha256.Size {
+			errAt(a.Expr.Range(), "Invalid sha256", fmt.Sprintf("sha256 = %q is not 64 hexadecimal digits (the output of sha256sum).", pb.sha256))
+		}
+		pb.sha256 = strings.ToLower(pb.sha256) // either case is hexadecimal
+	}
+	var timeout string
+	if a, n := decodeSize(content.Attributes, "memory_limit", &diags); a != nil {
+		if n < 1<<20 || n > 4<<30 {
+			errAt(a.Expr.Range(), "Invalid memory limit", fmt.Sprintf("memory_limit = %d bytes; use a size between \"1MiB\" and \"4GiB\".", n))
 		}
 		pb.limits.MemoryBytes = n
 	}
@@ -490,7 +601,7 @@ func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.Raw
 				if !filepath.IsAbs(p) {
 					p = filepath.Join(baseDir, p)
 				}
-				b, err := os.ReadFile(p)
+				b, err := readConfigFile(p)
 				if err != nil {
 					d = append(d, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read file",
 						Detail: fmt.Sprintf("%s: %v", name, err), Subject: attr.Expr.Range().Ptr()})
@@ -556,7 +667,7 @@ func (s *moduleSet) load(ctx context.Context, path, sha string, limits PluginLim
 		}
 		return lm.m, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -663,16 +774,12 @@ func decodeSpool(blk *hcl.Block, baseDir string) (*SpoolConfig, hcl.Diagnostics)
 			sc.Dir = filepath.Join(baseDir, sc.Dir)
 		}
 	}
-	if a, ok := content.Attributes["max_bytes"]; ok {
-		var s string
-		if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
-			diags = append(diags, d...)
-		} else if n, err := parseBytes(s); err != nil {
+	if a, n := decodeSize(content.Attributes, "max_bytes", &diags); a != nil {
+		if n == 0 {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid size",
-				Detail: fmt.Sprintf("max_bytes = %q; use a size such as \"512MiB\".", s), Subject: a.Expr.Range().Ptr()})
-		} else {
-			sc.MaxBytes = int64(n)
+				Detail: "max_bytes = 0: a spool needs room; use a size such as \"512MiB\".", Subject: a.Expr.Range().Ptr()})
 		}
+		sc.MaxBytes = int64(n)
 	}
 	if a, ok := content.Attributes["when_full"]; ok {
 		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &sc.WhenFull)...)
