@@ -501,13 +501,19 @@ func (i *Instance) Close(ctx context.Context) error {
 // say), for this instance.
 func (i *Instance) mountDirs() (wazero.FSConfig, error) {
 	fsc := wazero.NewFSConfig().(sysfs.FSConfig)
-	var cfg wazero.FSConfig
+	cfg := fsc.(wazero.FSConfig)
 	for _, d := range i.m.opts.Grants.Dirs {
 		guest := d.Guest
 		if guest == "" {
 			guest = d.Host
 		}
 		r, err := rootfs.New(d.Host, rootfs.Options{})
+		if errors.Is(err, os.ErrNotExist) {
+			// Not made yet (validate makes nothing; the host makes it
+			// before the instances that use it): nothing to mount, and
+			// the plugin finds no such directory.
+			continue
+		}
 		if err != nil {
 			i.closeDirs()
 			return nil, fmt.Errorf("granted directory: %w", err)
