@@ -43,11 +43,26 @@ type Transport struct {
 		Framing  string  `json:"framing"`
 	}
 	maxAge  time.Duration
-	f       *os.File
-	size    int64
+	f       appendFile
+	size    int64 // bytes in the file: where a failed write is cut back to
 	opened  time.Time
 	buf     []byte
 	pending bool // written since the last sync
+}
+
+// appendFile is what the transport needs of its file (tests inject
+// failing ones).
+type appendFile interface {
+	Write([]byte) (int, error)
+	Truncate(int64) error
+	Sync() error
+	Stat() (os.FileInfo, error)
+	Close() error
+}
+
+// openAppend opens path for appending (a variable: tests replace it).
+var openAppend = func(path string) (appendFile, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
 // New returns an unconfigured Transport.
@@ -100,7 +115,7 @@ func (t *Transport) Open() error {
 }
 
 func (t *Transport) open() error {
-	f, err := os.OpenFile(t.cfg.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := openAppend(t.cfg.Path)
 	if err != nil {
 		return fmt.Errorf("opening %s (is its directory granted in allow { directories }?): %w", t.cfg.Path, err)
 	}
@@ -139,12 +154,20 @@ func (t *Transport) Write(b *plugin.Batch) error {
 		}
 	}
 	n, err := t.f.Write(t.buf)
-	t.size += int64(n)
 	if err != nil {
-		// The batch may be partly written; the host retries it whole,
-		// which can duplicate the part: at-least-once, never lost.
+		// A batch is in the file whole or not at all: the part a full
+		// disk took is cut off again, so that no torn record is left and
+		// the host's retry of the whole batch duplicates nothing.
+		if n > 0 {
+			if terr := t.f.Truncate(t.size); terr != nil {
+				t.f.Close()
+				t.f = nil
+				return plugin.Retry(fmt.Errorf("%w; cutting the %d bytes written of the batch off failed too (the file may end in a torn record): %v", err, n, terr))
+			}
+		}
 		return plugin.Retry(err)
 	}
+	t.size += int64(n)
 	t.pending = true
 	if t.cfg.Fsync == "" || t.cfg.Fsync == "batch" {
 		return t.sync()
@@ -173,17 +196,24 @@ func (t *Transport) needsRotation(incoming int64) bool {
 	return t.maxAge > 0 && time.Since(t.opened) >= t.maxAge
 }
 
-// rotate renames the current file to <path>.<UTC time> and starts a new
-// one, then deletes the oldest rotated files beyond max_files.
+// rotate renames the current file to <path>.<UTC time of its last write>
+// and starts a new one, then deletes the oldest rotated files beyond
+// max_files. The time is the file's modification time, which the host's
+// kernel keeps: it is real even when the plugin's clock is not granted,
+// and successive files' names sort in the order they were written.
 func (t *Transport) rotate() error {
 	if err := t.sync(); err != nil {
+		return err
+	}
+	st, err := t.f.Stat()
+	if err != nil {
 		return err
 	}
 	if err := t.f.Close(); err != nil {
 		return err
 	}
 	t.f = nil
-	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
+	stamp := st.ModTime().UTC().Format("20060102T150405.000000000Z")
 	dst := t.cfg.Path + "." + stamp
 	for i := 1; ; i++ {
 		if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
@@ -200,20 +230,39 @@ func (t *Transport) rotate() error {
 	return t.prune()
 }
 
-// Rotated lists the rotated files of path, oldest first.
+// Rotated lists the rotated files of path, oldest first: by modification
+// time, then by name.
 func Rotated(path string) ([]string, error) {
 	entries, err := os.ReadDir(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
 	base := filepath.Base(path) + "."
-	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), base) && !e.IsDir() {
-			out = append(out, filepath.Join(filepath.Dir(path), e.Name()))
-		}
+	type rotated struct {
+		path string
+		mod  time.Time
 	}
-	slices.Sort(out) // the UTC stamps sort by time
+	var found []rotated
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), base) || e.IsDir() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		found = append(found, rotated{filepath.Join(filepath.Dir(path), e.Name()), info.ModTime()})
+	}
+	slices.SortFunc(found, func(a, b rotated) int {
+		if c := a.mod.Compare(b.mod); c != 0 {
+			return c
+		}
+		return strings.Compare(a.path, b.path)
+	})
+	out := make([]string, len(found))
+	for i, r := range found {
+		out[i] = r.path
+	}
 	return out, nil
 }
 

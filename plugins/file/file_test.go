@@ -1,14 +1,20 @@
 package file_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/plugins/file"
 	"github.com/logtk/logtk/sdk/plugin"
+	"github.com/logtk/logtk/sdk/plugintest"
 )
 
 func batch(t *testing.T, entries ...string) *plugin.Batch {
@@ -91,6 +97,148 @@ func TestConfigErrors(t *testing.T) {
 		err := file.New().Configure([]byte(cfg))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", cfg, err, want)
+		}
+	}
+}
+
+// fullDisk is a file whose disk fills after room more bytes: a write
+// past it writes what fits and fails with ENOSPC.
+type fullDisk struct {
+	*os.File
+	room int
+}
+
+func (f *fullDisk) Write(b []byte) (int, error) {
+	if len(b) <= f.room {
+		f.room -= len(b)
+		return f.File.Write(b)
+	}
+	n, _ := f.File.Write(b[:f.room])
+	f.room = 0
+	return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+}
+
+// TestFullDiskLeavesNoTornRecord: a batch the disk takes only part of is
+// cut off again, and once there is room the retried batch is written
+// whole, once (issue 14: a half-written last line, and duplicates).
+func TestFullDiskLeavesNoTornRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	var disk *fullDisk
+	defer file.SetOpen(func(f *os.File) file.AppendFile { disk = &fullDisk{File: f, room: 15}; return disk })()
+	tr := open(t, map[string]any{"path": path})
+	if err := tr.Write(batch(t, "first line\n")); err != nil {
+		t.Fatal(err)
+	}
+	err := tr.Write(batch(t, "second line\n", "third line\n"))
+	if !plugin.IsRetry(err) {
+		t.Fatalf("writing to a full disk: %v, want a retry", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "first line\n" {
+		t.Fatalf("after the failed write the file holds %q", b)
+	}
+	disk.room = 1 << 20 // space came back
+	if err := tr.Write(batch(t, "second line\n", "third line\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "first line\nsecond line\nthird line\n" {
+		t.Fatalf("the file holds %q", b)
+	}
+}
+
+// TestRotationNamesAndPruning: rotated files are named by the time of
+// their last write, whatever the plugin's clock says, and max_files
+// keeps the newest across a restart (issue 14: names came from the
+// sandbox's fake 2022 clock, and a restarted transport pruned the newer
+// files).
+func TestRotationNamesAndPruning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	old := time.Now().Add(-time.Hour)
+	for run := range 2 { // the second run is a restarted host
+		tr := file.New()
+		b, _ := json.Marshal(map[string]any{"path": path, "max_bytes": 20, "max_files": 3})
+		if err := tr.Configure(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Open(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := tr.Write(batch(t, fmt.Sprintf("run %d batch %d\n", run, i))); err != nil { // 16 bytes: one per file
+				t.Fatal(err)
+			}
+		}
+		tr.Close()
+		if run == 0 {
+			// Make the first run's files plainly older, in their order.
+			rotated, _ := file.Rotated(path)
+			for i, p := range append(rotated, path) {
+				at := old.Add(time.Duration(i) * time.Second)
+				os.Chtimes(p, at, at)
+			}
+		}
+	}
+	rotated, err := file.Rotated(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range rotated {
+		b, _ := os.ReadFile(p)
+		got = append(got, strings.TrimSpace(string(b)))
+		stamp := strings.TrimPrefix(filepath.Base(p), "app.log.")
+		when, err := time.Parse("20060102T150405.000000000Z", stamp)
+		if err != nil || time.Since(when) > 2*time.Hour || time.Since(when) < -time.Minute {
+			t.Errorf("%s is not named by a recent time (%v)", p, err)
+		}
+	}
+	// The three newest rotated files: the first run's last, the second's two.
+	want := []string{"run 0 batch 2", "run 1 batch 0", "run 1 batch 1"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("kept %q, want %q", got, want)
+	}
+}
+
+// TestRotationInSandbox: in its sandbox without the clock granted, the
+// plugin names rotated files by real times (before, by the sandbox's
+// fixed fake clock: app.log.20220101T000000.004000000Z).
+func TestRotationInSandbox(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := os.ReadFile(plugintest.Build(t, "plugin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wasm.Load(ctx, b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{{Host: dir}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	path := filepath.Join(dir, "app.log")
+	cfg, _ := json.Marshal(map[string]any{"path": path, "max_bytes": 20})
+	if err := inst.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := inst.Write(ctx, uint64(i+1), plugin.AppendEntry(nil, []byte("0123456789abcdef\n"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotated, err := file.Rotated(path)
+	if err != nil || len(rotated) != 2 {
+		t.Fatalf("rotated %v, %v", rotated, err)
+	}
+	for _, p := range rotated {
+		when, err := time.Parse("20060102T150405.000000000Z", strings.TrimPrefix(filepath.Base(p), "app.log."))
+		if err != nil || time.Since(when) > time.Hour || time.Since(when) < -time.Minute {
+			t.Errorf("%s is not named by a recent time (%v)", p, err)
 		}
 	}
 }
