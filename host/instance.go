@@ -73,6 +73,9 @@ type run struct {
 	// ringBlocked: the ring's next entry is a barrier for RECORD_AT frames
 	// not yet read from the socket.
 	ringBlocked bool
+	// ringUnsettled counts the reads in a row that found the ring's
+	// published position not (yet) a valid one.
+	ringUnsettled int
 }
 
 // exitInfo is what one incarnation left behind.
@@ -452,7 +455,7 @@ func (r *run) readIPC() {
 	rd := ipc.NewReader(r.conn, in.cfg.MaxFrameBytes)
 	// The worker is gone (or its channel is): the ring's last records,
 	// written after everything the socket carried, are read last.
-	defer r.drainRing(shmring.NoLimit, true)
+	defer r.drainSettled(shmring.NoLimit, true)
 	bad := 0
 	helloSeen := false
 	for {

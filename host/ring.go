@@ -2,8 +2,10 @@ package host
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/logtk/logtk/internal/ipc"
@@ -23,6 +25,15 @@ const ringPoll = 200 * time.Microsecond
 // it, as consecutive bad frames close the socket.
 const maxRingErrors = maxBadFrames
 
+// maxUnsettled reads in a row that find the ring's published position not
+// a valid one (a worker storing it in pieces is seen half-way; at one
+// read per ringPoll this is a second) make the host abandon the ring; at
+// the worker's end, a few.
+const (
+	maxUnsettled      = 5000
+	maxUnsettledFinal = 100
+)
+
 // badEntry is a ring entry that was not a valid record, kept for the error
 // record written once the ring's read is over.
 type badEntry struct {
@@ -40,7 +51,7 @@ func (r *run) pollRing(rd *ipc.Reader) {
 		if r.ring == nil || r.ringBlocked || rd.FrameBuffered() {
 			return
 		}
-		if n > 0 {
+		if n > 0 || r.ringUnsettled > 0 {
 			if ipc.WaitReadable(r.conn, ringPoll) {
 				return
 			}
@@ -95,6 +106,21 @@ func (r *run) drainRing(limit uint64, final bool) int {
 	for _, b := range bad {
 		r.hostRecord(record.LevelError, "worker wrote a bad entry in its shared-memory ring: "+b.reason, slog.Any("payload", b.payload))
 	}
+	if errors.Is(err, shmring.ErrUnsettled) {
+		// Perhaps a position caught half-way through its store: the
+		// entries before it were read, the rest are read once it settles.
+		r.ringUnsettled++
+		limit := maxUnsettled
+		if final {
+			limit = maxUnsettledFinal
+		}
+		if r.ringUnsettled < limit {
+			return n
+		}
+		err = fmt.Errorf("%w for %d reads in a row (positions must be stored whole, as one aligned 8-byte atomic store: docs/ipc.md)", err, r.ringUnsettled)
+	} else {
+		r.ringUnsettled = 0
+	}
 	switch {
 	case err != nil:
 		r.hostRecord(record.LevelError, fmt.Sprintf("abandoned the worker's shared-memory ring: %v; records still in it are lost, the socket is read on", err))
@@ -106,13 +132,23 @@ func (r *run) drainRing(limit uint64, final bool) int {
 	return n
 }
 
+// drainSettled is drainRing for a caller that cannot come back later (a
+// RECORD_AT frame waits on the ring's records before it; the worker is
+// gone): it reads again while the ring's position is unsettled, until it
+// settles or the ring is abandoned.
+func (r *run) drainSettled(limit uint64, final bool) {
+	for r.drainRing(limit, final); r.ring != nil && r.ringUnsettled > 0; r.drainRing(limit, final) {
+		runtime.Gosched()
+	}
+}
+
 // recordAt handles a RECORD_AT frame: the ring's records before its
 // position first, then the record.
 func (r *run) recordAt(p []byte) error {
 	if len(p) < 8 {
 		return fmt.Errorf("RECORD_AT frame of %d bytes has no ring position", len(p))
 	}
-	r.drainRing(binary.LittleEndian.Uint64(p), false)
+	r.drainSettled(binary.LittleEndian.Uint64(p), false)
 	r.sockRecs++
 	r.in.emitMu.Lock()
 	err := r.stampLocked(record.SourceSDK, p[8:], true, time.Now().UnixNano())
@@ -121,9 +157,11 @@ func (r *run) recordAt(p []byte) error {
 	return err
 }
 
-// closeRing unmaps the ring.
+// closeRing tells the worker that the ring is abandoned (its writes fail
+// from now on, and go through the socket) and unmaps it.
 func (r *run) closeRing() {
 	if r.ring != nil {
+		r.ring.Abandon()
 		r.ring.Close()
 		r.ring = nil
 	}

@@ -63,6 +63,8 @@ func runWorker(mode string) int {
 		return ringHostile()
 	case "blast":
 		return blast()
+	case "ring-bytewise":
+		return ringBytewise()
 	}
 	log := sdk.New(sdk.Options{Name: "test"})
 	switch mode {

@@ -144,8 +144,8 @@ func (c *client) ringRecord(frame []byte) bool {
 		if err == nil {
 			return true
 		}
-		if errors.Is(err, shmring.ErrTooLarge) || rw.stalled {
-			break
+		if errors.Is(err, shmring.ErrTooLarge) || errors.Is(err, shmring.ErrAbandoned) || rw.stalled {
+			break // the socket at once: a host that abandoned the ring reads it no more
 		}
 		// Full: the host is draining; wait for room, but not for ever.
 		if spins < 100 {

@@ -364,3 +364,23 @@ func TestRingPanicInValue(t *testing.T) {
 		t.Fatalf("ring messages %q, want %q", got, "after")
 	}
 }
+
+// TestRingAbandoned: once the host abandons the ring (it says so in the
+// ring's header) every record goes through the socket: none is written
+// where nobody reads.
+func TestRingAbandoned(t *testing.T) {
+	l, s, sink := ringLogger(t, 64<<10)
+	l.Info("before")
+	s.Abandon()
+	for i := range 20 {
+		l.Info(fmt.Sprint("after ", i))
+	}
+	if got := strings.Join(ringMessages(t, s), " "); got != "before" {
+		t.Fatalf("ring messages %q, want only the one before", got)
+	}
+	for i := range 20 {
+		if !bytes.Contains(sink.buf.Bytes(), []byte(fmt.Sprint("after ", i))) {
+			t.Fatalf("record %d did not go through the socket", i)
+		}
+	}
+}

@@ -7,9 +7,13 @@
 // A record is durable once Write returns: the pages belong to the host as
 // much as to the worker, so the record survives the worker's death.
 //
-// The consumer does not trust the producer: a length that runs past what
-// was published, or past the ring, is reported as ErrCorrupt and the ring
-// must then be abandoned (the worker's other channel still works).
+// The consumer does not trust the producer: a length that runs past the
+// ring is reported as ErrCorrupt and the ring must then be abandoned (the
+// worker's other channel still works), which the consumer says in the
+// header so that the producer stops writing to it. A published position
+// that is not a valid one (a producer that stores it in pieces is seen
+// half-way) is ErrUnsettled: nothing is read past the last good entry and
+// the consumer tries again.
 //
 // Layout (all integers little-endian, as the machine's atomics are on the
 // platforms logtk runs on):
@@ -18,6 +22,7 @@
 //	64   write  uint64  bytes published by the producer (monotonic)
 //	128  read   uint64  bytes consumed by the consumer (monotonic)
 //	192  sleep  uint32  1 while the consumer waits for the doorbell
+//	256  state  uint32  1 once the consumer abandoned the ring
 //	4096 data   capacity bytes (a power of two)
 //
 // A record is a uint32 length and the payload, padded to 8 bytes. One that
@@ -39,6 +44,7 @@ const (
 	offWrite  = 64
 	offRead   = 128
 	offSleep  = 192
+	offState  = 256
 	HeaderLen = 4096
 )
 
@@ -53,6 +59,14 @@ var (
 	ErrFull     = errors.New("shmring: full")
 	ErrTooLarge = errors.New("shmring: record larger than half the ring")
 	ErrCorrupt  = errors.New("shmring: corrupt ring")
+	// ErrUnsettled: the published position is not one a producer could
+	// have stored whole (behind what was read, more than the ring ahead,
+	// not a multiple of 8, or cutting an entry): it is being stored in
+	// pieces, or the producer is broken. Read took what came before it.
+	ErrUnsettled = errors.New("shmring: published position not settled")
+	// ErrAbandoned: the consumer abandoned the ring; write to the other
+	// channel.
+	ErrAbandoned = errors.New("shmring: abandoned by the consumer")
 )
 
 // Ring is one side's view of a shared ring.
@@ -80,8 +94,16 @@ func Init(mem []byte) (*Ring, error) {
 	atomic.StoreUint64(r.u64(offWrite), 0)
 	atomic.StoreUint64(r.u64(offRead), 0)
 	atomic.StoreUint32(r.u32(offSleep), 0)
+	atomic.StoreUint32(r.u32(offState), 0)
 	return r, nil
 }
+
+// Abandon tells the producer that the consumer reads the ring no more:
+// Write and Reserve fail from now on.
+func (r *Ring) Abandon() { atomic.StoreUint32(r.u32(offState), 1) }
+
+// Abandoned reports whether the consumer abandoned the ring.
+func (r *Ring) Abandoned() bool { return atomic.LoadUint32(r.u32(offState)) != 0 }
 
 // Attach checks and opens a ring another side formatted.
 func Attach(mem []byte) (*Ring, error) {
@@ -127,6 +149,9 @@ func (r *Ring) Write(rec []byte) (wake bool, err error) {
 	if len(rec) > len(r.data)/2-8 {
 		return false, ErrTooLarge
 	}
+	if r.Abandoned() {
+		return false, ErrAbandoned
+	}
 	w := atomic.LoadUint64(r.u64(offWrite))
 	rd := atomic.LoadUint64(r.u64(offRead))
 	need := pad(len(rec))
@@ -171,6 +196,9 @@ func (r *Ring) wake() bool {
 // another Reserve (it is then the ring's memory, not a reservation).
 func (r *Ring) Reserve(atLeast int) []byte {
 	r.resv = noResv
+	if r.Abandoned() {
+		return nil
+	}
 	w := atomic.LoadUint64(r.u64(offWrite))
 	rd := atomic.LoadUint64(r.u64(offRead))
 	size := uint64(len(r.data))
@@ -227,28 +255,34 @@ const NoLimit = ^uint64(0)
 // marks the records fn accepted consumed. The slices point into the shared
 // memory and are valid only during fn; the producer may be hostile, so a
 // consumer that checks a record must check a copy. Read returns how many
-// records fn accepted, or ErrCorrupt if the producer broke the format.
+// records fn accepted, and ErrCorrupt if the producer broke the format or
+// ErrUnsettled if the published position is not (yet) a valid one; the
+// records before the trouble are read either way.
 func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
-	w := atomic.LoadUint64(r.u64(offWrite))
+	w := r.settled()
 	rd := atomic.LoadUint64(r.u64(offRead))
-	if w-rd > uint64(len(r.data)) || w < rd {
-		return 0, fmt.Errorf("%w: %d bytes published, %d consumed", ErrCorrupt, w, rd)
+	size := uint64(len(r.data))
+	if w < rd || w-rd > size || w%8 != 0 {
+		return 0, fmt.Errorf("%w: %d bytes published, %d consumed", ErrUnsettled, w, rd)
 	}
 	n := 0
 	defer func() { atomic.StoreUint64(r.u64(offRead), rd) }()
 	for rd < w && rd < limit {
 		pos := rd & r.mask
-		if w-rd < 4 || uint64(len(r.data))-pos < 4 {
-			return n, fmt.Errorf("%w: truncated length at %d", ErrCorrupt, rd)
+		if size-pos < 4 {
+			return n, fmt.Errorf("%w: an entry at %d starts less than 4 bytes before the end of the ring", ErrCorrupt, rd)
 		}
 		l := binary.LittleEndian.Uint32(r.data[pos:])
 		if l == wrap {
-			rd += uint64(len(r.data)) - pos
+			rd += size - pos
 			continue
 		}
 		need := pad(int(l))
-		if uint64(l) > uint64(len(r.data))/2 || need > w-rd || pos+need > uint64(len(r.data)) {
-			return n, fmt.Errorf("%w: record of %d bytes at %d overruns what was published", ErrCorrupt, l, rd)
+		if uint64(l) > size/2-8 || pos+need > size {
+			return n, fmt.Errorf("%w: an entry of %d bytes at %d runs past the ring", ErrCorrupt, l, rd)
+		}
+		if need > w-rd {
+			return n, fmt.Errorf("%w: an entry of %d bytes at %d runs past the published position %d", ErrUnsettled, l, rd, w)
 		}
 		if !fn(r.data[pos+4 : pos+4+uint64(l)]) {
 			return n, nil
@@ -257,6 +291,20 @@ func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// settled loads the published position until two loads in a row agree (a
+// producer storing it in pieces is then likely done), a few times at most.
+func (r *Ring) settled() uint64 {
+	w := atomic.LoadUint64(r.u64(offWrite))
+	for range 64 {
+		w2 := atomic.LoadUint64(r.u64(offWrite))
+		if w2 == w {
+			break
+		}
+		w = w2
+	}
+	return w
 }
 
 // Published returns the producer's stream position: the bytes published so
