@@ -95,6 +95,7 @@ FUZZ_TARGETS := \
 	./internal/ipc:FuzzReader \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \
+	./internal/capture:FuzzSplitter \
 	./internal/record:FuzzView \
 	./internal/entries:FuzzCount \
 	./plugins/protobuf:FuzzSchema \

@@ -21,13 +21,16 @@ worker "hello" {
 }
 
 # A program without the SDK: only its output is captured. JSON lines become
-# structured records; stderr lines are kept at error level.
+# structured records; a line that starts with a level ("WARNING:root:...",
+# "[INFO] ...", "level=debug ...") has that level; other stderr lines are
+# at stderr_level (default "error"). A panic or traceback stays whole.
 worker "plain" {
   command = "/bin/sh"
   args = ["-c", <<-EOT
     echo "a plain line on stdout"
     echo '{"level":"warn","msg":"a JSON line becomes a structured record","port":8080,"tls":false}'
     echo "a line on stderr" >&2
+    echo "WARNING:root:a line that names its level keeps it" >&2
   EOT
   ]
   restart = "never"

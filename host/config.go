@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"golang.org/x/sys/unix"
+
+	"github.com/logtk/logtk/internal/record"
 )
 
 // Config is what the host runs. LoadConfig and ParseConfig build it from
@@ -106,6 +108,29 @@ type WorkerConfig struct {
 	// an SDK logs without a system call per record. Default 1 MiB; a
 	// negative value gives workers only the socket.
 	RingBytes int
+	// StderrLevel is the level of a stderr line that names none: "trace",
+	// "debug", "info", "notice", "warn" or "error". Default "error"; set
+	// "info" for programs that log everything to stderr (Python's logging
+	// and http.server do). A text line that starts with a level prefix
+	// ("INFO:root:...", "[WARN] ...", "ERROR ...", "level=debug ...",
+	// klog's "W1206 ..."; see capture.LevelPrefix) has that level instead,
+	// on stdout as on stderr, and the line is kept whole as the message; a
+	// JSON line's level key wins over both. stdout lines that name no
+	// level are info.
+	//
+	// A crash report on stderr (a Go panic or fatal error and its
+	// goroutine trace, a Python traceback; see capture.Splitter) is one
+	// record at error level, whatever StderrLevel says: the exit record's
+	// "panic" attribute if the worker dies in it, else a stderr record of
+	// its own, sent as soon as the first line that is not part of it
+	// arrives or stderr has been quiet for 300ms.
+	StderrLevel string
+}
+
+// stderrLevels are the values of WorkerConfig.StderrLevel.
+var stderrLevels = map[string]int32{
+	"trace": record.LevelTrace, "debug": record.LevelDebug, "info": record.LevelInfo,
+	"notice": record.LevelNotice, "warn": record.LevelWarn, "error": record.LevelError,
 }
 
 func (w *WorkerConfig) setDefaults() {
@@ -148,6 +173,9 @@ func (w *WorkerConfig) setDefaults() {
 	if w.RingBytes == 0 {
 		w.RingBytes = DefaultRingBytes
 	}
+	if w.StderrLevel == "" {
+		w.StderrLevel = "error"
+	}
 }
 
 // DefaultRingBytes is WorkerConfig.RingBytes's default.
@@ -168,6 +196,9 @@ func (w *WorkerConfig) validate() error {
 	case RestartNever, RestartOnFailure, RestartAlways:
 	default:
 		return fmt.Errorf("worker %q: unknown restart policy %q (want never, on-failure or always)", w.Name, w.Restart)
+	}
+	if _, ok := stderrLevels[w.StderrLevel]; !ok {
+		return fmt.Errorf("worker %q: unknown stderr level %q (want trace, debug, info, notice, warn or error)", w.Name, w.StderrLevel)
 	}
 	if r := w.RingBytes; r > 0 && (r < 4096 || r&(r-1) != 0) {
 		return fmt.Errorf("worker %q: ring size %d is not a power of two >= 4096", w.Name, r)
@@ -294,6 +325,7 @@ var workerSchema = &hcl.BodySchema{
 		{Name: "max_line_bytes"},
 		{Name: "max_frame_bytes"},
 		{Name: "ring_bytes"},
+		{Name: "stderr_level"},
 	},
 }
 
@@ -550,6 +582,11 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 			errAt(a, "Invalid ring size", fmt.Sprintf("ring_bytes = %d must be a power of two between 4096 and 1073741824, or 0 for no shared-memory ring.", ring))
 		default:
 			w.RingBytes = ring
+		}
+	}
+	if a := decode("stderr_level", &w.StderrLevel); a != nil {
+		if _, ok := stderrLevels[w.StderrLevel]; !ok {
+			errAt(a, "Invalid stderr level", fmt.Sprintf("stderr_level = %q; use \"trace\", \"debug\", \"info\", \"notice\", \"warn\" or \"error\".", w.StderrLevel))
 		}
 	}
 

@@ -83,10 +83,16 @@ type exitInfo struct {
 	startErr error
 	state    *os.ProcessState
 	uptime   time.Duration
-	stopped  bool   // the host asked it to stop
-	crash    string // crash report printed on stderr (panic and trace)
+	stopped  bool            // the host asked it to stop
+	crash    *capture.Report // the crash report it died in (panic and trace), if any
 	pid      int64
 }
+
+// lastWordsWindow is how soon after a crash report ended by a quiet spell
+// stderr must end (the worker die), with nothing written after the report,
+// for the exit record to carry it: a runtime that printed its trace may
+// take a moment to die (a core dump, exit handlers).
+const lastWordsWindow = 5 * time.Second
 
 func (in *instance) run() {
 	defer in.h.instWG.Done()
@@ -239,11 +245,11 @@ func (in *instance) runOnce() exitInfo {
 	r.hostRecord(record.LevelInfo, "worker started", slog.String("command", cfg.Command))
 
 	var readers sync.WaitGroup
-	var crash string
+	var crash, lastWords *capture.Report
 	readers.Add(3)
 	go func() { defer readers.Done(); r.readIPC() }()
 	go func() { defer readers.Done(); r.readLines(outR, record.SourceStdout) }()
-	go func() { defer readers.Done(); crash = r.readStderr(errR) }()
+	go func() { defer readers.Done(); crash, lastWords = r.readStderr(errR) }()
 
 	exited := make(chan *os.ProcessState, 1)
 	go func() {
@@ -296,6 +302,9 @@ func (in *instance) runOnce() exitInfo {
 	in.mu.Lock()
 	in.proc, in.conn = nil, nil
 	in.mu.Unlock()
+	if crash == nil && lastWords != nil && !stopped && st != nil && !st.Success() {
+		crash = lastWords // it was already a record; it is also how the worker died
+	}
 	return exitInfo{state: st, uptime: uptime, stopped: stopped, crash: crash, pid: r.pid}
 }
 
@@ -339,18 +348,17 @@ func (in *instance) emitExit(ex exitInfo, inc uint32, restart bool, decision str
 			msg = fmt.Sprintf("worker exited with status %d", code)
 			attrs = append(attrs, slog.Int("exit_code", code))
 		}
-		if ex.stopped && ex.crash == "" {
+		if ex.stopped && ex.crash == nil {
 			level = record.LevelInfo
 			msg = "worker stopped: " + strings.TrimPrefix(msg, "worker ")
-		} else if code == 0 && !signaled && ex.crash == "" {
+		} else if code == 0 && !signaled && ex.crash == nil {
 			level = record.LevelInfo
 		}
 		attrs = append(attrs, slog.Duration("uptime", ex.uptime.Round(time.Millisecond)))
 	}
-	if ex.crash != "" {
-		first, _, _ := strings.Cut(ex.crash, "\n")
-		msg += ": " + first
-		attrs = append(attrs, slog.String("panic", ex.crash))
+	if ex.crash != nil {
+		msg += ": " + ex.crash.Summary
+		attrs = append(attrs, slog.String("panic", ex.crash.Text))
 	}
 	attrs = append(attrs, slog.Bool("restart", restart))
 	if decision != "" {
@@ -587,47 +595,76 @@ func (r *run) discard() {
 
 // readLines turns a stdout pipe into records.
 func (r *run) readLines(f *os.File, source int32) {
+	lv := lineLevel{def: record.LevelInfo}
 	capture.Lines(f, r.in.cfg.MaxLineBytes, func(line []byte, part int, last bool) {
-		r.lineRecord(source, line, part, last)
+		r.lineRecord(source, line, part, last, lv.of(line, part))
 	})
 }
 
-// readStderr is readLines for stderr, with crash reports: from a line that
-// starts one (a Go panic, a fatal error, a Python traceback) to the end of
-// the stream, lines are gathered into one block and returned, for the exit
-// record. A block that outgrows 4*MaxLineBytes is emitted in parts.
-func (r *run) readStderr(f *os.File) string {
-	var block []byte
-	inCrash := false
-	limit := 4 * r.in.cfg.MaxLineBytes
-	crashPart := 0
-	capture.Lines(f, r.in.cfg.MaxLineBytes, func(line []byte, part int, last bool) {
-		if !inCrash && part == 0 && capture.IsCrashStart(line) {
-			inCrash = true
-		}
-		if !inCrash {
-			r.lineRecord(record.SourceStderr, line, part, last)
-			return
-		}
-		block = append(block, line...)
-		if last {
-			block = append(block, '\n')
-		}
-		if len(block) >= limit {
-			r.hostRecord(record.LevelError, fmt.Sprintf("crash report, part %d (continues)", crashPart),
-				slog.String("panic", string(block)))
-			crashPart++
-			block = block[:0]
-		}
-	})
-	return strings.TrimRight(string(block), "\n")
-}
-
-func (r *run) lineRecord(source int32, line []byte, part int, last bool) {
-	level := int32(record.LevelInfo)
-	if source == record.SourceStderr {
-		level = record.LevelError
+// readStderr is readLines for stderr (lines at the worker's StderrLevel),
+// with crash reports (see capture.Splitter): a report that ends while the
+// worker runs is a stderr record of its own at error level, its summary
+// for message and its text in the "panic" attribute; a report that
+// outgrows 4*MaxLineBytes is emitted in parts as it grows. readStderr
+// returns the report stderr ended in, for the exit record, and the one
+// that ended by a quiet spell less than lastWordsWindow before stderr
+// ended, if nothing but blank lines came after it (lastWords).
+func (r *run) readStderr(f *os.File) (crash, lastWords *capture.Report) {
+	lv := lineLevel{def: stderrLevels[r.in.cfg.StderrLevel]}
+	var quietAt time.Time
+	sp := &capture.Splitter{
+		Limit: 4 * r.in.cfg.MaxLineBytes,
+		Line: func(line []byte, part int, last bool) {
+			r.lineRecord(record.SourceStderr, line, part, last, lv.of(line, part))
+		},
+		Report: func(rep capture.Report) {
+			if rep.Ended == capture.EndQuiet && !rep.More {
+				quietAt = time.Now()
+			}
+			r.reportRecord(rep)
+		},
 	}
+	if rep, open, _ := sp.Read(f, r.in.cfg.MaxLineBytes); open {
+		return &rep, nil
+	}
+	if rep, ok := sp.LastWords(); ok && time.Since(quietAt) < lastWordsWindow {
+		return nil, &rep
+	}
+	return nil, nil
+}
+
+// reportRecord emits a crash report that ended while the worker ran, or a
+// part of one that outgrew its limit.
+func (r *run) reportRecord(rep capture.Report) {
+	if rep.More {
+		r.hostRecord(record.LevelError, fmt.Sprintf("crash report, part %d (continues)", rep.Part),
+			slog.String("panic", rep.Text))
+		return
+	}
+	b := record.AppendHead(nil, time.Now(), record.LevelError, rep.Summary, "")
+	b = record.AppendAttr(b, slog.String("panic", rep.Text))
+	r.emit(record.SourceStderr, b)
+}
+
+// lineLevel gives the pieces of a line the level its first piece names
+// (capture.LevelPrefix), or def.
+type lineLevel struct {
+	def, cur int32
+}
+
+func (l *lineLevel) of(line []byte, part int) int32 {
+	if part == 0 {
+		l.cur = l.def
+		if lv, ok := capture.LevelPrefix(line); ok {
+			l.cur = record.LevelFromSlog(lv)
+		}
+	}
+	return l.cur
+}
+
+// lineRecord emits a line (or a piece of one) at level, unless it is a
+// JSON line with a level of its own.
+func (r *run) lineRecord(source int32, line []byte, part int, last bool, level int32) {
 	if part == 0 && last {
 		if jr, ok := capture.ParseJSONLine(line); ok {
 			t := jr.Time

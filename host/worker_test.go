@@ -140,6 +140,28 @@ func runWorker(mode string) int {
 		groups, _ := syscall.Getgroups()
 		log.Info("whoami", sdk.Int("uid", os.Getuid()), sdk.Int("gid", os.Getgid()), sdk.String("groups", fmt.Sprint(groups)))
 		return 0
+	case "script":
+		// A program without a logger: it writes LOGTK_TEST_STDOUT and
+		// LOGTK_TEST_STDERR as they are, then exits with LOGTK_TEST_EXIT
+		// if set, or waits for messages: "stderr:<text>" writes text to
+		// stderr, "exit:<n>" exits with status n.
+		exit := make(chan int)
+		sdk.OnMessage(func(p []byte) {
+			switch s := string(p); {
+			case strings.HasPrefix(s, "stderr:"):
+				os.Stderr.WriteString(strings.TrimPrefix(s, "stderr:"))
+			case strings.HasPrefix(s, "exit:"):
+				n, _ := strconv.Atoi(strings.TrimPrefix(s, "exit:"))
+				exit <- n
+			}
+		})
+		os.Stdout.WriteString(os.Getenv("LOGTK_TEST_STDOUT"))
+		os.Stderr.WriteString(os.Getenv("LOGTK_TEST_STDERR"))
+		if os.Getenv("LOGTK_TEST_EXIT") != "" {
+			return envInt("LOGTK_TEST_EXIT", 1)
+		}
+		log.Info("ready")
+		return <-exit
 	case "echo":
 		done := make(chan struct{})
 		sdk.OnMessage(func(p []byte) {

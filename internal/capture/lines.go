@@ -1,6 +1,8 @@
 // Package capture turns what a worker writes to stdout and stderr into
-// records: lines, JSON lines parsed as structured records, and crash reports
-// (a Go panic and its goroutine trace) kept whole as one block.
+// records: lines (with the level a prefix names, see LevelPrefix), JSON
+// lines parsed as structured records, and crash reports (a Go panic and its
+// goroutine trace, a Python traceback) kept whole as one block (see
+// Splitter).
 package capture
 
 import (
@@ -8,6 +10,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"time"
 )
 
 // Lines reads r to its end and calls fn for every line, without its line
@@ -16,10 +20,49 @@ import (
 // final piece. A final line without a newline is delivered too. Lines
 // returns nil at EOF, or the read error.
 func Lines(r io.Reader, max int, fn func(line []byte, part int, last bool)) error {
+	return readLines(r, max, fn, nil)
+}
+
+// quietWatch asks readLines to report quiet spells of its stream.
+type quietWatch struct {
+	after  time.Duration // how long without anything to read is a quiet spell
+	wanted func() bool   // asked before each read: whether to watch now
+	quiet  func()        // called when a watched spell passes between lines
+}
+
+// deadliner is a reader whose reads can be given a deadline, as an
+// *os.File of a pipe can.
+type deadliner interface {
+	SetReadDeadline(t time.Time) error
+}
+
+// readLines is Lines. With w, and r a deadliner, it also calls w.quiet
+// when w.wanted and r has had nothing to read for w.after since the last
+// piece, with no line begun and not finished, and still has nothing (not
+// even its end) when the time is up; then it reads on. A reader that
+// cannot take deadlines is read without watching.
+func readLines(r io.Reader, max int, fn func(line []byte, part int, last bool), w *quietWatch) error {
 	br := bufio.NewReaderSize(r, 64<<10)
+	var dl deadliner
+	if w != nil && w.after > 0 {
+		dl, _ = r.(deadliner)
+	}
+	armed := false // a read deadline is set
 	var acc []byte
 	part := 0
 	for {
+		if dl != nil {
+			if w.wanted() {
+				if err := dl.SetReadDeadline(time.Now().Add(w.after)); err != nil {
+					dl = nil // no deadlines on this reader (a regular file)
+				} else {
+					armed = true
+				}
+			} else if armed {
+				dl.SetReadDeadline(time.Time{})
+				armed = false
+			}
+		}
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
 			complete := chunk[len(chunk)-1] == '\n'
@@ -46,6 +89,16 @@ func Lines(r io.Reader, max int, fn func(line []byte, part int, last bool)) erro
 			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
 			}
+			if armed && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Quiet, between lines, and truly: the deadline may
+				// have passed while data or the end of the stream was
+				// already waiting (a reader slow to run), which is
+				// not quiet. Inside a line the line is not over yet.
+				if len(acc) == 0 && part == 0 && !readable(r) {
+					w.quiet()
+				}
+				continue
+			}
 			if len(acc) > 0 || part > 0 {
 				fn(trimCR(acc), part, true)
 			}
@@ -61,8 +114,8 @@ func trimCR(b []byte) []byte {
 	return bytes.TrimSuffix(b, []byte{'\r'})
 }
 
-// crashStarts are line prefixes that begin a crash report which runs to the
-// end of the stream: Go's panic and fatal error, and Python's traceback.
+// crashStarts are line prefixes that begin a crash report (see Splitter):
+// Go's panic and fatal error, and Python's traceback.
 var crashStarts = [][]byte{
 	[]byte("panic: "),
 	[]byte("fatal error: "),

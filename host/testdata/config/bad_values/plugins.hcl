@@ -6,4 +6,5 @@ worker "bad name!" {
   stop_timeout    = "-1s"
   env             = { "A=B" = "x" }
   ring_bytes      = 5000
+  stderr_level    = "loud"
 }

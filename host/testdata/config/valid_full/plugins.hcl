@@ -20,6 +20,7 @@ worker "web" {
   max_line_bytes  = 65536
   max_frame_bytes = 131072
   ring_bytes      = 65536
+  stderr_level    = "info"
 }
 
 worker "defaults" {
