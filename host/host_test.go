@@ -570,6 +570,28 @@ func TestMessages(t *testing.T) {
 	}
 }
 
+// TestMessagesWithoutHandler: with no OnMessage (logtk-host run), a
+// worker's custom message is kept as a debug record of that worker, not
+// dropped (issue 14).
+func TestMessagesWithoutHandler(t *testing.T) {
+	h, c := startHost(t, Options{}, testWorker("echo", "echo", nil))
+	c.waitFor(t, time.Minute, "ready", func(r []*logtkv1.Record) bool { return find(r, msgIs("ready")) != nil })
+	id := WorkerID{"echo", 0}
+	if err := h.Send(id, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	isEcho := func(r *logtkv1.Record) bool {
+		return r.Logger == "logtk.message" && attr(r, "payload").GetStr() == "echo:hello"
+	}
+	c.waitFor(t, time.Minute, "the echo as a record", func(r []*logtkv1.Record) bool { return find(r, isEcho) != nil })
+	rec := find(checkSequence(t, c.snapshot(), "echo", 0), isEcho)
+	if rec.Level != logtkv1.Level_LEVEL_DEBUG || rec.Worker != "echo" {
+		t.Errorf("the message's record: level %v, worker %q", rec.Level, rec.Worker)
+	}
+	h.Send(id, []byte("quit"))
+	waitDone(t, h, time.Minute)
+}
+
 // TestOutputCapture: a program that does not use the SDK is captured
 // through its stdout and stderr; long lines stay whole; JSON lines become
 // structured records.

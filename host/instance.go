@@ -458,6 +458,20 @@ func (r *run) hostRecord(level int32, msg string, attrs ...slog.Attr) {
 	r.emit(record.SourceHost, b)
 }
 
+// messageRecord keeps a custom message nobody handles (Options.OnMessage
+// is not set, as under logtk-host run) as a debug record of the worker:
+// logger logtk.message, the payload as a string attribute when it is
+// UTF-8, as bytes otherwise.
+func (r *run) messageRecord(msg []byte) {
+	b := record.AppendHead(nil, time.Now(), record.LevelDebug, fmt.Sprintf("custom message (%d bytes); nothing handles messages here", len(msg)), "logtk.message")
+	if utf8.Valid(msg) {
+		b = record.AppendAttr(b, slog.String("payload", string(msg)))
+	} else {
+		b = record.AppendAttr(b, slog.Any("payload", msg))
+	}
+	r.emit(record.SourceHost, b)
+}
+
 func (r *run) readIPC() {
 	in := r.in
 	rd := ipc.NewReader(r.conn, in.cfg.MaxFrameBytes)
@@ -559,7 +573,7 @@ func (r *run) readIPC() {
 			if fn := in.h.opts.OnMessage; fn != nil {
 				fn(in.id, msg)
 			} else {
-				in.h.log.Debug("message from worker (no OnMessage set)", "worker", in.id, "bytes", len(msg))
+				r.messageRecord(msg)
 			}
 		case ipc.TypeGoodbye:
 			// The worker is closing its end; read on to EOF.
