@@ -583,3 +583,46 @@ func TestNetworkIdleConnectionStays(t *testing.T) {
 		t.Errorf("the server warned:\n%s", logs)
 	}
 }
+
+// TestTransportTroubleIsRecorded: a transport failing and delivering
+// again is told in the host's record stream, so the log server that
+// collects everything else learns it too (issue 14: these went only to
+// the host's own log).
+func TestTransportTroubleIsRecorded(t *testing.T) {
+	ls := newLogServer(t, false) // down at first
+	cfg := networkConfig(t, ls, testWorker("echo", "echo", nil))
+	logs := &syncBuffer{}
+	h, err := New(cfg, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	defer h.Stop(context.Background())
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within a minute; host log:\n%s", what, logs)
+			}
+			time.Sleep(10 * time.Millisecond) // polling a log and the server's files
+		}
+	}
+	// The worker's "ready" cannot be delivered: the transport fails.
+	waitFor("transport failure", func() bool { return strings.Contains(logs.String(), "transport failed") })
+	ls.start()
+	has := func(prefix string) func() bool {
+		return func() bool {
+			for _, v := range ls.stored(t, "app") {
+				if string(v.Logger) == reportLogger && strings.HasPrefix(string(v.Message), prefix) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitFor("stored record of the failure", has("transport net failed (attempt 1)"))
+	waitFor("stored record of the recovery", has("transport net delivers again"))
+	h.Send(WorkerID{"echo", 0}, []byte("quit"))
+	waitDone(t, h, time.Minute)
+}

@@ -518,6 +518,8 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 			retries++
 			if retries == 1 || retries%100 == 0 {
 				p.log.Warn("transport failed; resending what is on its way", "transport", t.name, "attempt", retries, "in_flight", len(window), "error", err)
+				p.report(record.LevelWarn, fmt.Sprintf("transport %s failed (attempt %d); resending the %d batches on their way: %v", t.name, retries, len(window), err),
+					slog.String("transport", t.name), slog.Int("attempt", retries), slog.Int("in_flight", len(window)), slog.String("error", err.Error()))
 			}
 		} else {
 			broken++
@@ -526,6 +528,8 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 				t.inst = nil
 			}
 			p.log.Error("transport instance failed; replacing it", "transport", t.name, "attempt", broken, "error", err)
+			p.report(record.LevelError, fmt.Sprintf("transport %s: its plugin instance failed (attempt %d); replacing it: %v", t.name, broken, err),
+				slog.String("transport", t.name), slog.Int("attempt", broken), slog.String("error", err.Error()))
 			if broken >= brokenAttempts && len(window) > 0 {
 				// The oldest batch may be what breaks it: set it aside.
 				p.failed(t, window[0], fmt.Errorf("%d attempts failed; last: %w", broken, err))
@@ -626,6 +630,11 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 			}
 		}
 		if len(ids) > 0 {
+			if retries+broken > 0 {
+				p.log.Info("transport delivers again", "transport", t.name, "failed_attempts", retries+broken)
+				p.report(record.LevelInfo, fmt.Sprintf("transport %s delivers again after %d failed attempts", t.name, retries+broken),
+					slog.String("transport", t.name), slog.Int("failed_attempts", retries+broken))
+			}
 			retries, broken, delay = 0, 0, 10*time.Millisecond
 			quiet = time.Time{}
 		} else if len(window) > 0 {

@@ -112,7 +112,7 @@ func load(args []string, name string, stderr io.Writer) (*host.Config, int) {
 }
 
 func runHost(cfg *host.Config, stderr io.Writer) int {
-	logger := hclog.New(&hclog.LoggerOptions{Name: "logtk-host", Output: stderr, Level: hclog.Info})
+	logger := newLogger("logtk-host", stderr)
 	h, err := host.New(cfg, host.Options{Logger: logger})
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
@@ -151,6 +151,13 @@ func runHost(cfg *host.Config, stderr io.Writer) int {
 		return 1
 	}
 	return summary(cfg, h, stderr)
+}
+
+// newLogger makes the command's own log: its times in UTC with
+// microseconds, as the text formatter writes the records beside it.
+func newLogger(name string, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Info,
+		TimeFormat: "2006-01-02T15:04:05.000000Z07:00", TimeFn: func() time.Time { return time.Now().UTC() }})
 }
 
 // exitUndelivered is run's status when records were not delivered.
@@ -199,7 +206,7 @@ func summary(cfg *host.Config, h *host.Host, w io.Writer) int {
 }
 
 func serve(cfg *host.Config, stderr io.Writer) int {
-	logger := hclog.New(&hclog.LoggerOptions{Name: "logtk-server", Output: stderr, Level: hclog.Info})
+	logger := newLogger("logtk-server", stderr)
 	if cfg.Server == nil {
 		fmt.Fprintln(stderr, "logtk-host serve: the configuration has no server block")
 		return 1
