@@ -32,6 +32,9 @@ const (
 	fSeq         = 20
 	fSource      = 21
 	fReceived    = 22
+	fSender      = 23
+	fHostname    = 24
+	fApplication = 25
 )
 
 // Attr field numbers.
@@ -363,6 +366,20 @@ func AppendStampArrival(b []byte, seq uint64, source int32, receivedUnixNano int
 // GroupMark remembers where an open group started; see OpenGroup.
 type GroupMark struct {
 	tag, outer, inner int
+}
+
+// AppendServerStamp appends the fields the log server stamps on a stored
+// record: sender, hostname (when not empty) and application. Appended
+// after a record's own fields, they override any the sender put there.
+func AppendServerStamp(b []byte, sender, hostname, application string) []byte {
+	b = protowire.AppendTag(b, fSender, protowire.BytesType)
+	b = protowire.AppendString(b, sender)
+	if hostname != "" {
+		b = protowire.AppendTag(b, fHostname, protowire.BytesType)
+		b = protowire.AppendString(b, hostname)
+	}
+	b = protowire.AppendTag(b, fApplication, protowire.BytesType)
+	return protowire.AppendString(b, application)
 }
 
 // OpenGroup appends the start of an attribute named key holding a group,

@@ -90,6 +90,34 @@ func TestEncodeMatchesGeneratedCode(t *testing.T) {
 	}
 }
 
+// TestServerStampOverrides: the server's stamp, appended last, is what
+// a reader sees, whatever a sender put in the record.
+func TestServerStampOverrides(t *testing.T) {
+	b := AppendHead(nil, time.Now(), LevelInfo, "m", "")
+	b = AppendServerStamp(b, "forged", "forged-host", "forged-app")
+	b = AppendServerStamp(b, "web-01", "web-01.example", "shop")
+	if err := Validate(b); err != nil {
+		t.Fatal(err)
+	}
+	var v View
+	v.Parse(b)
+	var r logtkv1.Record
+	if err := proto.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range [][3]string{
+		{string(v.Sender), string(v.Hostname), string(v.Application)},
+		{r.Sender, r.Hostname, r.Application},
+	} {
+		if got != [3]string{"web-01", "web-01.example", "shop"} {
+			t.Errorf("read %q", got)
+		}
+	}
+	if bad := AppendServerStamp(nil, "a\xff", "", "x"); Validate(append(AppendHead(nil, time.Now(), LevelInfo, "m", ""), bad...)) == nil {
+		t.Error("a sender that is not UTF-8 validated")
+	}
+}
+
 func TestStampOverridesWorkerValues(t *testing.T) {
 	b := AppendHead(nil, time.Now(), LevelInfo, "m", "")
 	b = protowire.AppendTag(b, fWorker, protowire.BytesType)
@@ -311,6 +339,7 @@ func FuzzView(f *testing.F) {
 	f.Add([]byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x08, 0x80})       // fixed64, truncated varint
 	f.Add([]byte{0x08, 0x80, 0x80, 0x01, 0x12, 0x80, 0x80, 0x00}) // three-byte varint and length
 	f.Add(AppendStamp(bytes.Clone(b), &Stamp{Worker: "w", WorkerIndex: 300, PID: 4242, Incarnation: 2, Seq: 1 << 40, Source: SourceHost, Received: time.Unix(6, 7)}))
+	f.Add(AppendServerStamp(AppendServerStamp(bytes.Clone(b), "forged", "", "x"), "web-01", "web-01.example", "shop"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkFieldMatchesProtowire(t, data)
 		var v View
@@ -343,7 +372,8 @@ func checkViewMatchesGenerated(t *testing.T, b []byte, v *View, parsed bool) {
 	}
 	if v.TimeUnixNano != r.TimeUnixNano || v.Level != int32(r.Level) || string(v.Message) != r.Message || string(v.Logger) != r.Logger ||
 		string(v.Worker) != r.Worker || v.WorkerIndex != r.WorkerIndex || v.PID != r.Pid || v.Incarnation != r.Incarnation ||
-		v.Seq != r.Seq || v.Source != int32(r.Source) || v.Received != r.ReceivedUnixNano {
+		v.Seq != r.Seq || v.Source != int32(r.Source) || v.Received != r.ReceivedUnixNano ||
+		string(v.Sender) != r.Sender || string(v.Hostname) != r.Hostname || string(v.Application) != r.Application {
 		t.Fatalf("Parse read %+v, the generated code %v", v, &r)
 	}
 	var keys []string

@@ -362,7 +362,7 @@ func expect(kind msgKind, num protowire.Number) (protowire.Type, msgKind, bool) 
 			return protowire.Fixed64Type, none, false
 		case fLevel, fWorkerIndex, fPID, fIncarnation, fSeq, fSource:
 			return protowire.VarintType, none, false
-		case fMessage, fLogger, fWorker:
+		case fMessage, fLogger, fWorker, fSender, fHostname, fApplication:
 			return protowire.BytesType, none, true
 		case fAttrs:
 			return protowire.BytesType, msgAttr, false

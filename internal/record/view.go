@@ -26,8 +26,13 @@ type View struct {
 	Seq          uint64
 	Source       int32
 	Received     int64
-	attrs        int // offset of the first attrs field, or -1
-	attrsEnd     int // offset after the last attrs field
+	// Stamped by the log server: who sent the record, from which machine,
+	// stored under which application (empty before the server).
+	Sender      []byte
+	Hostname    []byte
+	Application []byte
+	attrs       int // offset of the first attrs field, or -1
+	attrsEnd    int // offset after the last attrs field
 }
 
 // Parse fills v from b. It assumes b passed Validate; on malformed input it
@@ -80,6 +85,12 @@ func (v *View) Parse(b []byte) bool {
 				v.Worker = data
 			case fCaller:
 				v.Caller = data
+			case fSender:
+				v.Sender = data
+			case fHostname:
+				v.Hostname = data
+			case fApplication:
+				v.Application = data
 			case fAttrs:
 				if v.attrs < 0 {
 					v.attrs = start

@@ -83,6 +83,15 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 		b = append(b, `,"logger":`...)
 		b = appendString(b, r.Logger)
 	}
+	for _, f := range [...]struct {
+		key string
+		v   []byte
+	}{{`,"sender":`, r.Sender}, {`,"hostname":`, r.Hostname}, {`,"application":`, r.Application}} {
+		if len(f.v) > 0 {
+			b = append(b, f.key...)
+			b = appendString(b, f.v)
+		}
+	}
 	if len(r.Worker) > 0 {
 		b = append(b, `,"worker":`...)
 		b = appendString(b, r.Worker)

@@ -27,6 +27,7 @@ var Info = plugin.Info{
 		{Name: "sender", Type: plugin.TypeString, Required: true, Doc: "this host's stable identity, [A-Za-z0-9._-]: the server drops retransmissions per sender"},
 		{Name: "application", Type: plugin.TypeString, Required: true, Doc: "the server keeps a directory per application"},
 		{Name: "format", Type: plugin.TypeString, Doc: `what the records are; default "logtk.v1.Record" (the protobuf format without a schema)`},
+		{Name: "hostname", Type: plugin.TypeString, Doc: "this machine's name, sent in AUTH; the server stamps it on every record it stores; default none"},
 		{Name: "ack_timeout", Type: plugin.TypeString, Doc: `how long to wait for the server's acknowledgement; default "10s"`},
 	},
 }
@@ -51,6 +52,7 @@ type Transport struct {
 		Sender      string `json:"sender"`
 		Application string `json:"application"`
 		Format      string `json:"format"`
+		Hostname    string `json:"hostname"`
 		AckTimeout  string `json:"ack_timeout"`
 	}
 	token      []byte
@@ -287,7 +289,10 @@ func (t *Transport) connect() error {
 	a = protowire.AppendVarint(a, 1)
 	a = protowire.AppendTag(a, 2, protowire.BytesType)
 	a = protowire.AppendBytes(a, t.token)
-	for i, s := range []string{t.cfg.Sender, t.cfg.Application, t.cfg.Format} {
+	for i, s := range []string{t.cfg.Sender, t.cfg.Application, t.cfg.Format, t.cfg.Hostname} {
+		if s == "" {
+			continue
+		}
 		a = protowire.AppendTag(a, protowire.Number(3+i), protowire.BytesType)
 		a = protowire.AppendString(a, s)
 	}

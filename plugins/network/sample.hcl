@@ -6,6 +6,7 @@ transport "logserver" {
     token       = "a-secret-of-16+-characters" # or token_file = "path"
     sender      = "web-01"             # stable per host: retransmissions are dropped per sender
     application = "shop"               # the server's directory for these records
+    hostname    = "web-01.example.internal" # optional: stamped on every stored record
     ack_timeout = "10s"
   }
   allow {

@@ -64,6 +64,9 @@ const (
 	srcSeq
 	srcSource
 	srcReceived
+	srcSender
+	srcHostname
+	srcApplication
 )
 
 // Field names each record value maps to, in order of preference.
@@ -82,6 +85,9 @@ var sourceNames = []struct {
 	{srcSeq, []string{"seq", "sequence", "sequence_number"}},
 	{srcSource, []string{"source"}},
 	{srcReceived, []string{"received_unix_nano", "received", "received_time"}},
+	{srcSender, []string{"sender"}},
+	{srcHostname, []string{"hostname"}},
+	{srcApplication, []string{"application"}},
 }
 
 type target struct {
@@ -175,7 +181,7 @@ func compatible(s source, t target) bool {
 	switch s {
 	case srcTime, srcReceived:
 		return isInt(t.typ) || t.typ == tString || (t.typ == tMessage && t.typeName == ".google.protobuf.Timestamp") || t.typ == tDouble
-	case srcMessage, srcLogger, srcWorker:
+	case srcMessage, srcLogger, srcWorker, srcSender, srcHostname, srcApplication:
 		return t.typ == tString || t.typ == tBytes
 	default: // numbers, and level/source also as names
 		return isInt(t.typ) || t.typ == tEnum || t.typ == tString
@@ -275,6 +281,12 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 			b = appendStr(b, s.t.num, r.Logger)
 		case srcWorker:
 			b = appendStr(b, s.t.num, r.Worker)
+		case srcSender:
+			b = appendStr(b, s.t.num, r.Sender)
+		case srcHostname:
+			b = appendStr(b, s.t.num, r.Hostname)
+		case srcApplication:
+			b = appendStr(b, s.t.num, r.Application)
 		case srcWorkerIndex:
 			b = f.appendIntOrText(b, s.t, int64(r.WorkerIndex))
 		case srcPID:

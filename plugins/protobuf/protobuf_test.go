@@ -131,6 +131,17 @@ func TestTextSchema(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
+	// What the log server stamps goes into fields of the same names.
+	stored := plugintest.SampleRecords()[4]
+	msg = dynamicpb.NewMessage(md)
+	if err := proto.Unmarshal(format(t, f, stored), msg); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"sender": "web-01", "hostname": "web-01.example.com", "application": "shop", "message": "order placed"} {
+		if got := msg.Get(md.Fields().ByName(protoreflect.Name(name))).String(); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
 }
 
 func TestConfigErrors(t *testing.T) {

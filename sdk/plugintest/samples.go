@@ -44,5 +44,11 @@ func SampleRecords() [][]byte {
 
 	b = record.AppendHead(nil, time.Time{}, record.LevelDebug, "", "")
 	recs = append(recs, b)
+
+	// As the log server stores it: where it came from stamped last.
+	b = record.AppendHead(nil, t0.Add(3*time.Second), record.LevelInfo, "order placed", "shop.orders")
+	b = record.AppendAttr(b, slog.Int("order", 1001))
+	b = stamp(b, 4, record.SourceSDK)
+	recs = append(recs, record.AppendServerStamp(b, "web-01", "web-01.example.com", "shop"))
 	return recs
 }

@@ -66,7 +66,7 @@ func TextSchema() ([]byte, protoreflect.MessageDescriptor, error) {
 	str := descriptorpb.FieldDescriptorProto_TYPE_STRING
 	var fields []*descriptorpb.FieldDescriptorProto
 	for i, name := range []string{"time", "level", "message", "worker", "worker_index", "pid", "seq", "source",
-		"status", "bytes", "ratio", "cached", "token", "started", "elapsed"} {
+		"status", "bytes", "ratio", "cached", "token", "started", "elapsed", "sender", "hostname", "application"} {
 		fields = append(fields, field(name, int32(i+1), str, ""))
 	}
 	return compile(&descriptorpb.DescriptorProto{Name: s("TextMessage"), Field: fields}, TextMessage)

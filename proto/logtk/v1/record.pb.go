@@ -192,8 +192,14 @@ type Record struct {
 	Source Source `protobuf:"varint,21,opt,name=source,proto3,enum=logtk.v1.Source" json:"source,omitempty"`
 	// Host wall-clock time at arrival, in nanoseconds since the Unix epoch.
 	ReceivedUnixNano int64 `protobuf:"fixed64,22,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The sending host's stable identity: AUTH's sender.
+	Sender string `protobuf:"bytes,23,opt,name=sender,proto3" json:"sender,omitempty"`
+	// The sending machine's name, AUTH's hostname, when it gave one.
+	Hostname string `protobuf:"bytes,24,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// The application the record is stored under: AUTH's application.
+	Application   string `protobuf:"bytes,25,opt,name=application,proto3" json:"application,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Record) Reset() {
@@ -315,6 +321,27 @@ func (x *Record) GetReceivedUnixNano() int64 {
 		return x.ReceivedUnixNano
 	}
 	return 0
+}
+
+func (x *Record) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *Record) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *Record) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
 }
 
 // Attr is one typed key/value pair. A record's attributes keep the order the
@@ -631,7 +658,7 @@ var File_logtk_v1_record_proto protoreflect.FileDescriptor
 
 const file_logtk_v1_record_proto_rawDesc = "" +
 	"\n" +
-	"\x15logtk/v1/record.proto\x12\blogtk.v1\"\xb0\x03\n" +
+	"\x15logtk/v1/record.proto\x12\blogtk.v1\"\x86\x04\n" +
 	"\x06Record\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x10R\ftimeUnixNano\x12%\n" +
 	"\x05level\x18\x02 \x01(\x0e2\x0f.logtk.v1.LevelR\x05level\x12\x18\n" +
@@ -645,7 +672,10 @@ const file_logtk_v1_record_proto_rawDesc = "" +
 	"\vincarnation\x18\x13 \x01(\rR\vincarnation\x12\x10\n" +
 	"\x03seq\x18\x14 \x01(\x04R\x03seq\x12(\n" +
 	"\x06source\x18\x15 \x01(\x0e2\x10.logtk.v1.SourceR\x06source\x12,\n" +
-	"\x12received_unix_nano\x18\x16 \x01(\x10R\x10receivedUnixNano\"\x9f\x02\n" +
+	"\x12received_unix_nano\x18\x16 \x01(\x10R\x10receivedUnixNano\x12\x16\n" +
+	"\x06sender\x18\x17 \x01(\tR\x06sender\x12\x1a\n" +
+	"\bhostname\x18\x18 \x01(\tR\bhostname\x12 \n" +
+	"\vapplication\x18\x19 \x01(\tR\vapplication\"\x9f\x02\n" +
 	"\x04Attr\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x03str\x18\x02 \x01(\tH\x00R\x03str\x12\x12\n" +

@@ -7,6 +7,11 @@
 //
 //	2006-01-02T15:04:05.000000Z INFO  web#1 [4242] db.pool: message key=value group.key="two words"
 //
+// and a record the log server stored names where it came from first, its
+// sender and application:
+//
+//	2006-01-02T15:04:05.000000Z INFO  web-01/shop web#1 [4242] db.pool: message
+//
 // Values containing spaces, quotes, '=' or control characters are quoted
 // with Go syntax, except multi-line strings (stack traces), which follow the
 // line, each of their lines prefixed with "    | " so that they read as one
@@ -100,6 +105,16 @@ func (t *Theme) AppendWith(b []byte, r *record.View, tc *TimeCache) []byte {
 	b = ansi(b, t.Levels[li])
 	b = append(b, levelNames[li]...)
 	b = ansi(b, t.Reset)
+	if len(r.Sender) > 0 {
+		b = append(b, ' ')
+		b = ansi(b, t.Dim)
+		b = append(b, r.Sender...)
+		if len(r.Application) > 0 {
+			b = append(b, '/')
+			b = append(b, r.Application...)
+		}
+		b = ansi(b, t.Reset)
+	}
 	if len(r.Worker) > 0 {
 		b = append(b, ' ')
 		b = ansi(b, t.Dim)
