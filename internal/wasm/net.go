@@ -146,7 +146,9 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 				stack[0] = i32(netErrMemory)
 				return
 			}
-			if _, err := c.Write(b); err != nil {
+			tc := c.(*timedConn)
+			tc.Conn.SetWriteDeadline(time.Now().Add(m.withinBudget(mod, tc.ioTimeout())))
+			if _, err := tc.Conn.Write(b); err != nil {
 				ns.setErr(err)
 				stack[0] = i32(netErrIO)
 				return
@@ -172,6 +174,7 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 			if wait <= 0 || (tc.io > 0 && wait > tc.io) {
 				wait = tc.ioTimeout()
 			}
+			wait = m.withinBudget(mod, wait)
 			tc.Conn.SetReadDeadline(time.Now().Add(wait))
 			k, err := tc.Conn.Read(buf)
 			if k > 0 {
@@ -230,6 +233,24 @@ func (m *Module) netFunctions() map[string]api.GoModuleFunc {
 			stack[0] = i32(int32(len(msg)))
 		},
 	}
+}
+
+// withinBudget shortens a wait so that it ends with the operation's time
+// budget: the stop flag that enforces the budget cannot interrupt a host
+// function, so one that blocked past it would overrun the call (and the
+// instance would be discarded for it). Host functions run on the
+// operation's goroutine, the one that sets the deadline.
+func (m *Module) withinBudget(mod api.Module, wait time.Duration) time.Duration {
+	if inst := m.instanceOf(mod); inst != nil && inst.deadline != 0 {
+		left := inst.deadline - monoNow()
+		// Leave the plugin a moment to act on what it read.
+		left -= left / 10
+		if left < time.Millisecond {
+			left = time.Millisecond
+		}
+		wait = min(wait, left)
+	}
+	return wait
 }
 
 func (m *Module) conn(mod api.Module, h uint64) (*netState, net.Conn) {

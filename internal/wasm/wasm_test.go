@@ -671,3 +671,54 @@ func umask(t *testing.T) os.FileMode {
 	t.Fatal("no Umask in /proc/self/status")
 	return 0
 }
+
+// TestNetReadWithinBudget: a read from a quiet endpoint never outlasts the
+// call's time budget, and a wait under a millisecond is not taken for
+// "the endpoint's I/O timeout" (a network transport's poll rounded its last
+// fraction of a millisecond down to 0 and blocked for the I/O timeout, ran
+// past its 5 s budget under load and was replaced, its batches resent).
+func TestNetReadWithinBudget(t *testing.T) {
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // quiet: never writes
+		}
+	}()
+	m := load(t, "testdata/fsprobe", Options{
+		Limits: Limits{CallTimeout: time.Second},
+		Grants: Grants{Endpoints: map[string]Endpoint{"quiet": {Address: ln.Addr().String(), IOTimeout: 10 * time.Second}}},
+	})
+	for _, wait := range []string{"500us", "3s"} {
+		inst, err := m.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := json.Marshal(map[string]any{"ops": [][]string{{"netread", "quiet", wait}}})
+		if err := inst.Configure(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = inst.Write(ctx, 1, entries.Append(nil, []byte("x\n")))
+		// Not a speed check: blocked for the I/O timeout (10 s), it
+		// would take ten times its budget.
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("reading with a %s wait in a 1s budget took %s", wait, d)
+		}
+		if err == nil || !strings.Contains(err.Error(), "ok timeout") {
+			t.Errorf("reading with a %s wait in a 1s budget: %v", wait, err)
+		}
+		if inst.Broken() {
+			t.Errorf("reading with a %s wait broke the instance", wait)
+		}
+		inst.Close(ctx)
+	}
+}

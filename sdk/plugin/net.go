@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 )
 
@@ -34,10 +35,14 @@ func (c *Conn) Write(b []byte) error {
 }
 
 // Read reads into b, waiting at most timeout (capped by the endpoint's
-// I/O timeout). It returns ErrTimeout if nothing arrived and io.EOF when
-// the peer closed.
+// I/O timeout and by what is left of the call's time budget; a timeout
+// under a millisecond waits one). It returns ErrTimeout if nothing arrived
+// and io.EOF when the peer closed.
 func (c *Conn) Read(b []byte, timeout time.Duration) (int, error) {
-	n := netRead(c.h, b, int32(timeout/time.Millisecond))
+	// net_read takes whole milliseconds, and 0 means the endpoint's I/O
+	// timeout: a wait that rounded down to 0 would block for that long.
+	ms := max(int32(min(timeout, time.Duration(math.MaxInt32)*time.Millisecond)/time.Millisecond), 1)
+	n := netRead(c.h, b, ms)
 	switch {
 	case n > 0:
 		return int(n), nil

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/logtk/logtk/sdk/plugin"
 )
@@ -116,6 +117,22 @@ func (p *probe) run(op []string) (string, error) {
 			}
 			p.held = append(p.held, f)
 		}
+	case "netread": // dial endpoint op[1], read once waiting op[2]
+		d, err := time.ParseDuration(op[2])
+		if err != nil {
+			return "", err
+		}
+		c, err := plugin.Dial(op[1])
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		var buf [64]byte
+		n, err := c.Read(buf[:], d)
+		if errors.Is(err, plugin.ErrTimeout) {
+			return "timeout", nil
+		}
+		return string(buf[:n]), err
 	case "release":
 		for _, f := range p.held {
 			f.Close()
