@@ -516,6 +516,7 @@ func (p *pipeline) deliver(ctx context.Context, t *transportStage, items <-chan 
 		var ce *wasm.CallError
 		if errors.As(err, &ce) && ce.Retryable() {
 			retries++
+			p.log.Debug("transport failed", "transport", t.name, "attempt", retries, "in_flight", len(window), "error", err)
 			if retries == 1 || retries%100 == 0 {
 				p.log.Warn("transport failed; resending what is on its way", "transport", t.name, "attempt", retries, "in_flight", len(window), "error", err)
 				p.report(record.LevelWarn, fmt.Sprintf("transport %s failed (attempt %d); resending the %d batches on their way: %v", t.name, retries, len(window), err),
