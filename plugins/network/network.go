@@ -58,10 +58,15 @@ type Transport struct {
 	token      []byte
 	ackTimeout time.Duration
 
-	conn        *plugin.Conn
-	inflight    map[uint64]time.Time // sent, not yet acknowledged: when sent
-	done        []uint64             // acknowledged, not yet reported by Poll
-	stored      uint64               // the server's last stored batch for this sender
+	conn     *plugin.Conn
+	inflight map[uint64]struct{} // sent, not yet acknowledged
+	// quiet is how long reads have waited in vain since the server last
+	// sent anything: the ack timeout is measured by it, not by a clock
+	// (the sandbox's clock is a fake unless granted; the waits are real,
+	// the host enforces them).
+	quiet       time.Duration
+	done        []uint64 // acknowledged, not yet reported by Poll
+	stored      uint64   // the server's last stored batch for this sender
 	maxFrame    int
 	maxInFlight int    // the server's limit on unacknowledged batches (0: none announced)
 	in          []byte // bytes read, not yet consumed
@@ -132,26 +137,35 @@ func (t *Transport) Write(b *plugin.Batch) error {
 		return err
 	}
 	defer func() { t.done = t.done[:0] }()
-	deadline := time.Now().Add(t.ackTimeout)
 	for {
 		if _, waiting := t.inflight[b.ID()]; !waiting {
 			return nil
 		}
-		if err := t.readAcks(deadline); err != nil {
+		if err := t.waitForAcks(); err != nil {
 			return err
 		}
-		if time.Now().After(deadline) {
-			t.drop()
-			return plugin.Retry(fmt.Errorf("no ack for batch %d within %s", b.ID(), t.ackTimeout))
-		}
 	}
+}
+
+// waitForAcks reads acks for up to a second and fails with Retry once the
+// server has been quiet for ack_timeout with batches on their way.
+func (t *Transport) waitForAcks() error {
+	if err := t.readAcks(min(time.Second, t.ackTimeout)); err != nil {
+		return err
+	}
+	if len(t.inflight) > 0 && t.quiet >= t.ackTimeout {
+		n := len(t.inflight)
+		t.drop()
+		return plugin.Retry(fmt.Errorf("no ack within %s with %d batches on their way", t.ackTimeout, n))
+	}
+	return nil
 }
 
 // WriteAsync implements plugin.AsyncTransport: it sends the batch and
 // returns; Poll reports it once the server acknowledged it.
 func (t *Transport) WriteAsync(b *plugin.Batch) error {
 	if t.inflight == nil {
-		t.inflight = map[uint64]time.Time{}
+		t.inflight = map[uint64]struct{}{}
 	}
 	if b.Len() == 0 {
 		t.done = append(t.done, b.ID())
@@ -168,16 +182,9 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 		return nil
 	}
 	// The server's limit on unacknowledged batches: wait for acks first.
-	if t.maxInFlight > 0 && len(t.inflight) >= t.maxInFlight {
-		deadline := time.Now().Add(t.ackTimeout)
-		for len(t.inflight) >= t.maxInFlight {
-			if err := t.readAcks(deadline); err != nil {
-				return err
-			}
-			if time.Now().After(deadline) {
-				t.drop()
-				return plugin.Retry(fmt.Errorf("no ack within %s with %d batches in flight", t.ackTimeout, len(t.inflight)))
-			}
+	for t.maxInFlight > 0 && len(t.inflight) >= t.maxInFlight {
+		if err := t.waitForAcks(); err != nil {
+			return err
 		}
 	}
 	t.out = appendHeader(t.out[:0], tData, protowire.SizeVarint(b.ID())+len(b.Bytes()))
@@ -190,7 +197,10 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 		t.drop()
 		return plugin.Retry(err)
 	}
-	t.inflight[b.ID()] = time.Now()
+	if len(t.inflight) == 0 {
+		t.quiet = 0 // the wait for this batch's ack starts now
+	}
+	t.inflight[b.ID()] = struct{}{}
 	return nil
 }
 
@@ -202,26 +212,22 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 // server's PINGs, so that a quiet connection stays open; a connection the
 // server closed meanwhile is dropped, and the next batch reconnects.
 func (t *Transport) Poll(timeout time.Duration) ([]uint64, error) {
-	err := t.readAcks(time.Now().Add(timeout))
-	if err == nil {
-		for id, sent := range t.inflight {
-			if time.Since(sent) > t.ackTimeout {
-				t.drop()
-				err = plugin.Retry(fmt.Errorf("no ack for batch %d within %s", id, t.ackTimeout))
-				break
-			}
-		}
+	err := t.readAcks(timeout)
+	if err == nil && len(t.inflight) > 0 && t.quiet >= t.ackTimeout {
+		n := len(t.inflight)
+		t.drop()
+		err = plugin.Retry(fmt.Errorf("no ack within %s with %d batches on their way", t.ackTimeout, n))
 	}
 	ids := t.done
 	t.done = nil
 	return ids, err
 }
 
-// readAcks reads the server's frames until deadline or until acks came
-// (then it takes those already read and returns at once), adding the
-// acknowledged batches to t.done. It answers PINGs; with nothing on its
-// way it reads until deadline for them alone.
-func (t *Transport) readAcks(deadline time.Time) error {
+// readAcks reads the server's frames, waiting up to wait for the first
+// and then taking only those already read, adding the acknowledged
+// batches to t.done. It answers PINGs; with nothing on its way it reads
+// for them alone.
+func (t *Transport) readAcks(wait time.Duration) error {
 	idle := len(t.inflight) == 0
 	if t.conn == nil {
 		if idle {
@@ -230,7 +236,7 @@ func (t *Transport) readAcks(deadline time.Time) error {
 		return plugin.Retry(errors.New("not connected"))
 	}
 	for idle || len(t.inflight) > 0 {
-		typ, p, err := t.readFrame(deadline)
+		typ, p, err := t.readFrame(wait)
 		if errors.Is(err, plugin.ErrTimeout) {
 			return nil
 		}
@@ -241,6 +247,7 @@ func (t *Transport) readAcks(deadline time.Time) error {
 			}
 			return plugin.Retry(fmt.Errorf("waiting for acks: %w", err))
 		}
+		wait = 0 // take the frames already read, then return
 		switch typ {
 		case tAck:
 			id, n := protowire.ConsumeVarint(p)
@@ -253,8 +260,6 @@ func (t *Transport) readAcks(deadline time.Time) error {
 				t.done = append(t.done, id)
 				t.stored = max(t.stored, id)
 			}
-			// Take the acks already read, then return at once.
-			deadline = time.Time{}
 		case tPing:
 			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
 				t.drop()
@@ -299,7 +304,7 @@ func (t *Transport) connect() error {
 	if err := c.Write(append(appendHeader(nil, tAuth, len(a)), a...)); err != nil {
 		return err
 	}
-	typ, p, err := t.readFrame(time.Now().Add(t.ackTimeout))
+	typ, p, err := t.readFrame(t.ackTimeout)
 	if err != nil {
 		return fmt.Errorf("waiting for WELCOME: %w", err)
 	}
@@ -372,8 +377,11 @@ func splitFrame(in []byte) (typ byte, payload, rest []byte, ok bool, err error) 
 	return in[4], in[5 : 4+n], in[4+n:], true, nil
 }
 
-// readFrame returns the next frame, reading until deadline.
-func (t *Transport) readFrame(deadline time.Time) (byte, []byte, error) {
+// readFrame returns the next frame: one already read, or one that
+// arrives within wait (0: only one already read). A read that waits in
+// vain adds its wait to t.quiet; anything the server sends resets it.
+// It returns plugin.ErrTimeout when no whole frame came in time.
+func (t *Transport) readFrame(wait time.Duration) (byte, []byte, error) {
 	for {
 		typ, p, rest, ok, err := splitFrame(t.in)
 		if err != nil {
@@ -384,17 +392,21 @@ func (t *Transport) readFrame(deadline time.Time) (byte, []byte, error) {
 			t.in = append(t.in[:0], rest...)
 			return typ, frame, nil
 		}
-		wait := time.Until(deadline)
 		if wait <= 0 {
 			return 0, nil, plugin.ErrTimeout
 		}
 		k, err := t.conn.Read(t.readBuf[:], wait)
-		if err != nil && !errors.Is(err, plugin.ErrTimeout) {
+		if errors.Is(err, plugin.ErrTimeout) {
+			t.quiet += wait
+			return 0, nil, plugin.ErrTimeout
+		}
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return 0, nil, errors.New("server closed the connection")
 			}
 			return 0, nil, err
 		}
+		t.quiet = 0
 		t.in = append(t.in, t.readBuf[:k]...)
 	}
 }
