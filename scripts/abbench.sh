@@ -32,8 +32,10 @@ tmp=$(mktemp -d)
 trap 'git -C "$root" worktree remove --force "$tmp/old" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 git -C "$root" worktree add --detach --force "$tmp/old" "$rev" >/dev/null 2>&1 ||
 	{ echo "abbench: cannot check out $rev" >&2; exit 2; }
-(cd "$tmp/old" && go test -c -o "$tmp/old.test" "$pkg")
-(cd "$root" && go test -c -o "$tmp/new.test" "$pkg")
+# Built from the package's directory, so that a package of another module
+# in the tree (./bench) builds too.
+(cd "$tmp/old/$pkg" && go test -c -o "$tmp/old.test" .)
+(cd "$root/$pkg" && go test -c -o "$tmp/new.test" .)
 run() { # build tree
 	(cd "$2/$pkg" && "$tmp/$1.test" -test.run '^$' -test.bench "$pattern" -test.benchtime "$benchtime") |
 		awk -v b="$1" '/^Benchmark/ {
