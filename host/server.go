@@ -38,6 +38,10 @@ type ServerConfig struct {
 	Fsync string
 	// MaxBytes rotates a data file past this size. Default 1 GiB.
 	MaxBytes int64
+	// MaxOpenApplications bounds the application files the store keeps
+	// open at once (two descriptors each; idle ones are closed to make
+	// room). Default 256.
+	MaxOpenApplications int
 	// Limits; zero values take the server's defaults (4 MiB frames, 32 in
 	// flight, 4096 authenticated connections, 64 unauthenticated ones, 5s
 	// heartbeat, 5s to authenticate).
@@ -59,7 +63,7 @@ var serverSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "listen", Required: true}, {Name: "dir", Required: true}, {Name: "tokens"}, {Name: "token_file"},
 		{Name: "fsync"}, {Name: "max_bytes"}, {Name: "max_frame_bytes"}, {Name: "max_in_flight"},
-		{Name: "max_connections"}, {Name: "max_unauthenticated"}, {Name: "heartbeat"}, {Name: "auth_timeout"},
+		{Name: "max_connections"}, {Name: "max_unauthenticated"}, {Name: "max_open_applications"}, {Name: "heartbeat"}, {Name: "auth_timeout"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
 }
@@ -142,7 +146,7 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	for _, limit := range []struct {
 		name   string
 		target *int
-	}{{"max_unauthenticated", &sc.MaxUnauthenticated}} {
+	}{{"max_unauthenticated", &sc.MaxUnauthenticated}, {"max_open_applications", &sc.MaxOpenApplications}} {
 		if a := get(limit.name, limit.target); a != nil && *limit.target < 1 {
 			errAt(a, "Value out of range", fmt.Sprintf("%s = %d; it must be at least 1.", limit.name, *limit.target))
 		}
@@ -236,7 +240,7 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 			return nil, err
 		}
 	}
-	store, err := server.OpenStore(server.StoreOptions{Dir: cfg.Dir, Fsync: cfg.Fsync != "none", MaxBytes: cfg.MaxBytes})
+	store, err := server.OpenStore(server.StoreOptions{Dir: cfg.Dir, Fsync: cfg.Fsync != "none", MaxBytes: cfg.MaxBytes, MaxOpen: cfg.MaxOpenApplications})
 	if err != nil {
 		return nil, err
 	}

@@ -383,6 +383,10 @@ func (ss *session) run() {
 				return
 			}
 			t, dup, err := s.opts.Store.Append(ss.app, ss.sender, ss.format, id, batch)
+			if errors.Is(err, ErrTooManyOpen) {
+				ss.reject(wire.CloseTooManyApplications, err.Error()+"; try again later")
+				return
+			}
 			if err != nil {
 				ss.log.Error("storing a batch failed; closing so the client retries", "batch", id, "error", err)
 				ss.reject(wire.CloseStorage, "storage failed")

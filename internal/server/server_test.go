@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,8 +39,15 @@ type testServer struct {
 
 func start(t *testing.T, opts Options, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
+	return startWith(t, opts, StoreOptions{Fsync: true}, wrap)
+}
+
+// startWith starts a server whose store, in a new directory, has storeOpts.
+func startWith(t *testing.T, opts Options, storeOpts StoreOptions, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	dir := t.TempDir()
-	store, err := OpenStore(StoreOptions{Dir: dir, Fsync: true})
+	storeOpts.Dir = dir
+	store, err := OpenStore(storeOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,5 +512,95 @@ func TestIdleTokenlessCannotLockOut(t *testing.T) {
 	oldest := &client{t: t, c: idle[0], r: ipc.NewReader(idle[0], 0)}
 	if reason := oldest.expectClose(wire.CloseTooManyConns); !strings.Contains(reason, "unauthenticated") {
 		t.Fatalf("the oldest idle connection was closed with reason %q", reason)
+	}
+}
+
+// TestManyApplications: the store keeps at most 4 application files open
+// (MaxOpen); 3 senders stay connected and keep sending while 20 other
+// applications connect in turn and send. Every batch is acknowledged and
+// stored, and the store never holds more than 8 descriptors (before: 2 per
+// application, 46, until a restart).
+func TestManyApplications(t *testing.T) {
+	s := startWith(t, Options{Logger: hclog.NewNullLogger()}, StoreOptions{Fsync: true, MaxOpen: 4}, nil)
+	kept := make([]*client, 3)
+	for i := range kept {
+		kept[i] = dial(t, s.addr)
+		kept[i].auth("keeper", fmt.Sprintf("kept%d", i), "json")
+	}
+	for i := range 20 {
+		c := dial(t, s.addr)
+		c.auth("h", fmt.Sprintf("app%02d", i), "json")
+		c.sendBatch(1, fmt.Sprintf("app%02d\n", i))
+		c.c.Close()
+		for j, k := range kept {
+			if got := k.sendBatch(uint64(i+1), fmt.Sprintf("kept%d %d\n", j, i+1)); got != uint64(i+1) {
+				t.Fatalf("kept%d: ack %d for batch %d", j, got, i+1)
+			}
+		}
+		if n := openFilesUnder(t, s.dir); n > 8 {
+			t.Fatalf("after application %d: %d descriptors open under the store, want at most 8", i, n)
+		}
+	}
+	for i := range 20 {
+		if b, _ := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf("app%02d", i), "records.log")); string(b) != fmt.Sprintf("app%02d\n", i) {
+			t.Fatalf("app%02d stored %q", i, b)
+		}
+	}
+	for j := range kept {
+		b, _ := os.ReadFile(filepath.Join(s.dir, fmt.Sprintf("kept%d", j), "records.log"))
+		if n := strings.Count(string(b), "\n"); n != 20 {
+			t.Fatalf("kept%d: %d of 20 batches stored", j, n)
+		}
+	}
+}
+
+// TestApplicationsAllBusy: with MaxOpen 1 and that file busy (its sync
+// held up), a batch of another application is refused with CLOSE 4011,
+// naming the application, and not stored; the busy sender is
+// acknowledged once its sync is done, and the refused one, connecting
+// again, is stored.
+func TestApplicationsAllBusy(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	failSyncs(t, func(f *os.File) error {
+		if strings.Contains(f.Name(), string(filepath.Separator)+"held"+string(filepath.Separator)) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return f.Sync()
+	})
+	s := startWith(t, Options{}, StoreOptions{Fsync: true, MaxOpen: 1}, nil)
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server's cleanup
+
+	held := dial(t, s.addr)
+	held.auth("h", "held", "json")
+	held.write(wire.AppendData(nil, 1, entries.Append(nil, []byte("held\n"))))
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held batch's sync never started")
+	}
+	other := dial(t, s.addr)
+	other.auth("h", "other", "json")
+	other.write(wire.AppendData(nil, 1, entries.Append(nil, []byte("other\n"))))
+	if reason := other.expectClose(wire.CloseTooManyApplications); !strings.Contains(reason, `"other"`) {
+		t.Fatalf("CLOSE reason %q does not name the application", reason)
+	}
+	once.Do(func() { close(release) })
+	if ty, p, err := held.next(); err != nil || ty != wire.TypeAck {
+		t.Fatalf("held: expected ACK, got %s %q %v", ty, p, err)
+	}
+	other = dial(t, s.addr)
+	if w := other.auth("h", "other", "json"); w.LastBatchId != 0 {
+		t.Fatalf("the refused batch counts as stored: LastBatchId %d", w.LastBatchId)
+	}
+	other.sendBatch(1, "other\n")
+	for app, want := range map[string]string{"held": "held\n", "other": "other\n"} {
+		if b, _ := os.ReadFile(filepath.Join(s.dir, app, "records.log")); string(b) != want {
+			t.Fatalf("%s stored %q", app, b)
+		}
 	}
 }

@@ -4,6 +4,7 @@ package server
 
 import (
 	"bufio"
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,13 @@ import (
 // duplicates. A later batch of theirs (one the same connection sends on
 // after the failure) is refused, so that the resends are not taken for
 // its duplicates; Resume, when the sender connects again, lifts that.
+//
+// At most MaxOpen application files are open at once. One that is idle
+// (no batch being written, no sync running) may be closed, synced first,
+// to open another; what
+// exactly-once depends on, each sender's last batch id, stays in memory,
+// and the sizes are read again when the file is opened, so a file closed
+// and reopened goes on as if it had stayed open.
 
 // StoreOptions configure a Store.
 type StoreOptions struct {
@@ -55,7 +63,21 @@ type StoreOptions struct {
 	Fsync bool
 	// MaxBytes rotates a data file that would grow past it (0: never).
 	MaxBytes int64
+	// MaxOpen bounds the application files open at once, each a data file
+	// and its index (two descriptors; an application sending two formats
+	// has two files). To open one more, the least recently used idle file
+	// (no batch being written to it, no sync running) is closed, after a
+	// sync if it has batches not yet synced, and opened again when next
+	// written. When every open file is busy, Append returns ErrTooManyOpen.
+	// Default 256.
+	MaxOpen int
 }
+
+// ErrTooManyOpen is returned (wrapped, with the application) by Append
+// when MaxOpen files are open and each is busy (a batch being written to
+// it, or a sync running): the batch is not stored; its sender should try
+// again later.
+var ErrTooManyOpen = errors.New("too many application files open at once")
 
 // Store writes batches into per-application files.
 type Store struct {
@@ -63,7 +85,11 @@ type Store struct {
 
 	mu    sync.Mutex
 	files map[string]*appFile // key: application/name
-	last  map[string]uint64   // key: application/sender; durable batches
+	// open lists the files holding one of the MaxOpen places, most
+	// recently used first: their descriptors are open, or about to be
+	// opened by the Append that took the place.
+	open list.List
+	last map[string]uint64 // key: application/sender; durable batches
 	// appended holds, per application/sender, the last batch id written
 	// (durable or not) and the ticket that makes it durable: a batch
 	// resent while its first copy awaits its sync is a duplicate that is
@@ -83,15 +109,25 @@ type Ticket struct {
 }
 
 type appFile struct {
+	// Under Store.mu: place is the file's element in Store.open (nil while
+	// it has none, its descriptors closed); users counts the Appends
+	// using it, which keep it from being closed.
+	place *list.Element
+	users int
+
 	mu        sync.Mutex
 	dir, name string // data: dir/name.<ext>, index: dir/name.idx
 	ext       string
 	prefixed  bool
 	data, idx *os.File
-	closed    bool  // data and idx are closed: reopen before use
-	size      int64 // of data
-	idxSize   int64
-	buf       []byte
+	closed    bool // data and idx are closed: reopen before use
+	// parked: closed whole, while idle, to free its place (or never
+	// opened yet): open again before use, with nothing to recover (unlike
+	// closed alone, after a failed write).
+	parked  bool
+	size    int64 // of data
+	idxSize int64
+	buf     []byte
 	// What the last good sync covered (or the sizes at open): a failed
 	// sync cuts the files back to these.
 	syncedSize, syncedIdxSize int64
@@ -112,6 +148,9 @@ type appFile struct {
 func OpenStore(opts StoreOptions) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
+	}
+	if opts.MaxOpen <= 0 {
+		opts.MaxOpen = 256
 	}
 	s := &Store{opts: opts, files: map[string]*appFile{}, last: map[string]uint64{}, appended: map[string]Ticket{}}
 	idxs, err := filepath.Glob(filepath.Join(opts.Dir, "*", "*.idx"))
@@ -220,10 +259,11 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 	if batchID == 0 {
 		return Ticket{}, false, fmt.Errorf("batch id 0 of %s/%s: ids start at 1 (0 stands for \"nothing stored\")", application, sender)
 	}
-	af, err := s.file(application, format)
+	af, err := s.acquire(application, format)
 	if err != nil {
 		return Ticket{}, false, err
 	}
+	defer s.release(af)
 	af.mu.Lock()
 	defer af.mu.Unlock()
 	key := application + "/" + sender
@@ -245,7 +285,13 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 	} else if batchID <= prev.id {
 		return prev, true, nil
 	}
-	if af.closed {
+	switch {
+	case af.parked:
+		if err := af.open(); err != nil {
+			return Ticket{}, false, err
+		}
+		af.parked = false
+	case af.closed:
 		if err := af.reopen(); err != nil {
 			return Ticket{}, false, err
 		}
@@ -341,6 +387,13 @@ var syncFile = (*os.File).Sync
 // while the sync ran, and the files are cut back to what the last good
 // sync covered. The senders of those batches must resend them.
 func (s *Store) syncFailed(af *appFile, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncFailedLocked(af, err)
+}
+
+// syncFailedLocked is syncFailed with s.mu held too.
+func (s *Store) syncFailedLocked(af *appFile, err error) {
 	af.failed, af.failErr = af.gen, err
 	cut := errors.Join(af.data.Truncate(af.syncedSize), af.idx.Truncate(af.syncedIdxSize))
 	if cut != nil {
@@ -349,17 +402,20 @@ func (s *Store) syncFailed(af *appFile, err error) {
 	if err := af.reopen(); err != nil {
 		af.failErr = fmt.Errorf("%w (reopening the files: %v)", af.failErr, err)
 	}
-	s.mu.Lock()
 	for k, t := range s.appended {
 		if t.af == af && t.gen > af.synced {
 			t.lost = true
 			s.appended[k] = t
 		}
 	}
-	s.mu.Unlock()
 }
 
-func (s *Store) file(application, format string) (*appFile, error) {
+// acquire returns the file of application and format holding one of the
+// MaxOpen places, in use (so not closed) until release. When every place
+// is taken, the least recently used idle file gives up its own; when none
+// is idle, acquire fails with ErrTooManyOpen. The file's descriptors may
+// be closed still (a new or parked file): Append opens them.
+func (s *Store) acquire(application, format string) (*appFile, error) {
 	name, ext, prefixed := "records", ".log", false
 	if format == "logtk.v1.Record" {
 		ext, prefixed = ".pb", true
@@ -367,16 +423,90 @@ func (s *Store) file(application, format string) (*appFile, error) {
 	key := application + "/" + name + ext
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if af, ok := s.files[key]; ok {
-		return af, nil
+	af := s.files[key]
+	switch {
+	case af != nil && af.place != nil:
+		s.open.MoveToFront(af.place)
+	case s.open.Len() >= s.opts.MaxOpen && !s.closeIdle():
+		return nil, fmt.Errorf("%w: %s of application %q not opened: %d files are open (the limit), each with a batch being written or synced", ErrTooManyOpen, name+ext, application, s.open.Len())
+	default:
+		if af == nil {
+			af = &appFile{dir: filepath.Join(s.opts.Dir, application), name: name, ext: ext, prefixed: prefixed, closed: true, parked: true}
+			af.cond.L = &af.mu
+			s.files[key] = af
+		}
+		af.place = s.open.PushFront(af)
 	}
-	af := &appFile{dir: filepath.Join(s.opts.Dir, application), name: name, ext: ext, prefixed: prefixed}
-	af.cond.L = &af.mu
-	if err := af.open(); err != nil {
-		return nil, err
-	}
-	s.files[key] = af
+	af.users++
 	return af, nil
+}
+
+// release ends a use of af that acquire began.
+func (s *Store) release(af *appFile) {
+	s.mu.Lock()
+	af.users--
+	s.mu.Unlock()
+}
+
+// closeIdle closes the least recently used idle file and takes its place
+// away (with s.mu held); it reports whether it found one. Idle: no Append
+// uses it and no sync runs on it. A file whose batches are all synced is
+// taken first; failing that, one with batches written and not yet synced
+// (their Commit still to come, or never: a connection that ended before
+// they were acknowledged), which park syncs first. Nothing else about the
+// file is forgotten: the senders' last batch ids stay in the Store, and
+// its sizes are read again when it is opened.
+func (s *Store) closeIdle() bool {
+	for _, unsyncedToo := range []bool{false, true} {
+		for e := s.open.Back(); e != nil; e = e.Prev() {
+			af := e.Value.(*appFile)
+			// TryLock: the lock order is af.mu, then s.mu. A file whose
+			// lock is held is busy anyway.
+			if af.users > 0 || !af.mu.TryLock() {
+				continue
+			}
+			parked := !af.syncing && (unsyncedToo || !af.unsynced(s.opts.Fsync)) && s.park(af)
+			af.mu.Unlock()
+			if parked {
+				s.open.Remove(e)
+				af.place = nil
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// unsynced reports (with af.mu held) whether batches written to af await
+// a sync: a Commit would still use its descriptors.
+func (af *appFile) unsynced(fsync bool) bool {
+	return fsync && af.gen > max(af.synced, af.failed)
+}
+
+// park closes af's descriptors (with af.mu and s.mu held), syncing first
+// what is not synced yet, as rotate does: a Commit of those batches then
+// finds them durable and leaves the descriptors alone. It reports false,
+// leaving af open, when that sync fails (handled as Commit would: the
+// batches are cut and their senders resend them).
+func (s *Store) park(af *appFile) bool {
+	if af.closed {
+		return true // parked already, or closed by a failed reopen
+	}
+	if af.unsynced(s.opts.Fsync) {
+		size, idxSize := af.size, af.idxSize
+		if err := errors.Join(syncFile(af.data), syncFile(af.idx)); err != nil {
+			s.syncFailedLocked(af, err)
+			return false
+		}
+		af.synced = af.gen
+		af.syncedSize, af.syncedIdxSize = size, idxSize
+	}
+	// Everything is synced (or needs no sync): a failed close loses
+	// nothing the store has promised.
+	af.data.Close()
+	af.idx.Close()
+	af.closed, af.parked = true, true
+	return true
 }
 
 func (af *appFile) open() error {
@@ -498,6 +628,7 @@ func (s *Store) Close() error {
 		af.mu.Unlock()
 	}
 	s.files = map[string]*appFile{}
+	s.open.Init()
 	return errors.Join(errs...)
 }
 

@@ -481,3 +481,182 @@ func TestStoreBatchIDZero(t *testing.T) {
 		t.Fatalf("batch 1 after a refused 0: dup=%v err=%v", dup, err)
 	}
 }
+
+// openFilesUnder counts this process's open descriptors of files under dir.
+func openFilesUnder(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot list open descriptors: %v", err)
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestStoreBoundsOpenFiles: with MaxOpen 4, three applications written
+// all along and twenty more in turn hold at most 8 descriptors (before: 2
+// per application, 46, until the store closed). A file closed to make
+// room is opened again when its application writes, and exactly-once
+// holds across that: resends are duplicates, new batches are indexed at
+// their true offsets, and a restarted store recovers every application.
+func TestStoreBoundsOpenFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, StoreOptions{Dir: dir, Fsync: true, MaxOpen: 4})
+	write := func(app string, id uint64) (dup bool) {
+		t.Helper()
+		dup, err := s.Write(app, "h", "json", id, batch(fmt.Sprintf("%s %d\n", app, id)))
+		if err != nil {
+			t.Fatalf("%s batch %d: %v", app, id, err)
+		}
+		if n := openFilesUnder(t, dir); n > 8 {
+			t.Fatalf("after %s batch %d: %d descriptors open under the store, want at most 8", app, id, n)
+		}
+		return dup
+	}
+	kept := []string{"kept0", "kept1", "kept2"}
+	for i := range 20 {
+		if write(fmt.Sprintf("app%02d", i), 1) {
+			t.Fatalf("app%02d: batch 1 taken for a duplicate", i)
+		}
+		for _, k := range kept {
+			if write(k, uint64(i+1)) {
+				t.Fatalf("%s: batch %d taken for a duplicate", k, i+1)
+			}
+		}
+	}
+	for i := range 20 { // each closed since its batch 1
+		app := fmt.Sprintf("app%02d", i)
+		if !write(app, 1) {
+			t.Fatalf("%s: the resent batch 1 was stored again", app)
+		}
+		if write(app, 2) {
+			t.Fatalf("%s: batch 2 taken for a duplicate", app)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, StoreOptions{Dir: dir, Fsync: true, MaxOpen: 4})
+	defer s.Close()
+	for i := range 20 {
+		app := fmt.Sprintf("app%02d", i)
+		if got := s.LastBatch(app, "h"); got != 2 {
+			t.Fatalf("%s: LastBatch after a restart = %d, want 2", app, got)
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, app, "records.log"))
+		idx, _ := os.ReadFile(filepath.Join(dir, app, "records.log.idx"))
+		first := fmt.Sprintf("%s 1\n", app)
+		if want := first + fmt.Sprintf("%s 2\n", app); string(data) != want {
+			t.Fatalf("%s: data %q, want %q", app, data, want)
+		}
+		if want := fmt.Sprintf("%d 1 h\n%d 2 h\n", len(first), len(data)); string(idx) != want {
+			t.Fatalf("%s: index %q, want %q", app, idx, want)
+		}
+	}
+	for _, k := range kept {
+		if got := s.LastBatch(k, "h"); got != 20 {
+			t.Fatalf("%s: LastBatch after a restart = %d, want 20", k, got)
+		}
+	}
+}
+
+// TestStoreOpenFilesAllBusy: with MaxOpen 1 and a sync of that file
+// running, a new application's batch is refused with ErrTooManyOpen
+// naming it (and not stored), while the application already open goes on;
+// once the sync is done, the new application takes the place.
+func TestStoreOpenFilesAllBusy(t *testing.T) {
+	sep := string(filepath.Separator)
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	failSyncs(t, func(f *os.File) error {
+		if strings.Contains(f.Name(), sep+"a"+sep) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return f.Sync()
+	})
+	s := openStore(t, StoreOptions{Dir: t.TempDir(), Fsync: true, MaxOpen: 1})
+	defer s.Close()
+	defer once.Do(func() { close(release) }) // before Close, which waits for the sync
+	ta, _, err := s.Append("a", "h", "json", 1, batch("a1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	go func() { committed <- s.Commit(ta) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync never started")
+	}
+	if _, _, err := s.Append("b", "h", "json", 1, batch("b1\n")); !errors.Is(err, ErrTooManyOpen) || !strings.Contains(err.Error(), `"b"`) {
+		t.Fatalf("a second application while the only file syncs: err = %v, want ErrTooManyOpen naming \"b\"", err)
+	}
+	ta2, dup, err := s.Append("a", "h", "json", 2, batch("a2\n"))
+	if err != nil || dup {
+		t.Fatalf("the open application refused: dup=%v err=%v", dup, err)
+	}
+	once.Do(func() { close(release) })
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	if dup, err := s.Write("b", "h", "json", 1, batch("b1\n")); err != nil || dup {
+		t.Fatalf("b once a's sync is done: dup=%v err=%v", dup, err)
+	}
+	if err := s.Commit(ta2); err != nil {
+		t.Fatal(err)
+	}
+	for app, want := range map[string]uint64{"a": 2, "b": 1} {
+		if got := s.LastBatch(app, "h"); got != want {
+			t.Fatalf("%s: LastBatch %d, want %d", app, got, want)
+		}
+	}
+}
+
+// TestStoreClosesUnsyncedFile: a file whose batch is written but not yet
+// synced (its Commit still to come, or never: a connection that ended
+// before acknowledging it) does not hold its place for ever: it is synced
+// and closed to make room. The Commit that comes later finds the batch
+// durable, and the file goes on at the right offsets when reopened.
+func TestStoreClosesUnsyncedFile(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, StoreOptions{Dir: dir, Fsync: true, MaxOpen: 1})
+	ta, _, err := s.Append("a", "h", "json", 1, batch("a1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dup, err := s.Write("b", "h", "json", 1, batch("b1\n")); err != nil || dup {
+		t.Fatalf("b with a's batch unsynced: dup=%v err=%v", dup, err)
+	}
+	if n := openFilesUnder(t, dir); n > 2 {
+		t.Fatalf("%d descriptors open under the store, want at most 2", n)
+	}
+	if err := s.Commit(ta); err != nil {
+		t.Fatalf("committing a's batch after its file was closed: %v", err)
+	}
+	if got := s.LastBatch("a", "h"); got != 1 {
+		t.Fatalf("a: LastBatch %d, want 1", got)
+	}
+	if dup, err := s.Write("a", "h", "json", 2, batch("a2\n")); err != nil || dup {
+		t.Fatalf("a reopened: dup=%v err=%v", dup, err)
+	}
+	s.Close()
+	data, _ := os.ReadFile(filepath.Join(dir, "a", "records.log"))
+	idx, _ := os.ReadFile(filepath.Join(dir, "a", "records.log.idx"))
+	if string(data) != "a1\na2\n" || string(idx) != "3 1 h\n6 2 h\n" {
+		t.Fatalf("a: data %q, index %q", data, idx)
+	}
+}

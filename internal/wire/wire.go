@@ -32,18 +32,19 @@ const (
 
 // Close codes.
 const (
-	CloseNormal          = 1000
-	CloseShutdown        = 1001 // the server is shutting down; reconnect later
-	CloseAuthFailed      = 4001 // wrong or missing token
-	CloseVersion         = 4002 // unsupported protocol version
-	CloseFrameTooLarge   = 4003
-	CloseMalformed       = 4004 // a frame that does not parse
-	CloseTooManyInFlight = 4005
-	CloseTimeout         = 4006 // no complete frame within the deadline (auth, heartbeat)
-	CloseTooManyConns    = 4007
-	CloseReplaced        = 4008 // a newer connection of the same sender took over
-	CloseBadIdentity     = 4009 // sender or application name not allowed
-	CloseStorage         = 4010 // the server cannot store; reconnect later
+	CloseNormal              = 1000
+	CloseShutdown            = 1001 // the server is shutting down; reconnect later
+	CloseAuthFailed          = 4001 // wrong or missing token
+	CloseVersion             = 4002 // unsupported protocol version
+	CloseFrameTooLarge       = 4003
+	CloseMalformed           = 4004 // a frame that does not parse
+	CloseTooManyInFlight     = 4005
+	CloseTimeout             = 4006 // no complete frame within the deadline (auth, heartbeat)
+	CloseTooManyConns        = 4007
+	CloseReplaced            = 4008 // a newer connection of the same sender took over
+	CloseBadIdentity         = 4009 // sender or application name not allowed
+	CloseStorage             = 4010 // the server cannot store; reconnect later
+	CloseTooManyApplications = 4011 // the server has too many applications open, all busy; reconnect later
 )
 
 // Defaults the server announces unless configured otherwise.

@@ -6,6 +6,7 @@ server {
   heartbeat  = "soon"
   token_file = "missing-token-file"
   max_unauthenticated = 0
+  max_open_applications = -1
 }
 
 server {

@@ -8,6 +8,7 @@ server {
   max_in_flight   = 4
   max_connections = 100
   max_unauthenticated = 16
+  max_open_applications = 32
   heartbeat       = "2s"
   auth_timeout    = "1s"
 }
