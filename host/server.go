@@ -59,6 +59,13 @@ type ServerTLS struct {
 	ClientCAFile string
 }
 
+// The range of max_frame_bytes: a frame must hold an AUTH and a batch, and
+// each connection may hold one frame in memory.
+const (
+	minFrameBytes = 4 << 10
+	maxFrameBytes = 64 << 20
+)
+
 var serverSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "listen", Required: true}, {Name: "dir", Required: true}, {Name: "tokens"}, {Name: "token_file"},
@@ -81,8 +88,10 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 		return decodeAttr(content.Attributes, name, target, &diags)
 	}
 	if a := get("listen", &sc.Listen); a != nil {
-		if _, _, err := net.SplitHostPort(sc.Listen); err != nil {
+		if _, port, err := net.SplitHostPort(sc.Listen); err != nil {
 			errAt(a, "Invalid address", fmt.Sprintf("listen = %q is not host:port.", sc.Listen))
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			errAt(a, "Invalid port", fmt.Sprintf("listen = %q: the port must be a number from 0 to 65535 (or a service name).", sc.Listen))
 		}
 	}
 	if get("dir", &sc.Dir) != nil && !filepath.IsAbs(sc.Dir) {
@@ -98,7 +107,7 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 		if !filepath.IsAbs(tokenFile) {
 			tokenFile = filepath.Join(baseDir, tokenFile)
 		}
-		b, err := os.ReadFile(tokenFile)
+		b, err := readConfigFile(tokenFile)
 		if err != nil {
 			errAt(a, "Cannot read token file", err.Error())
 		} else {
@@ -133,32 +142,48 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	if a := get("fsync", &sc.Fsync); a != nil && sc.Fsync != "batch" && sc.Fsync != "none" {
 		errAt(a, "Invalid fsync", fmt.Sprintf("fsync = %q; use \"batch\" or \"none\".", sc.Fsync))
 	}
-	var n int64
-	if a := get("max_bytes", &n); a != nil {
+	if a, n := decodeSize(content.Attributes, "max_bytes", &diags); a != nil {
 		if n < 1<<20 {
-			errAt(a, "Value out of range", "max_bytes must be at least 1048576.")
+			errAt(a, "Value out of range", fmt.Sprintf("max_bytes = %d bytes; a data file rotates at 1MiB at the least.", n))
 		}
-		sc.MaxBytes = n
+		sc.MaxBytes = int64(n)
 	}
-	get("max_frame_bytes", &sc.MaxFrameBytes)
-	get("max_in_flight", &sc.MaxInFlight)
-	get("max_connections", &sc.MaxConns)
+	if a, n := decodeSize(content.Attributes, "max_frame_bytes", &diags); a != nil {
+		if n < minFrameBytes || n > maxFrameBytes {
+			errAt(a, "Value out of range", fmt.Sprintf("max_frame_bytes = %d bytes; use a size from \"4KiB\" to \"64MiB\" (each connection may hold one frame of it in memory).", n))
+		}
+		sc.MaxFrameBytes = int(min(n, maxFrameBytes))
+	}
 	for _, limit := range []struct {
 		name   string
 		target *int
-	}{{"max_unauthenticated", &sc.MaxUnauthenticated}, {"max_open_applications", &sc.MaxOpenApplications}} {
-		if a := get(limit.name, limit.target); a != nil && *limit.target < 1 {
-			errAt(a, "Value out of range", fmt.Sprintf("%s = %d; it must be at least 1.", limit.name, *limit.target))
+		max    int
+	}{
+		{"max_in_flight", &sc.MaxInFlight, 1 << 16},
+		{"max_connections", &sc.MaxConns, 1 << 20},
+		{"max_unauthenticated", &sc.MaxUnauthenticated, 1 << 16},
+		{"max_open_applications", &sc.MaxOpenApplications, 1 << 16},
+	} {
+		if a := get(limit.name, limit.target); a != nil && (*limit.target < 1 || *limit.target > limit.max) {
+			errAt(a, "Value out of range", fmt.Sprintf("%s = %d; it must be from 1 to %d.", limit.name, *limit.target, limit.max))
 		}
 	}
-	for name, target := range map[string]*time.Duration{"heartbeat": &sc.Heartbeat, "auth_timeout": &sc.AuthTimeout} {
+	for _, dur := range []struct {
+		name     string
+		target   *time.Duration
+		min, max time.Duration
+		why      string
+	}{
+		{"heartbeat", &sc.Heartbeat, time.Second, time.Hour, "logtk's network transport answers heartbeats once a second when idle"},
+		{"auth_timeout", &sc.AuthTimeout, 100 * time.Millisecond, time.Minute, "a client that has not authenticated by then is closed"},
+	} {
 		var s string
-		if a := get(name, &s); a != nil {
+		if a := get(dur.name, &s); a != nil {
 			d, err := time.ParseDuration(s)
-			if err != nil || d <= 0 {
-				errAt(a, "Invalid duration", fmt.Sprintf("%s = %q is not a positive duration.", name, s))
+			if err != nil || d < dur.min || d > dur.max {
+				errAt(a, "Invalid duration", fmt.Sprintf("%s = %q; use a duration from %s to %s (%s).", dur.name, s, dur.min, dur.max, dur.why))
 			}
-			*target = d
+			*dur.target = d
 		}
 	}
 	for _, tb := range content.Blocks {
