@@ -155,7 +155,7 @@ func newSlowServer(b *testing.B, dir string, delay time.Duration) *slowServer {
 		b.Fatal(err)
 	}
 	srv := server.New(server.Options{Tokens: [][]byte{[]byte("tok")}, Store: st, Logger: hclog.NewNullLogger(),
-		OnStored: func(string, string, string, []byte) { time.Sleep(delay) }}) // a slow disk, not synchronisation
+		OnStored: func(string, string, string, []byte, []byte) { time.Sleep(delay) }}) // a slow disk, not synchronisation
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close(context.Background()); st.Close() })
 	return &slowServer{ln: ln, srv: srv}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -287,7 +288,9 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 		MaxInFlight: cfg.MaxInFlight, MaxConns: cfg.MaxConns, MaxUnauthenticated: cfg.MaxUnauthenticated, Heartbeat: cfg.Heartbeat, AuthTimeout: cfg.AuthTimeout, Logger: logger}
 	if p != nil {
 		var warned sync.Map
-		opts.OnStored = func(app, sender, format string, batch []byte) {
+		var stamped []byte // the records of a batch with their stamp, reused
+		var stampedMu sync.Mutex
+		opts.OnStored = func(app, sender, format string, batch, stamp []byte) {
 			if format != "logtk.v1.Record" {
 				if _, seen := warned.LoadOrStore(app+"/"+sender, true); !seen {
 					logger.Warn("records are not logtk.v1.Record: stored, not passed to the stages", "application", app, "sender", sender, "format", format)
@@ -297,6 +300,14 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 			var recs [][]byte
 			var bad int
 			var firstErr error
+			// The stages see each record as the store keeps it, stamped
+			// with where it came from. Connections call this at once: the
+			// buffer is the pipeline's for the time of WriteBatch, which
+			// copies what it is given.
+			stampedMu.Lock()
+			defer stampedMu.Unlock()
+			n, _ := entries.Count(batch)
+			stamped = slices.Grow(stamped[:0], len(batch)+n*len(stamp))
 			entries.Each(batch, func(e []byte) {
 				if err := record.Validate(e); err != nil {
 					if bad++; firstErr == nil {
@@ -304,7 +315,9 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 					}
 					return
 				}
-				recs = append(recs, e)
+				start := len(stamped)
+				stamped = append(append(stamped, e...), stamp...)
+				recs = append(recs, stamped[start:len(stamped):len(stamped)])
 			})
 			if bad > 0 {
 				logger.Warn("malformed records: stored, not passed to the stages", "application", app, "sender", sender, "records", bad, "first_error", firstErr)

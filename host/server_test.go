@@ -49,7 +49,7 @@ func TestServerStages(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(out)
-	if got := string(b); strings.Count(got, "\n") != 2 || !strings.Contains(got, "WARN  web#0 first") || !strings.Contains(got, "second") {
+	if got := string(b); strings.Count(got, "\n") != 2 || !strings.Contains(got, "WARN  s/app web#0 first") || !strings.Contains(got, "second") {
 		t.Fatalf("live copy:\n%s", got)
 	}
 	if l := logs.String(); !strings.Contains(l, "malformed records: stored, not passed to the stages") || !strings.Contains(l, "records=1") {

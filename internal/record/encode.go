@@ -369,15 +369,15 @@ type GroupMark struct {
 }
 
 // AppendServerStamp appends the fields the log server stamps on a stored
-// record: sender, hostname (when not empty) and application. Appended
-// after a record's own fields, they override any the sender put there.
+// record: sender, hostname and application, each even when empty.
+// Appended after a record's own fields, they override any the sender put
+// there (an empty hostname too: a record never shows one the connection
+// did not give).
 func AppendServerStamp(b []byte, sender, hostname, application string) []byte {
 	b = protowire.AppendTag(b, fSender, protowire.BytesType)
 	b = protowire.AppendString(b, sender)
-	if hostname != "" {
-		b = protowire.AppendTag(b, fHostname, protowire.BytesType)
-		b = protowire.AppendString(b, hostname)
-	}
+	b = protowire.AppendTag(b, fHostname, protowire.BytesType)
+	b = protowire.AppendString(b, hostname)
 	b = protowire.AppendTag(b, fApplication, protowire.BytesType)
 	return protowire.AppendString(b, application)
 }

@@ -55,9 +55,11 @@ type Options struct {
 	Logger             hclog.Logger
 	// OnStored, when set, receives each batch once it is written to the
 	// store, usually before its sync (a duplicate is not passed again; a
-	// batch whose sync fails is resent and passed again). It runs on the
+	// batch whose sync fails is resent and passed again), as it was
+	// received, with the stamp the store appended to each of its records
+	// (nil for formats other than logtk.v1.Record). It runs on the
 	// connection's goroutine: while it runs, that sender waits.
-	OnStored func(application, sender, format string, batch []byte)
+	OnStored func(application, sender, format string, batch, stamp []byte)
 }
 
 // Stats are counters since the server started. Rejected counts
@@ -260,6 +262,10 @@ type session struct {
 	dismissal *closeReason
 	admitted  bool
 
+	// stamp is what the store appends to each record of a
+	// logtk.v1.Record session (nil for other formats).
+	stamp []byte
+
 	app, sender, format string
 	log                 hclog.Logger
 	unacked             atomic.Int64 // batches read and not yet acknowledged
@@ -319,11 +325,19 @@ func (ss *session) run() {
 		ss.reject(wire.CloseBadIdentity, fmt.Sprintf("sender %q / application %q: names are 1-128 of [A-Za-z0-9._-]", auth.Sender, auth.Application))
 		return
 	}
+	if !wire.ValidHostname(auth.Hostname) {
+		s.Stats.Rejected.Add(1)
+		ss.reject(wire.CloseBadIdentity, fmt.Sprintf("hostname %q: a hostname is 1-253 of [A-Za-z0-9._-], or none", auth.Hostname))
+		return
+	}
 	if !ss.admit() {
 		s.Stats.Rejected.Add(1)
 		return
 	}
 	ss.app, ss.sender, ss.format = auth.Application, auth.Sender, auth.Format
+	if ss.format == "logtk.v1.Record" {
+		ss.stamp = record.AppendServerStamp(nil, auth.Sender, auth.Hostname, auth.Application)
+	}
 	ss.log = ss.log.With("application", ss.app, "sender", ss.sender)
 	if !ss.takeOver() {
 		return
@@ -382,7 +396,7 @@ func (ss *session) run() {
 				ss.reject(wire.CloseTooManyInFlight, fmt.Sprintf("more than max_in_flight = %d batches unacknowledged", s.opts.MaxInFlight))
 				return
 			}
-			t, dup, err := s.opts.Store.Append(ss.app, ss.sender, ss.format, id, batch)
+			t, dup, err := s.opts.Store.AppendStamped(ss.app, ss.sender, ss.format, id, batch, ss.stamp)
 			if errors.Is(err, ErrTooManyOpen) {
 				ss.reject(wire.CloseTooManyApplications, err.Error()+"; try again later")
 				return
@@ -401,7 +415,7 @@ func (ss *session) run() {
 					ss.checkGaps(batch)
 				}
 				if s.opts.OnStored != nil {
-					s.opts.OnStored(ss.app, ss.sender, ss.format, batch)
+					s.opts.OnStored(ss.app, ss.sender, ss.format, batch, ss.stamp)
 				}
 			}
 			// While more batches are waiting to be read, their syncs and

@@ -604,3 +604,79 @@ func TestApplicationsAllBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestStampsOrigin: every stored logtk.v1.Record, and what the server's
+// stages receive (each record with the stamp OnStored is given), carries
+// the sender, hostname and application of its
+// connection, whatever the sender put in those fields (issue 14: stored
+// records said nothing of where they came from). A hostname that is not
+// one is refused.
+func TestStampsOrigin(t *testing.T) {
+	var staged [][]byte
+	var mu sync.Mutex
+	s := start(t, Options{OnStored: func(app, sender, format string, batch, stamp []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		entries.Each(batch, func(e []byte) { staged = append(staged, append(append([]byte(nil), e...), stamp...)) })
+	}}, nil)
+	c := dial(t, s.addr)
+	p, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: token, Sender: "web-01",
+		Application: "shop", Format: "logtk.v1.Record", Hostname: "web-01.example.com"})
+	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	if typ, p, err := c.next(); err != nil || typ != wire.TypeWelcome {
+		t.Fatalf("expected WELCOME, got %s %q %v", typ, p, err)
+	}
+	honest := record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "honest", "")
+	forged := record.AppendServerStamp(record.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "forged", ""), "someone-else", "elsewhere", "other-app")
+	c.sendBatch(1, string(honest), string(forged))
+
+	b, err := os.ReadFile(filepath.Join(s.dir, "shop", "records.pb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored [][]byte
+	for len(b) > 0 {
+		l, n := protowire.ConsumeVarint(b)
+		stored = append(stored, b[n:n+int(l)])
+		b = b[n+int(l):]
+	}
+	mu.Lock()
+	for what, recs := range map[string][][]byte{"stored": stored, "staged": staged} {
+		if len(recs) != 2 {
+			t.Fatalf("%s %d records, want 2", what, len(recs))
+		}
+		for _, r := range recs {
+			var rec logtkv1.Record
+			if err := proto.Unmarshal(r, &rec); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Sender != "web-01" || rec.Hostname != "web-01.example.com" || rec.Application != "shop" {
+				t.Errorf("%s record %q says sender %q, hostname %q, application %q", what, rec.Message, rec.Sender, rec.Hostname, rec.Application)
+			}
+		}
+	}
+
+	mu.Unlock()
+
+	// Without a hostname in AUTH, a record's own is overridden by none.
+	c = dial(t, s.addr)
+	p, _ = proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: token, Sender: "web-03",
+		Application: "quiet", Format: "logtk.v1.Record"})
+	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	if typ, p, err := c.next(); err != nil || typ != wire.TypeWelcome {
+		t.Fatalf("expected WELCOME, got %s %q %v", typ, p, err)
+	}
+	c.sendBatch(1, string(forged))
+	b, _ = os.ReadFile(filepath.Join(s.dir, "quiet", "records.pb"))
+	l, n := protowire.ConsumeVarint(b)
+	var rec logtkv1.Record
+	if err := proto.Unmarshal(b[n:n+int(l)], &rec); err != nil || rec.Hostname != "" || rec.Sender != "web-03" {
+		t.Errorf("without a hostname in AUTH: stored sender %q, hostname %q (%v)", rec.Sender, rec.Hostname, err)
+	}
+
+	c = dial(t, s.addr)
+	p, _ = proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: token, Sender: "web-02",
+		Application: "shop", Format: "logtk.v1.Record", Hostname: "web 02\n[INFO] forged line"})
+	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	c.expectClose(wire.CloseBadIdentity)
+}

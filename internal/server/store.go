@@ -256,6 +256,14 @@ func (s *Store) Write(application, sender, format string, batchID uint64, batch 
 // refused with an error (it is LastBatch's "nothing stored", so it would
 // be taken for a duplicate and never written).
 func (s *Store) Append(application, sender, format string, batchID uint64, batch []byte) (t Ticket, dup bool, err error) {
+	return s.AppendStamped(application, sender, format, batchID, batch, nil)
+}
+
+// AppendStamped is Append that appends stamp to every record of a format
+// stored with length prefixes (logtk.v1.Record) as it copies the batch out
+// (the log server's record.AppendServerStamp), at no cost beyond the
+// bytes.
+func (s *Store) AppendStamped(application, sender, format string, batchID uint64, batch, stamp []byte) (t Ticket, dup bool, err error) {
 	if batchID == 0 {
 		return Ticket{}, false, fmt.Errorf("batch id 0 of %s/%s: ids start at 1 (0 stands for \"nothing stored\")", application, sender)
 	}
@@ -297,11 +305,15 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 		}
 	}
 	af.buf = af.buf[:0]
+	if !af.prefixed {
+		stamp = nil
+	}
 	entries.Each(batch, func(e []byte) {
 		if af.prefixed {
-			af.buf = protowire.AppendVarint(af.buf, uint64(len(e)))
+			af.buf = protowire.AppendVarint(af.buf, uint64(len(e)+len(stamp)))
 		}
 		af.buf = append(af.buf, e...)
+		af.buf = append(af.buf, stamp...)
 	})
 	if s.opts.MaxBytes > 0 && af.size > 0 && af.size+int64(len(af.buf)) > s.opts.MaxBytes {
 		if err := s.rotate(af); err != nil {

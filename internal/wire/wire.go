@@ -72,6 +72,12 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 // becomes a directory or file name on the server.
 func ValidName(s string) bool { return nameRE.MatchString(s) && s != "." && s != ".." }
 
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,253}$`)
+
+// ValidHostname reports whether s may be AUTH's hostname: empty (none
+// given), or 1-253 characters of [A-Za-z0-9._-].
+func ValidHostname(s string) bool { return s == "" || hostnameRE.MatchString(s) }
+
 // AppendData appends a DATA frame for batch (encoded entries).
 func AppendData(dst []byte, batchID uint64, batch []byte) []byte {
 	n := protowire.SizeVarint(batchID) + len(batch)
