@@ -213,7 +213,7 @@ func (w *WorkerConfig) validate() error {
 // connection and starts nothing. On failure the error is hcl.Diagnostics,
 // each naming file:line:col; FormatDiagnostics renders them.
 func LoadConfig(filename string) (*Config, error) {
-	src, err := os.ReadFile(filename)
+	src, err := readConfigFile(filename)
 	if err != nil {
 		return nil, err
 	}

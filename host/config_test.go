@@ -125,6 +125,12 @@ func TestConfigNamesOddFiles(t *testing.T) {
 		{`format "f" { plugin = "./fifo" }`, `plugins.hcl:1:23: error: Plugin not found; ` + fifo + ` is a named pipe (FIFO), not a regular file`},
 		{"format \"f\" {\n  plugin = \"protobuf\"\n  config { schema = \"fifo\" }\n}", `plugins.hcl:3:21: error: Cannot read file; schema: ` + fifo + ` is a named pipe (FIFO), not a regular file`},
 		{fmt.Sprintf("format \"f\" {\n  plugin = \"text\"\n  sha256 = %q\n}", strings.ToUpper(hex.EncodeToString(sum[:]))), ""},
+		{"format \"f\" { plugin = \"protobuf\" }\ntransport \"t\" {\n  plugin = \"network\"\n  format = \"f\"\n  config {\n    endpoint = \"e\"\n    token = \"a-token-of-20-chars!\"\n    sender = \"s\"\n    application = \"a\"\n  }\n  allow {\n    endpoint \"e\" {\n      address = \"127.0.0.1:7400\"\n      tls { ca_file = \"fifo\" }\n    }\n  }\n}",
+			fifo + ` is a named pipe (FIFO), not a regular file`},
+		{"format \"f\" { plugin = \"protobuf\" }\ntransport \"t\" {\n  plugin = \"network\"\n  format = \"f\"\n  config {\n    endpoint = \"e\"\n    token = \"a-token-of-20-chars!\"\n    sender = \"s\"\n    application = \"a\"\n  }\n  allow {\n    endpoint \"e\" { address = \"127.0.0.1:99999\" }\n  }\n}",
+			`plugins.hcl:12:30: error: Invalid port; address = "127.0.0.1:99999": the port must be a number from 1 to 65535`},
+		{"server {\n  listen = \"127.0.0.1:0\"\n  dir = \"d\"\n  tokens = [\"a-token-of-20-chars!\"]\n  tls {\n    cert_file = \"fifo\"\n    key_file = \"fifo\"\n  }\n}",
+			fifo + ` is a named pipe (FIFO), not a regular file`},
 	} {
 		path := filepath.Join(dir, "plugins.hcl")
 		done := make(chan error, 1)
@@ -143,5 +149,16 @@ func TestConfigNamesOddFiles(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: ParseConfig hangs", tc.src)
 		}
+	}
+	// The configuration file itself.
+	done := make(chan error, 1)
+	go func() { _, err := LoadConfig(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "named pipe") {
+			t.Errorf("LoadConfig of a FIFO: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("LoadConfig of a FIFO hangs")
 	}
 }

@@ -123,7 +123,7 @@ type TLSConfig struct {
 func (t *TLSConfig) build() (*tls.Config, error) {
 	c := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pem, err := readConfigFile(t.CAFile)
 		if err != nil {
 			return nil, err
 		}
@@ -133,13 +133,37 @@ func (t *TLSConfig) build() (*tls.Config, error) {
 		}
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		cert, err := loadKeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
 			return nil, err
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
+}
+
+// dialPort reports whether port can be dialled: 1-65535, or a service
+// name.
+func dialPort(port string) bool {
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		return n > 0
+	}
+	_, err := net.LookupPort("tcp", port)
+	return err == nil
+}
+
+// loadKeyPair is tls.LoadX509KeyPair reading its files as the other files a
+// configuration names (regular files only: a FIFO would hang validate).
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := readConfigFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, err := readConfigFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(cert, key)
 }
 
 // builtinPlugins are the plugins that ship with logtk, referred to by
@@ -724,9 +748,12 @@ func decodeEndpoint(blk *hcl.Block, baseDir string) (EndpointConfig, hcl.Diagnos
 	}
 	if a, ok := content.Attributes["address"]; ok {
 		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &ep.Address)...)
-		if _, _, err := net.SplitHostPort(ep.Address); err != nil && !diags.HasErrors() {
+		if _, port, err := net.SplitHostPort(ep.Address); err != nil && !diags.HasErrors() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid address",
 				Detail: fmt.Sprintf("address = %q is not host:port.", ep.Address), Subject: a.Expr.Range().Ptr()})
+		} else if err == nil && !dialPort(port) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid port",
+				Detail: fmt.Sprintf("address = %q: the port must be a number from 1 to 65535 (or a service name).", ep.Address), Subject: a.Expr.Range().Ptr()})
 		}
 	}
 	for name, target := range map[string]*time.Duration{"dial_timeout": &ep.DialTimeout, "io_timeout": &ep.IOTimeout} {
