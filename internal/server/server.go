@@ -88,6 +88,38 @@ type Server struct {
 	unauthenticated list.List
 	// connSema holds a slot per authenticated session: MaxConns.
 	connSema chan struct{}
+	// preAuthLog keeps warnings about peers that never authenticated to
+	// one per window: a flood of them must not flood the log.
+	preAuthLog quietLog
+}
+
+// quietLog lets one warning through per quietWindow and logs the rest at
+// debug level, counting them into the next warning.
+type quietLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+const quietWindow = 10 * time.Second
+
+func (q *quietLog) warn(l hclog.Logger, msg string, args ...any) {
+	q.mu.Lock()
+	now := time.Now()
+	if now.Sub(q.last) < quietWindow {
+		q.dropped++
+		q.mu.Unlock()
+		l.Debug(msg, args...)
+		return
+	}
+	q.last = now
+	n := q.dropped
+	q.dropped = 0
+	q.mu.Unlock()
+	if n > 0 {
+		args = append(args, "similar_since_last_warning", n)
+	}
+	l.Warn(msg, args...)
 }
 
 // New returns a Server; call Serve for each listener.
@@ -176,7 +208,7 @@ func (s *Server) awaitAuth(ss *session) {
 		oldest := s.unauthenticated.Front().Value.(*session)
 		s.dismiss(oldest, wire.CloseTooManyConns, fmt.Sprintf(
 			"too many unauthenticated connections (max_unauthenticated = %d): this one, the oldest, made room for a newer one", s.opts.MaxUnauthenticated))
-		oldest.log.Warn("unauthenticated connection evicted by a newer one", "limit", s.opts.MaxUnauthenticated)
+		s.preAuthLog.warn(oldest.log, "unauthenticated connection evicted by a newer one", "limit", s.opts.MaxUnauthenticated)
 	}
 	// Here, not in the session's goroutine: a dismissal's deadline
 	// (under s.mu too) must not be overwritten by this one.
@@ -671,8 +703,18 @@ func (ss *session) heartbeat() func() {
 
 // reject sends CLOSE with a code and reason, logs it, and ends the session.
 func (ss *session) reject(code uint32, reason string) {
-	ss.log.Warn("closing connection", "code", code, "reason", reason)
+	ss.warn("closing connection", "code", code, "reason", reason)
 	ss.shutdown(code, reason)
+}
+
+// warn logs a warning about the session; about one that has not
+// authenticated, at most one per quietWindow for the whole server.
+func (ss *session) warn(msg string, args ...any) {
+	if ss.app == "" {
+		ss.s.preAuthLog.warn(ss.log, msg+" (before authenticating)", args...)
+		return
+	}
+	ss.log.Warn(msg, args...)
 }
 
 func (ss *session) shutdown(code uint32, reason string) {
@@ -704,7 +746,7 @@ func (ss *session) fail(err error, when string) {
 	case errors.As(err, &fe):
 		ss.reject(wire.CloseMalformed, fe.Reason)
 	case errors.Is(err, ipc.ErrTruncated):
-		ss.log.Warn("connection ended inside a frame", "when", when)
+		ss.warn("connection ended inside a frame", "when", when)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		ss.log.Debug("connection ended", "when", when)
 	case errors.As(err, &ne) && ne.Timeout():
@@ -715,7 +757,7 @@ func (ss *session) fail(err error, when string) {
 			ss.reject(wire.CloseTimeout, "no complete frame in time "+when)
 		}
 	default:
-		ss.log.Warn("connection failed", "when", when, "error", err)
+		ss.warn("connection failed", "when", when, "error", err)
 	}
 }
 
