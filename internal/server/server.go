@@ -472,7 +472,7 @@ func (ss *session) run() {
 			ss.log.Info("client closed the connection", "code", c.Code, "reason", c.Reason)
 			return
 		default:
-			ss.reject(wire.CloseMalformed, fmt.Sprintf("unexpected frame type %s", t))
+			ss.reject(wire.CloseMalformed, fmt.Sprintf("unexpected %s frame from a client", wire.TypeName(t)))
 			return
 		}
 	}
@@ -506,7 +506,7 @@ func (ss *session) readAuth() *logtkv1.Auth {
 		return nil
 	}
 	if t := ipc.Type(frame[0]); t != wire.TypeAuth {
-		ss.reject(wire.CloseAuthFailed, fmt.Sprintf("first frame is %s, not AUTH", t))
+		ss.reject(wire.CloseAuthFailed, fmt.Sprintf("first frame is %s, not AUTH", wire.TypeName(t)))
 		return nil
 	}
 	if err := readFirstFrame(ss.c, frame[1:], true); err != nil {

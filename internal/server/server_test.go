@@ -203,14 +203,15 @@ func TestStoresAndDeduplicates(t *testing.T) {
 func TestRejects(t *testing.T) {
 	s := start(t, Options{AuthTimeout: 300 * time.Millisecond, MaxFrameBytes: 1024}, nil)
 	tests := []struct {
-		name  string
-		send  []byte
-		code  uint32
-		trunc bool
+		name   string
+		send   []byte
+		code   uint32
+		trunc  bool
+		reason string // what the reason must say, if anything
 	}{
 		{name: "wrong token", send: authFrame([]byte("guess"), "h", "app", "json"), code: wire.CloseAuthFailed},
 		{name: "no token", send: authFrame(nil, "h", "app", "json"), code: wire.CloseAuthFailed},
-		{name: "data before auth", send: wire.AppendData(nil, 1, nil), code: wire.CloseAuthFailed},
+		{name: "data before auth", send: wire.AppendData(nil, 1, nil), code: wire.CloseAuthFailed, reason: "first frame is DATA, not AUTH"},
 		{name: "garbage bytes", send: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), code: wire.CloseFrameTooLarge},
 		{name: "frame over the limit", send: ipc.AppendFrame(nil, wire.TypeAuth, make([]byte, 2000)), code: wire.CloseFrameTooLarge},
 		{name: "4 GiB declared", send: []byte{0xff, 0xff, 0xff, 0xff, 1}, code: wire.CloseFrameTooLarge},
@@ -222,8 +223,8 @@ func TestRejects(t *testing.T) {
 			c := dial(t, s.addr)
 			c.write(tc.send)
 			reason := c.expectClose(tc.code)
-			if reason == "" {
-				t.Error("CLOSE without a reason")
+			if reason == "" || !strings.Contains(reason, tc.reason) {
+				t.Errorf("CLOSE reason %q, want it to say %q", reason, tc.reason)
 			}
 			if _, _, err := c.r.Next(); err == nil {
 				t.Error("connection still open after CLOSE")
@@ -233,8 +234,15 @@ func TestRejects(t *testing.T) {
 	if entries, _ := os.ReadDir(s.dir); len(entries) != 0 {
 		t.Fatalf("something was stored: %v", entries)
 	}
-	// After auth, an oversized DATA frame closes the connection too.
+	// A second AUTH is named as the wire protocol names it.
 	c := dial(t, s.addr)
+	c.auth("h", "app", "json")
+	c.write(authFrame(token, "h", "app", "json"))
+	if reason := c.expectClose(wire.CloseMalformed); !strings.Contains(reason, "unexpected AUTH frame") {
+		t.Errorf("a second AUTH: CLOSE reason %q", reason)
+	}
+	// After auth, an oversized DATA frame closes the connection too.
+	c = dial(t, s.addr)
 	c.auth("h", "app", "json")
 	c.write(wire.AppendData(nil, 1, make([]byte, 4096)))
 	c.expectClose(wire.CloseFrameTooLarge)

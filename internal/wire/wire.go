@@ -30,6 +30,28 @@ const (
 	TypeClose   ipc.Type = 0x07 // either: Close, then the connection closes
 )
 
+// TypeName names a wire frame type as docs/wire-protocol.md does (the
+// IPC protocol's names for the same bytes mean other frames).
+func TypeName(t ipc.Type) string {
+	switch t {
+	case TypeAuth:
+		return "AUTH"
+	case TypeWelcome:
+		return "WELCOME"
+	case TypeData:
+		return "DATA"
+	case TypeAck:
+		return "ACK"
+	case TypePing:
+		return "PING"
+	case TypePong:
+		return "PONG"
+	case TypeClose:
+		return "CLOSE"
+	}
+	return fmt.Sprintf("unknown (0x%02x)", byte(t))
+}
+
 // Close codes.
 const (
 	CloseNormal              = 1000
