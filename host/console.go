@@ -8,7 +8,7 @@ import (
 	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
-// ConsoleOutput writes records as text lines (see internal/textfmt) to a
+// ConsoleOutput writes records as text lines (see sdk/plugin/textfmt) to a
 // writer, flushing after every batch.
 type ConsoleOutput struct {
 	mu  sync.Mutex
