@@ -262,8 +262,15 @@ func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 	w := r.settled()
 	rd := atomic.LoadUint64(r.u64(offRead))
 	size := uint64(len(r.data))
-	if w < rd || w-rd > size || w%8 != 0 {
+	if w < rd || w-rd > size {
 		return 0, fmt.Errorf("%w: %d bytes published, %d consumed", ErrUnsettled, w, rd)
+	}
+	var unsettled error
+	if w%8 != 0 {
+		// Within the ring but not where any entry ends: read the entries
+		// that end before it, then report it.
+		unsettled = fmt.Errorf("%w: %d bytes published (not a multiple of 8), %d consumed", ErrUnsettled, w, rd)
+		w &^= 7
 	}
 	n := 0
 	defer func() { atomic.StoreUint64(r.u64(offRead), rd) }()
@@ -290,7 +297,7 @@ func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 		rd += need
 		n++
 	}
-	return n, nil
+	return n, unsettled
 }
 
 // settled loads the published position until two loads in a row agree (a

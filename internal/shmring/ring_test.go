@@ -299,15 +299,32 @@ func TestTornPosition(t *testing.T) {
 	atomic.StoreUint64(p.u64(offWrite), binary.LittleEndian.Uint64(torn[:]))
 	var got []string
 	read := func(rec []byte) bool { got = append(got, string(rec)); return true }
-	if _, err := c.Read(NoLimit, read); !errors.Is(err, ErrUnsettled) {
+	n1, err := c.Read(NoLimit, read)
+	if !errors.Is(err, ErrUnsettled) {
 		t.Fatalf("a torn position: %v", err)
 	}
 	atomic.StoreUint64(p.u64(offWrite), next) // the store completes
-	if n, err := c.Read(NoLimit, read); err != nil || n != 4 {
-		t.Fatalf("after it settled: %d, %v", n, err)
+	if n2, err := c.Read(NoLimit, read); err != nil || n1+n2 != 4 {
+		t.Fatalf("after it settled: %d+%d entries, %v", n1, n2, err)
 	}
 	if len(got) != 4 || got[3] != "the fourth" {
 		t.Fatalf("read %q", got)
+	}
+}
+
+// TestMisalignedPositionReadsWhatCameBefore: a published position that is
+// within the ring but not a multiple of 8 (no entry ends there) is
+// reported, after the entries that end before it are read.
+func TestMisalignedPositionReadsWhatCameBefore(t *testing.T) {
+	p, c := shared(t, 4096)
+	for i := range 3 {
+		p.Write([]byte{byte(i), 1, 2, 3, 4, 5, 6, 7})
+	}
+	w := atomic.LoadUint64(p.u64(offWrite))
+	atomic.StoreUint64(p.u64(offWrite), w+4)
+	n, err := c.Read(NoLimit, all)
+	if n != 3 || !errors.Is(err, ErrUnsettled) {
+		t.Fatalf("read %d, %v; want the 3 entries before it and ErrUnsettled", n, err)
 	}
 }
 
