@@ -135,6 +135,20 @@ func (u Undelivered) Any() bool {
 	return u.DeadLettered > 0 || u.Logged > 0 || u.DroppedBatches > 0
 }
 
+// GaveUp returns the instances the host stopped restarting because they
+// crashed max_restarts times within restart_window.
+func (h *Host) GaveUp() []WorkerID {
+	var ids []WorkerID
+	for _, in := range h.instances {
+		in.mu.Lock()
+		if in.gaveUp {
+			ids = append(ids, in.id)
+		}
+		in.mu.Unlock()
+	}
+	return ids
+}
+
 // Undelivered returns what the host has not delivered so far. After Stop
 // (or Done) it is final.
 func (h *Host) Undelivered() Undelivered {

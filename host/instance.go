@@ -55,6 +55,7 @@ type instance struct {
 	conn        *net.UnixConn
 	incarnation uint32
 	restarts    []time.Time
+	gaveUp      bool // the crash-loop limit ended it
 }
 
 // incarnation state shared by the goroutines of one run.
@@ -156,6 +157,7 @@ func (in *instance) decide(ex exitInfo) (bool, string) {
 	}
 	in.restarts = kept
 	if len(in.restarts) >= in.cfg.MaxRestarts {
+		in.gaveUp = true
 		return false, fmt.Sprintf("crash loop: %d restarts within %s; giving up", len(in.restarts), in.cfg.RestartWindow)
 	}
 	in.restarts = append(in.restarts, now)

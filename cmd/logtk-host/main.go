@@ -120,6 +120,7 @@ func runHost(cfg *host.Config, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ignoreHangup(logger)
 	if err := h.Start(); err != nil {
 		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
 		return 1
@@ -160,13 +161,36 @@ func newLogger(name string, w io.Writer) hclog.Logger {
 		TimeFormat: "2006-01-02T15:04:05.000000Z07:00", TimeFn: func() time.Time { return time.Now().UTC() }})
 }
 
-// exitUndelivered is run's status when records were not delivered.
-const exitUndelivered = 3
+// ignoreHangup keeps SIGHUP (what logrotate's postrotate and operators
+// send to reload) from ending the process, as its default action would,
+// killing the workers with it: there is no reload yet, so it is logged
+// and otherwise ignored.
+func ignoreHangup(logger hclog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			logger.Warn("SIGHUP received: reloading the configuration is not supported yet; going on as before")
+		}
+	}()
+}
+
+// run's exit statuses beyond 0, 1 (configuration or start-up error) and 2
+// (usage): records were not delivered, or a worker was given up after a
+// crash loop (when both, exitUndelivered).
+const (
+	exitUndelivered = 3
+	exitGaveUp      = 4
+)
 
 // summary tells the user where the records went, and returns run's exit
 // status: exitUndelivered if any record was not delivered.
 func summary(cfg *host.Config, h *host.Host, w io.Writer) int {
 	status := 0
+	if ids := h.GaveUp(); len(ids) > 0 {
+		status = exitGaveUp
+		fmt.Fprintf(w, "logtk-host: GAVE UP on %d worker instances after a crash loop: %v (exit status %d)\n", len(ids), ids, exitGaveUp)
+	}
 	if u := h.Undelivered(); u.Any() {
 		status = exitUndelivered
 		fmt.Fprintf(w, "logtk-host: NOT DELIVERED: %d records dead-lettered, %d records only in this log, %d batches dropped from a full spool (exit status %d)\n",
@@ -213,6 +237,7 @@ func serve(cfg *host.Config, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ignoreHangup(logger)
 	ls, err := host.Serve(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host serve: %v\n", err)

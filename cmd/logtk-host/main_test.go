@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -362,5 +363,63 @@ transport "out" {
 		case <-time.After(time.Minute):
 			t.Fatalf("host did not exit:\n%s", out)
 		}
+	}
+}
+
+// TestExitGaveUp: run's exit status is 4 when a worker was given up after
+// a crash loop, so that systemd's Restart=on-failure restarts the host
+// (issue 17: it exited 0).
+func TestExitGaveUp(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "plugins.hcl")
+	os.WriteFile(cfgPath, []byte(`
+worker "crashy" {
+  command         = "/bin/false"
+  restart         = "always"
+  max_restarts    = 2
+  restart_window  = "1m"
+  backoff_initial = "10ms"
+  backoff_max     = "10ms"
+}
+`), 0o644)
+	cmd, out, readDone := startSelf(t, "host", cfgPath)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		<-readDone
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitGaveUp {
+			t.Fatalf("exit %v, want status %d:\n%s", err, exitGaveUp, out)
+		}
+		if len(out.matching(regexp.MustCompile(`GAVE UP on 1 worker instances after a crash loop: \[crashy#0\]`))) != 1 {
+			t.Errorf("the summary does not say so:\n%s", out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("host did not exit:\n%s", out)
+	}
+}
+
+// TestSIGHUP: SIGHUP does not end the host (its default action killed it,
+// and the workers with it, with status 129: issue 17); the host says it
+// has no reload yet and goes on, then stops gracefully on SIGTERM.
+func TestSIGHUP(t *testing.T) {
+	cmd, out, readDone, _ := startHostProcess(t)
+	cmd.Process.Signal(syscall.SIGHUP)
+	out.waitFor(t, regexp.MustCompile(`SIGHUP received`), 1)
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("host exited with %v:\n%s", err, out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("host did not exit after SIGTERM:\n%s", out)
+	}
+	<-readDone
+	if n := len(out.matching(regexp.MustCompile(`w: got SIGTERM, last words`))); n != 2 {
+		t.Errorf("%d of 2 workers stopped by SIGTERM (a SIGHUP must not reach them):\n%s", n, out)
 	}
 }
