@@ -27,6 +27,8 @@
 //     host's umask (WASI has no modes; these let a log shipper running as
 //     another user read what a transport wrote). Chmod keeps the
 //     permission bits only (no set-id or sticky bits).
+//   - Files are opened without blocking: a FIFO in the directory cannot
+//     hold the host (its reads and writes may then say EAGAIN).
 //   - At most Options.MaxOpen files open at once per instance (EAGAIN
 //     beyond: WASI as wazero speaks it has no EMFILE), so that a plugin cannot take the host's descriptors.
 //
@@ -170,7 +172,9 @@ func (f *FS) openFile(p string, flag experimentalsys.Oflag) (experimentalsys.Fil
 			return nil, experimentalsys.ELOOP
 		}
 	}
-	osf, err := f.root.OpenFile(n, osFlag(flag), FileMode)
+	// Never a blocking open: a FIFO in the directory would hold the
+	// host function, which the call's time budget cannot interrupt.
+	osf, err := f.root.OpenFile(n, osFlag(flag)|syscall.O_NONBLOCK, FileMode)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -313,9 +317,9 @@ func (f *FS) Readlink(p string) (string, experimentalsys.Errno) {
 // the root only.
 func (f *FS) Utimens(p string, atim, mtim int64) experimentalsys.Errno {
 	n := name(p)
-	osf, err := f.root.OpenFile(n, os.O_RDONLY, 0)
+	osf, err := f.root.OpenFile(n, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrPermission) {
-		osf, err = f.root.OpenFile(n, os.O_WRONLY, 0)
+		osf, err = f.root.OpenFile(n, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	}
 	if err != nil {
 		return errno(err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,5 +232,33 @@ func TestRace(t *testing.T) {
 	wg.Wait()
 	if _, err := os.Stat(filepath.Join(out, "made")); err == nil {
 		t.Fatal("made a file outside the root")
+	}
+}
+
+// TestFIFODoesNotBlock: a FIFO in the directory (another process made it)
+// is opened without blocking: a plugin cannot hold the host function
+// that opens it, which the call's time budget could not interrupt.
+func TestFIFODoesNotBlock(t *testing.T) {
+	fs, g, _ := setup(t)
+	if err := syscall.Mkfifo(filepath.Join(g, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan experimentalsys.Errno, 3)
+	go func() {
+		f, en := fs.OpenFile("fifo", experimentalsys.O_RDONLY, 0)
+		if en == 0 {
+			f.Close()
+		}
+		done <- en
+		_, en = fs.OpenFile("fifo", experimentalsys.O_WRONLY, 0) // no reader: ENXIO, not a wait
+		done <- 0
+		done <- fs.Utimens("fifo", experimentalsys.UTIME_OMIT, experimentalsys.UTIME_OMIT)
+	}()
+	for range 3 {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("opening a FIFO blocked")
+		}
 	}
 }
