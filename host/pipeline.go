@@ -223,6 +223,13 @@ func (p *pipeline) WriteBatch(records [][]byte) error {
 // stay in its spool for the next run.
 func (p *pipeline) Close() error {
 	p.closing.Store(true)
+	// A spool whose disk keeps refusing batches must not hold the
+	// shutdown: its batches are given up after a few more attempts.
+	for _, t := range p.trans {
+		if t.spool != nil {
+			t.spool.StopRetrying()
+		}
+	}
 	close(p.jobs)
 	p.workers.Wait()
 	for _, t := range p.trans {

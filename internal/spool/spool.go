@@ -8,8 +8,8 @@
 // again, with backoff, until it is written, so that nothing is lost to
 // a disk that was full for a while; the consumer goes on sending and
 // removing what is spooled, which may be what makes the room. Only a
-// spool that was Unbound (its host is stopping) gives up, after a few
-// attempts, and returns the error.
+// spool told to stop retrying (StopRetrying, Unbound: its host is
+// stopping) gives up, after a few attempts, and returns the error.
 package spool
 
 import (
@@ -74,12 +74,18 @@ type Spool struct {
 	// write stores b durably at path (tests inject failures).
 	write   func(path string, b []byte) error
 	unbound bool
-	mu      sync.Mutex
-	cond    *sync.Cond
-	ids     []uint64         // spooled, ascending
-	sizes   map[uint64]int64 // bytes per id
-	bytes   int64
-	closed  bool
+	// giveUp: Put gives up on a batch the disk keeps refusing after a
+	// few more attempts (Unbound, StopRetrying); wake is closed then, or
+	// by Close, to cut a backoff short.
+	giveUp   bool
+	wake     chan struct{}
+	wakeOnce sync.Once
+	mu       sync.Mutex
+	cond     *sync.Cond
+	ids      []uint64         // spooled, ascending
+	sizes    map[uint64]int64 // bytes per id
+	bytes    int64
+	closed   bool
 	// drainOnClose: after CloseInput, Next still hands out what is left.
 	drainOnClose bool
 	dropped      int64
@@ -93,7 +99,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 		return nil, err
 	}
 	s := &Spool{dir: dir, max: opts.MaxBytes, policy: opts.Policy, onDrop: opts.OnDrop, onErr: opts.OnWriteError,
-		write: writeDurably, sizes: map[uint64]int64{}}
+		write: writeDurably, sizes: map[uint64]int64{}, wake: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -153,11 +159,23 @@ func (s *Spool) MaxID() uint64 {
 // a batch the disk keeps refusing after a few attempts. For a shutdown
 // whose consumer has stopped, so that what is still queued is kept.
 func (s *Spool) Unbound() {
+	s.StopRetrying()
 	s.mu.Lock()
 	s.max = 1<<63 - 1
 	s.unbound = true
 	s.cond.Broadcast()
 	s.mu.Unlock()
+}
+
+// StopRetrying makes Put give up, after a few more attempts without
+// waiting between them, on a batch the disk keeps refusing, and return its
+// error: for a host that is stopping, so that a disk that stays full or
+// read-only cannot hold the shutdown. The bound and its policy stay.
+func (s *Spool) StopRetrying() {
+	s.mu.Lock()
+	s.giveUp = true
+	s.mu.Unlock()
+	s.wakeOnce.Do(func() { close(s.wake) })
 }
 
 // ErrClosed is returned after Close.
@@ -168,7 +186,7 @@ var ErrClosed = errors.New("spool closed")
 // is stored anyway once the spool is empty, so that nothing is refused for
 // its size alone. A batch the disk refuses is tried again until it is
 // written (see the package comment); Put returns an error only when the
-// spool is closed, or Unbound and the disk still refuses it.
+// spool is closed, or told to stop retrying and the disk still refuses it.
 func (s *Spool) Put(id uint64, batch []byte) error {
 	n := int64(len(batch))
 	s.mu.Lock()
@@ -204,12 +222,12 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 			s.onErr(attempt, err)
 		}
 		s.mu.Lock()
-		closed, unbound := s.closed, s.unbound
+		closed, giveUp := s.closed, s.giveUp
 		s.mu.Unlock()
 		if closed {
 			return ErrClosed
 		}
-		if unbound {
+		if giveUp {
 			if lastTry == 0 {
 				lastTry = attempt + unboundAttempts
 			}
@@ -217,7 +235,14 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 				return fmt.Errorf("spool: batch %d: %w", id, err)
 			}
 		}
-		time.Sleep(delay) // backoff for the disk, not synchronisation
+		// Backoff for the disk, cut short when the spool stops retrying
+		// or closes.
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.wake:
+			t.Stop()
+		}
 		delay = min(2*delay, retryMax)
 	}
 	s.mu.Lock()
@@ -367,4 +392,5 @@ func (s *Spool) Close() {
 	s.closed, s.drainOnClose = true, false
 	s.cond.Broadcast()
 	s.mu.Unlock()
+	s.wakeOnce.Do(func() { close(s.wake) })
 }

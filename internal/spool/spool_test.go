@@ -244,3 +244,25 @@ func TestFullDiskAtShutdown(t *testing.T) {
 		t.Fatal("Close did not release Put")
 	}
 }
+
+// TestStopRetryingEndsAWait: a Put waiting out a disk that keeps refusing
+// gives up promptly once its host stops (StopRetrying), so that a full
+// or read-only disk cannot hold the shutdown for ever.
+func TestStopRetryingEndsAWait(t *testing.T) {
+	s, _ := Open(t.TempDir(), Options{MaxBytes: 1 << 20})
+	tried := make(chan struct{}, 1000)
+	s.write = func(string, []byte) error { tried <- struct{}{}; return syscall.EROFS }
+	put := make(chan error, 1)
+	go func() { put <- s.Put(1, []byte("x")) }()
+	<-tried
+	<-tried // it is retrying
+	s.StopRetrying()
+	select {
+	case err := <-put:
+		if !errors.Is(err, syscall.EROFS) {
+			t.Fatalf("Put after StopRetrying: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("StopRetrying did not end the wait")
+	}
+}
