@@ -660,7 +660,13 @@ func TestStampsOrigin(t *testing.T) {
 	}
 	honest := record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "honest", "")
 	forged := record.AppendServerStamp(record.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "forged", ""), "someone-else", "elsewhere", "other-app")
-	c.sendBatch(1, string(honest), string(forged))
+	// A record that ends inside an unknown bytes field whose length is
+	// the stamp's: the stamp would become its contents, and the forged
+	// origin before it would stand (a reviewer's attack).
+	stampLen := len(record.AppendServerStamp(nil, "web-01", "web-01.example.com", "shop"))
+	swallow := protowire.AppendTag(bytes.Clone(forged), 100, protowire.BytesType)
+	swallow = protowire.AppendVarint(swallow, uint64(stampLen))
+	c.sendBatch(1, string(honest), string(forged), string(swallow))
 
 	b, err := os.ReadFile(filepath.Join(s.dir, "shop", "records.pb"))
 	if err != nil {
@@ -673,11 +679,20 @@ func TestStampsOrigin(t *testing.T) {
 		b = b[n+int(l):]
 	}
 	mu.Lock()
+	if len(stored) != 3 {
+		t.Fatalf("stored %d records, want 3", len(stored))
+	}
+	if err := record.Validate(stored[2]); err == nil {
+		var v record.View
+		v.Parse(stored[2])
+		t.Errorf("the swallowing record was stored valid, saying sender %q, application %q", v.Sender, v.Application)
+	}
+	stored = stored[:2]
 	for what, recs := range map[string][][]byte{"stored": stored, "staged": staged} {
-		if len(recs) != 2 {
+		if len(recs) < 2 {
 			t.Fatalf("%s %d records, want 2", what, len(recs))
 		}
-		for _, r := range recs {
+		for _, r := range recs[:2] {
 			var rec logtkv1.Record
 			if err := proto.Unmarshal(r, &rec); err != nil {
 				t.Fatal(err)

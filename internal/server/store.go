@@ -309,11 +309,19 @@ func (s *Store) AppendStamped(application, sender, format string, batchID uint64
 		stamp = nil
 	}
 	entries.Each(batch, func(e []byte) {
+		st := stamp
+		if st != nil && !endsOnField(e) {
+			// Appended to a record that ends inside a field, the stamp
+			// would become that field's contents, and fields the sender
+			// put before it would stand as the record's origin. Such a
+			// record is malformed anyway: it is kept as it came.
+			st = nil
+		}
 		if af.prefixed {
-			af.buf = protowire.AppendVarint(af.buf, uint64(len(e)+len(stamp)))
+			af.buf = protowire.AppendVarint(af.buf, uint64(len(e)+len(st)))
 		}
 		af.buf = append(af.buf, e...)
-		af.buf = append(af.buf, stamp...)
+		af.buf = append(af.buf, st...)
 	})
 	if s.opts.MaxBytes > 0 && af.size > 0 && af.size+int64(len(af.buf)) > s.opts.MaxBytes {
 		if err := s.rotate(af); err != nil {
@@ -622,6 +630,25 @@ func (s *Store) rotate(af *appFile) error {
 		return errors.Join(err, af.reopen())
 	}
 	return af.open()
+}
+
+// endsOnField reports whether rec is a sequence of whole protobuf fields
+// (whatever is inside them), so that what is appended to it is fields of
+// its own.
+func endsOnField(rec []byte) bool {
+	for len(rec) > 0 {
+		num, typ, n := protowire.ConsumeTag(rec)
+		if n < 0 {
+			return false
+		}
+		rec = rec[n:]
+		n = protowire.ConsumeFieldValue(num, typ, rec)
+		if n < 0 {
+			return false
+		}
+		rec = rec[n:]
+	}
+	return true
 }
 
 // Close syncs and closes every file.
