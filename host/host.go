@@ -112,7 +112,8 @@ type Host struct {
 	queueShut   bool
 	selfDropped int
 
-	logged atomic.Int64 // records the Output never took, only in the host log
+	logged         atomic.Int64 // records the Output never took, only in the host log
+	abandonedRings atomic.Int64 // rings abandoned because their worker broke them
 }
 
 // Undelivered counts the records a Host did not deliver to its
@@ -128,11 +129,18 @@ type Undelivered struct {
 	// DroppedBatches were dropped by a spool under when_full =
 	// "drop_oldest".
 	DroppedBatches int64
+	// SetAsideBatches were spooled but could not be read back: kept on
+	// disk as *.batch.unreadable, not sent.
+	SetAsideBatches int64
+	// AbandonedRings is how many workers' shared-memory rings the host
+	// abandoned because the worker broke them: what was still in them is
+	// lost.
+	AbandonedRings int64
 }
 
 // Any reports whether anything was not delivered.
 func (u Undelivered) Any() bool {
-	return u.DeadLettered > 0 || u.Logged > 0 || u.DroppedBatches > 0
+	return u.DeadLettered > 0 || u.Logged > 0 || u.DroppedBatches > 0 || u.SetAsideBatches > 0 || u.AbandonedRings > 0
 }
 
 // GaveUp returns the instances the host stopped restarting because they
@@ -152,11 +160,21 @@ func (h *Host) GaveUp() []WorkerID {
 // Undelivered returns what the host has not delivered so far. After Stop
 // (or Done) it is final.
 func (h *Host) Undelivered() Undelivered {
-	u := Undelivered{Logged: h.logged.Load()}
+	h.selfMu.Lock()
+	selfDropped := int64(h.selfDropped)
+	h.selfMu.Unlock()
+	// A record the host wrote about itself and could not queue is in the
+	// host log only.
+	u := Undelivered{Logged: h.logged.Load() + selfDropped, AbandonedRings: h.abandonedRings.Load()}
 	if p, ok := h.opts.Output.(*pipeline); ok {
 		u.DeadLettered = p.lost.deadLettered.Load()
 		u.Logged += p.lost.logged.Load()
 		u.DroppedBatches = p.lost.droppedBatches.Load()
+		for _, t := range p.trans {
+			if t.spool != nil {
+				u.SetAsideBatches += t.spool.SetAsideCount()
+			}
+		}
 	}
 	return u
 }

@@ -376,6 +376,9 @@ func TestSpoolUnreadableBatchSetAside(t *testing.T) {
 	if st, err := os.Stat(bad + spool.SetAsideSuffix); err != nil || !st.IsDir() {
 		t.Fatalf("the unreadable batch was not set aside as %s: %v", bad+spool.SetAsideSuffix, err)
 	}
+	if n := h.Undelivered().SetAsideBatches; n != 1 {
+		t.Errorf("Undelivered counts %d set-aside batches, want 1 (run exits 3 for it)", n)
+	}
 	if left := spooled(dir); left != 0 {
 		t.Fatalf("%d batches still spooled", left)
 	}

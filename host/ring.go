@@ -124,9 +124,11 @@ func (r *run) drainRing(limit uint64, final bool) int {
 	switch {
 	case err != nil:
 		r.hostRecord(record.LevelError, fmt.Sprintf("abandoned the worker's shared-memory ring: %v; records still in it are lost, the socket is read on", err))
+		r.in.h.abandonedRings.Add(1)
 		r.closeRing()
 	case len(bad) >= maxRingErrors:
 		r.hostRecord(record.LevelError, fmt.Sprintf("abandoned the worker's shared-memory ring after %d bad entries in a row; the socket is read on", len(bad)))
+		r.in.h.abandonedRings.Add(1)
 		r.closeRing()
 	}
 	return n

@@ -97,6 +97,9 @@ func TestRingCarriesRecords(t *testing.T) {
 func TestRingHostileWorker(t *testing.T) {
 	h, c := startHost(t, Options{}, testWorker("hostile", "ring-hostile", nil))
 	waitDone(t, h, time.Minute)
+	if n := h.Undelivered().AbandonedRings; n != 1 {
+		t.Errorf("Undelivered counts %d abandoned rings, want 1 (run exits 3 for it)", n)
+	}
 	all := checkSequence(t, c.snapshot(), "hostile", 0)
 	checkOrder(t, all, 5)
 	var msgs []string

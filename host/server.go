@@ -260,7 +260,18 @@ func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogSe
 	if stages != nil && len(stages.Transports) > 0 {
 		var err error
 		p, err = newPipeline(context.Background(), stages, logger.Named("pipeline"),
-			func(level int32, msg string, attrs ...slog.Attr) { logger.Error(msg) }, func() bool { return false })
+			func(level int32, msg string, attrs ...slog.Attr) {
+				// The server has no record stream of its own: its stages'
+				// reports go to its log, at their level.
+				switch {
+				case level >= record.LevelError:
+					logger.Error(msg)
+				case level >= record.LevelWarn:
+					logger.Warn(msg)
+				default:
+					logger.Info(msg)
+				}
+			}, func() bool { return false })
 		if err != nil {
 			return nil, err
 		}

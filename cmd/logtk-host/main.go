@@ -193,8 +193,8 @@ func summary(cfg *host.Config, h *host.Host, w io.Writer) int {
 	}
 	if u := h.Undelivered(); u.Any() {
 		status = exitUndelivered
-		fmt.Fprintf(w, "logtk-host: NOT DELIVERED: %d records dead-lettered, %d records only in this log, %d batches dropped from a full spool (exit status %d)\n",
-			u.DeadLettered, u.Logged, u.DroppedBatches, exitUndelivered)
+		fmt.Fprintf(w, "logtk-host: NOT DELIVERED: %d records dead-lettered, %d records only in this log, %d batches dropped from a full spool, %d spooled batches unreadable (set aside), %d workers' rings abandoned with what was in them (exit status %d)\n",
+			u.DeadLettered, u.Logged, u.DroppedBatches, u.SetAsideBatches, u.AbandonedRings, exitUndelivered)
 	}
 	if len(cfg.Transports) == 0 {
 		fmt.Fprintln(w, "logtk-host: all workers have ended; records were written to stdout")

@@ -60,8 +60,8 @@ type Transport struct {
 
 	conn     *plugin.Conn
 	inflight map[uint64]struct{} // sent, not yet acknowledged
-	// quiet is how long reads have waited in vain since the server last
-	// sent anything: the ack timeout is measured by it, not by a clock
+	// quiet is how long reads have waited in vain since the last ack of
+	// a batch on its way: the ack timeout is measured by it, not by a clock
 	// (the sandbox's clock is a fake unless granted; the waits are real,
 	// the host enforces them).
 	quiet       time.Duration
@@ -259,6 +259,7 @@ func (t *Transport) readAcks(wait time.Duration) error {
 				delete(t.inflight, id)
 				t.done = append(t.done, id)
 				t.stored = max(t.stored, id)
+				t.quiet = 0 // only an ack counts: a stuck server still PINGs
 			}
 		case tPing:
 			if err := t.conn.Write(append(appendHeader(nil, tPong, len(p)), p...)); err != nil {
@@ -379,7 +380,7 @@ func splitFrame(in []byte) (typ byte, payload, rest []byte, ok bool, err error) 
 
 // readFrame returns the next frame: one already read, or one that
 // arrives within wait (0: only one already read). A read that waits in
-// vain adds its wait to t.quiet; anything the server sends resets it.
+// vain adds its wait to t.quiet (an ack resets it).
 // It returns plugin.ErrTimeout when no whole frame came in time.
 func (t *Transport) readFrame(wait time.Duration) (byte, []byte, error) {
 	for {
@@ -406,7 +407,6 @@ func (t *Transport) readFrame(wait time.Duration) (byte, []byte, error) {
 			}
 			return 0, nil, err
 		}
-		t.quiet = 0
 		t.in = append(t.in, t.readBuf[:k]...)
 	}
 }
