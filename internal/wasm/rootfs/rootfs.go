@@ -248,7 +248,8 @@ func (f *FS) Chmod(p string, perm fs.FileMode) experimentalsys.Errno {
 // Rename implements experimentalsys.FS.
 func (f *FS) Rename(from, to string) experimentalsys.Errno {
 	if from == to {
-		return 0
+		_, err := f.root.Lstat(name(from)) // rename(2) of a missing name is ENOENT
+		return errno(err)
 	}
 	return errno(f.root.Rename(name(from), name(to)))
 }
@@ -265,6 +266,16 @@ func (f *FS) Rmdir(p string) experimentalsys.Errno {
 
 // Unlink implements experimentalsys.FS.
 func (f *FS) Unlink(p string) experimentalsys.Errno {
+	if strings.HasSuffix(p, "/") {
+		// "f/" names a directory: unlink(2) refuses it, and never
+		// removes a file f.
+		if fi, err := f.root.Lstat(name(p)); err != nil {
+			return errno(err)
+		} else if !fi.IsDir() {
+			return experimentalsys.ENOTDIR
+		}
+		return experimentalsys.EISDIR
+	}
 	d, base, en := f.parent(p)
 	if en != 0 {
 		return en

@@ -65,6 +65,8 @@ func TestErrnos(t *testing.T) {
 		{"utimens out", fs.Utimens("outdir/secret", 0, 0), experimentalsys.EPERM},
 		{"link from out", fs.Link("outdir/secret", "b"), experimentalsys.EPERM},
 		{"unlink a link (not its target)", fs.Unlink("link"), 0},
+		{"rename a missing name onto itself", fs.Rename("missing", "missing"), experimentalsys.ENOENT},
+		{"unlink a file named with a slash", fs.Unlink("file/"), experimentalsys.ENOTDIR},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, tc.got, tc.want)
