@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
 
 	"github.com/logtk/logtk/internal/ipc"
@@ -140,7 +139,7 @@ func (r *run) drainRing(limit uint64, final bool) int {
 // settles or the ring is abandoned.
 func (r *run) drainSettled(limit uint64, final bool) {
 	for r.drainRing(limit, final); r.ring != nil && r.ringUnsettled > 0; r.drainRing(limit, final) {
-		runtime.Gosched()
+		time.Sleep(ringPoll) // as pollRing reads again: the limits count reads ringPoll apart
 	}
 }
 

@@ -297,6 +297,9 @@ func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 		rd += need
 		n++
 	}
+	if rd < w {
+		return n, nil // stopped at limit, before the position in question
+	}
 	return n, unsettled
 }
 
