@@ -32,6 +32,10 @@
 //   - At most Options.MaxOpen files open at once per instance (EAGAIN
 //     beyond: WASI as wazero speaks it has no EMFILE), so that a plugin cannot take the host's descriptors.
 //
+// Every path is resolved by os.Root; the file it opens is then reopened
+// through /proc/self/fd (the open file itself, not its path) as a file of
+// wazero's own, which does the I/O: an open file holds two descriptors.
+//
 // Not covered, as with os.Root: a mount point or bind mount inside the
 // directory is crossed like any directory, and device files already in it
 // can be opened. Grant directories that hold only what the plugin may
@@ -43,16 +47,16 @@ package rootfs
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
 )
@@ -178,7 +182,25 @@ func (f *FS) openFile(p string, flag experimentalsys.Oflag) (experimentalsys.Fil
 	if err != nil {
 		return nil, errno(err)
 	}
-	return &file{fs: f, f: osf, fd: int(osf.Fd())}, 0
+	// Creating and truncating are done; the reopen takes the rest (not
+	// O_NOFOLLOW: the magic link is a link).
+	rest := flag&^(experimentalsys.O_CREAT|experimentalsys.O_EXCL|experimentalsys.O_TRUNC|experimentalsys.O_NOFOLLOW) | experimentalsys.O_NONBLOCK
+	wf, en := procFD.OpenFile(strconv.Itoa(int(osf.Fd())), rest, 0)
+	if en != 0 {
+		osf.Close()
+		return nil, en
+	}
+	if flag&experimentalsys.O_NONBLOCK == 0 {
+		// Blocking, as asked, where that cannot hold the host: a
+		// regular file or a directory. A FIFO or device stays
+		// non-blocking.
+		if st, en := wf.Stat(); en == 0 && (st.Mode.IsRegular() || st.Mode.IsDir()) {
+			if pf, ok := wf.(experimentalsys.PollableFile); ok {
+				pf.SetNonblock(false)
+			}
+		}
+	}
+	return &file{File: wf, fs: f, held: osf}, 0
 }
 
 // osFlag converts WASI's open flags.
@@ -327,246 +349,46 @@ func (f *FS) Readlink(p string) (string, experimentalsys.Errno) {
 // Utimens implements experimentalsys.FS. It follows a last link, beneath
 // the root only.
 func (f *FS) Utimens(p string, atim, mtim int64) experimentalsys.Errno {
-	n := name(p)
-	osf, err := f.root.OpenFile(n, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrPermission) {
-		osf, err = f.root.OpenFile(n, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if f.open.Add(1) > f.maxOpen {
+		f.open.Add(-1)
+		return experimentalsys.EAGAIN
 	}
-	if err != nil {
-		return errno(err)
+	file, en := f.openFile(p, experimentalsys.O_RDONLY)
+	if en == experimentalsys.EACCES || en == experimentalsys.EPERM {
+		file, en = f.openFile(p, experimentalsys.O_WRONLY)
 	}
-	defer osf.Close()
-	return futimens(int(osf.Fd()), atim, mtim)
+	if en != 0 {
+		f.open.Add(-1)
+		return en
+	}
+	defer file.Close()
+	return file.Utimens(atim, mtim)
 }
 
-// futimens sets an open file's times; UTIME_OMIT keeps one.
-func futimens(fd int, atim, mtim int64) experimentalsys.Errno {
-	ts := [2]unix.Timespec{timespec(atim), timespec(mtim)}
-	// utimensat(fd, NULL, ...) is futimens(3); x/sys/unix has no wrapper
-	// that passes a NULL path.
-	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-	if e != 0 {
-		return errno(e)
-	}
-	return 0
-}
+// procFD reopens, through /proc/self/fd, a file rootfs has opened beneath
+// the root, as a file of wazero's own: the magic link reopens the open
+// file itself, never its path, and wazero's file does all the I/O.
+var procFD = sysfs.DirFS("/proc/self/fd")
 
-func timespec(t int64) unix.Timespec {
-	if t == experimentalsys.UTIME_OMIT {
-		return unix.Timespec{Nsec: unix.UTIME_OMIT}
-	}
-	return unix.NsecToTimespec(t)
-}
-
-// file is an open file or directory of an FS.
+// file is wazero's file for an open file or directory of an FS, with the
+// descriptor rootfs opened it by, held so that when wazero reopens it (a
+// directory to read it again, a file to change O_APPEND) it finds the same
+// file.
 type file struct {
+	experimentalsys.File
 	fs     *FS
-	f      *os.File
-	fd     int
+	held   *os.File
 	closed bool
-	st     *sys.Stat_t // cached by Stat for Dev, Ino and IsDir
 }
 
-var _ experimentalsys.File = (*file)(nil)
-
-func (f *file) cached() (*sys.Stat_t, experimentalsys.Errno) {
-	if f.st == nil {
-		if _, en := f.Stat(); en != 0 {
-			return nil, en
-		}
-	}
-	return f.st, 0
-}
-
-func (f *file) Dev() (uint64, experimentalsys.Errno) {
-	st, en := f.cached()
-	if en != 0 {
-		return 0, en
-	}
-	return st.Dev, 0
-}
-
-func (f *file) Ino() (sys.Inode, experimentalsys.Errno) {
-	st, en := f.cached()
-	if en != 0 {
-		return 0, en
-	}
-	return st.Ino, 0
-}
-
-func (f *file) IsDir() (bool, experimentalsys.Errno) {
-	st, en := f.cached()
-	if en != 0 {
-		return false, en
-	}
-	return st.Mode.IsDir(), 0
-}
-
-func (f *file) IsAppend() bool {
-	if f.closed {
-		return false
-	}
-	fl, err := unix.FcntlInt(uintptr(f.fd), unix.F_GETFL, 0)
-	return err == nil && fl&unix.O_APPEND != 0
-}
-
-func (f *file) SetAppend(enable bool) experimentalsys.Errno {
-	if f.closed {
-		return experimentalsys.EBADF
-	}
-	if dir, en := f.IsDir(); en != 0 || dir {
-		return experimentalsys.EISDIR
-	}
-	fl, err := unix.FcntlInt(uintptr(f.fd), unix.F_GETFL, 0)
-	if err != nil {
-		return errno(err)
-	}
-	if enable {
-		fl |= unix.O_APPEND
-	} else {
-		fl &^= unix.O_APPEND
-	}
-	_, err = unix.FcntlInt(uintptr(f.fd), unix.F_SETFL, fl)
-	return errno(err)
-}
-
-func (f *file) Stat() (sys.Stat_t, experimentalsys.Errno) {
-	if f.closed {
-		return sys.Stat_t{}, experimentalsys.EBADF
-	}
-	fi, err := f.f.Stat()
-	if err != nil {
-		return sys.Stat_t{}, errno(err)
-	}
-	st := sys.NewStat_t(fi)
-	f.st = &st
-	return st, 0
-}
-
-func (f *file) Read(buf []byte) (int, experimentalsys.Errno) {
-	if f.closed {
-		return 0, experimentalsys.EBADF
-	}
-	if len(buf) == 0 {
-		return 0, 0
-	}
-	n, err := unix.Read(f.fd, buf)
-	return max(n, 0), errno(err)
-}
-
-func (f *file) Pread(buf []byte, off int64) (int, experimentalsys.Errno) {
-	if f.closed {
-		return 0, experimentalsys.EBADF
-	}
-	if off < 0 {
-		return 0, experimentalsys.EINVAL
-	}
-	n, err := unix.Pread(f.fd, buf, off)
-	return max(n, 0), errno(err)
-}
-
-func (f *file) Seek(offset int64, whence int) (int64, experimentalsys.Errno) {
-	if f.closed {
-		return 0, experimentalsys.EBADF
-	}
-	if whence < io.SeekStart || whence > io.SeekEnd {
-		return 0, experimentalsys.EINVAL
-	}
-	if dir, _ := f.IsDir(); dir {
-		// os.File forgets what it read of the directory on Seek, so
-		// that Readdir starts again; the descriptor's offset moves too.
-		if offset != 0 || whence != io.SeekStart {
-			return 0, experimentalsys.EISDIR
-		}
-		_, err := f.f.Seek(0, io.SeekStart)
-		return 0, errno(err)
-	}
-	n, err := unix.Seek(f.fd, offset, whence)
-	return n, errno(err)
-}
-
-func (f *file) Readdir(n int) ([]experimentalsys.Dirent, experimentalsys.Errno) {
-	if f.closed {
-		return nil, experimentalsys.EBADF
-	}
-	ents, err := f.f.ReadDir(n)
-	if err != nil && err != io.EOF {
-		en := errno(err)
-		if en == experimentalsys.ENOTDIR || en == experimentalsys.EINVAL {
-			en = experimentalsys.EBADF
-		}
-		return nil, en
-	}
-	out := make([]experimentalsys.Dirent, 0, len(ents))
-	for _, e := range ents {
-		d := experimentalsys.Dirent{Name: e.Name(), Type: e.Type()}
-		var st unix.Stat_t
-		if unix.Fstatat(f.fd, e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-			d.Ino = st.Ino
-		}
-		out = append(out, d)
-	}
-	return out, 0
-}
-
-func (f *file) Write(buf []byte) (int, experimentalsys.Errno) {
-	if f.closed {
-		return 0, experimentalsys.EBADF
-	}
-	if len(buf) == 0 {
-		return 0, 0
-	}
-	n, err := unix.Write(f.fd, buf)
-	return max(n, 0), errno(err)
-}
-
-func (f *file) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
-	if f.closed {
-		return 0, experimentalsys.EBADF
-	}
-	if off < 0 {
-		return 0, experimentalsys.EINVAL
-	}
-	n, err := unix.Pwrite(f.fd, buf, off)
-	return max(n, 0), errno(err)
-}
-
-func (f *file) Truncate(size int64) experimentalsys.Errno {
-	if f.closed {
-		return experimentalsys.EBADF
-	}
-	if size < 0 {
-		return experimentalsys.EINVAL
-	}
-	return errno(unix.Ftruncate(f.fd, size))
-}
-
-func (f *file) Sync() experimentalsys.Errno {
-	if f.closed {
-		return experimentalsys.EBADF
-	}
-	return errno(unix.Fsync(f.fd))
-}
-
-func (f *file) Datasync() experimentalsys.Errno {
-	if f.closed {
-		return experimentalsys.EBADF
-	}
-	return errno(unix.Fdatasync(f.fd))
-}
-
-func (f *file) Utimens(atim, mtim int64) experimentalsys.Errno {
-	if f.closed {
-		return experimentalsys.EBADF
-	}
-	return futimens(f.fd, atim, mtim)
-}
-
+// Close implements experimentalsys.File.
 func (f *file) Close() experimentalsys.Errno {
 	if f.closed {
 		return 0
 	}
 	f.closed = true
 	f.fs.open.Add(-1)
-	return errno(f.f.Close())
+	en := f.File.Close()
+	f.held.Close()
+	return en
 }
