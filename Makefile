@@ -94,6 +94,7 @@ FUZZ_TARGETS := \
 	./internal/capture:FuzzParseJSONLine \
 	./internal/capture:FuzzSplitter \
 	./internal/record:FuzzView \
+	./internal/record:FuzzWholeFields \
 	./internal/entries:FuzzCount \
 	./plugins/protobuf:FuzzSchema \
 	./internal/wire:FuzzPayloads \

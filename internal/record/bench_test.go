@@ -56,3 +56,16 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWholeFields is the log server's check, per stored record,
+// before it stamps it.
+func BenchmarkWholeFields(b *testing.B) {
+	s := Stamp{Worker: "web", WorkerIndex: 3, PID: 12345, Incarnation: 1, Seq: 1 << 20, Source: SourceSDK, Received: time.Now()}
+	rec := AppendStamp(typical(), &s)
+	b.SetBytes(int64(len(rec)))
+	for b.Loop() {
+		if !WholeFields(rec) {
+			b.Fatal("not whole")
+		}
+	}
+}

@@ -488,3 +488,49 @@ func TestStampMatchesGenerated(t *testing.T) {
 		}
 	}
 }
+
+// TestWholeFields: whole fields, of any kind and contents, pass; a record
+// cut inside a field, tag, length or value does not.
+func TestWholeFields(t *testing.T) {
+	rec := AppendStamp(AppendAttr(AppendHead(nil, time.Unix(1, 2), LevelInfo, "m", "l"), slog.Group("g", slog.Int("i", 1))),
+		&Stamp{Worker: "w", Seq: 300, Received: time.Unix(3, 0)})
+	if !WholeFields(rec) || !WholeFields(nil) {
+		t.Fatal("a whole record is not whole")
+	}
+	unknown := protowire.AppendBytes(protowire.AppendTag(bytes.Clone(rec), 100, protowire.BytesType), []byte("x"))
+	if !WholeFields(unknown) {
+		t.Fatal("an unknown whole field is not whole")
+	}
+	for cut := 1; cut < len(unknown); cut++ {
+		if WholeFields(unknown[:cut]) != protowireWhole(unknown[:cut]) {
+			t.Fatalf("cut at %d of %d: WholeFields says %v", cut, len(unknown), WholeFields(unknown[:cut]))
+		}
+	}
+}
+
+// protowireWhole is WholeFields by protowire's reading.
+func protowireWhole(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, tn := protowire.ConsumeTag(b)
+		if tn < 0 {
+			return false
+		}
+		n := protowire.ConsumeFieldValue(num, typ, b[tn:])
+		if n < 0 {
+			return false
+		}
+		b = b[tn+n:]
+	}
+	return true
+}
+
+// FuzzWholeFields: WholeFields reads as protowire does.
+func FuzzWholeFields(f *testing.F) {
+	f.Add(AppendStamp(AppendHead(nil, time.Unix(1, 2), LevelInfo, "m", ""), &Stamp{Worker: "w", Seq: 3}))
+	f.Add([]byte{0x82, 0x01, 0x05, 'a'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if WholeFields(b) != protowireWhole(b) {
+			t.Fatalf("WholeFields(%x) = %v, protowire says %v", b, WholeFields(b), protowireWhole(b))
+		}
+	})
+}

@@ -102,6 +102,24 @@ func (v *View) Parse(b []byte) bool {
 	return true
 }
 
+// WholeFields reports whether b is a sequence of whole protobuf fields,
+// whatever they hold: then fields appended to it are fields of its own
+// (the log server's stamp), not the contents of a last field left open.
+// It reads the fields as Parse does, without looking inside them.
+func WholeFields(b []byte) bool {
+	for off := 0; off < len(b); {
+		_, _, _, next, ok := fieldShort(b, off)
+		if !ok {
+			_, _, _, _, next = field(b, off)
+		}
+		if next < 0 {
+			return false
+		}
+		off = next
+	}
+	return true
+}
+
 // field reads the protobuf field at b[off:]: its number and wire type, its
 // value (varint and fixed64 fields) or contents (bytes fields), and the
 // offset after it, -1 if the field is malformed. It accepts and rejects

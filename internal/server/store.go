@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/record"
 )
 
 // The store keeps, per application and format, a data file holding the
@@ -310,7 +311,7 @@ func (s *Store) AppendStamped(application, sender, format string, batchID uint64
 	}
 	entries.Each(batch, func(e []byte) {
 		st := stamp
-		if st != nil && !endsOnField(e) {
+		if st != nil && !record.WholeFields(e) {
 			// Appended to a record that ends inside a field, the stamp
 			// would become that field's contents, and fields the sender
 			// put before it would stand as the record's origin. Such a
@@ -630,25 +631,6 @@ func (s *Store) rotate(af *appFile) error {
 		return errors.Join(err, af.reopen())
 	}
 	return af.open()
-}
-
-// endsOnField reports whether rec is a sequence of whole protobuf fields
-// (whatever is inside them), so that what is appended to it is fields of
-// its own.
-func endsOnField(rec []byte) bool {
-	for len(rec) > 0 {
-		num, typ, n := protowire.ConsumeTag(rec)
-		if n < 0 {
-			return false
-		}
-		rec = rec[n:]
-		n = protowire.ConsumeFieldValue(num, typ, rec)
-		if n < 0 {
-			return false
-		}
-		rec = rec[n:]
-	}
-	return true
 }
 
 // Close syncs and closes every file.
