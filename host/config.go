@@ -123,7 +123,7 @@ type WorkerConfig struct {
 	// record at error level, whatever StderrLevel says: the exit record's
 	// "panic" attribute if the worker dies in it, else a stderr record of
 	// its own, sent as soon as the first line that is not part of it
-	// arrives or stderr has been quiet for 300ms.
+	// arrives or stderr has been quiet for capture.DefaultQuiet.
 	StderrLevel string
 }
 

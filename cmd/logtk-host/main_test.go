@@ -181,22 +181,37 @@ worker "w" {
 	return cmd, out, readDone, pids
 }
 
+// waitExit waits up to a minute for the process to exit and for its
+// output to be read, and returns its exit status.
+func waitExit(t *testing.T, cmd *exec.Cmd, out *lineBuffer, readDone chan struct{}) int {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		<-readDone
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(time.Minute):
+		t.Fatalf("the process did not exit within a minute:\n%s", out)
+		return -1
+	}
+}
+
 // TestSIGTERM: SIGTERM to logtk-host stops the workers, delivers what they
 // wrote on the way out and leaves no process behind.
 func TestSIGTERM(t *testing.T) {
 	cmd, out, readDone, pids := startHostProcess(t)
 	cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("host exited with %v:\n%s", err, out)
-		}
-	case <-time.After(time.Minute):
-		t.Fatalf("host did not exit after SIGTERM:\n%s", out)
+	if code := waitExit(t, cmd, out, readDone); code != 0 {
+		t.Fatalf("host exited with status %d:\n%s", code, out)
 	}
-	<-readDone
 	if n := len(out.matching(regexp.MustCompile(`w: got SIGTERM, last words`))); n != 2 {
 		t.Errorf("%d of 2 last words delivered:\n%s", n, out)
 	}
@@ -343,25 +358,11 @@ transport "out" {
 }
 `, os.Args[0], tc.say, hostile), 0o644)
 		cmd, out, readDone := startSelf(t, "host", cfgPath)
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			<-readDone
-			if code != tc.code {
-				t.Errorf("saying %q: exit status %d, want %d:\n%s", tc.say, code, tc.code, out)
-			}
-			if undelivered := len(out.matching(regexp.MustCompile(`NOT DELIVERED: 1 records dead-lettered`))) > 0; undelivered != (tc.code != 0) {
-				t.Errorf("saying %q: the summary:\n%s", tc.say, out)
-			}
-		case <-time.After(time.Minute):
-			t.Fatalf("host did not exit:\n%s", out)
+		if code := waitExit(t, cmd, out, readDone); code != tc.code {
+			t.Errorf("saying %q: exit status %d, want %d:\n%s", tc.say, code, tc.code, out)
+		}
+		if undelivered := len(out.matching(regexp.MustCompile(`NOT DELIVERED: 1 records dead-lettered`))) > 0; undelivered != (tc.code != 0) {
+			t.Errorf("saying %q: the summary:\n%s", tc.say, out)
 		}
 	}
 }
@@ -383,20 +384,11 @@ worker "crashy" {
 }
 `), 0o644)
 	cmd, out, readDone := startSelf(t, "host", cfgPath)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		<-readDone
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitGaveUp {
-			t.Fatalf("exit %v, want status %d:\n%s", err, exitGaveUp, out)
-		}
-		if len(out.matching(regexp.MustCompile(`GAVE UP on 1 worker instances after a crash loop: \[crashy#0\]`))) != 1 {
-			t.Errorf("the summary does not say so:\n%s", out)
-		}
-	case <-time.After(time.Minute):
-		t.Fatalf("host did not exit:\n%s", out)
+	if code := waitExit(t, cmd, out, readDone); code != exitGaveUp {
+		t.Fatalf("exit status %d, want %d:\n%s", code, exitGaveUp, out)
+	}
+	if len(out.matching(regexp.MustCompile(`GAVE UP on 1 worker instances after a crash loop: \[crashy#0\]`))) != 1 {
+		t.Errorf("the summary does not say so:\n%s", out)
 	}
 }
 
@@ -408,17 +400,9 @@ func TestSIGHUP(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGHUP)
 	out.waitFor(t, regexp.MustCompile(`SIGHUP received`), 1)
 	cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("host exited with %v:\n%s", err, out)
-		}
-	case <-time.After(time.Minute):
-		t.Fatalf("host did not exit after SIGTERM:\n%s", out)
+	if code := waitExit(t, cmd, out, readDone); code != 0 {
+		t.Fatalf("host exited with status %d:\n%s", code, out)
 	}
-	<-readDone
 	if n := len(out.matching(regexp.MustCompile(`w: got SIGTERM, last words`))); n != 2 {
 		t.Errorf("%d of 2 workers stopped by SIGTERM (a SIGHUP must not reach them):\n%s", n, out)
 	}
