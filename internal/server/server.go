@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wire"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
@@ -269,7 +268,7 @@ func (s *Server) Close(ctx context.Context) error {
 
 func closeFrame(code uint32, reason string) []byte {
 	p, _ := proto.Marshal(&logtkv1.Close{Code: code, Reason: reason})
-	return ipc.AppendFrame(nil, wire.TypeClose, p)
+	return wire.AppendFrame(nil, wire.TypeClose, p)
 }
 
 type session struct {
@@ -378,7 +377,7 @@ func (ss *session) run() {
 	ss.wmu.Lock()
 	ss.w = bufio.NewWriterSize(ss.c, 16<<10)
 	ss.wmu.Unlock()
-	r := ipc.NewReader(ss.c, s.opts.MaxFrameBytes)
+	r := wire.NewReader(ss.c, s.opts.MaxFrameBytes)
 	r.RefuseOversized()
 	welcome, _ := proto.Marshal(&logtkv1.ServerWelcome{
 		ProtocolVersion: wire.ProtocolVersion,
@@ -387,7 +386,7 @@ func (ss *session) run() {
 		HeartbeatMillis: uint32(s.opts.Heartbeat / time.Millisecond),
 		LastBatchId:     s.opts.Store.Resume(ss.app, ss.sender),
 	})
-	if err := ss.send(ipc.AppendFrame(nil, wire.TypeWelcome, welcome), true); err != nil {
+	if err := ss.send(wire.AppendFrame(nil, wire.TypeWelcome, welcome), true); err != nil {
 		ss.fail(err, "sending WELCOME")
 		return
 	}
@@ -472,7 +471,7 @@ func (ss *session) run() {
 			ss.log.Info("client closed the connection", "code", c.Code, "reason", c.Reason)
 			return
 		default:
-			ss.reject(wire.CloseMalformed, fmt.Sprintf("unexpected %s frame from a client", wire.TypeName(t)))
+			ss.reject(wire.CloseMalformed, fmt.Sprintf("unexpected %s frame from a client", t))
 			return
 		}
 	}
@@ -505,8 +504,8 @@ func (ss *session) readAuth() *logtkv1.Auth {
 		ss.authReadFailed(err)
 		return nil
 	}
-	if t := ipc.Type(frame[0]); t != wire.TypeAuth {
-		ss.reject(wire.CloseAuthFailed, fmt.Sprintf("first frame is %s, not AUTH", wire.TypeName(t)))
+	if t := wire.Type(frame[0]); t != wire.TypeAuth {
+		ss.reject(wire.CloseAuthFailed, fmt.Sprintf("first frame is %s, not AUTH", t))
 		return nil
 	}
 	if err := readFirstFrame(ss.c, frame[1:], true); err != nil {
@@ -564,11 +563,11 @@ func (ss *session) admit() bool {
 
 // readFirstFrame reads len(b) bytes of the first frame; a stream that ends
 // inside the frame (started: some of it was read before) is reported as
-// ipc.ErrTruncated.
+// wire.ErrTruncated.
 func readFirstFrame(c net.Conn, b []byte, started bool) error {
 	_, err := io.ReadFull(c, b)
 	if errors.Is(err, io.ErrUnexpectedEOF) || started && errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: the connection ended inside its first frame", ipc.ErrTruncated)
+		return fmt.Errorf("%w: the connection ended inside its first frame", wire.ErrTruncated)
 	}
 	return err
 }
@@ -739,13 +738,13 @@ func (ss *session) shutdown(code uint32, reason string) {
 
 func (ss *session) fail(err error, when string) {
 	var ne net.Error
-	var fe *ipc.FrameError
+	var fe *wire.FrameError
 	switch {
 	case errors.As(err, &fe) && fe.Length > 0:
 		ss.reject(wire.CloseFrameTooLarge, fe.Reason)
 	case errors.As(err, &fe):
 		ss.reject(wire.CloseMalformed, fe.Reason)
-	case errors.Is(err, ipc.ErrTruncated):
+	case errors.Is(err, wire.ErrTruncated):
 		ss.warn("connection ended inside a frame", "when", when)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		ss.log.Debug("connection ended", "when", when)

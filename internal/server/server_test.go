@@ -22,7 +22,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/internal/wire"
@@ -88,7 +87,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 type client struct {
 	t *testing.T
 	c net.Conn
-	r *ipc.Reader
+	r *wire.Reader
 }
 
 func dial(t *testing.T, addr string) *client {
@@ -99,12 +98,12 @@ func dial(t *testing.T, addr string) *client {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	return &client{t: t, c: c, r: ipc.NewReader(c, 0)}
+	return &client{t: t, c: c, r: wire.NewReader(c, 0)}
 }
 
 func authFrame(tok []byte, sender, app, format string) []byte {
 	p, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: tok, Sender: sender, Application: app, Format: format})
-	return ipc.AppendFrame(nil, wire.TypeAuth, p)
+	return wire.AppendFrame(nil, wire.TypeAuth, p)
 }
 
 func (c *client) write(b []byte) {
@@ -115,7 +114,7 @@ func (c *client) write(b []byte) {
 }
 
 // next returns the next frame, skipping PINGs unless asked for.
-func (c *client) next() (ipc.Type, []byte, error) {
+func (c *client) next() (wire.Type, []byte, error) {
 	for {
 		t, p, err := c.r.Next()
 		if err == nil && t == wire.TypePing {
@@ -213,7 +212,7 @@ func TestRejects(t *testing.T) {
 		{name: "no token", send: authFrame(nil, "h", "app", "json"), code: wire.CloseAuthFailed},
 		{name: "data before auth", send: wire.AppendData(nil, 1, nil), code: wire.CloseAuthFailed, reason: "first frame is DATA, not AUTH"},
 		{name: "garbage bytes", send: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), code: wire.CloseFrameTooLarge},
-		{name: "frame over the limit", send: ipc.AppendFrame(nil, wire.TypeAuth, make([]byte, 2000)), code: wire.CloseFrameTooLarge},
+		{name: "frame over the limit", send: wire.AppendFrame(nil, wire.TypeAuth, make([]byte, 2000)), code: wire.CloseFrameTooLarge},
 		{name: "4 GiB declared", send: []byte{0xff, 0xff, 0xff, 0xff, 1}, code: wire.CloseFrameTooLarge},
 		{name: "slow loris", send: []byte{10, 0}, code: wire.CloseTimeout},
 		{name: "bad sender name", send: authFrame(token, "../etc", "app", "json"), code: wire.CloseBadIdentity},
@@ -240,6 +239,13 @@ func TestRejects(t *testing.T) {
 	c.write(authFrame(token, "h", "app", "json"))
 	if reason := c.expectClose(wire.CloseMalformed); !strings.Contains(reason, "unexpected AUTH frame") {
 		t.Errorf("a second AUTH: CLOSE reason %q", reason)
+	}
+	// So is a type the wire protocol does not have (0x83 is an IPC type).
+	c = dial(t, s.addr)
+	c.auth("h", "app", "json")
+	c.write(wire.AppendFrame(nil, 0x83, nil))
+	if reason := c.expectClose(wire.CloseMalformed); !strings.Contains(reason, "unexpected unknown (0x83) frame") {
+		t.Errorf("an unknown frame type: CLOSE reason %q", reason)
 	}
 	// After auth, an oversized DATA frame closes the connection too.
 	c = dial(t, s.addr)
@@ -345,7 +351,7 @@ func TestTLS(t *testing.T) {
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(10 * time.Second))
-		cl := &client{t: t, c: c, r: ipc.NewReader(c, 0)}
+		cl := &client{t: t, c: c, r: wire.NewReader(c, 0)}
 		cl.write(authFrame(token, "tls", "app", "json"))
 		ty, _, err := cl.next()
 		if err != nil {
@@ -468,7 +474,7 @@ func TestAuthFrameLimit(t *testing.T) {
 	}
 	c := dial(t, s.addr)
 	c.c.SetDeadline(time.Now().Add(10 * time.Second))
-	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	c.write(wire.AppendFrame(nil, wire.TypeAuth, p))
 	c.expectClose(wire.CloseAuthFailed)
 
 	// The largest legitimate AUTH fits.
@@ -477,7 +483,7 @@ func TestAuthFrameLimit(t *testing.T) {
 		Format: "logtk.v1.Record", Hostname: strings.Repeat("h", 253)})
 	c = dial(t, s.addr)
 	c.c.SetDeadline(time.Now().Add(10 * time.Second))
-	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	c.write(wire.AppendFrame(nil, wire.TypeAuth, p))
 	if ty, _, err := c.next(); err != nil || ty != wire.TypeWelcome {
 		t.Fatalf("%d-byte AUTH with every field at its largest: got %s %v, want WELCOME", len(p), ty, err)
 	}
@@ -519,7 +525,7 @@ func TestIdleTokenlessCannotLockOut(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(s.dir, "app", "records.log")); string(b) != "stored\n" {
 		t.Fatalf("stored %q", b)
 	}
-	oldest := &client{t: t, c: idle[0], r: ipc.NewReader(idle[0], 0)}
+	oldest := &client{t: t, c: idle[0], r: wire.NewReader(idle[0], 0)}
 	if reason := oldest.expectClose(wire.CloseTooManyConns); !strings.Contains(reason, "unauthenticated") {
 		t.Fatalf("the oldest idle connection was closed with reason %q", reason)
 	}
@@ -654,7 +660,7 @@ func TestStampsOrigin(t *testing.T) {
 	c := dial(t, s.addr)
 	p, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: token, Sender: "web-01",
 		Application: "shop", Format: "logtk.v1.Record", Hostname: "web-01.example.com"})
-	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	c.write(wire.AppendFrame(nil, wire.TypeAuth, p))
 	if typ, p, err := c.next(); err != nil || typ != wire.TypeWelcome {
 		t.Fatalf("expected WELCOME, got %s %q %v", typ, p, err)
 	}
@@ -709,7 +715,7 @@ func TestStampsOrigin(t *testing.T) {
 	c = dial(t, s.addr)
 	p, _ = proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: token, Sender: "web-03",
 		Application: "quiet", Format: "logtk.v1.Record"})
-	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	c.write(wire.AppendFrame(nil, wire.TypeAuth, p))
 	if typ, p, err := c.next(); err != nil || typ != wire.TypeWelcome {
 		t.Fatalf("expected WELCOME, got %s %q %v", typ, p, err)
 	}
@@ -724,6 +730,6 @@ func TestStampsOrigin(t *testing.T) {
 	c = dial(t, s.addr)
 	p, _ = proto.Marshal(&logtkv1.Auth{ProtocolVersion: wire.ProtocolVersion, Token: token, Sender: "web-02",
 		Application: "shop", Format: "logtk.v1.Record", Hostname: "web 02\n[INFO] forged line"})
-	c.write(ipc.AppendFrame(nil, wire.TypeAuth, p))
+	c.write(wire.AppendFrame(nil, wire.TypeAuth, p))
 	c.expectClose(wire.CloseBadIdentity)
 }

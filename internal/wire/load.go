@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/logtk/logtk/internal/ipc"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 
@@ -35,10 +34,10 @@ func SendLoad(l Load) error {
 	c.SetDeadline(time.Now().Add(10 * time.Minute))
 	auth, _ := proto.Marshal(&logtkv1.Auth{ProtocolVersion: ProtocolVersion, Token: l.Token, Sender: l.Sender,
 		Application: l.Application, Format: l.Format})
-	if _, err := c.Write(ipc.AppendFrame(nil, TypeAuth, auth)); err != nil {
+	if _, err := c.Write(AppendFrame(nil, TypeAuth, auth)); err != nil {
 		return err
 	}
-	r := ipc.NewReader(c, 0)
+	r := NewReader(c, 0)
 	if t, _, err := r.Next(); err != nil || t != TypeWelcome {
 		return fmt.Errorf("no WELCOME (got %s): %v", t, err)
 	}

@@ -12,27 +12,31 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/ipc"
 )
 
 // ProtocolVersion is the wire protocol version this package speaks.
 const ProtocolVersion = 1
 
-// Frame types. The framing is the IPC framing: a 4-byte little-endian
-// length (type byte plus payload), the type, the payload.
+// Type is a wire frame type. It is the wire protocol's own: the IPC
+// protocol (internal/ipc) frames the same way but gives the same bytes
+// other meanings, so a wire frame is never named by an ipc.Type.
+type Type byte
+
+// Frame types.
 const (
-	TypeAuth    ipc.Type = 0x01 // client: Auth
-	TypeWelcome ipc.Type = 0x02 // server: ServerWelcome
-	TypeData    ipc.Type = 0x03 // client: uvarint batch id, then the batch
-	TypeAck     ipc.Type = 0x04 // server: uvarint batch id
-	TypePing    ipc.Type = 0x05 // either: 8 bytes, echoed by PONG
-	TypePong    ipc.Type = 0x06 // either: the PING's 8 bytes
-	TypeClose   ipc.Type = 0x07 // either: Close, then the connection closes
+	TypeAuth    Type = 0x01 // client: Auth
+	TypeWelcome Type = 0x02 // server: ServerWelcome
+	TypeData    Type = 0x03 // client: uvarint batch id, then the batch
+	TypeAck     Type = 0x04 // server: uvarint batch id
+	TypePing    Type = 0x05 // either: 8 bytes, echoed by PONG
+	TypePong    Type = 0x06 // either: the PING's 8 bytes
+	TypeClose   Type = 0x07 // either: Close, then the connection closes
 )
 
-// TypeName names a wire frame type as docs/wire-protocol.md does (the
-// IPC protocol's names for the same bytes mean other frames).
-func TypeName(t ipc.Type) string {
+// String names a frame type as docs/wire-protocol.md does: "AUTH",
+// "WELCOME", "DATA", "ACK", "PING", "PONG", "CLOSE", and for any other
+// byte "unknown (0xNN)".
+func (t Type) String() string {
 	switch t {
 	case TypeAuth:
 		return "AUTH"
@@ -103,7 +107,7 @@ func ValidHostname(s string) bool { return s == "" || hostnameRE.MatchString(s) 
 // AppendData appends a DATA frame for batch (encoded entries).
 func AppendData(dst []byte, batchID uint64, batch []byte) []byte {
 	n := protowire.SizeVarint(batchID) + len(batch)
-	dst = ipc.AppendHeader(dst, TypeData, n)
+	dst = AppendHeader(dst, TypeData, n)
 	dst = protowire.AppendVarint(dst, batchID)
 	return append(dst, batch...)
 }
@@ -128,7 +132,7 @@ func ParseData(p []byte) (id uint64, batch []byte, count int, err error) {
 
 // AppendAck appends an ACK frame.
 func AppendAck(dst []byte, batchID uint64) []byte {
-	dst = ipc.AppendHeader(dst, TypeAck, protowire.SizeVarint(batchID))
+	dst = AppendHeader(dst, TypeAck, protowire.SizeVarint(batchID))
 	return protowire.AppendVarint(dst, batchID)
 }
 
@@ -142,8 +146,8 @@ func ParseAck(p []byte) (uint64, error) {
 }
 
 // AppendPing appends a PING (or, with TypePong, a PONG) frame.
-func AppendPing(dst []byte, t ipc.Type, nonce uint64) []byte {
-	dst = ipc.AppendHeader(dst, t, 8)
+func AppendPing(dst []byte, t Type, nonce uint64) []byte {
+	dst = AppendHeader(dst, t, 8)
 	return binary.LittleEndian.AppendUint64(dst, nonce)
 }
 

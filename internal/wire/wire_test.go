@@ -2,6 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -20,7 +23,7 @@ func batchOf(es ...string) []byte {
 
 func TestDataRoundTrip(t *testing.T) {
 	frame := AppendData(nil, 300, batchOf("a", "", "ccc"))
-	r := ipc.NewReader(bytes.NewReader(frame), 0)
+	r := NewReader(bytes.NewReader(frame), 0)
 	ty, p, err := r.Next()
 	if err != nil || ty != TypeData {
 		t.Fatal(ty, err)
@@ -33,6 +36,71 @@ func TestDataRoundTrip(t *testing.T) {
 	entries.Each(batch, func(e []byte) { got = append(got, string(e)) })
 	if len(got) != 3 || got[0] != "a" || got[1] != "" || got[2] != "ccc" {
 		t.Fatalf("entries %q", got)
+	}
+}
+
+// Wire frame types are named as docs/wire-protocol.md names them, not as
+// the IPC protocol names the same bytes.
+func TestTypeString(t *testing.T) {
+	for ty, want := range map[Type]string{
+		TypeAuth: "AUTH", TypeWelcome: "WELCOME", TypeData: "DATA", TypeAck: "ACK",
+		TypePing: "PING", TypePong: "PONG", TypeClose: "CLOSE", 0: "unknown (0x00)", 0x83: "unknown (0x83)",
+	} {
+		if got := ty.String(); got != want {
+			t.Errorf("Type(0x%02x).String() = %q, want %q", byte(ty), got, want)
+		}
+	}
+}
+
+// The wire framing is the IPC framing byte for byte.
+func TestFramingIsIPCs(t *testing.T) {
+	for ty := range Type(0x08) {
+		payload := []byte("payload")
+		got := AppendFrame([]byte("x"), ty, payload)
+		want := ipc.AppendFrame([]byte("x"), ipc.Type(ty), payload)
+		if !bytes.Equal(got, want) {
+			t.Errorf("AppendFrame(%s) = %x, want %x", ty, got, want)
+		}
+		if h := AppendHeader(nil, ty, len(payload)); !bytes.Equal(h, want[1:1+HeaderSize]) {
+			t.Errorf("AppendHeader(%s) = %x, want %x", ty, h, want[1:1+HeaderSize])
+		}
+	}
+	if !bytes.Equal(AppendPing(nil, TypePong, 9), ipc.AppendFrame(nil, ipc.Type(TypePong), []byte{9, 0, 0, 0, 0, 0, 0, 0})) {
+		t.Error("PONG frame differs from its IPC framing")
+	}
+}
+
+func TestReader(t *testing.T) {
+	var stream []byte
+	stream = AppendFrame(stream, TypeWelcome, []byte("w"))
+	stream = AppendFrame(stream, TypeData, make([]byte, 100)) // over the limit: skipped
+	stream = AppendAck(stream, 5)
+	stream = append(AppendHeader(stream, TypeAck, 3), 1) // ends inside the frame: 1 of its 3 bytes
+	r := NewReader(bytes.NewReader(stream), 10)
+	if ty, p, err := r.Next(); err != nil || ty != TypeWelcome || string(p) != "w" {
+		t.Fatalf("first frame: %s %q %v", ty, p, err)
+	}
+	_, _, err := r.Next()
+	var fe *FrameError
+	if !errors.As(err, &fe) || fe.Type != TypeData || fe.Length != 101 || !strings.Contains(err.Error(), "type DATA") {
+		t.Fatalf("oversized frame: %v", err)
+	}
+	if ty, p, err := r.Next(); err != nil || ty != TypeAck {
+		t.Fatalf("frame after the skipped one: %s %v", ty, err)
+	} else if id, err := ParseAck(p); err != nil || id != 5 {
+		t.Fatalf("ACK %d %v", id, err)
+	}
+	if _, _, err := r.Next(); !errors.Is(err, ErrTruncated) || !strings.HasPrefix(err.Error(), "wire: ") {
+		t.Fatalf("truncated frame: %v", err)
+	}
+
+	r = NewReader(bytes.NewReader(AppendFrame(nil, TypeData, make([]byte, 100))), 10)
+	r.RefuseOversized()
+	if _, _, err := r.Next(); !errors.As(err, &fe) || fe.Type != TypeData {
+		t.Fatalf("refused oversized frame: %v", err)
+	}
+	if _, _, err := NewReader(bytes.NewReader(nil), 0).Next(); err != io.EOF {
+		t.Fatalf("empty stream: %v, want io.EOF", err)
 	}
 }
 
@@ -65,7 +133,7 @@ func TestValidName(t *testing.T) {
 // FuzzPayloads: DATA, ACK and PING payloads from the network never panic
 // the decoders, and an accepted DATA batch walks exactly its count.
 func FuzzPayloads(f *testing.F) {
-	f.Add(AppendData(nil, 7, batchOf("x", "yy"))[ipc.HeaderSize:])
+	f.Add(AppendData(nil, 7, batchOf("x", "yy"))[HeaderSize:])
 	f.Add([]byte{0x80, 0x80, 0x80})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if _, batch, n, err := ParseData(p); err == nil {

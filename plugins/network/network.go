@@ -32,16 +32,43 @@ var Info = plugin.Info{
 	},
 }
 
-// Frame types and codes of wire protocol v1.
+// frameType is a frame type of wire protocol v1. It mirrors wire.Type
+// (internal/wire), which the plugin cannot import: that package builds on
+// internal/ipc and the net package, neither of which builds for wasip1.
+// TestFrameTypesAreWires checks that the two agree.
+type frameType byte
+
+// Frame types of wire protocol v1.
 const (
-	tAuth    = 0x01
-	tWelcome = 0x02
-	tData    = 0x03
-	tAck     = 0x04
-	tPing    = 0x05
-	tPong    = 0x06
-	tClose   = 0x07
+	tAuth    frameType = 0x01
+	tWelcome frameType = 0x02
+	tData    frameType = 0x03
+	tAck     frameType = 0x04
+	tPing    frameType = 0x05
+	tPong    frameType = 0x06
+	tClose   frameType = 0x07
 )
+
+// String names a frame type as docs/wire-protocol.md does.
+func (t frameType) String() string {
+	switch t {
+	case tAuth:
+		return "AUTH"
+	case tWelcome:
+		return "WELCOME"
+	case tData:
+		return "DATA"
+	case tAck:
+		return "ACK"
+	case tPing:
+		return "PING"
+	case tPong:
+		return "PONG"
+	case tClose:
+		return "CLOSE"
+	}
+	return fmt.Sprintf("unknown (0x%02x)", byte(t))
+}
 
 // Transport is the network transport.
 type Transport struct {
@@ -280,8 +307,8 @@ func (t *Transport) readAcks(wait time.Duration) error {
 	return nil
 }
 
-func appendHeader(b []byte, typ byte, n int) []byte {
-	return append(binary.LittleEndian.AppendUint32(b, uint32(n+1)), typ)
+func appendHeader(b []byte, typ frameType, n int) []byte {
+	return append(binary.LittleEndian.AppendUint32(b, uint32(n+1)), byte(typ))
 }
 
 func (t *Transport) connect() error {
@@ -314,7 +341,7 @@ func (t *Transport) connect() error {
 	case tClose:
 		return fmt.Errorf("server refused the connection: %s", describeClose(p))
 	default:
-		return fmt.Errorf("expected WELCOME, got frame type %d", typ)
+		return fmt.Errorf("expected WELCOME, got %s", typ)
 	}
 	w, err := parseWelcome(p)
 	if err != nil {
@@ -364,7 +391,7 @@ func parseWelcome(p []byte) (welcome, error) {
 }
 
 // splitFrame takes one complete frame off the front of in.
-func splitFrame(in []byte) (typ byte, payload, rest []byte, ok bool, err error) {
+func splitFrame(in []byte) (typ frameType, payload, rest []byte, ok bool, err error) {
 	if len(in) < 5 {
 		return 0, nil, in, false, nil
 	}
@@ -375,14 +402,14 @@ func splitFrame(in []byte) (typ byte, payload, rest []byte, ok bool, err error) 
 	if len(in) < 4+n {
 		return 0, nil, in, false, nil
 	}
-	return in[4], in[5 : 4+n], in[4+n:], true, nil
+	return frameType(in[4]), in[5 : 4+n], in[4+n:], true, nil
 }
 
 // readFrame returns the next frame: one already read, or one that
 // arrives within wait (0: only one already read). A read that waits in
 // vain adds its wait to t.quiet (an ack resets it).
 // It returns plugin.ErrTimeout when no whole frame came in time.
-func (t *Transport) readFrame(wait time.Duration) (byte, []byte, error) {
+func (t *Transport) readFrame(wait time.Duration) (frameType, []byte, error) {
 	for {
 		typ, p, rest, ok, err := splitFrame(t.in)
 		if err != nil {

@@ -1,12 +1,37 @@
 package network
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/internal/wire"
 )
+
+// The plugin's copy of the wire frame types agrees with internal/wire's:
+// the same bytes, the same names, the same header.
+func TestFrameTypesAreWires(t *testing.T) {
+	for _, pair := range []struct {
+		mine frameType
+		want wire.Type
+	}{{tAuth, wire.TypeAuth}, {tWelcome, wire.TypeWelcome}, {tData, wire.TypeData}, {tAck, wire.TypeAck},
+		{tPing, wire.TypePing}, {tPong, wire.TypePong}, {tClose, wire.TypeClose}} {
+		if byte(pair.mine) != byte(pair.want) {
+			t.Errorf("%s is 0x%02x here, 0x%02x in internal/wire", pair.want, byte(pair.mine), byte(pair.want))
+		}
+	}
+	for b := range 256 {
+		if got, want := frameType(b).String(), wire.Type(b).String(); got != want {
+			t.Errorf("frame type 0x%02x is %q here, %q in internal/wire", b, got, want)
+		}
+		if got, want := appendHeader(nil, frameType(b), 300), wire.AppendHeader(nil, wire.Type(b), 300); !bytes.Equal(got, want) {
+			t.Errorf("header of type 0x%02x is %x here, %x in internal/wire", b, got, want)
+		}
+	}
+}
 
 func TestConfigure(t *testing.T) {
 	for cfg, want := range map[string]string{
