@@ -2,9 +2,6 @@ package wasm
 
 import "github.com/logtk/logtk/internal/wasm/rootfs"
 
-// InstrumentBudget is instrumentBudget, for the external tests.
-var InstrumentBudget = instrumentBudget
-
 // SetABI makes an instance behave as if its plugin spoke ABI version v.
 func SetABI(i *Instance, v uint32) { i.abi = v }
 

@@ -36,6 +36,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/wasm/budget"
 	"github.com/logtk/logtk/internal/wasm/rootfs"
 )
 
@@ -77,7 +78,7 @@ type Limits struct {
 	// that enforce CallTimeout: a call then runs to its end however long
 	// it takes. The checks cost 5-20% of a Go plugin's time; this is for
 	// trusted plugins and for measuring that cost. (The module's jumps are
-	// threaded either way: budget.go.)
+	// threaded either way: package budget.)
 	NoCallTimeout bool
 }
 
@@ -142,7 +143,7 @@ type Module struct {
 	digest string
 	logger atomic.Pointer[hclog.Logger] // opts.Logger, replaceable by SetLogger
 	// inlineBudget: the module was rewritten to check a stop flag, which
-	// the host sets when a call's budget runs out (budget.go).
+	// the host sets when a call's budget runs out (package budget).
 	inlineBudget bool
 	// instances maps each live instance's api.Module to the instance, for
 	// the net_* host functions (which are given the calling module).
@@ -203,19 +204,19 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	if pages == 0 || opts.Limits.MemoryBytes > 4<<30 {
 		return nil, fmt.Errorf("plugin[%s]: memory limit %d bytes out of range (64 KiB .. 4 GiB)", opts.Name, opts.Limits.MemoryBytes)
 	}
-	if err := checkSizes(wasmBytes); err != nil {
+	if err := budget.CheckSizes(wasmBytes); err != nil {
 		return nil, fmt.Errorf("plugin[%s]: not a valid WebAssembly module: %w", opts.Name, err)
 	}
-	// The time budget: inline checks of a stop flag (budget.go) when the
+	// The time budget: inline checks of a stop flag (package budget) when the
 	// module can be rewritten, else wazero's own checks.
 	code, inline := wasmBytes, false
 	if !opts.Limits.NoCallTimeout {
-		if ib, err := instrumentBudget(wasmBytes); err == nil {
+		if ib, err := budget.Instrument(wasmBytes); err == nil {
 			code, inline = ib, true
 		} else {
 			opts.Logger.Debug("time budget through wazero's checks", "plugin", opts.Name, "reason", err)
 		}
-	} else if tb, err := threadOnly(wasmBytes); err == nil {
+	} else if tb, err := budget.ThreadOnly(wasmBytes); err == nil {
 		code = tb
 	}
 	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCloseOnContextDone(!opts.Limits.NoCallTimeout && !inline)
@@ -291,7 +292,7 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 }
 
 // InlineBudget reports whether the module was rewritten to check its time
-// budget inline (budget.go) rather than through wazero's slower checks.
+// budget inline (package budget) rather than through wazero's slower checks.
 func (m *Module) InlineBudget() bool { return m.inlineBudget }
 
 // Exports reports whether the module exports a function.
@@ -439,7 +440,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	}
 	inst.resultFn = inst.fns["logtk_result"]
 	if m.inlineBudget {
-		g, ok := mod.ExportedGlobal(stopExport).(api.MutableGlobal)
+		g, ok := mod.ExportedGlobal(budget.StopExport).(api.MutableGlobal)
 		if !ok {
 			inst.Close(ctx)
 			return nil, fmt.Errorf("plugin[%s]: instantiate: the stop flag is missing", m.name)

@@ -1,4 +1,4 @@
-package wasm
+package budget
 
 import (
 	"bytes"
@@ -70,7 +70,7 @@ func TestInstrumentBudget(t *testing.T) {
 		{"a call, no loop", oneFunc(0x10, 0x00, 0x0b), 0, 0},
 		{"neither call nor loop", oneFunc(0x41, 0x05, 0x1a, 0x0b), 0, 0},
 	} {
-		out, err := instrumentBudget(tc.bin)
+		out, err := Instrument(tc.bin)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -86,7 +86,7 @@ func TestInstrumentBudget(t *testing.T) {
 		}
 		rt.Close(ctx)
 	}
-	out, err := instrumentBudget(endless)
+	out, err := Instrument(endless)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestInstrumentBudget(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the rewritten module does not instantiate: %v", err)
 	}
-	stop := mod.ExportedGlobal(stopExport)
+	stop := mod.ExportedGlobal(StopExport)
 	if stop == nil {
 		t.Fatal("no stop flag exported")
 	}
@@ -137,7 +137,7 @@ func TestInstrumentBudget(t *testing.T) {
 		"a memory section of none":       module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0}, []byte{5, 0}, []byte{10, 4, 1, 2, 0, 0x0b}), // found by FuzzInstrumentBudget
 		"not wasm":                       []byte("hello, world"),
 	} {
-		if _, err := instrumentBudget(bin); !errors.Is(err, errUninstrumentable) {
+		if _, err := Instrument(bin); !errors.Is(err, errUninstrumentable) {
 			t.Errorf("%s: err = %v, want errUninstrumentable", name, err)
 		}
 	}
@@ -154,7 +154,7 @@ func TestInstrumentRefusesHugeCounts(t *testing.T) {
 		"br_table targets":   oneFunc(append(append([]byte{0x41, 0, 0x0e}, huge...), 0, 0x0b)...),
 		"local declarations": oneBody(append(append([]byte{}, huge...), 0x0b)),
 	} {
-		_, err := instrumentBudget(bin)
+		_, err := Instrument(bin)
 		if !errors.Is(err, errUninstrumentable) || !strings.Contains(err.Error(), "declares") {
 			t.Errorf("%s: err = %v, want the count refused", name, err)
 		}
@@ -173,7 +173,7 @@ func TestBudgetStopsRecursion(t *testing.T) {
 		[]byte{7, 1, 1, 'f', 0, 0},
 		append([]byte{10, 1, byte(len(body))}, body...),
 	)
-	out, err := instrumentBudget(bin)
+	out, err := Instrument(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestBudgetStopsRecursion(t *testing.T) {
 	// within checkEvery calls. Nothing else would stop it (wazero's own
 	// checks are at loops), so a failure leaves the call running and
 	// the runtime open.
-	mod.ExportedGlobal(stopExport).(interface{ Set(uint64) }).Set(1)
+	mod.ExportedGlobal(StopExport).(interface{ Set(uint64) }).Set(1)
 	done := make(chan error, 1)
 	go func() { _, err := mod.ExportedFunction("f").Call(ctx, 60); done <- err }()
 	select {
@@ -203,7 +203,7 @@ func TestBudgetStopsRecursion(t *testing.T) {
 
 // FuzzInstrumentBudget: any bytes are refused or rewritten without a
 // panic, and a module wazero accepts stays one wazero accepts, with the
-// budget and without (threadOnly).
+// budget and without (ThreadOnly).
 func FuzzInstrumentBudget(f *testing.F) {
 	f.Add(oneFunc(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b))
 	f.Add(oneFunc(0x41, 0x05, 0x1a, 0x0b))
@@ -216,10 +216,10 @@ func FuzzInstrumentBudget(f *testing.F) {
 	rt := wazero.NewRuntime(ctx)
 	f.Cleanup(func() { rt.Close(ctx) })
 	f.Fuzz(func(t *testing.T, bin []byte) {
-		if checkSizes(bin) != nil {
+		if CheckSizes(bin) != nil {
 			return // Load refuses it before wazero sees it
 		}
-		out, err := instrumentBudget(bin)
+		out, err := Instrument(bin)
 		if err != nil {
 			return
 		}
@@ -233,7 +233,7 @@ func FuzzInstrumentBudget(f *testing.F) {
 			t.Fatalf("valid module no longer compiles after the rewrite: %v", err)
 		}
 		cm2.Close(ctx)
-		thr, err := threadOnly(bin)
+		thr, err := ThreadOnly(bin)
 		if err != nil {
 			t.Fatalf("rewritten with the budget but not without: %v", err)
 		}
@@ -243,130 +243,4 @@ func FuzzInstrumentBudget(f *testing.F) {
 		}
 		cm3.Close(ctx)
 	})
-}
-
-// TestLoadRefusesAllocationBombs: modules of a few bytes that declare
-// huge vectors (which wazero would allocate before reading them) are
-// refused with an error, not an out-of-memory crash of the host.
-func TestLoadRefusesAllocationBombs(t *testing.T) {
-	ctx := context.Background()
-	for name, bin := range map[string][]byte{
-		"268M globals": []byte("\x00asm\x01\x00\x00\x00\x06\x04\xe0\xff\xff\xff\x05\x04\x00000"),
-		"4G locals": module([]byte{1, 1, 0x60, 0, 0}, []byte{3, 1, 0},
-			[]byte{10, 1, 8, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b}),
-		"4G parameters":     module([]byte{1, 1, 0x60, 0xff, 0xff, 0xff, 0xff, 0x0f, 0}),
-		"4G function names": module([]byte{0, 4, 'n', 'a', 'm', 'e', 1, 6, 0xff, 0xff, 0xff, 0xff, 0x0f, 0}),
-	} {
-		_, err := Load(ctx, bin, Options{Name: name})
-		if err == nil || !strings.Contains(err.Error(), "not a valid WebAssembly module") {
-			t.Errorf("%s: Load = %v, want a refusal", name, err)
-		}
-	}
-}
-
-// goShaped is a function (param i32) (result i32) shaped as Go compiles
-// one: a loop around a br_table on local 0 picks the basic block to run,
-// and each jump sets local 0 and branches to the loop. Block 0 adds 1 and
-// jumps forward to block 2; block 1 adds 10 and jumps back to block 0;
-// block 2 adds 100 and returns the sum. extra goes at the start of the
-// function.
-func goShaped(extra ...byte) []byte {
-	code := append([]byte{}, extra...)
-	code = append(code,
-		0x02, 0x40, // block $exit
-		0x03, 0x40, // loop $L
-		0x02, 0x40, 0x02, 0x40, 0x02, 0x40, // block $b2, $b1, $b0
-		0x20, 0x00, // local.get 0
-		0x0e, 0x03, 0x00, 0x01, 0x02, 0x02, // br_table $b0 $b1 $b2, default $b2
-		0x0b,                                     // end $b0: block 0
-		0x20, 0x01, 0x41, 0x01, 0x6a, 0x21, 0x01, // acc += 1
-		0x41, 0x02, 0x21, 0x00, 0x0c, 0x02, //       jump to block 2: forward
-		0x0b,                                     // end $b1: block 1
-		0x20, 0x01, 0x41, 0x0a, 0x6a, 0x21, 0x01, // acc += 10
-		0x41, 0x00, 0x21, 0x00, 0x0c, 0x01, //       jump to block 0: backward
-		0x0b,                                           // end $b2: block 2
-		0x20, 0x01, 0x41, 0xe4, 0x00, 0x6a, 0x21, 0x01, // acc += 100
-		0x0c, 0x01, // br $exit
-		0x0b, 0x0b, // end $L, end $exit
-		0x20, 0x01, // local.get 1
-		0x0b)
-	body := append([]byte{1, 1, 0x7f}, code...) // one i32 local: acc
-	return module(
-		[]byte{1, 1, 0x60, 1, 0x7f, 1, 0x7f}, // type: (i32) -> (i32)
-		[]byte{3, 1, 0},
-		[]byte{5, 1, 0x00, 0x01},
-		[]byte{7, 1, 1, 'f', 0, 0},
-		append([]byte{10, 1, byte(len(body))}, body...),
-	)
-}
-
-// TestThreadJumps: the rewrite turns a forward jump through Go's dispatch
-// loop into a direct branch, keeps the backward one, tests for block 0
-// before the br_table, and the function computes what it did for every
-// entry block. A function that reads local 0 anywhere else is not
-// threaded (but still gets the test for block 0).
-func TestThreadJumps(t *testing.T) {
-	// i32.const K; local.set 0; br $L, with the budget a loop check
-	// before the br (on local 2: after the parameter and acc).
-	jump := func(k, depth byte, budget bool) []byte {
-		b := []byte{0x41, k, 0x21, 0x00}
-		if budget {
-			b = append(b, loopCheckCode(checkCode(0), 2)...)
-		}
-		return append(b, 0x0c, depth)
-	}
-	tests := []struct {
-		name     string
-		bin      []byte
-		threaded bool
-	}{
-		{"go-shaped", goShaped(), true},
-		{"local 0 read elsewhere", goShaped(0x20, 0x00, 0x1a), false}, // local.get 0; drop
-	}
-	// A wrong branch can make an endless loop: calls end with ctx.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
-	defer rt.Close(context.Background())
-	for _, tc := range tests {
-		for rw, rewrite := range map[string]func([]byte) ([]byte, error){"budget": instrumentBudget, "thread only": threadOnly} {
-			t.Run(tc.name+"/"+rw, func(t *testing.T) {
-				out, err := rewrite(tc.bin)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if checks := bytes.Contains(out, checkCode(0)); checks != (rw == "budget") {
-					t.Fatalf("budget checks inserted = %v", checks)
-				}
-				forward, backward := jump(2, 2, rw == "budget"), jump(0, 1, rw == "budget")
-				if got := !bytes.Contains(out, forward); got != tc.threaded {
-					t.Fatalf("forward jump threaded = %v, want %v", got, tc.threaded)
-				}
-				if !bytes.Contains(out, backward) {
-					t.Fatal("the backward jump was rewritten, or has no loop check")
-				}
-				// local.get 0; i32.eqz; br_if 0 (to block 0); local.get 0; br_table
-				if !bytes.Contains(out, []byte{0x20, 0x00, 0x45, 0x0d, 0x00, 0x20, 0x00, 0x0e}) {
-					t.Fatal("no fast path for block 0 before the dispatch")
-				}
-				before, err := rt.Instantiate(ctx, tc.bin)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer before.Close(ctx)
-				after, err := rt.Instantiate(ctx, out)
-				if err != nil {
-					t.Fatalf("the rewritten module does not instantiate: %v", err)
-				}
-				defer after.Close(ctx)
-				for pc, want := range map[uint64]uint64{0: 101, 1: 111, 2: 100, 7: 100} {
-					b, err1 := before.ExportedFunction("f").Call(ctx, pc)
-					a, err2 := after.ExportedFunction("f").Call(ctx, pc)
-					if err1 != nil || err2 != nil || b[0] != want || a[0] != want {
-						t.Errorf("f(%d) = %v (%v) before, %v (%v) after; want %d", pc, b, err1, a, err2, want)
-					}
-				}
-			})
-		}
-	}
 }

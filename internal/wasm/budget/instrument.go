@@ -1,4 +1,4 @@
-package wasm
+package budget
 
 import (
 	"bytes"
@@ -14,11 +14,12 @@ import (
 // wazero enforces a context deadline (WithCloseOnContextDone) by leaving
 // the compiled code for Go at every loop back-edge to ask whether the call
 // was cancelled. Go compiled to Wasm loops per byte in many places, so
-// that costs 4-5x on the reference formatters (wazero issue #2466).
+// that costs a Go plugin several times its own time (wazero issue #2466;
+// the package comment says when this package can go).
 //
-// Instead, Load rewrites the module: it adds two mutable i32 globals, a
-// stop flag (exported as stopExport) and a countdown. At the start of
-// every function it inserts the check:
+// Instead, Instrument rewrites the module: it adds two mutable i32
+// globals, a stop flag (exported as StopExport) and a countdown. At the
+// start of every function it inserts the check:
 //
 //	countdown -= 1
 //	if countdown == 0 {
@@ -34,10 +35,10 @@ import (
 //	if n % loopEvery == 0 { the check }
 //
 // A local lives in a register in wazero's code, where a global is a load
-// or a store: Go's Wasm code branches back to its dispatch loop for every
-// loop iteration (~300 times a record in the text formatter, against
-// ~100 calls), and the loop check made the reference formatters 6-12%
-// faster than the check at every loop header it replaced.
+// or a store, and Go's Wasm code branches back to its dispatch loop for
+// every loop iteration, more often than it calls: the loop check counts
+// in a local for that, and is cheaper than a check at every loop header
+// (BENCHMARKS.md, the time budget, has the figures).
 //
 // The host clears the flag before an operation and sets it from a timer
 // when the operation's budget runs out (or its context is cancelled): the
@@ -49,14 +50,14 @@ import (
 // would stop the whole host (with it the timer that sets the flag).
 //
 // The same pass threads the jumps of Go's dispatch loops and tests for
-// their entry block before the br_table (see threader below), which
-// changes nothing the code does.
+// their entry block before the br_table (thread.go), which changes
+// nothing the code does.
 //
 // The rewrite decodes every instruction. A module using an instruction it
 // does not know (SIMD, threads, exceptions, tail calls), without a memory,
 // or whose code already names a global or local index that does not
 // exist (which the new global or local would make valid: a plugin could
-// clear its own stop flag or loop counter) is not rewritten; it runs with
+
 // wazero's checks instead.
 
 // checkEvery is how many function checks pass between two tests of the
@@ -69,8 +70,10 @@ const checkEvery = 1024
 // of one byte).
 const loopEvery = 32
 
-// stopExport is the export name of the stop flag.
-const stopExport = "logtk_stop_flag"
+// StopExport is the export name of the stop flag, a mutable i32 global
+// of an instrumented module: once the host sets it to non-zero, the call
+// in progress traps (unreachable) at its next test of the flag.
+const StopExport = "logtk_stop_flag"
 
 var errUninstrumentable = errors.New("wasm: module not rewritable for the inline time budget")
 
@@ -108,156 +111,11 @@ func loopCheckCode(check []byte, n uint32) []byte {
 	return append(b, 0x0b)                               // end
 }
 
-type section struct {
-	id      byte
-	payload []byte
-}
-
-// maxLocals bounds the locals a function may declare (as browsers do).
-const maxLocals = 50_000
-
-// checkSizes walks the structure of every section and refuses a binary
-// in which a vector declares more entries than the bytes that follow can
-// hold, or a function declares more than maxLocals locals: wazero
-// allocates for declared counts before it reads the entries, so a module
-// of a few bytes could make the host allocate gigabytes and die. What it
-// lets through, wazero still validates.
-func checkSizes(bin []byte) error {
-	if len(bin) < 8 {
-		return errors.New("too short for a WebAssembly module")
-	}
-	r := reader{b: bin[8:]}
-	for !r.done() {
-		id := r.byte()
-		p := r.bytes(int(r.u32()))
-		if r.err != nil {
-			return fmt.Errorf("section %d: %v", id, r.err)
-		}
-		if err := checkSection(id, p); err != nil {
-			return fmt.Errorf("section %d: %w", id, err)
-		}
-	}
-	return nil
-}
-
-func checkSection(id byte, p []byte) error {
-	r := &reader{b: p}
-	switch id {
-	case 0: // custom: only the name section is read by wazero
-		if string(r.bytes(int(r.u32()))) == "name" {
-			for !r.done() {
-				sub := r.byte()
-				sr := &reader{b: r.bytes(int(r.u32()))}
-				switch sub {
-				case 0:
-					sr.name()
-				case 1:
-					sr.nameMap()
-				case 2:
-					for range sr.vec() {
-						sr.u32()
-						sr.nameMap()
-					}
-				}
-				if sr.err != nil {
-					return sr.err
-				}
-			}
-		}
-		return r.err
-	case 1: // types
-		for range r.vec() {
-			r.byte()
-			r.bytes(int(r.vec()))
-			r.bytes(int(r.vec()))
-		}
-	case 3: // functions
-		for range r.vec() {
-			r.u32()
-		}
-	case 4: // tables
-		for range r.vec() {
-			r.byte()
-			r.limits()
-		}
-	case 5: // memories
-		for range r.vec() {
-			r.limits()
-		}
-	case 6: // globals
-		for range r.vec() {
-			r.byte()
-			r.byte()
-			r.constExpr()
-		}
-	case 7: // exports
-		for range r.vec() {
-			r.name()
-			r.byte()
-			r.u32()
-		}
-	case 9: // elements
-		for range r.vec() {
-			flags := r.u32()
-			if flags > 7 {
-				return fmt.Errorf("element flags %d", flags)
-			}
-			if flags&2 != 0 && flags&1 == 0 {
-				r.u32() // table index
-			}
-			if flags&1 == 0 {
-				r.constExpr() // offset
-			}
-			if flags&3 != 0 {
-				r.byte() // element kind or reference type
-			}
-			for range r.vec() {
-				if flags&4 != 0 {
-					r.constExpr()
-				} else {
-					r.u32()
-				}
-			}
-		}
-	case 10: // code
-		for i := range r.vec() {
-			br := &reader{b: r.bytes(int(r.u32()))}
-			total := uint64(0)
-			for range br.vec() {
-				total += uint64(br.u32())
-				br.byte()
-			}
-			if total > maxLocals {
-				return fmt.Errorf("function %d declares %d locals (at most %d)", i, total, maxLocals)
-			}
-			if br.err != nil {
-				return br.err
-			}
-		}
-	case 11: // data
-		for range r.vec() {
-			switch flags := r.u32(); flags {
-			case 0:
-				r.constExpr()
-			case 1:
-			case 2:
-				r.u32()
-				r.constExpr()
-			default:
-				return fmt.Errorf("data flags %d", flags)
-			}
-			r.bytes(int(r.vec()))
-		}
-	}
-	return r.err
-}
-
-// instrumentBudget returns the module with the stop flag and its checks.
-func instrumentBudget(bin []byte) ([]byte, error) { return rewrite(bin, true) }
-
-// threadOnly is the rewrite without the budget: it only threads jumps
-// (for modules run with call_timeout "off").
-func threadOnly(bin []byte) ([]byte, error) { return rewrite(bin, false) }
+// Instrument returns the module with the stop flag (exported as
+// StopExport) and its checks, its jumps threaded as ThreadOnly does. A
+// module it cannot rewrite safely, it refuses with an error, and the
+// module should then run with wazero's own checks.
+func Instrument(bin []byte) ([]byte, error) { return rewrite(bin, true) }
 
 func rewrite(bin []byte, budget bool) ([]byte, error) {
 	if len(bin) < 8 || !bytes.Equal(bin[:8], []byte{0, 'a', 's', 'm', 1, 0, 0, 0}) {
@@ -294,8 +152,8 @@ func rewrite(bin []byte, budget bool) ([]byte, error) {
 			sr := reader{b: s.payload}
 			globals += sr.u32()
 		case 7: // export
-			if bytes.Contains(s.payload, []byte(stopExport)) {
-				return nil, fmt.Errorf("%w: the module exports %s itself", errUninstrumentable, stopExport)
+			if bytes.Contains(s.payload, []byte(StopExport)) {
+				return nil, fmt.Errorf("%w: the module exports %s itself", errUninstrumentable, StopExport)
 			}
 		}
 	}
@@ -387,8 +245,8 @@ func rewrite(bin []byte, budget bool) ([]byte, error) {
 }
 
 func exportEntry(global uint32) []byte {
-	e := binary.AppendUvarint(nil, uint64(len(stopExport)))
-	e = append(e, stopExport...)
+	e := binary.AppendUvarint(nil, uint64(len(StopExport)))
+	e = append(e, StopExport...)
 	e = append(e, 0x03) // global
 	return binary.AppendUvarint(e, uint64(global))
 }
@@ -487,7 +345,7 @@ func instrumentBody(body []byte, stop uint32, check []byte, params uint32) ([]by
 	localsEnd := len(body) - len(r.b)
 	// backs: the branches back to a loop, where loop checks go.
 	var backs []int
-	t := threader{ctl: []int32{0}, loops: []bool{false}, empty: []bool{false}} // id 0: the body
+	t := threader{control: control{ctl: []int32{0}, loops: []bool{false}, empty: []bool{false}}} // id 0: the body
 	for !r.done() {
 		at := len(body) - len(r.b)
 		op := r.byte()
@@ -658,396 +516,36 @@ type edit struct {
 	code            []byte
 }
 
-// Threading the jumps of Go's Wasm code.
-//
-// Go compiles each function to a loop around a br_table on local 0, the
-// index of the basic block to run: the loop's nested blocks end where
-// each basic block's code begins, and a jump to block K is
-//
-//	i32.const K; local.set 0; br $loop
-//
-// so that every jump, even to the next block, goes through the br_table
-// (an indirect jump in the compiled code). A jump forward lands at the end
-// of a block that still encloses the jump, and a br to that block goes
-// there directly: instrumentBody turns such a jump into that br, and
-// leaves backward jumps (loops) to the dispatch, since Wasm branches
-// backward only to the start of a loop. About 70% of a Go plugin's jumps
-// are threaded; the reference formatters run 12-20% faster for it.
-//
-// The rewrite is safe when local 0 is read only by the dispatch (the
-// skipped local.set is then never observed), every branch to the loop
-// sets local 0 just before it, and the dispatch's targets are blocks
-// without results. A function that does not have exactly this
-// shape is left as it is. Forward jumps cannot form a loop: the branches
-// back to a loop that remain, with their loop checks, still close every
-// loop.
-
-// instr is a decoded instruction: its opcode, offset and immediate.
-type instr struct {
-	op  byte
-	at  int
-	imm int64
+// control follows the control structure of one function body: the
+// blocks, loops and ifs around each instruction, and where a branch goes.
+type control struct {
+	ctl   []int32 // ids of the enclosing blocks, loops and ifs
+	loops []bool  // whether each id is a loop
+	empty []bool  // whether each id is a block without results
 }
 
-// threader follows the control structure of one function body.
-type threader struct {
-	ctl     []int32 // ids of the enclosing blocks, loops and ifs
-	loops   []bool  // whether each id is a loop
-	empty   []bool  // whether each id is a block without results
-	gets0   int     // local.get 0 instructions
-	loop    int32   // the dispatch loop's id, 0 before the dispatch
-	targets []int32 // the dispatch's target ids; the last is the default
-	unsafe  bool
-	prev    [2]instr // the last two instructions, the last first
-	// inLoop counts the instructions since the last loop began, blocks
-	// not counted: the dispatch is loop, block*, local.get 0, br_table.
-	inLoop int
-	jumps  []edit
-	// dispatchAt is where the dispatch's local.get 0 is, label0 the
-	// br_table's label for block 0.
-	dispatchAt int
-	label0     uint32
+func (c *control) push(loop, empty bool) {
+	c.ctl = append(c.ctl, int32(len(c.loops)))
+	c.loops = append(c.loops, loop)
+	c.empty = append(c.empty, empty)
 }
 
-func (t *threader) push(loop, empty bool) {
-	t.ctl = append(t.ctl, int32(len(t.loops)))
-	t.loops = append(t.loops, loop)
-	t.empty = append(t.empty, empty)
-}
-
-func (t *threader) pop() {
-	if len(t.ctl) > 0 {
-		t.ctl = t.ctl[:len(t.ctl)-1]
+func (c *control) pop() {
+	if len(c.ctl) > 0 {
+		c.ctl = c.ctl[:len(c.ctl)-1]
 	}
 }
 
 // toLoop reports whether a branch of depth d goes back to a loop.
-func (t *threader) toLoop(d uint32) bool {
-	id := t.target(d)
-	return id >= 0 && t.loops[id]
+func (c *control) toLoop(d uint32) bool {
+	id := c.target(d)
+	return id >= 0 && c.loops[id]
 }
 
 // target returns the id a branch of depth d goes to, -1 if none.
-func (t *threader) target(d uint32) int32 {
-	if int64(d) >= int64(len(t.ctl)) {
+func (c *control) target(d uint32) int32 {
+	if int64(d) >= int64(len(c.ctl)) {
 		return -1
 	}
-	return t.ctl[len(t.ctl)-1-int(d)]
-}
-
-// branch notes a br_if or br_table label: one that goes to the dispatch
-// loop without setting local 0 just before makes the function unsafe.
-func (t *threader) branch(d uint32) {
-	if id := t.target(d); id < 0 || (t.loop != 0 && id == t.loop) {
-		t.unsafe = true
-	}
-}
-
-func (t *threader) brTable(labels []uint32) {
-	if t.loop != 0 || t.prev[0].op != 0x20 || t.prev[0].imm != 0 || t.inLoop != 1 {
-		for _, l := range labels {
-			t.branch(l)
-		}
-		return
-	}
-	// The dispatch: the loop is the nearest one around it.
-	loop := int32(0)
-	for i := len(t.ctl) - 1; i >= 0 && loop == 0; i-- {
-		if t.loops[t.ctl[i]] {
-			loop = t.ctl[i]
-		}
-	}
-	var targets []int32
-	for _, l := range labels {
-		// A jump lands where the dispatch lands only if nothing is
-		// carried there: each target is a block without results.
-		id := t.target(l)
-		if loop == 0 || id < 0 || id == loop || !t.empty[id] {
-			t.unsafe = true
-			return
-		}
-		targets = append(targets, id)
-	}
-	t.loop, t.targets = loop, targets
-	t.dispatchAt, t.label0 = t.prev[0].at, labels[0]
-}
-
-// br notes a br of depth d ending at end: a jump through the dispatch
-// loop to a block that encloses it is threaded.
-func (t *threader) br(d uint32, end int) {
-	if t.unsafe {
-		return
-	}
-	id := t.target(d)
-	if id < 0 || t.loop == 0 || id != t.loop {
-		t.branch(d)
-		return
-	}
-	set, k := t.prev[0], t.prev[1]
-	if set.op != 0x21 || set.imm != 0 || k.op != 0x41 {
-		t.unsafe = true
-		return
-	}
-	// br_table takes its index as an unsigned i32; past the labels, the
-	// default.
-	to := t.targets[len(t.targets)-1]
-	if i := uint32(k.imm); uint64(i) < uint64(len(t.targets)-1) {
-		to = t.targets[i]
-	}
-	for j := len(t.ctl) - 1; j >= 0; j-- {
-		if t.ctl[j] == to {
-			t.jumps = append(t.jumps, edit{from: k.at, to: end, depth: len(t.ctl) - 1 - j})
-			return
-		}
-	}
-}
-
-// threaded returns the jumps to rewrite: none unless the function has
-// the shape that makes it safe.
-func (t *threader) threaded() []edit {
-	if t.unsafe || t.loop == 0 || t.gets0 != 1 {
-		return nil
-	}
-	return t.jumps
-}
-
-// entryFast returns the code that goes before the dispatch's
-// local.get 0, nil if there is no dispatch:
-//
-//	local.get 0; i32.eqz; br_if label0
-//
-// Every call of a Go function but a resumption enters its dispatch with
-// local 0 = 0 (block 0, the function's start), and so goes through the
-// br_table once per call. The br_if goes where the br_table would for 0,
-// with the same (no) values, so it changes nothing the code does; a
-// compare and a branch instead of the br_table's indirect jump make the
-// reference formatters 5-13% faster (Go's Wasm code makes one call every
-// 30-50 ns). Backward jumps tested the same way before the br_table
-// (compares for each function's loop heads) made no difference, and were
-// dropped.
-func (t *threader) entryFast() []byte {
-	if t.loop == 0 {
-		return nil
-	}
-	return binary.AppendUvarint([]byte{0x20, 0x00, 0x45, 0x0d}, uint64(t.label0))
-}
-
-// reader decodes the binary format; the first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) done() bool { return len(r.b) == 0 || r.err != nil }
-
-func (r *reader) fail(what string) {
-	if r.err == nil {
-		r.err = errors.New(what)
-	}
-	r.b = nil
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		r.fail("unexpected end")
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) bytes(n int) []byte {
-	if n < 0 || n > len(r.b) {
-		r.fail("length past the end")
-		return nil
-	}
-	p := r.b[:n]
-	r.b = r.b[n:]
-	return p
-}
-
-func (r *reader) u64() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad LEB128")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u32() uint32 {
-	v := r.u64()
-	if v > 1<<32-1 {
-		r.fail("LEB128 over 32 bits")
-		return 0
-	}
-	return uint32(v)
-}
-
-// s64 skips a signed LEB128 and reports whether it was negative.
-func (r *reader) s64() (negative bool) {
-	for i := 0; ; i++ {
-		c := r.byte()
-		if r.err != nil {
-			return false
-		}
-		if c&0x80 == 0 {
-			return c&0x40 != 0
-		}
-		if i >= 9 {
-			r.fail("bad signed LEB128")
-			return false
-		}
-	}
-}
-
-// s32 reads a signed LEB128 of at most 5 bytes (an i32.const).
-func (r *reader) s32() int64 {
-	var v int64
-	for i := 0; ; i++ {
-		c := r.byte()
-		if r.err != nil {
-			return 0
-		}
-		v |= int64(c&0x7f) << (7 * i)
-		if c&0x80 == 0 {
-			if c&0x40 != 0 {
-				v |= -1 << (7 * (i + 1))
-			}
-			return int64(int32(v))
-		}
-		if i >= 4 {
-			r.fail("bad signed LEB128")
-			return 0
-		}
-	}
-}
-
-// blockType reads a block type: empty (0x40), a value type, or a type
-// index (a signed LEB128).
-func (r *reader) blockType() {
-	if len(r.b) == 0 {
-		r.fail("unexpected end")
-		return
-	}
-	switch c := r.b[0]; {
-	case c == 0x40 || isValType(c):
-		r.b = r.b[1:]
-	default:
-		// A type index is a non-negative s33; other negative values are
-		// the reference types of later proposals (0x63, 0x64 and a heap
-		// type), whose immediates this reader does not know.
-		if r.s64() {
-			r.fail(fmt.Sprintf("block type %#x", c))
-		}
-	}
-}
-
-// isValType reports whether c is one of the one-byte value types of
-// WebAssembly 2.0 (numbers, v128, funcref, externref).
-func isValType(c byte) bool {
-	return c == 0x7f || c == 0x7e || c == 0x7d || c == 0x7c || c == 0x7b || c == 0x70 || c == 0x6f
-}
-
-// valType reads a value type, refusing the multi-byte ones of later
-// proposals (typed function references: 0x63/0x64 and a heap type), which
-// wazero may accept but this reader would misread.
-func (r *reader) valType() {
-	if c := r.byte(); r.err == nil && !isValType(c) {
-		r.fail(fmt.Sprintf("value type %#x", c))
-	}
-}
-
-func (r *reader) name() { r.bytes(int(r.u32())) }
-
-// vec reads a vector's length, refusing one longer than the bytes left
-// (every entry takes at least one).
-func (r *reader) vec() uint32 {
-	n := r.u32()
-	if int(n) > len(r.b) {
-		r.fail(fmt.Sprintf("declares %d entries in %d bytes", n, len(r.b)))
-		return 0
-	}
-	return n
-}
-
-func (r *reader) nameMap() {
-	for range r.vec() {
-		r.u32()
-		r.name()
-	}
-}
-
-// constExpr reads a constant expression up to its end.
-func (r *reader) constExpr() {
-	for !r.done() {
-		switch op := r.byte(); op {
-		case 0x0b:
-			return
-		case 0x41, 0x42:
-			r.s64()
-		case 0x43:
-			r.bytes(4)
-		case 0x44:
-			r.bytes(8)
-		case 0x23, 0xd2:
-			r.u32()
-		case 0xd0:
-			r.byte()
-		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended constant arithmetic
-		default:
-			r.fail(fmt.Sprintf("instruction 0x%02x in a constant expression", op))
-		}
-	}
-	r.fail("constant expression without end")
-}
-
-func (r *reader) limits() {
-	flags := r.byte()
-	r.u32()
-	if flags&1 != 0 {
-		r.u32()
-	}
-}
-
-// imports reads an import section: how many globals it imports and
-// whether it imports a memory.
-func imports(p []byte) (globals uint32, memory bool, err error) {
-	r := reader{b: p}
-	for range r.vec() {
-		r.name()
-		r.name()
-		switch kind := r.byte(); kind {
-		case 0:
-			r.u32()
-		case 1:
-			r.byte()
-			r.limits()
-		case 2:
-			r.limits()
-			memory = true
-		case 3:
-			r.byte()
-			r.byte()
-			globals++
-		default:
-			return 0, false, fmt.Errorf("import kind %d", kind)
-		}
-	}
-	return globals, memory, r.err
-}
-
-// sleb32 encodes v as a signed LEB128 (the immediate of i32.const).
-func sleb32(v int32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
+	return c.ctl[len(c.ctl)-1-int(d)]
 }
