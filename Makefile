@@ -100,8 +100,8 @@ FUZZ_TARGETS := \
 	./internal/wire:FuzzPayloads \
 	./plugins/network:FuzzServerFrames \
 	./internal/shmring:FuzzRead \
-	./internal/wasm:FuzzInstrumentBudget \
-	./host:FuzzParseConfig
+	./internal/wasm/budget:FuzzInstrumentBudget \
+	./config:FuzzParse
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)

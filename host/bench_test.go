@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,7 +15,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/pipeline"
 	"github.com/logtk/logtk/internal/server"
+	"github.com/logtk/logtk/logserver"
 
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -60,7 +62,7 @@ func BenchmarkIngest(b *testing.B) {
 				w.RingBytes = -1
 			}
 			w.Count = workers
-			h, err := New(&Config{Workers: []WorkerConfig{w}}, Options{Output: out, Logger: hclog.NewNullLogger()})
+			h, err := New(&config.Config{Workers: []config.WorkerConfig{w}}, Options{Output: out, Logger: hclog.NewNullLogger()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -84,14 +86,14 @@ func BenchmarkPipeline(b *testing.B) {
 		for _, size := range []int{64, 512} {
 			b.Run(fmt.Sprintf("%s/batch=%d", format, size), func(b *testing.B) {
 				dir := b.TempDir()
-				cfg := &Config{
-					Formats: []FormatConfig{{Name: format, Plugin: plugintest.Build(b, "../plugins/"+format+"/plugin")}},
-					Transports: []TransportConfig{{Name: "file", Plugin: plugintest.Build(b, "../plugins/file/plugin"), Format: format,
+				cfg := &config.Config{
+					Formats: []config.FormatConfig{{Name: format, Plugin: plugintest.Build(b, "../plugins/"+format+"/plugin")}},
+					Transports: []config.TransportConfig{{Name: "file", Plugin: plugintest.Build(b, "../plugins/file/plugin"), Format: format,
 						Config: []byte(fmt.Sprintf(`{"path":%q,"fsync":"never","framing":"length-prefixed"}`, dir+"/out")),
-						Allow:  Allow{Directories: []string{dir}}}},
+						Allow:  config.Allow{Directories: []string{dir}}}},
 					DeadLetterDir: dir + "/dead",
 				}
-				p, err := newPipeline(context.Background(), cfg, hclog.NewNullLogger(), func(int32, string, ...slog.Attr) {}, func() bool { return false })
+				p, err := pipeline.New(context.Background(), pipeline.Options{Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -172,13 +174,13 @@ func benchEndToEnd(b *testing.B, fsync string, slow time.Duration) {
 	per := max(b.N/4, 1)
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(per)})
 	w.Count = 4
-	cfg := &Config{
-		Workers: []WorkerConfig{w},
-		Formats: []FormatConfig{{Name: "pb", Plugin: plugintest.Build(b, "../plugins/protobuf/plugin")}},
-		Transports: []TransportConfig{{
+	cfg := &config.Config{
+		Workers: []config.WorkerConfig{w},
+		Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(b, "../plugins/protobuf/plugin")}},
+		Transports: []config.TransportConfig{{
 			Name: "net", Plugin: plugintest.Build(b, "../plugins/network/plugin"), Format: "pb",
 			Config: []byte(`{"endpoint":"logserver","token":"tok","sender":"bench","application":"app"}`),
-			Allow:  Allow{Endpoints: map[string]EndpointConfig{"logserver": {Address: ls.Addr().String()}}},
+			Allow:  config.Allow{Endpoints: map[string]config.EndpointConfig{"logserver": {Address: ls.Addr().String()}}},
 		}},
 		DeadLetterDir: b.TempDir(),
 	}
@@ -203,13 +205,13 @@ func benchEndToEnd(b *testing.B, fsync string, slow time.Duration) {
 	b.ReportMetric(float64(stored)/el.Seconds()/1e6, "MB/s")
 }
 
-func newLogServerB(b *testing.B, dir, fsync string) *LogServer {
-	ls, err := StartServer(&ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")},
+func newLogServerB(b *testing.B, dir, fsync string) *logserver.Server {
+	ls, err := startServer(&config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")},
 		Fsync: fsync, MaxBytes: 1 << 30}, hclog.NewNullLogger())
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ls.Close(context.Background()) })
+	b.Cleanup(func() { ls.Shutdown(context.Background()) })
 	return ls
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/logtk/logtk/config"
 )
 
 // cutter is a TCP proxy whose connections can be cut at any moment.
@@ -80,7 +81,7 @@ func TestNetworkChaos(t *testing.T) {
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": itoa(perWorker)})
 	w.Count = 4
 	cfg := networkConfig(t, ls, w)
-	cfg.Transports[0].Allow.Endpoints["logserver"] = EndpointConfig{Address: proxy.ln.Addr().String(), DialTimeout: time.Second, IOTimeout: 2 * time.Second}
+	cfg.Transports[0].Allow.Endpoints["logserver"] = config.EndpointConfig{Address: proxy.ln.Addr().String(), DialTimeout: time.Second, IOTimeout: 2 * time.Second}
 	h, err := New(cfg, Options{Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,7 @@
 //
 // # Lifecycle
 //
-//	cfg, err := host.LoadConfig("plugins.hcl") // parse and check; no I/O beyond reading the file
+//	cfg, err := config.Load("plugins.hcl")     // parse and check; no I/O beyond reading files
 //	h, err := host.New(cfg, host.Options{...})  // validate; starts nothing
 //	err = h.Start()                             // start every worker instance
 //	h.Send(host.WorkerID{"web", 0}, payload)    // talk to workers while running
@@ -39,6 +39,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/pipeline"
 	"github.com/logtk/logtk/internal/record"
 )
 
@@ -166,21 +168,16 @@ func (h *Host) Undelivered() Undelivered {
 	// A record the host wrote about itself and could not queue is in the
 	// host log only.
 	u := Undelivered{Logged: h.logged.Load() + selfDropped, AbandonedRings: h.abandonedRings.Load()}
-	if p, ok := h.opts.Output.(*pipeline); ok {
-		u.DeadLettered = p.lost.deadLettered.Load()
-		u.Logged += p.lost.logged.Load()
-		u.DroppedBatches = p.lost.droppedBatches.Load()
-		for _, t := range p.trans {
-			if t.spool != nil {
-				u.SetAsideBatches += t.spool.SetAsideCount()
-			}
-		}
+	if p, ok := h.opts.Output.(*pipeline.Pipeline); ok {
+		l := p.Lost()
+		u.DeadLettered, u.DroppedBatches, u.SetAsideBatches = l.DeadLettered, l.DroppedBatches, l.SetAsideBatches
+		u.Logged += l.Logged
 	}
 	return u
 }
 
 // New checks cfg and returns a Host ready to Start.
-func New(cfg *Config, opts Options) (*Host, error) {
+func New(cfg *config.Config, opts Options) (*Host, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "logtk-host", Output: os.Stderr, Level: hclog.Info})
 	}
@@ -200,7 +197,10 @@ func New(cfg *Config, opts Options) (*Host, error) {
 		done:     make(chan struct{}),
 	}
 	if opts.Output == nil && len(cfg.Transports) > 0 {
-		p, err := newPipeline(context.Background(), cfg, h.log.Named("pipeline"), h.selfRecord, h.isStopping)
+		p, err := pipeline.New(context.Background(), pipeline.Options{
+			Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir,
+			Logger: h.log.Named("pipeline"), Report: h.selfRecord, Stopping: h.isStopping,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -212,8 +212,8 @@ func New(cfg *Config, opts Options) (*Host, error) {
 	names := map[string]bool{}
 	for i := range cfg.Workers {
 		w := cfg.Workers[i] // copy: the host owns its configuration
-		w.setDefaults()
-		if err := w.validate(); err != nil {
+		w.SetDefaults()
+		if err := w.Validate(); err != nil {
 			return nil, err
 		}
 		if names[w.Name] {
@@ -401,7 +401,7 @@ func (h *Host) shutQueue() {
 // logtk.pipeline). It never blocks: the same message is always in the host
 // log, and when the queue is full or closed only the log has it.
 func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
-	b := record.AppendHead(nil, time.Now(), level, msg, reportLogger)
+	b := record.AppendHead(nil, time.Now(), level, msg, pipeline.ReportLogger)
 	for _, a := range attrs {
 		b = record.AppendAttr(b, a)
 	}

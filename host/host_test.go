@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/testlog"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 
@@ -134,16 +136,16 @@ func attr(r *logtkv1.Record, key string) *logtkv1.Attr {
 }
 
 // testWorker returns a worker config running this test binary in mode.
-func testWorker(name, mode string, env map[string]string) WorkerConfig {
+func testWorker(name, mode string, env map[string]string) config.WorkerConfig {
 	e := map[string]string{workerEnv: mode}
 	for k, v := range env {
 		e[k] = v
 	}
-	return WorkerConfig{
+	return config.WorkerConfig{
 		Name:           name,
 		Command:        os.Args[0],
 		Env:            e,
-		Restart:        RestartNever,
+		Restart:        config.RestartNever,
 		BackoffInitial: 10 * time.Millisecond,
 		BackoffMax:     time.Second,
 		StopTimeout:    5 * time.Second,
@@ -152,16 +154,16 @@ func testWorker(name, mode string, env map[string]string) WorkerConfig {
 }
 
 // startHost starts a host and stops it when the test ends.
-func startHost(t *testing.T, opts Options, workers ...WorkerConfig) (*Host, *collector) {
+func startHost(t *testing.T, opts Options, workers ...config.WorkerConfig) (*Host, *collector) {
 	t.Helper()
 	c := newCollector()
 	if opts.Output == nil {
 		opts.Output = c
 	}
 	if opts.Logger == nil {
-		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Warn})
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: testlog.Writer{T: t}, Level: hclog.Warn})
 	}
-	h, err := New(&Config{Workers: workers}, opts)
+	h, err := New(&config.Config{Workers: workers}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,13 +176,6 @@ func startHost(t *testing.T, opts Options, workers ...WorkerConfig) (*Host, *col
 		h.Stop(ctx)
 	})
 	return h, c
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func waitDone(t *testing.T, h *Host, timeout time.Duration) {
@@ -293,17 +288,17 @@ func TestRestartPolicies(t *testing.T) {
 	starts := func(recs []*logtkv1.Record) int { return count(recs, msgIs("worker started")) }
 	tests := []struct {
 		name        string
-		policy      RestartPolicy
+		policy      config.RestartPolicy
 		code        int
 		maxRestarts int
 		wantStarts  int
 		wantLast    string
 		wantLevel   logtkv1.Level
 	}{
-		{"never restarts a failure", RestartNever, 1, 5, 1, "restart policy is never", logtkv1.Level_LEVEL_ERROR},
-		{"on-failure leaves a success alone", RestartOnFailure, 0, 5, 1, "exited successfully; restart policy is on-failure", logtkv1.Level_LEVEL_INFO},
-		{"on-failure restarts until the crash-loop limit", RestartOnFailure, 1, 3, 4, "crash loop: 3 restarts within 1m0s; giving up", logtkv1.Level_LEVEL_FATAL},
-		{"always restarts a success too", RestartAlways, 0, 2, 3, "crash loop: 2 restarts within 1m0s; giving up", logtkv1.Level_LEVEL_FATAL},
+		{"never restarts a failure", config.RestartNever, 1, 5, 1, "restart policy is never", logtkv1.Level_LEVEL_ERROR},
+		{"on-failure leaves a success alone", config.RestartOnFailure, 0, 5, 1, "exited successfully; restart policy is on-failure", logtkv1.Level_LEVEL_INFO},
+		{"on-failure restarts until the crash-loop limit", config.RestartOnFailure, 1, 3, 4, "crash loop: 3 restarts within 1m0s; giving up", logtkv1.Level_LEVEL_FATAL},
+		{"always restarts a success too", config.RestartAlways, 0, 2, 3, "crash loop: 2 restarts within 1m0s; giving up", logtkv1.Level_LEVEL_FATAL},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,7 +350,7 @@ func filter(recs []*logtkv1.Record, pred func(*logtkv1.Record) bool) []*logtkv1.
 func TestStartFailureIsReported(t *testing.T) {
 	w := testWorker("missing", "exit", nil)
 	w.Command = filepath.Join(t.TempDir(), "does-not-exist")
-	w.Restart, w.MaxRestarts = RestartOnFailure, 1
+	w.Restart, w.MaxRestarts = config.RestartOnFailure, 1
 	h, c := startHost(t, Options{}, w)
 	waitDone(t, h, time.Minute)
 	recs := c.snapshot()
@@ -379,7 +374,7 @@ func TestRunsAsUser(t *testing.T) {
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "worker")
 	copyFile(t, os.Args[0], bin)
-	cfg, err := ParseConfig(fmt.Appendf(nil, `
+	cfg, err := config.Parse(fmt.Appendf(nil, `
 worker "who" {
   command = %q
   cwd     = %q
@@ -389,7 +384,7 @@ worker "who" {
 }
 `, bin, dir, workerEnv), filepath.Join(dir, "plugins.hcl"))
 	if err != nil {
-		t.Fatal(FormatDiagnostics(err))
+		t.Fatal(config.FormatDiagnostics(err))
 	}
 	w := cfg.Workers[0]
 	h, c := startHost(t, Options{}, w)
@@ -453,7 +448,7 @@ func TestStop(t *testing.T) {
 	stubborn.StopTimeout = 300 * time.Millisecond
 	sleeper := testWorker("sleeper", "sleep", nil)
 	sleeper.Count = 2
-	sleeper.Restart = RestartAlways
+	sleeper.Restart = config.RestartAlways
 	parent := testWorker("parent", "spawn-child", nil)
 	h, c := startHost(t, Options{}, stubborn, sleeper, parent)
 	recs := c.waitFor(t, time.Minute, "4 ready records", func(r []*logtkv1.Record) bool { return count(r, msgIs("ready")) == 4 })
@@ -637,7 +632,7 @@ func TestOutputCapture(t *testing.T) {
 // BackoffReset restarts after BackoffInitial again instead of doubling.
 func TestBackoffResetsAfterStableRun(t *testing.T) {
 	w := testWorker("w", "exit", map[string]string{"LOGTK_TEST_CODE": "1"})
-	w.Restart, w.MaxRestarts = RestartOnFailure, 3
+	w.Restart, w.MaxRestarts = config.RestartOnFailure, 3
 	w.BackoffInitial, w.BackoffMax, w.BackoffReset = 5*time.Millisecond, time.Second, time.Nanosecond
 	h, c := startHost(t, Options{}, w)
 	waitDone(t, h, time.Minute)
@@ -651,3 +646,5 @@ func TestBackoffResetsAfterStableRun(t *testing.T) {
 		t.Fatalf("delays %v, want %v", delays, want)
 	}
 }
+
+func testLogger(t *testing.T) hclog.Logger { return testlog.Logger(t, hclog.Warn) }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/capture"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/proc"
@@ -36,7 +38,7 @@ const maxBadFrames = 100
 // instance supervises one worker instance across its incarnations.
 type instance struct {
 	h   *Host
-	cfg *WorkerConfig
+	cfg *config.WorkerConfig
 	id  WorkerID
 
 	// emitMu makes sequence assignment and queueing one step, so records
@@ -139,9 +141,9 @@ func (in *instance) decide(ex exitInfo) (bool, string) {
 	}
 	failed := ex.startErr != nil || !ex.state.Success()
 	switch in.cfg.Restart {
-	case RestartNever:
+	case config.RestartNever:
 		return false, "restart policy is never"
-	case RestartOnFailure:
+	case config.RestartOnFailure:
 		if !failed {
 			return false, "exited successfully; restart policy is on-failure"
 		}
@@ -626,7 +628,7 @@ func (r *run) readLines(f *os.File, source int32) {
 // that ended by a quiet spell less than lastWordsWindow before stderr
 // ended, if nothing but blank lines came after it (lastWords).
 func (r *run) readStderr(f *os.File) (crash, lastWords *capture.Report) {
-	lv := lineLevel{def: stderrLevels[r.in.cfg.StderrLevel]}
+	lv := lineLevel{def: r.in.cfg.StderrLevelNumber()}
 	var quietAt time.Time
 	sp := &capture.Splitter{
 		Limit: 4 * r.in.cfg.MaxLineBytes,
@@ -713,4 +715,14 @@ func (r *run) lineRecord(source int32, line []byte, part int, last bool, level i
 		b = record.AppendAttr(b, slog.Bool("logtk.line_continues", !last))
 	}
 	r.emit(source, b)
+}
+
+// sortedEnv renders env as sorted KEY=value pairs.
+func sortedEnv(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -17,11 +16,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/pipeline"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
 	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/testcert"
+	"github.com/logtk/logtk/internal/testlog"
+	"github.com/logtk/logtk/logserver"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -154,14 +157,14 @@ func (ls *logServer) stored(t *testing.T, app string) []record.View {
 	return out
 }
 
-func networkConfig(t *testing.T, ls *logServer, workers ...WorkerConfig) *Config {
-	return &Config{
+func networkConfig(t *testing.T, ls *logServer, workers ...config.WorkerConfig) *config.Config {
+	return &config.Config{
 		Workers: workers,
-		Formats: []FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
-		Transports: []TransportConfig{{
+		Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+		Transports: []config.TransportConfig{{
 			Name: "net", Plugin: plugintest.Build(t, "../plugins/network/plugin"), Format: "pb",
 			Config: []byte(`{"endpoint":"logserver","token":"tok","sender":"test-host","application":"app","ack_timeout":"2s"}`),
-			Allow:  Allow{Endpoints: map[string]EndpointConfig{"logserver": {Address: ls.addr, DialTimeout: time.Second, IOTimeout: 2 * time.Second}}},
+			Allow:  config.Allow{Endpoints: map[string]config.EndpointConfig{"logserver": {Address: ls.addr, DialTimeout: time.Second, IOTimeout: 2 * time.Second}}},
 		}},
 		DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
 	}
@@ -264,9 +267,9 @@ func TestNetworkServerOutages(t *testing.T) {
 	}
 }
 
-func spoolConfig(t *testing.T, ls *logServer, dir string, maxBytes int64, whenFull string, workers ...WorkerConfig) *Config {
+func spoolConfig(t *testing.T, ls *logServer, dir string, maxBytes int64, whenFull string, workers ...config.WorkerConfig) *config.Config {
 	cfg := networkConfig(t, ls, workers...)
-	cfg.Transports[0].Spool = &SpoolConfig{Dir: dir, MaxBytes: maxBytes, WhenFull: whenFull}
+	cfg.Transports[0].Spool = &config.SpoolConfig{Dir: dir, MaxBytes: maxBytes, WhenFull: whenFull}
 	return cfg
 }
 
@@ -363,7 +366,7 @@ func TestSpoolUnreadableBatchSetAside(t *testing.T) {
 	}
 
 	ls.start()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	h, err = New(spoolConfig(t, ls, dir, 1<<30, "block"), Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
 	if err != nil {
 		t.Fatal(err)
@@ -441,7 +444,7 @@ func TestSpoolDropOldest(t *testing.T) {
 	ls := newLogServer(t, false)
 	dir := filepath.Join(t.TempDir(), "spool")
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "20000"})
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	// Small batches: the spool keeps many of the newest, not one or two
 	// (with 512-record batches the newest could be the exit record alone).
 	h, err := New(spoolConfig(t, ls, dir, 64<<10, "drop_oldest", w), Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs}), BatchSize: 16})
@@ -495,21 +498,19 @@ func dirBytes(dir string) int64 {
 	return n
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// startServer runs a log server for sc, listening on sc.Listen.
+func startServer(sc *config.ServerConfig, logger hclog.Logger) (*logserver.Server, error) {
+	srv, err := logserver.New(&config.Config{Server: sc}, logger)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", sc.Listen)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return nil, err
+	}
+	go srv.Serve(ln)
+	return srv, nil
 }
 
 // TestNetworkTLS: the host dials the log server over TLS (the plugin
@@ -522,20 +523,20 @@ func TestNetworkTLS(t *testing.T) {
 	caFile := ca.WriteCA(t, dir, "ca.pem")
 	otherCA := testcert.NewCA(t, "another CA").WriteCA(t, dir, "other-ca.pem")
 
-	srv, err := StartServer(&ServerConfig{Listen: "127.0.0.1:0", Dir: filepath.Join(dir, "received"),
+	srv, err := startServer(&config.ServerConfig{Listen: "127.0.0.1:0", Dir: filepath.Join(dir, "received"),
 		Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
-		TLS: &ServerTLS{CertFile: certFile, KeyFile: keyFile}}, hclog.NewNullLogger())
+		TLS: &config.ServerTLS{CertFile: certFile, KeyFile: keyFile}}, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close(context.Background())
+	defer srv.Shutdown(context.Background())
 	ls := &logServer{t: t, addr: srv.Addr().String(), dir: filepath.Join(dir, "received")}
 
-	run := func(ca string) (*Config, *syncBuffer) {
+	run := func(ca string) (*config.Config, *testlog.Buffer) {
 		w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "1000"})
 		cfg := networkConfig(t, ls, w)
-		cfg.Transports[0].Allow.Endpoints["logserver"] = EndpointConfig{Address: ls.addr, TLS: &TLSConfig{CAFile: ca}}
-		logs := &syncBuffer{}
+		cfg.Transports[0].Allow.Endpoints["logserver"] = config.EndpointConfig{Address: ls.addr, TLS: &config.TLSConfig{CAFile: ca}}
+		logs := &testlog.Buffer{}
 		h, err := New(cfg, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs})})
 		if err != nil {
 			t.Fatal(err)
@@ -563,11 +564,12 @@ func TestNetworkTLS(t *testing.T) {
 // server's PINGs (issue 14: every 15 s of quiet the server closed it with
 // 4006, and both sides logged a WARN pair).
 func TestNetworkIdleConnectionStays(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	ls := newLogServer(t, false)
 	ls.heartbeat, ls.log = time.Second, logs // closes after 3 s without a frame
 	ls.start()
-	p, err := newPipeline(context.Background(), networkConfig(t, ls), testLogger(t), func(int32, string, ...slog.Attr) {}, func() bool { return false })
+	cfg := networkConfig(t, ls)
+	p, err := pipeline.New(context.Background(), pipeline.Options{Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,7 +592,7 @@ func TestNetworkIdleConnectionStays(t *testing.T) {
 	send("before", 1)
 	// The scenario: quiet for longer than the server lets a silent
 	// connection live (3 heartbeats), and more than one idle poll.
-	<-time.After(2*idlePollEvery + 2*time.Second)
+	<-time.After(2*time.Second + 2*time.Second) // the pipeline polls an idle transport every second
 	send("after", 2)
 	if n := strings.Count(logs.String(), "client connected"); n != 1 {
 		t.Errorf("%d connections for 2 batches, want 1:\n%s", n, logs)
@@ -607,7 +609,7 @@ func TestNetworkIdleConnectionStays(t *testing.T) {
 func TestTransportTroubleIsRecorded(t *testing.T) {
 	ls := newLogServer(t, false) // down at first
 	cfg := networkConfig(t, ls, testWorker("echo", "echo", nil))
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	h, err := New(cfg, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Warn})})
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +632,7 @@ func TestTransportTroubleIsRecorded(t *testing.T) {
 	has := func(prefix string) func() bool {
 		return func() bool {
 			for _, v := range ls.stored(t, "app") {
-				if string(v.Logger) == reportLogger && strings.HasPrefix(string(v.Message), prefix) {
+				if string(v.Logger) == pipeline.ReportLogger && strings.HasPrefix(string(v.Message), prefix) {
 					return true
 				}
 			}

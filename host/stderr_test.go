@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/config"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
 
@@ -50,7 +51,7 @@ const (
 
 // scriptWorker runs the test binary in "script" mode: it writes stderr,
 // then waits for messages (or exits with env's LOGTK_TEST_EXIT).
-func scriptWorker(name, stderr string, env map[string]string) WorkerConfig {
+func scriptWorker(name, stderr string, env map[string]string) config.WorkerConfig {
 	e := map[string]string{"LOGTK_TEST_STDERR": stderr}
 	for k, v := range env {
 		e[k] = v
@@ -282,9 +283,9 @@ func TestStderrLevel(t *testing.T) {
   }
 }
 `, os.Args[0], workerEnv, stdout.String(), stderr.String())
-	cfg, err := ParseConfig([]byte(src), "levels.hcl")
+	cfg, err := config.Parse([]byte(src), "levels.hcl")
 	if err != nil {
-		t.Fatalf("%s\n%s", FormatDiagnostics(err), src)
+		t.Fatalf("%s\n%s", config.FormatDiagnostics(err), src)
 	}
 	w := cfg.Workers[0]
 	w.BackoffInitial, w.StopTimeout, w.DrainTimeout = 10*time.Millisecond, 5*time.Second, 5*time.Second

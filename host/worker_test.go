@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
@@ -31,7 +32,7 @@ const workerEnv = "LOGTK_TEST_WORKER"
 func init() {
 	if dir := os.Getenv("LOGTK_TEST_SERVE_DIR"); dir != "" {
 		// A log server process, for tests that SIGKILL it.
-		_, err := StartServer(&ServerConfig{Listen: os.Getenv("LOGTK_TEST_SERVE_ADDR"), Dir: dir,
+		_, err := startServer(&config.ServerConfig{Listen: os.Getenv("LOGTK_TEST_SERVE_ADDR"), Dir: dir,
 			Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30}, nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "serve:", err)

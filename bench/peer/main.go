@@ -22,8 +22,9 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/logtk/logtk/host"
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/wire"
+	"github.com/logtk/logtk/logserver"
 )
 
 func main() {
@@ -181,12 +182,17 @@ func logtk(n, conns int, synced bool, msg []byte) (float64, error) {
 		fsync = "batch"
 	}
 	token := []byte("peer-benchmark-token")
-	ls, err := host.StartServer(&host.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{token},
-		Fsync: fsync, MaxBytes: 1 << 40}, nil)
+	ls, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{token},
+		Fsync: fsync, MaxBytes: 1 << 40}}, nil)
 	if err != nil {
 		return 0, err
 	}
-	defer ls.Close(context.Background())
+	defer ls.Shutdown(context.Background())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	go ls.Serve(ln)
 	var batch []byte
 	for range 512 {
 		batch = protowire.AppendVarint(batch, uint64(len(msg)+1))

@@ -1,5 +1,6 @@
 // Command logtk-host supervises worker processes and routes their log
-// records. It is a thin command line over package host.
+// records. It is a thin command line over packages config, host and
+// logserver.
 //
 //	logtk-host run      [-config plugins.hcl]   run the workers until they end or a signal arrives
 //	logtk-host validate [-config plugins.hcl]   check the configuration; starts and dials nothing
@@ -22,8 +23,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/host"
 	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/logserver"
 )
 
 // version is set by the Makefile with -ldflags "-X main.version=...".
@@ -93,16 +96,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func load(args []string, name string, stderr io.Writer) (*host.Config, int) {
+func load(args []string, name string, stderr io.Writer) (*config.Config, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "plugins.hcl", "configuration file")
 	if err := fs.Parse(args); err != nil {
 		return nil, 2
 	}
-	cfg, err := host.LoadConfig(*path)
+	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprint(stderr, host.FormatDiagnostics(err))
+		fmt.Fprint(stderr, config.FormatDiagnostics(err))
 		if errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintln(stderr)
 		}
@@ -111,7 +114,7 @@ func load(args []string, name string, stderr io.Writer) (*host.Config, int) {
 	return cfg, 0
 }
 
-func runHost(cfg *host.Config, stderr io.Writer) int {
+func runHost(cfg *config.Config, stderr io.Writer) int {
 	logger := newLogger("logtk-host", stderr)
 	h, err := host.New(cfg, host.Options{Logger: logger})
 	if err != nil {
@@ -185,7 +188,7 @@ const (
 
 // summary tells the user where the records went, and returns run's exit
 // status: exitUndelivered if any record was not delivered.
-func summary(cfg *host.Config, h *host.Host, w io.Writer) int {
+func summary(cfg *config.Config, h *host.Host, w io.Writer) int {
 	status := 0
 	if ids := h.GaveUp(); len(ids) > 0 {
 		status = exitGaveUp
@@ -229,7 +232,7 @@ func summary(cfg *host.Config, h *host.Host, w io.Writer) int {
 	return status
 }
 
-func serve(cfg *host.Config, stderr io.Writer) int {
+func serve(cfg *config.Config, stderr io.Writer) int {
 	logger := newLogger("logtk-server", stderr)
 	if cfg.Server == nil {
 		fmt.Fprintln(stderr, "logtk-host serve: the configuration has no server block")
@@ -238,12 +241,22 @@ func serve(cfg *host.Config, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	ignoreHangup(logger)
-	ls, err := host.Serve(cfg, logger)
+	srv, err := logserver.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host serve: %v\n", err)
 		return 1
 	}
-	s := <-sigs
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	var s os.Signal
+	select {
+	case s = <-sigs:
+	case err := <-served:
+		// It could not listen (an address taken): nothing was served.
+		fmt.Fprintf(stderr, "logtk-host serve: %v\n", err)
+		srv.Shutdown(context.Background())
+		return 1
+	}
 	logger.Info("stopping: signal received", "signal", s)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -251,8 +264,8 @@ func serve(cfg *host.Config, stderr io.Writer) int {
 		<-sigs
 		cancel()
 	}()
-	err = ls.Close(ctx)
-	b, r, d := ls.Stats()
+	err = srv.Shutdown(ctx)
+	b, r, d := srv.Stats()
 	logger.Info("log server stopped", "batches", b, "records", r, "duplicates_dropped", d, "dir", cfg.Server.Dir)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("stopped with an error", "error", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/host"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -39,9 +40,9 @@ func TestCustomPlugins(t *testing.T) {
 	must(err)
 	must(os.WriteFile(filepath.Join(cfgDir, "plugins.hcl"), src, 0o644))
 
-	cfg, err := host.LoadConfig(filepath.Join(cfgDir, "plugins.hcl"))
+	cfg, err := config.Load(filepath.Join(cfgDir, "plugins.hcl"))
 	if err != nil {
-		t.Fatal(host.FormatDiagnostics(err))
+		t.Fatal(config.FormatDiagnostics(err))
 	}
 	h, err := host.New(cfg, host.Options{})
 	must(err)

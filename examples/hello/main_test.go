@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/host"
 )
 
@@ -21,8 +22,8 @@ func TestHello(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var out bytes.Buffer
-	h, err := host.New(&host.Config{Workers: []host.WorkerConfig{{
-		Name: "hello", Command: bin, Restart: host.RestartOnFailure, BackoffInitial: 10 * time.Millisecond,
+	h, err := host.New(&config.Config{Workers: []config.WorkerConfig{{
+		Name: "hello", Command: bin, Restart: config.RestartOnFailure, BackoffInitial: 10 * time.Millisecond,
 	}}}, host.Options{Output: host.NewConsoleOutput(&out)})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/host"
 	"github.com/logtk/logtk/sdk"
 )
@@ -34,11 +35,11 @@ func primary() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cfg := &host.Config{Workers: []host.WorkerConfig{{
+	cfg := &config.Config{Workers: []config.WorkerConfig{{
 		Name:    "worker",
 		Command: self,
 		Count:   2,
-		Restart: host.RestartNever,
+		Restart: config.RestartNever,
 	}}}
 	var h *host.Host
 	h, err = host.New(cfg, host.Options{

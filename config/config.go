@@ -1,4 +1,4 @@
-package host
+package config
 
 import (
 	"context"
@@ -21,8 +21,10 @@ import (
 	"github.com/logtk/logtk/internal/record"
 )
 
-// Config is what the host runs. LoadConfig and ParseConfig build it from
-// plugins.hcl; a program embedding the host may also build it directly.
+// Config is what a host runs: plain data, which Load and Parse build from
+// plugins.hcl and a program embedding the host may build directly. It
+// holds nothing compiled: whoever runs it (host.New, logserver.New)
+// compiles the plugins it names and owns them.
 type Config struct {
 	Workers []WorkerConfig
 	// Formats and Transports are the Wasm stages every record goes
@@ -39,8 +41,6 @@ type Config struct {
 
 	// Server, when set, makes logtk-host serve run a log server.
 	Server *ServerConfig
-
-	modules *moduleSet // compiled by LoadConfig, reused by New
 }
 
 // RestartPolicy says when a worker instance that exited is started again.
@@ -73,7 +73,7 @@ type WorkerConfig struct {
 	NoInheritEnv bool
 	// User and Group name the account the worker runs as (the host must be
 	// root to switch). Group defaults to User's primary group. UID and GID
-	// are resolved from them by LoadConfig; set them directly when building
+	// are resolved from them by Load; set them directly when building
 	// a Config in code.
 	User, Group string
 	UID, GID    *uint32
@@ -133,7 +133,8 @@ var stderrLevels = map[string]int32{
 	"notice": record.LevelNotice, "warn": record.LevelWarn, "error": record.LevelError,
 }
 
-func (w *WorkerConfig) setDefaults() {
+// SetDefaults fills in the zero-valued fields with their defaults.
+func (w *WorkerConfig) SetDefaults() {
 	if w.Count == 0 {
 		w.Count = 1
 	}
@@ -178,12 +179,16 @@ func (w *WorkerConfig) setDefaults() {
 	}
 }
 
+// StderrLevelNumber is the record level StderrLevel names (its severity
+// number; see sdk/plugin's Level constants), or 0 if it names none.
+func (w *WorkerConfig) StderrLevelNumber() int32 { return stderrLevels[w.StderrLevel] }
+
 // DefaultRingBytes is WorkerConfig.RingBytes's default.
 const DefaultRingBytes = 1 << 20
 
-// validate checks a WorkerConfig built in code (LoadConfig reports the
-// same problems as ranged diagnostics).
-func (w *WorkerConfig) validate() error {
+// Validate checks a WorkerConfig built in code, after SetDefaults (Load
+// reports the same problems as ranged diagnostics).
+func (w *WorkerConfig) Validate() error {
 	switch {
 	case w.Name == "":
 		return fmt.Errorf("worker has no name")
@@ -209,20 +214,22 @@ func (w *WorkerConfig) validate() error {
 	return nil
 }
 
-// LoadConfig reads and checks an HCL configuration file. It opens no
-// connection and starts nothing. On failure the error is hcl.Diagnostics,
-// each naming file:line:col; FormatDiagnostics renders them.
-func LoadConfig(filename string) (*Config, error) {
+// Load reads and checks an HCL configuration file. It compiles each
+// plugin to check it and its configuration, and keeps nothing compiled; it
+// opens no connection and starts nothing. On failure the error is
+// hcl.Diagnostics, each naming file:line:col; FormatDiagnostics renders
+// them.
+func Load(filename string) (*Config, error) {
 	src, err := readConfigFile(filename)
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(src, filename)
+	return Parse(src, filename)
 }
 
-// ParseConfig is LoadConfig for a configuration already in memory.
-// Relative paths in it are resolved against filename's directory.
-func ParseConfig(src []byte, filename string) (*Config, error) {
+// Parse is Load for a configuration already in memory. Relative paths in
+// it are resolved against filename's directory.
+func Parse(src []byte, filename string) (*Config, error) {
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
@@ -331,7 +338,7 @@ var workerSchema = &hcl.BodySchema{
 
 func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 	content, diags := body.Content(rootSchema)
-	cfg := &Config{modules: &moduleSet{}, DeadLetterDir: filepath.Join(baseDir, "logtk-dead-letter")}
+	cfg := &Config{DeadLetterDir: filepath.Join(baseDir, "logtk-dead-letter")}
 	for name, target := range map[string]*string{"plugin_dir": &cfg.PluginDir, "dead_letter_dir": &cfg.DeadLetterDir} {
 		if a, ok := content.Attributes[name]; ok {
 			diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, target)...)
@@ -365,7 +372,7 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 				continue
 			}
 			seenStage[key] = blk
-			pb, d := decodePluginBlock(context.Background(), blk.Type, blk, cfg.PluginDir, baseDir, cfg.modules)
+			pb, d := decodePluginBlock(context.Background(), blk.Type, blk, cfg.PluginDir, baseDir)
 			diags = append(diags, d...)
 			if pb == nil {
 				continue
@@ -590,7 +597,7 @@ func decodeWorker(name string, blk *hcl.Block, baseDir string) (*WorkerConfig, h
 		}
 	}
 
-	w.setDefaults()
+	w.SetDefaults()
 	if w.BackoffMax < w.BackoffInitial {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid backoff",
 			Detail:  fmt.Sprintf("backoff_max (%s) is shorter than backoff_initial (%s).", w.BackoffMax, w.BackoffInitial),
@@ -627,16 +634,6 @@ func resolveCommand(cmd, baseDir string) (string, error) {
 		return "", fmt.Errorf("%q is not an executable file.", cmd)
 	}
 	return cmd, nil
-}
-
-// sortedEnv renders env as sorted KEY=value pairs.
-func sortedEnv(env map[string]string) []string {
-	out := make([]string, 0, len(env))
-	for k, v := range env {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func orNone(s string) string {

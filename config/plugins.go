@@ -1,4 +1,4 @@
-package host
+package config
 
 import (
 	"context"
@@ -16,11 +16,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
@@ -31,7 +29,7 @@ import (
 // FormatConfig is a format block: a format plugin and its configuration.
 type FormatConfig struct {
 	Name string
-	// Plugin is the path of the .wasm module (LoadConfig resolves
+	// Plugin is the path of the .wasm module (Load resolves
 	// built-in names such as "text" to a path).
 	Plugin string
 	// SHA256, when set, pins the module's digest.
@@ -120,7 +118,8 @@ type TLSConfig struct {
 	ServerName string // default: the host part of Address
 }
 
-func (t *TLSConfig) build() (*tls.Config, error) {
+// Build reads the files and returns the client TLS configuration.
+func (t *TLSConfig) Build() (*tls.Config, error) {
 	c := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
 		pem, err := readConfigFile(t.CAFile)
@@ -383,10 +382,9 @@ type pluginBlock struct {
 	ackTimeout time.Duration
 	config     json.RawMessage
 	allow      Allow
-	module     *wasm.Module
 }
 
-func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginDir, baseDir string, modules *moduleSet) (*pluginBlock, hcl.Diagnostics) {
+func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginDir, baseDir string) (*pluginBlock, hcl.Diagnostics) {
 	pb := &pluginBlock{kind: kind, name: blk.Labels[0], block: blk}
 	content, diags := blk.Body.Content(pluginBlockSchema)
 	if diags.HasErrors() {
@@ -492,12 +490,14 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 		return nil, diags
 	}
 	pb.plugin = path
-	mod, err := modules.load(ctx, path, pb.sha256, pb.limits, pb.allow, kind+" "+pb.name)
+	// Compiled to be checked, then closed: the Config stays plain data,
+	// and whoever runs it compiles what it runs.
+	mod, err := checkModule(ctx, path, pb.sha256, pb.limits, kind+" "+pb.name)
 	if err != nil {
 		errAt(refAttr.Expr.Range(), "Plugin failed to load", err.Error())
 		return nil, diags
 	}
-	pb.module = mod
+	defer mod.Close(ctx)
 	if got := mod.Info().Kind; got != kind {
 		errAt(refAttr.Expr.Range(), "Wrong kind of plugin", fmt.Sprintf("%s is a %s plugin; a %s block needs a %s plugin.", ref, got, kind, kind))
 		return nil, diags
@@ -645,99 +645,20 @@ func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.Raw
 	return b, diags
 }
 
-// moduleSet compiles each plugin once per configuration. Every load holds
-// a reference; the pipeline that loaded a module releases it when it
-// closes, and a module no longer referenced is closed. (Loads made while
-// LoadConfig checks a configuration stay referenced with the Config, so
-// that the pipeline New builds from it reuses them.)
-type moduleSet struct {
-	mu     sync.Mutex
-	logger hclog.Logger
-	mods   map[string]*loadedModule
-}
-
-type loadedModule struct {
-	m    *wasm.Module
-	refs int
-}
-
-// release drops a reference to each module, closing those no longer used.
-func (s *moduleSet) release(ctx context.Context, mods []*wasm.Module) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range mods {
-		for key, lm := range s.mods {
-			if lm.m == m {
-				if lm.refs--; lm.refs == 0 {
-					m.Close(ctx)
-					delete(s.mods, key)
-				}
-				break
-			}
-		}
-	}
-}
-
-func (s *moduleSet) load(ctx context.Context, path, sha string, limits PluginLimits, allow Allow, name string) (*wasm.Module, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	key := fmt.Sprintf("%s|%s|%d|%d|%v|%s", path, sha, limits.MemoryBytes, limits.CallTimeout, allow, name)
-	if lm, ok := s.mods[key]; ok {
-		lm.refs++
-		if s.logger != nil {
-			// Compiled while the configuration was checked, before there
-			// was a logger for the plugin's output.
-			lm.m.SetLogger(s.logger.Named(strings.ReplaceAll(name, " ", ".")))
-		}
-		return lm.m, nil
-	}
+// checkModule compiles a plugin as Load checks it: its digest, ABI,
+// exports and kind, without the capabilities (Configure, which is all the
+// check calls, does no I/O).
+func checkModule(ctx context.Context, path, sha string, limits PluginLimits, name string) (*wasm.Module, error) {
 	b, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
-	logger := s.logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	grants := wasm.Grants{Clock: allow.Clock}
-	for _, d := range allow.Directories {
-		grants.Dirs = append(grants.Dirs, wasm.Dir{Host: d})
-	}
-	if allow.Stdout {
-		grants.Stdout = os.Stdout
-	}
-	for name, ep := range allow.Endpoints {
-		we := wasm.Endpoint{Address: ep.Address, DialTimeout: ep.DialTimeout, IOTimeout: ep.IOTimeout}
-		if ep.TLS != nil {
-			c, err := ep.TLS.build()
-			if err != nil {
-				return nil, fmt.Errorf("endpoint %q: %w", name, err)
-			}
-			we.TLS = c
-		}
-		if grants.Endpoints == nil {
-			grants.Endpoints = map[string]wasm.Endpoint{}
-		}
-		grants.Endpoints[name] = we
-	}
-	if allow.Stderr {
-		grants.Stderr = os.Stderr
-	}
-	m, err := wasm.Load(ctx, b, wasm.Options{
-		Name:   name,
-		Limits: wasm.Limits{MemoryBytes: limits.MemoryBytes, CallTimeout: limits.CallTimeout, NoCallTimeout: limits.NoCallTimeout},
-		Grants: grants,
-		SHA256: sha,
-		Logger: logger.Named(strings.ReplaceAll(name, " ", ".")),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if s.mods == nil {
-		s.mods = map[string]*loadedModule{}
-	}
-	s.mods[key] = &loadedModule{m: m, refs: 1}
-	return m, nil
+	return wasm.Load(ctx, b, wasm.Options{Name: name, Limits: limits.wasm(), SHA256: sha})
+}
+
+// wasm returns the limits as the plugin runtime takes them.
+func (l PluginLimits) wasm() wasm.Limits {
+	return wasm.Limits{MemoryBytes: l.MemoryBytes, CallTimeout: l.CallTimeout, NoCallTimeout: l.NoCallTimeout}
 }
 
 func decodeEndpoint(blk *hcl.Block, baseDir string) (EndpointConfig, hcl.Diagnostics) {
@@ -783,7 +704,7 @@ func decodeEndpoint(blk *hcl.Block, baseDir string) (EndpointConfig, hcl.Diagnos
 				}
 			}
 		}
-		if _, err := t.build(); err != nil {
+		if _, err := t.Build(); err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration",
 				Detail: err.Error(), Subject: tb.DefRange.Ptr()})
 		}

@@ -1,4 +1,4 @@
-package host
+package config
 
 import (
 	"crypto/sha256"
@@ -13,13 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/internal/wire"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // TestConfigGolden runs every testdata/config/<case>/plugins.hcl through
-// ParseConfig and compares the diagnostics (expected.err) or the decoded
+// Parse and compares the diagnostics (expected.err) or the decoded
 // configuration (expected.out) with the golden file.
 func TestConfigGolden(t *testing.T) {
 	usePluginDir(t)
@@ -34,7 +35,7 @@ func TestConfigGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := ParseConfig(src, path)
+			cfg, err := Parse(src, path)
 			var got, golden string
 			if err != nil {
 				got, golden = FormatDiagnostics(err), filepath.Join(dir, "expected.err")
@@ -64,16 +65,16 @@ func TestConfigGolden(t *testing.T) {
 	}
 }
 
-// FuzzParseConfig: no input makes the configuration loader panic, and every
+// FuzzParse: no input makes the configuration loader panic, and every
 // error it returns points into the file.
-func FuzzParseConfig(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/config/*/plugins.hcl")
 	for _, s := range seeds {
 		b, _ := os.ReadFile(s)
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		_, err := ParseConfig(src, "fuzz.hcl")
+		_, err := Parse(src, "fuzz.hcl")
 		if err == nil {
 			return
 		}
@@ -135,7 +136,7 @@ func TestConfigNamesOddFiles(t *testing.T) {
 		path := filepath.Join(dir, "plugins.hcl")
 		done := make(chan error, 1)
 		go func() {
-			_, err := ParseConfig([]byte(tc.src), path)
+			_, err := Parse([]byte(tc.src), path)
 			done <- err
 		}()
 		select {
@@ -147,18 +148,32 @@ func TestConfigNamesOddFiles(t *testing.T) {
 				t.Errorf("%s: got %v, want %q", tc.src, err, tc.want)
 			}
 		case <-time.After(30 * time.Second):
-			t.Fatalf("%s: ParseConfig hangs", tc.src)
+			t.Fatalf("%s: Parse hangs", tc.src)
 		}
 	}
 	// The configuration file itself.
 	done := make(chan error, 1)
-	go func() { _, err := LoadConfig(fifo); done <- err }()
+	go func() { _, err := Load(fifo); done <- err }()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "named pipe") {
-			t.Errorf("LoadConfig of a FIFO: %v", err)
+			t.Errorf("Load of a FIFO: %v", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("LoadConfig of a FIFO hangs")
+		t.Fatal("Load of a FIFO hangs")
+	}
+}
+
+// TestServerConfigTokenTooLong: a token that could not fit in a client's
+// AUTH frame (wire.MaxTokenBytes) is a configuration error at its
+// position, not a server that refuses that client for ever.
+func TestServerConfigTokenTooLong(t *testing.T) {
+	src := fmt.Sprintf("server {\n  listen = \"127.0.0.1:0\"\n  dir    = \"received\"\n  tokens = [%q]\n}\n", strings.Repeat("t", wire.MaxTokenBytes+1))
+	_, err := Parse([]byte(src), "server.hcl")
+	if err == nil {
+		t.Fatal("a token longer than wire.MaxTokenBytes was accepted")
+	}
+	if got := FormatDiagnostics(err); !strings.HasPrefix(got, "server.hcl:4:12: error: Token too long;") {
+		t.Fatalf("diagnostics:\n%s", got)
 	}
 }

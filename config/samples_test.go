@@ -1,4 +1,4 @@
-package host
+package config
 
 import (
 	"fmt"
@@ -36,7 +36,7 @@ func TestPluginSamples(t *testing.T) {
 		all.WriteByte('\n')
 	}
 	path := filepath.Join(t.TempDir(), "plugins.hcl")
-	cfg, err := ParseConfig([]byte(all.String()), path)
+	cfg, err := Parse([]byte(all.String()), path)
 	if err != nil {
 		t.Fatalf("the samples together do not load:\n%s", FormatDiagnostics(err))
 	}

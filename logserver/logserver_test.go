@@ -1,8 +1,9 @@
-package host
+package logserver
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/testlog"
 	"github.com/logtk/logtk/internal/wire"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -23,18 +26,24 @@ import (
 func TestServerStages(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "tail", "live.log")
-	cfg := &Config{
-		Server:  &ServerConfig{Listen: "127.0.0.1:0", Dir: filepath.Join(dir, "received"), Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30},
-		Formats: []FormatConfig{{Name: "text", Plugin: plugintest.Build(t, "../plugins/text/plugin")}},
-		Transports: []TransportConfig{{Name: "tail", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "text",
-			Config: []byte(fmt.Sprintf(`{"path":%q}`, out)), Allow: Allow{Directories: []string{filepath.Dir(out)}}}},
+	cfg := &config.Config{
+		Server:  &config.ServerConfig{Listen: "127.0.0.1:0", Dir: filepath.Join(dir, "received"), Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30},
+		Formats: []config.FormatConfig{{Name: "text", Plugin: plugintest.Build(t, "../plugins/text/plugin")}},
+		Transports: []config.TransportConfig{{Name: "tail", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "text",
+			Config: []byte(fmt.Sprintf(`{"path":%q}`, out)), Allow: config.Allow{Directories: []string{filepath.Dir(out)}}}},
 		DeadLetterDir: filepath.Join(dir, "dead"),
 	}
-	logs := &syncBuffer{}
-	ls, err := Serve(cfg, hclog.New(&hclog.LoggerOptions{Output: logs}))
+	logs := &testlog.Buffer{}
+	ls, err := New(cfg, hclog.New(&hclog.LoggerOptions{Output: logs}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- ls.Serve(ln) }()
 	var batch []byte
 	for _, m := range []string{"first", "second"} {
 		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelWarn, m, "")
@@ -45,8 +54,11 @@ func TestServerStages(t *testing.T) {
 		Format: "logtk.v1.Record", Batch: batch, Batches: 1, InFlight: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ls.Close(context.Background()); err != nil {
+	if err := ls.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-served; err != ErrServerClosed {
+		t.Fatalf("Serve returned %v after Shutdown, want ErrServerClosed", err)
 	}
 	b, _ := os.ReadFile(out)
 	if got := string(b); strings.Count(got, "\n") != 2 || !strings.Contains(got, "WARN  s/app web#0 first") || !strings.Contains(got, "second") {
@@ -54,19 +66,5 @@ func TestServerStages(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "malformed records: stored, not passed to the stages") || !strings.Contains(l, "records=1") {
 		t.Fatalf("the malformed record was not reported; server log:\n%s", l)
-	}
-}
-
-// TestServerConfigTokenTooLong: a token that could not fit in a client's
-// AUTH frame (wire.MaxTokenBytes) is a configuration error at its
-// position, not a server that refuses that client for ever.
-func TestServerConfigTokenTooLong(t *testing.T) {
-	src := fmt.Sprintf("server {\n  listen = \"127.0.0.1:0\"\n  dir    = \"received\"\n  tokens = [%q]\n}\n", strings.Repeat("t", wire.MaxTokenBytes+1))
-	_, err := ParseConfig([]byte(src), "server.hcl")
-	if err == nil {
-		t.Fatal("a token longer than wire.MaxTokenBytes was accepted")
-	}
-	if got := FormatDiagnostics(err); !strings.HasPrefix(got, "server.hcl:4:12: error: Token too long;") {
-		t.Fatalf("diagnostics:\n%s", got)
 	}
 }

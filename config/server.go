@@ -1,26 +1,17 @@
-package host
+package config
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 
-	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
-	"github.com/logtk/logtk/internal/server"
 	"github.com/logtk/logtk/internal/wire"
 )
 
@@ -199,7 +190,7 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 				}
 			}
 		}
-		if _, err := t.build(); err != nil && !diags.HasErrors() {
+		if _, err := t.Build(); err != nil && !diags.HasErrors() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
 		}
 		sc.TLS = t
@@ -207,7 +198,8 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	return sc, diags
 }
 
-func (t *ServerTLS) build() (*tls.Config, error) {
+// Build reads the files and returns the server's TLS configuration.
+func (t *ServerTLS) Build() (*tls.Config, error) {
 	cert, err := loadKeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, err
@@ -225,138 +217,4 @@ func (t *ServerTLS) build() (*tls.Config, error) {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return c, nil
-}
-
-// LogServer is a running log server.
-type LogServer struct {
-	srv   *server.Server
-	store *server.Store
-	ln    net.Listener
-	done  chan error
-	stage *pipeline // optional stages after the store
-}
-
-// StartServer opens the store (recovering it), listens and serves.
-func StartServer(cfg *ServerConfig, logger hclog.Logger) (*LogServer, error) {
-	return startServer(cfg, nil, logger)
-}
-
-// Serve runs the log server of cfg.Server. When cfg also has transports,
-// every stored batch of logtk.v1.Record records goes on through those
-// stages, as a host's records do (a live text tail, forwarding, ...): the
-// store comes first and is what acknowledgements wait for.
-func Serve(cfg *Config, logger hclog.Logger) (*LogServer, error) {
-	if cfg.Server == nil {
-		return nil, errors.New("the configuration has no server block")
-	}
-	return startServer(cfg.Server, cfg, logger)
-}
-
-func startServer(cfg *ServerConfig, stages *Config, logger hclog.Logger) (*LogServer, error) {
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	var p *pipeline
-	if stages != nil && len(stages.Transports) > 0 {
-		var err error
-		p, err = newPipeline(context.Background(), stages, logger.Named("pipeline"),
-			func(level int32, msg string, attrs ...slog.Attr) {
-				// The server has no record stream of its own: its stages'
-				// reports go to its log, at their level.
-				switch {
-				case level >= record.LevelError:
-					logger.Error(msg)
-				case level >= record.LevelWarn:
-					logger.Warn(msg)
-				default:
-					logger.Info(msg)
-				}
-			}, func() bool { return false })
-		if err != nil {
-			return nil, err
-		}
-	}
-	store, err := server.OpenStore(server.StoreOptions{Dir: cfg.Dir, Fsync: cfg.Fsync != "none", MaxBytes: cfg.MaxBytes, MaxOpen: cfg.MaxOpenApplications})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	if cfg.TLS != nil {
-		tc, err := cfg.TLS.build()
-		if err != nil {
-			ln.Close()
-			store.Close()
-			return nil, err
-		}
-		ln = tls.NewListener(ln, tc)
-	}
-	opts := server.Options{Tokens: cfg.Tokens, Store: store, MaxFrameBytes: cfg.MaxFrameBytes,
-		MaxInFlight: cfg.MaxInFlight, MaxConns: cfg.MaxConns, MaxUnauthenticated: cfg.MaxUnauthenticated, Heartbeat: cfg.Heartbeat, AuthTimeout: cfg.AuthTimeout, Logger: logger}
-	if p != nil {
-		var warned sync.Map
-		var stamped []byte // the records of a batch with their stamp, reused
-		var stampedMu sync.Mutex
-		opts.OnStored = func(app, sender, format string, batch, stamp []byte) {
-			if format != "logtk.v1.Record" {
-				if _, seen := warned.LoadOrStore(app+"/"+sender, true); !seen {
-					logger.Warn("records are not logtk.v1.Record: stored, not passed to the stages", "application", app, "sender", sender, "format", format)
-				}
-				return
-			}
-			var recs [][]byte
-			var bad int
-			var firstErr error
-			// The stages see each record as the store keeps it, stamped
-			// with where it came from. Connections call this at once: the
-			// buffer is the pipeline's for the time of WriteBatch, which
-			// copies what it is given.
-			stampedMu.Lock()
-			defer stampedMu.Unlock()
-			n, _ := entries.Count(batch)
-			stamped = slices.Grow(stamped[:0], len(batch)+n*len(stamp))
-			entries.Each(batch, func(e []byte) {
-				if err := record.Validate(e); err != nil {
-					if bad++; firstErr == nil {
-						firstErr = err
-					}
-					return
-				}
-				start := len(stamped)
-				stamped = append(append(stamped, e...), stamp...)
-				recs = append(recs, stamped[start:len(stamped):len(stamped)])
-			})
-			if bad > 0 {
-				logger.Warn("malformed records: stored, not passed to the stages", "application", app, "sender", sender, "records", bad, "first_error", firstErr)
-			}
-			p.WriteBatch(recs)
-		}
-	}
-	srv := server.New(opts)
-	ls := &LogServer{srv: srv, store: store, ln: ln, done: make(chan error, 1), stage: p}
-	go func() { ls.done <- srv.Serve(ln) }()
-	logger.Info("log server listening", "address", ln.Addr().String(), "dir", cfg.Dir, "fsync", cfg.Fsync, "tls", cfg.TLS != nil)
-	return ls, nil
-}
-
-// Addr returns the address the server listens on.
-func (ls *LogServer) Addr() net.Addr { return ls.ln.Addr() }
-
-// Stats returns batches, records and duplicates stored so far.
-func (ls *LogServer) Stats() (batches, records, duplicates int64) {
-	return ls.srv.Stats.Batches.Load(), ls.srv.Stats.Records.Load(), ls.srv.Stats.Duplicates.Load()
-}
-
-// Close stops the server: clients are told it is shutting down, batches
-// being written finish, the store is synced and closed.
-func (ls *LogServer) Close(ctx context.Context) error {
-	err := ls.srv.Close(ctx)
-	<-ls.done
-	if ls.stage != nil {
-		err = errors.Join(err, ls.stage.Close())
-	}
-	return errors.Join(err, ls.store.Close())
 }

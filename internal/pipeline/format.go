@@ -1,0 +1,135 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/wasm"
+)
+
+// A format stage formats each batch once for every transport that names
+// it, on a pool of instances, so that formatting uses every core. A
+// format plugin that fails on a batch is given the batch again in halves
+// until the records it fails on are alone; those are dead-lettered and
+// the rest formatted.
+
+// defaultInstances is FormatConfig.Instances's default.
+const defaultInstances = 2
+
+type formatStage struct {
+	name string
+	mod  *wasm.Module
+	cfg  []byte
+	pool chan *wasm.Instance // nil entries are slots for new instances
+}
+
+func newFormatStage(f config.FormatConfig, mod *wasm.Module) *formatStage {
+	n := f.Instances
+	if n == 0 {
+		n = defaultInstances
+	}
+	fs := &formatStage{name: f.Name, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n)}
+	for range n {
+		fs.pool <- nil
+	}
+	return fs
+}
+
+// close closes the pooled instances; the stage is not used after.
+func (f *formatStage) close(ctx context.Context) {
+	close(f.pool)
+	for inst := range f.pool {
+		if inst != nil {
+			inst.Close(ctx)
+		}
+	}
+}
+
+func (p *Pipeline) formatWorker() {
+	defer p.workers.Done()
+	ctx := context.Background()
+	for j := range p.jobs {
+		needed := map[string]bool{}
+		for _, t := range p.trans {
+			needed[t.format] = true
+		}
+		for name := range needed {
+			// The output may be j.batch itself (a formatter that answers
+			// "unchanged"): both are read-only from here on.
+			j.out[name] = p.formatIsolating(ctx, p.formats[name], j.batch, j.count)
+		}
+		close(j.ready)
+	}
+}
+
+// formatIsolating formats a batch; when it keeps failing, it splits the
+// batch in halves until the records that fail are alone, dead-letters just
+// those (an empty entry stands in for each) and formats the rest.
+func (p *Pipeline) formatIsolating(ctx context.Context, f *formatStage, batch []byte, count int) []byte {
+	out, err := f.format(ctx, batch, count)
+	if err == nil {
+		return out
+	}
+	if count == 1 {
+		p.deadLetter("format "+f.name, &job{batch: batch, count: 1}, err)
+		return entries.Append(nil, nil)
+	}
+	half := count / 2
+	var first, second []byte
+	i := 0
+	entries.Each(batch, func(e []byte) {
+		if i < half {
+			first = entries.Append(first, e)
+		} else {
+			second = entries.Append(second, e)
+		}
+		i++
+	})
+	return append(p.formatIsolating(ctx, f, first, half), p.formatIsolating(ctx, f, second, count-half)...)
+}
+
+// format formats a batch on a pooled instance, replacing broken instances.
+//
+// A batch of many records gets one attempt before formatIsolating splits
+// it; a single record gets brokenAttempts, so that one flaky failure does
+// not dead-letter it.
+func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]byte, error) {
+	var last error
+	attempts := 1
+	if count == 1 {
+		attempts = brokenAttempts
+	}
+	for attempt := 0; attempt < attempts; attempt++ {
+		inst := <-f.pool
+		if inst == nil {
+			var err error
+			inst, err = f.mod.NewInstance(ctx)
+			if err == nil {
+				if err = inst.Configure(ctx, f.cfg); err != nil {
+					inst.Close(ctx)
+					inst = nil
+				}
+			}
+			if err != nil {
+				f.pool <- nil
+				last = err
+				continue
+			}
+		}
+		out, err := inst.Format(ctx, batch, count)
+		if err != nil {
+			last = err
+			if inst.Broken() {
+				inst.Close(ctx)
+				inst = nil
+			}
+			f.pool <- inst
+			continue
+		}
+		f.pool <- inst
+		return out, nil
+	}
+	return nil, fmt.Errorf("%d attempts failed; last: %w", attempts, last)
+}

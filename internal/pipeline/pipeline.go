@@ -1,0 +1,306 @@
+// Package pipeline runs the Wasm stages every record goes through after
+// the host (or the log server's store) has it: format stages, then
+// transports. It is a host.Output.
+//
+// The way of a batch:
+//
+//	WriteBatch ─► format stage (a pool of instances per format block; format.go)
+//	           └► per transport: intake (straight, or through its spool; transport.go)
+//	                 ─► delivery (window, retries, ack timeout; delivery.go)
+//	                 ─► settled: delivered, or dead-lettered (deadletter.go)
+//
+// # Guarantees
+//
+// A batch leaves the pipeline only when every transport has written it,
+// or it has been written to the dead-letter directory with the reason. A
+// plugin that traps, hangs, exhausts its memory or returns garbage is
+// replaced and the batch retried; after repeated failure the batch is
+// dead-lettered and a report record says which plugin failed and why. A
+// transport writes batches in the order they arrived, each with an id
+// that never repeats across runs of the host, so a receiver can drop what
+// it already has when batches are sent again. Nothing is dropped, except
+// by a spool configured to (when_full = "drop_oldest"), and that is
+// counted and reported.
+//
+// The pipeline compiles the plugins its Options name and owns them: Close
+// releases them.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/wasm"
+)
+
+// Options configure a Pipeline. Report and Stopping may be nil.
+type Options struct {
+	// Formats and Transports are the stages; each transport names a
+	// format. At least one transport.
+	Formats    []config.FormatConfig
+	Transports []config.TransportConfig
+	// DeadLetterDir receives what a stage could not process. Default
+	// "logtk-dead-letter" in the working directory.
+	DeadLetterDir string
+	// Logger receives the pipeline's log and its plugins' output, each
+	// plugin under its block's name. Default: none.
+	Logger hclog.Logger
+	// Report writes a record about the pipeline (a failing transport, a
+	// dead-lettered batch) into the stream of records, at a level of
+	// record.Level*; the records it writes carry the logger name
+	// ReportLogger. Default: the Logger only.
+	Report func(level int32, msg string, attrs ...slog.Attr)
+	// Stopping reports whether the owner is shutting down, from when the
+	// pipeline gives up on a failing destination sooner. Close implies
+	// it.
+	Stopping func() bool
+}
+
+// Lost counts what a Pipeline did not deliver. Each is also in its log
+// with the reason.
+type Lost struct {
+	DeadLettered    int64 // records written to the dead-letter directory
+	Logged          int64 // records only in the log, as text
+	DroppedBatches  int64 // batches a spool dropped under when_full = "drop_oldest"
+	SetAsideBatches int64 // spooled batches that could not be read back, kept on disk
+}
+
+const (
+	brokenAttempts  = 3  // broken instances in a row before a batch is dead-lettered
+	stoppingRetries = 5  // retryable failures tolerated once stopping
+	jobQueue        = 32 // batches in flight per stage
+	// spoolReadAttempts is how many times a spooled batch is read before
+	// it is set aside as unreadable (0.1 s, 0.2 s... apart).
+	spoolReadAttempts = 4
+)
+
+// Pipeline is a running set of stages. WriteBatch is called from one
+// goroutine at a time (host.Output's contract); Lost may be called at any
+// time.
+type Pipeline struct {
+	log      hclog.Logger
+	formats  map[string]*formatStage
+	trans    []*transportStage
+	jobs     chan *job
+	deadDir  string
+	report   func(level int32, msg string, attrs ...slog.Attr)
+	stopping func() bool
+	workers  sync.WaitGroup
+	writers  sync.WaitGroup
+	deadSeq  atomic.Int64
+	closing  atomic.Bool
+	loaded   []*wasm.Module // closed with the pipeline
+	lost     struct {
+		deadLettered, logged, droppedBatches atomic.Int64
+	}
+}
+
+// job is one batch on its way through the stages.
+type job struct {
+	batch []byte // encoded record batch
+	count int
+	out   map[string][]byte // format name -> formatted batch (empty entries for dead-lettered records)
+	ready chan struct{}
+}
+
+// New compiles the plugins, opens the spools and starts the stages. It
+// does not open the transports: each opens at its first batch.
+func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	log := opts.Logger
+	if opts.Report == nil {
+		opts.Report = func(level int32, msg string, _ ...slog.Attr) { logAt(log, level, msg) }
+	}
+	if opts.Stopping == nil {
+		opts.Stopping = func() bool { return false }
+	}
+	if len(opts.Transports) == 0 {
+		return nil, fmt.Errorf("pipeline: no transport")
+	}
+	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir}
+	p.stopping = func() bool { return opts.Stopping() || p.closing.Load() }
+	defer func() {
+		if err != nil {
+			for _, m := range p.loaded {
+				m.Close(ctx)
+			}
+		}
+	}()
+	if p.deadDir == "" {
+		p.deadDir = "logtk-dead-letter"
+	}
+	workers := 1
+	for _, f := range opts.Formats {
+		mod, err := p.load(ctx, "format "+f.Name, f.Plugin, f.SHA256, f.Limits, config.Allow{})
+		if err != nil {
+			return nil, err
+		}
+		p.formats[f.Name] = newFormatStage(f, mod)
+		workers = max(workers, cap(p.formats[f.Name].pool))
+	}
+	for _, t := range opts.Transports {
+		if _, ok := p.formats[t.Format]; !ok {
+			return nil, fmt.Errorf("transport %q: no format %q", t.Name, t.Format)
+		}
+		// Before the module: its instances open the directories.
+		for _, d := range t.Allow.Directories {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("transport %q: granted directory: %w", t.Name, err)
+			}
+		}
+		mod, err := p.load(ctx, "transport "+t.Name, t.Plugin, t.SHA256, t.Limits, t.Allow)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := p.newTransportStage(t, mod)
+		if err != nil {
+			return nil, err
+		}
+		p.trans = append(p.trans, ts)
+	}
+	p.jobs = make(chan *job, jobQueue)
+	for range workers {
+		p.workers.Add(1)
+		go p.formatWorker()
+	}
+	for _, t := range p.trans {
+		p.writers.Add(1)
+		go p.transportLoop(t)
+	}
+	return p, nil
+}
+
+// load compiles a stage's plugin with the capabilities its block grants,
+// checking that it is a plugin of the stage's kind.
+func (p *Pipeline) load(ctx context.Context, name, path, sha string, limits config.PluginLimits, allow config.Allow) (*wasm.Module, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	grants := wasm.Grants{Clock: allow.Clock}
+	for _, d := range allow.Directories {
+		grants.Dirs = append(grants.Dirs, wasm.Dir{Host: d})
+	}
+	if allow.Stdout {
+		grants.Stdout = os.Stdout
+	}
+	if allow.Stderr {
+		grants.Stderr = os.Stderr
+	}
+	for ep, c := range allow.Endpoints {
+		we := wasm.Endpoint{Address: c.Address, DialTimeout: c.DialTimeout, IOTimeout: c.IOTimeout}
+		if c.TLS != nil {
+			if we.TLS, err = c.TLS.Build(); err != nil {
+				return nil, fmt.Errorf("%s: endpoint %q: %w", name, ep, err)
+			}
+		}
+		if grants.Endpoints == nil {
+			grants.Endpoints = map[string]wasm.Endpoint{}
+		}
+		grants.Endpoints[ep] = we
+	}
+	m, err := wasm.Load(ctx, b, wasm.Options{
+		Name:   name,
+		Limits: wasm.Limits{MemoryBytes: limits.MemoryBytes, CallTimeout: limits.CallTimeout, NoCallTimeout: limits.NoCallTimeout},
+		Grants: grants,
+		SHA256: sha,
+		Logger: p.log.Named(strings.ReplaceAll(name, " ", ".")),
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.loaded = append(p.loaded, m)
+	kind, _, _ := strings.Cut(name, " ")
+	if got := m.Info().Kind; got != kind {
+		return nil, fmt.Errorf("%s: %s is a %s plugin", name, path, got)
+	}
+	return m, nil
+}
+
+// WriteBatch implements host.Output. It copies the records into one
+// encoded batch and queues it; it blocks while the stages are full.
+func (p *Pipeline) WriteBatch(records [][]byte) error {
+	size := 0
+	for _, r := range records {
+		size += len(r) + 5
+	}
+	b := make([]byte, 0, size)
+	for _, r := range records {
+		b = entries.Append(b, r)
+	}
+	j := &job{batch: b, count: len(records), out: map[string][]byte{}, ready: make(chan struct{})}
+	p.jobs <- j
+	for _, t := range p.trans {
+		t.q <- j
+	}
+	return nil
+}
+
+// Close implements host.Output: it drains every stage, flushes and closes
+// the transports and closes the plugins. From here on a transport that
+// keeps failing gives up after a few retries: its batches are
+// dead-lettered, or stay in its spool for the next run.
+func (p *Pipeline) Close() error {
+	p.closing.Store(true)
+	// A spool whose disk keeps refusing batches must not hold the
+	// shutdown: its batches are given up after a few more attempts.
+	for _, t := range p.trans {
+		if t.spool != nil {
+			t.spool.StopRetrying()
+		}
+	}
+	close(p.jobs)
+	p.workers.Wait()
+	for _, t := range p.trans {
+		close(t.q)
+	}
+	p.writers.Wait()
+	ctx := context.Background()
+	for _, f := range p.formats {
+		f.close(ctx)
+	}
+	for _, m := range p.loaded {
+		m.Close(ctx)
+	}
+	return nil
+}
+
+// Lost returns what the pipeline has not delivered so far; after Close it
+// is final.
+func (p *Pipeline) Lost() Lost {
+	l := Lost{
+		DeadLettered:   p.lost.deadLettered.Load(),
+		Logged:         p.lost.logged.Load(),
+		DroppedBatches: p.lost.droppedBatches.Load(),
+	}
+	for _, t := range p.trans {
+		if t.spool != nil {
+			l.SetAsideBatches += t.spool.SetAsideCount()
+		}
+	}
+	return l
+}
+
+// logAt logs msg at the hclog level nearest a record level.
+func logAt(log hclog.Logger, level int32, msg string) {
+	switch {
+	case level >= record.LevelError:
+		log.Error(msg)
+	case level >= record.LevelWarn:
+		log.Warn(msg)
+	default:
+		log.Info(msg)
+	}
+}

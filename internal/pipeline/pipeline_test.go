@@ -1,0 +1,241 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/testlog"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+func testLogger(t *testing.T) hclog.Logger { return testlog.Logger(t, hclog.Warn) }
+
+// TestPipelineContainsHostilePlugins: a formatter that traps, loops or
+// leaks on some records; the host stays up, every other record is
+// delivered, and the poison records are dead-lettered with the reason.
+func TestPipelineContainsHostilePlugins(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{
+		Formats: []config.FormatConfig{{Name: "hostile", Plugin: plugintest.Build(t, "../wasm/testdata/hostile"),
+			Limits: config.PluginLimits{CallTimeout: time.Second, MemoryBytes: 32 << 20}}},
+		Transports: []config.TransportConfig{{Name: "sink", Plugin: plugintest.Build(t, "../wasm/testdata/fsprobe"), Format: "hostile",
+			Config: []byte(fmt.Sprintf(`{"write":%q}`, filepath.Join(dir, "out", "got"))), Allow: config.Allow{Directories: []string{filepath.Join(dir, "out")}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+	}
+	reports := make(chan string, 100)
+	opts.Logger = testLogger(t)
+	opts.Report = func(level int32, msg string, _ ...slog.Attr) { reports <- msg }
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []string{"a", "trap", "b", "loop", "c", "leak", "d"}
+	var recs [][]byte
+	for _, m := range msgs {
+		recs = append(recs, record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, m, ""))
+	}
+	if err := p.WriteBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteBatch(recs[:1]); err != nil { // the pipeline still works afterwards
+		t.Fatal(err)
+	}
+	p.Close()
+	got, _ := os.ReadFile(filepath.Join(dir, "out", "got"))
+	if string(got) != "a\nb\nc\nd\na\n" {
+		t.Fatalf("delivered %q", got)
+	}
+	dead, _ := filepath.Glob(filepath.Join(opts.DeadLetterDir, "*.batch"))
+	if len(dead) != 3 {
+		t.Fatalf("%d dead-lettered batches, want 3", len(dead))
+	}
+	var poison []string
+	for _, d := range dead {
+		b, _ := os.ReadFile(d)
+		entries.Each(b, func(e []byte) {
+			var r logtkv1.Record
+			proto.Unmarshal(e, &r)
+			poison = append(poison, r.Message)
+		})
+		reason, _ := os.ReadFile(strings.TrimSuffix(d, ".batch") + ".reason")
+		if !strings.Contains(string(reason), "stage: format hostile") || !strings.Contains(string(reason), "plugin[format hostile] call[logtk_format] failed") {
+			t.Errorf("reason file:\n%s", reason)
+		}
+	}
+	slices.Sort(poison)
+	if strings.Join(poison, ",") != "leak,loop,trap" {
+		t.Fatalf("dead-lettered %v", poison)
+	}
+	if len(reports) != 3 {
+		t.Fatalf("%d error records reported, want 3", len(reports))
+	}
+}
+
+// TestPipelineGarbageOutput: a formatter that returns a pointer outside its
+// memory never gets a record through, and every record is dead-lettered,
+// none dropped.
+func TestPipelineGarbageOutput(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{
+		Formats: []config.FormatConfig{{Name: "raw", Plugin: plugintest.Build(t, "../wasm/testdata/raw"), Config: []byte(`{"lie":"result"}`)}},
+		Transports: []config.TransportConfig{{Name: "sink", Plugin: plugintest.Build(t, "../wasm/testdata/fsprobe"), Format: "raw",
+			Config: []byte(fmt.Sprintf(`{"write":%q}`, filepath.Join(dir, "got"))), Allow: config.Allow{Directories: []string{dir}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+	}
+	opts.Logger = testLogger(t)
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	for i := range 5 {
+		recs = append(recs, record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, fmt.Sprint(i), ""))
+	}
+	p.WriteBatch(recs)
+	p.Close()
+	dead, _ := filepath.Glob(filepath.Join(opts.DeadLetterDir, "*.batch"))
+	n := 0
+	for _, d := range dead {
+		b, _ := os.ReadFile(d)
+		c, _ := entries.Count(b)
+		n += c
+	}
+	if n != 5 {
+		t.Fatalf("%d of 5 records dead-lettered", n)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "got")); len(got) != 0 {
+		t.Fatalf("garbage reached the transport: %q", got)
+	}
+}
+
+// TestPluginOutputReachesHostLog: a plugin's logtk.log calls and stderr
+// reach the pipeline's logger, named after the plugin block, for a
+// configuration that Parse checked (compiling the plugins, before there
+// was a logger); and Close closes the plugins the pipeline compiled.
+func TestPluginOutputReachesHostLog(t *testing.T) {
+	dir := t.TempDir()
+	hostile := plugintest.Build(t, "../wasm/testdata/hostile")
+	file := plugintest.Build(t, "../../plugins/file/plugin")
+	src := fmt.Sprintf(`
+format "hostile" {
+  plugin = %q
+}
+transport "sink" {
+  plugin = %q
+  format = "hostile"
+  config {
+    path = %q
+  }
+  allow { directories = [%q] }
+}
+dead_letter_dir = %q
+`, hostile, file, filepath.Join(dir, "out", "got.log"), filepath.Join(dir, "out"), filepath.Join(dir, "dead"))
+	cfg, err := config.Parse([]byte(src), filepath.Join(dir, "plugins.hcl"))
+	if err != nil {
+		t.Fatal(config.FormatDiagnostics(err))
+	}
+	logs := &testlog.Buffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
+	p, err := New(context.Background(), Options{Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "log", "")}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	got := logs.String()
+	for _, want := range []string{"format.hostile: hostile logs through logtk.log", "format.hostile: hostile writes to stderr"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("host log lacks %q:\n%s", want, got)
+		}
+	}
+	if len(p.loaded) != 2 {
+		t.Fatalf("the pipeline compiled %d plugins, want 2", len(p.loaded))
+	}
+	for _, m := range p.loaded {
+		if inst, err := m.NewInstance(context.Background()); err == nil {
+			inst.Close(context.Background())
+			t.Errorf("plugin %s is still open after Close", m.Info().Name)
+		}
+	}
+}
+
+// TestPipelineNeverAckingTransport: an asynchronous transport that takes
+// every batch and acknowledges none neither holds its batches for ever
+// nor keeps the host from stopping. While running, after ack_timeout it
+// is replaced and its batches sent again; after three such rounds the
+// oldest is dead-lettered with the reason. At shutdown the host gives up
+// on what is still unacknowledged after one ack_timeout.
+func TestPipelineNeverAckingTransport(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "dead")
+	opts := Options{
+		Formats: []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
+		Transports: []config.TransportConfig{{Name: "void", Plugin: plugintest.Build(t, "testdata/neverack"), Format: "plain",
+			AckTimeout: 300 * time.Millisecond}},
+		DeadLetterDir: dead,
+	}
+	logs := &testlog.Buffer{}
+	opts.Logger = hclog.New(&hclog.LoggerOptions{Output: logs})
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := func() []string {
+		files, _ := filepath.Glob(filepath.Join(dead, "*.reason"))
+		var out []string
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			out = append(out, string(b))
+		}
+		return out
+	}
+	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "first", "")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(reasons()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unacknowledged batch was not dead-lettered within 30s; host log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // poll with a deadline for the dead letter
+	}
+	if r := reasons()[0]; !strings.Contains(r, "acknowledged none of its 1 batches") || !strings.Contains(r, "records: 1") {
+		t.Fatalf("dead-letter reason:\n%s", r)
+	}
+	if n := strings.Count(logs.String(), "transport instance failed; replacing it"); n != brokenAttempts {
+		t.Fatalf("the instance was replaced %d times before the batch was set aside, want %d; host log:\n%s", n, brokenAttempts, logs.String())
+	}
+
+	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "second", "")}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the pipeline did not close within 30s with a transport that acknowledges nothing; host log:\n%s", logs.String())
+	}
+	if n := len(reasons()); n != 2 {
+		t.Fatalf("%d dead letters after the shutdown, want 2 (the second batch given up at shutdown); host log:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "giving up on unacknowledged batches at shutdown") {
+		t.Fatalf("the shutdown's give-up was not logged; host log:\n%s", logs.String())
+	}
+}

@@ -1,0 +1,235 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/spool"
+	"github.com/logtk/logtk/internal/wasm"
+)
+
+// A transport stage takes each batch, formatted by its format stage, in
+// the order WriteBatch was called, gives it an id, and hands it to its
+// delivery: straight, or through its spool, from which delivered batches
+// are removed and which a later run sends again. It runs one plugin
+// instance, so that the transport sees batches in order.
+
+// defaultAckTimeout is TransportConfig.AckTimeout's default.
+const defaultAckTimeout = 60 * time.Second
+
+type transportStage struct {
+	name   string
+	format string
+	mod    *wasm.Module
+	cfg    []byte
+	q      chan *job
+	nextID uint64 // batch ids handed to the plugin
+	spool  *spool.Spool
+	// ackTimeout: how long batches may be on their way with none
+	// acknowledged before the instance is taken for broken.
+	ackTimeout time.Duration
+}
+
+// item is one batch on its way to a transport.
+type item struct {
+	id      uint64
+	data    []byte
+	job     *job // nil for a batch read from the spool
+	spooled bool
+}
+
+func (p *Pipeline) newTransportStage(t config.TransportConfig, mod *wasm.Module) (*transportStage, error) {
+	// Batch ids must never repeat across runs of the host (a receiver
+	// that deduplicates by id would drop a new batch as a resend): they
+	// start from the clock in nanoseconds and count up by one.
+	ts := &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config,
+		q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano()), ackTimeout: t.AckTimeout}
+	if ts.ackTimeout <= 0 {
+		ts.ackTimeout = defaultAckTimeout
+	}
+	sc := t.Spool
+	if sc == nil {
+		return ts, nil
+	}
+	policy := spool.Block
+	if sc.WhenFull == "drop_oldest" {
+		policy = spool.DropOldest
+	}
+	name := t.Name
+	drops := &dropReport{send: func(n, bytes int64, first, last uint64, total int64) {
+		p.report(record.LevelError, fmt.Sprintf("transport %s: spool full (%d bytes): dropped %d batches (%d bytes, ids %d..%d) under when_full = drop_oldest; %d in all", name, sc.MaxBytes, n, bytes, first, last, total),
+			slog.String("transport", name), slog.Int64("batches", n), slog.Int64("bytes", bytes),
+			slog.Uint64("first_batch", first), slog.Uint64("last_batch", last), slog.Int64("dropped_total", total))
+	}}
+	sp, err := spool.Open(sc.Dir, spool.Options{MaxBytes: sc.MaxBytes, Policy: policy,
+		OnDrop: func(d spool.Dropped) {
+			// Called with the spool locked: log and count without
+			// waiting. Each drop is in the log; the records reporting
+			// them are gathered (one per second at most), so that under
+			// a long overload they do not crowd the records they report
+			// on out of the spool.
+			p.log.Error("spool full: dropped the oldest batch", "transport", name, "batch", d.ID, "bytes", d.Bytes)
+			p.lost.droppedBatches.Add(1)
+			drops.add(d)
+		},
+		OnWriteError: spoolTrouble(name, sc.Dir, p.log, p.report),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transport %q: spool: %w", t.Name, err)
+	}
+	if n, b := sp.Len(); n > 0 {
+		p.log.Info("resending batches spooled by an earlier run", "transport", t.Name, "batches", n, "bytes", b)
+	}
+	ts.spool = sp
+	if max := sp.MaxID(); max >= ts.nextID {
+		ts.nextID = max
+	}
+	return ts, nil
+}
+
+// transportLoop runs a transport stage until its queue is closed and
+// everything taken is settled (or, at shutdown, kept for the next run).
+func (p *Pipeline) transportLoop(t *transportStage) {
+	defer p.writers.Done()
+	ctx := context.Background()
+	// Buffered, so that batches ready while the transport waits for acks
+	// are taken together into its window (unbuffered, the window held one).
+	items := make(chan item, maxInFlight)
+	intakeDone := make(chan struct{})
+	if t.spool == nil {
+		go func() {
+			defer close(intakeDone)
+			defer close(items)
+			for j := range t.q {
+				<-j.ready
+				t.nextID++
+				items <- item{id: t.nextID, data: j.out[t.format], job: j}
+			}
+		}()
+	} else {
+		go func() {
+			defer close(intakeDone)
+			for j := range t.q {
+				<-j.ready
+				t.nextID++
+				if err := t.spool.Put(t.nextID, j.out[t.format]); err != nil {
+					p.deadLetter("transport "+t.name, j, fmt.Errorf("spooling: %w", err))
+				}
+			}
+			t.spool.CloseInput()
+		}()
+		go p.readSpool(t, items)
+	}
+	d := p.newDelivery(t)
+	if d.run(ctx, items) {
+		// Gave up at shutdown: what is still coming is kept, in the spool
+		// (without waiting for room nobody will make now) or the
+		// dead-letter directory.
+		if t.spool != nil {
+			n, b := t.spool.Len()
+			p.log.Warn("stopping with batches in the spool; the next run sends them", "transport", t.name, "batches", n, "bytes", b)
+			t.spool.Unbound()
+		}
+		for it := range items {
+			if !it.spooled {
+				p.deadLetter("transport "+t.name, it.job, errors.New("the destination still failed at shutdown"))
+			}
+		}
+	}
+	<-intakeDone
+	if t.spool != nil {
+		t.spool.Close()
+		if n, b := t.spool.Len(); n > 0 {
+			p.report(record.LevelWarn, fmt.Sprintf("transport %s: %d batches (%d bytes) wait in the spool for the next run", t.name, n, b))
+		}
+	}
+	d.close(ctx)
+}
+
+// readSpool sends the spooled batches to items in order, until the spool
+// is closed and empty.
+func (p *Pipeline) readSpool(t *transportStage, items chan<- item) {
+	defer close(items)
+	var after uint64
+	failures := 0
+	for {
+		id, data, err := t.spool.Next(after)
+		if errors.Is(err, spool.ErrClosed) {
+			return
+		}
+		if err != nil {
+			// One file that cannot be read must not stop the batches
+			// after it: tried again (the cause may pass), then set aside,
+			// kept on disk and reported.
+			if failures++; failures < spoolReadAttempts {
+				p.log.Warn("reading a spooled batch failed; trying again", "transport", t.name, "batch", id, "attempt", failures, "error", err)
+				time.Sleep(time.Duration(failures) * 100 * time.Millisecond)
+				continue
+			}
+			failures = 0
+			after = id
+			path, serr := t.spool.SetAside(id)
+			if serr != nil {
+				err = errors.Join(err, fmt.Errorf("setting it aside: %w", serr))
+			}
+			n := t.spool.SetAsideCount()
+			p.log.Error("a spooled batch cannot be read; set aside, not sent", "transport", t.name, "batch", id, "file", path, "set_aside_total", n, "error", err)
+			p.report(record.LevelError, fmt.Sprintf("transport %s: spooled batch %d cannot be read after %d attempts; set aside as %s, not sent (%d in all): %v", t.name, id, spoolReadAttempts, path, n, err),
+				slog.String("transport", t.name), slog.Uint64("batch", id), slog.String("file", path), slog.Int64("set_aside_total", n))
+			continue
+		}
+		failures = 0
+		items <- item{id: id, data: data, spooled: true}
+		after = id
+	}
+}
+
+// newDelivery is the delivery of a transport stage: its instances are
+// the stage's module's, configured and opened; a settled batch leaves the
+// spool; a failed one is dead-lettered.
+func (p *Pipeline) newDelivery(t *transportStage) *delivery {
+	done := func(it item) {
+		if it.spooled {
+			if err := t.spool.Remove(it.id); err != nil {
+				p.log.Error("removing a delivered batch from the spool failed; it may be sent again", "transport", t.name, "batch", it.id, "error", err)
+			}
+		}
+	}
+	d := newDelivery(t.name, t.mod.Exports("logtk_poll"), t.ackTimeout)
+	d.open = func(ctx context.Context) (conn, error) { return openInstance(ctx, t.mod, t.cfg) }
+	d.done = done
+	d.failed = func(it item, err error) {
+		if it.job != nil {
+			p.deadLetter("transport "+t.name, it.job, err)
+		} else {
+			p.deadLetterBytes("transport "+t.name, it.data, -1, err)
+		}
+		done(it)
+	}
+	d.stopping = p.stopping
+	d.log = p.log
+	d.report = p.report
+	return d
+}
+
+// openInstance makes a configured, opened transport instance.
+func openInstance(ctx context.Context, mod *wasm.Module, cfg []byte) (conn, error) {
+	inst, err := mod.NewInstance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := inst.Configure(ctx, cfg); err != nil {
+		inst.Close(ctx)
+		return nil, err
+	}
+	if err := inst.Open(ctx); err != nil {
+		inst.Close(ctx)
+		return nil, err
+	}
+	return inst, nil
+}
