@@ -30,74 +30,269 @@ type Options struct {
 	CallTimeout time.Duration
 }
 
-// TestFormatter runs CheckFormatter and fails t with every violation.
+// TestFormatter checks the format plugin at wasmPath against the
+// contract, each property in a subtest of t named after it (the names of
+// CheckFormatter), so that a failure says which property the plugin
+// breaks. A case that cannot go on after a failure (the plugin trapped,
+// say) ends there; the others report every violation they find. When the
+// plugin does not load, or does not accept opts.Config, the cases after
+// that one are skipped. Each case can run alone (go test -run).
 func TestFormatter(t *testing.T, wasmPath string, opts Options) {
 	t.Helper()
-	if err := CheckFormatter(wasmPath, opts); err != nil {
-		t.Fatal(err)
+	runCases(wasmPath, opts, "format", formatterCases, subtests(t))
+}
+
+// TestTransport checks the transport plugin at wasmPath against the
+// contract, each property in a subtest of t named after it (the names of
+// CheckTransport). The steps from "open" to "close" go through one
+// instance in order: once one fails, the steps after it are skipped, and
+// a step left out by go test -run leaves out the steps after it.
+func TestTransport(t *testing.T, wasmPath string, opts Options) {
+	t.Helper()
+	runCases(wasmPath, opts, "transport", transportCases, subtests(t))
+}
+
+// CheckFormatter loads a format plugin in the host's runtime and checks
+// the contract, case by case, each on an instance of its own:
+//
+//   - info: the module loads, and logtk_info says it is a format plugin of
+//     this ABI, with a name, a version and config fields of known types
+//   - malformed-config: malformed configuration is an error, not a crash
+//   - configure: opts.Config is accepted
+//   - samples: the sample records (every schema feature) format in a batch
+//   - samples-alone: each sample record formats the same alone as in the
+//     batch
+//   - empty-batch: an empty batch formats to nothing
+//   - large-batch: a batch of 2000 records formats
+//   - large-record: a 768 KiB record formats
+//   - memory: memory stays flat over 500 identical batches
+//
+// It returns every violation found, each prefixed with its case's name
+// ("samples: ..."), or nil.
+func CheckFormatter(wasmPath string, opts Options) error {
+	return checkCases(wasmPath, opts, "format", formatterCases)
+}
+
+// CheckTransport loads a transport plugin in the host's runtime and
+// checks the contract:
+//
+//   - info: the module loads, and logtk_info says it is a transport plugin
+//     of this ABI, with a name, a version and config fields of known types
+//   - malformed-config: malformed configuration is an error, not a crash
+//   - configure: opts.Config is accepted
+//
+// and then, in order on that configured instance, each step succeeding:
+// open, write-empty-batch, write-batch (the formatted samples),
+// write-100-batches, flush, close. It returns every violation found, each
+// prefixed with its case's name ("open: ..."), or nil.
+func CheckTransport(wasmPath string, opts Options) error {
+	return checkCases(wasmPath, opts, "transport", transportCases)
+}
+
+// A testCase checks one property of the contract.
+type testCase struct {
+	name string
+	// required: the cases after this one cannot run once it failed.
+	required bool
+	// needs names a case that must have passed before this one runs (a
+	// transport's step before it), for runs that leave some cases out
+	// (go test -run).
+	needs string
+	run   func(f *fixture, r *report)
+}
+
+// fixture is what the cases of one run share.
+type fixture struct {
+	ctx  context.Context
+	path string
+	kind string
+	opts Options
+
+	m       *wasm.Module // loaded by the first case that needs it
+	loadErr error
+	loaded  bool
+
+	inst *wasm.Instance // a transport's instance, set by the configure case
+}
+
+// module returns the module under test, loading it on first use, or nil
+// having reported why it does not load.
+func (f *fixture) module(r *report) *wasm.Module {
+	if !f.loaded {
+		f.loaded = true
+		f.m, f.loadErr = f.load()
+	}
+	if f.loadErr != nil {
+		r.errorf("loading the module: %w", f.loadErr)
+	}
+	return f.m
+}
+
+func (f *fixture) load() (*wasm.Module, error) {
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return nil, err
+	}
+	g := wasm.Grants{Clock: f.opts.Clock}
+	for _, d := range f.opts.Dirs {
+		g.Dirs = append(g.Dirs, wasm.Dir{Host: d})
+	}
+	return wasm.Load(f.ctx, b, wasm.Options{Name: f.kind + " under test", Grants: g,
+		Limits: wasm.Limits{CallTimeout: f.opts.CallTimeout}})
+}
+
+// report collects what a case found: violations, each a failure of the
+// case, or why it did not run.
+type report struct {
+	errs []error
+	skip string
+}
+
+func (r *report) errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf(format, args...))
+}
+
+// runCases runs the cases in order, handing each to each as its name and
+// a function that runs it and returns what it found.
+func runCases(wasmPath string, opts Options, kind string, cases []testCase, each func(name string, run func() *report)) {
+	f := &fixture{ctx: context.Background(), path: wasmPath, kind: kind, opts: opts}
+	defer func() {
+		if f.inst != nil {
+			f.inst.Close(f.ctx)
+		}
+		if f.m != nil {
+			f.m.Close(f.ctx)
+		}
+	}()
+	blocked := ""
+	passed := map[string]bool{}
+	for _, c := range cases {
+		each(c.name, func() *report {
+			r := new(report)
+			switch {
+			case blocked != "":
+				r.skip = fmt.Sprintf("not run: %s failed", blocked)
+				return r
+			case c.needs != "" && !passed[c.needs]:
+				r.skip = fmt.Sprintf("not run: it needs %s to pass first", c.needs)
+				return r
+			}
+			c.run(f, r)
+			if len(r.errs) == 0 && r.skip == "" {
+				passed[c.name] = true
+			}
+			if c.required && len(r.errs) > 0 {
+				blocked = c.name
+			}
+			return r
+		})
 	}
 }
 
-// TestTransport runs CheckTransport and fails t with every violation.
-func TestTransport(t *testing.T, wasmPath string, opts Options) {
-	t.Helper()
-	if err := CheckTransport(wasmPath, opts); err != nil {
-		t.Fatal(err)
+// subtests runs each case as a subtest of t.
+func subtests(t *testing.T) func(string, func() *report) {
+	return func(name string, run func() *report) {
+		t.Run(name, func(t *testing.T) {
+			r := run()
+			for _, err := range r.errs {
+				t.Error(err)
+			}
+			if r.skip != "" {
+				t.Skip(r.skip)
+			}
+		})
 	}
+}
+
+// checkCases runs the cases and returns their violations, each prefixed
+// with its case's name.
+func checkCases(wasmPath string, opts Options, kind string, cases []testCase) error {
+	var errs []error
+	runCases(wasmPath, opts, kind, cases, func(name string, run func() *report) {
+		for _, err := range run().errs {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
 }
 
 var knownTypes = map[string]bool{"string": true, "number": true, "bool": true, "list(string)": true, "map(string)": true, "file": true, "path": true}
 
-func load(wasmPath string, opts Options, kind string) (*wasm.Module, error) {
-	b, err := os.ReadFile(wasmPath)
-	if err != nil {
-		return nil, err
-	}
-	g := wasm.Grants{Clock: opts.Clock}
-	for _, d := range opts.Dirs {
-		g.Dirs = append(g.Dirs, wasm.Dir{Host: d})
-	}
-	m, err := wasm.Load(context.Background(), b, wasm.Options{Name: kind + " under test", Grants: g,
-		Limits: wasm.Limits{CallTimeout: opts.CallTimeout}})
-	if err != nil {
-		return nil, err
+// checkInfo checks that the module loads and what logtk_info says.
+func checkInfo(f *fixture, r *report) {
+	m := f.module(r)
+	if m == nil {
+		return
 	}
 	info := m.Info()
-	var errs []error
-	if info.Kind != kind {
-		errs = append(errs, fmt.Errorf("logtk_info: kind %q, want %q", info.Kind, kind))
+	if info.Kind != f.kind {
+		r.errorf("logtk_info: kind %q, want %q", info.Kind, f.kind)
 	}
 	if info.ABI != wasm.ABIVersion {
-		errs = append(errs, fmt.Errorf("logtk_info: abi %d, want %d", info.ABI, wasm.ABIVersion))
+		r.errorf("logtk_info: abi %d, want %d", info.ABI, wasm.ABIVersion)
 	}
 	if info.Name == "" || info.Version == "" {
-		errs = append(errs, errors.New("logtk_info: name and version must not be empty"))
+		r.errorf("logtk_info: name and version must not be empty")
 	}
-	for _, f := range info.Config {
-		if !knownTypes[f.Type] || f.Name == "" {
-			errs = append(errs, fmt.Errorf("logtk_info: config field %q has unknown type %q", f.Name, f.Type))
+	for _, fd := range info.Config {
+		if !knownTypes[fd.Type] || fd.Name == "" {
+			r.errorf("logtk_info: config field %q has unknown type %q", fd.Name, fd.Type)
 		}
 	}
-	if len(errs) > 0 {
-		m.Close(context.Background())
-		return nil, errors.Join(errs...)
-	}
-	return m, nil
 }
 
-func configured(ctx context.Context, m *wasm.Module, cfg string) (*wasm.Instance, error) {
-	inst, err := m.NewInstance(ctx)
-	if err != nil {
-		return nil, err
+// checkMalformedConfig: malformed configuration must be refused with a
+// status, not a trap.
+func checkMalformedConfig(f *fixture, r *report) {
+	m := f.module(r)
+	if m == nil {
+		return
 	}
+	inst, err := m.NewInstance(f.ctx)
+	if err != nil {
+		r.errorf("instantiate: %w", err)
+		return
+	}
+	defer inst.Close(f.ctx)
+	err = inst.Configure(f.ctx, []byte(`{"unterminated`))
+	var ce *wasm.CallError
+	if errors.As(err, &ce) && ce.Broken {
+		r.errorf("malformed configuration crashed the plugin (it must return an error): %w", err)
+	}
+}
+
+// configured returns a new instance configured with opts.Config, or nil
+// having reported why not.
+func (f *fixture) configured(r *report) *wasm.Instance {
+	m := f.module(r)
+	if m == nil {
+		return nil
+	}
+	inst, err := m.NewInstance(f.ctx)
+	if err != nil {
+		r.errorf("instantiate: %w", err)
+		return nil
+	}
+	cfg := f.opts.Config
 	if cfg == "" {
 		cfg = "{}"
 	}
-	if err := inst.Configure(ctx, []byte(cfg)); err != nil {
-		inst.Close(ctx)
-		return nil, fmt.Errorf("Configure(%s): %w", cfg, err)
+	if err := inst.Configure(f.ctx, []byte(cfg)); err != nil {
+		inst.Close(f.ctx)
+		r.errorf("Configure(%s): %w", cfg, err)
+		return nil
 	}
-	return inst, nil
+	return inst
+}
+
+// formatCase is a formatter case on an instance of its own.
+func formatCase(name string, run func(f *fixture, inst *wasm.Instance, r *report)) testCase {
+	return testCase{name: name, run: func(f *fixture, r *report) {
+		if inst := f.configured(r); inst != nil {
+			defer inst.Close(f.ctx)
+			run(f, inst, r)
+		}
+	}}
 }
 
 func batchOf(recs [][]byte) []byte {
@@ -108,160 +303,139 @@ func batchOf(recs [][]byte) []byte {
 	return b
 }
 
-// CheckFormatter loads a format plugin in the host's runtime and checks
-// the contract: its info, that malformed configuration is an error and not
-// a crash, that it formats the sample records (every schema feature), an
-// empty batch, a large batch and a large record, that a record formats the
-// same alone as in a batch, and that its memory stays flat over many
-// batches. It returns every violation found, or nil.
-func CheckFormatter(wasmPath string, opts Options) error {
-	ctx := context.Background()
-	m, err := load(wasmPath, opts, "format")
-	if err != nil {
-		return err
-	}
-	defer m.Close(ctx)
-	var errs []error
-	check := func(what string, err error) bool {
+var formatterCases = []testCase{
+	{name: "info", required: true, run: checkInfo},
+	{name: "malformed-config", run: checkMalformedConfig},
+	{name: "configure", required: true, run: func(f *fixture, r *report) {
+		if inst := f.configured(r); inst != nil {
+			inst.Close(f.ctx)
+		}
+	}},
+	formatCase("samples", func(f *fixture, inst *wasm.Instance, r *report) {
+		samples := SampleRecords()
+		if _, err := inst.Format(f.ctx, batchOf(samples), len(samples)); err != nil {
+			r.errorf("formatting the sample records: %w", err)
+		}
+	}),
+	formatCase("samples-alone", func(f *fixture, inst *wasm.Instance, r *report) {
+		samples := SampleRecords()
+		batchOut, err := inst.Format(f.ctx, batchOf(samples), len(samples))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", what, err))
-			return false
+			r.skip = "the sample records do not format in a batch (see samples)"
+			return
 		}
-		return true
-	}
-
-	// Malformed configuration must be refused with a status, not a trap.
-	if inst, err := m.NewInstance(ctx); check("instantiate", err) {
-		err := inst.Configure(ctx, []byte(`{"unterminated`))
-		var ce *wasm.CallError
-		if errors.As(err, &ce) && ce.Broken {
-			errs = append(errs, fmt.Errorf("malformed configuration crashed the plugin (it must return an error): %w", err))
+		var inBatch [][]byte
+		entries.Each(batchOut, func(e []byte) { inBatch = append(inBatch, bytes.Clone(e)) })
+		if len(inBatch) != len(samples) {
+			r.errorf("%d sample records formatted to %d entries", len(samples), len(inBatch))
+			return
 		}
-		inst.Close(ctx)
-	}
-
-	inst, err := configured(ctx, m, opts.Config)
-	if !check("configure", err) {
-		return errors.Join(errs...)
-	}
-	defer func() { inst.Close(ctx) }()
-	fresh := func() {
-		inst.Close(ctx)
-		inst, _ = configured(ctx, m, opts.Config)
-	}
-
-	samples := SampleRecords()
-	batchOut, err := inst.Format(ctx, batchOf(samples), len(samples))
-	if check("formatting the sample records", err) {
-		var i int
-		entries.Each(batchOut, func(got []byte) {
-			alone, err := inst.Format(ctx, batchOf(samples[i:i+1]), 1)
-			if check(fmt.Sprintf("formatting sample %d alone", i), err) {
-				var want []byte
-				entries.Each(alone, func(e []byte) { want = e })
-				if !bytes.Equal(got, want) {
-					errs = append(errs, fmt.Errorf("sample %d formats differently alone (%q) and in a batch (%q)", i, want, got))
-				}
+		for i, got := range inBatch {
+			alone, err := inst.Format(f.ctx, batchOf(samples[i:i+1]), 1)
+			if err != nil {
+				r.errorf("formatting sample %d alone: %w", i, err)
+				return
 			}
-			i++
-		})
-	} else {
-		fresh()
-	}
-
-	if out, err := inst.Format(ctx, nil, 0); check("formatting an empty batch", err) && len(out) != 0 {
-		errs = append(errs, fmt.Errorf("an empty batch produced %d bytes", len(out)))
-	} else if err != nil {
-		fresh()
-	}
-
-	var large [][]byte
-	for len(large) < 2000 {
-		large = append(large, samples...)
-	}
-	if _, err := inst.Format(ctx, batchOf(large), len(large)); !check("formatting a batch of 2000 records", err) {
-		fresh()
-	}
-
-	big := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, strings.Repeat("big ", 128<<10), "")
-	big = record.AppendAttr(big, slog.String("blob", strings.Repeat("x", 256<<10)))
-	if _, err := inst.Format(ctx, batchOf([][]byte{big}), 1); !check("formatting a 768 KiB record", err) {
-		fresh()
-	}
-
-	// Memory must not grow with the number of batches.
-	warm := batchOf(samples)
-	for range 20 {
-		if _, err := inst.Format(ctx, warm, len(samples)); !check("formatting repeatedly", err) {
-			return errors.Join(errs...)
+			var want []byte
+			entries.Each(alone, func(e []byte) { want = e })
+			if !bytes.Equal(got, want) {
+				r.errorf("sample %d formats differently alone (%q) and in a batch (%q)", i, want, got)
+			}
 		}
-	}
-	before := inst.MemorySize()
-	for range 500 {
-		if _, err := inst.Format(ctx, warm, len(samples)); !check("formatting repeatedly", err) {
-			return errors.Join(errs...)
+	}),
+	formatCase("empty-batch", func(f *fixture, inst *wasm.Instance, r *report) {
+		out, err := inst.Format(f.ctx, nil, 0)
+		if err != nil {
+			r.errorf("formatting an empty batch: %w", err)
+		} else if len(out) != 0 {
+			r.errorf("an empty batch produced %d bytes", len(out))
 		}
-	}
-	if after := inst.MemorySize(); after > before+(4<<20) {
-		errs = append(errs, fmt.Errorf("memory grew from %d to %d bytes over 500 identical batches: the plugin keeps what it formats", before, after))
-	}
-	return errors.Join(errs...)
+	}),
+	formatCase("large-batch", func(f *fixture, inst *wasm.Instance, r *report) {
+		samples := SampleRecords()
+		var large [][]byte
+		for len(large) < 2000 {
+			large = append(large, samples...)
+		}
+		if _, err := inst.Format(f.ctx, batchOf(large), len(large)); err != nil {
+			r.errorf("formatting a batch of 2000 records: %w", err)
+		}
+	}),
+	formatCase("large-record", func(f *fixture, inst *wasm.Instance, r *report) {
+		big := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, strings.Repeat("big ", 128<<10), "")
+		big = record.AppendAttr(big, slog.String("blob", strings.Repeat("x", 256<<10)))
+		if _, err := inst.Format(f.ctx, batchOf([][]byte{big}), 1); err != nil {
+			r.errorf("formatting a 768 KiB record: %w", err)
+		}
+	}),
+	formatCase("memory", func(f *fixture, inst *wasm.Instance, r *report) {
+		samples := SampleRecords()
+		warm := batchOf(samples)
+		for range 20 {
+			if _, err := inst.Format(f.ctx, warm, len(samples)); err != nil {
+				r.errorf("formatting repeatedly: %w", err)
+				return
+			}
+		}
+		before := inst.MemorySize()
+		for range 500 {
+			if _, err := inst.Format(f.ctx, warm, len(samples)); err != nil {
+				r.errorf("formatting repeatedly: %w", err)
+				return
+			}
+		}
+		if after := inst.MemorySize(); after > before+(4<<20) {
+			r.errorf("memory grew from %d to %d bytes over 500 identical batches: the plugin keeps what it formats", before, after)
+		}
+	}),
 }
 
-// CheckTransport loads a transport plugin and checks the contract:
-// configure, open, write the formatted sample batches, flush and close,
-// and that malformed configuration is an error and not a crash.
-func CheckTransport(wasmPath string, opts Options) error {
-	ctx := context.Background()
-	m, err := load(wasmPath, opts, "transport")
-	if err != nil {
+// transport returns the transport's configured instance, configuring it
+// on first use, or nil having reported why it cannot be.
+func (f *fixture) transport(r *report) *wasm.Instance {
+	if f.inst == nil {
+		f.inst = f.configured(r)
+	}
+	return f.inst
+}
+
+// transportStep is a step of the transport's sequence on the configured
+// instance, after the step named after (none for the first): once one
+// fails, the steps after it are skipped.
+func transportStep(name, after string, run func(f *fixture) error) testCase {
+	return testCase{name: name, required: true, needs: after, run: func(f *fixture, r *report) {
+		if f.transport(r) == nil {
+			return
+		}
+		if err := run(f); err != nil {
+			r.errorf("%w", err)
+		}
+	}}
+}
+
+var transportCases = []testCase{
+	{name: "info", required: true, run: checkInfo},
+	{name: "malformed-config", run: checkMalformedConfig},
+	{name: "configure", required: true, run: func(f *fixture, r *report) { f.transport(r) }},
+	transportStep("open", "", func(f *fixture) error { return f.inst.Open(f.ctx) }),
+	transportStep("write-empty-batch", "open", func(f *fixture) error { _, err := f.inst.Write(f.ctx, 1, nil); return err }),
+	transportStep("write-batch", "write-empty-batch", func(f *fixture) error {
+		var b []byte
+		for _, s := range SampleRecords() {
+			b = entries.Append(b, append([]byte("entry: "), s...))
+		}
+		_, err := f.inst.Write(f.ctx, 2, b)
 		return err
-	}
-	defer m.Close(ctx)
-	var errs []error
-	if inst, err := m.NewInstance(ctx); err == nil {
-		err := inst.Configure(ctx, []byte(`{"unterminated`))
-		var ce *wasm.CallError
-		if errors.As(err, &ce) && ce.Broken {
-			errs = append(errs, fmt.Errorf("malformed configuration crashed the plugin: %w", err))
-		}
-		inst.Close(ctx)
-	}
-	inst, err := configured(ctx, m, opts.Config)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	defer inst.Close(ctx)
-	steps := []struct {
-		name string
-		fn   func() error
-	}{
-		{"open", func() error { return inst.Open(ctx) }},
-		{"write an empty batch", func() error { _, err := inst.Write(ctx, 1, nil); return err }},
-		{"write a batch", func() error {
-			var b []byte
-			for _, s := range SampleRecords() {
-				b = entries.Append(b, append([]byte("entry: "), s...))
+	}),
+	transportStep("write-100-batches", "write-batch", func(f *fixture) error {
+		b := entries.Append(nil, []byte("line\n"))
+		for i := range 100 {
+			if _, err := f.inst.Write(f.ctx, uint64(3+i), b); err != nil {
+				return err
 			}
-			_, err := inst.Write(ctx, 2, b)
-			return err
-		}},
-		{"write 100 batches", func() error {
-			b := entries.Append(nil, []byte("line\n"))
-			for i := range 100 {
-				if _, err := inst.Write(ctx, uint64(3+i), b); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{"flush", func() error { return inst.Flush(ctx) }},
-		{"close", func() error { return inst.ClosePlugin(ctx) }},
-	}
-	for _, s := range steps {
-		if err := s.fn(); err != nil {
-			return errors.Join(append(errs, fmt.Errorf("%s: %w", s.name, err))...)
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	}),
+	transportStep("flush", "write-100-batches", func(f *fixture) error { return f.inst.Flush(f.ctx) }),
+	transportStep("close", "flush", func(f *fixture) error { return f.inst.ClosePlugin(f.ctx) }),
 }

@@ -1,6 +1,9 @@
 package plugintest_test
 
 import (
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -25,25 +28,103 @@ func TestReferencePlugins(t *testing.T) {
 	})
 }
 
-// The kit fails on deliberately broken plugins, saying why.
+// failedCases returns the names of the cases a Check function's error
+// reports, from the "case: " that begins each violation.
+func failedCases(err error) map[string]bool {
+	failed := map[string]bool{}
+	if err == nil {
+		return failed
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		name, _, _ := strings.Cut(e.Error(), ": ")
+		failed[name] = true
+	}
+	return failed
+}
+
+// The kit fails on deliberately broken plugins, naming the case that
+// catches each and saying why; the plugins load and configure, and those
+// cases pass.
 func TestBrokenPluginsFail(t *testing.T) {
 	broken := plugintest.Build(t, "testdata/broken")
 	raw := plugintest.Build(t, "../../internal/wasm/testdata/raw")
 	tests := []struct {
-		name, wasm, config, want string
+		name, wasm, config string
+		failing            string // the case that must fail
+		want               string // what its failure must say
 	}{
-		{"trap", broken, `{"mode":"trap"}`, "trapped"},
-		{"infinite loop", broken, `{"mode":"loop"}`, "ran past its time budget"},
-		{"memory leak", broken, `{"mode":"leak"}`, "memory"}, // "memory grew", or out of memory first
-		{"out-of-bounds result", raw, `{"lie":"result"}`, "outside its"},
-		{"wrong entry count", raw, `{"lie":"count"}`, "returned garbage"},
+		{"trap", broken, `{"mode":"trap"}`, "samples", "trapped"},
+		{"infinite loop", broken, `{"mode":"loop"}`, "samples", "ran past its time budget"},
+		{"memory leak", broken, `{"mode":"leak"}`, "memory", "memory"}, // "memory grew", or out of memory first
+		{"out-of-bounds result", raw, `{"lie":"result"}`, "samples", "outside its"},
+		{"wrong entry count", raw, `{"lie":"count"}`, "samples", "returned garbage"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := plugintest.CheckFormatter(tc.wasm, plugintest.Options{Config: tc.config, CallTimeout: 2 * time.Second})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("CheckFormatter = %v, want an error containing %q", err, tc.want)
+			failed := failedCases(err)
+			if !failed[tc.failing] {
+				t.Fatalf("CheckFormatter = %v, want case %q to fail", err, tc.failing)
+			}
+			for _, ok := range []string{"info", "malformed-config", "configure"} {
+				if failed[ok] {
+					t.Errorf("case %q failed, want it to pass: %v", ok, err)
+				}
+			}
+			var own error
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				for _, e := range j.Unwrap() {
+					if strings.HasPrefix(e.Error(), tc.failing+": ") {
+						own = errors.Join(own, e)
+					}
+				}
+			}
+			if own == nil || !strings.Contains(own.Error(), tc.want) {
+				t.Fatalf("case %q: %v, want an error containing %q", tc.failing, own, tc.want)
 			}
 		})
+	}
+}
+
+// envChildWasm makes TestFormatterOnBroken check the plugin it names: it is
+// set by TestFormatterNamesFailingCases for the test binary it runs.
+const envChildWasm = "PLUGINTEST_CHILD_WASM"
+
+// TestFormatterOnBroken is TestFormatter on a broken plugin, failing as it
+// must; it runs only as TestFormatterNamesFailingCases's child.
+func TestFormatterOnBroken(t *testing.T) {
+	wasm := os.Getenv(envChildWasm)
+	if wasm == "" {
+		t.Skip("run by TestFormatterNamesFailingCases")
+	}
+	plugintest.TestFormatter(t, wasm, plugintest.Options{Config: `{"mode":"trap"}`, CallTimeout: 2 * time.Second})
+}
+
+// What a plugin author sees: TestFormatter reports a broken plugin's
+// failure under the name of the case it breaks, and the other cases pass.
+func TestFormatterNamesFailingCases(t *testing.T) {
+	broken := plugintest.Build(t, "testdata/broken")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFormatterOnBroken$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), envChildWasm+"="+broken)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("the child test passed, or did not run: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"--- FAIL: TestFormatterOnBroken/samples ",
+		"--- PASS: TestFormatterOnBroken/info ",
+		"--- PASS: TestFormatterOnBroken/configure ",
+		"--- PASS: TestFormatterOnBroken/empty-batch ",
+		"--- PASS: TestFormatterOnBroken/large-record ",
+		"trapped",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("child output lacks %q:\n%s", want, out)
+		}
 	}
 }
