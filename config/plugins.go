@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/logtk/logtk/internal/wasm"
 )
@@ -220,46 +218,6 @@ func resolvePlugin(ref, pluginDir, baseDir string) (string, error) {
 	return ref, nil
 }
 
-var pluginBlockSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "plugin", Required: true},
-		{Name: "sha256"},
-		{Name: "memory_limit"},
-		{Name: "call_timeout"},
-		{Name: "instances"},
-		{Name: "format"},
-		{Name: "ack_timeout"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "allow"}, {Type: "spool"}},
-}
-
-var spoolSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "dir", Required: true}, {Name: "max_bytes"}, {Name: "when_full"}},
-}
-
-var allowSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "directories"}, {Name: "clock"}, {Name: "stdout"}, {Name: "stderr"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "endpoint", LabelNames: []string{"name"}}},
-}
-
-var endpointSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "address", Required: true}, {Name: "dial_timeout"}, {Name: "io_timeout"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "tls"}},
-}
-
-var tlsSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "ca_file"}, {Name: "cert_file"}, {Name: "key_file"}, {Name: "server_name"}},
-}
-
-// parseBytes reads "64MiB", "512KiB", "1GiB" or a plain number of bytes.
-func parseBytes(s string) (uint64, error) {
-	n, err := parseSize(s)
-	if err == nil && n == 0 {
-		err = errors.New("not a size")
-	}
-	return n, err
-}
-
 // parseSize reads a size: a whole number of bytes with an optional unit,
 // B, KiB, MiB, GiB or TiB ("4096", "512KiB", "64MiB"). Zero is a size; a
 // size that does not fit in 63 bits is an error, not a wrapped value.
@@ -283,44 +241,6 @@ func parseSize(s string) (uint64, error) {
 		return 0, errors.New("too large")
 	}
 	return n * mult, nil
-}
-
-// decodeSize decodes a size attribute: a number of bytes or a string that
-// parseSize reads. It returns the attribute (nil when absent or wrong,
-// with a diagnostic at its position) and the size.
-func decodeSize(attrs hcl.Attributes, name string, diags *hcl.Diagnostics) (*hcl.Attribute, uint64) {
-	a, ok := attrs[name]
-	if !ok {
-		return nil, 0
-	}
-	v, d := a.Expr.Value(nil)
-	if *diags = append(*diags, d...); d.HasErrors() {
-		return nil, 0
-	}
-	bad := func(what string) (*hcl.Attribute, uint64) {
-		*diags = append(*diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid size",
-			Detail:  fmt.Sprintf("%s is %s; give a number of bytes or a size such as \"64MiB\" (units B, KiB, MiB, GiB, TiB).", name, what),
-			Subject: a.Expr.Range().Ptr()})
-		return nil, 0
-	}
-	switch {
-	case v.IsNull() || !v.IsKnown():
-		return bad("not set")
-	case v.Type() == cty.Number:
-		bf := v.AsBigFloat()
-		n, _ := bf.Uint64()
-		if bf.Sign() < 0 || !bf.IsInt() || bf.Cmp(new(big.Float).SetUint64(1<<63-1)) > 0 {
-			return bad(fmt.Sprintf("%s, not a whole number of bytes that fits in 63 bits", bf.Text('g', 20)))
-		}
-		return a, n
-	case v.Type() == cty.String:
-		n, err := parseSize(v.AsString())
-		if err != nil {
-			return bad(fmt.Sprintf("%q, %v", v.AsString(), err))
-		}
-		return a, n
-	}
-	return bad("a " + v.Type().FriendlyName())
 }
 
 // describeType names what a file that is not a regular one is.
@@ -384,70 +304,85 @@ type pluginBlock struct {
 	allow      Allow
 }
 
+// pluginAttrs declares the attributes of format and transport blocks;
+// those of one kind only are refused in the other at their name.
+func pluginAttrs(pb *pluginBlock, ref *string) attrs {
+	only := func(kind string, decode func(*hcl.Attribute) hcl.Diagnostics, why string) func(*hcl.Attribute) hcl.Diagnostics {
+		return func(a *hcl.Attribute) hcl.Diagnostics {
+			if pb.kind != kind {
+				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unsupported argument", Detail: why, Subject: a.NameRange.Ptr()}}
+			}
+			return decode(a)
+		}
+	}
+	memory := func(name string, n uint64) (string, string) {
+		if n < 1<<20 || n > 4<<30 {
+			return "Invalid memory limit", fmt.Sprintf("%s = %d bytes; use a size between \"1MiB\" and \"4GiB\".", name, n)
+		}
+		return "", ""
+	}
+	callTimeout := func(a *hcl.Attribute) hcl.Diagnostics {
+		var s string
+		if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
+			return d
+		}
+		if s == "off" {
+			pb.limits.NoCallTimeout = true
+			return nil
+		}
+		return duration(&pb.limits.CallTimeout, func(d time.Duration) bool { return d > 0 }, func(name, s string) string {
+			return fmt.Sprintf("%s = %q is not a positive duration such as \"2s\", or \"off\".", name, s)
+		})(a)
+	}
+	ackTimeout := duration(&pb.ackTimeout, func(d time.Duration) bool { return d >= time.Second }, func(name, s string) string {
+		return fmt.Sprintf("%s = %q is not a duration of a second or more, such as \"60s\".", name, s)
+	})
+	format := func(a *hcl.Attribute) hcl.Diagnostics {
+		d := gohcl.DecodeExpression(a.Expr, nil, &pb.format)
+		if !d.HasErrors() {
+			pb.formatAttr = a
+		}
+		return d
+	}
+	return attrs{
+		{"plugin", true, into(ref)},
+		{"sha256", false, into(&pb.sha256, sha256Digest)},
+		{"memory_limit", false, size(&pb.limits.MemoryBytes, memory)},
+		{"call_timeout", false, callTimeout},
+		{"instances", false, only("format", into(&pb.instances, instances), "instances applies to format blocks; a transport runs as one instance to keep order.")},
+		{"format", false, only("transport", format, "format applies to transport blocks.")},
+		{"ack_timeout", false, only("transport", ackTimeout, "ack_timeout applies to transport blocks.")},
+	}
+}
+
+// sha256Digest checks a module digest: 64 hexadecimal digits, either case.
+func sha256Digest(name, s string) (string, string) {
+	if b, err := hex.DecodeString(s); err != nil || len(b) != sha256.Size {
+		return "Invalid sha256", fmt.Sprintf("%s = %q is not 64 hexadecimal digits (the output of sha256sum).", name, s)
+	}
+	return "", ""
+}
+
+func instances(_ string, n int) (string, string) {
+	if n < 1 || n > 64 {
+		return "Value out of range", "instances must be between 1 and 64."
+	}
+	return "", ""
+}
+
 func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginDir, baseDir string) (*pluginBlock, hcl.Diagnostics) {
 	pb := &pluginBlock{kind: kind, name: blk.Labels[0], block: blk}
-	content, diags := blk.Body.Content(pluginBlockSchema)
-	if diags.HasErrors() {
+	var ref string
+	content, diags := pluginAttrs(pb, &ref).content(blk.Body, hcl.BlockHeaderSchema{Type: "config"}, hcl.BlockHeaderSchema{Type: "allow"}, hcl.BlockHeaderSchema{Type: "spool"})
+	if content == nil {
 		return nil, diags
 	}
+	pb.sha256 = strings.ToLower(pb.sha256) // either case is hexadecimal
 	errAt := func(rng hcl.Range, summary, detail string) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 	}
-	str := func(name string, target *string) *hcl.Attribute {
-		return decodeAttr(content.Attributes, name, target, &diags)
-	}
-	var ref string
-	refAttr := str("plugin", &ref)
-	if a := str("sha256", &pb.sha256); a != nil {
-		if b, err := hex.DecodeString(pb.sha256); err != nil || len(b) != sha256.Size {
-			errAt(a.Expr.Range(), "Invalid sha256", fmt.Sprintf("sha256 = %q is not 64 hexadecimal digits (the output of sha256sum).", pb.sha256))
-		}
-		pb.sha256 = strings.ToLower(pb.sha256) // either case is hexadecimal
-	}
-	var timeout string
-	if a, n := decodeSize(content.Attributes, "memory_limit", &diags); a != nil {
-		if n < 1<<20 || n > 4<<30 {
-			errAt(a.Expr.Range(), "Invalid memory limit", fmt.Sprintf("memory_limit = %d bytes; use a size between \"1MiB\" and \"4GiB\".", n))
-		}
-		pb.limits.MemoryBytes = n
-	}
-	if a := str("call_timeout", &timeout); a != nil && timeout == "off" {
-		pb.limits.NoCallTimeout = true
-	} else if a != nil {
-		d, err := time.ParseDuration(timeout)
-		if err != nil || d <= 0 {
-			errAt(a.Expr.Range(), "Invalid duration", fmt.Sprintf("call_timeout = %q is not a positive duration such as \"2s\", or \"off\".", timeout))
-		}
-		pb.limits.CallTimeout = d
-	}
-	if a, ok := content.Attributes["instances"]; ok {
-		if kind != "format" {
-			errAt(a.NameRange, "Unsupported argument", "instances applies to format blocks; a transport runs as one instance to keep order.")
-		} else if d := gohcl.DecodeExpression(a.Expr, nil, &pb.instances); d.HasErrors() {
-			diags = append(diags, d...)
-		} else if pb.instances < 1 || pb.instances > 64 {
-			errAt(a.Expr.Range(), "Value out of range", "instances must be between 1 and 64.")
-		}
-	}
-	if a, ok := content.Attributes["ack_timeout"]; ok {
-		var s string
-		if kind != "transport" {
-			errAt(a.NameRange, "Unsupported argument", "ack_timeout applies to transport blocks.")
-		} else if str("ack_timeout", &s) != nil {
-			d, err := time.ParseDuration(s)
-			if err != nil || d < time.Second {
-				errAt(a.Expr.Range(), "Invalid duration", fmt.Sprintf("ack_timeout = %q is not a duration of a second or more, such as \"60s\".", s))
-			}
-			pb.ackTimeout = d
-		}
-	}
-	if a, ok := content.Attributes["format"]; ok {
-		if kind != "transport" {
-			errAt(a.NameRange, "Unsupported argument", "format applies to transport blocks.")
-		} else {
-			pb.formatAttr = str("format", &pb.format)
-		}
-	} else if kind == "transport" {
+	refAttr := content.Attributes["plugin"]
+	if _, ok := content.Attributes["format"]; !ok && kind == "transport" {
 		errAt(blk.DefRange, "Missing required argument", fmt.Sprintf("transport %q needs format = \"<name of a format block>\".", pb.name))
 	}
 	var allowBlk, configBlk, spoolBlk *hcl.Block
@@ -481,7 +416,7 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 			pb.spool = sc
 		}
 	}
-	if refAttr == nil || diags.HasErrors() {
+	if diags.HasErrors() {
 		return nil, diags
 	}
 	path, err := resolvePlugin(ref, pluginDir, baseDir)
@@ -536,13 +471,32 @@ func checkConfigure(ctx context.Context, mod *wasm.Module, cfg []byte) error {
 	return err
 }
 
-func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
-	content, diags := blk.Body.Content(allowSchema)
-	for name, target := range map[string]*bool{"clock": &a.Clock, "stdout": &a.Stdout, "stderr": &a.Stderr} {
-		if attr, ok := content.Attributes[name]; ok {
-			diags = append(diags, gohcl.DecodeExpression(attr.Expr, nil, target)...)
+func allowAttrs(a *Allow, baseDir string) attrs {
+	dirs := func(at *hcl.Attribute) hcl.Diagnostics {
+		var dirs []string
+		if d := gohcl.DecodeExpression(at.Expr, nil, &dirs); d.HasErrors() {
+			return d
 		}
+		for _, d := range dirs {
+			if !filepath.IsAbs(d) {
+				d = filepath.Join(baseDir, d)
+			}
+			// The directory is created at start, not here: validate
+			// touches nothing.
+			a.Directories = append(a.Directories, filepath.Clean(d))
+		}
+		return nil
 	}
+	return attrs{
+		{"directories", false, dirs},
+		{"clock", false, into(&a.Clock)},
+		{"stdout", false, into(&a.Stdout)},
+		{"stderr", false, into(&a.Stderr)},
+	}
+}
+
+func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
+	content, diags := allowAttrs(a, baseDir).lenient(blk.Body, hcl.BlockHeaderSchema{Type: "endpoint", LabelNames: []string{"name"}})
 	for _, blk := range content.Blocks {
 		name := blk.Labels[0]
 		if _, dup := a.Endpoints[name]; dup {
@@ -556,20 +510,6 @@ func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
 			a.Endpoints = map[string]EndpointConfig{}
 		}
 		a.Endpoints[name] = ep
-	}
-	if attr, ok := content.Attributes["directories"]; ok {
-		var dirs []string
-		if d := gohcl.DecodeExpression(attr.Expr, nil, &dirs); d.HasErrors() {
-			return append(diags, d...)
-		}
-		for _, d := range dirs {
-			if !filepath.IsAbs(d) {
-				d = filepath.Join(baseDir, d)
-			}
-			// The directory is created at start, not here: validate
-			// touches nothing.
-			a.Directories = append(a.Directories, filepath.Clean(d))
-		}
 	}
 	return diags
 }
@@ -661,49 +601,49 @@ func (l PluginLimits) wasm() wasm.Limits {
 	return wasm.Limits{MemoryBytes: l.MemoryBytes, CallTimeout: l.CallTimeout, NoCallTimeout: l.NoCallTimeout}
 }
 
+func endpointAttrs(ep *EndpointConfig) attrs {
+	return attrs{
+		{"address", true, into(&ep.Address, dialAddress)},
+		{"dial_timeout", false, duration(&ep.DialTimeout, func(d time.Duration) bool { return d > 0 }, notPositive)},
+		{"io_timeout", false, duration(&ep.IOTimeout, func(d time.Duration) bool { return d > 0 }, notPositive)},
+	}
+}
+
+func notPositive(name, s string) string {
+	return fmt.Sprintf("%s = %q is not a positive duration.", name, s)
+}
+
+// dialAddress checks a host:port to dial.
+func dialAddress(name, addr string) (string, string) {
+	_, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		return "Invalid address", fmt.Sprintf("%s = %q is not host:port.", name, addr)
+	case !dialPort(port):
+		return "Invalid port", fmt.Sprintf("%s = %q: the port must be a number from 1 to 65535 (or a service name).", name, addr)
+	}
+	return "", ""
+}
+
+func tlsAttrs(t *TLSConfig, baseDir string) attrs {
+	return attrs{
+		{"ca_file", false, path(&t.CAFile, baseDir)},
+		{"cert_file", false, path(&t.CertFile, baseDir)},
+		{"key_file", false, path(&t.KeyFile, baseDir)},
+		{"server_name", false, into(&t.ServerName)},
+	}
+}
+
 func decodeEndpoint(blk *hcl.Block, baseDir string) (EndpointConfig, hcl.Diagnostics) {
 	var ep EndpointConfig
-	content, diags := blk.Body.Content(endpointSchema)
-	if diags.HasErrors() {
+	content, diags := endpointAttrs(&ep).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
+	if content == nil {
 		return ep, diags
 	}
-	if a, ok := content.Attributes["address"]; ok {
-		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &ep.Address)...)
-		if _, port, err := net.SplitHostPort(ep.Address); err != nil && !diags.HasErrors() {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid address",
-				Detail: fmt.Sprintf("address = %q is not host:port.", ep.Address), Subject: a.Expr.Range().Ptr()})
-		} else if err == nil && !dialPort(port) {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid port",
-				Detail: fmt.Sprintf("address = %q: the port must be a number from 1 to 65535 (or a service name).", ep.Address), Subject: a.Expr.Range().Ptr()})
-		}
-	}
-	for name, target := range map[string]*time.Duration{"dial_timeout": &ep.DialTimeout, "io_timeout": &ep.IOTimeout} {
-		if a, ok := content.Attributes[name]; ok {
-			var s string
-			if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
-				diags = append(diags, d...)
-				continue
-			}
-			v, err := time.ParseDuration(s)
-			if err != nil || v <= 0 {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid duration",
-					Detail: fmt.Sprintf("%s = %q is not a positive duration.", name, s), Subject: a.Expr.Range().Ptr()})
-			}
-			*target = v
-		}
-	}
 	for _, tb := range content.Blocks {
-		c, d := tb.Body.Content(tlsSchema)
-		diags = append(diags, d...)
 		t := &TLSConfig{}
-		for name, target := range map[string]*string{"ca_file": &t.CAFile, "cert_file": &t.CertFile, "key_file": &t.KeyFile, "server_name": &t.ServerName} {
-			if a, ok := c.Attributes[name]; ok {
-				diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, target)...)
-				if name != "server_name" && *target != "" && !filepath.IsAbs(*target) {
-					*target = filepath.Join(baseDir, *target)
-				}
-			}
-		}
+		_, d := tlsAttrs(t, baseDir).lenient(tb.Body)
+		diags = append(diags, d...)
 		if _, err := t.Build(); err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration",
 				Detail: err.Error(), Subject: tb.DefRange.Ptr()})
@@ -713,28 +653,22 @@ func decodeEndpoint(blk *hcl.Block, baseDir string) (EndpointConfig, hcl.Diagnos
 	return ep, diags
 }
 
-func decodeSpool(blk *hcl.Block, baseDir string) (*SpoolConfig, hcl.Diagnostics) {
-	content, diags := blk.Body.Content(spoolSchema)
-	sc := &SpoolConfig{MaxBytes: 1 << 30, WhenFull: "block"}
-	if a, ok := content.Attributes["dir"]; ok {
-		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &sc.Dir)...)
-		if !filepath.IsAbs(sc.Dir) {
-			sc.Dir = filepath.Join(baseDir, sc.Dir)
-		}
-	}
-	if a, n := decodeSize(content.Attributes, "max_bytes", &diags); a != nil {
+func spoolAttrs(sc *SpoolConfig, baseDir string) attrs {
+	room := func(name string, n uint64) (string, string) {
 		if n == 0 {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid size",
-				Detail: "max_bytes = 0: a spool needs room; use a size such as \"512MiB\".", Subject: a.Expr.Range().Ptr()})
+			return "Invalid size", fmt.Sprintf("%s = 0: a spool needs room; use a size such as \"512MiB\".", name)
 		}
-		sc.MaxBytes = int64(n)
+		return "", ""
 	}
-	if a, ok := content.Attributes["when_full"]; ok {
-		diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, &sc.WhenFull)...)
-		if sc.WhenFull != "block" && sc.WhenFull != "drop_oldest" {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid policy",
-				Detail: fmt.Sprintf("when_full = %q; use \"block\" or \"drop_oldest\".", sc.WhenFull), Subject: a.Expr.Range().Ptr()})
-		}
+	return attrs{
+		{"dir", true, path(&sc.Dir, baseDir)},
+		{"max_bytes", false, size(&sc.MaxBytes, room)},
+		{"when_full", false, into(&sc.WhenFull, oneOf("Invalid policy", `"block" or "drop_oldest"`, "block", "drop_oldest"))},
 	}
+}
+
+func decodeSpool(blk *hcl.Block, baseDir string) (*SpoolConfig, hcl.Diagnostics) {
+	sc := &SpoolConfig{MaxBytes: 1 << 30, WhenFull: "block"}
+	_, diags := spoolAttrs(sc, baseDir).lenient(blk.Body)
 	return sc, diags
 }

@@ -5,12 +5,10 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 
 	"github.com/logtk/logtk/internal/wire"
 )
@@ -57,58 +55,93 @@ const (
 	maxFrameBytes = 64 << 20
 )
 
-var serverSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "listen", Required: true}, {Name: "dir", Required: true}, {Name: "tokens"}, {Name: "token_file"},
-		{Name: "fsync"}, {Name: "max_bytes"}, {Name: "max_frame_bytes"}, {Name: "max_in_flight"},
-		{Name: "max_connections"}, {Name: "max_unauthenticated"}, {Name: "max_open_applications"}, {Name: "heartbeat"}, {Name: "auth_timeout"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "tls"}},
+// serverAttrs declares a server block's attributes. Tokens are gathered
+// from two attributes, so they are checked after decoding.
+func serverAttrs(sc *ServerConfig, baseDir string, tokens *[]string, fileTokens *[][]byte) attrs {
+	frame := func(name string, n uint64) (string, string) {
+		if n < minFrameBytes || n > maxFrameBytes {
+			return "Value out of range", fmt.Sprintf("%s = %d bytes; use a size from \"4KiB\" to \"64MiB\" (each connection may hold one frame of it in memory).", name, n)
+		}
+		return "", ""
+	}
+	rotate := func(name string, n uint64) (string, string) {
+		if n < 1<<20 {
+			return "Value out of range", fmt.Sprintf("%s = %d bytes; a data file rotates at 1MiB at the least.", name, n)
+		}
+		return "", ""
+	}
+	within := func(target *time.Duration, lo, hi time.Duration, why string) func(*hcl.Attribute) hcl.Diagnostics {
+		return duration(target, func(d time.Duration) bool { return d >= lo && d <= hi }, func(name, s string) string {
+			return fmt.Sprintf("%s = %q; use a duration from %s to %s (%s).", name, s, lo, hi, why)
+		})
+	}
+	return attrs{
+		{"listen", true, into(&sc.Listen, listenAddress)},
+		{"dir", true, path(&sc.Dir, baseDir)},
+		{"tokens", false, into(tokens)},
+		{"token_file", false, tokenFile(fileTokens, baseDir)},
+		{"fsync", false, into(&sc.Fsync, oneOf("Invalid fsync", `"batch" or "none"`, "batch", "none"))},
+		{"max_bytes", false, size(&sc.MaxBytes, rotate)},
+		{"max_frame_bytes", false, size(&sc.MaxFrameBytes, frame)},
+		{"max_in_flight", false, into(&sc.MaxInFlight, fromTo(1, 1<<16))},
+		{"max_connections", false, into(&sc.MaxConns, fromTo(1, 1<<20))},
+		{"max_unauthenticated", false, into(&sc.MaxUnauthenticated, fromTo(1, 1<<16))},
+		{"max_open_applications", false, into(&sc.MaxOpenApplications, fromTo(1, 1<<16))},
+		{"heartbeat", false, within(&sc.Heartbeat, time.Second, time.Hour, "logtk's network transport answers heartbeats once a second when idle")},
+		{"auth_timeout", false, within(&sc.AuthTimeout, 100*time.Millisecond, time.Minute, "a client that has not authenticated by then is closed")},
+	}
+}
+
+// listenAddress checks a host:port to listen on.
+func listenAddress(name, addr string) (string, string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil {
+		return "Invalid address", fmt.Sprintf("%s = %q is not host:port.", name, addr)
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		return "Invalid port", fmt.Sprintf("%s = %q: the port must be a number from 0 to 65535 (or a service name).", name, addr)
+	}
+	return "", ""
+}
+
+// tokenFile reads a file of tokens, one a line ("#" starts a comment line).
+func tokenFile(target *[][]byte, baseDir string) func(*hcl.Attribute) hcl.Diagnostics {
+	return func(a *hcl.Attribute) hcl.Diagnostics {
+		var name string
+		if d := path(&name, baseDir)(a); d.HasErrors() {
+			return d
+		}
+		b, err := readConfigFile(name)
+		if err != nil {
+			return valueError(a, "Cannot read token file", "%s", err.Error())
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				*target = append(*target, []byte(line))
+			}
+		}
+		return nil
+	}
+}
+
+func serverTLSAttrs(t *ServerTLS, baseDir string) attrs {
+	return attrs{
+		{"cert_file", true, path(&t.CertFile, baseDir)},
+		{"key_file", true, path(&t.KeyFile, baseDir)},
+		{"client_ca_file", false, path(&t.ClientCAFile, baseDir)},
+	}
 }
 
 func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostics) {
-	content, diags := blk.Body.Content(serverSchema)
-	if diags.HasErrors() {
+	sc := &ServerConfig{Fsync: "batch", MaxBytes: 1 << 30}
+	var tokens []string
+	var fileTokens [][]byte
+	content, diags := serverAttrs(sc, baseDir, &tokens, &fileTokens).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
+	if content == nil {
 		return nil, diags
 	}
-	sc := &ServerConfig{Fsync: "batch", MaxBytes: 1 << 30}
-	errAt := func(a *hcl.Attribute, summary, detail string) {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: a.Expr.Range().Ptr()})
-	}
-	get := func(name string, target any) *hcl.Attribute {
-		return decodeAttr(content.Attributes, name, target, &diags)
-	}
-	if a := get("listen", &sc.Listen); a != nil {
-		if _, port, err := net.SplitHostPort(sc.Listen); err != nil {
-			errAt(a, "Invalid address", fmt.Sprintf("listen = %q is not host:port.", sc.Listen))
-		} else if _, err := net.LookupPort("tcp", port); err != nil {
-			errAt(a, "Invalid port", fmt.Sprintf("listen = %q: the port must be a number from 0 to 65535 (or a service name).", sc.Listen))
-		}
-	}
-	if get("dir", &sc.Dir) != nil && !filepath.IsAbs(sc.Dir) {
-		sc.Dir = filepath.Join(baseDir, sc.Dir)
-	}
-	var tokens []string
-	tokensAttr := get("tokens", &tokens)
 	for _, t := range tokens {
 		sc.Tokens = append(sc.Tokens, []byte(t))
 	}
-	var tokenFile string
-	if a := get("token_file", &tokenFile); a != nil {
-		if !filepath.IsAbs(tokenFile) {
-			tokenFile = filepath.Join(baseDir, tokenFile)
-		}
-		b, err := readConfigFile(tokenFile)
-		if err != nil {
-			errAt(a, "Cannot read token file", err.Error())
-		} else {
-			for _, line := range strings.Split(string(b), "\n") {
-				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-					sc.Tokens = append(sc.Tokens, []byte(line))
-				}
-			}
-		}
-	}
+	sc.Tokens = append(sc.Tokens, fileTokens...)
 	if len(sc.Tokens) == 0 && !diags.HasErrors() {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No tokens",
 			Detail: "A server needs tokens = [...] or token_file: without one it would refuse every client.", Subject: blk.DefRange.Ptr()})
@@ -124,72 +157,16 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 			continue
 		}
 		rng := blk.DefRange
-		if tokensAttr != nil {
-			rng = tokensAttr.Expr.Range()
+		if a, ok := content.Attributes["tokens"]; ok {
+			rng = a.Expr.Range()
 		}
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 		break
 	}
-	if a := get("fsync", &sc.Fsync); a != nil && sc.Fsync != "batch" && sc.Fsync != "none" {
-		errAt(a, "Invalid fsync", fmt.Sprintf("fsync = %q; use \"batch\" or \"none\".", sc.Fsync))
-	}
-	if a, n := decodeSize(content.Attributes, "max_bytes", &diags); a != nil {
-		if n < 1<<20 {
-			errAt(a, "Value out of range", fmt.Sprintf("max_bytes = %d bytes; a data file rotates at 1MiB at the least.", n))
-		}
-		sc.MaxBytes = int64(n)
-	}
-	if a, n := decodeSize(content.Attributes, "max_frame_bytes", &diags); a != nil {
-		if n < minFrameBytes || n > maxFrameBytes {
-			errAt(a, "Value out of range", fmt.Sprintf("max_frame_bytes = %d bytes; use a size from \"4KiB\" to \"64MiB\" (each connection may hold one frame of it in memory).", n))
-		}
-		sc.MaxFrameBytes = int(min(n, maxFrameBytes))
-	}
-	for _, limit := range []struct {
-		name   string
-		target *int
-		max    int
-	}{
-		{"max_in_flight", &sc.MaxInFlight, 1 << 16},
-		{"max_connections", &sc.MaxConns, 1 << 20},
-		{"max_unauthenticated", &sc.MaxUnauthenticated, 1 << 16},
-		{"max_open_applications", &sc.MaxOpenApplications, 1 << 16},
-	} {
-		if a := get(limit.name, limit.target); a != nil && (*limit.target < 1 || *limit.target > limit.max) {
-			errAt(a, "Value out of range", fmt.Sprintf("%s = %d; it must be from 1 to %d.", limit.name, *limit.target, limit.max))
-		}
-	}
-	for _, dur := range []struct {
-		name     string
-		target   *time.Duration
-		min, max time.Duration
-		why      string
-	}{
-		{"heartbeat", &sc.Heartbeat, time.Second, time.Hour, "logtk's network transport answers heartbeats once a second when idle"},
-		{"auth_timeout", &sc.AuthTimeout, 100 * time.Millisecond, time.Minute, "a client that has not authenticated by then is closed"},
-	} {
-		var s string
-		if a := get(dur.name, &s); a != nil {
-			d, err := time.ParseDuration(s)
-			if err != nil || d < dur.min || d > dur.max {
-				errAt(a, "Invalid duration", fmt.Sprintf("%s = %q; use a duration from %s to %s (%s).", dur.name, s, dur.min, dur.max, dur.why))
-			}
-			*dur.target = d
-		}
-	}
 	for _, tb := range content.Blocks {
-		c, d := tb.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-			{Name: "cert_file", Required: true}, {Name: "key_file", Required: true}, {Name: "client_ca_file"}}})
-		diags = append(diags, d...)
 		t := &ServerTLS{}
-		for name, target := range map[string]*string{"cert_file": &t.CertFile, "key_file": &t.KeyFile, "client_ca_file": &t.ClientCAFile} {
-			if a, ok := c.Attributes[name]; ok {
-				diags = append(diags, gohcl.DecodeExpression(a.Expr, nil, target)...)
-				if *target != "" && !filepath.IsAbs(*target) {
-					*target = filepath.Join(baseDir, *target)
-				}
-			}
-		}
+		_, d := serverTLSAttrs(t, baseDir).content(tb.Body)
+		diags = append(diags, d...)
 		if _, err := t.Build(); err != nil && !diags.HasErrors() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
 		}

@@ -12,6 +12,9 @@ import (
 	"github.com/logtk/logtk/internal/shmring"
 )
 
+// The methods of run that read a worker's shared-memory ring (docs/ipc.md):
+// between socket frames, in the order barriers give.
+
 // ringPoll is how long the host waits between two reads of a worker's
 // ring while the worker keeps writing. The ring's records are safe in
 // shared memory meanwhile; waiting lets them gather, so one wake-up reads
