@@ -81,9 +81,9 @@ type PluginLimits struct {
 	MemoryBytes uint64        // default 64 MiB
 	CallTimeout time.Duration // default 5s
 	// NoCallTimeout ("call_timeout = \"off\"") runs the plugin without the
-	// interruption checks that enforce CallTimeout. They cost 5-19% of the
-	// plugin's own time (see BENCHMARKS.md); a plugin that loops forever
-	// then hangs its stage. Only for plugins you trust.
+	// interruption checks that enforce CallTimeout, which cost part of the
+	// plugin's own time (BENCHMARKS.md says how much); a plugin that loops
+	// forever then hangs its stage. Only for plugins you trust.
 	NoCallTimeout bool
 }
 

@@ -4,7 +4,7 @@
 // # Lifecycle
 //
 //	cfg, err := config.Load("plugins.hcl")     // parse and check; no I/O beyond reading files
-//	h, err := host.New(cfg, host.Options{...})  // validate; starts nothing
+//	h, err := host.New(cfg, host.Options{...})  // validate, compile the plugins; starts nothing
 //	err = h.Start()                             // start every worker instance
 //	h.Send(host.WorkerID{"web", 0}, payload)    // talk to workers while running
 //	<-h.Done()                                  // all instances ended for good, or...

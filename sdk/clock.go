@@ -7,7 +7,7 @@ import (
 
 // A record's time costs one read of a clock instead of time.Now's two.
 // time.Now reads the wall clock and the monotonic clock, each a vDSO call
-// (~24 ns apiece where we measure, a fifth of a log call). The SDK reads
+// (a large part of a log call: BENCHMARKS.md). The SDK reads
 // the wall clock once every clockRebase and gives each record that reading
 // plus the monotonic time elapsed since it (time.Since reads only the
 // monotonic clock).

@@ -26,9 +26,8 @@ func Count(b []byte) (int, bool) {
 // AppendCount appends src to dst and counts src's entries as Count does.
 // It walks each chunk of src right after copying it, while the copy is in
 // the L1 cache: the host runs it over every batch a plugin returns, and a
-// walk of a whole batch after its copy finds its lengths in L2 (3-6 ns
-// per entry instead of 2-4 measured here). When src is malformed, dst may
-// hold only part of it.
+// walk of a whole batch after its copy finds its lengths in L2, slower
+// (BENCHMARKS.md). When src is malformed, dst may hold only part of it.
 func AppendCount(dst, src []byte) ([]byte, int, bool) {
 	const chunk = 8 << 10
 	base := len(dst)

@@ -76,8 +76,8 @@ type Limits struct {
 	CallTimeout time.Duration
 	// NoCallTimeout compiles the module without the interruption checks
 	// that enforce CallTimeout: a call then runs to its end however long
-	// it takes. The checks cost 5-20% of a Go plugin's time; this is for
-	// trusted plugins and for measuring that cost. (The module's jumps are
+	// it takes. The checks cost part of a Go plugin's time (BENCHMARKS.md);
+	// this is for trusted plugins and for measuring that cost. (The module's jumps are
 	// threaded either way: package budget.)
 	NoCallTimeout bool
 }
@@ -363,8 +363,8 @@ type Instance struct {
 	abi  uint32 // the ABI version the plugin speaks
 	fns  map[string]api.Function
 	// lastCall and lastFn: the export call looked up last (an instance
-	// makes the same call over and over; the map's string hash was ~7% of
-	// a call).
+	// makes the same call over and over, and the map's string hash showed
+	// in its profile).
 	lastCall string
 	lastFn   api.Function
 	resultFn api.Function // logtk_result
@@ -381,7 +381,7 @@ type Instance struct {
 	// stop flag. One timer and one watch of the caller's context serve
 	// every operation, so that an operation allocates nothing for its
 	// budget (a context with a deadline and an AfterFunc per operation
-	// took ~0.5 us, more than a formatter's batch of 64 records). stopMu
+	// cost more than formatting a batch: BENCHMARKS.md). stopMu
 	// orders the timer and the watch against the operation in progress.
 	stop     api.MutableGlobal
 	stopMu   sync.Mutex
@@ -597,8 +597,8 @@ func (i *Instance) opCtx(ctx context.Context) (context.Context, func()) {
 	if !i.armed {
 		// An armed timer was set for an earlier operation's deadline,
 		// which is before this one's: when it fires it re-arms for this.
-		// (Reset at every start and Stop at every end cost 55 ns more a
-		// call: 335-355 against 280-330 ns for a batch of one record.)
+		// (Reset at every start and Stop at every end cost a sixth more
+		// on a call of one record: BENCHMARKS.md.)
 		i.armed = true
 		if i.timer == nil {
 			i.timer = time.AfterFunc(i.m.opts.Limits.CallTimeout, i.timeUp)
@@ -620,8 +620,7 @@ func (i *Instance) opCtx(ctx context.Context) (context.Context, func()) {
 var monoEpoch = time.Now()
 
 // monoNow reads the monotonic clock only: one vDSO call, where time.Now
-// makes two (~24 ns each here, a fifth of a formatter call of one
-// record).
+// makes two.
 func monoNow() time.Duration { return time.Since(monoEpoch) }
 
 // finishOp ends the operation opCtx began.

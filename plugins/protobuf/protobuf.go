@@ -474,8 +474,8 @@ func (f *Formatter) appendRest(b []byte, num protowire.Number, prefix []byte, a 
 
 // appendTag, appendBytes and appendString are protowire's, written so
 // that Go inlines them: no call for a tag of a field numbered under 16 or
-// a length under 128 (a call per varint was 7% of the formatter's time in
-// Wasm, and the Wasm build was found making 45 of them a record).
+// a length under 128 (a call per varint cost the formatter a visible part
+// of its time in Wasm, which made dozens of them a record: BENCHMARKS.md).
 func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	if uint32(num) < 16 {
 		return append(b, byte(num)<<3|byte(typ&7))
