@@ -24,6 +24,7 @@ import (
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/testcert"
+	"github.com/logtk/logtk/internal/testlog"
 	"github.com/logtk/logtk/internal/wire"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 )
@@ -55,7 +56,7 @@ func startWith(t *testing.T, opts Options, storeOpts StoreOptions, wrap func(net
 		opts.Tokens = [][]byte{token}
 	}
 	if opts.Logger == nil {
-		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: testlog.Writer{T: t}, Level: hclog.Debug})
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,13 +75,6 @@ func startWith(t *testing.T, opts Options, storeOpts StoreOptions, wrap func(net
 		store.Close()
 	})
 	return &testServer{Server: s, addr: addr, dir: dir}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // client is a minimal wire protocol client for the tests.
@@ -496,7 +490,7 @@ func TestAuthFrameLimit(t *testing.T) {
 // the idle sockets took every connection). The oldest idle connection
 // made room for a newer one and was closed with 4007.
 func TestIdleTokenlessCannotLockOut(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s := start(t, Options{AuthTimeout: time.Minute, MaxConns: 8, MaxUnauthenticated: 4,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})}, nil)
 	const idleConns = 300
@@ -534,23 +528,6 @@ func TestIdleTokenlessCannotLockOut(t *testing.T) {
 	if n := strings.Count(logs.String(), "[WARN]"); n > 3 {
 		t.Errorf("%d warnings for the evicted connections:\n%.2000s", n, logs)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestManyApplications: the store keeps at most 4 application files open
