@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -43,7 +44,9 @@ commands:
   run       [-config plugins.hcl]  start the workers; stop on SIGINT/SIGTERM or when all have ended
   validate  [-config plugins.hcl]  check the configuration without starting or dialling anything
   serve     [-config server.hcl]   run a log server (the server block) until SIGINT/SIGTERM
-  version                          print the version
+  version                          print the version (also --version)
+
+"logtk-host <command> -h" describes a command's flags.
 `)
 }
 
@@ -53,11 +56,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
-	case "version":
+	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "logtk-host %s (IPC protocol %d)\n", version, ipc.ProtocolVersion)
 		return 0
 	case "validate":
-		cfg, code := load(args[1:], "validate", stderr)
+		cfg, code := load(args[1:], "validate", "plugins.hcl", stdout, stderr)
 		if cfg == nil {
 			return code
 		}
@@ -76,13 +79,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			len(cfg.Workers), n, len(cfg.Formats), len(cfg.Transports))
 		return 0
 	case "run":
-		cfg, code := load(args[1:], "run", stderr)
+		cfg, code := load(args[1:], "run", "plugins.hcl", stdout, stderr)
 		if cfg == nil {
 			return code
 		}
 		return runHost(cfg, stderr)
 	case "serve":
-		cfg, code := load(args[1:], "serve", stderr)
+		cfg, code := load(args[1:], "serve", "server.hcl", stdout, stderr)
 		if cfg == nil {
 			return code
 		}
@@ -96,11 +99,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func load(args []string, name string, stderr io.Writer) (*config.Config, int) {
+// load parses a command's flags and loads its configuration. It returns
+// a nil Config and the exit status when there is nothing more to do: 0
+// after -h (the help on stdout), 2 for bad usage, 1 for a bad
+// configuration.
+func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (*config.Config, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "plugins.hcl", "configuration file")
+	path := fs.String("config", defaultConfig, "configuration file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: logtk-host %s [-config %s]\n\nflags:\n", name, defaultConfig)
+		fs.PrintDefaults()
+	}
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		fs.SetOutput(stdout) // asked for: not an error
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0
+		}
+		return nil, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "logtk-host %s: unexpected argument %q (the configuration is given as -config %s)\n", name, fs.Arg(0), fs.Arg(0))
 		return nil, 2
 	}
 	cfg, err := config.Load(*path)

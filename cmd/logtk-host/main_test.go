@@ -407,3 +407,42 @@ func TestSIGHUP(t *testing.T) {
 		t.Errorf("%d of 2 workers stopped by SIGTERM (a SIGHUP must not reach them):\n%s", n, out)
 	}
 }
+
+// TestCLIConventions: --version, -h on every command exits 0 with the
+// help on stdout, a stray argument is refused rather than ignored (it
+// used to validate ./plugins.hcl instead), and serve's default file is
+// the one its help names.
+func TestCLIConventions(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		code        int
+		out, errOut string
+	}{
+		{[]string{"--version"}, 0, "logtk-host ", ""},
+		{[]string{"-version"}, 0, "logtk-host ", ""},
+		{[]string{"--help"}, 0, "usage: logtk-host <command>", ""},
+		{[]string{"run", "-h"}, 0, "usage: logtk-host run [-config plugins.hcl]", ""},
+		{[]string{"validate", "--help"}, 0, "usage: logtk-host validate", ""},
+		{[]string{"serve", "-h"}, 0, "usage: logtk-host serve [-config server.hcl]", ""},
+		{[]string{"validate", "other.hcl"}, 2, "", `logtk-host validate: unexpected argument "other.hcl" (the configuration is given as -config other.hcl)`},
+		{[]string{"run", "-config", "x.hcl", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"validate", "-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{[]string{"serve", "-config", filepath.Join(t.TempDir(), "server.hcl")}, 1, "", "server.hcl"},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errOut.String(), tc.errOut) ||
+			(tc.out == "" && out.Len() > 0) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+				tc.args, code, out.String(), errOut.String(), tc.code, tc.out, tc.errOut)
+		}
+	}
+	// serve without -config reads ./server.hcl, as its help says.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"serve"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "server.hcl") {
+		t.Errorf("serve without -config: exit %d, stderr %q; want it to name server.hcl", code, errOut.String())
+	}
+}
