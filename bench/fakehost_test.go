@@ -16,9 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -173,7 +174,7 @@ func (h *fakeHost) serve(conn *net.UnixConn, ring *shmring.Shared) {
 	// As logtk-host (host/instance.go, stampLocked): the origin fields are
 	// encoded once per worker incarnation, the arrival time read once per
 	// drain of the ring.
-	origin := record.AppendStampOrigin(nil, "bench", 0, int64(os.Getpid()), 1)
+	origin := irecord.AppendStampOrigin(nil, "bench", 0, int64(os.Getpid()), 1)
 	now := time.Now().UnixNano()
 	take := func(body []byte) {
 		if cap(slab)-len(slab) < len(body)+len(origin)+32 {
@@ -181,11 +182,11 @@ func (h *fakeHost) serve(conn *net.UnixConn, ring *shmring.Shared) {
 		}
 		start := len(slab)
 		slab = append(slab, body...)
-		if err := record.Validate(slab[start:]); err != nil {
+		if err := irecord.Validate(slab[start:]); err != nil {
 			panic(fmt.Sprintf("fake host: bad record: %v", err))
 		}
 		slab = append(slab, origin...)
-		slab = record.AppendStampArrival(slab, uint64(h.records.Add(1)), record.SourceSDK, now)
+		slab = irecord.AppendStampArrival(slab, uint64(h.records.Add(1)), record.SourceSDK, now)
 	}
 	drain := func(limit uint64) int {
 		if ring == nil {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
-	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
 	"golang.org/x/sys/unix"
 )
 

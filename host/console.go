@@ -5,10 +5,10 @@ import (
 	"io"
 	"sync"
 
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
+	"github.com/logtk/logtk/record/textfmt"
 )
 
-// ConsoleOutput writes records as text lines (see sdk/plugin/textfmt) to a
+// ConsoleOutput writes records as text lines (see record/textfmt) to a
 // writer, flushing after every batch.
 type ConsoleOutput struct {
 	mu  sync.Mutex

@@ -41,7 +41,8 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/pipeline"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
 )
 
 // Output receives every record the host routes.
@@ -401,9 +402,9 @@ func (h *Host) shutQueue() {
 // logtk.pipeline). It never blocks: the same message is always in the host
 // log, and when the queue is full or closed only the log has it.
 func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
-	b := record.AppendHead(nil, time.Now(), level, msg, pipeline.ReportLogger)
+	b := irecord.AppendHead(nil, time.Now(), level, msg, pipeline.ReportLogger)
 	for _, a := range attrs {
-		b = record.AppendAttr(b, a)
+		b = irecord.AppendAttr(b, a)
 	}
 	h.selfMu.Lock()
 	defer h.selfMu.Unlock()
@@ -411,7 +412,7 @@ func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
 		return
 	}
 	h.selfSeq++
-	b = record.AppendStamp(b, &record.Stamp{PID: int64(os.Getpid()), Seq: h.selfSeq, Source: record.SourceHost, Received: time.Now()})
+	b = irecord.AppendStamp(b, &irecord.Stamp{PID: int64(os.Getpid()), Seq: h.selfSeq, Source: record.SourceHost, Received: time.Now()})
 	select {
 	case h.queue <- [][]byte{b}:
 	default:

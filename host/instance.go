@@ -19,8 +19,8 @@ import (
 	"github.com/logtk/logtk/internal/capture"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/proc"
-	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
+	"github.com/logtk/logtk/record"
 )
 
 // instance supervises one worker instance across its incarnations.

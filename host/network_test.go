@@ -19,12 +19,13 @@ import (
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/pipeline"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
 	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/internal/testlog"
 	"github.com/logtk/logtk/logserver"
+	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -135,9 +136,9 @@ func newLogServer(t *testing.T, running bool) *logServer {
 }
 
 // stored reads every record the server stored for app, in file order.
-func (ls *logServer) stored(t *testing.T, app string) []record.View {
+func (ls *logServer) stored(t *testing.T, app string) []record.Record {
 	files, _ := filepath.Glob(filepath.Join(ls.dir, app, "records*.pb"))
-	var out []record.View
+	var out []record.Record
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -148,7 +149,7 @@ func (ls *logServer) stored(t *testing.T, app string) []record.View {
 			if n < 0 || uint64(len(b)-n) < l {
 				break // a batch being written while we read
 			}
-			var v record.View
+			var v record.Record
 			v.Parse(b[n : n+int(l)])
 			out = append(out, v)
 			b = b[n+int(l):]
@@ -172,7 +173,7 @@ func networkConfig(t *testing.T, ls *logServer, workers ...config.WorkerConfig) 
 
 // checkExactlyOnce checks that each worker instance's SDK records are all
 // there, once, in order.
-func checkExactlyOnce(t *testing.T, recs []record.View, workers, perWorker int) {
+func checkExactlyOnce(t *testing.T, recs []record.Record, workers, perWorker int) {
 	t.Helper()
 	next := map[uint32]int{}
 	lastSeq := map[uint32]uint64{}
@@ -187,7 +188,7 @@ func checkExactlyOnce(t *testing.T, recs []record.View, workers, perWorker int) 
 		if v.Source != record.SourceSDK {
 			continue
 		}
-		var a record.AttrView
+		var a record.Attr
 		for it := v.Attrs(); it.Next(&a); {
 			if string(a.Key) == "i" {
 				if int(a.Int()) != next[v.WorkerIndex] {
@@ -339,11 +340,11 @@ func TestSpoolUnreadableBatchSetAside(t *testing.T) {
 			t.Fatal(err)
 		}
 		entries.Each(data, func(e []byte) {
-			var v record.View
+			var v record.Record
 			if !v.Parse(e) || string(v.Worker) != "flood" || v.Source != record.SourceSDK {
 				return
 			}
-			var a record.AttrView
+			var a record.Attr
 			for it := v.Attrs(); it.Next(&a); {
 				if string(a.Key) == "i" {
 					lost[a.Int()] = true
@@ -390,7 +391,7 @@ func TestSpoolUnreadableBatchSetAside(t *testing.T) {
 		if string(v.Worker) != "flood" || v.Source != record.SourceSDK {
 			continue
 		}
-		var a record.AttrView
+		var a record.Attr
 		for it := v.Attrs(); it.Next(&a); {
 			if string(a.Key) != "i" {
 				continue
@@ -470,7 +471,7 @@ func TestSpoolDropOldest(t *testing.T) {
 	// What arrived is the newest records, in order, without duplicates.
 	prev, n := -1, 0
 	for _, v := range ls.stored(t, "app") {
-		var a record.AttrView
+		var a record.Attr
 		for it := v.Attrs(); it.Next(&a); {
 			if string(a.Key) == "i" && string(v.Worker) == "flood" {
 				if int(a.Int()) <= prev {
@@ -576,8 +577,8 @@ func TestNetworkIdleConnectionStays(t *testing.T) {
 	defer p.Close()
 	send := func(msg string, n int) {
 		t.Helper()
-		rec := record.AppendHead(nil, time.Now(), record.LevelInfo, msg, "")
-		rec = record.AppendStamp(rec, &record.Stamp{Worker: "idle", PID: 1, Seq: uint64(n), Source: record.SourceSDK, Received: time.Now()})
+		rec := irecord.AppendHead(nil, time.Now(), record.LevelInfo, msg, "")
+		rec = irecord.AppendStamp(rec, &irecord.Stamp{Worker: "idle", PID: 1, Seq: uint64(n), Source: record.SourceSDK, Received: time.Now()})
 		if err := p.WriteBatch([][]byte{rec}); err != nil {
 			t.Fatal(err)
 		}

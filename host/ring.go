@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
+	"github.com/logtk/logtk/record"
 )
 
 // The methods of run that read a worker's shared-memory ring (docs/ipc.md):

@@ -15,9 +15,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 )
 
 // ringBytewise is a worker in another language that gets one thing of
@@ -51,8 +52,8 @@ func ringBytewise() int {
 	doorbell := ipc.AppendFrame(nil, ipc.TypeDoorbell, nil)
 	var w uint64
 	for i := range envInt("LOGTK_TEST_N", 1000) {
-		entry := record.AppendHead([]byte{byte(ipc.TypeRecord)}, time.Now(), record.LevelInfo, "bytewise", "")
-		entry = record.AppendAttr(entry, slog.Int("i", i))
+		entry := irecord.AppendHead([]byte{byte(ipc.TypeRecord)}, time.Now(), record.LevelInfo, "bytewise", "")
+		entry = irecord.AppendAttr(entry, slog.Int("i", i))
 		need := uint64(len(entry)+4+7) &^ 7
 		pos := w % size
 		total := need

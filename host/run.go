@@ -16,9 +16,10 @@ import (
 
 	"github.com/logtk/logtk/internal/capture"
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 )
 
 // A run is one incarnation of a worker instance: the process the
@@ -73,7 +74,7 @@ func (r *run) emit(source int32, body []byte) {
 func (r *run) stampLocked(source int32, body []byte, check bool, received int64) error {
 	in := r.in
 	if r.origin == nil {
-		r.origin = record.AppendStampOrigin(nil, in.id.Name, uint32(in.id.Index), r.pid, r.incarnation)
+		r.origin = irecord.AppendStampOrigin(nil, in.id.Name, uint32(in.id.Index), r.pid, r.incarnation)
 	}
 	if need := len(body) + len(r.origin) + 32; cap(in.slab)-len(in.slab) < need {
 		in.slab = make([]byte, 0, max(64<<10, need))
@@ -81,13 +82,13 @@ func (r *run) stampLocked(source int32, body []byte, check bool, received int64)
 	start := len(in.slab)
 	rec := append(in.slab, body...)
 	if check {
-		if err := record.Validate(rec[start:]); err != nil {
+		if err := irecord.Validate(rec[start:]); err != nil {
 			return err
 		}
 	}
 	in.seq++
 	rec = append(rec, r.origin...)
-	rec = record.AppendStampArrival(rec, in.seq, source, received)
+	rec = irecord.AppendStampArrival(rec, in.seq, source, received)
 	in.slab = rec
 	in.pending = append(in.pending, rec[start:len(rec):len(rec)])
 	if len(in.pending) >= in.h.opts.BatchSize {
@@ -108,9 +109,9 @@ func (r *run) flushLocked() {
 
 // hostRecord emits a record the host writes about the worker.
 func (r *run) hostRecord(level int32, msg string, attrs ...slog.Attr) {
-	b := record.AppendHead(nil, time.Now(), level, msg, "logtk.host")
+	b := irecord.AppendHead(nil, time.Now(), level, msg, "logtk.host")
 	for _, a := range attrs {
-		b = record.AppendAttr(b, a)
+		b = irecord.AppendAttr(b, a)
 	}
 	r.emit(record.SourceHost, b)
 }
@@ -120,11 +121,11 @@ func (r *run) hostRecord(level int32, msg string, attrs ...slog.Attr) {
 // logger logtk.message, the payload as a string attribute when it is
 // UTF-8, as bytes otherwise.
 func (r *run) messageRecord(msg []byte) {
-	b := record.AppendHead(nil, time.Now(), record.LevelDebug, fmt.Sprintf("custom message (%d bytes); nothing handles messages here", len(msg)), "logtk.message")
+	b := irecord.AppendHead(nil, time.Now(), record.LevelDebug, fmt.Sprintf("custom message (%d bytes); nothing handles messages here", len(msg)), "logtk.message")
 	if utf8.Valid(msg) {
-		b = record.AppendAttr(b, slog.String("payload", string(msg)))
+		b = irecord.AppendAttr(b, slog.String("payload", string(msg)))
 	} else {
-		b = record.AppendAttr(b, slog.Any("payload", msg))
+		b = irecord.AppendAttr(b, slog.Any("payload", msg))
 	}
 	r.emit(record.SourceHost, b)
 }
@@ -312,8 +313,8 @@ func (r *run) reportRecord(rep capture.Report) {
 			slog.String("panic", rep.Text))
 		return
 	}
-	b := record.AppendHead(nil, time.Now(), record.LevelError, rep.Summary, "")
-	b = record.AppendAttr(b, slog.String("panic", rep.Text))
+	b := irecord.AppendHead(nil, time.Now(), record.LevelError, rep.Summary, "")
+	b = irecord.AppendAttr(b, slog.String("panic", rep.Text))
 	r.emit(record.SourceStderr, b)
 }
 
@@ -327,7 +328,7 @@ func (l *lineLevel) of(line []byte, part int) int32 {
 	if part == 0 {
 		l.cur = l.def
 		if lv, ok := capture.LevelPrefix(line); ok {
-			l.cur = record.LevelFromSlog(lv)
+			l.cur = irecord.LevelFromSlog(lv)
 		}
 	}
 	return l.cur
@@ -343,11 +344,11 @@ func (r *run) lineRecord(source int32, line []byte, part int, last bool, level i
 				t = time.Now()
 			}
 			if jr.HasLvl {
-				level = record.LevelFromSlog(jr.Level)
+				level = irecord.LevelFromSlog(jr.Level)
 			}
-			b := record.AppendHead(nil, t, level, jr.Message, jr.Logger)
+			b := irecord.AppendHead(nil, t, level, jr.Message, jr.Logger)
 			for _, a := range jr.Attrs {
-				b = record.AppendAttr(b, a)
+				b = irecord.AppendAttr(b, a)
 			}
 			r.emit(source, b)
 			return
@@ -358,14 +359,14 @@ func (r *run) lineRecord(source int32, line []byte, part int, last bool, level i
 	if !valid {
 		text = strings.ToValidUTF8(text, "\uFFFD")
 	}
-	b := record.AppendHead(nil, time.Now(), level, text, "")
+	b := irecord.AppendHead(nil, time.Now(), level, text, "")
 	if !valid {
 		// The message had to be repaired; the exact bytes travel along.
-		b = record.AppendAttr(b, slog.Any("logtk.raw_line", line))
+		b = irecord.AppendAttr(b, slog.Any("logtk.raw_line", line))
 	}
 	if part > 0 || !last {
-		b = record.AppendAttr(b, slog.Int("logtk.line_part", part))
-		b = record.AppendAttr(b, slog.Bool("logtk.line_continues", !last))
+		b = irecord.AppendAttr(b, slog.Int("logtk.line_part", part))
+		b = irecord.AppendAttr(b, slog.Bool("logtk.line_continues", !last))
 	}
 	r.emit(source, b)
 }

@@ -18,9 +18,10 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk"
 )
 
@@ -251,10 +252,10 @@ func blast() int {
 		fmt.Fprintln(os.Stderr, "ring:", err)
 		return 1
 	}
-	rec := record.AppendHead([]byte{byte(ipc.TypeRecord)}, time.Now(), record.LevelInfo, "request served", "")
+	rec := irecord.AppendHead([]byte{byte(ipc.TypeRecord)}, time.Now(), record.LevelInfo, "request served", "")
 	for _, a := range []slog.Attr{slog.String("method", "GET"), slog.String("path", "/api/v1/users"),
 		slog.String("remote", "10.1.2.3:4567"), slog.Int("status", 200)} {
-		rec = record.AppendAttr(rec, a)
+		rec = irecord.AppendAttr(rec, a)
 	}
 	doorbell := ipc.AppendFrame(nil, ipc.TypeDoorbell, nil)
 	for range envInt("LOGTK_TEST_N", 1000) {
@@ -283,9 +284,9 @@ func writeGarbage() int {
 	}
 	hello, _ := proto.Marshal(&logtkv1.Hello{ProtocolVersion: ipc.ProtocolVersion, Sdk: "garbage/1"})
 	w(ipc.AppendFrame(nil, ipc.TypeHello, hello))
-	w(ipc.AppendFrame(nil, ipc.TypeRecord, make([]byte, envInt("LOGTK_TEST_N", 4096)+1)))                              // oversized
-	w(ipc.AppendFrame(nil, ipc.TypeRecord, []byte{0x1a, 0x40, 'x'}))                                                   // length past the end
-	w(ipc.AppendFrame(nil, ipc.Type(0x42), []byte("?")))                                                               // unknown type
-	w(ipc.AppendFrame(nil, ipc.TypeRecord, record.AppendHead(nil, time.Now(), record.LevelInfo, "after garbage", ""))) // fine again
+	w(ipc.AppendFrame(nil, ipc.TypeRecord, make([]byte, envInt("LOGTK_TEST_N", 4096)+1)))                               // oversized
+	w(ipc.AppendFrame(nil, ipc.TypeRecord, []byte{0x1a, 0x40, 'x'}))                                                    // length past the end
+	w(ipc.AppendFrame(nil, ipc.Type(0x42), []byte("?")))                                                                // unknown type
+	w(ipc.AppendFrame(nil, ipc.TypeRecord, irecord.AppendHead(nil, time.Now(), record.LevelInfo, "after garbage", ""))) // fine again
 	return 0
 }

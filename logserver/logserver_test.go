@@ -14,9 +14,10 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/testlog"
 	"github.com/logtk/logtk/internal/wire"
+	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -46,8 +47,8 @@ func TestServerStages(t *testing.T) {
 	go func() { served <- ls.Serve(ln) }()
 	var batch []byte
 	for _, m := range []string{"first", "second"} {
-		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelWarn, m, "")
-		batch = entries.Append(batch, record.AppendStamp(rec, &record.Stamp{Worker: "web", Seq: 1}))
+		rec := irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelWarn, m, "")
+		batch = entries.Append(batch, irecord.AppendStamp(rec, &irecord.Stamp{Worker: "web", Seq: 1}))
 	}
 	batch = entries.Append(batch, []byte{0x0a, 0x05, 'x'}) // a string field longer than the record
 	if err := wire.SendLoad(wire.Load{Addr: ls.Addr().String(), Token: []byte("tok"), Sender: "s", Application: "app",

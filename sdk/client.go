@@ -15,7 +15,7 @@ import (
 
 	"github.com/logtk/logtk/internal/ipc"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
+	"github.com/logtk/logtk/record/textfmt"
 )
 
 // Version is the SDK's version, sent to the host in the hello frame.

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/logtk/logtk/record/textfmt"
 	"github.com/logtk/logtk/sdk"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // sent keeps the records a Logger sends to its Options.Writer. Each Write

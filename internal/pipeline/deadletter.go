@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
+	"github.com/logtk/logtk/record"
+	"github.com/logtk/logtk/record/textfmt"
 )
 
 // deadLetter writes a batch a stage could not process to the dead-letter
@@ -82,7 +82,7 @@ const ReportLogger = "logtk.pipeline"
 func onlyReports(batch []byte) bool {
 	all := true
 	entries.Each(batch, func(e []byte) {
-		var v record.View
+		var v record.Record
 		v.Parse(e)
 		all = all && string(v.Logger) == ReportLogger
 	})

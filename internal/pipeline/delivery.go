@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/record"
 )
 
 // A delivery hands one transport its batches in order and settles each

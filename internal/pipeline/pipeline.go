@@ -39,8 +39,8 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/record"
 )
 
 // Options configure a Pipeline. Report and Stopping may be nil.

@@ -16,9 +16,10 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/testlog"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -46,7 +47,7 @@ func TestPipelineContainsHostilePlugins(t *testing.T) {
 	msgs := []string{"a", "trap", "b", "loop", "c", "leak", "d"}
 	var recs [][]byte
 	for _, m := range msgs {
-		recs = append(recs, record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, m, ""))
+		recs = append(recs, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, m, ""))
 	}
 	if err := p.WriteBatch(recs); err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestPipelineGarbageOutput(t *testing.T) {
 	}
 	var recs [][]byte
 	for i := range 5 {
-		recs = append(recs, record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, fmt.Sprint(i), ""))
+		recs = append(recs, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, fmt.Sprint(i), ""))
 	}
 	p.WriteBatch(recs)
 	p.Close()
@@ -154,7 +155,7 @@ dead_letter_dir = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "log", "")}); err != nil {
+	if err := p.WriteBatch([][]byte{irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "log", "")}); err != nil {
 		t.Fatal(err)
 	}
 	p.Close()
@@ -205,7 +206,7 @@ func TestPipelineNeverAckingTransport(t *testing.T) {
 		}
 		return out
 	}
-	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "first", "")}); err != nil {
+	if err := p.WriteBatch([][]byte{irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "first", "")}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -222,7 +223,7 @@ func TestPipelineNeverAckingTransport(t *testing.T) {
 		t.Fatalf("the instance was replaced %d times before the batch was set aside, want %d; host log:\n%s", n, brokenAttempts, logs.String())
 	}
 
-	if err := p.WriteBatch([][]byte{record.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "second", "")}); err != nil {
+	if err := p.WriteBatch([][]byte{irecord.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "second", "")}); err != nil {
 		t.Fatal(err)
 	}
 	closed := make(chan struct{})

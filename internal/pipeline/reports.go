@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/spool"
+	"github.com/logtk/logtk/record"
 )
 
 // spoolTrouble reports a spool whose disk refuses batches: once when it

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/config"
-	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/record"
 )
 
 // A transport stage takes each batch, formatted by its format stage, in

@@ -1,10 +1,13 @@
-// Package record encodes and scans logtk.v1.Record messages with protowire,
-// without the generated code: the SDK's hot path appends a record into a
-// reusable buffer with no allocation, and the host stamps a record by
-// appending its origin fields.
+// Package record is the write side of logtk.v1.Record messages: it
+// encodes, stamps and validates them with protowire, without the generated
+// code. The SDK's hot path appends a record into a reusable buffer with no
+// allocation, the host stamps a record by appending its origin fields, and
+// the log server by appending its own. The read side, and the level, source
+// and kind constants, are the public package github.com/logtk/logtk/record.
 //
-// Field numbers here must match proto/logtk/v1/record.proto; a test checks
-// that every encoding decodes with the generated code.
+// The field numbers (internal/recordwire) must match
+// proto/logtk/v1/record.proto; a test checks that every encoding decodes
+// with the generated code.
 package record
 
 import (
@@ -15,59 +18,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
-)
 
-// Record field numbers.
-const (
-	fTime        = 1
-	fLevel       = 2
-	fMessage     = 3
-	fAttrs       = 4
-	fCaller      = 5
-	fLogger      = 6
-	fWorker      = 16
-	fWorkerIndex = 17
-	fPID         = 18
-	fIncarnation = 19
-	fSeq         = 20
-	fSource      = 21
-	fReceived    = 22
-	fSender      = 23
-	fHostname    = 24
-	fApplication = 25
-)
-
-// Attr field numbers.
-const (
-	aKey      = 1
-	aStr      = 2
-	aInt      = 3
-	aUint     = 4
-	aFloat    = 5
-	aBool     = 6
-	aBytes    = 7
-	aTime     = 8
-	aDuration = 9
-	aGroup    = 10
-)
-
-// Source values (logtk.v1.Source).
-const (
-	SourceSDK    = 1
-	SourceStdout = 2
-	SourceStderr = 3
-	SourceHost   = 4
-)
-
-// Level values (logtk.v1.Level) are OpenTelemetry severity numbers.
-const (
-	LevelTrace  = 1
-	LevelDebug  = 5
-	LevelInfo   = 9
-	LevelNotice = 10
-	LevelWarn   = 13
-	LevelError  = 17
-	LevelFatal  = 21
+	"github.com/logtk/logtk/internal/recordwire"
+	pubrecord "github.com/logtk/logtk/record"
 )
 
 // LevelFromSlog maps a slog level (and logtk's levels, which share slog's
@@ -76,19 +29,19 @@ const (
 func LevelFromSlog(l slog.Level) int32 {
 	switch {
 	case l >= 12:
-		return LevelFatal
+		return pubrecord.LevelFatal
 	case l >= 8:
-		return LevelError
+		return pubrecord.LevelError
 	case l >= 4:
-		return LevelWarn
+		return pubrecord.LevelWarn
 	case l >= 2:
-		return LevelNotice
+		return pubrecord.LevelNotice
 	case l >= 0:
-		return LevelInfo
+		return pubrecord.LevelInfo
 	case l >= -4:
-		return LevelDebug
+		return pubrecord.LevelDebug
 	default:
-		return LevelTrace
+		return pubrecord.LevelTrace
 	}
 }
 
@@ -106,21 +59,21 @@ func AppendHead(b []byte, t time.Time, level int32, msg, logger string) []byte {
 // none (what a zero time.Time gives AppendHead).
 func AppendHeadNanos(b []byte, ns int64, level int32, msg, logger string) []byte {
 	if ns != 0 {
-		b = appendFixed(b, tag(fTime, protowire.Fixed64Type), uint64(ns))
+		b = appendFixed(b, tag(recordwire.Time, protowire.Fixed64Type), uint64(ns))
 	}
-	b = appendVar(b, tag(fLevel, protowire.VarintType), uint64(level))
+	b = appendVar(b, tag(recordwire.Level, protowire.VarintType), uint64(level))
 	if msg != "" {
-		b = appendStr(b, tag(fMessage, protowire.BytesType), msg)
+		b = appendStr(b, tag(recordwire.Message, protowire.BytesType), msg)
 	}
 	if logger != "" {
-		b = appendStr(b, tag(fLogger, protowire.BytesType), logger)
+		b = appendStr(b, tag(recordwire.Logger, protowire.BytesType), logger)
 	}
 	return b
 }
 
 // AppendCaller appends the caller field.
 func AppendCaller(b []byte, file string, line int, function string) []byte {
-	b = protowire.AppendTag(b, fCaller, protowire.BytesType)
+	b = protowire.AppendTag(b, recordwire.Caller, protowire.BytesType)
 	b, start := beginLen(b)
 	if file != "" {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
@@ -212,14 +165,14 @@ func endLen(b []byte, start int) []byte {
 // is dropped, a group with no attributes is dropped and a group with an
 // empty key is inlined.
 func AppendAttr(b []byte, a slog.Attr) []byte {
-	return appendAttrField(b, fAttrs, &a)
+	return appendAttrField(b, recordwire.Attrs, &a)
 }
 
 // AppendAttrOf is AppendAttr for the attribute *a. It spares a loop over a
 // slice of attributes the copy of each into a temporary (40 bytes,
 // through the stack) that passing it by value costs.
 func AppendAttrOf(b []byte, a *slog.Attr) []byte {
-	return appendAttrField(b, fAttrs, a)
+	return appendAttrField(b, recordwire.Attrs, a)
 }
 
 func appendAttrField(b []byte, field protowire.Number, a *slog.Attr) []byte {
@@ -237,9 +190,9 @@ func appendAttrField(b []byte, field protowire.Number, a *slog.Attr) []byte {
 		// go: its lengths are known before it is written.
 		s := v.String()
 		if n := 4 + len(a.Key) + len(s); n < 0x80 && a.Key != "" {
-			b = append(b, tag(field, protowire.BytesType), byte(n), tag(aKey, protowire.BytesType), byte(len(a.Key)))
+			b = append(b, tag(field, protowire.BytesType), byte(n), tag(recordwire.AttrKey, protowire.BytesType), byte(len(a.Key)))
 			b = append(b, a.Key...)
-			b = append(b, tag(aStr, protowire.BytesType), byte(len(s)))
+			b = append(b, tag(recordwire.AttrStr, protowire.BytesType), byte(len(s)))
 			return append(b, s...)
 		}
 	}
@@ -259,7 +212,7 @@ func appendAttrField(b []byte, field protowire.Number, a *slog.Attr) []byte {
 	}
 	b, start := beginLen(append(b, tag(field, protowire.BytesType)))
 	if a.Key != "" {
-		b = appendStr(b, tag(aKey, protowire.BytesType), a.Key)
+		b = appendStr(b, tag(recordwire.AttrKey, protowire.BytesType), a.Key)
 	}
 	b = appendValue(b, v, k)
 	return endLen(b, start)
@@ -269,21 +222,21 @@ func appendAttrField(b []byte, field protowire.Number, a *slog.Attr) []byte {
 func appendValue(b []byte, v slog.Value, k slog.Kind) []byte {
 	switch k {
 	case slog.KindString:
-		b = appendStr(b, tag(aStr, protowire.BytesType), v.String())
+		b = appendStr(b, tag(recordwire.AttrStr, protowire.BytesType), v.String())
 	case slog.KindInt64:
-		b = appendVar(b, tag(aInt, protowire.VarintType), protowire.EncodeZigZag(v.Int64()))
+		b = appendVar(b, tag(recordwire.AttrInt, protowire.VarintType), protowire.EncodeZigZag(v.Int64()))
 	case slog.KindUint64:
-		b = appendVar(b, tag(aUint, protowire.VarintType), v.Uint64())
+		b = appendVar(b, tag(recordwire.AttrUint, protowire.VarintType), v.Uint64())
 	case slog.KindFloat64:
-		b = appendFixed(b, tag(aFloat, protowire.Fixed64Type), math.Float64bits(v.Float64()))
+		b = appendFixed(b, tag(recordwire.AttrFloat, protowire.Fixed64Type), math.Float64bits(v.Float64()))
 	case slog.KindBool:
-		b = appendVar(b, tag(aBool, protowire.VarintType), protowire.EncodeBool(v.Bool()))
+		b = appendVar(b, tag(recordwire.AttrBool, protowire.VarintType), protowire.EncodeBool(v.Bool()))
 	case slog.KindDuration:
-		b = appendVar(b, tag(aDuration, protowire.VarintType), protowire.EncodeZigZag(int64(v.Duration())))
+		b = appendVar(b, tag(recordwire.AttrDuration, protowire.VarintType), protowire.EncodeZigZag(int64(v.Duration())))
 	case slog.KindTime:
-		b = appendFixed(b, tag(aTime, protowire.Fixed64Type), uint64(v.Time().UnixNano()))
+		b = appendFixed(b, tag(recordwire.AttrTime, protowire.Fixed64Type), uint64(v.Time().UnixNano()))
 	case slog.KindGroup:
-		b, start := beginLen(append(b, tag(aGroup, protowire.BytesType)))
+		b, start := beginLen(append(b, tag(recordwire.AttrGroup, protowire.BytesType)))
 		g := v.Group()
 		for i := range g {
 			b = appendAttrField(b, 1, &g[i])
@@ -294,18 +247,18 @@ func appendValue(b []byte, v slog.Value, k slog.Kind) []byte {
 		case nil:
 			// A present key with no value: encode the key alone.
 		case []byte:
-			b = protowire.AppendTag(b, aBytes, protowire.BytesType)
+			b = protowire.AppendTag(b, recordwire.AttrBytes, protowire.BytesType)
 			b = protowire.AppendBytes(b, x)
 		case error:
-			b = protowire.AppendTag(b, aStr, protowire.BytesType)
+			b = protowire.AppendTag(b, recordwire.AttrStr, protowire.BytesType)
 			b = protowire.AppendString(b, x.Error())
 		case fmt.Stringer:
-			b = protowire.AppendTag(b, aStr, protowire.BytesType)
+			b = protowire.AppendTag(b, recordwire.AttrStr, protowire.BytesType)
 			b = protowire.AppendString(b, x.String())
 		default:
 			// Rare path: arbitrary values are rendered with fmt, which
 			// allocates.
-			b = protowire.AppendTag(b, aStr, protowire.BytesType)
+			b = protowire.AppendTag(b, recordwire.AttrStr, protowire.BytesType)
 			b = protowire.AppendString(b, fmt.Sprintf("%+v", x))
 		}
 	}
@@ -335,21 +288,21 @@ func AppendStamp(b []byte, s *Stamp) []byte {
 // host encodes them once per incarnation and appends the bytes to each
 // record, followed by AppendStampArrival: together they are AppendStamp.
 func AppendStampOrigin(b []byte, worker string, index uint32, pid int64, incarnation uint32) []byte {
-	b = protowire.AppendTag(b, fWorker, protowire.BytesType)
+	b = protowire.AppendTag(b, recordwire.Worker, protowire.BytesType)
 	b = protowire.AppendString(b, worker)
-	b = protowire.AppendTag(b, fWorkerIndex, protowire.VarintType)
+	b = protowire.AppendTag(b, recordwire.WorkerIndex, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(index))
-	b = protowire.AppendTag(b, fPID, protowire.VarintType)
+	b = protowire.AppendTag(b, recordwire.PID, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(pid))
-	b = protowire.AppendTag(b, fIncarnation, protowire.VarintType)
+	b = protowire.AppendTag(b, recordwire.Incarnation, protowire.VarintType)
 	return protowire.AppendVarint(b, uint64(incarnation))
 }
 
 // Two-byte keys of the per-record stamp fields (numbers 16..31).
 const (
-	keySeq      = fSeq << 3        // wire type 0, varint
-	keySource   = fSource << 3     // wire type 0, varint
-	keyReceived = fReceived<<3 | 1 // wire type 1, fixed64
+	keySeq      = recordwire.Seq << 3        // wire type 0, varint
+	keySource   = recordwire.Source << 3     // wire type 0, varint
+	keyReceived = recordwire.Received<<3 | 1 // wire type 1, fixed64
 )
 
 // AppendStampArrival appends the per-record stamp fields: seq, source and
@@ -374,11 +327,11 @@ type GroupMark struct {
 // there (an empty hostname too: a record never shows one the connection
 // did not give).
 func AppendServerStamp(b []byte, sender, hostname, application string) []byte {
-	b = protowire.AppendTag(b, fSender, protowire.BytesType)
+	b = protowire.AppendTag(b, recordwire.Sender, protowire.BytesType)
 	b = protowire.AppendString(b, sender)
-	b = protowire.AppendTag(b, fHostname, protowire.BytesType)
+	b = protowire.AppendTag(b, recordwire.Hostname, protowire.BytesType)
 	b = protowire.AppendString(b, hostname)
-	b = protowire.AppendTag(b, fApplication, protowire.BytesType)
+	b = protowire.AppendTag(b, recordwire.Application, protowire.BytesType)
 	return protowire.AppendString(b, application)
 }
 
@@ -389,15 +342,15 @@ func AppendServerStamp(b []byte, sender, hostname, application string) []byte {
 func OpenGroup(b []byte, key string, inGroup bool) ([]byte, GroupMark) {
 	var m GroupMark
 	m.tag = len(b)
-	field := protowire.Number(fAttrs)
+	field := protowire.Number(recordwire.Attrs)
 	if inGroup {
 		field = 1
 	}
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	b, m.outer = beginLen(b)
-	b = protowire.AppendTag(b, aKey, protowire.BytesType)
+	b = protowire.AppendTag(b, recordwire.AttrKey, protowire.BytesType)
 	b = protowire.AppendString(b, key)
-	b = protowire.AppendTag(b, aGroup, protowire.BytesType)
+	b = protowire.AppendTag(b, recordwire.AttrGroup, protowire.BytesType)
 	b, m.inner = beginLen(b)
 	return b, m
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/logtk/logtk/internal/recordwire"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	pubrecord "github.com/logtk/logtk/record"
 )
 
 type stringer struct{}
@@ -63,12 +65,12 @@ func TestEncodeMatchesGeneratedCode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := AppendHead(nil, ts, LevelWarn, "msg", "db.pool")
+			b := AppendHead(nil, ts, pubrecord.LevelWarn, "msg", "db.pool")
 			for _, a := range tc.attrs {
 				b = AppendAttr(b, a)
 			}
 			b = AppendCaller(b, "main.go", 12, "main.main")
-			b = AppendStamp(b, &Stamp{Worker: "web", WorkerIndex: 2, PID: 99, Incarnation: 1, Seq: 7, Source: SourceSDK, Received: ts})
+			b = AppendStamp(b, &Stamp{Worker: "web", WorkerIndex: 2, PID: 99, Incarnation: 1, Seq: 7, Source: pubrecord.SourceSDK, Received: ts})
 			if err := Validate(b); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
@@ -93,13 +95,13 @@ func TestEncodeMatchesGeneratedCode(t *testing.T) {
 // TestServerStampOverrides: the server's stamp, appended last, is what
 // a reader sees, whatever a sender put in the record.
 func TestServerStampOverrides(t *testing.T) {
-	b := AppendHead(nil, time.Now(), LevelInfo, "m", "")
+	b := AppendHead(nil, time.Now(), pubrecord.LevelInfo, "m", "")
 	b = AppendServerStamp(b, "forged", "forged-host", "forged-app")
 	b = AppendServerStamp(b, "web-01", "web-01.example", "shop")
 	if err := Validate(b); err != nil {
 		t.Fatal(err)
 	}
-	var v View
+	var v pubrecord.Record
 	v.Parse(b)
 	var r logtkv1.Record
 	if err := proto.Unmarshal(b, &r); err != nil {
@@ -113,16 +115,16 @@ func TestServerStampOverrides(t *testing.T) {
 			t.Errorf("read %q", got)
 		}
 	}
-	if bad := AppendServerStamp(nil, "a\xff", "", "x"); Validate(append(AppendHead(nil, time.Now(), LevelInfo, "m", ""), bad...)) == nil {
+	if bad := AppendServerStamp(nil, "a\xff", "", "x"); Validate(append(AppendHead(nil, time.Now(), pubrecord.LevelInfo, "m", ""), bad...)) == nil {
 		t.Error("a sender that is not UTF-8 validated")
 	}
 }
 
 func TestStampOverridesWorkerValues(t *testing.T) {
-	b := AppendHead(nil, time.Now(), LevelInfo, "m", "")
-	b = protowire.AppendTag(b, fWorker, protowire.BytesType)
+	b := AppendHead(nil, time.Now(), pubrecord.LevelInfo, "m", "")
+	b = protowire.AppendTag(b, recordwire.Worker, protowire.BytesType)
 	b = protowire.AppendString(b, "forged")
-	b = protowire.AppendTag(b, fSeq, protowire.VarintType)
+	b = protowire.AppendTag(b, recordwire.Seq, protowire.VarintType)
 	b = protowire.AppendVarint(b, 1000)
 	b = AppendStamp(b, &Stamp{Worker: "real", Seq: 3})
 	var r logtkv1.Record
@@ -135,7 +137,7 @@ func TestStampOverridesWorkerValues(t *testing.T) {
 }
 
 func TestGroups(t *testing.T) {
-	b := AppendHead(nil, time.Unix(1, 0), LevelInfo, "m", "")
+	b := AppendHead(nil, time.Unix(1, 0), pubrecord.LevelInfo, "m", "")
 	b, outer := OpenGroup(b, "outer", false)
 	b, empty := OpenGroup(b, "empty", true)
 	b = CloseGroup(b, empty)
@@ -161,11 +163,11 @@ func TestValidateRejects(t *testing.T) {
 	for range MaxGroupDepth + 2 {
 		inner := protowire.AppendTag(nil, 1, protowire.BytesType) // Group.attrs
 		inner = protowire.AppendBytes(inner, deep)
-		attr := protowire.AppendTag(nil, aGroup, protowire.BytesType)
+		attr := protowire.AppendTag(nil, recordwire.AttrGroup, protowire.BytesType)
 		attr = protowire.AppendBytes(attr, inner)
 		deep = attr
 	}
-	deepRec := protowire.AppendTag(nil, fAttrs, protowire.BytesType)
+	deepRec := protowire.AppendTag(nil, recordwire.Attrs, protowire.BytesType)
 	deepRec = protowire.AppendBytes(deepRec, deep)
 
 	tests := []struct {
@@ -173,9 +175,9 @@ func TestValidateRejects(t *testing.T) {
 		b          []byte
 	}{
 		{"truncated tag", "bad field tag", []byte{0x80}},
-		{"wrong wire type for level", "field 2 has wire type 2", protowire.AppendString(protowire.AppendTag(nil, fLevel, protowire.BytesType), "x")},
+		{"wrong wire type for level", "field 2 has wire type 2", protowire.AppendString(protowire.AppendTag(nil, recordwire.Level, protowire.BytesType), "x")},
 		{"length past end", "field 3", []byte{0x1a, 0x10, 'a'}},
-		{"invalid utf-8 message", "not valid UTF-8", protowire.AppendString(protowire.AppendTag(nil, fMessage, protowire.BytesType), "\xff")},
+		{"invalid utf-8 message", "not valid UTF-8", protowire.AppendString(protowire.AppendTag(nil, recordwire.Message, protowire.BytesType), "\xff")},
 		{"bad nested attr", "field 2 has wire type 0", []byte{0x22, 0x02, 0x10, 0x80}},
 		{"groups too deep", "nested deeper", deepRec},
 	}
@@ -209,14 +211,14 @@ func nested(depth int) []byte {
 func TestValidFast(t *testing.T) {
 	now := time.Unix(1700000000, 5)
 	rec := func(msg string, attrs ...slog.Attr) []byte {
-		b := AppendHead(nil, now, LevelInfo, msg, "http")
+		b := AppendHead(nil, now, pubrecord.LevelInfo, msg, "http")
 		for _, a := range attrs {
 			b = AppendAttr(b, a)
 		}
 		return b
 	}
 	stamp := func(b []byte) []byte {
-		return AppendStamp(b, &Stamp{Worker: "web", WorkerIndex: 3, PID: 123456, Incarnation: 2, Seq: 1 << 40, Source: SourceSDK, Received: now})
+		return AppendStamp(b, &Stamp{Worker: "web", WorkerIndex: 3, PID: 123456, Incarnation: 2, Seq: 1 << 40, Source: pubrecord.SourceSDK, Received: now})
 	}
 	long := strings.Repeat("long ", 60)
 	tests := []struct {
@@ -274,14 +276,14 @@ func TestValidFast(t *testing.T) {
 // FuzzValidate: Validate never panics, and what it accepts the generated
 // code decodes.
 func FuzzValidate(f *testing.F) {
-	b := AppendHead(nil, time.Unix(5, 0), LevelInfo, "hello", "l")
+	b := AppendHead(nil, time.Unix(5, 0), pubrecord.LevelInfo, "hello", "l")
 	b = AppendAttr(b, slog.Group("g", slog.Int("i", 1)))
 	f.Add(b)
 	f.Add([]byte{0x22, 0x02, 0x10, 0x80})
-	f.Add(AppendHead(nil, time.Unix(5, 0), LevelInfo, "0123456789abcde\xff", ""))                      // invalid UTF-8 after two words
-	f.Add([]byte{0x0a, 0x01, 'k', 0x18, 0x90, 0x03})                                                   // a simple attribute: key, varint
-	f.Add([]byte{0x0a, 0x01, 'k', 0x12, 0x02, 'a', 0xff})                                              // not simple: invalid UTF-8
-	f.Add(AppendAttr(AppendHead(nil, time.Unix(5, 0), LevelInfo, "m", ""), slog.String("k", "a\xe4"))) // cut short before the end
+	f.Add(AppendHead(nil, time.Unix(5, 0), pubrecord.LevelInfo, "0123456789abcde\xff", ""))                      // invalid UTF-8 after two words
+	f.Add([]byte{0x0a, 0x01, 'k', 0x18, 0x90, 0x03})                                                             // a simple attribute: key, varint
+	f.Add([]byte{0x0a, 0x01, 'k', 0x12, 0x02, 'a', 0xff})                                                        // not simple: invalid UTF-8
+	f.Add(AppendAttr(AppendHead(nil, time.Unix(5, 0), pubrecord.LevelInfo, "m", ""), slog.String("k", "a\xe4"))) // cut short before the end
 	f.Add(AppendStamp(AppendAttr(nil, slog.Int("status", 200)), &Stamp{Worker: "w", Seq: 300}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// What validFast takes as a record, validateMsg accepts.
@@ -304,7 +306,7 @@ func TestEncodeDoesNotAllocate(t *testing.T) {
 	buf := make([]byte, 0, 4096)
 	now := time.Now()
 	n := testing.AllocsPerRun(100, func() {
-		b := AppendHead(buf[:0], now, LevelInfo, "request served", "http")
+		b := AppendHead(buf[:0], now, pubrecord.LevelInfo, "request served", "http")
 		b = AppendAttr(b, slog.String("path", "/api/v1/users"))
 		b = AppendAttr(b, slog.Int("status", 200))
 		b = AppendAttr(b, slog.Duration("elapsed", time.Millisecond))
@@ -316,167 +318,12 @@ func TestEncodeDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// FuzzView: the in-place reader never panics on arbitrary bytes, including
-// attribute iteration and nested groups.
-func FuzzView(f *testing.F) {
-	b := AppendHead(nil, time.Unix(5, 0), LevelInfo, "hello", "l")
-	b = AppendAttr(b, slog.Group("g", slog.Int("i", 1), slog.Group("h", slog.String("s", "x"))))
-	b = AppendCaller(b, "f.go", 1, "main")
-	f.Add(b)
-	f.Add([]byte{0x08, 0x80})                                                  // truncated varint
-	f.Add([]byte{0x11, 1, 2, 3})                                               // truncated fixed64
-	f.Add([]byte{0x1a, 0x05, 'a'})                                             // bytes past the end
-	f.Add([]byte{0x00, 0x01})                                                  // field number 0
-	f.Add([]byte{0xf8, 0xff, 0xff, 0xff, 0x7f, 0x01})                          // field number past MaxInt32
-	f.Add([]byte{0x0b, 0x10, 0x01, 0x0c, 0x15, 1, 2, 3, 4})                    // group, fixed32
-	f.Add([]byte{0x1a, 0x82, 0x00, 'a', 'b', 0x20, 0xff, 0xff, 0xff, 0xff, 1}) // padded length, long varint
-	// Tags, varints and lengths of one, two and three bytes, at the edges.
-	f.Add([]byte{0x80, 0x01, 0x96, 0x01, 0x88, 0x00, 0x05})       // two-byte tag and varint; padded tag
-	f.Add([]byte{0x82, 0x01, 0x81, 0x01, 'a'})                    // two-byte length past the end
-	f.Add([]byte{0x12, 0x02, 'a'})                                // length one past the end
-	f.Add([]byte{0x82, 0x01})                                     // two-byte tag, nothing after
-	f.Add([]byte{0x80, 0x80, 0x01, 0x00})                         // three-byte tag
-	f.Add([]byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x08, 0x80})       // fixed64, truncated varint
-	f.Add([]byte{0x08, 0x80, 0x80, 0x01, 0x12, 0x80, 0x80, 0x00}) // three-byte varint and length
-	f.Add(AppendStamp(bytes.Clone(b), &Stamp{Worker: "w", WorkerIndex: 300, PID: 4242, Incarnation: 2, Seq: 1 << 40, Source: SourceHost, Received: time.Unix(6, 7)}))
-	f.Add(AppendServerStamp(AppendServerStamp(bytes.Clone(b), "forged", "", "x"), "web-01", "web-01.example", "shop"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		checkFieldMatchesProtowire(t, data)
-		var v View
-		parsed := v.Parse(data)
-		checkViewMatchesGenerated(t, data, &v, parsed)
-		CallerView(v.Caller)
-		var walk func(it AttrIter, depth int)
-		walk = func(it AttrIter, depth int) {
-			var a AttrView
-			for n := 0; it.Next(&a) && n < 10000; n++ {
-				if depth < 64 {
-					walk(a.Group(), depth+1)
-				}
-			}
-		}
-		walk(v.Attrs(), 0)
-	})
-}
-
-// checkViewMatchesGenerated: where the generated code decodes b, Parse
-// does too, to the same fields and attribute keys.
-func checkViewMatchesGenerated(t *testing.T, b []byte, v *View, parsed bool) {
-	t.Helper()
-	var r logtkv1.Record
-	if proto.Unmarshal(b, &r) != nil {
-		return
-	}
-	if !parsed {
-		t.Fatal("Parse failed on a record the generated code decodes")
-	}
-	if v.TimeUnixNano != r.TimeUnixNano || v.Level != int32(r.Level) || string(v.Message) != r.Message || string(v.Logger) != r.Logger ||
-		string(v.Worker) != r.Worker || v.WorkerIndex != r.WorkerIndex || v.PID != r.Pid || v.Incarnation != r.Incarnation ||
-		v.Seq != r.Seq || v.Source != int32(r.Source) || v.Received != r.ReceivedUnixNano ||
-		string(v.Sender) != r.Sender || string(v.Hostname) != r.Hostname || string(v.Application) != r.Application {
-		t.Fatalf("Parse read %+v, the generated code %v", v, &r)
-	}
-	var keys []string
-	var a AttrView
-	for it := v.Attrs(); it.Next(&a); {
-		keys = append(keys, string(a.Key))
-	}
-	if len(keys) != len(r.Attrs) {
-		t.Fatalf("%d attributes iterated, the generated code has %d", len(keys), len(r.Attrs))
-	}
-	for i, k := range keys {
-		if k != r.Attrs[i].Key {
-			t.Fatalf("attribute %d: key %q, the generated code %q", i, k, r.Attrs[i].Key)
-		}
-	}
-}
-
-// checkFieldMatchesProtowire walks b with field and with protowire's
-// Consume functions, which field must agree with on every input.
-func checkFieldMatchesProtowire(t *testing.T, b []byte) {
-	t.Helper()
-	for off := 0; off < len(b); {
-		num, typ, x, data, next := field(b, off)
-		// fieldShort, where it reads a field, reads it as field does.
-		if snum, styp, sx, snext, ok := fieldShort(b, off); ok {
-			sdata := []byte(nil)
-			if styp == protowire.BytesType {
-				sdata = b[off+2 : snext]
-			}
-			if snum != num || styp != typ || (styp == protowire.VarintType && sx != x) || !bytes.Equal(sdata, data) || snext != next {
-				t.Fatalf("at %d: fieldShort = (%d, %d, %d, %q, %d), field (%d, %d, %d, %q, %d)", off, snum, styp, sx, sdata, snext, num, typ, x, data, next)
-			}
-		}
-		wnum, wtyp, n := protowire.ConsumeTag(b[off:])
-		if n < 0 {
-			if next >= 0 {
-				t.Fatalf("at %d: field read a tag protowire rejects", off)
-			}
-			return
-		}
-		var wx uint64
-		var wdata []byte
-		m := 0
-		switch wtyp {
-		case protowire.VarintType:
-			wx, m = protowire.ConsumeVarint(b[off+n:])
-		case protowire.Fixed64Type:
-			wx, m = protowire.ConsumeFixed64(b[off+n:])
-		case protowire.BytesType:
-			wdata, m = protowire.ConsumeBytes(b[off+n:])
-		default:
-			m = protowire.ConsumeFieldValue(wnum, wtyp, b[off+n:])
-		}
-		if m < 0 {
-			if next >= 0 {
-				t.Fatalf("at %d: field read a value protowire rejects", off)
-			}
-			return
-		}
-		if next != off+n+m || num != wnum || typ != wtyp || x != wx || !bytes.Equal(data, wdata) || (data == nil) != (wdata == nil) {
-			t.Fatalf("at %d: field = (%d, %d, %d, %q, %d), protowire (%d, %d, %d, %q, %d)", off, num, typ, x, data, next, wnum, wtyp, wx, wdata, off+n+m)
-		}
-		off = next
-	}
-}
-
-// TestAttrsAmongOtherFields: attributes are iterated wherever they are
-// among the record's other fields, in order, and the host's stamp after
-// them is not taken for one.
-func TestAttrsAmongOtherFields(t *testing.T) {
-	b := AppendAttr(nil, slog.String("a", "1"))
-	b = AppendHead(b, time.Unix(5, 0), LevelInfo, "m", "l")
-	b = AppendAttr(b, slog.Group("g", slog.Int("b", 2)))
-	b = AppendCaller(b, "f.go", 1, "main")
-	b = AppendAttr(b, slog.Int("c", 3))
-	b = AppendStamp(b, &Stamp{Worker: "w", PID: 4242, Seq: 300, Received: time.Unix(6, 0)})
-	var v View
-	if !v.Parse(b) {
-		t.Fatal("Parse failed")
-	}
-	var keys []string
-	var a AttrView
-	for it := v.Attrs(); it.Next(&a); {
-		keys = append(keys, string(a.Key))
-	}
-	if got := strings.Join(keys, ","); got != "a,g,c" {
-		t.Fatalf("attributes %q, want a,g,c", got)
-	}
-	if string(v.Message) != "m" || v.PID != 4242 || v.Seq != 300 {
-		t.Fatalf("fields around the attributes misread: %q %d %d", v.Message, v.PID, v.Seq)
-	}
-	v.Parse(AppendHead(nil, time.Unix(5, 0), LevelInfo, "no attributes", ""))
-	if it := v.Attrs(); it.Next(&a) {
-		t.Fatalf("a record without attributes has %q", a.Key)
-	}
-}
-
 // TestStampMatchesGenerated: the stamp's hand-written keys decode as the
 // generated code's fields, for small and large values.
 func TestStampMatchesGenerated(t *testing.T) {
 	for _, s := range []Stamp{
-		{Worker: "w", WorkerIndex: 0, PID: 1, Incarnation: 0, Seq: 1, Source: SourceSDK, Received: time.Unix(0, 5)},
-		{Worker: strings.Repeat("x", 200), WorkerIndex: 300, PID: 1 << 40, Incarnation: 1 << 20, Seq: 1 << 50, Source: SourceHost, Received: time.Unix(1<<32, 7)},
+		{Worker: "w", WorkerIndex: 0, PID: 1, Incarnation: 0, Seq: 1, Source: pubrecord.SourceSDK, Received: time.Unix(0, 5)},
+		{Worker: strings.Repeat("x", 200), WorkerIndex: 300, PID: 1 << 40, Incarnation: 1 << 20, Seq: 1 << 50, Source: pubrecord.SourceHost, Received: time.Unix(1<<32, 7)},
 	} {
 		var r logtkv1.Record
 		if err := proto.Unmarshal(AppendStamp(nil, &s), &r); err != nil {
@@ -492,7 +339,7 @@ func TestStampMatchesGenerated(t *testing.T) {
 // TestWholeFields: whole fields, of any kind and contents, pass; a record
 // cut inside a field, tag, length or value does not.
 func TestWholeFields(t *testing.T) {
-	rec := AppendStamp(AppendAttr(AppendHead(nil, time.Unix(1, 2), LevelInfo, "m", "l"), slog.Group("g", slog.Int("i", 1))),
+	rec := AppendStamp(AppendAttr(AppendHead(nil, time.Unix(1, 2), pubrecord.LevelInfo, "m", "l"), slog.Group("g", slog.Int("i", 1))),
 		&Stamp{Worker: "w", Seq: 300, Received: time.Unix(3, 0)})
 	if !WholeFields(rec) || !WholeFields(nil) {
 		t.Fatal("a whole record is not whole")
@@ -526,7 +373,7 @@ func protowireWhole(b []byte) bool {
 
 // FuzzWholeFields: WholeFields reads as protowire does.
 func FuzzWholeFields(f *testing.F) {
-	f.Add(AppendStamp(AppendHead(nil, time.Unix(1, 2), LevelInfo, "m", ""), &Stamp{Worker: "w", Seq: 3}))
+	f.Add(AppendStamp(AppendHead(nil, time.Unix(1, 2), pubrecord.LevelInfo, "m", ""), &Stamp{Worker: "w", Seq: 3}))
 	f.Add([]byte{0x82, 0x01, 0x05, 'a'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if WholeFields(b) != protowireWhole(b) {

@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/logtk/logtk/internal/recordwire"
 )
 
 // MaxGroupDepth bounds the nesting of attribute groups a record may carry.
@@ -30,6 +32,25 @@ func Validate(b []byte) error {
 		return nil
 	}
 	return validateMsg(b, 0, msgRecord, 0)
+}
+
+// WholeFields reports whether b is a sequence of whole protobuf fields,
+// whatever they hold: then fields appended to it are fields of its own
+// (the log server's stamp), not the contents of a last field left open.
+// It reads the fields as the public record package's Parse does, without
+// looking inside them.
+func WholeFields(b []byte) bool {
+	for off := 0; off < len(b); {
+		_, _, _, next, ok := recordwire.FieldShort(b, off)
+		if !ok {
+			_, _, _, _, next = recordwire.Field(b, off)
+		}
+		if next < 0 {
+			return false
+		}
+		off = next
+	}
+	return true
 }
 
 // validFast reports whether b is a record of the shapes the SDK and the
@@ -92,7 +113,7 @@ func validFast(b []byte) bool {
 				off++
 				continue
 			}
-			_, end := uvarintAt(b, off)
+			_, end := recordwire.UvarintAt(b, off)
 			if end < 0 || !cutText(b, &text, off, end) {
 				return false
 			}
@@ -137,7 +158,7 @@ func validFast(b []byte) bool {
 // a key, then nothing, one value, or a group.
 func fastAttr(b []byte, s, e, depth int, text *int) bool {
 	b = b[:e]
-	if s >= e || b[s] != tag(aKey, protowire.BytesType) {
+	if s >= e || b[s] != tag(recordwire.AttrKey, protowire.BytesType) {
 		return false
 	}
 	var off int
@@ -156,24 +177,24 @@ func fastAttr(b []byte, s, e, depth int, text *int) bool {
 	c := b[off]
 	off++
 	switch c {
-	case tag(aStr, protowire.BytesType):
+	case tag(recordwire.AttrStr, protowire.BytesType):
 		if off < e && b[off] < 0x80 {
 			return off+1+int(b[off]) == e
 		}
 		vs, ve, ok := contentsAt(b, off)
 		return ok && ve == e && cutText(b, text, off, vs)
-	case tag(aBytes, protowire.BytesType):
+	case tag(recordwire.AttrBytes, protowire.BytesType):
 		_, ve, ok := contentsAt(b, off)
 		return ok && ve == e && cutText(b, text, off, ve)
-	case tag(aInt, protowire.VarintType), tag(aUint, protowire.VarintType), tag(aBool, protowire.VarintType), tag(aDuration, protowire.VarintType):
+	case tag(recordwire.AttrInt, protowire.VarintType), tag(recordwire.AttrUint, protowire.VarintType), tag(recordwire.AttrBool, protowire.VarintType), tag(recordwire.AttrDuration, protowire.VarintType):
 		if off < e && b[off] < 0x80 {
 			return off+1 == e
 		}
-		_, end := uvarintAt(b, off)
+		_, end := recordwire.UvarintAt(b, off)
 		return end == e && cutText(b, text, off, end)
-	case tag(aFloat, protowire.Fixed64Type), tag(aTime, protowire.Fixed64Type):
+	case tag(recordwire.AttrFloat, protowire.Fixed64Type), tag(recordwire.AttrTime, protowire.Fixed64Type):
 		return e-off == 8 && cutText(b, text, off, e)
-	case tag(aGroup, protowire.BytesType):
+	case tag(recordwire.AttrGroup, protowire.BytesType):
 		gs, ge, ok := contentsAt(b, off)
 		if !ok || ge != e || gs-off > 1 && !cutText(b, text, off, gs) || depth >= MaxGroupDepth {
 			return false
@@ -209,7 +230,7 @@ func fastCaller(b []byte, s, e int, text *int) bool {
 			}
 			off = ve
 		case tag(2, protowire.VarintType): // line
-			_, end := uvarintAt(b, off)
+			_, end := recordwire.UvarintAt(b, off)
 			if end < 0 || end-off > 1 && !cutText(b, text, off, end) {
 				return false
 			}
@@ -233,7 +254,7 @@ func cutText(b []byte, text *int, s, e int) bool {
 // returns where its contents start and end, or ok false if the length is
 // malformed or runs past b.
 func contentsAt(b []byte, off int) (start, end int, ok bool) {
-	l, start := uvarintAt(b, off)
+	l, start := recordwire.UvarintAt(b, off)
 	if start < 0 || l > uint64(len(b)-start) {
 		return 0, 0, false
 	}
@@ -358,28 +379,28 @@ func expect(kind msgKind, num protowire.Number) (protowire.Type, msgKind, bool) 
 	switch kind {
 	case msgRecord:
 		switch num {
-		case fTime, fReceived:
+		case recordwire.Time, recordwire.Received:
 			return protowire.Fixed64Type, none, false
-		case fLevel, fWorkerIndex, fPID, fIncarnation, fSeq, fSource:
+		case recordwire.Level, recordwire.WorkerIndex, recordwire.PID, recordwire.Incarnation, recordwire.Seq, recordwire.Source:
 			return protowire.VarintType, none, false
-		case fMessage, fLogger, fWorker, fSender, fHostname, fApplication:
+		case recordwire.Message, recordwire.Logger, recordwire.Worker, recordwire.Sender, recordwire.Hostname, recordwire.Application:
 			return protowire.BytesType, none, true
-		case fAttrs:
+		case recordwire.Attrs:
 			return protowire.BytesType, msgAttr, false
-		case fCaller:
+		case recordwire.Caller:
 			return protowire.BytesType, msgCaller, false
 		}
 	case msgAttr:
 		switch num {
-		case aKey, aStr:
+		case recordwire.AttrKey, recordwire.AttrStr:
 			return protowire.BytesType, none, true
-		case aInt, aUint, aBool, aDuration:
+		case recordwire.AttrInt, recordwire.AttrUint, recordwire.AttrBool, recordwire.AttrDuration:
 			return protowire.VarintType, none, false
-		case aFloat, aTime:
+		case recordwire.AttrFloat, recordwire.AttrTime:
 			return protowire.Fixed64Type, none, false
-		case aBytes:
+		case recordwire.AttrBytes:
 			return protowire.BytesType, none, false
-		case aGroup:
+		case recordwire.AttrGroup:
 			return protowire.BytesType, msgGroup, false
 		}
 	case msgGroup:

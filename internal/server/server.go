@@ -18,9 +18,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wire"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 )
 
 // Options configure a Server. Zero values take the documented defaults.
@@ -367,7 +368,7 @@ func (ss *session) run() {
 	}
 	ss.app, ss.sender, ss.format = auth.Application, auth.Sender, auth.Format
 	if ss.format == "logtk.v1.Record" {
-		ss.stamp = record.AppendServerStamp(nil, auth.Sender, auth.Hostname, auth.Application)
+		ss.stamp = irecord.AppendServerStamp(nil, auth.Sender, auth.Hostname, auth.Application)
 	}
 	ss.log = ss.log.With("application", ss.app, "sender", ss.sender)
 	if !ss.takeOver() {
@@ -786,7 +787,7 @@ func (ss *session) lastSeq(worker []byte, index uint32) *atomic.Uint64 {
 // batches and logs a gap: records lost before the server. A sequence that
 // starts again at 1 is a restarted host, not a gap.
 func (ss *session) checkGaps(batch []byte) {
-	var v record.View
+	var v record.Record
 	entries.Each(batch, func(e []byte) {
 		if !v.Parse(e) || v.Seq == 0 {
 			return

@@ -22,11 +22,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/internal/testlog"
 	"github.com/logtk/logtk/internal/wire"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 )
 
 var token = []byte("s3cret-token")
@@ -308,8 +309,8 @@ func TestGapDetection(t *testing.T) {
 	c := dial(t, s.addr)
 	c.auth("h", "app", "logtk.v1.Record")
 	rec := func(seq uint64) string {
-		b := record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "m", "")
-		return string(record.AppendStamp(b, &record.Stamp{Worker: "w", Seq: seq}))
+		b := irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "m", "")
+		return string(irecord.AppendStamp(b, &irecord.Stamp{Worker: "w", Seq: seq}))
 	}
 	c.sendBatch(1, rec(1), rec(2))
 	c.sendBatch(2, rec(4)) // 3 is missing
@@ -641,12 +642,12 @@ func TestStampsOrigin(t *testing.T) {
 	if typ, p, err := c.next(); err != nil || typ != wire.TypeWelcome {
 		t.Fatalf("expected WELCOME, got %s %q %v", typ, p, err)
 	}
-	honest := record.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "honest", "")
-	forged := record.AppendServerStamp(record.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "forged", ""), "someone-else", "elsewhere", "other-app")
+	honest := irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "honest", "")
+	forged := irecord.AppendServerStamp(irecord.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "forged", ""), "someone-else", "elsewhere", "other-app")
 	// A record that ends inside an unknown bytes field whose length is
 	// the stamp's: the stamp would become its contents, and the forged
 	// origin before it would stand (a reviewer's attack).
-	stampLen := len(record.AppendServerStamp(nil, "web-01", "web-01.example.com", "shop"))
+	stampLen := len(irecord.AppendServerStamp(nil, "web-01", "web-01.example.com", "shop"))
 	swallow := protowire.AppendTag(bytes.Clone(forged), 100, protowire.BytesType)
 	swallow = protowire.AppendVarint(swallow, uint64(stampLen))
 	c.sendBatch(1, string(honest), string(forged), string(swallow))
@@ -665,8 +666,8 @@ func TestStampsOrigin(t *testing.T) {
 	if len(stored) != 3 {
 		t.Fatalf("stored %d records, want 3", len(stored))
 	}
-	if err := record.Validate(stored[2]); err == nil {
-		var v record.View
+	if err := irecord.Validate(stored[2]); err == nil {
+		var v record.Record
 		v.Parse(stored[2])
 		t.Errorf("the swallowing record was stored valid, saying sender %q, application %q", v.Sender, v.Application)
 	}

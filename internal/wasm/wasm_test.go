@@ -18,8 +18,9 @@ import (
 	"unsafe"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	. "github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -43,7 +44,7 @@ func load(t *testing.T, dir string, opts Options) *Module {
 func batchOf(msgs ...string) []byte {
 	var b []byte
 	for _, m := range msgs {
-		rec := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, m, "")
+		rec := irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, m, "")
 		b = entries.Append(b, rec)
 	}
 	return b

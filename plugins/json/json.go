@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/logtk/logtk/record/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // Info describes the plugin.

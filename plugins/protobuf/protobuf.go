@@ -19,9 +19,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // Info describes the plugin.
@@ -338,10 +337,10 @@ func appendInt(b []byte, t target, v int64) []byte {
 			v = 1
 		}
 		b = appendTag(b, t.num, protowire.VarintType)
-		return record.AppendUvarint(b, uint64(v))
+		return appendVarint(b, uint64(v))
 	case tSint32, tSint64:
 		b = appendTag(b, t.num, protowire.VarintType)
-		return record.AppendUvarint(b, protowire.EncodeZigZag(v))
+		return appendVarint(b, protowire.EncodeZigZag(v))
 	case tFixed32, tSfixed32:
 		b = appendTag(b, t.num, protowire.Fixed32Type)
 		return protowire.AppendFixed32(b, uint32(v))
@@ -370,9 +369,9 @@ func appendTime(b []byte, t target, ns int64) []byte {
 			sec, nsec = sec-1, nsec+1e9
 		}
 		n := protowire.SizeTag(1) + protowire.SizeVarint(uint64(sec)) + protowire.SizeTag(2) + protowire.SizeVarint(uint64(nsec))
-		b = record.AppendUvarint(b, uint64(n))
-		b = record.AppendUvarint(appendTag(b, 1, protowire.VarintType), uint64(sec))
-		return record.AppendUvarint(appendTag(b, 2, protowire.VarintType), uint64(nsec))
+		b = appendVarint(b, uint64(n))
+		b = appendVarint(appendTag(b, 1, protowire.VarintType), uint64(sec))
+		return appendVarint(appendTag(b, 2, protowire.VarintType), uint64(nsec))
 	case t.typ == tString:
 		b = appendTag(b, t.num, protowire.BytesType)
 		var tmp [40]byte
@@ -467,15 +466,16 @@ func (f *Formatter) appendRest(b []byte, num protowire.Number, prefix []byte, a 
 	}
 	b = appendTag(b, num, protowire.BytesType)
 	n := protowire.SizeTag(1) + protowire.SizeBytes(len(key)) + protowire.SizeTag(2) + protowire.SizeBytes(len(val))
-	b = record.AppendUvarint(b, uint64(n))
+	b = appendVarint(b, uint64(n))
 	b = appendBytes(appendTag(b, 1, protowire.BytesType), key)
 	return appendBytes(appendTag(b, 2, protowire.BytesType), val)
 }
 
-// appendTag, appendBytes and appendString are protowire's, written so
-// that Go inlines them: no call for a tag of a field numbered under 16 or
-// a length under 128 (a call per varint cost the formatter a visible part
-// of its time in Wasm, which made dozens of them a record: BENCHMARKS.md).
+// appendTag, appendVarint, appendBytes and appendString are protowire's,
+// written so that Go inlines them: no call for a tag of a field numbered
+// under 16 or a varint or length under 128 (a call per varint cost the
+// formatter a visible part of its time in Wasm, which made dozens of them
+// a record: BENCHMARKS.md).
 func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	if uint32(num) < 16 {
 		return append(b, byte(num)<<3|byte(typ&7))
@@ -487,13 +487,20 @@ func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 //
 //go:noinline
 func appendTagLong(b []byte, num protowire.Number, typ protowire.Type) []byte {
-	return record.AppendUvarint(b, protowire.EncodeTag(num, typ))
+	return appendVarint(b, protowire.EncodeTag(num, typ))
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
 }
 
 func appendBytes(b, v []byte) []byte {
-	return append(record.AppendUvarint(b, uint64(len(v))), v...)
+	return append(appendVarint(b, uint64(len(v))), v...)
 }
 
 func appendString(b []byte, v string) []byte {
-	return append(record.AppendUvarint(b, uint64(len(v))), v...)
+	return append(appendVarint(b, uint64(len(v))), v...)
 }

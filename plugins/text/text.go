@@ -6,8 +6,8 @@ package text
 import (
 	"fmt"
 
+	"github.com/logtk/logtk/record/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 // Info describes the plugin.

@@ -9,9 +9,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/logtk/logtk/internal/ipc"
-	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
+	"github.com/logtk/logtk/record/textfmt"
 	"github.com/logtk/logtk/sdk"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 )
 
 type sink struct {
@@ -34,7 +34,7 @@ func (s *sink) lines(t *testing.T) []string {
 		if err != nil {
 			return out
 		}
-		var v record.View
+		var v record.Record
 		if !v.Parse(p) {
 			t.Fatalf("malformed record %x", p)
 		}

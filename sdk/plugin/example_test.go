@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/logtk/logtk/record/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 

@@ -19,6 +19,15 @@
 //		return append(bytes.ToUpper(append(dst, r.Message...)), '\n'), nil
 //	}
 //
+// # Records
+//
+// A formatter reads each record through a *Record, which is
+// record.Record: package github.com/logtk/logtk/record documents what a
+// record holds and what reading one guarantees (its bytes are valid only
+// during the call), and github.com/logtk/logtk/record/textfmt renders one
+// as text. This package gives the names a plugin uses most (Record, Attr,
+// LevelWarn, KindString ...) aliases of its own.
+//
 // # Threading
 //
 // The host never calls one plugin instance concurrently: a plugin needs no
@@ -33,22 +42,26 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
 )
 
 // ABIVersion is the plugin ABI version this SDK implements
 // (docs/plugin-abi.md).
 const ABIVersion = 2
 
-// Record is a read-only view of one encoded logtk.v1.Record. Its byte
-// slices point into the batch the host sent and are valid only during the
-// call.
-type Record = record.View
+// Record is record.Record (package github.com/logtk/logtk/record, which
+// documents its fields and methods): a read-only view of one encoded
+// logtk.v1.Record. Its byte slices point into the batch the host sent and
+// are valid only during the call that passed it; copy what must outlive
+// the call.
+type Record = record.Record
 
-// Attr is a read-only view of one attribute of a Record.
-type Attr = record.AttrView
+// Attr is record.Attr: a read-only view of one attribute of a Record,
+// filled by record.AttrIter.Next.
+type Attr = record.Attr
 
-// Attribute kinds.
+// Attribute kinds, the values of Attr.Kind: record.KindString and the
+// others, under the names a plugin has used.
 const (
 	KindString   = record.KindString
 	KindInt      = record.KindInt
@@ -61,7 +74,8 @@ const (
 	KindGroup    = record.KindGroup
 )
 
-// Levels as they appear in Record.Level (OpenTelemetry severity numbers).
+// Levels as they appear in Record.Level (OpenTelemetry severity numbers):
+// record.LevelTrace and the others.
 const (
 	LevelTrace  = record.LevelTrace
 	LevelDebug  = record.LevelDebug
@@ -72,7 +86,8 @@ const (
 	LevelFatal  = record.LevelFatal
 )
 
-// Sources as they appear in Record.Source.
+// Sources as they appear in Record.Source: record.SourceSDK and the
+// others.
 const (
 	SourceSDK    = record.SourceSDK
 	SourceStdout = record.SourceStdout

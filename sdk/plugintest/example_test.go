@@ -3,8 +3,8 @@ package plugintest_test
 import (
 	"fmt"
 
+	"github.com/logtk/logtk/record/textfmt"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugin/textfmt"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 

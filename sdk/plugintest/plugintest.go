@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/internal/entries"
-	"github.com/logtk/logtk/internal/record"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/record"
 )
 
 // Options configure a conformance run. The zero value runs the plugin with
@@ -362,8 +363,8 @@ var formatterCases = []testCase{
 		}
 	}),
 	formatCase("large-record", func(f *fixture, inst *wasm.Instance, r *report) {
-		big := record.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, strings.Repeat("big ", 128<<10), "")
-		big = record.AppendAttr(big, slog.String("blob", strings.Repeat("x", 256<<10)))
+		big := irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, strings.Repeat("big ", 128<<10), "")
+		big = irecord.AppendAttr(big, slog.String("blob", strings.Repeat("x", 256<<10)))
 		if _, err := inst.Format(f.ctx, batchOf([][]byte{big}), 1); err != nil {
 			r.errorf("formatting a 768 KiB record: %w", err)
 		}

@@ -1,7 +1,8 @@
-// Package textfmt renders records as human-readable lines, straight from
-// their encoded form, for plugins that write text. The host's console
-// output, the SDK's stand-alone fallback and the reference text plugin use
-// it too, so all of logtk's text looks the same.
+// Package textfmt renders records (github.com/logtk/logtk/record) as
+// human-readable lines, straight from their encoded form, for plugins that
+// write text. The host (its console output, the records it could not
+// deliver), the SDK's stand-alone fallback and the reference text plugin
+// use it too, so all of logtk's text looks the same.
 //
 // A line is
 //
@@ -24,7 +25,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/logtk/logtk/internal/record" // via the plugin.Record alias
+	"github.com/logtk/logtk/record"
 )
 
 // Theme colours parts of a line. The zero Theme is plain text.
@@ -77,11 +78,11 @@ var levelNames = [8]string{"TRACE", "DEBUG", "INFO ", "NOTE ", "WARN ", "ERROR",
 func LevelName(l int32) string { return levelNames[levelIndex(l)] }
 
 // Append appends r rendered as text with the plain theme.
-func Append(b []byte, r *record.View) []byte { return None.Append(b, r) }
+func Append(b []byte, r *record.Record) []byte { return None.Append(b, r) }
 
 // AppendEncoded parses an encoded record and renders it.
 func AppendEncoded(b, rec []byte) []byte {
-	var v record.View
+	var v record.Record
 	if !v.Parse(rec) {
 		return append(b, "(malformed record)\n"...)
 	}
@@ -90,11 +91,11 @@ func AppendEncoded(b, rec []byte) []byte {
 
 // Append appends r rendered as text, ending in a newline. It does not
 // allocate unless a multi-line value must be deferred past the line.
-func (t *Theme) Append(b []byte, r *record.View) []byte { return t.AppendWith(b, r, nil) }
+func (t *Theme) Append(b []byte, r *record.Record) []byte { return t.AppendWith(b, r, nil) }
 
 // AppendWith is Append with times formatted through tc (none if nil), for
 // a formatter that renders many records in turn.
-func (t *Theme) AppendWith(b []byte, r *record.View, tc *TimeCache) []byte {
+func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 	if r.TimeUnixNano != 0 {
 		b = ansi(b, t.Dim)
 		b = tc.Append(b, r.TimeUnixNano, 6, false)
@@ -164,7 +165,7 @@ func (t *Theme) AppendWith(b []byte, r *record.View, tc *TimeCache) []byte {
 			b = strconv.AppendUint(b, uint64(line), 10)
 		}
 	}
-	var a record.AttrView
+	var a record.Attr
 	for it := r.Attrs(); it.Next(&a); {
 		b, blocks = t.appendAttr(b, nil, &a, blocks, tc)
 	}
@@ -190,7 +191,7 @@ func (t *Theme) AppendWith(b []byte, r *record.View, tc *TimeCache) []byte {
 
 type block struct{ prefix, key, text []byte }
 
-func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block, tc *TimeCache) ([]byte, []block) {
+func (t *Theme) appendAttr(b, prefix []byte, a *record.Attr, blocks []block, tc *TimeCache) ([]byte, []block) {
 	if a.Kind == record.KindGroup {
 		// A group's key prefix is built in a buffer of its own at the top
 		// level and extended in place below: siblings overwrite what
@@ -202,7 +203,7 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block,
 		} else {
 			p = append(make([]byte, 0, 64), a.Key...)
 		}
-		var ga record.AttrView
+		var ga record.Attr
 		for it := a.Group(); it.Next(&ga); {
 			b, blocks = t.appendAttr(b, p, &ga, blocks, tc)
 		}
@@ -238,9 +239,9 @@ func (t *Theme) appendAttr(b, prefix []byte, a *record.AttrView, blocks []block,
 }
 
 // AppendValue appends an attribute's value as text.
-func AppendValue(b []byte, a *record.AttrView) []byte { return appendValue(b, a, nil) }
+func AppendValue(b []byte, a *record.Attr) []byte { return appendValue(b, a, nil) }
 
-func appendValue(b []byte, a *record.AttrView, tc *TimeCache) []byte {
+func appendValue(b []byte, a *record.Attr, tc *TimeCache) []byte {
 	switch a.Kind {
 	case record.KindString:
 		return appendString(b, a.Data)
@@ -330,9 +331,7 @@ func appendEscapedASCII(b []byte, c byte) []byte {
 
 // bare marks the ASCII bytes a value may hold without quotes, and
 // quotedAsIs those a quoted one holds unescaped: a table lookup a byte
-// instead of four comparisons. In the JSON formatter the same change
-// gained 15% natively and 5% in Wasm; here, with fewer quoted values,
-// 2-6% in the median of six rounds, both ways.
+// instead of four comparisons, as in the JSON formatter (BENCHMARKS.md).
 var bare, quotedAsIs = func() (bare, asIs [256]bool) {
 	for c := byte(' '); c < 0x7f; c++ {
 		asIs[c] = c != '"' && c != '\\'
@@ -364,8 +363,8 @@ func needsQuote(s []byte) bool {
 }
 
 // ansi appends a theme's escape sequence. The plain theme's are empty,
-// and appending an empty string still calls memmove: half of the text
-// formatter's copies were of nothing.
+// and appending an empty string still calls memmove, which the plain
+// theme would do for every escape of a line.
 func ansi(b []byte, s string) []byte {
 	if len(s) == 0 {
 		return b

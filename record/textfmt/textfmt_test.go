@@ -1,6 +1,8 @@
 package textfmt
 
 import (
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -8,20 +10,18 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/logtk/logtk/internal/record"
 )
 
 // TestGroupKeys: nested and sibling groups get their full dotted keys, and
 // rendering leaves the record's bytes as they were.
 func TestGroupKeys(t *testing.T) {
-	rec := record.AppendHead(nil, time.Time{}, record.LevelInfo, "m", "")
-	rec = record.AppendAttr(rec, slog.Group("a",
+	rec := irecord.AppendHead(nil, time.Time{}, record.LevelInfo, "m", "")
+	rec = irecord.AppendAttr(rec, slog.Group("a",
 		slog.Group("b", slog.Int("x", 1)),
 		slog.Group("c", slog.Int("y", 2), slog.Group("d", slog.String("w", "two words"))),
 		slog.Int("e", 4)))
-	rec = record.AppendAttr(rec, slog.Group("f", slog.Int("g", 5)))
-	rec = record.AppendAttr(rec, slog.Int("z", 3))
+	rec = irecord.AppendAttr(rec, slog.Group("f", slog.Int("g", 5)))
+	rec = irecord.AppendAttr(rec, slog.Int("z", 3))
 	orig := string(rec)
 	got := string(AppendEncoded(nil, rec))
 	want := "INFO  m a.b.x=1 a.c.y=2 a.c.d.w=\"two words\" a.e=4 f.g=5 z=3\n"

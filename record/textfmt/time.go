@@ -60,9 +60,8 @@ func appendDateTime(b []byte, secs int64) []byte {
 
 // appendFraction appends the fraction and the zone: digits (0-9) digits
 // of ns, or with trim as time.RFC3339Nano does. The nine digits are
-// worked out in an array and appended at once (loops that appended a
-// byte at a time had the text formatter at 5.8 us a record in Wasm, 5.0
-// without; unrolling the digit loop too made no difference).
+// worked out in an array and appended at once, not a byte at a time,
+// which was slower in Wasm (BENCHMARKS.md).
 func appendFraction(b []byte, ns int64, digits int, trim bool) []byte {
 	var d [9]byte
 	n := uint32(ns)
@@ -86,7 +85,8 @@ func appendFraction(b []byte, ns int64, digits int, trim bool) []byte {
 // TimeCache formats times as AppendTime does, remembering the date and
 // time of day of the last few seconds it formatted: the records of a
 // batch mostly fall within a few seconds, and working out the calendar
-// date was a tenth of the JSON formatter's time in Wasm. The zero value
+// date was a visible part of a formatter's time in Wasm (BENCHMARKS.md).
+// The zero value
 // is ready to use; a nil *TimeCache formats without remembering. It is
 // not safe for concurrent use (a plugin instance is never called
 // concurrently).
