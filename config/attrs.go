@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -81,7 +80,7 @@ func valueError(a *hcl.Attribute, summary, detail string, args ...any) hcl.Diagn
 func into[T any](target *T, checks ...func(name string, v T) (summary, detail string)) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
 		var v T
-		if d := gohcl.DecodeExpression(a.Expr, nil, &v); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &v); d.HasErrors() {
 			return d
 		}
 		for _, c := range checks {
@@ -132,7 +131,7 @@ func oneOf(summary, want string, values ...string) func(string, string) (string,
 func path(target *string, baseDir string) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
 		var s string
-		if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &s); d.HasErrors() {
 			return d
 		}
 		if s != "" && !filepath.IsAbs(s) {
@@ -149,7 +148,7 @@ func path(target *string, baseDir string) func(*hcl.Attribute) hcl.Diagnostics {
 func duration(target *time.Duration, ok func(time.Duration) bool, bad func(name, s string) string) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
 		var s string
-		if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &s); d.HasErrors() {
 			return d
 		}
 		v, err := time.ParseDuration(s)
@@ -189,7 +188,7 @@ func size[T int | int64 | uint64](target *T, check func(name string, n uint64) (
 
 // sizeValue reads a size attribute's value.
 func sizeValue(a *hcl.Attribute) (uint64, hcl.Diagnostics) {
-	v, d := a.Expr.Value(nil)
+	v, d := a.Expr.Value(evalContext)
 	if d.HasErrors() {
 		return 0, d
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -175,5 +176,38 @@ func TestServerConfigTokenTooLong(t *testing.T) {
 	}
 	if got := FormatDiagnostics(err); !strings.HasPrefix(got, "server.hcl:4:12: error: Token too long;") {
 		t.Fatalf("diagnostics:\n%s", got)
+	}
+}
+
+// TestEnvFunctions: a configuration takes per-machine values from the
+// environment and the host name, and an unset variable without a default
+// is an error at its position that names it.
+func TestEnvFunctions(t *testing.T) {
+	t.Setenv("LOGTK_TEST_ARG", "from-env")
+	os.Unsetenv("LOGTK_TEST_UNSET")
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src := `worker "w" {
+  command = "/bin/true"
+  args    = [env("LOGTK_TEST_ARG"), env("LOGTK_TEST_UNSET", "fallback"), "${hostname()}-${env("LOGTK_TEST_ARG")}"]
+  cwd     = env("LOGTK_TEST_UNSET", "` + dir + `")
+}
+`
+	cfg, err := Parse([]byte(src), filepath.Join(dir, "plugins.hcl"))
+	if err != nil {
+		t.Fatal(FormatDiagnostics(err))
+	}
+	w := cfg.Workers[0]
+	if want := []string{"from-env", "fallback", host + "-from-env"}; !slices.Equal(w.Args, want) || w.Dir != dir {
+		t.Fatalf("args %q, cwd %q; want %q, %q", w.Args, w.Dir, want, dir)
+	}
+
+	_, err = Parse([]byte("worker \"w\" {\n  command = \"/bin/true\"\n  args    = [env(\"LOGTK_TEST_UNSET\")]\n}\n"), "plugins.hcl")
+	want := `plugins.hcl:3:14: error: Error in function call; Call to function "env" failed: the environment variable LOGTK_TEST_UNSET is not set; set it, or give a default: env("LOGTK_TEST_UNSET", "...").`
+	if got := FormatDiagnostics(err); !strings.HasPrefix(got, want) {
+		t.Fatalf("unset variable:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 
 	"github.com/logtk/logtk/internal/wasm"
 )
@@ -323,7 +322,7 @@ func pluginAttrs(pb *pluginBlock, ref *string) attrs {
 	}
 	callTimeout := func(a *hcl.Attribute) hcl.Diagnostics {
 		var s string
-		if d := gohcl.DecodeExpression(a.Expr, nil, &s); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &s); d.HasErrors() {
 			return d
 		}
 		if s == "off" {
@@ -338,7 +337,7 @@ func pluginAttrs(pb *pluginBlock, ref *string) attrs {
 		return fmt.Sprintf("%s = %q is not a duration of a second or more, such as \"60s\".", name, s)
 	})
 	format := func(a *hcl.Attribute) hcl.Diagnostics {
-		d := gohcl.DecodeExpression(a.Expr, nil, &pb.format)
+		d := decodeExpr(a.Expr, &pb.format)
 		if !d.HasErrors() {
 			pb.formatAttr = a
 		}
@@ -474,7 +473,7 @@ func checkConfigure(ctx context.Context, mod *wasm.Module, cfg []byte) error {
 func allowAttrs(a *Allow, baseDir string) attrs {
 	dirs := func(at *hcl.Attribute) hcl.Diagnostics {
 		var dirs []string
-		if d := gohcl.DecodeExpression(at.Expr, nil, &dirs); d.HasErrors() {
+		if d := decodeExpr(at.Expr, &dirs); d.HasErrors() {
 			return d
 		}
 		for _, d := range dirs {
@@ -533,34 +532,34 @@ func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.Raw
 		switch types[name] {
 		case "string":
 			var v string
-			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			d = decodeExpr(attr.Expr, &v)
 			out[name] = v
 		case "number":
 			var v float64
-			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			d = decodeExpr(attr.Expr, &v)
 			out[name] = v
 		case "bool":
 			var v bool
-			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			d = decodeExpr(attr.Expr, &v)
 			out[name] = v
 		case "list(string)":
 			var v []string
-			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			d = decodeExpr(attr.Expr, &v)
 			out[name] = v
 		case "map(string)":
 			var v map[string]string
-			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			d = decodeExpr(attr.Expr, &v)
 			out[name] = v
 		case "path":
 			var v string
-			d = gohcl.DecodeExpression(attr.Expr, nil, &v)
+			d = decodeExpr(attr.Expr, &v)
 			if v != "" && !filepath.IsAbs(v) {
 				v = filepath.Join(baseDir, v)
 			}
 			out[name] = v
 		case "file":
 			var p string
-			d = gohcl.DecodeExpression(attr.Expr, nil, &p)
+			d = decodeExpr(attr.Expr, &p)
 			if !d.HasErrors() {
 				if !filepath.IsAbs(p) {
 					p = filepath.Join(baseDir, p)

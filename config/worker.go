@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/logtk/logtk/record"
 	"golang.org/x/sys/unix"
 )
@@ -204,7 +203,7 @@ func validName(s string) bool {
 func workerAttrs(w *WorkerConfig, baseDir string) attrs {
 	inherit := func(a *hcl.Attribute) hcl.Diagnostics {
 		var v bool
-		d := gohcl.DecodeExpression(a.Expr, nil, &v)
+		d := decodeExpr(a.Expr, &v)
 		w.NoInheritEnv = !v
 		return d
 	}
@@ -274,7 +273,7 @@ func noNUL(name string, vals []string) (string, string) {
 func command(target *string, baseDir string) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
 		var c string
-		if d := gohcl.DecodeExpression(a.Expr, nil, &c); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &c); d.HasErrors() {
 			return d
 		}
 		if summary, detail := noNUL("command", []string{c}); summary != "" {
@@ -309,7 +308,7 @@ func workDir(target *string, baseDir string) func(*hcl.Attribute) hcl.Diagnostic
 func env(target *map[string]string) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
 		var m map[string]string
-		diags := gohcl.DecodeExpression(a.Expr, nil, &m)
+		diags := decodeExpr(a.Expr, &m)
 		if diags.HasErrors() {
 			return diags
 		}
@@ -329,7 +328,7 @@ func env(target *map[string]string) func(*hcl.Attribute) hcl.Diagnostics {
 // lookupUser decodes user, resolving its ids and groups.
 func lookupUser(w *WorkerConfig) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
-		if d := gohcl.DecodeExpression(a.Expr, nil, &w.User); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &w.User); d.HasErrors() {
 			return d
 		}
 		u, err := user.Lookup(w.User)
@@ -357,7 +356,7 @@ func lookupUser(w *WorkerConfig) func(*hcl.Attribute) hcl.Diagnostics {
 // lookupGroup decodes group, resolving its id.
 func lookupGroup(w *WorkerConfig) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
-		if d := gohcl.DecodeExpression(a.Expr, nil, &w.Group); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &w.Group); d.HasErrors() {
 			return d
 		}
 		g, err := user.LookupGroup(w.Group)
@@ -375,7 +374,7 @@ func lookupGroup(w *WorkerConfig) func(*hcl.Attribute) hcl.Diagnostics {
 func signal(target *syscall.Signal) func(*hcl.Attribute) hcl.Diagnostics {
 	return func(a *hcl.Attribute) hcl.Diagnostics {
 		var name string
-		if d := gohcl.DecodeExpression(a.Expr, nil, &name); d.HasErrors() {
+		if d := decodeExpr(a.Expr, &name); d.HasErrors() {
 			return d
 		}
 		s := unix.SignalNum(strings.ToUpper(ensureSIG(name)))
