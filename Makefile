@@ -93,7 +93,7 @@ FUZZ_TARGETS := \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \
 	./internal/capture:FuzzSplitter \
-	./internal/record:FuzzView \
+	./record:FuzzView \
 	./internal/record:FuzzWholeFields \
 	./internal/entries:FuzzCount \
 	./plugins/protobuf:FuzzSchema \
