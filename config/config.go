@@ -42,6 +42,9 @@ type Config struct {
 
 	// Server, when set, makes logtk-host serve run a log server.
 	Server *ServerConfig
+
+	// Control is the control block; nil takes its defaults.
+	Control *ControlConfig
 }
 
 // Load reads and checks an HCL configuration file. It compiles each
@@ -141,11 +144,23 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 		hcl.BlockHeaderSchema{Type: "format", LabelNames: []string{"name"}},
 		hcl.BlockHeaderSchema{Type: "transport", LabelNames: []string{"name"}},
 		hcl.BlockHeaderSchema{Type: "server"},
+		hcl.BlockHeaderSchema{Type: "control"},
 	)
 	seen := map[string]*hcl.Block{}
 	seenStage := map[string]*hcl.Block{}
 	var transportBlocks []*pluginBlock
 	for _, blk := range content.Blocks {
+		if blk.Type == "control" {
+			if cfg.Control != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate control block",
+					Detail: "Only one control block is allowed.", Subject: blk.DefRange.Ptr()})
+				continue
+			}
+			c, d := decodeControl(blk, baseDir)
+			diags = append(diags, d...)
+			cfg.Control = c
+			continue
+		}
 		if blk.Type == "server" {
 			if cfg.Server != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate server block",

@@ -95,17 +95,24 @@ type Options struct {
 // Host supervises the workers of one Config. Its methods are safe for
 // concurrent use.
 type Host struct {
-	opts      Options
-	log       hclog.Logger
+	opts Options
+	log  hclog.Logger
+	// instMu guards the instances (Scale adds and removes them) and the
+	// count of their live goroutines; when it falls to zero the host has
+	// ended (allEnded).
+	instMu    sync.Mutex
 	instances []*instance
 	byID      map[WorkerID]*instance
+	workers   map[string]*config.WorkerConfig // by block name
+	live      int
+	ended     bool
+	allEnded  chan struct{}
 
 	queue    chan [][]byte
 	free     chan [][]byte // emptied batches, for the next ones
 	stopping chan struct{}
 	stopOnce sync.Once
 	started  atomic.Bool
-	instWG   sync.WaitGroup
 	done     chan struct{}
 	outErr   error
 
@@ -150,7 +157,7 @@ func (u Undelivered) Any() bool {
 // crashed max_restarts times within restart_window.
 func (h *Host) GaveUp() []WorkerID {
 	var ids []WorkerID
-	for _, in := range h.instances {
+	for _, in := range h.instanceList() {
 		in.mu.Lock()
 		if in.gaveUp {
 			ids = append(ids, in.id)
@@ -196,6 +203,8 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 		free:     make(chan [][]byte, 64),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
+		workers:  map[string]*config.WorkerConfig{},
+		allEnded: make(chan struct{}),
 	}
 	if opts.Output == nil && len(cfg.Transports) > 0 {
 		p, err := pipeline.New(context.Background(), pipeline.Options{
@@ -221,10 +230,9 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 			return nil, fmt.Errorf("duplicate worker name %q", w.Name)
 		}
 		names[w.Name] = true
+		h.workers[w.Name] = &w
 		for idx := range w.Count {
-			in := &instance{h: h, cfg: &w, id: WorkerID{w.Name, idx}}
-			h.instances = append(h.instances, in)
-			h.byID[in.id] = in
+			h.addInstance(&w, idx)
 		}
 	}
 	return h, nil
@@ -242,12 +250,18 @@ func (h *Host) Start() error {
 		defer close(outDone)
 		h.runOutput()
 	}()
+	h.instMu.Lock()
 	for _, in := range h.instances {
-		h.instWG.Add(1)
-		go in.run()
+		h.launchLocked(in)
 	}
+	if h.live == 0 {
+		h.ended = true
+		close(h.allEnded)
+	}
+	h.instMu.Unlock()
+	go h.sampleRates()
 	go func() {
-		h.instWG.Wait()
+		<-h.allEnded
 		h.shutQueue()
 		<-outDone
 		close(h.done)
@@ -280,7 +294,7 @@ func (h *Host) Stop(ctx context.Context) error {
 	select {
 	case <-h.done:
 	case <-ctx.Done():
-		for _, in := range h.instances {
+		for _, in := range h.instanceList() {
 			in.kill()
 		}
 		<-h.done
@@ -301,17 +315,18 @@ func (h *Host) isStopping() bool {
 // it through sdk.OnMessage. It fails if the instance is not running or its
 // program does not speak the IPC protocol.
 func (h *Host) Send(id WorkerID, payload []byte) error {
-	in, ok := h.byID[id]
-	if !ok {
-		return fmt.Errorf("host: no worker instance %s", id)
+	in, err := h.instance(id)
+	if err != nil {
+		return err
 	}
 	return in.send(payload)
 }
 
 // Workers returns the ids of all worker instances.
 func (h *Host) Workers() []WorkerID {
-	ids := make([]WorkerID, len(h.instances))
-	for i, in := range h.instances {
+	list := h.instanceList()
+	ids := make([]WorkerID, len(list))
+	for i, in := range list {
 		ids[i] = in.id
 	}
 	return ids

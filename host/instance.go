@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,12 +41,30 @@ type instance struct {
 	// pending holds stamped records not yet queued (at most BatchSize).
 	pending [][]byte
 
-	mu          sync.Mutex // guards the fields below
-	proc        *proc.Process
-	conn        *net.UnixConn
-	incarnation uint32
-	restarts    []time.Time
-	gaveUp      bool // the crash-loop limit ended it
+	// ctl carries the operator's requests to the instance's goroutine
+	// (control.go); gone is closed when that goroutine returns.
+	ctl  chan ctlRequest
+	gone chan struct{}
+	// started, when set, is answered once the next incarnation has
+	// started (a restart returns then, so that restarting a block's
+	// instances one after the other keeps it running). Only the
+	// instance's goroutine touches it.
+	startedReply chan error
+	// alive and removed are guarded by the host's instMu: the goroutine
+	// runs; Scale took the instance away (it ends at its next stop).
+	alive, removed bool
+
+	mu           sync.Mutex // guards the fields below
+	proc         *proc.Process
+	conn         *net.UnixConn
+	incarnation  uint32
+	restarts     []time.Time // within the restart window, for the crash-loop limit
+	gaveUp       bool        // the crash-loop limit ended it
+	state        InstanceState
+	started      time.Time
+	restartsMade int
+	lastExit     string
+	rate         float64 // records per second, sampled
 }
 
 // exitInfo is what one incarnation left behind.
@@ -56,6 +75,7 @@ type exitInfo struct {
 	stopped  bool            // the host asked it to stop
 	crash    *capture.Report // the crash report it died in (panic and trace), if any
 	pid      int64
+	req      *ctlRequest // the operator's stop or restart that ended it, if any
 }
 
 // lastWordsWindow is how soon after a crash report ended by a quiet spell
@@ -65,39 +85,169 @@ type exitInfo struct {
 const lastWordsWindow = 5 * time.Second
 
 func (in *instance) run() {
-	defer in.h.instWG.Done()
+	defer in.h.instanceEnded(in)
+	defer func() {
+		if in.startedReply != nil {
+			in.startedReply <- errors.New("the host is stopping")
+			in.startedReply = nil
+		}
+	}()
 	backoff := in.cfg.BackoffInitial
 	for {
 		if in.h.isStopping() {
 			return
 		}
+		in.setState(StateRunning)
 		ex := in.runOnce()
 		inc := in.incarnation
+		if in.startedReply != nil { // it never started
+			in.startedReply <- ex.startErr
+			in.startedReply = nil
+		}
 
-		restart, why := in.decide(ex)
+		var restart bool
+		var why string
 		delay := time.Duration(0)
-		if restart {
-			if ex.uptime >= in.cfg.BackoffReset {
-				backoff = in.cfg.BackoffInitial
+		switch {
+		case ex.req != nil && ex.req.op == opRestart:
+			restart, why = true, "restarting: the operator asked"
+			backoff = in.cfg.BackoffInitial
+		case ex.req != nil:
+			why = "stopped by the operator"
+		default:
+			restart, why = in.decide(ex)
+			if restart {
+				if ex.uptime >= in.cfg.BackoffReset {
+					backoff = in.cfg.BackoffInitial
+				}
+				delay = backoff
+				backoff = min(backoff*2, in.cfg.BackoffMax)
+				why = fmt.Sprintf("restarting in %s", delay)
 			}
-			delay = backoff
-			backoff = min(backoff*2, in.cfg.BackoffMax)
-			why = fmt.Sprintf("restarting in %s", delay)
 		}
+		// The state first: whoever sees the exit record, or the answer
+		// to their request, sees the state it left.
+		in.noteExit(ex)
+		stopped := ex.req != nil && ex.req.op == opStop
+		in.mu.Lock()
+		switch {
+		case stopped:
+			in.state = StateStopped
+		case restart:
+			in.state = StateBackoff
+		case in.gaveUp:
+			in.state = StateGaveUp
+		case !in.h.isStopping():
+			in.state = StateExited
+		}
+		in.mu.Unlock()
 		in.emitExit(ex, inc, restart, why)
-		if !restart {
-			return
+		switch {
+		case ex.req != nil && ex.req.op == opRestart:
+			in.startedReply = ex.req.done
+		case ex.req != nil:
+			ex.req.done <- nil
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-in.h.stopping:
-			t.Stop()
+		switch {
+		case stopped:
+			if !in.waitStopped() {
+				return
+			}
+			backoff = in.cfg.BackoffInitial
+		case !restart:
+			return
+		case !in.waitBackoff(delay):
 			return
 		}
 		in.mu.Lock()
 		in.incarnation++
+		in.restartsMade++
 		in.mu.Unlock()
+	}
+}
+
+func (in *instance) setState(s InstanceState) {
+	in.mu.Lock()
+	in.state = s
+	in.mu.Unlock()
+}
+
+// noteExit keeps how an incarnation ended, for Status.
+func (in *instance) noteExit(ex exitInfo) {
+	var what string
+	switch {
+	case ex.startErr != nil:
+		what = "failed to start: " + ex.startErr.Error()
+	case ex.state != nil:
+		code, sig, signaled := proc.ExitDescription(ex.state)
+		what = fmt.Sprintf("exited with status %d", code)
+		if signaled {
+			what = "killed by " + proc.SignalName(sig)
+		}
+	}
+	if ex.crash != nil {
+		what += ": " + ex.crash.Summary
+	}
+	in.mu.Lock()
+	in.lastExit = what
+	in.mu.Unlock()
+}
+
+// waitBackoff waits out a restart's delay, serving the operator meanwhile:
+// start or restart cut it short, stop stops the instance. It returns false
+// when the instance is done for good.
+func (in *instance) waitBackoff(delay time.Duration) bool {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-in.h.stopping:
+			return false
+		case req := <-in.ctl:
+			switch req.op {
+			case opStart, opRestart:
+				in.startedReply = req.done // answered once it has started
+				return true
+			case opStop:
+				in.setState(StateStopped)
+				req.done <- nil
+				return in.waitStopped()
+			}
+		}
+	}
+}
+
+// waitStopped keeps a stopped instance stopped until the operator starts
+// it (true) or the host stops, or Scale took it away (false).
+func (in *instance) waitStopped() bool {
+	in.h.instMu.Lock()
+	removed := in.removed
+	in.h.instMu.Unlock()
+	if removed {
+		return false
+	}
+	in.setState(StateStopped)
+	for {
+		select {
+		case <-in.h.stopping:
+			return false
+		case req := <-in.ctl:
+			switch req.op {
+			case opStart, opRestart:
+				in.startedReply = req.done // answered once it has started
+				return true
+			case opStop:
+				in.h.instMu.Lock()
+				removed := in.removed
+				in.h.instMu.Unlock()
+				req.done <- nil
+				if removed {
+					return false
+				}
+			}
+		}
 	}
 }
 
@@ -211,8 +361,12 @@ func (in *instance) runOnce() exitInfo {
 	r.pid = int64(p.Pid())
 	r.origin = nil // a record stamped before the start (a ring failure) had no pid
 	in.mu.Lock()
-	in.proc, in.conn = p, r.conn
+	in.proc, in.conn, in.started = p, r.conn, started
 	in.mu.Unlock()
+	if in.startedReply != nil {
+		in.startedReply <- nil
+		in.startedReply = nil
+	}
 	r.hostRecord(record.LevelInfo, "worker started", slog.String("command", cfg.Command))
 
 	var readers sync.WaitGroup
@@ -232,11 +386,11 @@ func (in *instance) runOnce() exitInfo {
 	}()
 
 	var st *os.ProcessState
+	var req *ctlRequest
 	stopped := false
-	select {
-	case st = <-exited:
-	case <-in.h.stopping:
+	stop := func() {
 		stopped = true
+		in.setState(StateStopping)
 		p.Signal(cfg.StopSignal)
 		t := time.NewTimer(cfg.StopTimeout)
 		select {
@@ -246,6 +400,24 @@ func (in *instance) runOnce() exitInfo {
 			r.hostRecord(record.LevelWarn, fmt.Sprintf("worker did not stop within %s of %s; killing it", cfg.StopTimeout, proc.SignalName(cfg.StopSignal)))
 			p.Kill()
 			st = <-exited
+		}
+	}
+wait:
+	for {
+		select {
+		case st = <-exited:
+			break wait
+		case <-in.h.stopping:
+			stop()
+			break wait
+		case rq := <-in.ctl:
+			if rq.op == opStart {
+				rq.done <- errors.New("already running")
+				continue
+			}
+			req = &rq
+			stop()
+			break wait
 		}
 	}
 	uptime := time.Since(started)
@@ -276,7 +448,7 @@ func (in *instance) runOnce() exitInfo {
 	if crash == nil && lastWords != nil && !stopped && st != nil && !st.Success() {
 		crash = lastWords // it was already a record; it is also how the worker died
 	}
-	return exitInfo{state: st, uptime: uptime, stopped: stopped, crash: crash, pid: r.pid}
+	return exitInfo{state: st, uptime: uptime, stopped: stopped, crash: crash, pid: r.pid, req: req}
 }
 
 func (in *instance) env(incarnation uint32, ring bool) []string {

@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/host"
+	"github.com/logtk/logtk/internal/control"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/logserver"
 )
@@ -46,6 +46,13 @@ commands:
   serve     [-config server.hcl]   run a log server (the server block) until SIGINT/SIGTERM
   version                          print the version (also --version)
 
+operating a running host (found by its -config, or -socket):
+  status    [-o text|json]         every worker instance: pid, state, uptime, restarts, last exit, records/s
+  restart   NAME[#i]               restart gracefully, one instance after the other
+  stop      NAME[#i]               stop gracefully; it stays stopped until started
+  start     NAME[#i]               start a stopped or ended instance
+  scale     NAME N                 run N instances of the worker NAME
+
 "logtk-host <command> -h" describes a command's flags.
 `)
 }
@@ -60,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "logtk-host %s (IPC protocol %d)\n", version, ipc.ProtocolVersion)
 		return 0
 	case "validate":
-		cfg, code := load(args[1:], "validate", "plugins.hcl", stdout, stderr)
+		cfg, _, code := load(args[1:], "validate", "plugins.hcl", stdout, stderr)
 		if cfg == nil {
 			return code
 		}
@@ -79,17 +86,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			len(cfg.Workers), n, len(cfg.Formats), len(cfg.Transports))
 		return 0
 	case "run":
-		cfg, code := load(args[1:], "run", "plugins.hcl", stdout, stderr)
+		cfg, path, code := load(args[1:], "run", "plugins.hcl", stdout, stderr)
 		if cfg == nil {
 			return code
 		}
-		return runHost(cfg, stderr)
+		return runHost(cfg, controlSocket(cfg, path), stderr)
 	case "serve":
-		cfg, code := load(args[1:], "serve", "server.hcl", stdout, stderr)
+		cfg, _, code := load(args[1:], "serve", "server.hcl", stdout, stderr)
 		if cfg == nil {
 			return code
 		}
 		return serve(cfg, stderr)
+	case "status", "restart", "stop", "start", "scale":
+		return client(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -103,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // a nil Config and the exit status when there is nothing more to do: 0
 // after -h (the help on stdout), 2 for bad usage, 1 for a bad
 // configuration.
-func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (*config.Config, int) {
+func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (*config.Config, string, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
@@ -111,18 +120,18 @@ func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (
 		fmt.Fprintf(fs.Output(), "usage: logtk-host %s [-config %s]\n\nflags:\n", name, defaultConfig)
 		fs.PrintDefaults()
 	}
-	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+	if helpAsked(args) {
 		fs.SetOutput(stdout) // asked for: not an error
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, 0
+			return nil, "", 0
 		}
-		return nil, 2
+		return nil, "", 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "logtk-host %s: unexpected argument %q (the configuration is given as -config %s)\n", name, fs.Arg(0), fs.Arg(0))
-		return nil, 2
+		return nil, "", 2
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -130,12 +139,12 @@ func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (
 		if errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintln(stderr)
 		}
-		return nil, 1
+		return nil, "", 1
 	}
-	return cfg, 0
+	return cfg, *path, 0
 }
 
-func runHost(cfg *config.Config, stderr io.Writer) int {
+func runHost(cfg *config.Config, socket string, stderr io.Writer) int {
 	logger := newLogger("logtk-host", stderr)
 	h, err := host.New(cfg, host.Options{Logger: logger})
 	if err != nil {
@@ -148,6 +157,18 @@ func runHost(cfg *config.Config, stderr io.Writer) int {
 	if err := h.Start(); err != nil {
 		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
 		return 1
+	}
+	// Without its control socket the host still runs (its records matter
+	// more), but it says so.
+	copts := control.Options{Logger: logger.Named("control")}
+	if cfg.Control != nil {
+		copts.Group = cfg.Control.GID
+	}
+	if ctl, err := control.Listen(socket, h, copts); err != nil {
+		logger.Error("no control socket: status, restart, stop, start and scale will not reach this host", "error", err)
+	} else {
+		logger.Info("control socket listening", "path", ctl.Addr())
+		defer ctl.Close()
 	}
 	select {
 	case <-h.Done():

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/host"
+	"github.com/logtk/logtk/internal/control"
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wire"
 	"github.com/logtk/logtk/sdk"
@@ -444,5 +448,84 @@ func TestCLIConventions(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"serve"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "server.hcl") {
 		t.Errorf("serve without -config: exit %d, stderr %q; want it to name server.hcl", code, errOut.String())
+	}
+}
+
+// TestControlVerbs: status, restart, scale, stop and start, each through
+// the running host's control socket (found in the runtime directory) and
+// checked by status -o json: a restarted instance gets a new process while
+// its sibling keeps its own.
+func TestControlVerbs(t *testing.T) {
+	runtime := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", runtime)
+	cmd, out, readDone, pids := startHostProcess(t)
+	out.waitFor(t, regexp.MustCompile(`control socket listening`), 1)
+	socks, _ := filepath.Glob(filepath.Join(runtime, "logtk", "plugins-*.sock"))
+	if len(socks) != 1 {
+		t.Fatalf("control sockets in the runtime directory: %v\n%s", socks, out)
+	}
+	ctl := func(args ...string) (string, int) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := run(append(args, "-socket", socks[0]), &stdout, &stderr)
+		return stdout.String() + stderr.String(), code
+	}
+	status := func() map[string]host.InstanceStatus {
+		t.Helper()
+		o, code := ctl("status", "-o", "json")
+		var resp control.Response
+		if err := json.Unmarshal([]byte(o), &resp); err != nil || code != 0 {
+			t.Fatalf("status -o json: exit %d, %v:\n%s", code, err, o)
+		}
+		m := map[string]host.InstanceStatus{}
+		for _, st := range resp.Instances {
+			m[st.ID.String()] = st
+		}
+		return m
+	}
+	st := status()
+	if len(st) != 2 || st["w#0"].State != host.StateRunning || !slices.Contains(pids, st["w#0"].PID) || !slices.Contains(pids, st["w#1"].PID) {
+		t.Fatalf("status %+v, worker pids %v", st, pids)
+	}
+	if o, code := ctl("restart", "w#1"); code != 0 {
+		t.Fatalf("restart w#1: exit %d\n%s", code, o)
+	}
+	after := status()
+	if after["w#0"].PID != st["w#0"].PID || after["w#1"].PID == st["w#1"].PID || after["w#1"].PID == 0 || after["w#1"].Incarnation != 1 {
+		t.Fatalf("after restart w#1: %+v, before %+v", after, st)
+	}
+	if o, code := ctl("scale", "w", "3"); code != 0 || !strings.Contains(o, "w#2") {
+		t.Fatalf("scale w 3: exit %d\n%s", code, o)
+	}
+	if o, code := ctl("stop", "w#2"); code != 0 {
+		t.Fatalf("stop w#2: exit %d\n%s", code, o)
+	}
+	if s := status()["w#2"]; s.State != host.StateStopped || s.PID != 0 {
+		t.Fatalf("after stop: %+v", s)
+	}
+	if o, code := ctl("start", "w#2"); code != 0 {
+		t.Fatalf("start w#2: exit %d\n%s", code, o)
+	}
+	if s := status()["w#2"]; s.State != host.StateRunning || s.PID == 0 {
+		t.Fatalf("after start: %+v", s)
+	}
+	if o, code := ctl("scale", "w", "1"); code != 0 {
+		t.Fatalf("scale w 1: exit %d\n%s", code, o)
+	}
+	o, code := ctl("status")
+	if code != 0 || !regexp.MustCompile(`(?m)^w#0\s+running\s+\d+`).MatchString(o) || strings.Contains(o, "w#1") {
+		t.Fatalf("status after scale 1: exit %d\n%s", code, o)
+	}
+	for _, bad := range [][]string{{"restart"}, {"scale", "w"}, {"scale", "w", "-1"}, {"restart", "nope"}} {
+		if o, code := ctl(bad...); code == 0 {
+			t.Errorf("%q succeeded:\n%s", bad, o)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, out, readDone); code != 0 {
+		t.Fatalf("host exited with status %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(socks[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the control socket is left behind: %v", err)
 	}
 }

@@ -1,0 +1,8 @@
+control {
+  socket = "run/host.sock"
+  group  = "root"
+}
+
+worker "a" {
+  command = "/bin/true"
+}

@@ -1,0 +1,188 @@
+package host
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logtk/logtk/config"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+)
+
+// readyOf matches the "ready" record of one incarnation of an instance.
+func readyOf(name string, idx, inc uint32) func(*logtkv1.Record) bool {
+	return func(r *logtkv1.Record) bool {
+		return r.Message == "ready" && r.Worker == name && r.WorkerIndex == idx && r.Incarnation == inc
+	}
+}
+
+func statusOf(t *testing.T, h *Host, name string, idx int) InstanceStatus {
+	t.Helper()
+	for _, st := range h.Status() {
+		if st.ID == (WorkerID{name, idx}) {
+			return st
+		}
+	}
+	t.Fatalf("no instance %s#%d in status %+v", name, idx, h.Status())
+	return InstanceStatus{}
+}
+
+// TestOperatorRestartStopStart: the operator restarts one instance while
+// its sibling keeps its process, stops one (it stays stopped and the host
+// runs on), starts it again; none of it counts towards the crash-loop
+// limit, which still catches a real crash loop afterwards.
+func TestOperatorRestartStopStart(t *testing.T) {
+	w := testWorker("svc", "sleep", nil)
+	w.Count = 2
+	w.Restart = config.RestartOnFailure
+	w.MaxRestarts = 2
+	h, c := startHost(t, Options{}, w)
+	wait := func(what string, pred func(*logtkv1.Record) bool) {
+		t.Helper()
+		c.waitFor(t, 30*time.Second, what, func(recs []*logtkv1.Record) bool { return find(recs, pred) != nil })
+	}
+	wait("svc#0 ready", readyOf("svc", 0, 0))
+	wait("svc#1 ready", readyOf("svc", 1, 0))
+	s0, s1 := statusOf(t, h, "svc", 0), statusOf(t, h, "svc", 1)
+	if s0.State != StateRunning || s0.PID == 0 || s1.PID == 0 {
+		t.Fatalf("before: %+v, %+v", s0, s1)
+	}
+
+	// Three restarts: more than max_restarts, none counted.
+	for inc := uint32(1); inc <= 3; inc++ {
+		if err := h.Restart(WorkerID{"svc", 1}); err != nil {
+			t.Fatal(err)
+		}
+		wait("svc#1 restarted", readyOf("svc", 1, inc))
+	}
+	if alive(s1.PID) {
+		t.Errorf("the restarted instance's first process %d is still alive", s1.PID)
+	}
+	n1 := statusOf(t, h, "svc", 1)
+	if n1.State != StateRunning || n1.PID == s1.PID || n1.Incarnation != 3 || n1.Restarts != 3 || !strings.Contains(n1.LastExit, "SIGTERM") && !strings.Contains(n1.LastExit, "status") {
+		t.Errorf("after three restarts: %+v", n1)
+	}
+	if got := statusOf(t, h, "svc", 0); got.PID != s0.PID || got.Incarnation != 0 {
+		t.Errorf("the sibling was touched: %+v, was %+v", got, s0)
+	}
+	stopRec := find(c.snapshot(), func(r *logtkv1.Record) bool {
+		return r.Worker == "svc" && r.WorkerIndex == 1 && strings.Contains(r.Message, "restarting: the operator asked")
+	})
+	if stopRec == nil || stopRec.Level != logtkv1.Level_LEVEL_INFO {
+		t.Errorf("the operator's restart is not an info exit record: %v", stopRec)
+	}
+
+	// Stop: it stays stopped, the host runs on.
+	if err := h.StopInstance(WorkerID{"svc", 0}); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(t, h, "svc", 0); st.State != StateStopped || st.PID != 0 {
+		t.Fatalf("after stop: %+v", st)
+	}
+	waitGone(t, s0.PID, 10*time.Second)
+	select {
+	case <-h.Done():
+		t.Fatal("the host ended while an instance was stopped by the operator")
+	default:
+	}
+	if err := h.StopInstance(WorkerID{"svc", 0}); err != nil {
+		t.Errorf("stopping a stopped instance: %v", err)
+	}
+	if err := h.StartInstance(WorkerID{"svc", 0}); err != nil {
+		t.Fatal(err)
+	}
+	wait("svc#0 started again", readyOf("svc", 0, 1))
+	if err := h.StartInstance(WorkerID{"svc", 0}); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("starting a running instance: %v", err)
+	}
+	if err := h.Restart(WorkerID{"nope", 0}); err == nil {
+		t.Error("restarting an unknown instance succeeded")
+	}
+
+	// The crash-loop limit still works: three crashes are one too many.
+	for i := range 3 {
+		pid := statusOf(t, h, "svc", 1).PID
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		wait("svc#1 after a crash", func(r *logtkv1.Record) bool {
+			return r.Worker == "svc" && r.WorkerIndex == 1 && r.Incarnation == uint32(3+i) && strings.Contains(r.Message, "killed by SIGKILL")
+		})
+		if i < 2 {
+			wait("svc#1 back", readyOf("svc", 1, uint32(4+i)))
+		}
+	}
+	c.waitFor(t, 30*time.Second, "svc#1 given up", func([]*logtkv1.Record) bool { return statusOf(t, h, "svc", 1).State == StateGaveUp })
+	if ids := h.GaveUp(); len(ids) != 1 || ids[0] != (WorkerID{"svc", 1}) {
+		t.Errorf("GaveUp = %v", ids)
+	}
+	// An instance given up can be started again by hand.
+	if err := h.StartInstance(WorkerID{"svc", 1}); err != nil {
+		t.Fatal(err)
+	}
+	wait("svc#1 started by hand", readyOf("svc", 1, 6))
+}
+
+// TestScale: scaling up starts instances at the next indexes; scaling
+// down stops the highest ones gracefully and leaves the others alone.
+func TestScale(t *testing.T) {
+	w := testWorker("svc", "sleep", nil)
+	h, c := startHost(t, Options{}, w)
+	wait := func(what string, pred func(*logtkv1.Record) bool) {
+		t.Helper()
+		c.waitFor(t, 30*time.Second, what, func(recs []*logtkv1.Record) bool { return find(recs, pred) != nil })
+	}
+	wait("svc#0 ready", readyOf("svc", 0, 0))
+	pid0 := statusOf(t, h, "svc", 0).PID
+	if err := h.Scale("svc", 4); err != nil {
+		t.Fatal(err)
+	}
+	for i := range uint32(4) {
+		wait("scaled up", readyOf("svc", i, 0))
+	}
+	st := h.Status()
+	if len(st) != 4 {
+		t.Fatalf("status after scaling to 4: %+v", st)
+	}
+	var gone []int
+	for _, s := range st[1:] {
+		gone = append(gone, s.PID)
+	}
+	if err := h.Scale("svc", 1); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.Status(); len(st) != 1 || st[0].PID != pid0 {
+		t.Fatalf("status after scaling to 1: %+v (svc#0 had pid %d)", st, pid0)
+	}
+	for _, pid := range gone {
+		waitGone(t, pid, 10*time.Second)
+	}
+	c.waitFor(t, 30*time.Second, "3 graceful stop records", func(recs []*logtkv1.Record) bool {
+		return count(recs, msgHas("; stopped by the operator")) == 3
+	})
+	if err := h.Scale("nope", 2); err == nil {
+		t.Error("scaling an unknown worker succeeded")
+	}
+	if err := h.Scale("svc", 2); err != nil {
+		t.Fatal(err)
+	}
+	wait("scaled up again", readyOf("svc", 1, 0))
+}
+
+// TestStartEndedInstance: an instance that ended by its restart policy
+// can be started again while the host runs.
+func TestStartEndedInstance(t *testing.T) {
+	keep := testWorker("svc", "sleep", nil)
+	job := testWorker("job", "exit", nil)
+	h, c := startHost(t, Options{}, keep, job)
+	c.waitFor(t, 30*time.Second, "job ended", func(recs []*logtkv1.Record) bool {
+		return find(recs, msgHas("worker exited with status 0")) != nil && statusOf(t, h, "job", 0).State == StateExited
+	})
+	if err := h.StartInstance(WorkerID{"job", 0}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, 30*time.Second, "job ran again", func(recs []*logtkv1.Record) bool {
+		return count(recs, msgHas("worker exited with status 0")) == 2
+	})
+}

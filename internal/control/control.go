@@ -1,0 +1,335 @@
+// Package control is the control channel of a running host: a unix
+// socket on which logtk-host's client verbs (status, restart, stop,
+// start, scale) ask the host to act. docs/control.md specifies it.
+//
+// A connection carries one request, a JSON object on one line, and one
+// answer, a JSON object on one line; then the server closes it. Only the
+// host's own user (and root, and the members of a group the
+// configuration names) may connect: the socket file is 0600 (0660 with a
+// group), and the server checks each peer's credentials (SO_PEERCRED)
+// besides.
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/logtk/logtk/host"
+)
+
+// Request is what a client asks.
+type Request struct {
+	// Verb is status, restart, stop, start or scale.
+	Verb string `json:"verb"`
+	// Target names the instances of restart, stop and start: "NAME" for
+	// every instance of a worker block, "NAME#i" for one.
+	Target string `json:"target,omitempty"`
+	// Worker and Count are scale's: the worker block and its new count.
+	Worker string `json:"worker,omitempty"`
+	Count  int    `json:"count,omitempty"`
+}
+
+// Response is the server's answer.
+type Response struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Instances is the status of every worker instance after the verb
+	// was carried out (every verb returns it).
+	Instances []host.InstanceStatus `json:"instances,omitempty"`
+}
+
+// Limits of the protocol.
+const (
+	maxRequestBytes = 64 << 10
+	requestTimeout  = 10 * time.Second // to send the request line
+	// verbTimeout bounds a verb's work; a restart or stop waits for the
+	// workers' StopTimeout at most, which this must exceed.
+	verbTimeout = 10 * time.Minute
+)
+
+// Controlled is what the server drives: a *host.Host.
+type Controlled interface {
+	Status() []host.InstanceStatus
+	Restart(host.WorkerID) error
+	StopInstance(host.WorkerID) error
+	StartInstance(host.WorkerID) error
+	Scale(name string, n int) error
+}
+
+var _ Controlled = (*host.Host)(nil)
+
+// Server serves a host's control socket.
+type Server struct {
+	h   Controlled
+	ln  *net.UnixListener
+	log hclog.Logger
+	gid int // a group whose members may connect too; -1 for none
+	uid int // the server's effective uid
+	wg  sync.WaitGroup
+}
+
+// Options configure Listen.
+type Options struct {
+	// Group, when not nil, is a group whose members may use the socket.
+	Group *uint32
+	// Logger receives refused connections and failed requests.
+	Logger hclog.Logger
+}
+
+// Listen creates the socket at path (its directory too, 0700, or 0750
+// with a group) and serves h on it until Close. A stale socket left by a
+// host that died is replaced; one a running host listens on is not.
+func Listen(path string, h Controlled, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	dirMode, sockMode := os.FileMode(0o700), os.FileMode(0o600)
+	if opts.Group != nil {
+		dirMode, sockMode = 0o750, 0o660
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another host is listening on it", path)
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control socket %s: a file that is not a socket is in the way", path)
+		}
+		os.Remove(path) // stale: its host is gone
+	}
+	// Created with the mode it keeps: no moment at which another user
+	// could connect.
+	old := syscall.Umask(0o777 &^ int(sockMode))
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	s := &Server{h: h, ln: ln, log: opts.Logger, gid: -1, uid: os.Geteuid()}
+	if opts.Group != nil {
+		s.gid = int(*opts.Group)
+		if err := os.Chown(path, -1, s.gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
+		os.Chown(dir, -1, s.gid)
+	}
+	s.wg.Add(1)
+	go s.serve()
+	return s, nil
+}
+
+// Addr returns the socket's path.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops serving and removes the socket; it waits for the requests
+// being served.
+func (s *Server) Close() error {
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Error("control socket: accept failed", "error", err)
+			}
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			s.handle(c)
+		}()
+	}
+}
+
+// allowed checks the peer's credentials.
+func (s *Server) allowed(c *net.UnixConn) (ucred *unix.Ucred, ok bool) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	var cerr error
+	raw.Control(func(fd uintptr) { ucred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if cerr != nil {
+		return nil, false
+	}
+	if int(ucred.Uid) == s.uid || ucred.Uid == 0 {
+		return ucred, true
+	}
+	if s.gid >= 0 && (int(ucred.Gid) == s.gid || inGroup(int(ucred.Pid), s.gid)) {
+		return ucred, true
+	}
+	return ucred, false
+}
+
+// inGroup reports whether process pid has gid among its groups.
+func inGroup(pid, gid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+			for _, f := range strings.Fields(rest) {
+				if f == strconv.Itoa(gid) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) handle(c *net.UnixConn) {
+	reply := func(r Response) {
+		c.SetWriteDeadline(time.Now().Add(requestTimeout))
+		b, _ := json.Marshal(r)
+		c.Write(append(b, '\n'))
+	}
+	cred, ok := s.allowed(c)
+	if !ok {
+		uid := -1
+		if cred != nil {
+			uid = int(cred.Uid)
+		}
+		s.log.Warn("control socket: refused a connection from another user", "uid", uid)
+		reply(Response{Error: fmt.Sprintf("permission denied: uid %d may not control this host (uid %d)", uid, s.uid)})
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(requestTimeout))
+	line, err := bufio.NewReader(io.LimitReader(c, maxRequestBytes)).ReadBytes('\n')
+	if err != nil {
+		reply(Response{Error: fmt.Sprintf("no request line (a JSON object ending in a newline, at most %d bytes): %v", maxRequestBytes, err)})
+		return
+	}
+	var req Request
+	dec := json.NewDecoder(strings.NewReader(string(line)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		reply(Response{Error: "malformed request: " + err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), verbTimeout)
+	defer cancel()
+	if err := s.do(ctx, req); err != nil {
+		s.log.Warn("control request failed", "verb", req.Verb, "target", req.Target, "error", err)
+		reply(Response{Error: err.Error(), Instances: s.h.Status()})
+		return
+	}
+	reply(Response{OK: true, Instances: s.h.Status()})
+}
+
+// do carries out a verb. A verb over every instance of a block does them
+// one at a time, so that the worker keeps running while it is restarted
+// (a rolling restart).
+func (s *Server) do(ctx context.Context, req Request) error {
+	switch req.Verb {
+	case "status":
+		return nil
+	case "scale":
+		if req.Worker == "" {
+			return errors.New("scale needs a worker")
+		}
+		return s.h.Scale(req.Worker, req.Count)
+	case "restart", "stop", "start":
+	default:
+		return fmt.Errorf("unknown verb %q (want status, restart, stop, start or scale)", req.Verb)
+	}
+	ids, err := s.targets(req.Target)
+	if err != nil {
+		return err
+	}
+	act := map[string]func(host.WorkerID) error{"restart": s.h.Restart, "stop": s.h.StopInstance, "start": s.h.StartInstance}[req.Verb]
+	var errs []error
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := act(id); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// targets resolves "NAME" or "NAME#i" to instances.
+func (s *Server) targets(target string) ([]host.WorkerID, error) {
+	if target == "" {
+		return nil, errors.New("no target: name a worker (NAME) or an instance (NAME#i)")
+	}
+	name, idx, one := strings.Cut(target, "#")
+	var ids []host.WorkerID
+	for _, st := range s.h.Status() {
+		if st.ID.Name != name {
+			continue
+		}
+		if one && strconv.Itoa(st.ID.Index) != idx {
+			continue
+		}
+		ids = append(ids, st.ID)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no worker instance %s", target)
+	}
+	return ids, nil
+}
+
+// Do sends req to the host listening on path and returns its answer; a
+// refused request is an error carrying the host's reason.
+func Do(ctx context.Context, path string, req Request) (Response, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return Response{}, fmt.Errorf("no host is running with control socket %s (is logtk-host run started with this configuration?)", path)
+		}
+		return Response{}, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	b, _ := json.Marshal(req)
+	_, werr := c.Write(append(b, '\n'))
+	// A host that refuses the peer answers without reading the request:
+	// its answer is read even when the write failed.
+	line, err := bufio.NewReader(io.LimitReader(c, 64<<20)).ReadBytes('\n')
+	if err != nil {
+		return Response{}, fmt.Errorf("control socket %s: no answer: %w", path, errors.Join(werr, err))
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return Response{}, fmt.Errorf("control socket %s: malformed answer: %w", path, err)
+	}
+	if !resp.OK {
+		return resp, errors.New(resp.Error)
+	}
+	return resp, nil
+}

@@ -1,0 +1,222 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logtk/logtk/host"
+)
+
+// The test binary doubles as a client run as another user.
+func init() {
+	if sock := os.Getenv("LOGTK_TEST_CONTROL_CLIENT"); sock != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := Do(ctx, sock, Request{Verb: "status"})
+		fmt.Println("answer:", err)
+		os.Exit(0)
+	}
+}
+
+// fakeHost is a host of two instances that records what it was asked.
+type fakeHost struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeHost) Status() []host.InstanceStatus {
+	return []host.InstanceStatus{{ID: host.WorkerID{Name: "web", Index: 0}, State: host.StateRunning, PID: 10}, {ID: host.WorkerID{Name: "web", Index: 1}, State: host.StateRunning, PID: 11}}
+}
+
+func (f *fakeHost) note(s string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+	if strings.Contains(s, "#1") && strings.HasPrefix(s, "start") {
+		return errors.New("already running")
+	}
+	return nil
+}
+func (f *fakeHost) Restart(id host.WorkerID) error       { return f.note("restart " + id.String()) }
+func (f *fakeHost) StopInstance(id host.WorkerID) error  { return f.note("stop " + id.String()) }
+func (f *fakeHost) StartInstance(id host.WorkerID) error { return f.note("start " + id.String()) }
+func (f *fakeHost) Scale(name string, n int) error {
+	return f.note(fmt.Sprintf("scale %s %d", name, n))
+}
+
+func listen(t *testing.T) (*Server, *fakeHost, string) {
+	t.Helper()
+	f := &fakeHost{}
+	sock := filepath.Join(t.TempDir(), "run", "host.sock")
+	s, err := Listen(sock, f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, f, sock
+}
+
+func do(t *testing.T, sock string, req Request) (Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return Do(ctx, sock, req)
+}
+
+func TestVerbs(t *testing.T) {
+	_, f, sock := listen(t)
+	st, err := os.Stat(sock)
+	if err != nil || st.Mode().Perm() != 0o600 || st.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket %v, %v: want a socket of mode 0600", st.Mode(), err)
+	}
+	if dir, _ := os.Stat(filepath.Dir(sock)); dir.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory mode %v, want 0700", dir.Mode().Perm())
+	}
+	resp, err := do(t, sock, Request{Verb: "status"})
+	if err != nil || !resp.OK || len(resp.Instances) != 2 || resp.Instances[1].PID != 11 {
+		t.Fatalf("status: %+v, %v", resp, err)
+	}
+	for _, tc := range []struct {
+		req   Request
+		calls []string
+		err   string
+	}{
+		{Request{Verb: "restart", Target: "web"}, []string{"restart web#0", "restart web#1"}, ""},
+		{Request{Verb: "stop", Target: "web#1"}, []string{"stop web#1"}, ""},
+		{Request{Verb: "start", Target: "web"}, []string{"start web#0", "start web#1"}, "web#1: already running"},
+		{Request{Verb: "scale", Worker: "web", Count: 4}, []string{"scale web 4"}, ""},
+		{Request{Verb: "restart", Target: "api"}, nil, "no worker instance api"},
+		{Request{Verb: "restart", Target: "web#7"}, nil, "no worker instance web#7"},
+		{Request{Verb: "restart"}, nil, "no target"},
+		{Request{Verb: "reboot"}, nil, `unknown verb "reboot"`},
+	} {
+		f.mu.Lock()
+		f.calls = nil
+		f.mu.Unlock()
+		resp, err := do(t, sock, tc.req)
+		switch {
+		case tc.err == "" && err != nil, tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%+v: error %v, want %q", tc.req, err, tc.err)
+		case len(resp.Instances) != 2:
+			t.Errorf("%+v: no status with the answer: %+v", tc.req, resp)
+		}
+		f.mu.Lock()
+		if fmt.Sprint(f.calls) != fmt.Sprint(tc.calls) {
+			t.Errorf("%+v: the host was asked %q, want %q", tc.req, f.calls, tc.calls)
+		}
+		f.mu.Unlock()
+	}
+}
+
+// TestBadClients: a malformed request, an unknown field, an oversized or
+// a missing request line each get an answer saying what was wrong, and
+// the server goes on serving.
+func TestBadClients(t *testing.T) {
+	_, _, sock := listen(t)
+	for _, tc := range []struct{ send, want string }{
+		{"not json\n", "malformed request"},
+		{`{"verb":"status","colour":"red"}` + "\n", `unknown field`},
+		{strings.Repeat("x", 70<<10), "no request line"},
+		{"", "no request line"},
+	} {
+		c, err := net.DialTimeout("unix", sock, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(15 * time.Second))
+		c.Write([]byte(tc.send))
+		c.(*net.UnixConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.Contains(string(b), tc.want) || !strings.Contains(string(b), `"ok":false`) {
+			t.Errorf("sent %.40q: answer %q, want %q", tc.send, b, tc.want)
+		}
+	}
+	if _, err := do(t, sock, Request{Verb: "status"}); err != nil {
+		t.Fatalf("the server stopped serving: %v", err)
+	}
+}
+
+// TestSecondHostAndStaleSocket: a host cannot take the socket of one that
+// runs; a socket left by one that died is replaced; a file that is not a
+// socket is left alone.
+func TestSecondHostAndStaleSocket(t *testing.T) {
+	s, _, sock := listen(t)
+	if _, err := Listen(sock, &fakeHost{}, Options{}); err == nil || !strings.Contains(err.Error(), "another host is listening") {
+		t.Fatalf("a second Listen on a live socket: %v", err)
+	}
+	// A stale socket: a listener whose file stays behind it.
+	s.Close()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	s2, err := Listen(sock, &fakeHost{}, Options{})
+	if err != nil {
+		t.Fatalf("a stale socket was not replaced: %v", err)
+	}
+	s2.Close()
+	plain := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(plain, []byte("keep me"), 0o644)
+	if _, err := Listen(plain, &fakeHost{}, Options{}); err == nil {
+		t.Fatal("Listen replaced a regular file")
+	}
+	if b, _ := os.ReadFile(plain); string(b) != "keep me" {
+		t.Fatal("the regular file was changed")
+	}
+}
+
+// TestRefusesOtherUsers: a process of another user is refused by its
+// credentials even when the file's mode would let it connect.
+func TestRefusesOtherUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a client as nobody")
+	}
+	_, _, sock := listen(t)
+	// Open the way through the file system, to test the credentials check.
+	os.Chmod(filepath.Dir(sock), 0o755)
+	os.Chmod(filepath.Dir(filepath.Dir(sock)), 0o755)
+	os.Chmod(sock, 0o666)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(filepath.Dir(filepath.Dir(sock)), "client")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(bin); d != "/"; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+			os.Chmod(d, st.Mode().Perm()|0o011) // traversable, for the test's own temp dirs
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-test.run", "^$")
+	cmd.Env = append(os.Environ(), "LOGTK_TEST_CONTROL_CLIENT="+sock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "permission denied: uid 65534 may not control this host") {
+		t.Fatalf("the client as nobody got: %s", out)
+	}
+}
