@@ -91,6 +91,7 @@ lint:
 # -fuzztime. scripts/fuzz.sh explains the one engine time-out it tolerates.
 FUZZ_TARGETS := \
 	./internal/ipc:FuzzReader \
+	./internal/logread:FuzzRead \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \
 	./internal/capture:FuzzSplitter \

@@ -53,6 +53,9 @@ operating a running host (found by its -config, or -socket):
   start     NAME[#i]               start a stopped or ended instance
   scale     NAME N                 run N instances of the worker NAME
 
+reading stored records:
+  logs      [-f] [-worker NAME[#i]] [-level warn] [-since 10m] [-grep RE] [-o text|json] FILE|DIR...
+
 "logtk-host <command> -h" describes a command's flags.
 `)
 }
@@ -97,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 		return serve(cfg, stderr)
+	case "logs":
+		return logs(args[1:], stdout, stderr)
 	case "status", "restart", "stop", "start", "scale":
 		return client(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

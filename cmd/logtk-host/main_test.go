@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,10 +21,15 @@ import (
 	"testing"
 	"time"
 
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
+
+	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/host"
 	"github.com/logtk/logtk/internal/control"
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wire"
+	"github.com/logtk/logtk/logserver"
 	"github.com/logtk/logtk/sdk"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -527,5 +534,89 @@ func TestControlVerbs(t *testing.T) {
 	}
 	if _, err := os.Stat(socks[0]); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the control socket is left behind: %v", err)
+	}
+}
+
+// TestLogs: logs reads what a log server stored (its application
+// directory), with the server's stamp, filtered by worker, level and
+// pattern, as text or JSON; a torn tail is reported, not fatal.
+func TestLogs(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir,
+		Tokens: [][]byte{[]byte("a-token-of-20-chars!")}, Fsync: "batch", MaxBytes: 1 << 30}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	var batch []byte
+	for i, w := range []struct {
+		worker string
+		idx    uint32
+		level  int32
+		msg    string
+	}{{"web", 0, record.LevelInfo, "GET /"}, {"web", 1, record.LevelWarn, "slow request"}, {"db", 0, record.LevelError, "disk full"}} {
+		r := irecord.AppendHead(nil, time.Now(), w.level, w.msg, "")
+		r = irecord.AppendStamp(r, &irecord.Stamp{Worker: w.worker, WorkerIndex: w.idx, Seq: uint64(i + 1)})
+		batch = entries.Append(batch, r)
+	}
+	if err := wire.SendLoad(wire.Load{Addr: ln.Addr().String(), Token: []byte("a-token-of-20-chars!"), Sender: "host-1", Application: "shop",
+		Format: "logtk.v1.Record", Batch: batch, Batches: 1, InFlight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(dir, "shop")
+	logs := func(args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"logs"}, args...), &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+	out, errOut, code := logs(app)
+	if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(out, "host-1/shop web#1") || !strings.Contains(out, "slow request") || errOut != "" {
+		t.Fatalf("logs %s: exit %d\n%s\nstderr: %s", app, code, out, errOut)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-worker", "web"}, []string{"GET /", "slow request"}},
+		{[]string{"-worker", "web#1"}, []string{"slow request"}},
+		{[]string{"-level", "warn"}, []string{"slow request", "disk full"}},
+		{[]string{"-grep", "disk|GET"}, []string{"GET /", "disk full"}},
+		{[]string{"-since", "1h", "-level", "error"}, []string{"disk full"}},
+	} {
+		out, errOut, code := logs(append(tc.args, app)...)
+		if code != 0 || strings.Count(out, "\n") != len(tc.want) {
+			t.Errorf("logs %q: exit %d\n%s%s", tc.args, code, out, errOut)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("logs %q lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+	out, _, code = logs("-o", "json", "-worker", "db", filepath.Join(app, "records.pb"))
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(out), &obj); code != 0 || err != nil || obj["msg"] != "disk full" {
+		t.Errorf("logs -o json: exit %d, %v:\n%s", code, err, out)
+	}
+	// A torn tail: reported on stderr, every whole record printed.
+	f, _ := os.OpenFile(filepath.Join(app, "records.pb"), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{0x40, 0x0a, 0x01})
+	f.Close()
+	out, errOut, code = logs(app)
+	if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(errOut, "cut short") {
+		t.Errorf("logs with a torn tail: exit %d\n%s\nstderr: %s", code, out, errOut)
+	}
+	for _, bad := range [][]string{{}, {"-level", "loud", app}, {"-grep", "(", app}, {"-o", "xml", app}, {filepath.Join(dir, "nope")}, {"-worker", "web#x", app}} {
+		if _, errOut, code := logs(bad...); code == 0 || errOut == "" {
+			t.Errorf("logs %q: exit %d, stderr %q", bad, code, errOut)
+		}
 	}
 }

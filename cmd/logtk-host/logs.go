@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/logtk/logtk/internal/logread"
+	jsonfmt "github.com/logtk/logtk/plugins/json"
+	"github.com/logtk/logtk/record"
+	"github.com/logtk/logtk/record/textfmt"
+)
+
+// logs prints stored records: logtk-host logs [flags] FILE|DIR...
+func logs(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	follow := fs.Bool("f", false, "follow: print records as they are written (past rotations too), until interrupted")
+	worker := fs.String("worker", "", "only the records of worker NAME, or of one instance NAME#i")
+	level := fs.String("level", "", "only records at this level or above: trace, debug, info, notice, warn, error, fatal")
+	since := fs.Duration("since", 0, "only records of the last duration (e.g. 10m)")
+	grep := fs.String("grep", "", "only records whose text line matches this regular expression (RE2)")
+	output := fs.String("o", "text", "output: text (as the console prints) or json (one object a line)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `usage: logtk-host logs [flags] FILE|DIR...
+
+Prints the records of stored files: a log server application's directory
+or records.pb, or a file transport's length-prefixed protobuf file. Files
+rotated from the one named are read first, oldest first. A last record
+cut short is reported on stderr, not an error.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	if helpAsked(args) {
+		fs.SetOutput(stdout)
+	}
+	var paths []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		paths = append(paths, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "logtk-host logs: name the files or directories to read (a log server's <dir>/<application>, a file transport's file)")
+		return 2
+	}
+	var filter logread.Filter
+	if *worker != "" {
+		if _, _, _, err := logread.ParseWorker(*worker); err != nil {
+			fmt.Fprintf(stderr, "logtk-host logs: -worker %v\n", err)
+			return 2
+		}
+		filter.Worker = *worker
+	}
+	if *level != "" {
+		l, ok := levels[strings.ToLower(*level)]
+		if !ok {
+			fmt.Fprintf(stderr, "logtk-host logs: -level %q: want trace, debug, info, notice, warn, error or fatal\n", *level)
+			return 2
+		}
+		filter.MinLevel = l
+	}
+	if *since < 0 {
+		fmt.Fprintf(stderr, "logtk-host logs: -since %s: want a positive duration\n", *since)
+		return 2
+	} else if *since > 0 {
+		filter.Since = time.Now().Add(-*since)
+	}
+	if *grep != "" {
+		re, err := regexp.Compile(*grep)
+		if err != nil {
+			fmt.Fprintf(stderr, "logtk-host logs: -grep: %v\n", err)
+			return 2
+		}
+		filter.Grep = re
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "logtk-host logs: -o %q: want text or json\n", *output)
+		return 2
+	}
+	if *follow && len(paths) > 1 {
+		fmt.Fprintln(stderr, "logtk-host logs: -f follows one file or directory")
+		return 2
+	}
+	var files []string
+	for _, p := range paths {
+		fl, err := logread.Files(p)
+		if err != nil {
+			fmt.Fprintf(stderr, "logtk-host logs: %v\n", err)
+			return 1
+		}
+		files = append(files, fl...)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	defer w.Flush()
+	var line, text []byte
+	var rec record.Record
+	jf := jsonfmt.New()
+	tc := &textfmt.TimeCache{}
+	err := logread.Read(ctx, files, logread.Options{
+		Follow: *follow,
+		Warn: func(s string) {
+			w.Flush()
+			fmt.Fprintln(stderr, "logtk-host logs:", s)
+		},
+	}, func(b []byte) error {
+		rec.Parse(b)
+		text = text[:0]
+		rendered := false
+		render := func() []byte {
+			if !rendered {
+				text = textfmt.None.AppendWith(text[:0], &rec, tc)
+				rendered = true
+			}
+			return text
+		}
+		if !filter.Match(&rec, render) {
+			return nil
+		}
+		if *output == "json" {
+			var err error
+			if line, err = jf.Format(line[:0], &rec); err != nil {
+				return err
+			}
+			w.Write(line)
+		} else {
+			w.Write(render())
+		}
+		if *follow {
+			return w.Flush() // a follower sees each record as it comes
+		}
+		return nil
+	})
+	w.Flush()
+	if err != nil {
+		fmt.Fprintf(stderr, "logtk-host logs: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// levels are the names -level takes.
+var levels = map[string]int32{
+	"trace": record.LevelTrace, "debug": record.LevelDebug, "info": record.LevelInfo, "notice": record.LevelNotice,
+	"warn": record.LevelWarn, "warning": record.LevelWarn, "error": record.LevelError, "fatal": record.LevelFatal,
+}
