@@ -122,6 +122,8 @@ type Host struct {
 	queueShut   bool
 	selfDropped int
 
+	taps taps // readers of the records (tap.go)
+
 	logged         atomic.Int64 // records the Output never took, only in the host log
 	abandonedRings atomic.Int64 // rings abandoned because their worker broke them
 }
@@ -264,7 +266,10 @@ func (h *Host) Start() error {
 		<-h.allEnded
 		h.shutQueue()
 		<-outDone
+		h.taps.mu.Lock() // no new tap from here on
 		close(h.done)
+		h.taps.mu.Unlock()
+		h.closeTaps()
 	}()
 	return nil
 }
@@ -288,7 +293,10 @@ func (h *Host) Stop(ctx context.Context) error {
 			h.started.Store(true)
 			h.shutQueue()
 			h.opts.Output.Close()
+			h.taps.mu.Lock()
 			close(h.done)
+			h.taps.mu.Unlock()
+			h.closeTaps()
 		}
 	})
 	select {
@@ -386,6 +394,7 @@ func (h *Host) runOutput() {
 // stopping it gives up after a few attempts and writes the batch to its own
 // log as text, so that even then no record disappears silently.
 func (h *Host) writeBatch(out Output, batch [][]byte) {
+	h.tapBatch(batch)
 	delay := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := out.WriteBatch(batch)

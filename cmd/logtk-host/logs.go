@@ -13,8 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/control"
 	"github.com/logtk/logtk/internal/logread"
-	jsonfmt "github.com/logtk/logtk/plugins/json"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/record/textfmt"
 )
@@ -29,13 +30,18 @@ func logs(args []string, stdout, stderr io.Writer) int {
 	since := fs.Duration("since", 0, "only records of the last duration (e.g. 10m)")
 	grep := fs.String("grep", "", "only records whose text line matches this regular expression (RE2)")
 	output := fs.String("o", "text", "output: text (as the console prints) or json (one object a line)")
+	path := fs.String("config", "plugins.hcl", "with -f and no files: the running host's configuration (to find its control socket)")
+	socket := fs.String("socket", "", "with -f and no files: the running host's control socket")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: logtk-host logs [flags] FILE|DIR...
+       logtk-host logs -f [flags]      (the records of the running host)
 
 Prints the records of stored files: a log server application's directory
 or records.pb, or a file transport's length-prefixed protobuf file. Files
 rotated from the one named are read first, oldest first. A last record
-cut short is reported on stderr, not an error.
+cut short is reported on stderr, not an error. With -f and no file, it
+attaches to the running host (found by -config or -socket) and prints the
+records it routes from now on.
 
 flags:
 `)
@@ -58,8 +64,8 @@ flags:
 		paths = append(paths, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(paths) == 0 {
-		fmt.Fprintln(stderr, "logtk-host logs: name the files or directories to read (a log server's <dir>/<application>, a file transport's file)")
+	if len(paths) == 0 && !*follow {
+		fmt.Fprintln(stderr, "logtk-host logs: name the files or directories to read (a log server's <dir>/<application>, a file transport's file), or -f to follow the running host")
 		return 2
 	}
 	var filter logread.Filter
@@ -71,7 +77,7 @@ flags:
 		filter.Worker = *worker
 	}
 	if *level != "" {
-		l, ok := levels[strings.ToLower(*level)]
+		l, ok := logread.Levels[strings.ToLower(*level)]
 		if !ok {
 			fmt.Fprintf(stderr, "logtk-host logs: -level %q: want trace, debug, info, notice, warn, error or fatal\n", *level)
 			return 2
@@ -96,6 +102,13 @@ flags:
 		fmt.Fprintf(stderr, "logtk-host logs: -o %q: want text or json\n", *output)
 		return 2
 	}
+	if len(paths) == 0 {
+		if *since > 0 {
+			fmt.Fprintln(stderr, "logtk-host logs: -since reads stored files; a running host's records are followed from now on")
+			return 2
+		}
+		return followHost(*path, *socket, control.Request{Verb: "logs", Worker: *worker, Level: *level, Grep: *grep, Output: *output}, stdout, stderr)
+	}
 	if *follow && len(paths) > 1 {
 		fmt.Fprintln(stderr, "logtk-host logs: -f follows one file or directory")
 		return 2
@@ -116,7 +129,7 @@ flags:
 	defer w.Flush()
 	var line, text []byte
 	var rec record.Record
-	jf := jsonfmt.New()
+	printer := &logread.Printer{JSON: *output == "json"}
 	tc := &textfmt.TimeCache{}
 	err := logread.Read(ctx, files, logread.Options{
 		Follow: *follow,
@@ -140,7 +153,7 @@ flags:
 		}
 		if *output == "json" {
 			var err error
-			if line, err = jf.Format(line[:0], &rec); err != nil {
+			if line, err = printer.Append(line[:0], &rec); err != nil {
 				return err
 			}
 			w.Write(line)
@@ -160,8 +173,20 @@ flags:
 	return 0
 }
 
-// levels are the names -level takes.
-var levels = map[string]int32{
-	"trace": record.LevelTrace, "debug": record.LevelDebug, "info": record.LevelInfo, "notice": record.LevelNotice,
-	"warn": record.LevelWarn, "warning": record.LevelWarn, "error": record.LevelError, "fatal": record.LevelFatal,
+// followHost prints the records of the running host until interrupted.
+func followHost(configFile, socket string, req control.Request, stdout, stderr io.Writer) int {
+	if socket == "" {
+		var err error
+		if socket, err = config.ControlSocket(configFile); err != nil {
+			fmt.Fprintf(stderr, "logtk-host logs: %s\n", strings.TrimSuffix(config.FormatDiagnostics(err), "\n"))
+			return 1
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := control.Stream(ctx, socket, req, stdout); err != nil {
+		fmt.Fprintf(stderr, "logtk-host logs: %v\n", err)
+		return 1
+	}
+	return 0
 }

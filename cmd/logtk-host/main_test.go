@@ -519,6 +519,45 @@ func TestControlVerbs(t *testing.T) {
 	if o, code := ctl("scale", "w", "1"); code != 0 {
 		t.Fatalf("scale w 1: exit %d\n%s", code, o)
 	}
+	// logs -f attached to the host: the records of a restart, filtered to
+	// the instance, arrive as they are routed.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := &lineBuffer{more: make(chan struct{}, 1)}
+	readDone2 := make(chan struct{})
+	go func() { streamed.read(pr); close(readDone2) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	streamDone := make(chan error, 1)
+	go func() {
+		streamDone <- control.Stream(ctx, socks[0], control.Request{Verb: "logs", Worker: "w#0", Grep: "ready|stopped"}, pw)
+		pw.Close()
+	}()
+	// Restart until the stream shows it (the first restart may come
+	// before the stream is attached).
+	stoppedLine := regexp.MustCompile(`w#0 .*worker stopped: .*restarting: the operator asked`)
+	for i := 0; len(streamed.matching(stoppedLine)) == 0; i++ {
+		if i == 10 {
+			t.Fatalf("logs -f saw none of 10 restarts:\n%s", streamed)
+		}
+		if o, code := ctl("restart", "w#0"); code != 0 {
+			t.Fatalf("restart w#0: exit %d\n%s", code, o)
+		}
+		select {
+		case <-streamed.more:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	streamed.waitFor(t, regexp.MustCompile(`w#0 .*w: ready`), 1) // the last restart's process
+	cancel()
+	if err := <-streamDone; err != nil {
+		t.Fatalf("logs stream: %v", err)
+	}
+	<-readDone2
+	if strings.Contains(streamed.String(), "w#1") || strings.Contains(streamed.String(), "worker started") {
+		t.Errorf("the stream's filter let through:\n%s", streamed)
+	}
 	o, code := ctl("status")
 	if code != 0 || !regexp.MustCompile(`(?m)^w#0\s+running\s+\d+`).MatchString(o) || strings.Contains(o, "w#1") {
 		t.Fatalf("status after scale 1: exit %d\n%s", code, o)

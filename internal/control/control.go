@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/logtk/logtk/host"
+	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/logread"
+	"github.com/logtk/logtk/record"
 )
 
 // Request is what a client asks.
@@ -40,8 +44,15 @@ type Request struct {
 	// every instance of a worker block, "NAME#i" for one.
 	Target string `json:"target,omitempty"`
 	// Worker and Count are scale's: the worker block and its new count.
+	// Worker also filters logs (NAME or NAME#i).
 	Worker string `json:"worker,omitempty"`
 	Count  int    `json:"count,omitempty"`
+	// Level, Grep and Output are logs': the lowest level shown (trace
+	// ... fatal), a regular expression the record's text line must
+	// match, and "text" (default) or "json".
+	Level  string `json:"level,omitempty"`
+	Grep   string `json:"grep,omitempty"`
+	Output string `json:"output,omitempty"`
 }
 
 // Response is the server's answer.
@@ -69,6 +80,7 @@ type Controlled interface {
 	StopInstance(host.WorkerID) error
 	StartInstance(host.WorkerID) error
 	Scale(name string, n int) error
+	Tap(buffer int) (<-chan host.TapBatch, func())
 }
 
 var _ Controlled = (*host.Host)(nil)
@@ -236,6 +248,10 @@ func (s *Server) handle(c *net.UnixConn) {
 		reply(Response{Error: "malformed request: " + err.Error()})
 		return
 	}
+	if req.Verb == "logs" {
+		s.stream(c, req, reply)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), verbTimeout)
 	defer cancel()
 	if err := s.do(ctx, req); err != nil {
@@ -260,7 +276,7 @@ func (s *Server) do(ctx context.Context, req Request) error {
 		return s.h.Scale(req.Worker, req.Count)
 	case "restart", "stop", "start":
 	default:
-		return fmt.Errorf("unknown verb %q (want status, restart, stop, start or scale)", req.Verb)
+		return fmt.Errorf("unknown verb %q (want status, restart, stop, start, scale or logs)", req.Verb)
 	}
 	ids, err := s.targets(req.Target)
 	if err != nil {
@@ -277,6 +293,100 @@ func (s *Server) do(ctx context.Context, req Request) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// tapBuffer is how many batches a logs stream may fall behind before it
+// misses records.
+const tapBuffer = 256
+
+// stream answers logs: after the answer line, one line per record the
+// host routes from now on that the request's filter selects, in its
+// output, until the client closes the connection or the host is done. A
+// client too slow to keep up misses records, and is told how many in a
+// line of its own: {"missed": N} in JSON, "logtk-host: N records missed
+// (this reader fell behind)" in text.
+func (s *Server) stream(c *net.UnixConn, req Request, reply func(Response)) {
+	var f logread.Filter
+	if req.Worker != "" {
+		if _, _, _, err := logread.ParseWorker(req.Worker); err != nil {
+			reply(Response{Error: "worker " + err.Error()})
+			return
+		}
+		f.Worker = req.Worker
+	}
+	if req.Level != "" {
+		l, ok := logread.Levels[strings.ToLower(req.Level)]
+		if !ok {
+			reply(Response{Error: fmt.Sprintf("level %q: want trace, debug, info, notice, warn, error or fatal", req.Level)})
+			return
+		}
+		f.MinLevel = l
+	}
+	if req.Grep != "" {
+		re, err := regexp.Compile(req.Grep)
+		if err != nil {
+			reply(Response{Error: "grep: " + err.Error()})
+			return
+		}
+		f.Grep = re
+	}
+	if req.Output != "" && req.Output != "text" && req.Output != "json" {
+		reply(Response{Error: fmt.Sprintf("output %q: want text or json", req.Output)})
+		return
+	}
+	batches, stop := s.h.Tap(tapBuffer)
+	defer stop()
+	reply(Response{OK: true})
+	gone := make(chan struct{})
+	go func() { // the client closing its end is the end of the stream
+		c.SetReadDeadline(time.Time{})
+		io.Copy(io.Discard, c)
+		close(gone)
+	}()
+	p, tp := &logread.Printer{JSON: req.Output == "json"}, &logread.Printer{}
+	var out, text []byte
+	var rec record.Record
+	for {
+		select {
+		case <-gone:
+			return
+		case b, ok := <-batches:
+			if !ok {
+				return
+			}
+			out = out[:0]
+			if b.Missed > 0 {
+				if p.JSON {
+					out = fmt.Appendf(out, "{\"missed\":%d}\n", b.Missed)
+				} else {
+					out = fmt.Appendf(out, "logtk-host: %d records missed (this reader fell behind)\n", b.Missed)
+				}
+			}
+			entries.Each(b.Entries, func(e []byte) {
+				rec.Parse(e)
+				rendered := false
+				if !f.Match(&rec, func() []byte {
+					text, _ = tp.Append(text[:0], &rec)
+					rendered = true
+					return text
+				}) {
+					return
+				}
+				if rendered && !p.JSON {
+					out = append(out, text...)
+					return
+				}
+				out, _ = p.Append(out, &rec)
+			})
+			if len(out) == 0 {
+				continue
+			}
+			c.SetWriteDeadline(time.Now().Add(requestTimeout))
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+	}
 }
 
 // targets resolves "NAME" or "NAME#i" to instances.
@@ -332,4 +442,49 @@ func Do(ctx context.Context, path string, req Request) (Response, error) {
 		return resp, errors.New(resp.Error)
 	}
 	return resp, nil
+}
+
+// Stream sends a logs request to the host listening on path and copies
+// the records it streams to w, line by line, until ctx ends or the host
+// is done.
+func Stream(ctx context.Context, path string, req Request, w io.Writer) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("no host is running with control socket %s (is logtk-host run started with this configuration?)", path)
+		}
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	b, _ := json.Marshal(req)
+	_, werr := c.Write(append(b, '\n'))
+	r := bufio.NewReaderSize(c, 1<<20)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("control socket %s: no answer: %w", path, errors.Join(werr, err))
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return fmt.Errorf("control socket %s: malformed answer: %w", path, err)
+	}
+	if !resp.OK {
+		return errors.New(resp.Error)
+	}
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			if _, werr := w.Write(line); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }

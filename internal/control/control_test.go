@@ -1,7 +1,9 @@
 package control
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	irecord "github.com/logtk/logtk/internal/record"
+
 	"github.com/logtk/logtk/host"
+	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/record"
 )
 
 // The test binary doubles as a client run as another user.
@@ -31,8 +37,9 @@ func init() {
 
 // fakeHost is a host of two instances that records what it was asked.
 type fakeHost struct {
-	mu    sync.Mutex
-	calls []string
+	mu      sync.Mutex
+	calls   []string
+	records chan host.TapBatch
 }
 
 func (f *fakeHost) Status() []host.InstanceStatus {
@@ -53,6 +60,16 @@ func (f *fakeHost) StopInstance(id host.WorkerID) error  { return f.note("stop "
 func (f *fakeHost) StartInstance(id host.WorkerID) error { return f.note("start " + id.String()) }
 func (f *fakeHost) Scale(name string, n int) error {
 	return f.note(fmt.Sprintf("scale %s %d", name, n))
+}
+
+// Tap serves the records the test puts in f.records.
+func (f *fakeHost) Tap(int) (<-chan host.TapBatch, func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.records == nil {
+		f.records = make(chan host.TapBatch, 16)
+	}
+	return f.records, func() {}
 }
 
 func listen(t *testing.T) (*Server, *fakeHost, string) {
@@ -218,5 +235,53 @@ func TestRefusesOtherUsers(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "permission denied: uid 65534 may not control this host") {
 		t.Fatalf("the client as nobody got: %s", out)
+	}
+}
+
+// TestLogsStream: logs answers, then streams the records the host routes
+// that the filter selects, one line each, telling a reader that fell
+// behind how many it missed; a bad filter is refused.
+func TestLogsStream(t *testing.T) {
+	_, f, sock := listen(t)
+	f.mu.Lock()
+	f.records = make(chan host.TapBatch, 16)
+	f.mu.Unlock()
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c.Write([]byte(`{"verb":"logs","worker":"web","level":"warn","output":"json"}` + "\n"))
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil || line != `{"ok":true}`+"\n" {
+		t.Fatalf("answer %q, %v", line, err)
+	}
+	mk := func(worker string, level int32, msg string) []byte {
+		b := irecord.AppendHead(nil, time.Unix(1700000000, 0), level, msg, "")
+		return entries.Append(nil, irecord.AppendStamp(b, &irecord.Stamp{Worker: worker, Seq: 1}))
+	}
+	batch := append(append(mk("web", record.LevelError, "kept"), mk("db", record.LevelError, "other worker")...), mk("web", record.LevelInfo, "too low")...)
+	f.records <- host.TapBatch{Entries: batch, Missed: 7}
+	for _, want := range []string{`{"missed":7}`, `"msg":"kept"`} {
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.Contains(line, want) {
+			t.Fatalf("line %q, %v; want %q", line, err, want)
+		}
+	}
+	close(f.records)
+	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
+		t.Fatalf("after the host is done: %q, %v", rest, err)
+	}
+	for _, bad := range []string{`{"verb":"logs","level":"loud"}`, `{"verb":"logs","grep":"("}`, `{"verb":"logs","output":"xml"}`, `{"verb":"logs","worker":"a#b"}`} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var req Request
+		json.Unmarshal([]byte(bad), &req)
+		_, err := Do(ctx, sock, req)
+		cancel()
+		if err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
 	}
 }

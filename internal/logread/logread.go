@@ -24,10 +24,13 @@ import (
 	"syscall"
 	"time"
 
+	jsonfmt "github.com/logtk/logtk/plugins/json"
+
 	"google.golang.org/protobuf/encoding/protowire"
 
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/record"
+	"github.com/logtk/logtk/record/textfmt"
 )
 
 // maxEntry bounds one entry's length: a larger one is a corrupt file,
@@ -255,4 +258,29 @@ func ParseWorker(s string) (name string, index int, one bool, err error) {
 		return "", 0, false, fmt.Errorf("%q: want NAME or NAME#index", s)
 	}
 	return name, index, true, nil
+}
+
+// Printer renders records as logs prints them: a text line as the console
+// prints it, or a JSON object on a line as the json plugin encodes it.
+type Printer struct {
+	JSON bool
+	tc   textfmt.TimeCache
+	jf   *jsonfmt.Formatter
+}
+
+// Append appends r's line to dst.
+func (p *Printer) Append(dst []byte, r *record.Record) ([]byte, error) {
+	if !p.JSON {
+		return textfmt.None.AppendWith(dst, r, &p.tc), nil
+	}
+	if p.jf == nil {
+		p.jf = jsonfmt.New()
+	}
+	return p.jf.Format(dst, r)
+}
+
+// Levels are the level names a filter takes.
+var Levels = map[string]int32{
+	"trace": record.LevelTrace, "debug": record.LevelDebug, "info": record.LevelInfo, "notice": record.LevelNotice,
+	"warn": record.LevelWarn, "warning": record.LevelWarn, "error": record.LevelError, "fatal": record.LevelFatal,
 }
