@@ -45,6 +45,9 @@ type Config struct {
 
 	// Control is the control block; nil takes its defaults.
 	Control *ControlConfig
+
+	// Metrics, when set, serves metrics (host and server alike).
+	Metrics *MetricsConfig
 }
 
 // Load reads and checks an HCL configuration file. It compiles each
@@ -145,11 +148,23 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 		hcl.BlockHeaderSchema{Type: "transport", LabelNames: []string{"name"}},
 		hcl.BlockHeaderSchema{Type: "server"},
 		hcl.BlockHeaderSchema{Type: "control"},
+		hcl.BlockHeaderSchema{Type: "metrics"},
 	)
 	seen := map[string]*hcl.Block{}
 	seenStage := map[string]*hcl.Block{}
 	var transportBlocks []*pluginBlock
 	for _, blk := range content.Blocks {
+		if blk.Type == "metrics" {
+			if cfg.Metrics != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate metrics block",
+					Detail: "Only one metrics block is allowed.", Subject: blk.DefRange.Ptr()})
+				continue
+			}
+			m, d := decodeMetrics(blk)
+			diags = append(diags, d...)
+			cfg.Metrics = m
+			continue
+		}
 		if blk.Type == "control" {
 			if cfg.Control != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate control block",

@@ -152,6 +152,16 @@ func (h *Host) Scale(name string, n int) error {
 	return errors.Join(errs...)
 }
 
+// Stopping reports whether the host is stopping or has ended.
+func (h *Host) Stopping() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return h.isStopping()
+	}
+}
+
 // errNotRunning answers a stop of an instance whose goroutine has ended.
 var errNotRunning = errors.New("not running")
 

@@ -38,8 +38,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/internal/pipeline"
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/record"
@@ -75,6 +77,11 @@ type Options struct {
 	// runs, that worker's records wait (others are unaffected). Default:
 	// messages are logged at debug level and discarded.
 	OnMessage func(from WorkerID, payload []byte)
+	// Metrics, when set, gets the host's metrics registered with it
+	// (docs/metrics.md): its workers, what it routed and did not
+	// deliver, its spools, and its pipeline's plugin calls and
+	// deliveries. Default: none.
+	Metrics prometheus.Registerer
 	// Logger receives the host's own diagnostics (not worker records).
 	// Default: an hclog logger named "logtk-host" writing to stderr.
 	Logger hclog.Logger
@@ -122,7 +129,8 @@ type Host struct {
 	queueShut   bool
 	selfDropped int
 
-	taps taps // readers of the records (tap.go)
+	taps   taps         // readers of the records (tap.go)
+	routed atomic.Int64 // records handed to the Output
 
 	logged         atomic.Int64 // records the Output never took, only in the host log
 	abandonedRings atomic.Int64 // rings abandoned because their worker broke them
@@ -208,10 +216,18 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 		workers:  map[string]*config.WorkerConfig{},
 		allEnded: make(chan struct{}),
 	}
+	var pm *metrics.Pipeline
+	if opts.Metrics != nil {
+		if err := opts.Metrics.Register(hostCollector{h}); err != nil {
+			return nil, fmt.Errorf("host: metrics: %w", err)
+		}
+		pm = metrics.NewPipeline(opts.Metrics)
+	}
 	if opts.Output == nil && len(cfg.Transports) > 0 {
 		p, err := pipeline.New(context.Background(), pipeline.Options{
 			Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir,
 			Logger: h.log.Named("pipeline"), Report: h.selfRecord, Stopping: h.isStopping,
+			Metrics: pm,
 		})
 		if err != nil {
 			return nil, err
@@ -395,6 +411,7 @@ func (h *Host) runOutput() {
 // log as text, so that even then no record disappears silently.
 func (h *Host) writeBatch(out Output, batch [][]byte) {
 	h.tapBatch(batch)
+	h.routed.Add(int64(len(batch)))
 	delay := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := out.WriteBatch(batch)

@@ -9,7 +9,7 @@
 //
 // # Lifecycle
 //
-//	srv, err := logserver.New(cfg, logger) // open (and recover) the store, compile the stages
+//	srv, err := logserver.New(cfg, logserver.Options{...}) // open (and recover) the store, compile the stages
 //	err = srv.ListenAndServe()             // or srv.Serve(ln); blocks until Shutdown
 //	err = srv.Shutdown(ctx)                // clients told, batches finished, store synced and closed
 //
@@ -21,14 +21,17 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/internal/pipeline"
 	"github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
@@ -52,15 +55,35 @@ type Server struct {
 	shutdown bool
 }
 
+// Options configure New. The zero value is valid.
+type Options struct {
+	// Logger receives the server's log. Default: none.
+	Logger hclog.Logger
+	// Metrics, when set, gets the server's metrics registered with it
+	// (docs/metrics.md): connections, batches, records and duplicates,
+	// bytes stored per application, fsync latency, and its stages'.
+	Metrics prometheus.Registerer
+}
+
 // New opens the store of cfg.Server (recovering what a crash left) and
 // compiles cfg's stages. It does not listen.
-func New(cfg *config.Config, logger hclog.Logger) (*Server, error) {
+func New(cfg *config.Config, o Options) (*Server, error) {
 	if cfg.Server == nil {
 		return nil, errors.New("the configuration has no server block")
 	}
 	sc := cfg.Server
+	logger := o.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
+	}
+	var m *serverMetrics
+	var pm *metrics.Pipeline
+	if o.Metrics != nil {
+		m = newServerMetrics()
+		if err := o.Metrics.Register(m); err != nil {
+			return nil, fmt.Errorf("logserver: metrics: %w", err)
+		}
+		pm = metrics.NewPipeline(o.Metrics)
 	}
 	var p *pipeline.Pipeline
 	if len(cfg.Transports) > 0 {
@@ -69,13 +92,14 @@ func New(cfg *config.Config, logger hclog.Logger) (*Server, error) {
 		// reports go to its log, at their level.
 		p, err = pipeline.New(context.Background(), pipeline.Options{
 			Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir,
-			Logger: logger.Named("pipeline"),
+			Logger: logger.Named("pipeline"), Metrics: pm,
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	store, err := server.OpenStore(server.StoreOptions{Dir: sc.Dir, Fsync: sc.Fsync != "none", MaxBytes: sc.MaxBytes, MaxOpen: sc.MaxOpenApplications})
+	store, err := server.OpenStore(server.StoreOptions{Dir: sc.Dir, Fsync: sc.Fsync != "none", MaxBytes: sc.MaxBytes, MaxOpen: sc.MaxOpenApplications,
+		OnSync: m.observeSync})
 	if err != nil {
 		if p != nil {
 			p.Close()
@@ -85,11 +109,24 @@ func New(cfg *config.Config, logger hclog.Logger) (*Server, error) {
 	opts := server.Options{Tokens: sc.Tokens, Store: store, MaxFrameBytes: sc.MaxFrameBytes,
 		MaxInFlight: sc.MaxInFlight, MaxConns: sc.MaxConns, MaxUnauthenticated: sc.MaxUnauthenticated,
 		Heartbeat: sc.Heartbeat, AuthTimeout: sc.AuthTimeout, Logger: logger}
+	var stages func(app, sender, format string, batch, stamp []byte)
 	if p != nil {
-		opts.OnStored = onStored(p, logger)
+		stages = onStored(p, logger)
 	}
-	return &Server{cfg: sc, log: logger, srv: server.New(opts), store: store, stages: p,
-		serving: make(chan struct{}), served: make(chan struct{})}, nil
+	if m != nil || stages != nil {
+		opts.OnStored = func(app, sender, format string, batch, stamp []byte) {
+			m.stored(app, len(batch))
+			if stages != nil {
+				stages(app, sender, format, batch, stamp)
+			}
+		}
+	}
+	srv := &Server{cfg: sc, log: logger, srv: server.New(opts), store: store, stages: p,
+		serving: make(chan struct{}), served: make(chan struct{})}
+	if m != nil {
+		m.srv = srv
+	}
+	return srv, nil
 }
 
 // ListenAndServe listens on the configuration's address (with its TLS)
@@ -147,6 +184,13 @@ func (s *Server) Addr() net.Addr {
 	case <-s.served:
 		return nil
 	}
+}
+
+// Ready reports whether the server serves: listening, not shut down.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln != nil && !s.shutdown
 }
 
 // Stats returns the batches, records and duplicates stored so far.

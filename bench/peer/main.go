@@ -183,7 +183,7 @@ func logtk(n, conns int, synced bool, msg []byte) (float64, error) {
 	}
 	token := []byte("peer-benchmark-token")
 	ls, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{token},
-		Fsync: fsync, MaxBytes: 1 << 40}}, nil)
+		Fsync: fsync, MaxBytes: 1 << 40}}, logserver.Options{})
 	if err != nil {
 		return 0, err
 	}

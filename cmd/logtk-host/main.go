@@ -22,11 +22,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/host"
 	"github.com/logtk/logtk/internal/control"
 	"github.com/logtk/logtk/internal/ipc"
+	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/logserver"
 )
 
@@ -151,10 +153,25 @@ func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (
 
 func runHost(cfg *config.Config, socket string, stderr io.Writer) int {
 	logger := newLogger("logtk-host", stderr)
-	h, err := host.New(cfg, host.Options{Logger: logger})
+	opts := host.Options{Logger: logger}
+	var reg *prometheus.Registry
+	if cfg.Metrics != nil {
+		reg = metrics.NewRegistry()
+		opts.Metrics = reg
+	}
+	h, err := host.New(cfg, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
 		return 1
+	}
+	if reg != nil {
+		m, err := metrics.Listen(cfg.Metrics.Listen, reg, func() bool { return !h.Stopping() })
+		if err != nil {
+			fmt.Fprintf(stderr, "logtk-host: metrics: %v\n", err)
+			return 1
+		}
+		logger.Info("metrics listening", "address", m.Addr().String())
+		defer m.Close()
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -288,10 +305,26 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	ignoreHangup(logger)
-	srv, err := logserver.New(cfg, logger)
+	sopts := logserver.Options{Logger: logger}
+	var reg *prometheus.Registry
+	if cfg.Metrics != nil {
+		reg = metrics.NewRegistry()
+		sopts.Metrics = reg
+	}
+	srv, err := logserver.New(cfg, sopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host serve: %v\n", err)
 		return 1
+	}
+	if reg != nil {
+		m, err := metrics.Listen(cfg.Metrics.Listen, reg, srv.Ready)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			fmt.Fprintf(stderr, "logtk-host serve: metrics: %v\n", err)
+			return 1
+		}
+		logger.Info("metrics listening", "address", m.Addr().String())
+		defer m.Close()
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()

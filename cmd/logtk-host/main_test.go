@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -321,6 +323,10 @@ func TestServe(t *testing.T) {
   dir    = "received"
   tokens = ["0123456789abcdef0123"]
 }
+
+metrics {
+  listen = "127.0.0.1:0"
+}
 `), 0o644)
 	cmd, out, readDone := startSelf(t, "serve", cfg)
 	listening := regexp.MustCompile(`log server listening: address=(\S+)`)
@@ -329,6 +335,24 @@ func TestServe(t *testing.T) {
 	if err := wire.SendLoad(wire.Load{Addr: addr, Token: []byte("0123456789abcdef0123"), Sender: "s", Application: "cli",
 		Format: "text", Batch: entries.Append(nil, []byte("hello\n")), Batches: 1, InFlight: 1}); err != nil {
 		t.Fatalf("sending to the server: %v\n%s", err, out)
+	}
+	// The metrics block: /readyz and a scrape that counts the batch.
+	metricsAt := regexp.MustCompile(`metrics listening: address=(\S+)`)
+	out.waitFor(t, metricsAt, 1)
+	get := func(path string) (int, string) {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + out.matching(metricsAt)[0][1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz: %d", code)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "logtk_server_records_total 1\n") {
+		t.Errorf("/metrics: %d\n%s", code, body)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
@@ -582,7 +606,7 @@ func TestControlVerbs(t *testing.T) {
 func TestLogs(t *testing.T) {
 	dir := t.TempDir()
 	srv, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir,
-		Tokens: [][]byte{[]byte("a-token-of-20-chars!")}, Fsync: "batch", MaxBytes: 1 << 30}}, nil)
+		Tokens: [][]byte{[]byte("a-token-of-20-chars!")}, Fsync: "batch", MaxBytes: 1 << 30}}, logserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

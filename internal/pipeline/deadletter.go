@@ -53,6 +53,7 @@ func (p *Pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 		return err
 	}
 	p.lost.deadLettered.Add(int64(j.count))
+	p.metrics.DeadLettered(stage, j.count)
 	p.log.Error("plugin failed; batch dead-lettered", "stage", stage, "records", j.count, "file", base+".batch", "error", cause)
 	if count >= 0 && onlyReports(j.batch) {
 		return nil // a report about a report would loop while the plugin stays broken

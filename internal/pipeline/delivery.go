@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/record"
 )
@@ -53,6 +54,7 @@ type delivery struct {
 	report   func(level int32, msg string, attrs ...slog.Attr)
 	sleep    func(time.Duration)
 	now      func() time.Time
+	metrics  *metrics.Pipeline
 	// idleEvery is how often an idle async instance is polled.
 	idleEvery time.Duration
 
@@ -180,8 +182,11 @@ func (d *delivery) send(ctx context.Context, from int) error {
 		d.inst = inst
 	}
 	for i := from; i < len(d.window); i++ {
+		start := time.Now()
 		pending, err := d.inst.Write(ctx, d.window[i].id, d.window[i].data)
+		d.metrics.Call("transport "+d.name, "write", time.Since(start))
 		if err != nil {
+			d.metrics.Failure("transport "+d.name, failureKind(err))
 			var ce *wasm.CallError
 			if errors.As(err, &ce) && !ce.Broken && !ce.Retryable() {
 				// The plugin says this batch cannot be written.
@@ -218,6 +223,10 @@ func (d *delivery) resend(ctx context.Context, err error) bool {
 func (d *delivery) poll(ctx context.Context) ([]uint64, bool) {
 	d.polledAt = d.now()
 	ids, err := d.inst.Poll(ctx, pollWait)
+	d.metrics.Call("transport "+d.name, "poll", time.Since(d.polledAt))
+	if err != nil {
+		d.metrics.Failure("transport "+d.name, failureKind(err))
+	}
 	for err != nil {
 		if !d.retry(ctx, err) {
 			return nil, false
@@ -292,6 +301,7 @@ func (d *delivery) unanswered(ctx context.Context) bool {
 	case d.now().Sub(d.quiet) > d.ackTimeout:
 		d.quiet = time.Time{}
 		err := fmt.Errorf("transport %s acknowledged none of its %d batches on their way for %s (ack_timeout)", d.name, len(d.window), d.ackTimeout)
+		d.metrics.Failure("transport "+d.name, "ack_timeout")
 		if d.stopping() {
 			d.log.Error("giving up on unacknowledged batches at shutdown", "transport", d.name, "batches", len(d.window), "error", err)
 			d.giveUp(err)

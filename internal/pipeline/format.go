@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/internal/wasm"
 )
 
@@ -19,18 +22,19 @@ import (
 const defaultInstances = 2
 
 type formatStage struct {
-	name string
-	mod  *wasm.Module
-	cfg  []byte
-	pool chan *wasm.Instance // nil entries are slots for new instances
+	name    string
+	metrics *metrics.Pipeline
+	mod     *wasm.Module
+	cfg     []byte
+	pool    chan *wasm.Instance // nil entries are slots for new instances
 }
 
-func newFormatStage(f config.FormatConfig, mod *wasm.Module) *formatStage {
+func newFormatStage(f config.FormatConfig, mod *wasm.Module, m *metrics.Pipeline) *formatStage {
 	n := f.Instances
 	if n == 0 {
 		n = defaultInstances
 	}
-	fs := &formatStage{name: f.Name, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n)}
+	fs := &formatStage{name: f.Name, metrics: m, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n)}
 	for range n {
 		fs.pool <- nil
 	}
@@ -118,9 +122,12 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 				continue
 			}
 		}
+		start := time.Now()
 		out, err := inst.Format(ctx, batch, count)
+		f.metrics.Call("format "+f.name, "format", time.Since(start))
 		if err != nil {
 			last = err
+			f.metrics.Failure("format "+f.name, failureKind(err))
 			if inst.Broken() {
 				inst.Close(ctx)
 				inst = nil
@@ -132,4 +139,16 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 		return out, nil
 	}
 	return nil, fmt.Errorf("%d attempts failed; last: %w", attempts, last)
+}
+
+// failureKind names a failed call for the plugin failures metric.
+func failureKind(err error) string {
+	var ce *wasm.CallError
+	switch {
+	case !errors.As(err, &ce) || ce.Broken:
+		return "broken"
+	case ce.Retryable():
+		return "retryable"
+	}
+	return "refused"
 }

@@ -39,6 +39,7 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/record"
 )
@@ -64,6 +65,9 @@ type Options struct {
 	// pipeline gives up on a failing destination sooner. Close implies
 	// it.
 	Stopping func() bool
+	// Metrics observes plugin calls, failures, deliveries and dead
+	// letters. Default: none.
+	Metrics *metrics.Pipeline
 }
 
 // Lost counts what a Pipeline did not deliver. Each is also in its log
@@ -100,6 +104,7 @@ type Pipeline struct {
 	deadSeq  atomic.Int64
 	closing  atomic.Bool
 	loaded   []*wasm.Module // closed with the pipeline
+	metrics  *metrics.Pipeline
 	lost     struct {
 		deadLettered, logged, droppedBatches atomic.Int64
 	}
@@ -129,7 +134,7 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 	if len(opts.Transports) == 0 {
 		return nil, fmt.Errorf("pipeline: no transport")
 	}
-	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir}
+	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir, metrics: opts.Metrics}
 	p.stopping = func() bool { return opts.Stopping() || p.closing.Load() }
 	defer func() {
 		if err != nil {
@@ -147,7 +152,7 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p.formats[f.Name] = newFormatStage(f, mod)
+		p.formats[f.Name] = newFormatStage(f, mod, opts.Metrics)
 		workers = max(workers, cap(p.formats[f.Name].pool))
 	}
 	for _, t := range opts.Transports {
@@ -291,6 +296,25 @@ func (p *Pipeline) Lost() Lost {
 		}
 	}
 	return l
+}
+
+// SpoolStatus is what a transport's spool holds.
+type SpoolStatus struct {
+	Transport string
+	Batches   int
+	Bytes     int64
+}
+
+// Spools reports the spools' contents.
+func (p *Pipeline) Spools() []SpoolStatus {
+	var out []SpoolStatus
+	for _, t := range p.trans {
+		if t.spool != nil {
+			n, b := t.spool.Len()
+			out = append(out, SpoolStatus{Transport: t.name, Batches: n, Bytes: b})
+		}
+	}
+	return out
 }
 
 // logAt logs msg at the hclog level nearest a record level.

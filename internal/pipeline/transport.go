@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/record"
@@ -194,6 +195,13 @@ func (p *Pipeline) readSpool(t *transportStage, items chan<- item) {
 // spool; a failed one is dead-lettered.
 func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 	done := func(it item) {
+		n := 0
+		if it.job != nil {
+			n = it.job.count
+		} else {
+			n, _ = entries.Count(it.data)
+		}
+		p.metrics.Delivered(t.name, n, len(it.data))
 		if it.spooled {
 			if err := t.spool.Remove(it.id); err != nil {
 				p.log.Error("removing a delivered batch from the spool failed; it may be sent again", "transport", t.name, "batch", it.id, "error", err)
@@ -209,8 +217,13 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 		} else {
 			p.deadLetterBytes("transport "+t.name, it.data, -1, err)
 		}
-		done(it)
+		if it.spooled {
+			if err := t.spool.Remove(it.id); err != nil {
+				p.log.Error("removing a dead-lettered batch from the spool failed; it may be sent again", "transport", t.name, "batch", it.id, "error", err)
+			}
+		}
 	}
+	d.metrics = p.metrics
 	d.stopping = p.stopping
 	d.log = p.log
 	d.report = p.report

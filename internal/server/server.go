@@ -70,6 +70,13 @@ type Stats struct {
 	Batches, Records, Duplicates, Rejected, Gaps atomic.Int64
 }
 
+// Conns returns the connections open now, authenticated or not.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Server accepts wire protocol v1 connections.
 type Server struct {
 	opts  Options

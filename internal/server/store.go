@@ -72,6 +72,9 @@ type StoreOptions struct {
 	// written. When every open file is busy, Append returns ErrTooManyOpen.
 	// Default 256.
 	MaxOpen int
+	// OnSync, when set, is told how long each sync of a data file and its
+	// index took (for the fsync latency metric).
+	OnSync func(time.Duration)
 }
 
 // ErrTooManyOpen is returned (wrapped, with the application) by Append
@@ -380,7 +383,11 @@ func (s *Store) Commit(t Ticket) error {
 		target, data, idx := af.gen, af.data, af.idx
 		size, idxSize := af.size, af.idxSize
 		af.mu.Unlock()
+		start := time.Now()
 		err := errors.Join(syncFile(data), syncFile(idx))
+		if s.opts.OnSync != nil {
+			s.opts.OnSync(time.Since(start))
+		}
 		af.mu.Lock()
 		af.syncing = false
 		if err != nil {

@@ -6,3 +6,7 @@ control {
 worker "a" {
   command = "/bin/true"
 }
+
+metrics {
+  listen = "127.0.0.1:9464"
+}

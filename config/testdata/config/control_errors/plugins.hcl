@@ -5,3 +5,11 @@ control {
 
 control {
 }
+
+metrics {
+  listen = "everywhere"
+}
+
+metrics {
+  address = "127.0.0.1:9464"
+}
