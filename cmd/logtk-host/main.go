@@ -29,6 +29,7 @@ import (
 	"github.com/logtk/logtk/internal/control"
 	"github.com/logtk/logtk/internal/ipc"
 	"github.com/logtk/logtk/internal/metrics"
+	"github.com/logtk/logtk/internal/sdnotify"
 	"github.com/logtk/logtk/logserver"
 )
 
@@ -192,11 +193,17 @@ func runHost(cfg *config.Config, socket string, stderr io.Writer) int {
 		logger.Info("control socket listening", "path", ctl.Addr())
 		defer ctl.Close()
 	}
+	// Under systemd (Type=notify), the unit is started once the workers
+	// are and the control socket listens.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		logger.Warn("could not tell systemd the host is ready", "error", err)
+	}
 	select {
 	case <-h.Done():
 		return summary(cfg, h, stderr)
 	case s := <-sigs:
 		logger.Info("stopping: signal received; a second signal kills the workers at once", "signal", s)
+		sdnotify.Notify(sdnotify.Stopping)
 	}
 	// The grace period is the workers' own stop_timeout; a second signal
 	// cuts it short.
@@ -328,6 +335,13 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
+	go func() {
+		if srv.Addr() != nil { // listening
+			if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+				logger.Warn("could not tell systemd the server is ready", "error", err)
+			}
+		}
+	}()
 	var s os.Signal
 	select {
 	case s = <-sigs:
@@ -338,6 +352,7 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("stopping: signal received", "signal", s)
+	sdnotify.Notify(sdnotify.Stopping)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	go func() {

@@ -683,3 +683,32 @@ func TestLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdNotify: under systemd (NOTIFY_SOCKET), run says READY=1 once
+// its workers are started and STOPPING=1 when a signal stops it.
+func TestSystemdNotify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	cmd, out, readDone, _ := startHostProcess(t)
+	read := func(want string) {
+		t.Helper()
+		ln.SetReadDeadline(time.Now().Add(time.Minute))
+		b := make([]byte, 256)
+		n, err := ln.Read(b)
+		if err != nil || string(b[:n]) != want {
+			t.Fatalf("notification %q, %v; want %q\n%s", b[:n], err, want, out)
+		}
+	}
+	read("READY=1")
+	cmd.Process.Signal(syscall.SIGTERM)
+	read("STOPPING=1")
+	if code := waitExit(t, cmd, out, readDone); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
