@@ -63,15 +63,17 @@ const (
 	opStart ctlOp = iota
 	opStop
 	opRestart
+	opReplace // a reload changed the worker block: restart with cfg
 )
 
 func (op ctlOp) String() string {
-	return [...]string{"start", "stop", "restart"}[op]
+	return [...]string{"start", "stop", "restart", "replace"}[op]
 }
 
 type ctlRequest struct {
 	op   ctlOp
-	done chan error // answered once carried out
+	cfg  *config.WorkerConfig // opReplace's
+	done chan error           // answered once carried out
 }
 
 // Status reports every worker instance, in name and index order.
@@ -110,7 +112,8 @@ func (h *Host) StartInstance(id WorkerID) error { return h.request(id, opStart) 
 
 // Scale sets how many instances of the worker block name run. New
 // instances take the next indexes and start at once; scaling down stops
-// the highest indexes gracefully, and Scale returns when they have ended.
+// the highest indexes gracefully. Scale returns when the new instances'
+// processes have started (or failed to) and the old ones have ended.
 func (h *Host) Scale(name string, n int) error {
 	if n < 0 || n > 1024 {
 		return fmt.Errorf("host: scale %s to %d: the count must be from 0 to 1024", name, n)
@@ -126,8 +129,13 @@ func (h *Host) Scale(name string, n int) error {
 		return errors.New("host: stopping")
 	}
 	var gone []*instance
+	var started []chan error
 	for idx := w.Count; idx < n; idx++ {
-		h.launchLocked(h.addInstance(w, idx))
+		in := h.addInstance(w, idx)
+		c := make(chan error, 1)
+		in.waiting = []chan error{c} // answered once its process has started
+		started = append(started, c)
+		h.launchLocked(in)
 	}
 	for _, in := range slices.Clone(h.instances) {
 		if in.id.Name != name || in.id.Index < n || in.removed {
@@ -144,6 +152,11 @@ func (h *Host) Scale(name string, n int) error {
 	w.Count = n
 	h.instMu.Unlock()
 	var errs []error
+	for _, c := range started {
+		if err := <-c; err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, in := range gone {
 		if err := in.request(opStop); err != nil && !errors.Is(err, errNotRunning) {
 			errs = append(errs, err)
@@ -166,6 +179,9 @@ func (h *Host) Stopping() bool {
 var errNotRunning = errors.New("not running")
 
 func (h *Host) request(id WorkerID, op ctlOp) error {
+	if !h.started.Load() {
+		return errors.New("host: not started")
+	}
 	in, err := h.instance(id)
 	if err != nil {
 		return err
@@ -185,6 +201,10 @@ func (h *Host) request(id WorkerID, op ctlOp) error {
 			h.instMu.Unlock()
 			return nil
 		}
+		if in.removed { // scaled away meanwhile
+			h.instMu.Unlock()
+			return fmt.Errorf("host: no worker instance %s", id)
+		}
 		in.mu.Lock()
 		in.incarnation++
 		in.restartsMade++
@@ -192,7 +212,7 @@ func (h *Host) request(id WorkerID, op ctlOp) error {
 		in.restarts = nil
 		in.mu.Unlock()
 		started := make(chan error, 1)
-		in.startedReply = started // the goroutine is not running: ours to set
+		in.waiting = append(in.waiting, started) // the goroutine is not running: ours to set
 		h.launchLocked(in)
 		h.instMu.Unlock()
 		return <-started
@@ -204,8 +224,11 @@ func (h *Host) request(id WorkerID, op ctlOp) error {
 }
 
 // request hands op to the instance's goroutine and waits for its answer.
-func (in *instance) request(op ctlOp) error {
-	req := ctlRequest{op: op, done: make(chan error, 1)}
+func (in *instance) request(op ctlOp) error { return in.sendReq(ctlRequest{op: op}) }
+
+// sendReq hands req to the instance's goroutine and waits for its answer.
+func (in *instance) sendReq(req ctlRequest) error {
+	req.done = make(chan error, 1)
 	select {
 	case in.ctl <- req:
 		return <-req.done

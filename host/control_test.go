@@ -1,6 +1,8 @@
 package host
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,4 +187,91 @@ func TestStartEndedInstance(t *testing.T) {
 	c.waitFor(t, 30*time.Second, "job ran again", func(recs []*logtkv1.Record) bool {
 		return count(recs, msgHas("worker exited with status 0")) == 2
 	})
+}
+
+// TestOverlappingRequests: requests that overlap on one instance are all
+// answered (a restart overtaken by a stop says so), the host then stops
+// at once, and a restart racing a scale-down never brings back an
+// instance scaled away.
+func TestOverlappingRequests(t *testing.T) {
+	w := testWorker("slow", "ignore-term", nil)
+	w.Count = 3
+	w.StopTimeout = 300 * time.Millisecond // ignores SIGTERM: killed after this
+	h, c := startHost(t, Options{}, w)
+	for i := range uint32(3) {
+		c.waitFor(t, 30*time.Second, "ready", func(recs []*logtkv1.Record) bool { return find(recs, readyOf("slow", i, 0)) != nil })
+	}
+	answered := make(chan error, 8)
+	for range 3 {
+		go func() { answered <- h.Restart(WorkerID{"slow", 0}) }()
+		go func() { answered <- h.StopInstance(WorkerID{"slow", 0}) }()
+	}
+	for range 6 {
+		select {
+		case <-answered:
+		case <-time.After(time.Minute):
+			t.Fatal("a request overlapping others was never answered")
+		}
+	}
+	// Scale down while restarting the block: slow#1 and #2 stay gone.
+	var pids []int
+	for _, st := range h.Status() {
+		if st.ID.Index > 0 {
+			pids = append(pids, st.PID)
+		}
+	}
+	go func() { answered <- h.Scale("slow", 1) }()
+	go func() {
+		for i := 1; i < 3; i++ {
+			h.Restart(WorkerID{"slow", i})
+		}
+		answered <- nil
+	}()
+	for range 2 {
+		select {
+		case <-answered:
+		case <-time.After(time.Minute):
+			t.Fatal("scale and restart did not both return")
+		}
+	}
+	for _, st := range h.Status() {
+		if st.ID.Index > 0 {
+			t.Errorf("an instance scaled away is back: %+v", st)
+		}
+	}
+	for _, pid := range pids {
+		waitGone(t, pid, 10*time.Second)
+	}
+	if n := children(t); n > 1 {
+		t.Errorf("%d worker processes after scaling to 1", n)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Stop(t.Context()) }()
+	select {
+	case <-stopped:
+	case <-time.After(time.Minute):
+		t.Fatal("the host did not stop after overlapping requests")
+	}
+}
+
+// children counts this process's child processes that are not zombies.
+func children(t *testing.T) int {
+	t.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dirs {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces; fields follow the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[0] != "Z" && f[1] == strconv.Itoa(os.Getpid()) {
+			n++
+		}
+	}
+	return n
 }

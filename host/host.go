@@ -129,8 +129,18 @@ type Host struct {
 	queueShut   bool
 	selfDropped int
 
-	taps   taps         // readers of the records (tap.go)
-	routed atomic.Int64 // records handed to the Output
+	taps taps // readers of the records (tap.go)
+
+	// The output, replaced by a reload (reload.go) between batches.
+	outMu     sync.Mutex
+	output    Output
+	pastLost  pipeline.Lost     // of the pipelines replaced
+	swaps     chan outputSwap   // to runOutput
+	stages    stageConfig       // what the current pipeline runs
+	ownOutput bool              // built from the configuration (else Options.Output)
+	pm        *metrics.Pipeline // the pipelines' metrics, shared across reloads
+	reloadMu  sync.Mutex        // one reload at a time
+	routed    atomic.Int64      // records handed to the Output
 
 	logged         atomic.Int64 // records the Output never took, only in the host log
 	abandonedRings atomic.Int64 // rings abandoned because their worker broke them
@@ -186,11 +196,15 @@ func (h *Host) Undelivered() Undelivered {
 	// A record the host wrote about itself and could not queue is in the
 	// host log only.
 	u := Undelivered{Logged: h.logged.Load() + selfDropped, AbandonedRings: h.abandonedRings.Load()}
-	if p, ok := h.opts.Output.(*pipeline.Pipeline); ok {
-		l := p.Lost()
-		u.DeadLettered, u.DroppedBatches, u.SetAsideBatches = l.DeadLettered, l.DroppedBatches, l.SetAsideBatches
-		u.Logged += l.Logged
+	h.outMu.Lock()
+	l := h.pastLost // of the pipelines a reload replaced
+	out := h.output
+	h.outMu.Unlock()
+	if p, ok := out.(*pipeline.Pipeline); ok {
+		l = addLost(l, p.Lost())
 	}
+	u.DeadLettered, u.DroppedBatches, u.SetAsideBatches = l.DeadLettered, l.DroppedBatches, l.SetAsideBatches
+	u.Logged += l.Logged
 	return u
 }
 
@@ -215,27 +229,23 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 		done:     make(chan struct{}),
 		workers:  map[string]*config.WorkerConfig{},
 		allEnded: make(chan struct{}),
+		swaps:    make(chan outputSwap),
 	}
-	var pm *metrics.Pipeline
 	if opts.Metrics != nil {
 		if err := opts.Metrics.Register(hostCollector{h}); err != nil {
 			return nil, fmt.Errorf("host: metrics: %w", err)
 		}
-		pm = metrics.NewPipeline(opts.Metrics)
+		h.pm = metrics.NewPipeline(opts.Metrics)
 	}
-	if opts.Output == nil && len(cfg.Transports) > 0 {
-		p, err := pipeline.New(context.Background(), pipeline.Options{
-			Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir,
-			Logger: h.log.Named("pipeline"), Report: h.selfRecord, Stopping: h.isStopping,
-			Metrics: pm,
-		})
+	h.stages = stagesOf(cfg)
+	h.ownOutput = opts.Output == nil
+	h.output = opts.Output
+	if h.ownOutput {
+		out, err := h.newOutput(h.stages)
 		if err != nil {
 			return nil, err
 		}
-		h.opts.Output = p
-	}
-	if h.opts.Output == nil {
-		h.opts.Output = NewConsoleOutput(os.Stdout)
+		h.output = out
 	}
 	names := map[string]bool{}
 	for i := range cfg.Workers {
@@ -308,7 +318,7 @@ func (h *Host) Stop(ctx context.Context) error {
 		if !h.started.Load() {
 			h.started.Store(true)
 			h.shutQueue()
-			h.opts.Output.Close()
+			h.currentOutput().Close()
 			h.taps.mu.Lock()
 			close(h.done)
 			h.taps.mu.Unlock()
@@ -383,9 +393,28 @@ func (h *Host) putBatch(b [][]byte) {
 // BatchSize, as soon as no more are waiting: light load is not delayed,
 // heavy load makes large batches.
 func (h *Host) runOutput() {
-	out := h.opts.Output
+	out := h.currentOutput()
 	batch := make([][]byte, 0, h.opts.BatchSize)
-	for recs := range h.queue {
+	for {
+		var recs [][]byte
+		var ok bool
+		// A reload's swap is taken only between batches, with none
+		// held: everything taken so far has gone to the old output,
+		// which drains as it closes; what comes next goes to the new
+		// one. No record reaches both, none neither.
+		var swaps chan outputSwap
+		if len(batch) == 0 {
+			swaps = h.swaps
+		}
+		select {
+		case recs, ok = <-h.queue:
+		case sw := <-swaps:
+			out = h.swapOutput(out, sw)
+			continue
+		}
+		if !ok {
+			break
+		}
 		if len(batch)+len(recs) > h.opts.BatchSize && len(batch) > 0 {
 			h.writeBatch(out, batch)
 			batch = batch[:0]

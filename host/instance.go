@@ -45,11 +45,12 @@ type instance struct {
 	// (control.go); gone is closed when that goroutine returns.
 	ctl  chan ctlRequest
 	gone chan struct{}
-	// started, when set, is answered once the next incarnation has
+	// waiting are the requests answered once the next incarnation has
 	// started (a restart returns then, so that restarting a block's
-	// instances one after the other keeps it running). Only the
-	// instance's goroutine touches it.
-	startedReply chan error
+	// instances one after the other keeps it running), or it is known
+	// that it will not. Only the instance's goroutine touches it, and
+	// whoever launches the goroutine before it runs.
+	waiting []chan error
 	// alive and removed are guarded by the host's instMu: the goroutine
 	// runs; Scale took the instance away (it ends at its next stop).
 	alive, removed bool
@@ -86,12 +87,7 @@ const lastWordsWindow = 5 * time.Second
 
 func (in *instance) run() {
 	defer in.h.instanceEnded(in)
-	defer func() {
-		if in.startedReply != nil {
-			in.startedReply <- errors.New("the host is stopping")
-			in.startedReply = nil
-		}
-	}()
+	defer in.answer(errors.New("the host is stopping, or the instance was removed"))
 	backoff := in.cfg.BackoffInitial
 	for {
 		if in.h.isStopping() {
@@ -100,9 +96,8 @@ func (in *instance) run() {
 		in.setState(StateRunning)
 		ex := in.runOnce()
 		inc := in.incarnation
-		if in.startedReply != nil { // it never started
-			in.startedReply <- ex.startErr
-			in.startedReply = nil
+		if ex.startErr != nil { // it never started
+			in.answer(ex.startErr)
 		}
 
 		var restart bool
@@ -112,6 +107,8 @@ func (in *instance) run() {
 		case ex.req != nil && ex.req.op == opRestart:
 			restart, why = true, "restarting: the operator asked"
 			backoff = in.cfg.BackoffInitial
+		case ex.req != nil && ex.req.op == opReplace:
+			restart, why = true, "restarting: its configuration was reloaded"
 		case ex.req != nil:
 			why = "stopped by the operator"
 		default:
@@ -142,9 +139,13 @@ func (in *instance) run() {
 		}
 		in.mu.Unlock()
 		in.emitExit(ex, inc, restart, why)
+		if ex.req != nil && ex.req.op == opReplace {
+			in.setConfig(ex.req.cfg)
+			backoff = in.cfg.BackoffInitial
+		}
 		switch {
-		case ex.req != nil && ex.req.op == opRestart:
-			in.startedReply = ex.req.done
+		case ex.req != nil && (ex.req.op == opRestart || ex.req.op == opReplace):
+			in.waiting = append(in.waiting, ex.req.done)
 		case ex.req != nil:
 			ex.req.done <- nil
 		}
@@ -164,6 +165,22 @@ func (in *instance) run() {
 		in.restartsMade++
 		in.mu.Unlock()
 	}
+}
+
+// setConfig replaces the instance's configuration, between incarnations
+// (only its goroutine calls it; others read cfg under mu).
+// answer answers the requests waiting for the next start.
+func (in *instance) answer(err error) {
+	for _, c := range in.waiting {
+		c <- err
+	}
+	in.waiting = nil
+}
+
+func (in *instance) setConfig(c *config.WorkerConfig) {
+	in.mu.Lock()
+	in.cfg = c
+	in.mu.Unlock()
 }
 
 func (in *instance) setState(s InstanceState) {
@@ -208,12 +225,16 @@ func (in *instance) waitBackoff(delay time.Duration) bool {
 		case req := <-in.ctl:
 			switch req.op {
 			case opStart, opRestart:
-				in.startedReply = req.done // answered once it has started
+				in.waiting = append(in.waiting, req.done) // answered once it has started
 				return true
 			case opStop:
 				in.setState(StateStopped)
+				in.answer(errors.New("stopped before it started again"))
 				req.done <- nil
 				return in.waitStopped()
+			case opReplace: // the next start takes it
+				in.setConfig(req.cfg)
+				req.done <- nil
 			}
 		}
 	}
@@ -229,6 +250,7 @@ func (in *instance) waitStopped() bool {
 		return false
 	}
 	in.setState(StateStopped)
+	in.answer(errors.New("stopped before it started again"))
 	for {
 		select {
 		case <-in.h.stopping:
@@ -236,7 +258,7 @@ func (in *instance) waitStopped() bool {
 		case req := <-in.ctl:
 			switch req.op {
 			case opStart, opRestart:
-				in.startedReply = req.done // answered once it has started
+				in.waiting = append(in.waiting, req.done) // answered once it has started
 				return true
 			case opStop:
 				in.h.instMu.Lock()
@@ -246,6 +268,9 @@ func (in *instance) waitStopped() bool {
 				if removed {
 					return false
 				}
+			case opReplace: // stays stopped, with the new configuration
+				in.setConfig(req.cfg)
+				req.done <- nil
 			}
 		}
 	}
@@ -363,10 +388,7 @@ func (in *instance) runOnce() exitInfo {
 	in.mu.Lock()
 	in.proc, in.conn, in.started = p, r.conn, started
 	in.mu.Unlock()
-	if in.startedReply != nil {
-		in.startedReply <- nil
-		in.startedReply = nil
-	}
+	in.answer(nil)
 	r.hostRecord(record.LevelInfo, "worker started", slog.String("command", cfg.Command))
 
 	var readers sync.WaitGroup
@@ -526,13 +548,13 @@ func (in *instance) kill() {
 
 func (in *instance) send(payload []byte) error {
 	in.mu.Lock()
-	conn := in.conn
+	conn, maxFrame := in.conn, in.cfg.MaxFrameBytes
 	in.mu.Unlock()
 	if conn == nil {
 		return fmt.Errorf("host: worker %s is not running", in.id)
 	}
-	if len(payload) > in.cfg.MaxFrameBytes {
-		return fmt.Errorf("host: message of %d bytes exceeds the %d-byte frame limit", len(payload), in.cfg.MaxFrameBytes)
+	if len(payload) > maxFrame {
+		return fmt.Errorf("host: message of %d bytes exceeds the %d-byte frame limit", len(payload), maxFrame)
 	}
 	conn.SetWriteDeadline(time.Now().Add(sendTimeout))
 	_, err := conn.Write(ipc.AppendFrame(nil, ipc.TypeHostMessage, payload))

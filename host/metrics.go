@@ -52,7 +52,7 @@ func (c hostCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(u.DroppedBatches))
 	ch <- prometheus.MustNewConstMetric(descSetAside, prometheus.CounterValue, float64(u.SetAsideBatches))
 	ch <- prometheus.MustNewConstMetric(descAbandoned, prometheus.CounterValue, float64(u.AbandonedRings))
-	if p, ok := c.h.opts.Output.(*pipeline.Pipeline); ok {
+	if p, ok := c.h.currentOutput().(*pipeline.Pipeline); ok {
 		for _, s := range p.Spools() {
 			ch <- prometheus.MustNewConstMetric(descSpoolB, prometheus.GaugeValue, float64(s.Bytes), s.Transport)
 			ch <- prometheus.MustNewConstMetric(descSpoolN, prometheus.GaugeValue, float64(s.Batches), s.Transport)

@@ -501,7 +501,7 @@ func dirBytes(dir string) int64 {
 
 // startServer runs a log server for sc, listening on sc.Listen.
 func startServer(sc *config.ServerConfig, logger hclog.Logger) (*logserver.Server, error) {
-	srv, err := logserver.New(&config.Config{Server: sc}, logger)
+	srv, err := logserver.New(&config.Config{Server: sc}, logserver.Options{Logger: logger})
 	if err != nil {
 		return nil, err
 	}

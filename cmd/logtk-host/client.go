@@ -32,7 +32,7 @@ func client(verb string, args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "plugins.hcl", "the running host's configuration file (to find its control socket)")
 	socket := fs.String("socket", "", "the control socket (default: the configuration's)")
 	output := fs.String("o", "text", "output: text or json")
-	operands := map[string]string{"status": "", "restart": "NAME[#i]", "stop": "NAME[#i]", "start": "NAME[#i]", "scale": "NAME N"}[verb]
+	operands := map[string]string{"status": "", "restart": "NAME[#i]", "stop": "NAME[#i]", "start": "NAME[#i]", "scale": "NAME N", "reload": ""}[verb]
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: logtk-host %s [-config plugins.hcl | -socket PATH] [-o text|json] %s\n\nflags:\n", verb, operands)
 		fs.PrintDefaults()
@@ -74,7 +74,7 @@ func client(verb string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "logtk-host scale: %q is not a count of instances\n", rest[1])
 			return 2
 		}
-		req.Worker, req.Count = rest[0], n
+		req.Worker, req.Count = rest[0], &n
 	}
 	sock := *socket
 	if sock == "" {
@@ -93,8 +93,13 @@ func client(verb string, args []string, stdout, stderr io.Writer) int {
 	if *output == "json" {
 		b, _ := json.MarshalIndent(resp, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
-	} else if resp.Instances != nil {
-		printStatus(stdout, resp.Instances)
+	} else {
+		if resp.Message != "" {
+			fmt.Fprintln(stdout, resp.Message)
+		}
+		if resp.Instances != nil {
+			printStatus(stdout, resp.Instances)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host %s: %v\n", verb, err)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,6 +56,7 @@ operating a running host (found by its -config, or -socket):
   stop      NAME[#i]               stop gracefully; it stays stopped until started
   start     NAME[#i]               start a stopped or ended instance
   scale     NAME N                 run N instances of the worker NAME
+  reload                           read the configuration again and apply what changed (also SIGHUP)
 
 reading stored records:
   logs      [-f] [-worker NAME[#i]] [-level warn] [-since 10m] [-grep RE] [-o text|json] FILE|DIR...
@@ -96,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if cfg == nil {
 			return code
 		}
-		return runHost(cfg, controlSocket(cfg, path), stderr)
+		return runHost(cfg, path, controlSocket(cfg, path), stderr)
 	case "serve":
 		cfg, _, code := load(args[1:], "serve", "server.hcl", stdout, stderr)
 		if cfg == nil {
@@ -105,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(cfg, stderr)
 	case "logs":
 		return logs(args[1:], stdout, stderr)
-	case "status", "restart", "stop", "start", "scale":
+	case "status", "restart", "stop", "start", "scale", "reload":
 		return client(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
@@ -152,7 +154,7 @@ func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (
 	return cfg, *path, 0
 }
 
-func runHost(cfg *config.Config, socket string, stderr io.Writer) int {
+func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	logger := newLogger("logtk-host", stderr)
 	opts := host.Options{Logger: logger}
 	var reg *prometheus.Registry
@@ -176,22 +178,40 @@ func runHost(cfg *config.Config, socket string, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	ignoreHangup(logger)
-	if err := h.Start(); err != nil {
-		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
-		return 1
-	}
-	// Without its control socket the host still runs (its records matter
-	// more), but it says so.
-	copts := control.Options{Logger: logger.Named("control")}
+	reload := reloader(h, path, logger)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			logger.Info("SIGHUP received: reloading the configuration", "config", path)
+			reload() // it logs what happened
+		}
+	}()
+	// The control socket before the workers: a second host of the same
+	// configuration (whose socket is taken by a live host) would run a
+	// second set of workers nothing can control, so it does not start.
+	// Any other trouble with the socket, the host runs without it (its
+	// records matter more), saying so.
+	copts := control.Options{Logger: logger.Named("control"), Reload: reload}
 	if cfg.Control != nil {
 		copts.Group = cfg.Control.GID
 	}
-	if ctl, err := control.Listen(socket, h, copts); err != nil {
-		logger.Error("no control socket: status, restart, stop, start and scale will not reach this host", "error", err)
-	} else {
+	ctl, err := control.Listen(socket, h, copts)
+	switch {
+	case errors.Is(err, control.ErrInUse):
+		fmt.Fprintf(stderr, "logtk-host: %v: a host of this configuration runs already (logtk-host status -config %s)\n", err, path)
+		h.Stop(context.Background())
+		return 1
+	case err != nil:
+		logger.Error("no control socket: status, restart, stop, start, scale, reload and logs -f will not reach this host", "error", err)
+	default:
 		logger.Info("control socket listening", "path", ctl.Addr())
 		defer ctl.Close()
+	}
+	if err := h.Start(); err != nil {
+		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
+		return 1
 	}
 	// Under systemd (Type=notify), the unit is started once the workers
 	// are and the control socket listens.
@@ -244,9 +264,40 @@ func ignoreHangup(logger hclog.Logger) {
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			logger.Warn("SIGHUP received: reloading the configuration is not supported yet; going on as before")
+			logger.Warn("SIGHUP received: a log server does not reload its configuration; going on as before (restart it to apply a change)")
 		}
 	}()
+}
+
+// reloader returns what reload and SIGHUP do: read the configuration
+// again and, if it is valid as a whole, apply it (host.Reload); if not,
+// change nothing. It returns what happened, and logs it.
+func reloader(h *host.Host, path string, logger hclog.Logger) func() (string, error) {
+	return func() (string, error) {
+		cfg, err := config.Load(path)
+		if err != nil {
+			msg := strings.TrimSuffix(config.FormatDiagnostics(err), "\n")
+			logger.Error("reload refused: the configuration is not valid; nothing changed", "config", path, "diagnostics", msg)
+			return "", fmt.Errorf("the configuration is not valid; nothing changed:\n%s", msg)
+		}
+		res, err := h.Reload(cfg)
+		summary := fmt.Sprintf("workers added %v, removed %v, changed %v, unchanged %v; stages replaced: %v",
+			orNone(res.Added), orNone(res.Removed), orNone(res.Changed), orNone(res.Unchanged), res.StagesReplaced)
+		if err != nil {
+			logger.Error("reload failed", "config", path, "applied", summary, "error", err)
+			return summary, err
+		}
+		logger.Info("configuration reloaded", "config", path, "workers_added", res.Added, "workers_removed", res.Removed,
+			"workers_changed", res.Changed, "stages_replaced", res.StagesReplaced)
+		return summary, nil
+	}
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // run's exit statuses beyond 0, 1 (configuration or start-up error) and 2

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -710,5 +711,117 @@ func TestSystemdNotify(t *testing.T) {
 	read("STOPPING=1")
 	if code := waitExit(t, cmd, out, readDone); code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+// TestReloadCLI: reload (and SIGHUP) read the configuration again: a
+// broken one changes nothing and answers with validate's diagnostics; a
+// valid one adds, removes and changes workers, leaving the unchanged
+// ones' processes alone.
+func TestReloadCLI(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "plugins.hcl")
+	write := func(src string) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, fmt.Appendf(nil, src, os.Args[0], os.Args[0]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`
+worker "w" {
+  command = %q
+  count   = 2
+  env     = { LOGTK_TEST_ROLE = "worker" }
+}
+worker "old" {
+  command = %q
+  env     = { LOGTK_TEST_ROLE = "worker" }
+}
+`)
+	cmd, out, readDone := startSelf(t, "host", cfgPath)
+	out.waitFor(t, regexp.MustCompile(`control socket listening`), 1)
+	out.waitFor(t, regexp.MustCompile(`w: ready`), 3)
+	ctl := func(args ...string) (string, int) {
+		var stdout, stderr bytes.Buffer
+		code := run(append(args, "-config", cfgPath), &stdout, &stderr)
+		return stdout.String() + stderr.String(), code
+	}
+	pids := func() map[string]int {
+		o, _ := ctl("status", "-o", "json")
+		var resp control.Response
+		json.Unmarshal([]byte(o), &resp)
+		m := map[string]int{}
+		for _, st := range resp.Instances {
+			m[st.ID.String()] = st.PID
+		}
+		return m
+	}
+	before := pids()
+
+	// A second host of the same configuration does not start.
+	var second bytes.Buffer
+	if code := run([]string{"run", "-config", cfgPath}, &second, &second); code != 1 || !strings.Contains(second.String(), "a host of this configuration runs already") {
+		t.Fatalf("a second host: exit %d\n%s", code, second.String())
+	}
+	if after := pids(); !maps.Equal(after, before) {
+		t.Fatalf("the second host touched the first's workers: %v, was %v", after, before)
+	}
+
+	// A broken configuration: nothing changes, the diagnostics come back.
+	os.WriteFile(cfgPath, []byte("worker \"w\" {\n  command = \"/bin/true\"\n  restart = \"maybe\"\n}\n"), 0o644)
+	o, code := ctl("reload")
+	if code == 0 || !strings.Contains(o, "plugins.hcl:3:13: error: Invalid restart policy") || !strings.Contains(o, "nothing changed") {
+		t.Fatalf("reload of a broken configuration: exit %d\n%s", code, o)
+	}
+	if after := pids(); !maps.Equal(after, before) {
+		t.Fatalf("a refused reload changed the workers: %v, was %v", after, before)
+	}
+
+	// A valid one: old removed, new added, w scaled to 3 (unchanged
+	// otherwise: its instances keep their processes).
+	write(`
+worker "w" {
+  command = %q
+  count   = 3
+  env     = { LOGTK_TEST_ROLE = "worker" }
+}
+worker "new" {
+  command = %q
+  env     = { LOGTK_TEST_ROLE = "worker" }
+}
+`)
+	o, code = ctl("reload")
+	if code != 0 || !strings.Contains(o, "workers added new, removed old, changed none, unchanged w") {
+		t.Fatalf("reload: exit %d\n%s", code, o)
+	}
+	after := pids()
+	if after["w#0"] != before["w#0"] || after["w#1"] != before["w#1"] || after["w#2"] == 0 || after["new#0"] == 0 {
+		t.Fatalf("after the reload: %v, before %v", after, before)
+	}
+	if _, ok := after["old#0"]; ok {
+		t.Fatalf("old#0 is still there: %v", after)
+	}
+
+	// SIGHUP does the same: the env of new changes, so new#0 restarts.
+	write(`
+worker "w" {
+  command = %q
+  count   = 3
+  env     = { LOGTK_TEST_ROLE = "worker" }
+}
+worker "new" {
+  command = %q
+  env     = { LOGTK_TEST_ROLE = "worker", GENERATION = "2" }
+}
+`)
+	cmd.Process.Signal(syscall.SIGHUP)
+	out.waitFor(t, regexp.MustCompile(`configuration reloaded: .*workers_changed=\["new"\]`), 1)
+	if p := pids(); p["new#0"] == after["new#0"] || p["w#0"] != before["w#0"] {
+		t.Fatalf("after SIGHUP: %v, before %v", p, after)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, out, readDone); code != 0 {
+		t.Fatalf("host exited with status %d:\n%s", code, out)
 	}
 }

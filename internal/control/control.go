@@ -12,6 +12,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,7 +47,7 @@ type Request struct {
 	// Worker and Count are scale's: the worker block and its new count.
 	// Worker also filters logs (NAME or NAME#i).
 	Worker string `json:"worker,omitempty"`
-	Count  int    `json:"count,omitempty"`
+	Count  *int   `json:"count,omitempty"`
 	// Level, Grep and Output are logs': the lowest level shown (trace
 	// ... fatal), a regular expression the record's text line must
 	// match, and "text" (default) or "json".
@@ -59,9 +60,12 @@ type Request struct {
 type Response struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Message says what a reload changed.
+	Message string `json:"message,omitempty"`
 	// Instances is the status of every worker instance after the verb
-	// was carried out (every verb returns it).
-	Instances []host.InstanceStatus `json:"instances,omitempty"`
+	// was carried out, or was refused (every answer to a peer allowed to
+	// connect has it, empty when there is no instance).
+	Instances []host.InstanceStatus `json:"instances"`
 }
 
 // Limits of the protocol.
@@ -72,6 +76,9 @@ const (
 	// workers' StopTimeout at most, which this must exceed.
 	verbTimeout = 10 * time.Minute
 )
+
+// ErrInUse is Listen's error when a running host listens on the socket.
+var ErrInUse = errors.New("another host is listening on it")
 
 // Controlled is what the server drives: a *host.Host.
 type Controlled interface {
@@ -87,12 +94,16 @@ var _ Controlled = (*host.Host)(nil)
 
 // Server serves a host's control socket.
 type Server struct {
-	h   Controlled
-	ln  *net.UnixListener
-	log hclog.Logger
-	gid int // a group whose members may connect too; -1 for none
-	uid int // the server's effective uid
-	wg  sync.WaitGroup
+	h      Controlled
+	ln     *net.UnixListener
+	log    hclog.Logger
+	gid    int // a group whose members may connect too; -1 for none
+	reload func() (string, error)
+	uid    int // the server's effective uid
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[*net.UnixConn]bool // open, closed by Close
 }
 
 // Options configure Listen.
@@ -101,6 +112,9 @@ type Options struct {
 	Group *uint32
 	// Logger receives refused connections and failed requests.
 	Logger hclog.Logger
+	// Reload carries out the reload verb: it returns what changed, or
+	// why nothing did. Without it reload is refused.
+	Reload func() (string, error)
 }
 
 // Listen creates the socket at path (its directory too, 0700, or 0750
@@ -118,9 +132,14 @@ func Listen(path string, h Controlled, opts Options) (*Server, error) {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	// A directory made by someone else (another user got to /tmp first)
+	// or open to others would let them replace the socket.
+	if err := checkDir(dir); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("control socket %s: another host is listening on it", path)
+		return nil, fmt.Errorf("control socket %s: %w", path, ErrInUse)
 	}
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode()&os.ModeSocket == 0 {
@@ -137,7 +156,7 @@ func Listen(path string, h Controlled, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(true)
-	s := &Server{h: h, ln: ln, log: opts.Logger, gid: -1, uid: os.Geteuid()}
+	s := &Server{h: h, ln: ln, log: opts.Logger, gid: -1, uid: os.Geteuid(), reload: opts.Reload}
 	if opts.Group != nil {
 		s.gid = int(*opts.Group)
 		if err := os.Chown(path, -1, s.gid); err != nil {
@@ -151,13 +170,38 @@ func Listen(path string, h Controlled, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// checkDir refuses a socket directory that is not the host's own or that
+// others may write to.
+func checkDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return nil
+	case int(sys.Uid) != os.Geteuid():
+		return fmt.Errorf("%s belongs to uid %d, not to this host's user (uid %d): another user could replace the socket; remove it, or set control { socket } elsewhere", dir, sys.Uid, os.Geteuid())
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s has mode %v: others may write to it, and so replace the socket; chmod go-w it, or set control { socket } elsewhere", dir, st.Mode().Perm())
+	}
+	return nil
+}
+
 // Addr returns the socket's path.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops serving and removes the socket; it waits for the requests
-// being served.
+// Close stops serving and removes the socket. It closes the connections
+// still open (a client still sending its request, a logs stream) and
+// waits for the requests being carried out.
 func (s *Server) Close() error {
 	err := s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.CloseRead() // a handler reading its request, or watching for the end of a stream, wakes
+	}
+	s.mu.Unlock()
 	s.wg.Wait()
 	return err
 }
@@ -172,10 +216,21 @@ func (s *Server) serve() {
 			}
 			return
 		}
+		s.mu.Lock()
+		if s.conns == nil {
+			s.conns = map[*net.UnixConn]bool{}
+		}
+		s.conns[c] = true
+		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer c.Close()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
 			s.handle(c)
 		}()
 	}
@@ -238,28 +293,86 @@ func (s *Server) handle(c *net.UnixConn) {
 	c.SetReadDeadline(time.Now().Add(requestTimeout))
 	line, err := bufio.NewReader(io.LimitReader(c, maxRequestBytes)).ReadBytes('\n')
 	if err != nil {
-		reply(Response{Error: fmt.Sprintf("no request line (a JSON object ending in a newline, at most %d bytes): %v", maxRequestBytes, err)})
+		reply(Response{Error: fmt.Sprintf("no request line (a JSON object ending in a newline, at most %d bytes): %v", maxRequestBytes, err), Instances: s.status()})
 		return
 	}
-	var req Request
-	dec := json.NewDecoder(strings.NewReader(string(line)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		reply(Response{Error: "malformed request: " + err.Error()})
+	req, err := parseRequest(line)
+	if err != nil {
+		reply(Response{Error: "malformed request: " + err.Error(), Instances: s.status()})
 		return
 	}
-	if req.Verb == "logs" {
+	switch req.Verb {
+	case "logs":
 		s.stream(c, req, reply)
+		return
+	case "reload":
+		if s.reload == nil {
+			reply(Response{Error: "this host cannot reload", Instances: s.status()})
+			return
+		}
+		msg, err := s.reload()
+		r := Response{OK: err == nil, Message: msg, Instances: s.status()}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		reply(r)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), verbTimeout)
 	defer cancel()
 	if err := s.do(ctx, req); err != nil {
 		s.log.Warn("control request failed", "verb", req.Verb, "target", req.Target, "error", err)
-		reply(Response{Error: err.Error(), Instances: s.h.Status()})
+		reply(Response{Error: err.Error(), Instances: s.status()})
 		return
 	}
-	reply(Response{OK: true, Instances: s.h.Status()})
+	reply(Response{OK: true, Instances: s.status()})
+}
+
+// status is the instances' status, never nil.
+func (s *Server) status() []host.InstanceStatus {
+	if st := s.h.Status(); st != nil {
+		return st
+	}
+	return []host.InstanceStatus{}
+}
+
+// requestFields are a request's field names, exactly as written.
+var requestFields = map[string]bool{"verb": true, "target": true, "worker": true, "count": true, "level": true, "grep": true, "output": true}
+
+// parseRequest reads a request line strictly: one JSON object, each field
+// one of requestFields, exactly so spelled and given once (the standard
+// decoder would take "VERB" for "verb", and the last of two "verb"s).
+func parseRequest(line []byte) (Request, error) {
+	var req Request
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(line, &fields); err != nil {
+		return req, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.Token() // {
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return req, err
+		}
+		key, _ := t.(string)
+		if !requestFields[key] {
+			return req, fmt.Errorf("unknown field %q (fields are lower case: verb, target, worker, count, level, grep, output)", key)
+		}
+		if seen[key] {
+			return req, fmt.Errorf("field %q given twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return req, err
+		}
+	}
+	d := json.NewDecoder(bytes.NewReader(line))
+	d.DisallowUnknownFields()
+	err := d.Decode(&req)
+	return req, err
 }
 
 // do carries out a verb. A verb over every instance of a block does them
@@ -270,13 +383,13 @@ func (s *Server) do(ctx context.Context, req Request) error {
 	case "status":
 		return nil
 	case "scale":
-		if req.Worker == "" {
-			return errors.New("scale needs a worker")
+		if req.Worker == "" || req.Count == nil {
+			return errors.New("scale needs a worker and a count")
 		}
-		return s.h.Scale(req.Worker, req.Count)
+		return s.h.Scale(req.Worker, *req.Count)
 	case "restart", "stop", "start":
 	default:
-		return fmt.Errorf("unknown verb %q (want status, restart, stop, start, scale or logs)", req.Verb)
+		return fmt.Errorf("unknown verb %q (want status, restart, stop, start, scale, reload or logs)", req.Verb)
 	}
 	ids, err := s.targets(req.Target)
 	if err != nil {
@@ -309,7 +422,7 @@ func (s *Server) stream(c *net.UnixConn, req Request, reply func(Response)) {
 	var f logread.Filter
 	if req.Worker != "" {
 		if _, _, _, err := logread.ParseWorker(req.Worker); err != nil {
-			reply(Response{Error: "worker " + err.Error()})
+			reply(Response{Error: "worker " + err.Error(), Instances: s.status()})
 			return
 		}
 		f.Worker = req.Worker
@@ -317,7 +430,7 @@ func (s *Server) stream(c *net.UnixConn, req Request, reply func(Response)) {
 	if req.Level != "" {
 		l, ok := logread.Levels[strings.ToLower(req.Level)]
 		if !ok {
-			reply(Response{Error: fmt.Sprintf("level %q: want trace, debug, info, notice, warn, error or fatal", req.Level)})
+			reply(Response{Error: fmt.Sprintf("level %q: want trace, debug, info, notice, warn, error or fatal", req.Level), Instances: s.status()})
 			return
 		}
 		f.MinLevel = l
@@ -325,18 +438,18 @@ func (s *Server) stream(c *net.UnixConn, req Request, reply func(Response)) {
 	if req.Grep != "" {
 		re, err := regexp.Compile(req.Grep)
 		if err != nil {
-			reply(Response{Error: "grep: " + err.Error()})
+			reply(Response{Error: "grep: " + err.Error(), Instances: s.status()})
 			return
 		}
 		f.Grep = re
 	}
 	if req.Output != "" && req.Output != "text" && req.Output != "json" {
-		reply(Response{Error: fmt.Sprintf("output %q: want text or json", req.Output)})
+		reply(Response{Error: fmt.Sprintf("output %q: want text or json", req.Output), Instances: s.status()})
 		return
 	}
 	batches, stop := s.h.Tap(tapBuffer)
 	defer stop()
-	reply(Response{OK: true})
+	reply(Response{OK: true, Instances: s.status()})
 	gone := make(chan struct{})
 	go func() { // the client closing its end is the end of the stream
 		c.SetReadDeadline(time.Time{})
@@ -396,7 +509,7 @@ func (s *Server) targets(target string) ([]host.WorkerID, error) {
 	}
 	name, idx, one := strings.Cut(target, "#")
 	var ids []host.WorkerID
-	for _, st := range s.h.Status() {
+	for _, st := range s.status() {
 		if st.ID.Name != name {
 			continue
 		}
