@@ -173,3 +173,59 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Error("something was dead-lettered")
 	}
 }
+
+// TestReloadSpoolCarriesOver: records spooled while the log server is
+// down, then a reload that changes the transport: the old pipeline
+// leaves its batches in the spool, the new one sends them once the
+// server is up; each record is stored exactly once.
+func TestReloadSpoolCarriesOver(t *testing.T) {
+	ls := newLogServer(t, false)
+	dir := filepath.Join(t.TempDir(), "spool")
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})
+	w.Count = 2
+	keep := testWorker("keep", "sleep", nil) // keeps the host running
+	cfg := spoolConfig(t, ls, dir, 1<<30, "block", w, keep)
+	h, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector()
+	batches, stopTap := h.Tap(1 << 12)
+	defer stopTap()
+	go func() {
+		for b := range batches {
+			var recs [][]byte
+			entries.Each(b.Entries, func(e []byte) { recs = append(recs, e) })
+			c.WriteBatch(recs)
+		}
+	}()
+	h.Start()
+	defer h.Stop(t.Context())
+	c.waitFor(t, time.Minute, "the floods done", func(recs []*logtkv1.Record) bool {
+		return count(recs, msgHas("worker exited with status 0")) == 2
+	})
+	if spooled(dir) == 0 {
+		t.Fatal("nothing spooled while the server was down")
+	}
+	next := spoolConfig(t, ls, dir, 1<<30, "block", w, keep)
+	next.Transports[0].Config = []byte(`{"endpoint":"logserver","token":"tok","sender":"test-host","application":"app","ack_timeout":"3s"}`)
+	res, err := h.Reload(next)
+	if err != nil || !res.StagesReplaced {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	ls.start()
+	deadline := time.Now().Add(time.Minute)
+	for spooled(dir) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d batches still spooled a minute after the server came up", spooled(dir))
+		}
+		select {
+		case <-c.changed:
+		case <-time.After(100 * time.Millisecond): // polling the spool directory
+		}
+	}
+	if err := h.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, ls.stored(t, "app"), 2, 3000)
+}
