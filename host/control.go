@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/pipeline"
 )
 
 // Controlling a running host: what an operator's status, restart, stop,
@@ -54,6 +55,35 @@ type InstanceStatus struct {
 	// included); RecordsPerSecond is their rate over the last second.
 	Records          uint64  `json:"records"`
 	RecordsPerSecond float64 `json:"records_per_second"`
+}
+
+// StageStatus is what Stages reports of one format or transport stage.
+type StageStatus struct {
+	Name      string `json:"name"`   // "format NAME" or "transport NAME"
+	Plugin    string `json:"plugin"` // the module's path
+	Instances int    `json:"instances"`
+	// Queued is how many batches wait for the stage (all formats share
+	// one queue).
+	Queued       int   `json:"queued"`
+	Delivered    int64 `json:"delivered,omitempty"`     // transport: records delivered
+	SpoolBatches int   `json:"spool_batches,omitempty"` // transport with a spool
+	SpoolBytes   int64 `json:"spool_bytes,omitempty"`
+	DeadLettered int64 `json:"dead_lettered"` // records dead-lettered by the stage
+}
+
+// Stages reports the stages of the host's pipeline (none when it writes
+// to the console, or to an Output given in code).
+func (h *Host) Stages() []StageStatus {
+	p, ok := h.currentOutput().(*pipeline.Pipeline)
+	if !ok {
+		return nil
+	}
+	var out []StageStatus
+	for _, s := range p.Status() {
+		out = append(out, StageStatus{Name: s.Name, Plugin: s.Plugin, Instances: s.Instances, Queued: s.Queued,
+			Delivered: s.Delivered, SpoolBatches: s.SpoolBatches, SpoolBytes: s.SpoolBytes, DeadLettered: s.DeadLettered})
+	}
+	return out
 }
 
 // ctlOp is an operator's request to an instance.

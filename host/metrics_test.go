@@ -120,6 +120,11 @@ func TestMetricsMatchRecords(t *testing.T) {
 	if v := value("logtk_undelivered_records_total", "reason", "dead_lettered"); v != 0 {
 		t.Errorf("dead-lettered %v", v)
 	}
+	// What status shows of the stages counts the same.
+	st := h.Stages()
+	if len(st) != 2 || st[0].Name != "format json" || st[0].Instances != 2 || st[1].Name != "transport file" || st[1].Delivered != int64(lines) || st[1].Queued != 0 {
+		t.Errorf("stages %+v; %d lines in the file", st, lines)
+	}
 }
 
 func label(m *dto.Metric, name string) string {

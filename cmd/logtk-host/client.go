@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -100,6 +101,10 @@ func client(verb string, args []string, stdout, stderr io.Writer) int {
 		if resp.Instances != nil {
 			printStatus(stdout, resp.Instances)
 		}
+		if len(resp.Stages) > 0 {
+			fmt.Fprintln(stdout)
+			printStages(stdout, resp.Stages)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "logtk-host %s: %v\n", verb, err)
@@ -140,6 +145,24 @@ func printStatus(w io.Writer, instances []host.InstanceStatus) {
 			last = last[:i]
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%s\n", st.ID, st.State, pid, uptime, st.Incarnation, st.Restarts, st.Records, st.RecordsPerSecond, last)
+	}
+	tw.Flush()
+}
+
+// printStages renders the stages as a table.
+func printStages(w io.Writer, stages []host.StageStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tPLUGIN\tINSTANCES\tQUEUED\tDELIVERED\tSPOOL\tDEAD-LETTERED")
+	for _, s := range stages {
+		spool := "-"
+		if s.SpoolBatches > 0 || s.SpoolBytes > 0 {
+			spool = fmt.Sprintf("%d batches, %d bytes", s.SpoolBatches, s.SpoolBytes)
+		}
+		delivered := "-"
+		if strings.HasPrefix(s.Name, "transport ") {
+			delivered = strconv.FormatInt(s.Delivered, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%d\n", s.Name, filepath.Base(s.Plugin), s.Instances, s.Queued, delivered, spool, s.DeadLettered)
 	}
 	tw.Flush()
 }

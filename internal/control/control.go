@@ -66,6 +66,9 @@ type Response struct {
 	// was carried out, or was refused (every answer to a peer allowed to
 	// connect has it, empty when there is no instance).
 	Instances []host.InstanceStatus `json:"instances"`
+	// Stages is the status of the host's format and transport stages
+	// (status only).
+	Stages []host.StageStatus `json:"stages,omitempty"`
 }
 
 // Limits of the protocol.
@@ -83,6 +86,7 @@ var ErrInUse = errors.New("another host is listening on it")
 // Controlled is what the server drives: a *host.Host.
 type Controlled interface {
 	Status() []host.InstanceStatus
+	Stages() []host.StageStatus
 	Restart(host.WorkerID) error
 	StopInstance(host.WorkerID) error
 	StartInstance(host.WorkerID) error
@@ -325,7 +329,11 @@ func (s *Server) handle(c *net.UnixConn) {
 		reply(Response{Error: err.Error(), Instances: s.status()})
 		return
 	}
-	reply(Response{OK: true, Instances: s.status()})
+	r := Response{OK: true, Instances: s.status()}
+	if req.Verb == "status" {
+		r.Stages = s.h.Stages()
+	}
+	reply(r)
 }
 
 // status is the instances' status, never nil.

@@ -46,6 +46,10 @@ func (f *fakeHost) Status() []host.InstanceStatus {
 	return []host.InstanceStatus{{ID: host.WorkerID{Name: "web", Index: 0}, State: host.StateRunning, PID: 10}, {ID: host.WorkerID{Name: "web", Index: 1}, State: host.StateRunning, PID: 11}}
 }
 
+func (f *fakeHost) Stages() []host.StageStatus {
+	return []host.StageStatus{{Name: "transport file", Plugin: "/p/file.wasm", Instances: 1, Queued: 3, Delivered: 120}}
+}
+
 func (f *fakeHost) note(s string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -101,7 +105,7 @@ func TestVerbs(t *testing.T) {
 		t.Fatalf("socket directory mode %v, want 0700", dir.Mode().Perm())
 	}
 	resp, err := do(t, sock, Request{Verb: "status"})
-	if err != nil || !resp.OK || len(resp.Instances) != 2 || resp.Instances[1].PID != 11 {
+	if err != nil || !resp.OK || len(resp.Instances) != 2 || resp.Instances[1].PID != 11 || len(resp.Stages) != 1 || resp.Stages[0].Delivered != 120 {
 		t.Fatalf("status: %+v, %v", resp, err)
 	}
 	for _, tc := range []struct {

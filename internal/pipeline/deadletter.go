@@ -53,6 +53,9 @@ func (p *Pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 		return err
 	}
 	p.lost.deadLettered.Add(int64(j.count))
+	p.deadMu.Lock()
+	p.deadByStage[stage] += int64(j.count)
+	p.deadMu.Unlock()
 	p.metrics.DeadLettered(stage, j.count)
 	p.log.Error("plugin failed; batch dead-lettered", "stage", stage, "records", j.count, "file", base+".batch", "error", cause)
 	if count >= 0 && onlyReports(j.batch) {

@@ -23,6 +23,7 @@ const defaultInstances = 2
 
 type formatStage struct {
 	name    string
+	plugin  string
 	metrics *metrics.Pipeline
 	mod     *wasm.Module
 	cfg     []byte
@@ -34,7 +35,7 @@ func newFormatStage(f config.FormatConfig, mod *wasm.Module, m *metrics.Pipeline
 	if n == 0 {
 		n = defaultInstances
 	}
-	fs := &formatStage{name: f.Name, metrics: m, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n)}
+	fs := &formatStage{name: f.Name, plugin: f.Plugin, metrics: m, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n)}
 	for range n {
 		fs.pool <- nil
 	}

@@ -104,8 +104,13 @@ type Pipeline struct {
 	deadSeq  atomic.Int64
 	closing  atomic.Bool
 	loaded   []*wasm.Module // closed with the pipeline
-	metrics  *metrics.Pipeline
-	lost     struct {
+	// formatOrder lists the formats as configured; deadByStage counts
+	// the records each stage dead-lettered.
+	formatOrder []string
+	deadMu      sync.Mutex
+	deadByStage map[string]int64
+	metrics     *metrics.Pipeline
+	lost        struct {
 		deadLettered, logged, droppedBatches atomic.Int64
 	}
 }
@@ -134,7 +139,8 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 	if len(opts.Transports) == 0 {
 		return nil, fmt.Errorf("pipeline: no transport")
 	}
-	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir, metrics: opts.Metrics}
+	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir, metrics: opts.Metrics,
+		deadByStage: map[string]int64{}}
 	p.stopping = func() bool { return opts.Stopping() || p.closing.Load() }
 	defer func() {
 		if err != nil {
@@ -153,6 +159,7 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 			return nil, err
 		}
 		p.formats[f.Name] = newFormatStage(f, mod, opts.Metrics)
+		p.formatOrder = append(p.formatOrder, f.Name)
 		workers = max(workers, cap(p.formats[f.Name].pool))
 	}
 	for _, t := range opts.Transports {
@@ -296,6 +303,47 @@ func (p *Pipeline) Lost() Lost {
 		}
 	}
 	return l
+}
+
+// StageStatus is what Status reports of one stage.
+type StageStatus struct {
+	Name      string // "format NAME" or "transport NAME"
+	Plugin    string // the module's path
+	Instances int    // format: the pool's size; transport: 1
+	// Queued is how many batches wait for the stage: for formats, those
+	// WriteBatch queued for formatting (all formats share the queue);
+	// for a transport, the formatted batches not yet taken into its
+	// window or spool.
+	Queued       int
+	Delivered    int64 // transport: records delivered
+	SpoolBatches int   // transport with a spool: what it holds
+	SpoolBytes   int64
+	DeadLettered int64 // records the stage failed on, dead-lettered
+}
+
+// Status reports every stage, formats first, in configuration order.
+func (p *Pipeline) Status() []StageStatus {
+	var out []StageStatus
+	for _, name := range p.formatOrder {
+		f := p.formats[name]
+		out = append(out, StageStatus{Name: "format " + name, Plugin: f.plugin, Instances: cap(f.pool), Queued: len(p.jobs),
+			DeadLettered: p.deadLetteredBy("format " + name)})
+	}
+	for _, t := range p.trans {
+		st := StageStatus{Name: "transport " + t.name, Plugin: t.plugin, Instances: 1, Queued: len(t.q),
+			Delivered: t.delivered.Load(), DeadLettered: p.deadLetteredBy("transport " + t.name)}
+		if t.spool != nil {
+			st.SpoolBatches, st.SpoolBytes = t.spool.Len()
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (p *Pipeline) deadLetteredBy(stage string) int64 {
+	p.deadMu.Lock()
+	defer p.deadMu.Unlock()
+	return p.deadByStage[stage]
 }
 
 // SpoolStatus is what a transport's spool holds.

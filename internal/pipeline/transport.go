@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/logtk/logtk/config"
@@ -24,13 +25,15 @@ import (
 const defaultAckTimeout = 60 * time.Second
 
 type transportStage struct {
-	name   string
-	format string
-	mod    *wasm.Module
-	cfg    []byte
-	q      chan *job
-	nextID uint64 // batch ids handed to the plugin
-	spool  *spool.Spool
+	name      string
+	plugin    string
+	delivered atomic.Int64 // records
+	format    string
+	mod       *wasm.Module
+	cfg       []byte
+	q         chan *job
+	nextID    uint64 // batch ids handed to the plugin
+	spool     *spool.Spool
 	// ackTimeout: how long batches may be on their way with none
 	// acknowledged before the instance is taken for broken.
 	ackTimeout time.Duration
@@ -48,7 +51,7 @@ func (p *Pipeline) newTransportStage(t config.TransportConfig, mod *wasm.Module)
 	// Batch ids must never repeat across runs of the host (a receiver
 	// that deduplicates by id would drop a new batch as a resend): they
 	// start from the clock in nanoseconds and count up by one.
-	ts := &transportStage{name: t.Name, format: t.Format, mod: mod, cfg: t.Config,
+	ts := &transportStage{name: t.Name, plugin: t.Plugin, format: t.Format, mod: mod, cfg: t.Config,
 		q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano()), ackTimeout: t.AckTimeout}
 	if ts.ackTimeout <= 0 {
 		ts.ackTimeout = defaultAckTimeout
@@ -202,6 +205,7 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 			n, _ = entries.Count(it.data)
 		}
 		p.metrics.Delivered(t.name, n, len(it.data))
+		t.delivered.Add(int64(n))
 		if it.spooled {
 			if err := t.spool.Remove(it.id); err != nil {
 				p.log.Error("removing a delivered batch from the spool failed; it may be sent again", "transport", t.name, "batch", it.id, "error", err)
