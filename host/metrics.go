@@ -20,6 +20,7 @@ var (
 	descRestarts  = prometheus.NewDesc("logtk_worker_restarts_total", "Restarts of the worker instance, whatever their cause.", []string{"worker", "index"}, nil)
 	descRecords   = prometheus.NewDesc("logtk_worker_records_total", "Records of the worker instance (its own, its output lines, the host's about it).", []string{"worker", "index"}, nil)
 	descRouted    = prometheus.NewDesc("logtk_host_records_total", "Records the host handed to its output (the pipeline, or the console).", nil, nil)
+	descOwn       = prometheus.NewDesc("logtk_host_own_records_total", "Records the host wrote about itself (a transport in trouble, a reload), not about a worker; those it could not queue are in its log only.", nil, nil)
 	descLost      = prometheus.NewDesc("logtk_undelivered_records_total", "Records not delivered to the transports, by reason: dead_lettered (in the dead-letter directory), logged (only in the host's log).", []string{"reason"}, nil)
 	descDropped   = prometheus.NewDesc("logtk_spool_dropped_batches_total", "Batches spools dropped under when_full = \"drop_oldest\".", nil, nil)
 	descSetAside  = prometheus.NewDesc("logtk_spool_set_aside_batches_total", "Spooled batches that could not be read back, set aside on disk.", nil, nil)
@@ -29,7 +30,7 @@ var (
 )
 
 func (c hostCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descRestarts, descRecords, descRouted, descLost, descDropped, descSetAside, descAbandoned, descSpoolB, descSpoolN} {
+	for _, d := range []*prometheus.Desc{descUp, descRestarts, descRecords, descRouted, descOwn, descLost, descDropped, descSetAside, descAbandoned, descSpoolB, descSpoolN} {
 		ch <- d
 	}
 }
@@ -47,6 +48,10 @@ func (c hostCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	u := c.h.Undelivered()
 	ch <- prometheus.MustNewConstMetric(descRouted, prometheus.CounterValue, float64(c.h.routed.Load()))
+	c.h.selfMu.Lock()
+	own := c.h.selfSeq - uint64(c.h.selfDropped)
+	c.h.selfMu.Unlock()
+	ch <- prometheus.MustNewConstMetric(descOwn, prometheus.CounterValue, float64(own))
 	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(u.DeadLettered), "dead_lettered")
 	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(u.Logged), "logged")
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(u.DroppedBatches))

@@ -108,6 +108,13 @@ func TestMetricsMatchRecords(t *testing.T) {
 	if lines < 6000 || perWorker != float64(lines) || routed != float64(lines) || delivered != float64(lines) {
 		t.Fatalf("%d lines in the file; the scrape counts %v per worker, %v routed, %v delivered", lines, perWorker, routed, delivered)
 	}
+	st, _ := os.Stat(out)
+	if b := value("logtk_transport_bytes_total", "transport", "file"); b != float64(st.Size()) {
+		t.Errorf("logtk_transport_bytes_total %v, the file has %d bytes", b, st.Size())
+	}
+	if own := value("logtk_host_own_records_total"); perWorker+own != routed {
+		t.Errorf("per worker %v + own %v != routed %v", perWorker, own, routed)
+	}
 	if up := value("logtk_worker_up", "worker", "flood", "index", "0"); up != 0 {
 		t.Errorf("logtk_worker_up of an instance that ended: %v", up)
 	}
@@ -121,9 +128,9 @@ func TestMetricsMatchRecords(t *testing.T) {
 		t.Errorf("dead-lettered %v", v)
 	}
 	// What status shows of the stages counts the same.
-	st := h.Stages()
-	if len(st) != 2 || st[0].Name != "format json" || st[0].Instances != 2 || st[1].Name != "transport file" || st[1].Delivered != int64(lines) || st[1].Queued != 0 {
-		t.Errorf("stages %+v; %d lines in the file", st, lines)
+	stages := h.Stages()
+	if len(stages) != 2 || stages[0].Name != "format json" || stages[0].Instances != 2 || stages[1].Name != "transport file" || stages[1].Delivered != int64(lines) || stages[1].Queued != 0 {
+		t.Errorf("stages %+v; %d lines in the file", stages, lines)
 	}
 }
 

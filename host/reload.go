@@ -40,6 +40,10 @@ import (
 // ReloadResult says what a reload changed.
 type ReloadResult struct {
 	Added, Removed, Changed, Unchanged []string // worker blocks
+	// Scaled lists the blocks whose count alone changed, as "NAME
+	// FROM->TO" (the configuration's count wins over an operator's
+	// scale).
+	Scaled []string
 	// StagesReplaced: the pipeline was replaced by one built from the
 	// new format and transport blocks.
 	StagesReplaced bool
@@ -189,12 +193,12 @@ func (h *Host) Reload(cfg *config.Config) (ReloadResult, error) {
 			if err := h.Scale(name, target); err != nil {
 				errs = append(errs, err)
 			}
-		case sameWorker(prev, w):
+		case sameWorker(prev, w) && prev.Count == w.Count:
 			res.Unchanged = append(res.Unchanged, name)
-			if prev.Count != w.Count { // only scaled: nothing restarts
-				if err := h.Scale(name, w.Count); err != nil {
-					errs = append(errs, err)
-				}
+		case sameWorker(prev, w): // only scaled: nothing restarts
+			res.Scaled = append(res.Scaled, fmt.Sprintf("%s %d->%d", name, prev.Count, w.Count))
+			if err := h.Scale(name, w.Count); err != nil {
+				errs = append(errs, err)
 			}
 		default:
 			res.Changed = append(res.Changed, name)
@@ -203,9 +207,9 @@ func (h *Host) Reload(cfg *config.Config) (ReloadResult, error) {
 			}
 		}
 	}
-	if len(res.Added)+len(res.Removed)+len(res.Changed) > 0 || res.StagesReplaced {
-		h.selfRecord(record.LevelInfo, fmt.Sprintf("configuration reloaded: workers added %v, removed %v, changed %v; stages replaced: %v",
-			res.Added, res.Removed, res.Changed, res.StagesReplaced))
+	if len(res.Added)+len(res.Removed)+len(res.Changed)+len(res.Scaled) > 0 || res.StagesReplaced {
+		h.selfRecord(record.LevelInfo, fmt.Sprintf("configuration reloaded: workers added %v, removed %v, changed %v, scaled %v; stages replaced: %v",
+			res.Added, res.Removed, res.Changed, res.Scaled, res.StagesReplaced))
 	}
 	return res, errors.Join(errs...)
 }

@@ -81,8 +81,12 @@ func (h *Host) tapBatch(batch [][]byte) {
 	h.taps.mu.Lock()
 	defer h.taps.mu.Unlock()
 	for _, t := range h.taps.list {
+		// (A send's value is evaluated before select chooses: what was
+		// missed is taken off only once it is sent.)
+		missed := t.missed.Load()
 		select {
-		case t.c <- TapBatch{Entries: b, Missed: t.missed.Swap(0)}:
+		case t.c <- TapBatch{Entries: b, Missed: missed}:
+			t.missed.Add(-missed)
 		default:
 			t.missed.Add(int64(len(batch)))
 		}

@@ -18,7 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,6 +74,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "version", "-version", "--version":
+		switch {
+		case len(args) > 1 && helpAsked(args[1:]):
+			fmt.Fprintln(stdout, "usage: logtk-host version (or --version): print the version")
+			return 0
+		case len(args) > 1:
+			fmt.Fprintf(stderr, "logtk-host version: unexpected argument %q\n", args[1])
+			return 2
+		}
 		fmt.Fprintf(stdout, "logtk-host %s (IPC protocol %d)\n", version, ipc.ProtocolVersion)
 		return 0
 	case "validate":
@@ -178,7 +188,8 @@ func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	reload := reloader(h, path, logger)
+	current := &currentConfig{cfg: cfg}
+	reload := reloader(h, path, current, logger)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -220,7 +231,7 @@ func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	}
 	select {
 	case <-h.Done():
-		return summary(cfg, h, stderr)
+		return summary(current.get(), h, stderr)
 	case s := <-sigs:
 		logger.Info("stopping: signal received; a second signal kills the workers at once", "signal", s)
 		sdnotify.Notify(sdnotify.Stopping)
@@ -245,7 +256,7 @@ func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 		logger.Error("stopped with an error", "error", err)
 		return 1
 	}
-	return summary(cfg, h, stderr)
+	return summary(current.get(), h, stderr)
 }
 
 // newLogger makes the command's own log: its times in UTC with
@@ -272,7 +283,7 @@ func ignoreHangup(logger hclog.Logger) {
 // reloader returns what reload and SIGHUP do: read the configuration
 // again and, if it is valid as a whole, apply it (host.Reload); if not,
 // change nothing. It returns what happened, and logs it.
-func reloader(h *host.Host, path string, logger hclog.Logger) func() (string, error) {
+func reloader(h *host.Host, path string, current *currentConfig, logger hclog.Logger) func() (string, error) {
 	return func() (string, error) {
 		cfg, err := config.Load(path)
 		if err != nil {
@@ -281,8 +292,17 @@ func reloader(h *host.Host, path string, logger hclog.Logger) func() (string, er
 			return "", fmt.Errorf("the configuration is not valid; nothing changed:\n%s", msg)
 		}
 		res, err := h.Reload(cfg)
-		summary := fmt.Sprintf("workers added %v, removed %v, changed %v, unchanged %v; stages replaced: %v",
-			orNone(res.Added), orNone(res.Removed), orNone(res.Changed), orNone(res.Unchanged), res.StagesReplaced)
+		summary := fmt.Sprintf("workers added %v, removed %v, changed %v, scaled %v, unchanged %v; stages replaced: %v",
+			orNone(res.Added), orNone(res.Removed), orNone(res.Changed), orNone(res.Scaled), orNone(res.Unchanged), res.StagesReplaced)
+		// What a reload does not apply: the control socket and the
+		// metrics listener stay as the host started them.
+		old := current.swap(cfg)
+		if !reflect.DeepEqual(old.Control, cfg.Control) {
+			summary += "; the control block changed: it applies at the next start (the host still listens where it started)"
+		}
+		if !reflect.DeepEqual(old.Metrics, cfg.Metrics) {
+			summary += "; the metrics block changed: it applies at the next start"
+		}
 		if err != nil {
 			logger.Error("reload failed", "config", path, "applied", summary, "error", err)
 			return summary, err
@@ -291,6 +311,31 @@ func reloader(h *host.Host, path string, logger hclog.Logger) func() (string, er
 			"workers_changed", res.Changed, "stages_replaced", res.StagesReplaced)
 		return summary, nil
 	}
+}
+
+// currentConfig is the configuration the host runs, replaced by each
+// reload (the closing summary names its transports).
+type currentConfig struct {
+	mu  sync.Mutex
+	cfg *config.Config
+}
+
+// swap makes cfg current and returns the one it replaces; the control
+// and metrics blocks stay those the host started with.
+func (c *currentConfig) swap(cfg *config.Config) *config.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.cfg
+	next := *cfg
+	next.Control, next.Metrics = old.Control, old.Metrics
+	c.cfg = &next
+	return old
+}
+
+func (c *currentConfig) get() *config.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg
 }
 
 func orNone(names []string) string {

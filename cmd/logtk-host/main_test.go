@@ -465,6 +465,9 @@ func TestCLIConventions(t *testing.T) {
 		{[]string{"validate", "-nope"}, 2, "", "flag provided but not defined: -nope"},
 		{[]string{"serve", "-config", filepath.Join(t.TempDir(), "server.hcl")}, 1, "", "server.hcl"},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"version", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"--version", "-x"}, 2, "", `unexpected argument "-x"`},
+		{[]string{"version", "-h"}, 0, "usage: logtk-host version", ""},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(tc.args, &out, &errOut)
@@ -792,7 +795,7 @@ worker "new" {
 }
 `)
 	o, code = ctl("reload")
-	if code != 0 || !strings.Contains(o, "workers added new, removed old, changed none, unchanged w") {
+	if code != 0 || !strings.Contains(o, "workers added new, removed old, changed none, scaled w 2->3, unchanged none") {
 		t.Fatalf("reload: exit %d\n%s", code, o)
 	}
 	after := pids()

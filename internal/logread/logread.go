@@ -12,6 +12,7 @@ package logread
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,28 +51,40 @@ func Files(arg string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.IsDir() {
-		rotated, _ := filepath.Glob(filepath.Join(arg, "records-*.pb"))
-		slices.Sort(rotated)
-		live := filepath.Join(arg, "records.pb")
-		if _, err := os.Stat(live); err == nil {
-			rotated = append(rotated, live)
-		}
-		if len(rotated) == 0 {
-			return nil, fmt.Errorf("%s holds no records.pb (a log server application's directory has one)", arg)
-		}
-		return rotated, nil
+	if !st.IsDir() {
+		return append(rotatedFrom(arg), arg), nil
 	}
-	dir, base := filepath.Dir(arg), filepath.Base(arg)
-	var rotated []string
+	live := filepath.Join(arg, "records.pb")
+	files := rotatedFrom(live)
+	if exists(live) {
+		files = append(files, live)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s holds no records.pb (a log server application's directory has one)", arg)
+	}
+	return files, nil
+}
+
+// rotatedFrom returns the files rotated from path, oldest first, by
+// either naming: the log server's records-<time>.pb beside records.pb,
+// the file transport's <path>.<time> (which may well write records.pb).
+func rotatedFrom(path string) []string {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	rotated, _ := filepath.Glob(path + ".*")
 	if ext := filepath.Ext(base); base == "records"+ext {
-		rotated, _ = filepath.Glob(filepath.Join(dir, "records-*"+ext))
-	} else {
-		rotated, _ = filepath.Glob(arg + ".*")
+		server, _ := filepath.Glob(filepath.Join(dir, "records-*"+ext))
+		rotated = append(rotated, server...)
 	}
 	rotated = slices.DeleteFunc(rotated, func(p string) bool { return !rotationStamp.MatchString(p) })
-	slices.Sort(rotated) // the stamps sort as times
-	return append(rotated, arg), nil
+	slices.SortFunc(rotated, func(a, b string) int { // the stamps sort as times
+		return strings.Compare(rotationStamp.FindString(a)[1:], rotationStamp.FindString(b)[1:])
+	})
+	return rotated
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // rotationStamp matches the UTC times rotated files are named with.
@@ -244,7 +257,7 @@ func (f *Filter) Match(r *record.Record, text func() []byte) bool {
 	if !f.Since.IsZero() && r.Time().Before(f.Since) {
 		return false
 	}
-	return f.Grep == nil || f.Grep.Match(text())
+	return f.Grep == nil || f.Grep.Match(bytes.TrimSuffix(text(), []byte("\n")))
 }
 
 // ParseWorker splits NAME#i.

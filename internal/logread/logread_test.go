@@ -222,3 +222,34 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestFileTransportWritingRecordsPB: a file transport that writes
+// records.pb rotates it to records.pb.<time>; both the file and its
+// directory are read with those first.
+func TestFileTransportWritingRecordsPB(t *testing.T) {
+	dir := t.TempDir()
+	live := filepath.Join(dir, "records.pb")
+	write(t, live+".20261206T104512.123456789Z", "b")
+	write(t, live+".20261205T000000.000000000Z", "a")
+	write(t, live, "c")
+	for _, arg := range []string{live, dir} {
+		files, err := Files(arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs, _ := readAll(t, files); strings.Join(msgs, ",") != "a,b,c" {
+			t.Errorf("Files(%s): read %v from %v", arg, msgs, files)
+		}
+	}
+}
+
+// TestGrepEndAnchor: -grep matches the text line without its newline, so
+// that a pattern may end in $.
+func TestGrepEndAnchor(t *testing.T) {
+	var r record.Record
+	r.Parse(rec("n=4999", record.LevelInfo, "w", 0))
+	f := Filter{Grep: regexp.MustCompile(`n=4999$`)}
+	if !f.Match(&r, func() []byte { return []byte("... n=4999\n") }) {
+		t.Fatal("a pattern ending in $ does not match the line")
+	}
+}

@@ -55,7 +55,7 @@ func NewPipeline(reg prometheus.Registerer) *Pipeline {
 		}, []string{"transport"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logtk_transport_bytes_total",
-			Help: "Bytes of formatted batches a transport delivered.",
+			Help: "Bytes of the formatted records a transport delivered.",
 		}, []string{"transport"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logtk_dead_lettered_records_total",
@@ -118,7 +118,7 @@ func Listen(addr string, reg *prometheus.Registry, ready func() bool) (*HTTP, er
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if ready != nil && !ready() {

@@ -83,3 +83,25 @@ func TestNilPipeline(t *testing.T) {
 	p.Failure("a", "broken")
 	p.DeadLettered("a", 1)
 }
+
+// TestOpenMetrics: a scraper that asks for OpenMetrics gets it.
+func TestOpenMetrics(t *testing.T) {
+	reg := NewRegistry()
+	NewPipeline(reg).Delivered("file", 1, 10)
+	h, err := Listen("127.0.0.1:0", reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	req, _ := http.NewRequest("GET", "http://"+h.Addr().String()+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") || !strings.HasSuffix(string(body), "# EOF\n") {
+		t.Fatalf("Content-Type %q, body ends %q", ct, body[max(0, len(body)-20):])
+	}
+}

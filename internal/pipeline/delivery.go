@@ -177,6 +177,7 @@ func (d *delivery) send(ctx context.Context, from int) error {
 	if d.inst == nil {
 		inst, err := d.open(ctx)
 		if err != nil {
+			d.metrics.Failure("transport "+d.name, failureKind(err))
 			return err
 		}
 		d.inst = inst

@@ -118,6 +118,7 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 				}
 			}
 			if err != nil {
+				f.metrics.Failure("format "+f.name, failureKind(err))
 				f.pool <- nil
 				last = err
 				continue

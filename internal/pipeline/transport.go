@@ -198,13 +198,9 @@ func (p *Pipeline) readSpool(t *transportStage, items chan<- item) {
 // spool; a failed one is dead-lettered.
 func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 	done := func(it item) {
-		n := 0
-		if it.job != nil {
-			n = it.job.count
-		} else {
-			n, _ = entries.Count(it.data)
-		}
-		p.metrics.Delivered(t.name, n, len(it.data))
+		n, bytes := 0, 0
+		entries.Each(it.data, func(e []byte) { n, bytes = n+1, bytes+len(e) })
+		p.metrics.Delivered(t.name, n, bytes)
 		t.delivered.Add(int64(n))
 		if it.spooled {
 			if err := t.spool.Remove(it.id); err != nil {
