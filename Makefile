@@ -92,6 +92,8 @@ lint:
 FUZZ_TARGETS := \
 	./internal/ipc:FuzzReader \
 	./internal/logread:FuzzRead \
+	./internal/syslog:FuzzParse \
+	./internal/syslog:FuzzReader \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \
 	./internal/capture:FuzzSplitter \

@@ -39,6 +39,28 @@ type ServerConfig struct {
 	Heartbeat, AuthTimeout               time.Duration
 	// TLS, when set, makes the listener TLS.
 	TLS *ServerTLS
+	// Syslog, when set, also receives syslog (docs/syslog.md).
+	Syslog *SyslogConfig
+}
+
+// SyslogConfig is a server's syslog block: listeners for syslog messages
+// (RFC 5424 and RFC 3164), each stored as a logtk record.
+type SyslogConfig struct {
+	// TCP is host:port for TCP (RFC 6587 framing: octet counting or a
+	// message a line); UDP is host:port for UDP (RFC 5426). At least one.
+	TCP, UDP string
+	// Application is what the messages are stored under. Default
+	// "syslog".
+	Application string
+	// ByAppName stores each message under its APP-NAME (the TAG of a BSD
+	// message) instead, when that is a valid application name; the
+	// others go under Application.
+	ByAppName bool
+	// MaxMessageBytes bounds a message: a longer one is stored cut, with
+	// an error attribute saying so. Default 64 KiB.
+	MaxMessageBytes int
+	// TLS, when set, makes the TCP listener TLS (RFC 5425).
+	TLS *ServerTLS
 }
 
 // ServerTLS configures the server's TLS. Files are PEM.
@@ -134,7 +156,7 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	sc := &ServerConfig{Fsync: "batch", MaxBytes: 1 << 30}
 	var tokens []string
 	var fileTokens [][]byte
-	content, diags := serverAttrs(sc, baseDir, &tokens, &fileTokens).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
+	content, diags := serverAttrs(sc, baseDir, &tokens, &fileTokens).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"}, hcl.BlockHeaderSchema{Type: "syslog"})
 	if content == nil {
 		return nil, diags
 	}
@@ -164,6 +186,17 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 		break
 	}
 	for _, tb := range content.Blocks {
+		if tb.Type == "syslog" {
+			if sc.Syslog != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate syslog block",
+					Detail: "Only one syslog block is allowed in a server block.", Subject: tb.DefRange.Ptr()})
+				continue
+			}
+			sl, d := decodeSyslog(tb, baseDir)
+			diags = append(diags, d...)
+			sc.Syslog = sl
+			continue
+		}
 		t := &ServerTLS{}
 		_, d := serverTLSAttrs(t, baseDir).content(tb.Body)
 		diags = append(diags, d...)
@@ -194,4 +227,44 @@ func (t *ServerTLS) Build() (*tls.Config, error) {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return c, nil
+}
+
+func decodeSyslog(blk *hcl.Block, baseDir string) (*SyslogConfig, hcl.Diagnostics) {
+	sl := &SyslogConfig{Application: "syslog", MaxMessageBytes: 64 << 10}
+	msgSize := func(name string, n uint64) (string, string) {
+		if n < 480 || n > 16<<20 {
+			return "Value out of range", fmt.Sprintf("%s = %d bytes; use a size from 480 (the least RFC 5424 allows) to \"16MiB\".", name, n)
+		}
+		return "", ""
+	}
+	name := func(name, s string) (string, string) {
+		if !wire.ValidName(s) {
+			return "Invalid application", fmt.Sprintf("%s = %q must be 1-128 letters, digits, '.', '_' or '-'.", name, s)
+		}
+		return "", ""
+	}
+	content, diags := attrs{
+		{"tcp", false, into(&sl.TCP, listenAddress)},
+		{"udp", false, into(&sl.UDP, listenAddress)},
+		{"application", false, into(&sl.Application, name)},
+		{"by_app_name", false, into(&sl.ByAppName)},
+		{"max_message_bytes", false, size(&sl.MaxMessageBytes, msgSize)},
+	}.content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
+	if content == nil {
+		return nil, diags
+	}
+	if sl.TCP == "" && sl.UDP == "" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No syslog listener",
+			Detail: "A syslog block needs tcp = \"host:port\", udp = \"host:port\", or both.", Subject: blk.DefRange.Ptr()})
+	}
+	for _, tb := range content.Blocks {
+		t := &ServerTLS{}
+		_, d := serverTLSAttrs(t, baseDir).content(tb.Body)
+		diags = append(diags, d...)
+		if _, err := t.Build(); err != nil && !diags.HasErrors() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
+		}
+		sl.TLS = t
+	}
+	return sl, diags
 }

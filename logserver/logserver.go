@@ -48,6 +48,10 @@ type Server struct {
 	store  *server.Store
 	stages *pipeline.Pipeline // optional stages after the store
 
+	onStored func(app, sender, format string, batch, stamp []byte) // metrics and stages, nil without
+	metrics  *serverMetrics
+	syslog   syslogListeners
+
 	mu       sync.Mutex
 	ln       net.Listener
 	serving  chan struct{} // closed when Serve has its listener
@@ -113,28 +117,53 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 	if p != nil {
 		stages = onStored(p, logger)
 	}
+	var stored func(app, sender, format string, batch, stamp []byte)
 	if m != nil || stages != nil {
-		opts.OnStored = func(app, sender, format string, batch, stamp []byte) {
+		stored = func(app, sender, format string, batch, stamp []byte) {
 			m.stored(app, len(batch))
 			if stages != nil {
 				stages(app, sender, format, batch, stamp)
 			}
 		}
+		opts.OnStored = stored
 	}
 	srv := &Server{cfg: sc, log: logger, srv: server.New(opts), store: store, stages: p,
-		serving: make(chan struct{}), served: make(chan struct{})}
+		serving: make(chan struct{}), served: make(chan struct{}), onStored: stored, metrics: m}
 	if m != nil {
 		m.srv = srv
 	}
 	return srv, nil
 }
 
-// ListenAndServe listens on the configuration's address (with its TLS)
-// and serves.
+// ListenAndServe listens on the configuration's address (with its TLS),
+// and on its syslog addresses when it has a syslog block, and serves.
 func (s *Server) ListenAndServe() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return err
+	}
+	if sl := s.cfg.Syslog; sl != nil {
+		var tcp net.Listener
+		var udp net.PacketConn
+		if sl.TCP != "" {
+			if tcp, err = net.Listen("tcp", sl.TCP); err != nil {
+				ln.Close()
+				return fmt.Errorf("syslog: %w", err)
+			}
+		}
+		if sl.UDP != "" {
+			if udp, err = net.ListenPacket("udp", sl.UDP); err != nil {
+				ln.Close()
+				if tcp != nil {
+					tcp.Close()
+				}
+				return fmt.Errorf("syslog: %w", err)
+			}
+		}
+		if err := s.ServeSyslog(tcp, udp); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	return s.Serve(ln)
 }
@@ -207,6 +236,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	serving := s.ln != nil
 	s.mu.Unlock()
 	err := s.srv.Close(ctx)
+	s.syslog.close()
 	if serving {
 		<-s.served
 	}

@@ -323,6 +323,10 @@ func TestServe(t *testing.T) {
   listen = "127.0.0.1:0"
   dir    = "received"
   tokens = ["0123456789abcdef0123"]
+
+  syslog {
+    tcp = "127.0.0.1:0"
+  }
 }
 
 metrics {
@@ -355,6 +359,16 @@ metrics {
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "logtk_server_records_total 1\n") {
 		t.Errorf("/metrics: %d\n%s", code, body)
 	}
+	// The syslog block: a message over TCP is stored under "syslog".
+	syslogAt := regexp.MustCompile(`syslog listening: tcp=(\S+)`)
+	out.waitFor(t, syslogAt, 1)
+	sc, err := net.DialTimeout("tcp", out.matching(syslogAt)[0][1], 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(sc, "<11>1 2026-12-06T10:00:00Z h app - - - disk on fire\n")
+	sc.Close()
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v:\n%s", err, out)
@@ -366,6 +380,10 @@ metrics {
 	}
 	if len(out.matching(regexp.MustCompile(`log server stopped: batches=1 records=1`))) != 1 {
 		t.Errorf("no stop summary:\n%s", out)
+	}
+	var logsOut, logsErr bytes.Buffer
+	if code := run([]string{"logs", filepath.Join(dir, "received", "syslog")}, &logsOut, &logsErr); code != 0 || !strings.Contains(logsOut.String(), "disk on fire") {
+		t.Errorf("the syslog message: exit %d\n%s%s", code, logsOut.String(), logsErr.String())
 	}
 }
 

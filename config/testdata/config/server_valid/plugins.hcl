@@ -11,4 +11,12 @@ server {
   max_open_applications = 32
   heartbeat       = "2s"
   auth_timeout    = "1s"
+
+  syslog {
+    tcp               = "127.0.0.1:0"
+    udp               = "127.0.0.1:0"
+    application       = "system"
+    by_app_name       = true
+    max_message_bytes = "8KiB"
+  }
 }

@@ -8,4 +8,9 @@ server {
   max_bytes       = "17179869185GiB"
   heartbeat       = "10ms"
   auth_timeout    = "2h"
+
+  syslog {
+    application       = "no spaces"
+    max_message_bytes = 100
+  }
 }

@@ -1,0 +1,321 @@
+// Package syslog reads syslog messages (RFC 5424, and the older BSD
+// format of RFC 3164) and their TCP framings (RFC 6587: octet counting,
+// or one message a line), and turns each into a logtk record, for the log
+// server's syslog listeners (docs/syslog.md).
+//
+// Nothing a client sends is dropped silently: a message that does not
+// parse becomes a record of its raw bytes with a "syslog_error"
+// attribute saying why, at notice level.
+package syslog
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Message is a parsed syslog message. Its byte slices point into the
+// bytes Parse was given.
+type Message struct {
+	Facility, Severity int // from PRI; -1 when the message had none
+	Time               time.Time
+	Hostname, AppName  []byte // nil for the NILVALUE "-"
+	ProcID, MsgID      []byte
+	// Data is RFC 5424 structured data, element by element.
+	Data []Element
+	Msg  []byte
+	// RFC3164 reports a BSD-format message.
+	RFC3164 bool
+}
+
+// Element is one SD-ELEMENT: an id and its params in order.
+type Element struct {
+	ID     []byte
+	Params []Param
+}
+
+// Param is one SD-PARAM; Value is unescaped.
+type Param struct {
+	Name, Value []byte
+}
+
+// ErrTooLong is a frame longer than the limit.
+var ErrTooLong = errors.New("syslog: message longer than the limit")
+
+// Parse reads one message, RFC 5424 if its PRI is followed by a version,
+// else RFC 3164. now and loc complete a BSD timestamp, which has no year
+// and no zone.
+func Parse(b []byte, now time.Time, loc *time.Location) (Message, error) {
+	m := Message{Facility: -1, Severity: -1}
+	b = bytes.TrimRight(b, "\r\n\x00")
+	if len(b) == 0 {
+		return m, errors.New("empty message")
+	}
+	rest := b
+	if rest[0] == '<' {
+		end := bytes.IndexByte(rest, '>')
+		if end < 2 || end > 4 {
+			return m, errors.New("malformed PRI")
+		}
+		pri, err := strconv.Atoi(string(rest[1:end]))
+		if err != nil || pri < 0 || pri > 191 {
+			return m, fmt.Errorf("PRI %q is not 0..191", rest[1:end])
+		}
+		m.Facility, m.Severity = pri/8, pri%8
+		rest = rest[end+1:]
+	}
+	if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' {
+		return m, parse5424(&m, rest[2:])
+	}
+	m.RFC3164 = true
+	return m, parse3164(&m, rest, now, loc)
+}
+
+// field cuts the next space-separated field.
+func field(b []byte) (f, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, ' ')
+	if i < 0 {
+		return b, nil, len(b) > 0
+	}
+	return b[:i], b[i+1:], i > 0
+}
+
+func nilValue(f []byte) []byte {
+	if len(f) == 1 && f[0] == '-' {
+		return nil
+	}
+	return f
+}
+
+func parse5424(m *Message, b []byte) error {
+	ts, b, ok := field(b)
+	if !ok {
+		return errors.New("RFC 5424: no TIMESTAMP")
+	}
+	if string(ts) != "-" {
+		t, err := time.Parse(time.RFC3339Nano, string(ts))
+		if err != nil {
+			return fmt.Errorf("RFC 5424: TIMESTAMP %q: %v", ts, err)
+		}
+		m.Time = t
+	}
+	var fs [4][]byte
+	for i := range fs {
+		var f []byte
+		if f, b, ok = field(b); !ok {
+			return fmt.Errorf("RFC 5424: header ends after %d of its fields", i+2)
+		}
+		fs[i] = nilValue(f)
+	}
+	m.Hostname, m.AppName, m.ProcID, m.MsgID = fs[0], fs[1], fs[2], fs[3]
+	if len(b) == 0 {
+		return errors.New("RFC 5424: no STRUCTURED-DATA")
+	}
+	if b[0] == '-' {
+		b = b[1:]
+	} else {
+		var err error
+		if b, err = parseSD(m, b); err != nil {
+			return err
+		}
+	}
+	if len(b) > 0 {
+		if b[0] != ' ' {
+			return errors.New("RFC 5424: no space before MSG")
+		}
+		b = b[1:]
+	}
+	m.Msg = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // the BOM that marks UTF-8
+	return nil
+}
+
+// parseSD reads SD-ELEMENTs: [id name="value" ...]...
+func parseSD(m *Message, b []byte) ([]byte, error) {
+	for len(b) > 0 && b[0] == '[' {
+		b = b[1:]
+		end := bytes.IndexAny(b, " ]")
+		if end <= 0 {
+			return nil, errors.New("RFC 5424: SD-ELEMENT without an id")
+		}
+		el := Element{ID: b[:end]}
+		b = b[end:]
+		for len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
+			eq := bytes.IndexByte(b, '=')
+			if eq <= 0 || len(b) < eq+2 || b[eq+1] != '"' {
+				return nil, errors.New("RFC 5424: malformed SD-PARAM")
+			}
+			name := b[:eq]
+			b = b[eq+2:]
+			var val []byte
+			i := 0
+			for ; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' && i+1 < len(b) && (b[i+1] == '"' || b[i+1] == '\\' || b[i+1] == ']') {
+					i++
+				}
+				val = append(val, b[i])
+			}
+			if i == len(b) {
+				return nil, errors.New("RFC 5424: unterminated SD-PARAM value")
+			}
+			el.Params = append(el.Params, Param{Name: name, Value: val})
+			b = b[i+1:]
+		}
+		if len(b) == 0 || b[0] != ']' {
+			return nil, errors.New("RFC 5424: unterminated SD-ELEMENT")
+		}
+		b = b[1:]
+		m.Data = append(m.Data, el)
+	}
+	return b, nil
+}
+
+// parse3164 reads "Mmm dd hh:mm:ss host tag[pid]: msg", taking what is
+// there: BSD syslog is a convention more than a format.
+func parse3164(m *Message, b []byte, now time.Time, loc *time.Location) error {
+	if len(b) >= 15 {
+		if t, err := time.ParseInLocation(time.Stamp, string(b[:15]), loc); err == nil {
+			// No year: the one that puts the time nearest now.
+			t = t.AddDate(now.In(loc).Year(), 0, 0)
+			if t.Sub(now) > 24*time.Hour {
+				t = t.AddDate(-1, 0, 0)
+			}
+			m.Time = t
+			b = bytes.TrimLeft(b[15:], " ")
+			if h, rest, ok := field(b); ok && !bytes.ContainsAny(h, ":[") {
+				m.Hostname, b = h, rest
+			}
+		}
+	}
+	// TAG: letters, digits and a few more, up to 32, then "[pid]" and ":".
+	i := 0
+	for i < len(b) && i < 48 && (isTagByte(b[i])) {
+		i++
+	}
+	if i > 0 && i < len(b) && (b[i] == ':' || b[i] == '[') {
+		m.AppName = b[:i]
+		rest := b[i:]
+		if rest[0] == '[' {
+			if end := bytes.IndexByte(rest, ']'); end > 0 {
+				m.ProcID = rest[1:end]
+				rest = rest[end+1:]
+			}
+		}
+		rest = bytes.TrimPrefix(rest, []byte(":"))
+		b = bytes.TrimPrefix(rest, []byte(" "))
+	}
+	m.Msg = b
+	return nil
+}
+
+func isTagByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '/'
+}
+
+// Reader reads framed messages from a TCP stream: each frame is either
+// "LEN SP MSG" (octet counting) or a message ending at a newline, chosen
+// per frame by its first byte (a digit: octet counting), as RFC 6587
+// describes receivers doing.
+type Reader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewReader reads frames of at most max bytes.
+func NewReader(r io.Reader, max int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// Next returns the next frame, valid until the next call. A frame over
+// the limit is ErrTooLong: an octet-counted one is skipped whole (no
+// frame returned), a line is returned cut at the limit and the rest of
+// it dropped, so the stream stays in step either way. At the end of the stream it returns io.EOF;
+// a frame cut short by it, io.ErrUnexpectedEOF.
+func (r *Reader) Next() ([]byte, error) {
+	c, err := r.r.Peek(1)
+	if err != nil {
+		return nil, err
+	}
+	if c[0] >= '1' && c[0] <= '9' {
+		return r.counted()
+	}
+	return r.line()
+}
+
+func (r *Reader) counted() ([]byte, error) {
+	n := 0
+	for {
+		c, err := r.r.ReadByte()
+		if err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if c == ' ' {
+			break
+		}
+		if c < '0' || c > '9' || n > r.max {
+			if n > r.max {
+				break
+			}
+			return nil, fmt.Errorf("syslog: octet count has %q in it", c)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > r.max {
+		// Skip it whole, so that the next frame starts in step; a count
+		// that does not end (a billion bytes) is the end of the stream.
+		if _, err := r.r.Discard(n); err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, ErrTooLong
+	}
+	r.buf = append(r.buf[:0], make([]byte, n)...)
+	if _, err := io.ReadFull(r.r, r.buf); err != nil {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return r.buf, nil
+}
+
+func (r *Reader) line() ([]byte, error) {
+	r.buf = r.buf[:0]
+	for {
+		frag, err := r.r.ReadSlice('\n')
+		r.buf = append(r.buf, frag...)
+		if len(r.buf) > r.max {
+			// Cut at the limit; the rest of the line is read and dropped,
+			// so that the next frame starts at the next line.
+			r.buf = r.buf[:r.max]
+			for err == bufio.ErrBufferFull {
+				_, err = r.r.ReadSlice('\n')
+			}
+			return r.buf, ErrTooLong
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(r.buf, []byte("\n")), nil
+		case err == bufio.ErrBufferFull:
+			continue
+		case errors.Is(err, io.EOF) && len(r.buf) > 0:
+			return r.buf, nil // the last line, without its newline
+		default:
+			return nil, err
+		}
+	}
+}
+
+// ValidUTF8 returns b, or b with invalid bytes replaced, so that records
+// hold valid strings.
+func ValidUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
+}
+
+// Buffered reports the bytes read from the stream and not yet returned.
+func (r *Reader) Buffered() int { return r.r.Buffered() }

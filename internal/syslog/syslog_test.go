@@ -1,0 +1,161 @@
+package syslog
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
+)
+
+var now = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+
+func TestParse5424(t *testing.T) {
+	in := `<165>1 2026-12-06T10:45:12.123456Z web-1 shop 4242 ID47 [exampleSDID@32473 iut="3" eventSource="App\"lication"][meta x="]"] an \xef\xbb\xbfapplication event`
+	m, err := Parse([]byte(strings.ReplaceAll(in, `\xef\xbb\xbf`, "\xef\xbb\xbf")), now, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Facility != 20 || m.Severity != 5 || string(m.Hostname) != "web-1" || string(m.AppName) != "shop" || string(m.ProcID) != "4242" || string(m.MsgID) != "ID47" {
+		t.Fatalf("header %+v", m)
+	}
+	if !m.Time.Equal(time.Date(2026, 12, 6, 10, 45, 12, 123456000, time.UTC)) {
+		t.Fatalf("time %v", m.Time)
+	}
+	if len(m.Data) != 2 || string(m.Data[0].ID) != "exampleSDID@32473" || string(m.Data[0].Params[1].Value) != `App"lication` || string(m.Data[1].Params[0].Value) != "]" {
+		t.Fatalf("structured data %+v", m.Data)
+	}
+	if string(m.Msg) != "an \xef\xbb\xbfapplication event" && string(m.Msg) != "an application event" {
+		t.Fatalf("msg %q", m.Msg)
+	}
+	m, err = Parse([]byte(`<34>1 - - - - - -`), now, time.UTC)
+	if err != nil || m.Hostname != nil || m.AppName != nil || !m.Time.IsZero() || len(m.Msg) != 0 {
+		t.Fatalf("all NILVALUE: %+v, %v", m, err)
+	}
+}
+
+func TestParse3164(t *testing.T) {
+	m, err := Parse([]byte("<13>Dec  6 11:59:58 web-1 sshd[811]: Accepted publickey for root"), now, time.UTC)
+	if err != nil || !m.RFC3164 {
+		t.Fatal(err)
+	}
+	if string(m.Hostname) != "web-1" || string(m.AppName) != "sshd" || string(m.ProcID) != "811" || string(m.Msg) != "Accepted publickey for root" {
+		t.Fatalf("%+v: host %q app %q pid %q msg %q", m, m.Hostname, m.AppName, m.ProcID, m.Msg)
+	}
+	if !m.Time.Equal(time.Date(2026, 12, 6, 11, 59, 58, 0, time.UTC)) {
+		t.Fatalf("time %v", m.Time)
+	}
+	// Late December read in early January is last year's.
+	m, _ = Parse([]byte("<13>Dec 31 23:59:59 h app: x"), time.Date(2027, 1, 1, 0, 0, 5, 0, time.UTC), time.UTC)
+	if m.Time.Year() != 2026 {
+		t.Fatalf("year %d", m.Time.Year())
+	}
+	// logger's default local format: no hostname.
+	m, _ = Parse([]byte("<13>Dec  6 11:59:58 root: hello"), now, time.UTC)
+	if string(m.AppName) != "root" || string(m.Msg) != "hello" || m.Hostname != nil {
+		t.Fatalf("host %q app %q msg %q", m.Hostname, m.AppName, m.Msg)
+	}
+}
+
+func TestBadMessages(t *testing.T) {
+	for _, in := range []string{"", "<999>1 - - - - - -", "<12", "<13>1 notatime h a p m - x", "<13>1 2026-12-06T10:45:12Z h a p m [id x=\"y] z"} {
+		if _, err := Parse([]byte(in), now, time.UTC); err == nil {
+			t.Errorf("%q parsed", in)
+		}
+	}
+	// A message that does not parse is still a record, with the reason.
+	raw := []byte("<13>1 notatime h")
+	_, err := Parse(raw, now, time.UTC)
+	b := AppendRecord(nil, nil, raw, err, now)
+	if err := irecord.Validate(b); err != nil {
+		t.Fatal(err)
+	}
+	var r record.Record
+	r.Parse(b)
+	var a record.Attr
+	found := false
+	for it := r.Attrs(); it.Next(&a); {
+		found = found || string(a.Key) == "syslog_error"
+	}
+	if string(r.Message) != string(raw) || !found {
+		t.Fatalf("raw record %q, syslog_error %v", r.Message, found)
+	}
+}
+
+func TestFraming(t *testing.T) {
+	in := "12 <13>1 - - - " + "first line\n" + "5 <13>x" + strings.Repeat("y", 40) + "\n" + "30 " + strings.Repeat("z", 30) + "last"
+	r := NewReader(strings.NewReader(in), 20)
+	var got []string
+	var errs []error
+	for {
+		f, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+			if err != ErrTooLong {
+				break
+			}
+			continue
+		}
+		got = append(got, string(f))
+	}
+	// 12 bytes counted; a line; an oversized line cut (its rest
+	// dropped); a counted frame over the limit skipped whole; the last
+	// line.
+	want := []string{"<13>1 - - - ", "first line", "<13>x", "last"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("frames %q, want %q (errors %v)", got, want, errs)
+	}
+	if len(errs) != 2 {
+		t.Fatalf("errors %v: want the long line and the long counted frame", errs)
+	}
+}
+
+// TestHugeCount: a frame announcing a billion bytes does not make the
+// reader allocate them.
+func TestHugeCount(t *testing.T) {
+	r := NewReader(strings.NewReader("1000000000 <13>x"), 64<<10)
+	if _, err := r.Next(); err == nil {
+		t.Fatal("a billion-byte frame was read")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`<165>1 2026-12-06T10:45:12.123456Z web-1 shop 4242 ID47 [a@1 b="c\"d"] msg`,
+		"<13>Dec  6 11:59:58 web-1 sshd[811]: Accepted",
+		"<34>1 - - - - - -", "plain text", "<13>Feb 29 00:00:00 h t: x",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b, now, time.UTC)
+		rec := AppendRecord(nil, &m, b, err, now)
+		if verr := irecord.Validate(rec); verr != nil {
+			t.Fatalf("%q: the record does not validate: %v", b, verr)
+		}
+	})
+}
+
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("12 <13>1 - - - first\nsecond\n99999999999 x"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := NewReader(bytes.NewReader(b), 256)
+		for i := 0; i < 10000; i++ {
+			fr, err := r.Next()
+			if len(fr) > 256 {
+				t.Fatalf("a frame of %d bytes over the limit", len(fr))
+			}
+			if err != nil && err != ErrTooLong {
+				return
+			}
+		}
+		t.Fatal("no end to the frames of a finite input")
+	})
+}

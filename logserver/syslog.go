@@ -1,0 +1,318 @@
+package logserver
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logtk/logtk/internal/entries"
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/syslog"
+	"github.com/logtk/logtk/internal/wire"
+)
+
+// The syslog listeners (docs/syslog.md) store each message as a
+// logtk.v1.Record in the same store as the wire protocol, under the
+// sender "syslog-<peer address>". syslog has no acknowledgements: a
+// message is stored once the server has read it, and what a client sent
+// just before the server died may be lost, as with any syslog server.
+//
+// Messages that arrive together (what one read brought, up to
+// syslogBatch) are stored as one batch, one sync for all.
+
+const (
+	syslogBatch   = 512              // messages stored together at most
+	syslogIdle    = 10 * time.Minute // a TCP client silent this long is closed
+	syslogUDPWait = 20 * time.Millisecond
+)
+
+// syslogIDs numbers the batches of every syslog sender, increasing
+// across restarts (from the clock), as the store's exactly-once wants.
+var syslogIDs atomic.Uint64
+
+func init() { syslogIDs.Store(uint64(time.Now().UnixNano())) }
+
+type syslogListeners struct {
+	mu      sync.Mutex
+	tcp     net.Listener
+	udp     net.PacketConn
+	conns   map[net.Conn]bool
+	wg      sync.WaitGroup
+	closed  bool
+	Stats   SyslogStats
+	tcpAddr net.Addr
+	udpAddr net.Addr
+}
+
+// SyslogStats counts what the syslog listeners received.
+type SyslogStats struct {
+	Messages atomic.Int64 // stored
+	Unparsed atomic.Int64 // stored raw, with a syslog_error attribute
+	TooLong  atomic.Int64 // cut to max_message_bytes
+}
+
+// ServeSyslog serves the syslog block's listeners (tcp and udp may be
+// nil) until Shutdown; it returns at once. The TCP listener is made TLS
+// when the block says so.
+func (s *Server) ServeSyslog(tcp net.Listener, udp net.PacketConn) error {
+	sl := s.cfg.Syslog
+	if sl == nil {
+		return errors.New("logserver: the server block has no syslog block")
+	}
+	if tcp != nil && sl.TLS != nil {
+		tc, err := sl.TLS.Build()
+		if err != nil {
+			return err
+		}
+		tcp = tls.NewListener(tcp, tc)
+	}
+	l := &s.syslog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrServerClosed
+	}
+	l.tcp, l.udp, l.conns = tcp, udp, map[net.Conn]bool{}
+	if tcp != nil {
+		l.tcpAddr = tcp.Addr()
+		l.wg.Add(1)
+		go s.acceptSyslog(tcp)
+		s.log.Info("syslog listening", "tcp", tcp.Addr().String(), "tls", sl.TLS != nil)
+	}
+	if udp != nil {
+		l.udpAddr = udp.LocalAddr()
+		l.wg.Add(1)
+		go s.readSyslogUDP(udp)
+		s.log.Info("syslog listening", "udp", udp.LocalAddr().String())
+	}
+	return nil
+}
+
+// SyslogAddrs returns the addresses the syslog listeners serve (nil for
+// one not served).
+func (s *Server) SyslogAddrs() (tcp, udp net.Addr) {
+	s.syslog.mu.Lock()
+	defer s.syslog.mu.Unlock()
+	return s.syslog.tcpAddr, s.syslog.udpAddr
+}
+
+// SyslogStats returns the syslog listeners' counts.
+func (s *Server) SyslogStats() *SyslogStats { return &s.syslog.Stats }
+
+func (l *syslogListeners) close() {
+	l.mu.Lock()
+	l.closed = true
+	if l.tcp != nil {
+		l.tcp.Close()
+	}
+	if l.udp != nil {
+		l.udp.Close()
+	}
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
+func (s *Server) acceptSyslog(ln net.Listener) {
+	l := &s.syslog
+	defer l.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.conns[c] = true
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer l.wg.Done()
+			defer func() {
+				l.mu.Lock()
+				delete(l.conns, c)
+				l.mu.Unlock()
+				c.Close()
+			}()
+			s.serveSyslogConn(c)
+		}()
+	}
+}
+
+// syslogBatcher gathers a peer's messages into a batch per application.
+type syslogBatcher struct {
+	s      *Server
+	sender string
+	host   string
+	byApp  map[string][]byte // application -> entries
+	n      int
+	rec    []byte
+}
+
+func (s *Server) newBatcher(peer net.Addr) *syslogBatcher {
+	host := peer.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	// Names the store takes: letters, digits, '.', '_', '-'.
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, host)
+	return &syslogBatcher{s: s, sender: "syslog-" + clean, host: clean, byApp: map[string][]byte{}}
+}
+
+// add turns a frame into a record for its application.
+func (b *syslogBatcher) add(frame []byte, tooLong bool) {
+	sl := b.s.cfg.Syslog
+	now := time.Now()
+	m, err := syslog.Parse(frame, now, time.Local)
+	if tooLong {
+		b.s.syslog.Stats.TooLong.Add(1)
+		if err == nil {
+			err = fmt.Errorf("message longer than max_message_bytes (%d): cut", sl.MaxMessageBytes)
+		}
+	}
+	if err != nil {
+		b.s.syslog.Stats.Unparsed.Add(1)
+	}
+	app := sl.Application
+	if err == nil && sl.ByAppName && m.AppName != nil && wire.ValidName(string(m.AppName)) {
+		app = string(m.AppName)
+	}
+	b.rec = syslog.AppendRecord(b.rec[:0], &m, frame, err, now)
+	b.byApp[app] = entries.Append(b.byApp[app], b.rec)
+	b.n++
+}
+
+// flush stores the gathered batches, one per application, and syncs
+// them.
+func (b *syslogBatcher) flush() error {
+	if b.n == 0 {
+		return nil
+	}
+	var errs []error
+	for app, batch := range b.byApp {
+		stamp := irecord.AppendServerStamp(nil, b.sender, b.host, app)
+		t, _, err := b.s.store.AppendStamped(app, b.sender, "logtk.v1.Record", syslogIDs.Add(1), batch, stamp)
+		if err == nil {
+			err = b.s.store.Commit(t)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n, _ := entries.Count(batch)
+		b.s.syslog.Stats.Messages.Add(int64(n))
+		if b.s.onStored != nil {
+			b.s.onStored(app, b.sender, "logtk.v1.Record", batch, stamp)
+		}
+		delete(b.byApp, app)
+	}
+	b.n = 0
+	clear(b.byApp)
+	return errors.Join(errs...)
+}
+
+func (s *Server) serveSyslogConn(c net.Conn) {
+	max := s.cfg.Syslog.MaxMessageBytes
+	r := syslog.NewReader(c, max)
+	b := s.newBatcher(c.RemoteAddr())
+	defer func() {
+		if err := b.flush(); err != nil {
+			s.log.Error("syslog: storing failed; these messages are lost", "peer", c.RemoteAddr().String(), "error", err)
+		}
+	}()
+	for {
+		c.SetReadDeadline(time.Now().Add(syslogIdle))
+		frame, err := r.Next()
+		switch {
+		case err == nil:
+			b.add(frame, false)
+		case errors.Is(err, syslog.ErrTooLong):
+			if frame != nil {
+				b.add(frame, true)
+			} else {
+				s.syslog.Stats.TooLong.Add(1)
+				s.log.Warn("syslog: an octet-counted message longer than max_message_bytes was skipped", "peer", c.RemoteAddr().String(), "max", max)
+			}
+		case errors.Is(err, io.EOF):
+			return
+		default:
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("syslog: connection ends", "peer", c.RemoteAddr().String(), "error", err)
+			}
+			return
+		}
+		// Store what arrived together: nothing more is buffered, or the
+		// batch is full.
+		if r.Buffered() == 0 || b.n >= syslogBatch {
+			if err := b.flush(); err != nil {
+				s.log.Error("syslog: storing failed; these messages are lost", "peer", c.RemoteAddr().String(), "error", err)
+			}
+		}
+	}
+}
+
+func (s *Server) readSyslogUDP(pc net.PacketConn) {
+	defer s.syslog.wg.Done()
+	max := s.cfg.Syslog.MaxMessageBytes
+	buf := make([]byte, 65536)
+	batchers := map[string]*syslogBatcher{}
+	flush := func() {
+		for peer, b := range batchers {
+			if err := b.flush(); err != nil {
+				s.log.Error("syslog: storing failed; these messages are lost", "peer", peer, "error", err)
+			}
+		}
+		clear(batchers)
+	}
+	defer flush()
+	pending := 0
+	for {
+		if pending > 0 {
+			pc.SetReadDeadline(time.Now().Add(syslogUDPWait))
+		} else {
+			pc.SetReadDeadline(time.Time{})
+		}
+		n, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				flush()
+				pending = 0
+				continue
+			}
+			return
+		}
+		b := batchers[addr.String()]
+		if b == nil {
+			b = s.newBatcher(addr)
+			batchers[addr.String()] = b
+		}
+		frame := buf[:n]
+		tooLong := n > max
+		if tooLong {
+			frame = frame[:max]
+		}
+		b.add(frame, tooLong)
+		if pending++; pending >= syslogBatch {
+			flush()
+			pending = 0
+		}
+	}
+}
