@@ -94,6 +94,7 @@ FUZZ_TARGETS := \
 	./internal/logread:FuzzRead \
 	./internal/syslog:FuzzParse \
 	./internal/syslog:FuzzReader \
+	./internal/otlp:FuzzDecode \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \
 	./internal/capture:FuzzSplitter \

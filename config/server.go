@@ -41,6 +41,23 @@ type ServerConfig struct {
 	TLS *ServerTLS
 	// Syslog, when set, also receives syslog (docs/syslog.md).
 	Syslog *SyslogConfig
+	// OTLP, when set, also receives OpenTelemetry logs (docs/otlp.md).
+	OTLP *OTLPConfig
+}
+
+// OTLPConfig is a server's otlp block: an OTLP/HTTP receiver of logs.
+type OTLPConfig struct {
+	// HTTP is host:port; requests go to /v1/logs. Required.
+	HTTP string
+	// Application is what the records are stored under. Default "otlp".
+	Application string
+	// ByServiceName stores each record under its resource's
+	// service.name instead, when that is a valid application name.
+	ByServiceName bool
+	// MaxRequestBytes bounds a request once decompressed. Default 4 MiB.
+	MaxRequestBytes int
+	// TLS, when set, makes the receiver HTTPS.
+	TLS *ServerTLS
 }
 
 // SyslogConfig is a server's syslog block: listeners for syslog messages
@@ -156,7 +173,7 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	sc := &ServerConfig{Fsync: "batch", MaxBytes: 1 << 30}
 	var tokens []string
 	var fileTokens [][]byte
-	content, diags := serverAttrs(sc, baseDir, &tokens, &fileTokens).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"}, hcl.BlockHeaderSchema{Type: "syslog"})
+	content, diags := serverAttrs(sc, baseDir, &tokens, &fileTokens).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"}, hcl.BlockHeaderSchema{Type: "syslog"}, hcl.BlockHeaderSchema{Type: "otlp"})
 	if content == nil {
 		return nil, diags
 	}
@@ -186,6 +203,17 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 		break
 	}
 	for _, tb := range content.Blocks {
+		if tb.Type == "otlp" {
+			if sc.OTLP != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate otlp block",
+					Detail: "Only one otlp block is allowed in a server block.", Subject: tb.DefRange.Ptr()})
+				continue
+			}
+			o, d := decodeOTLP(tb, baseDir)
+			diags = append(diags, d...)
+			sc.OTLP = o
+			continue
+		}
 		if tb.Type == "syslog" {
 			if sc.Syslog != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate syslog block",
@@ -267,4 +295,39 @@ func decodeSyslog(blk *hcl.Block, baseDir string) (*SyslogConfig, hcl.Diagnostic
 		sl.TLS = t
 	}
 	return sl, diags
+}
+
+func decodeOTLP(blk *hcl.Block, baseDir string) (*OTLPConfig, hcl.Diagnostics) {
+	o := &OTLPConfig{Application: "otlp", MaxRequestBytes: 4 << 20}
+	reqSize := func(name string, n uint64) (string, string) {
+		if n < 4<<10 || n > 256<<20 {
+			return "Value out of range", fmt.Sprintf("%s = %d bytes; use a size from \"4KiB\" to \"256MiB\".", name, n)
+		}
+		return "", ""
+	}
+	name := func(name, s string) (string, string) {
+		if !wire.ValidName(s) {
+			return "Invalid application", fmt.Sprintf("%s = %q must be 1-128 letters, digits, '.', '_' or '-'.", name, s)
+		}
+		return "", ""
+	}
+	content, diags := attrs{
+		{"http", true, into(&o.HTTP, listenAddress)},
+		{"application", false, into(&o.Application, name)},
+		{"by_service_name", false, into(&o.ByServiceName)},
+		{"max_request_bytes", false, size(&o.MaxRequestBytes, reqSize)},
+	}.content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
+	if content == nil {
+		return nil, diags
+	}
+	for _, tb := range content.Blocks {
+		t := &ServerTLS{}
+		_, d := serverTLSAttrs(t, baseDir).content(tb.Body)
+		diags = append(diags, d...)
+		if _, err := t.Build(); err != nil && !diags.HasErrors() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
+		}
+		o.TLS = t
+	}
+	return o, diags
 }

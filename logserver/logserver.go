@@ -51,6 +51,7 @@ type Server struct {
 	onStored func(app, sender, format string, batch, stamp []byte) // metrics and stages, nil without
 	metrics  *serverMetrics
 	syslog   syslogListeners
+	otlp     otlpReceiver
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -136,7 +137,8 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 }
 
 // ListenAndServe listens on the configuration's address (with its TLS),
-// and on its syslog addresses when it has a syslog block, and serves.
+// and on its syslog and OTLP addresses when it has those blocks, and
+// serves.
 func (s *Server) ListenAndServe() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -161,6 +163,17 @@ func (s *Server) ListenAndServe() error {
 			}
 		}
 		if err := s.ServeSyslog(tcp, udp); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	if o := s.cfg.OTLP; o != nil {
+		hl, err := net.Listen("tcp", o.HTTP)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("otlp: %w", err)
+		}
+		if err := s.ServeOTLP(hl); err != nil {
 			ln.Close()
 			return err
 		}
@@ -237,6 +250,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	err := s.srv.Close(ctx)
 	s.syslog.close()
+	s.otlp.close(ctx)
 	if serving {
 		<-s.served
 	}

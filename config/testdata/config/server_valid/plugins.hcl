@@ -19,4 +19,10 @@ server {
     by_app_name       = true
     max_message_bytes = "8KiB"
   }
+
+  otlp {
+    http              = "127.0.0.1:0"
+    by_service_name   = true
+    max_request_bytes = "1MiB"
+  }
 }

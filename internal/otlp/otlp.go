@@ -1,0 +1,228 @@
+// Package otlp turns OpenTelemetry logs (OTLP, the official
+// go.opentelemetry.io/proto/otlp types) into logtk records, for the log
+// server's OTLP/HTTP receiver (docs/otlp.md).
+package otlp
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	logs "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	irecord "github.com/logtk/logtk/internal/record"
+)
+
+// ErrTooLarge is a request body (after gzip) over the limit.
+var ErrTooLarge = errors.New("otlp: request larger than the limit")
+
+// Decode reads an ExportLogsServiceRequest: protobuf
+// ("application/x-protobuf") or JSON ("application/json"), gzip when
+// encoding says so; at most max bytes once decompressed.
+func Decode(body io.Reader, contentType, encoding string, max int64) (*collogs.ExportLogsServiceRequest, error) {
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, fmt.Errorf("otlp: gzip: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		return nil, fmt.Errorf("otlp: Content-Encoding %q is not supported (gzip or none)", encoding)
+	}
+	b, err := io.ReadAll(io.LimitReader(body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("otlp: reading the request: %w", err)
+	}
+	if int64(len(b)) > max {
+		return nil, ErrTooLarge
+	}
+	req := &collogs.ExportLogsServiceRequest{}
+	ct, _, _ := strings.Cut(strings.ToLower(contentType), ";")
+	switch strings.TrimSpace(ct) {
+	case "application/x-protobuf", "application/protobuf":
+		err = proto.Unmarshal(b, req)
+	case "application/json":
+		if b, err = hexIDs(b); err == nil {
+			err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, req)
+		}
+	default:
+		return nil, fmt.Errorf("otlp: Content-Type %q is not supported (application/x-protobuf or application/json)", contentType)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("otlp: malformed request: %w", err)
+	}
+	return req, nil
+}
+
+// Each calls fn with every log record of req, encoded as a logtk
+// record (docs/otlp.md), and its resource's service.name ("" when none).
+// received stands in for a record with neither time nor observed time.
+func Each(req *collogs.ExportLogsServiceRequest, received time.Time, fn func(service string, rec []byte)) {
+	var b []byte
+	for _, rl := range req.GetResourceLogs() {
+		resource := rl.GetResource().GetAttributes()
+		service := ""
+		for _, kv := range resource {
+			if kv.GetKey() == "service.name" {
+				service = kv.GetValue().GetStringValue()
+			}
+		}
+		for _, sl := range rl.GetScopeLogs() {
+			scope := sl.GetScope()
+			for _, lr := range sl.GetLogRecords() {
+				b = AppendRecord(b[:0], lr, scope, resource, received)
+				fn(service, b)
+			}
+		}
+	}
+}
+
+// AppendRecord appends the logtk record of one OTLP log record.
+func AppendRecord(b []byte, lr *logs.LogRecord, scope *common.InstrumentationScope, resource []*common.KeyValue, received time.Time) []byte {
+	ns := int64(lr.GetTimeUnixNano())
+	if ns == 0 {
+		ns = int64(lr.GetObservedTimeUnixNano())
+	}
+	if ns == 0 {
+		ns = received.UnixNano()
+	}
+	msg := ""
+	body := lr.GetBody()
+	if sv, ok := body.GetValue().(*common.AnyValue_StringValue); ok {
+		msg = sv.StringValue
+	}
+	b = irecord.AppendHeadNanos(b, ns, int32(lr.GetSeverityNumber()), validUTF8(msg), validUTF8(scope.GetName()))
+	if body != nil && msg == "" && body.GetValue() != nil {
+		if _, isString := body.GetValue().(*common.AnyValue_StringValue); !isString {
+			b = irecord.AppendAttr(b, attr("body", body))
+		}
+	}
+	if t := lr.GetSeverityText(); t != "" {
+		b = irecord.AppendAttr(b, slog.String("severity_text", validUTF8(t)))
+	}
+	for _, kv := range lr.GetAttributes() {
+		b = irecord.AppendAttr(b, attr(kv.GetKey(), kv.GetValue()))
+	}
+	if id := lr.GetTraceId(); len(id) > 0 {
+		b = irecord.AppendAttr(b, slog.String("trace_id", hex.EncodeToString(id)))
+	}
+	if id := lr.GetSpanId(); len(id) > 0 {
+		b = irecord.AppendAttr(b, slog.String("span_id", hex.EncodeToString(id)))
+	}
+	if n := lr.GetEventName(); n != "" {
+		b = irecord.AppendAttr(b, slog.String("event_name", validUTF8(n)))
+	}
+	if len(resource) > 0 {
+		b = irecord.AppendAttr(b, group("resource", resource))
+	}
+	if scope != nil && (scope.GetVersion() != "" || len(scope.GetAttributes()) > 0) {
+		sa := append([]*common.KeyValue{{Key: "version", Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: scope.GetVersion()}}}}, scope.GetAttributes()...)
+		b = irecord.AppendAttr(b, group("scope", sa))
+	}
+	return b
+}
+
+func group(key string, kvs []*common.KeyValue) slog.Attr {
+	as := make([]any, 0, len(kvs))
+	for _, kv := range kvs {
+		as = append(as, attr(kv.GetKey(), kv.GetValue()))
+	}
+	return slog.Group(validUTF8(key), as...)
+}
+
+// attr maps an AnyValue onto the nearest attribute kind: strings, ints,
+// doubles, bools and bytes as themselves, a kvlist as a group, an array
+// as a group keyed "0", "1", ...
+func attr(key string, v *common.AnyValue) slog.Attr {
+	key = validUTF8(key)
+	switch x := v.GetValue().(type) {
+	case *common.AnyValue_StringValue:
+		return slog.String(key, validUTF8(x.StringValue))
+	case *common.AnyValue_IntValue:
+		return slog.Int64(key, x.IntValue)
+	case *common.AnyValue_DoubleValue:
+		if math.IsNaN(x.DoubleValue) || math.IsInf(x.DoubleValue, 0) {
+			return slog.String(key, fmt.Sprint(x.DoubleValue))
+		}
+		return slog.Float64(key, x.DoubleValue)
+	case *common.AnyValue_BoolValue:
+		return slog.Bool(key, x.BoolValue)
+	case *common.AnyValue_BytesValue:
+		return slog.Any(key, x.BytesValue)
+	case *common.AnyValue_KvlistValue:
+		return group(key, x.KvlistValue.GetValues())
+	case *common.AnyValue_ArrayValue:
+		as := make([]any, 0, len(x.ArrayValue.GetValues()))
+		for i, e := range x.ArrayValue.GetValues() {
+			as = append(as, attr(fmt.Sprint(i), e))
+		}
+		return slog.Group(key, as...)
+	}
+	return slog.String(key, "")
+}
+
+func validUTF8(s string) string { return string(bytes.ToValidUTF8([]byte(s), []byte("\uFFFD"))) }
+
+// hexIDs rewrites the traceId and spanId of OTLP/JSON, which the spec
+// writes in hexadecimal, into the base64 protojson reads bytes as.
+func hexIDs(b []byte) ([]byte, error) {
+	if !bytes.Contains(b, []byte(`"traceId"`)) && !bytes.Contains(b, []byte(`"spanId"`)) &&
+		!bytes.Contains(b, []byte(`"trace_id"`)) && !bytes.Contains(b, []byte(`"span_id"`)) {
+		return b, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var walk func(any) error
+	walk = func(v any) error {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				switch k {
+				case "traceId", "spanId", "trace_id", "span_id":
+					if s, ok := e.(string); ok {
+						id, err := hex.DecodeString(s)
+						if err != nil {
+							return fmt.Errorf("%s %q is not hexadecimal", k, s)
+						}
+						x[k] = base64.StdEncoding.EncodeToString(id)
+					}
+				default:
+					if err := walk(e); err != nil {
+						return err
+					}
+				}
+			}
+		case []any:
+			for _, e := range x {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}

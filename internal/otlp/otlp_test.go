@@ -1,0 +1,92 @@
+package otlp
+
+import (
+	"bytes"
+	"math"
+	"testing"
+	"time"
+
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	logs "go.opentelemetry.io/proto/otlp/logs/v1"
+	resource "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
+
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
+)
+
+func str(s string) *common.AnyValue {
+	return &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: s}}
+}
+
+// TestMapping: every kind of value lands as the nearest attribute, and
+// the records validate.
+func TestMapping(t *testing.T) {
+	req := &collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{{
+		Resource: &resource.Resource{Attributes: []*common.KeyValue{{Key: "service.name", Value: str("api")}}},
+		ScopeLogs: []*logs.ScopeLogs{{
+			Scope: &common.InstrumentationScope{Name: "db", Version: "2"},
+			LogRecords: []*logs.LogRecord{{
+				ObservedTimeUnixNano: 1700000000000000000,
+				SeverityNumber:       logs.SeverityNumber_SEVERITY_NUMBER_ERROR,
+				Body:                 &common.AnyValue{Value: &common.AnyValue_KvlistValue{KvlistValue: &common.KeyValueList{Values: []*common.KeyValue{{Key: "event", Value: str("x")}}}}},
+				Attributes: []*common.KeyValue{
+					{Key: "nan", Value: &common.AnyValue{Value: &common.AnyValue_DoubleValue{DoubleValue: math.NaN()}}},
+					{Key: "bytes", Value: &common.AnyValue{Value: &common.AnyValue_BytesValue{BytesValue: []byte{1, 2}}}},
+					{Key: "list", Value: &common.AnyValue{Value: &common.AnyValue_ArrayValue{ArrayValue: &common.ArrayValue{Values: []*common.AnyValue{str("a"), str("b")}}}}},
+					{Key: "bad\xff", Value: str("v\xfe")},
+				},
+			}},
+		}},
+	}}}
+	n := 0
+	Each(req, time.Now(), func(service string, rec []byte) {
+		n++
+		if service != "api" {
+			t.Errorf("service %q", service)
+		}
+		if err := irecord.Validate(rec); err != nil {
+			t.Fatal(err)
+		}
+		var r record.Record
+		r.Parse(rec)
+		if r.Level != record.LevelError || string(r.Logger) != "db" || r.TimeUnixNano != 1700000000000000000 {
+			t.Errorf("record level %d logger %q time %d", r.Level, r.Logger, r.TimeUnixNano)
+		}
+		keys := map[string]record.Kind{}
+		var a record.Attr
+		for it := r.Attrs(); it.Next(&a); {
+			keys[string(a.Key)] = a.Kind
+		}
+		for k, kind := range map[string]record.Kind{"body": record.KindGroup, "nan": record.KindString, "bytes": record.KindBytes, "list": record.KindGroup, "resource": record.KindGroup, "scope": record.KindGroup} {
+			if keys[k] != kind {
+				t.Errorf("attribute %s: kind %v, want %v (%v)", k, keys[k], kind, keys)
+			}
+		}
+	})
+	if n != 1 {
+		t.Fatalf("%d records", n)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	pb, _ := proto.Marshal(&collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{{ScopeLogs: []*logs.ScopeLogs{{LogRecords: []*logs.LogRecord{{Body: str("x")}}}}}}})
+	f.Add(pb, false)
+	f.Add([]byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"},"traceId":"00ff"}]}]}]}`), true)
+	f.Fuzz(func(t *testing.T, b []byte, isJSON bool) {
+		ct := "application/x-protobuf"
+		if isJSON {
+			ct = "application/json"
+		}
+		req, err := Decode(bytes.NewReader(b), ct, "", 1<<20)
+		if err != nil {
+			return
+		}
+		Each(req, time.Now(), func(_ string, rec []byte) {
+			if err := irecord.Validate(rec); err != nil {
+				t.Fatalf("a record that does not validate: %v", err)
+			}
+		})
+	})
+}

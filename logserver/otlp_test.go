@@ -1,0 +1,141 @@
+package logserver
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	otellog "go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/record"
+)
+
+func otlpServer(t *testing.T) (*Server, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
+		OTLP: &config.OTLPConfig{HTTP: "127.0.0.1:0", Application: "otlp", ByServiceName: true, MaxRequestBytes: 64 << 10}}}
+	srv, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ServeOTLP(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return srv, dir, ln.Addr().String()
+}
+
+// TestOTLPExporter: the OpenTelemetry Go SDK's OTLP/HTTP log exporter
+// into the server: every record stored once, with severity, body,
+// attributes, trace ids, scope and resource mapped.
+func TestOTLPExporter(t *testing.T) {
+	srv, dir, addr := otlpServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exp, err := otlploghttp.New(ctx, otlploghttp.WithEndpoint(addr), otlploghttp.WithInsecure(), otlploghttp.WithCompression(otlploghttp.GzipCompression))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resource.NewSchemaless(attribute.String("service.name", "checkout"), attribute.String("host.name", "web-1"))
+	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewSimpleProcessor(exp)))
+	logger := lp.Logger("shop.orders", otellog.WithInstrumentationVersion("1.2.3"))
+	for i := range 3 {
+		var r otellog.Record
+		r.SetTimestamp(time.Unix(1700000000+int64(i), 0))
+		r.SetSeverity(otellog.SeverityWarn)
+		r.SetSeverityText("WARN")
+		r.SetBody(attribute.StringValue(fmt.Sprintf("order %d slow", i)))
+		r.AddAttributes(attribute.Int("order", i), attribute.String("region", "eu"), attribute.Map("http", attribute.Int("status", 504)))
+		logger.Emit(ctx, r)
+	}
+	if err := lp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.OTLPStats().Records.Load(); n != 3 {
+		t.Fatalf("%d records stored, want 3", n)
+	}
+	recs := storedRecords(t, dir, "checkout")
+	if len(recs) != 3 {
+		t.Fatalf("stored %v", recs)
+	}
+	r := recs[1]
+	want := map[string]string{"msg": "order 1 slow", "level": fmt.Sprint(record.LevelWarn), "logger": "shop.orders", "order": "1",
+		"region": "eu", "severity_text": "WARN", "resource.service.name": "checkout", "resource.host.name": "web-1",
+		"application": "checkout", "sender": "otlp-127.0.0.1"}
+	for k, v := range want {
+		if r[k] != v {
+			t.Errorf("%s = %q, want %q (record %v)", k, r[k], v, r)
+		}
+	}
+}
+
+// TestOTLPRequests: JSON and gzip are taken; a wrong type, an oversized
+// body and a malformed one are refused with the status the spec says,
+// and nothing of them is stored.
+func TestOTLPRequests(t *testing.T) {
+	srv, dir, addr := otlpServer(t)
+	post := func(ct, enc string, body []byte) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/logs", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		if enc != "" {
+			req.Header.Set("Content-Encoding", enc)
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	js := `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":17,"body":{"stringValue":"from json"},"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}`
+	if code, body := post("application/json", "", []byte(js)); code != 200 || !strings.HasPrefix(body, "{") {
+		t.Fatalf("json: %d %s", code, body)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(strings.Replace(js, "from json", "from gzip", 1)))
+	zw.Close()
+	if code, body := post("application/json", "gzip", gz.Bytes()); code != 200 {
+		t.Fatalf("gzip: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		ct, enc string
+		body    []byte
+		code    int
+	}{
+		{"text/plain", "", []byte(js), http.StatusUnsupportedMediaType},
+		{"application/json", "br", []byte(js), http.StatusUnsupportedMediaType},
+		{"application/json", "", []byte(`{"resourceLogs":[{`), http.StatusBadRequest},
+		{"application/x-protobuf", "", []byte{0xff, 0xff, 0xff}, http.StatusBadRequest},
+		{"application/json", "", append([]byte(`{"resourceLogs":[],"x":"`), append(bytes.Repeat([]byte("a"), 70<<10), '"', '}')...), http.StatusRequestEntityTooLarge},
+	} {
+		if code, body := post(tc.ct, tc.enc, tc.body); code != tc.code {
+			t.Errorf("%s %s %.30q: %d %s, want %d", tc.ct, tc.enc, tc.body, code, body, tc.code)
+		}
+	}
+	recs := storedRecords(t, dir, "otlp")
+	if len(recs) != 2 || recs[0]["msg"] != "from json" || recs[0]["trace_id"] != "5b8efff798038103d269b633813fc60c" || recs[0]["level"] != fmt.Sprint(record.LevelError) {
+		t.Fatalf("stored %v", recs)
+	}
+	if srv.OTLPStats().Refused.Load() != 5 {
+		t.Errorf("refused %d, want 5", srv.OTLPStats().Refused.Load())
+	}
+}
