@@ -26,6 +26,9 @@ var (
 	descRejected = prometheus.NewDesc("logtk_server_rejected_connections_total", "Connections refused at authentication or closed for exceeding a limit.", nil, nil)
 	descGaps     = prometheus.NewDesc("logtk_server_sequence_gaps_total", "Gaps seen in a worker instance's record sequence (records lost before the server).", nil, nil)
 	descBytes    = prometheus.NewDesc("logtk_server_stored_bytes_total", "Bytes of batches stored, by application.", []string{"application"}, nil)
+	descSyslog   = prometheus.NewDesc("logtk_server_syslog_messages_total", "syslog messages received, by result: stored (parsed), unparsed (stored raw with syslog_error), too_long (cut or skipped).", []string{"result"}, nil)
+	descOTLP     = prometheus.NewDesc("logtk_server_otlp_requests_total", "OTLP/HTTP requests, by result: stored (answered 200), refused (4xx or 5xx).", []string{"result"}, nil)
+	descOTLPRecs = prometheus.NewDesc("logtk_server_otlp_records_total", "OTLP log records stored.", nil, nil)
 )
 
 func newServerMetrics() *serverMetrics {
@@ -54,7 +57,7 @@ func (m *serverMetrics) stored(app string, n int) {
 }
 
 func (m *serverMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descBatches, descRecords, descDups, descRejected, descGaps, descBytes} {
+	for _, d := range []*prometheus.Desc{descConns, descBatches, descRecords, descDups, descRejected, descGaps, descBytes, descSyslog, descOTLP, descOTLPRecs} {
 		ch <- d
 	}
 	m.syncSecs.Describe(ch)
@@ -69,6 +72,19 @@ func (m *serverMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDups, prometheus.CounterValue, float64(st.Duplicates.Load()))
 		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(st.Rejected.Load()))
 		ch <- prometheus.MustNewConstMetric(descGaps, prometheus.CounterValue, float64(st.Gaps.Load()))
+		if s.cfg.Syslog != nil {
+			sl := &s.syslog.Stats
+			unparsed := sl.Unparsed.Load()
+			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(sl.Messages.Load()-unparsed), "stored")
+			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(unparsed), "unparsed")
+			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(sl.TooLong.Load()), "too_long")
+		}
+		if s.cfg.OTLP != nil {
+			o := &s.otlp.Stats
+			ch <- prometheus.MustNewConstMetric(descOTLP, prometheus.CounterValue, float64(o.Requests.Load()), "stored")
+			ch <- prometheus.MustNewConstMetric(descOTLP, prometheus.CounterValue, float64(o.Refused.Load()), "refused")
+			ch <- prometheus.MustNewConstMetric(descOTLPRecs, prometheus.CounterValue, float64(o.Records.Load()))
+		}
 	}
 	m.mu.Lock()
 	for app, n := range m.bytes {

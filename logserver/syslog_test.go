@@ -13,6 +13,7 @@ import (
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/logread"
 	"github.com/logtk/logtk/record"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // syslogServer runs a log server whose syslog block listens on TCP and
@@ -176,5 +177,25 @@ func TestHostileSyslogClients(t *testing.T) {
 	}
 	if srv.SyslogStats().TooLong.Load() == 0 {
 		t.Error("no message counted as too long")
+	}
+	// The same counts in the metrics.
+	m := newServerMetrics()
+	m.srv = srv
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mm := range f.Metric {
+			if f.GetName() == "logtk_server_syslog_messages_total" {
+				got[mm.Label[0].GetValue()] = mm.Counter.GetValue()
+			}
+		}
+	}
+	if got["stored"] != 101 || got["unparsed"] != 1 || got["too_long"] != 1 {
+		t.Errorf("syslog metrics %v, want stored 101, unparsed 1, too_long 1", got)
 	}
 }
