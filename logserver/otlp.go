@@ -12,10 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/otlp"
 	irecord "github.com/logtk/logtk/internal/record"
@@ -137,16 +133,14 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 	}
 	s.otlp.Stats.Requests.Add(1)
 	s.otlp.Stats.Records.Add(int64(n))
-	resp := &collogs.ExportLogsServiceResponse{}
-	var out []byte
+	// An empty ExportLogsServiceResponse: no partial_success, as every
+	// record was stored.
 	if strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		out, _ = protojson.Marshal(resp)
 		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
 	} else {
-		out, _ = proto.Marshal(resp)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}
-	w.Write(out)
 }
 
 // storeBatches stores and syncs a batcher's batches, one per

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -31,8 +30,11 @@ var ErrTooLarge = errors.New("otlp: request larger than the limit")
 
 // Decode reads an ExportLogsServiceRequest: protobuf
 // ("application/x-protobuf") or JSON ("application/json"), gzip when
-// encoding says so; at most max bytes once decompressed.
-func Decode(body io.Reader, contentType, encoding string, max int64) (*collogs.ExportLogsServiceRequest, error) {
+// encoding says so; at most max bytes once decompressed. It reads it as
+// the LogsData it is on the wire (the OTLP specification makes the two
+// messages the same), which spares the binary the gRPC service code the
+// collector package brings.
+func Decode(body io.Reader, contentType, encoding string, max int64) (*logs.LogsData, error) {
 	switch strings.ToLower(strings.TrimSpace(encoding)) {
 	case "", "identity":
 	case "gzip":
@@ -52,7 +54,7 @@ func Decode(body io.Reader, contentType, encoding string, max int64) (*collogs.E
 	if int64(len(b)) > max {
 		return nil, ErrTooLarge
 	}
-	req := &collogs.ExportLogsServiceRequest{}
+	req := &logs.LogsData{}
 	ct, _, _ := strings.Cut(strings.ToLower(contentType), ";")
 	switch strings.TrimSpace(ct) {
 	case "application/x-protobuf", "application/protobuf":
@@ -73,7 +75,7 @@ func Decode(body io.Reader, contentType, encoding string, max int64) (*collogs.E
 // Each calls fn with every log record of req, encoded as a logtk
 // record (docs/otlp.md), and its resource's service.name ("" when none).
 // received stands in for a record with neither time nor observed time.
-func Each(req *collogs.ExportLogsServiceRequest, received time.Time, fn func(service string, rec []byte)) {
+func Each(req *logs.LogsData, received time.Time, fn func(service string, rec []byte)) {
 	var b []byte
 	for _, rl := range req.GetResourceLogs() {
 		resource := rl.GetResource().GetAttributes()

@@ -23,7 +23,7 @@ func str(s string) *common.AnyValue {
 // TestMapping: every kind of value lands as the nearest attribute, and
 // the records validate.
 func TestMapping(t *testing.T) {
-	req := &collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{{
+	req := &logs.LogsData{ResourceLogs: []*logs.ResourceLogs{{
 		Resource: &resource.Resource{Attributes: []*common.KeyValue{{Key: "service.name", Value: str("api")}}},
 		ScopeLogs: []*logs.ScopeLogs{{
 			Scope: &common.InstrumentationScope{Name: "db", Version: "2"},
