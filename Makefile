@@ -15,7 +15,7 @@ SHELL       := bash
 # bench/ is a module of its own).
 RACE_PKGS := ./...
 
-PLUGINS   := text json protobuf console file network
+PLUGINS   := text json protobuf console file network syslog
 
 .PHONY: all build plugins examples run test vet lint fuzz bench proto clean
 
