@@ -63,6 +63,7 @@ run: build
 	kill -TERM $$srv; wait $$srv; \
 	echo; echo "Files written (logs/received is the log server's; its own log is logs/server.log):"; \
 	find logs -type f | sort | sed 's/^/  /'; \
+	echo "Read what the log server stored: $(BIN)/logtk-host logs logs/received/hello (-o json, -level warn, ...)"; \
 	exit $$status
 
 ## test: vet, every test under the race detector, and a short run of every
