@@ -4,6 +4,7 @@
 //
 //	rsyslog: a TCP sender -> imtcp -> omfile (sync="off" / sync="on")
 //	logtk:   wire protocol v1 (512 records per batch, 8 in flight) -> store (fsync none / batch), acknowledged
+//	logtk syslog: the same TCP sender as rsyslog's -> the log server's syslog listener -> store
 //
 // rsyslog is skipped when rsyslogd is not installed (apt-get install rsyslog).
 package main
@@ -59,6 +60,16 @@ func main() {
 			if rs > 0 {
 				fmt.Printf("   %.1fx rsyslog", lt/rs)
 				results[fmt.Sprint(sync, conns)] = lt / rs
+			}
+			fmt.Println()
+			ls, err := logtkSyslog(*n, conns, sync, msg)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "logtk syslog: %v\n", err)
+				os.Exit(1)
+			}
+			fmt.Printf("%-34s %6d %14.0f %10.1f", "logtk serve syslog tcp, "+mode, conns, ls, ls*200/1e6)
+			if rs > 0 {
+				fmt.Printf("   %.1fx rsyslog", ls/rs)
 			}
 			fmt.Println()
 		}
@@ -155,6 +166,73 @@ ruleset(name="r") {
 			return 0, fmt.Errorf("rsyslog wrote %d of %d bytes", st.Size(), want)
 		}
 		time.Sleep(2 * time.Millisecond) // polling the file for completion
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// logtkSyslog is rsyslog's measurement with the log server's syslog
+// listener as the receiver: each message parsed into a record and
+// stored (and synced per read, when synced).
+func logtkSyslog(n, conns int, synced bool, msg []byte) (float64, error) {
+	dir, _ := os.MkdirTemp("", "logtk-peer-syslog")
+	defer os.RemoveAll(dir)
+	fsync := "none"
+	if synced {
+		fsync = "batch"
+	}
+	ls, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("peer-benchmark-token")},
+		Fsync: fsync, MaxBytes: 1 << 40, Syslog: &config.SyslogConfig{TCP: "127.0.0.1:0", Application: "syslog", MaxMessageBytes: 64 << 10}}}, logserver.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer ls.Shutdown(context.Background())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	if err := ls.ServeSyslog(ln, nil); err != nil {
+		return 0, err
+	}
+	line := append(append([]byte(nil), msg...), '\n')
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for c := range conns {
+		count := n / conns
+		if c == 0 {
+			count += n % conns
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			buf := bytes.Repeat(line, 512)
+			for sent := 0; sent < count; {
+				k := min(512, count-sent)
+				if _, err := conn.Write(buf[:k*len(line)]); err != nil {
+					errs <- err
+					return
+				}
+				sent += k
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for ls.SyslogStats().Messages.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("stored %d of %d messages", ls.SyslogStats().Messages.Load(), n)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the count for completion
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }
