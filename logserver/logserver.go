@@ -52,6 +52,7 @@ type Server struct {
 	metrics  *serverMetrics
 	syslog   syslogListeners
 	otlp     otlpReceiver
+	ingestMu sync.Mutex // syslog and OTLP batches' ids and appends (storeBatches)
 
 	mu       sync.Mutex
 	ln       net.Listener

@@ -26,7 +26,7 @@ var (
 	descRejected = prometheus.NewDesc("logtk_server_rejected_connections_total", "Connections refused at authentication or closed for exceeding a limit.", nil, nil)
 	descGaps     = prometheus.NewDesc("logtk_server_sequence_gaps_total", "Gaps seen in a worker instance's record sequence (records lost before the server).", nil, nil)
 	descBytes    = prometheus.NewDesc("logtk_server_stored_bytes_total", "Bytes of batches stored, by application.", []string{"application"}, nil)
-	descSyslog   = prometheus.NewDesc("logtk_server_syslog_messages_total", "syslog messages received, by result: stored (parsed), unparsed (stored raw with syslog_error), too_long (cut or skipped).", []string{"result"}, nil)
+	descSyslog   = prometheus.NewDesc("logtk_server_syslog_messages_total", "syslog messages received, by result: parsed, unparsed (stored raw with syslog_error), cut (longer than max_message_bytes, stored cut), skipped (octet-counted and too long: not stored).", []string{"result"}, nil)
 	descOTLP     = prometheus.NewDesc("logtk_server_otlp_requests_total", "OTLP/HTTP requests, by result: stored (answered 200), refused (4xx or 5xx).", []string{"result"}, nil)
 	descOTLPRecs = prometheus.NewDesc("logtk_server_otlp_records_total", "OTLP log records stored.", nil, nil)
 )
@@ -74,10 +74,11 @@ func (m *serverMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descGaps, prometheus.CounterValue, float64(st.Gaps.Load()))
 		if s.cfg.Syslog != nil {
 			sl := &s.syslog.Stats
-			unparsed := sl.Unparsed.Load()
-			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(sl.Messages.Load()-unparsed), "stored")
+			unparsed, cut := sl.Unparsed.Load(), sl.Cut.Load()
+			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(sl.Messages.Load()-unparsed-cut), "parsed")
 			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(unparsed), "unparsed")
-			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(sl.TooLong.Load()), "too_long")
+			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(cut), "cut")
+			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(sl.Skipped.Load()), "skipped")
 		}
 		if s.cfg.OTLP != nil {
 			o := &s.otlp.Stats

@@ -115,7 +115,11 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 	b := s.newBatcher(remoteAddr(req.RemoteAddr))
 	b.sender = "otlp-" + strings.TrimPrefix(b.sender, "syslog-")
 	n := 0
+	var invalid error
 	otlp.Each(body, time.Now(), func(service string, rec []byte) {
+		if err := irecord.Validate(rec); err != nil && invalid == nil {
+			invalid = err // nothing stored that a reader could not read back
+		}
 		app := o.Application
 		if o.ByServiceName && wire.ValidName(service) {
 			app = service
@@ -123,6 +127,10 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 		b.byApp[app] = entries.Append(b.byApp[app], rec)
 		n++
 	})
+	if invalid != nil {
+		fail(http.StatusBadRequest, "a log record cannot be stored: "+invalid.Error())
+		return
+	}
 	if n > 0 {
 		if err := s.storeBatches(b); err != nil {
 			// Not stored: the exporter retries (503 is retryable).
@@ -144,12 +152,21 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 }
 
 // storeBatches stores and syncs a batcher's batches, one per
-// application, passing them on as a wire batch would be.
+// application, passing them on as a wire batch would be. The store keeps
+// each sender's batches in increasing id order and drops one whose id is
+// not above the last: ids are taken and batches appended under one lock,
+// so that concurrent requests or connections of one peer (one sender)
+// never reach the store out of order. The syncs run outside it.
 func (s *Server) storeBatches(b *syslogBatcher) error {
 	var errs []error
 	for app, batch := range b.byApp {
 		stamp := irecord.AppendServerStamp(nil, b.sender, b.host, app)
-		t, _, err := s.store.AppendStamped(app, b.sender, "logtk.v1.Record", syslogIDs.Add(1), batch, stamp)
+		s.ingestMu.Lock()
+		t, dup, err := s.store.AppendStamped(app, b.sender, "logtk.v1.Record", syslogIDs.Add(1), batch, stamp)
+		s.ingestMu.Unlock()
+		if err == nil && dup {
+			err = fmt.Errorf("batch of %s/%s taken for a duplicate", app, b.sender) // cannot happen under ingestMu
+		}
 		if err == nil {
 			err = s.store.Commit(t)
 		}

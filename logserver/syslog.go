@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/internal/entries"
-	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/syslog"
 	"github.com/logtk/logtk/internal/wire"
 )
@@ -50,11 +49,15 @@ type syslogListeners struct {
 	udpAddr net.Addr
 }
 
-// SyslogStats counts what the syslog listeners received.
+// SyslogStats counts what the syslog listeners received. Messages is
+// every message stored: parsed, or Unparsed (stored raw with a
+// syslog_error attribute), or Cut (longer than max_message_bytes, stored
+// cut). Skipped ones (octet-counted, too long) are not stored.
 type SyslogStats struct {
-	Messages atomic.Int64 // stored
-	Unparsed atomic.Int64 // stored raw, with a syslog_error attribute
-	TooLong  atomic.Int64 // cut to max_message_bytes
+	Messages atomic.Int64
+	Unparsed atomic.Int64
+	Cut      atomic.Int64
+	Skipped  atomic.Int64
 }
 
 // ServeSyslog serves the syslog block's listeners (tcp and udp may be
@@ -181,13 +184,11 @@ func (b *syslogBatcher) add(frame []byte, tooLong bool) {
 	sl := b.s.cfg.Syslog
 	now := time.Now()
 	m, err := syslog.Parse(frame, now, time.Local)
-	if tooLong {
-		b.s.syslog.Stats.TooLong.Add(1)
-		if err == nil {
-			err = fmt.Errorf("message longer than max_message_bytes (%d): cut", sl.MaxMessageBytes)
-		}
-	}
-	if err != nil {
+	switch {
+	case tooLong:
+		b.s.syslog.Stats.Cut.Add(1)
+		err = fmt.Errorf("message longer than max_message_bytes (%d): cut", sl.MaxMessageBytes)
+	case err != nil:
 		b.s.syslog.Stats.Unparsed.Add(1)
 	}
 	app := sl.Application
@@ -205,27 +206,18 @@ func (b *syslogBatcher) flush() error {
 	if b.n == 0 {
 		return nil
 	}
-	var errs []error
-	for app, batch := range b.byApp {
-		stamp := irecord.AppendServerStamp(nil, b.sender, b.host, app)
-		t, _, err := b.s.store.AppendStamped(app, b.sender, "logtk.v1.Record", syslogIDs.Add(1), batch, stamp)
-		if err == nil {
-			err = b.s.store.Commit(t)
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n, _ := entries.Count(batch)
+	n := 0
+	for _, batch := range b.byApp {
+		c, _ := entries.Count(batch)
+		n += c
+	}
+	err := b.s.storeBatches(b)
+	if err == nil {
 		b.s.syslog.Stats.Messages.Add(int64(n))
-		if b.s.onStored != nil {
-			b.s.onStored(app, b.sender, "logtk.v1.Record", batch, stamp)
-		}
-		delete(b.byApp, app)
 	}
 	b.n = 0
 	clear(b.byApp)
-	return errors.Join(errs...)
+	return err
 }
 
 func (s *Server) serveSyslogConn(c net.Conn) {
@@ -247,7 +239,7 @@ func (s *Server) serveSyslogConn(c net.Conn) {
 			if frame != nil {
 				b.add(frame, true)
 			} else {
-				s.syslog.Stats.TooLong.Add(1)
+				s.syslog.Stats.Skipped.Add(1)
 				s.log.Warn("syslog: an octet-counted message longer than max_message_bytes was skipped", "peer", c.RemoteAddr().String(), "max", max)
 			}
 		case errors.Is(err, io.EOF):
@@ -270,6 +262,11 @@ func (s *Server) serveSyslogConn(c net.Conn) {
 
 func (s *Server) readSyslogUDP(pc net.PacketConn) {
 	defer s.syslog.wg.Done()
+	// Room for bursts: what overflows the socket's buffer the kernel
+	// drops before the server sees it (UDP has no flow control).
+	if uc, ok := pc.(*net.UDPConn); ok {
+		uc.SetReadBuffer(8 << 20)
+	}
 	max := s.cfg.Syslog.MaxMessageBytes
 	buf := make([]byte, 65536)
 	batchers := map[string]*syslogBatcher{}

@@ -175,8 +175,8 @@ func TestHostileSyslogClients(t *testing.T) {
 	if n != 100 || cut != 1 || plain != 1 {
 		t.Fatalf("%d of 100 good messages, %d cut, %d plain, of %d: %v", n, cut, plain, len(recs), recs)
 	}
-	if srv.SyslogStats().TooLong.Load() == 0 {
-		t.Error("no message counted as too long")
+	if srv.SyslogStats().Cut.Load() != 1 {
+		t.Errorf("%d messages counted as cut, want 1", srv.SyslogStats().Cut.Load())
 	}
 	// The same counts in the metrics.
 	m := newServerMetrics()
@@ -195,7 +195,7 @@ func TestHostileSyslogClients(t *testing.T) {
 			}
 		}
 	}
-	if got["stored"] != 101 || got["unparsed"] != 1 || got["too_long"] != 1 {
-		t.Errorf("syslog metrics %v, want stored 101, unparsed 1, too_long 1", got)
+	if got["parsed"] != 101 || got["unparsed"] != 0 || got["cut"] != 1 || got["skipped"] != 0 {
+		t.Errorf("syslog metrics %v, want parsed 101, unparsed 0, cut 1, skipped 0", got)
 	}
 }

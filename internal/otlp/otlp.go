@@ -140,10 +140,16 @@ func AppendRecord(b []byte, lr *logs.LogRecord, scope *common.InstrumentationSco
 	return b
 }
 
-func group(key string, kvs []*common.KeyValue) slog.Attr {
+func group(key string, kvs []*common.KeyValue) slog.Attr { return groupAt(key, kvs, 1) }
+
+// maxDepth is how deep maps and arrays nest as groups; deeper, a value
+// is kept as its OTLP/JSON text (a record holds groups 32 deep at most).
+const maxDepth = 16
+
+func groupAt(key string, kvs []*common.KeyValue, depth int) slog.Attr {
 	as := make([]any, 0, len(kvs))
 	for _, kv := range kvs {
-		as = append(as, attr(kv.GetKey(), kv.GetValue()))
+		as = append(as, attrAt(kv.GetKey(), kv.GetValue(), depth))
 	}
 	return slog.Group(validUTF8(key), as...)
 }
@@ -151,8 +157,17 @@ func group(key string, kvs []*common.KeyValue) slog.Attr {
 // attr maps an AnyValue onto the nearest attribute kind: strings, ints,
 // doubles, bools and bytes as themselves, a kvlist as a group, an array
 // as a group keyed "0", "1", ...
-func attr(key string, v *common.AnyValue) slog.Attr {
+func attr(key string, v *common.AnyValue) slog.Attr { return attrAt(key, v, 1) }
+
+func attrAt(key string, v *common.AnyValue, depth int) slog.Attr {
 	key = validUTF8(key)
+	switch v.GetValue().(type) {
+	case *common.AnyValue_KvlistValue, *common.AnyValue_ArrayValue:
+		if depth >= maxDepth {
+			j, _ := protojson.Marshal(v)
+			return slog.String(key, validUTF8(string(j)))
+		}
+	}
 	switch x := v.GetValue().(type) {
 	case *common.AnyValue_StringValue:
 		return slog.String(key, validUTF8(x.StringValue))
@@ -168,11 +183,11 @@ func attr(key string, v *common.AnyValue) slog.Attr {
 	case *common.AnyValue_BytesValue:
 		return slog.Any(key, x.BytesValue)
 	case *common.AnyValue_KvlistValue:
-		return group(key, x.KvlistValue.GetValues())
+		return groupAt(key, x.KvlistValue.GetValues(), depth+1)
 	case *common.AnyValue_ArrayValue:
 		as := make([]any, 0, len(x.ArrayValue.GetValues()))
 		for i, e := range x.ArrayValue.GetValues() {
-			as = append(as, attr(fmt.Sprint(i), e))
+			as = append(as, attrAt(fmt.Sprint(i), e, depth+1))
 		}
 		return slog.Group(key, as...)
 	}

@@ -90,3 +90,17 @@ func FuzzDecode(f *testing.F) {
 		})
 	})
 }
+
+// TestDeepNesting: maps nested past what a record holds are kept as
+// their JSON text from maxDepth down, and the record validates.
+func TestDeepNesting(t *testing.T) {
+	v := str("leaf")
+	for range 3000 {
+		v = &common.AnyValue{Value: &common.AnyValue_KvlistValue{KvlistValue: &common.KeyValueList{Values: []*common.KeyValue{{Key: "k", Value: v}}}}}
+	}
+	lr := &logs.LogRecord{Body: str("deep"), Attributes: []*common.KeyValue{{Key: "a", Value: v}}}
+	rec := AppendRecord(nil, lr, nil, []*common.KeyValue{{Key: "r", Value: v}}, time.Now())
+	if err := irecord.Validate(rec); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -179,12 +179,7 @@ func parseSD(m *Message, b []byte) ([]byte, error) {
 // there: BSD syslog is a convention more than a format.
 func parse3164(m *Message, b []byte, now time.Time, loc *time.Location) error {
 	if len(b) >= 15 {
-		if t, err := time.ParseInLocation(time.Stamp, string(b[:15]), loc); err == nil {
-			// No year: the one that puts the time nearest now.
-			t = t.AddDate(now.In(loc).Year(), 0, 0)
-			if t.Sub(now) > 24*time.Hour {
-				t = t.AddDate(-1, 0, 0)
-			}
+		if t, ok := bsdTime(b[:15], now, loc); ok {
 			m.Time = t
 			b = bytes.TrimLeft(b[15:], " ")
 			if h, rest, ok := field(b); ok && !bytes.ContainsAny(h, ":[") {
@@ -212,6 +207,29 @@ func parse3164(m *Message, b []byte, now time.Time, loc *time.Location) error {
 	m.Msg = b
 	return nil
 }
+
+// bsdTime reads "Mmm dd hh:mm:ss", which has no year and no zone: in
+// loc, in the latest year that does not put it more than bsdSkew ahead of
+// now and in which the date exists (Feb 29 only in a leap year): a
+// sender's clock may run a little ahead, its messages do not come from
+// months ahead.
+func bsdTime(b []byte, now time.Time, loc *time.Location) (time.Time, bool) {
+	p, err := time.ParseInLocation(time.Stamp, string(b), loc)
+	if err != nil {
+		return time.Time{}, false
+	}
+	limit := now.Add(bsdSkew)
+	for year := now.In(loc).Year() + 1; year >= now.In(loc).Year()-8; year-- {
+		t := time.Date(year, p.Month(), p.Day(), p.Hour(), p.Minute(), p.Second(), 0, loc)
+		if t.Month() == p.Month() && !t.After(limit) {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// bsdSkew is how far ahead of the server's clock a BSD timestamp may be.
+const bsdSkew = 7 * 24 * time.Hour
 
 func isTagByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '/'
@@ -242,34 +260,51 @@ func (r *Reader) Next() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c[0] >= '1' && c[0] <= '9' {
+	if c[0] >= '1' && c[0] <= '9' && r.counts() {
 		return r.counted()
 	}
 	return r.line()
 }
 
-func (r *Reader) counted() ([]byte, error) {
-	n := 0
-	for {
-		c, err := r.r.ReadByte()
+// maxCountDigits bounds an octet count: ten digits is more than any
+// message, and a frame whose digits run longer is a line.
+const maxCountDigits = 10
+
+// counts reports whether the stream starts with an octet count: digits
+// then a space. A line that merely starts with a digit ("2026-12-06
+// ...", a message without PRI) is a line.
+func (r *Reader) counts() bool {
+	for i := 1; ; i++ {
+		b, err := r.r.Peek(i + 1)
+		if len(b) <= i {
+			return err == nil // (cannot happen: Peek returns what it has with an error)
+		}
+		c := b[i]
+		switch {
+		case c == ' ':
+			return true
+		case c < '0' || c > '9' || i >= maxCountDigits:
+			return false
+		}
 		if err != nil {
-			return nil, io.ErrUnexpectedEOF
+			return false
 		}
-		if c == ' ' {
-			break
-		}
-		if c < '0' || c > '9' || n > r.max {
-			if n > r.max {
-				break
-			}
-			return nil, fmt.Errorf("syslog: octet count has %q in it", c)
-		}
-		n = n*10 + int(c-'0')
 	}
-	if n > r.max {
+}
+
+func (r *Reader) counted() ([]byte, error) {
+	digits, err := r.r.ReadSlice(' ')
+	if err != nil {
+		return nil, io.ErrUnexpectedEOF
+	}
+	n, err := strconv.ParseUint(string(digits[:len(digits)-1]), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("syslog: octet count %q: %v", digits, err)
+	}
+	if n > uint64(r.max) {
 		// Skip it whole, so that the next frame starts in step; a count
-		// that does not end (a billion bytes) is the end of the stream.
-		if _, err := r.r.Discard(n); err != nil {
+		// that never arrives in full is the end of the stream.
+		if _, err := r.r.Discard(int(min(n, 1<<40))); err != nil {
 			return nil, io.ErrUnexpectedEOF
 		}
 		return nil, ErrTooLong
@@ -286,7 +321,15 @@ func (r *Reader) line() ([]byte, error) {
 	for {
 		frag, err := r.r.ReadSlice('\n')
 		r.buf = append(r.buf, frag...)
-		if len(r.buf) > r.max {
+		// The limit is on the message: its line end does not count.
+		body := len(r.buf)
+		if err == nil {
+			body--
+			if body > 0 && r.buf[body-1] == '\r' {
+				body--
+			}
+		}
+		if body > r.max {
 			// Cut at the limit; the rest of the line is read and dropped,
 			// so that the next frame starts at the next line.
 			r.buf = r.buf[:r.max]

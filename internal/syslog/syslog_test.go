@@ -174,3 +174,67 @@ func BenchmarkParseAppend(b *testing.B) {
 		rec = AppendRecord(rec[:0], &m, msg, err, now)
 	}
 }
+
+// TestFramingEdges: an octet-counted message far over the limit is
+// skipped whole and the next one read (it lost the framing when its count
+// had more digits than the limit); a message of exactly the limit before
+// its newline (or CRLF) is whole; a line that starts with a digit but no
+// count ("2026-12-06 ...") is a line, not the end of the stream.
+func TestFramingEdges(t *testing.T) {
+	big := strings.Repeat("y", 5000)
+	exact := strings.Repeat("e", 480)
+	in := "5000 " + big + "9 <14>after" + exact + "\n" + exact + "\r\n" + "2026-12-06 10:00 no PRI\n" + "12345678901 eleven digits\n"
+	r := NewReader(strings.NewReader(in), 480)
+	var got []string
+	var errs []error
+	for {
+		f, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+			if err != ErrTooLong {
+				break
+			}
+			continue
+		}
+		got = append(got, string(f))
+	}
+	want := []string{"<14>after", exact, exact + "\r", "2026-12-06 10:00 no PRI", "12345678901 eleven digits"}
+	if strings.Join(got, "|") != strings.Join(want, "|") || len(errs) != 1 {
+		t.Fatalf("frames %q, errors %v; want %q and one ErrTooLong", got, errs, want)
+	}
+}
+
+// TestBSDYear: a BSD timestamp takes the latest year that puts it at
+// most a week ahead of the clock, in which its date exists.
+func TestBSDYear(t *testing.T) {
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]int{
+		"<14>Dec  8 12:00:00 h t: x": 2026, // two days ahead
+		"<14>Jan  1 00:00:00 h t: x": 2026, // 26 days ahead: last January
+		"<14>Nov  1 00:00:00 h t: x": 2026,
+		"<14>Jun  1 00:00:00 h t: x": 2026,
+		"<14>Feb 29 00:00:00 h t: x": 2024, // the last leap year
+	} {
+		m, err := Parse([]byte(in), clock, time.UTC)
+		if err != nil || m.Time.Year() != want || m.Time.Month() != mustMonth(in) {
+			t.Errorf("%q: %v (%v), want year %d", in, m.Time, err, want)
+		}
+	}
+}
+
+func mustMonth(in string) time.Month {
+	p, _ := time.Parse("Jan", in[4:7])
+	return p.Month()
+}
+
+// A message a few seconds into the new year, on a clock still in the
+// old one, is next year's.
+func TestBSDNewYear(t *testing.T) {
+	m, _ := Parse([]byte("<14>Jan  1 00:00:03 h t: x"), time.Date(2026, 12, 31, 23, 59, 58, 0, time.UTC), time.UTC)
+	if m.Time.Year() != 2027 {
+		t.Fatalf("%v", m.Time)
+	}
+}

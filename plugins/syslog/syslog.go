@@ -110,7 +110,7 @@ func (t *Transport) Write(b *plugin.Batch) error {
 		}
 		t.msg = t.Append(t.msg[:0], &r)
 		if t.cfg.Framing == "newline" {
-			t.buf = append(append(t.buf, t.msg...), '\n')
+			t.buf = appendLine(t.buf, t.msg)
 		} else {
 			t.buf = append(strconv.AppendInt(t.buf, int64(len(t.msg)), 10), ' ')
 			t.buf = append(t.buf, t.msg...)
@@ -145,6 +145,23 @@ func (t *Transport) Close() error {
 		t.conn = nil
 	}
 	return nil
+}
+
+// appendLine appends msg as one line: a line ends the message, so line
+// breaks inside it are written as rsyslog writes control characters,
+// #012 and #015.
+func appendLine(b, msg []byte) []byte {
+	for _, c := range msg {
+		switch c {
+		case '\n':
+			b = append(b, "#012"...)
+		case '\r':
+			b = append(b, "#015"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '\n')
 }
 
 // severity maps a record level to a syslog severity.

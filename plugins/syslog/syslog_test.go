@@ -66,3 +66,19 @@ func TestConfigure(t *testing.T) {
 		t.Fatalf("rendered %q", got)
 	}
 }
+
+// TestNewlineFraming: with a message a line, a multi-line message stays
+// one line.
+func TestNewlineFraming(t *testing.T) {
+	tr := New()
+	if err := tr.Configure([]byte(`{"endpoint":"x","framing":"newline"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var r record.Record
+	r.Parse(irecord.AppendHead(nil, time.Unix(1, 0), record.LevelError, "panic: boom\r\n\ngoroutine 1", ""))
+	msg := tr.Append(nil, &r)
+	line := appendLine(nil, msg)
+	if strings.Count(string(line), "\n") != 1 || !strings.HasSuffix(string(line), "panic: boom#015#012#012goroutine 1\n") {
+		t.Fatalf("%q", line)
+	}
+}
