@@ -214,3 +214,14 @@ func sizeValue(a *hcl.Attribute) (uint64, hcl.Diagnostics) {
 	}
 	return bad("a " + v.Type().FriendlyName())
 }
+
+// oneOnly reports a second block of a type allowed once (in says where,
+// when not at the top level); single remembers the first of each type.
+func oneOnly(single map[string]*hcl.Block, blk *hcl.Block, in string) hcl.Diagnostics {
+	if _, dup := single[blk.Type]; dup {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Duplicate " + blk.Type + " block",
+			Detail: fmt.Sprintf("Only one %s block is allowed%s.", blk.Type, in), Subject: blk.DefRange.Ptr()}}
+	}
+	single[blk.Type] = blk
+	return nil
+}

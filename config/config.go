@@ -152,12 +152,12 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 	)
 	seen := map[string]*hcl.Block{}
 	seenStage := map[string]*hcl.Block{}
+	single := map[string]*hcl.Block{} // the blocks allowed once
 	var transportBlocks []*pluginBlock
 	for _, blk := range content.Blocks {
 		if blk.Type == "metrics" {
-			if cfg.Metrics != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate metrics block",
-					Detail: "Only one metrics block is allowed.", Subject: blk.DefRange.Ptr()})
+			if d := oneOnly(single, blk, ""); d != nil {
+				diags = append(diags, d...)
 				continue
 			}
 			m, d := decodeMetrics(blk)
@@ -166,9 +166,8 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 			continue
 		}
 		if blk.Type == "control" {
-			if cfg.Control != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate control block",
-					Detail: "Only one control block is allowed.", Subject: blk.DefRange.Ptr()})
+			if d := oneOnly(single, blk, ""); d != nil {
+				diags = append(diags, d...)
 				continue
 			}
 			c, d := decodeControl(blk, baseDir)
@@ -177,9 +176,8 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 			continue
 		}
 		if blk.Type == "server" {
-			if cfg.Server != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate server block",
-					Detail: "Only one server block is allowed.", Subject: blk.DefRange.Ptr()})
+			if d := oneOnly(single, blk, ""); d != nil {
+				diags = append(diags, d...)
 				continue
 			}
 			sc, d := decodeServer(blk, baseDir)

@@ -83,7 +83,7 @@ func TestDocsHCLValid(t *testing.T) {
 			diags, _ := err.(hcl.Diagnostics)
 			for _, d := range diags {
 				switch d.Summary {
-				case "Command not found", "Unknown user", "Unknown group", "Cannot read token file", "Cannot read file":
+				case "Command not found", "Unknown user", "Unknown group", "Cannot read token file", "Cannot read file", "Invalid TLS configuration":
 					continue
 				case "Unknown format":
 					if !strings.Contains(src.String(), "format \"") {

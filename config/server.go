@@ -202,36 +202,22 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 		break
 	}
+	single := map[string]*hcl.Block{}
 	for _, tb := range content.Blocks {
-		if tb.Type == "otlp" {
-			if sc.OTLP != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate otlp block",
-					Detail: "Only one otlp block is allowed in a server block.", Subject: tb.DefRange.Ptr()})
-				continue
-			}
-			o, d := decodeOTLP(tb, baseDir)
+		if d := oneOnly(single, tb, " in a server block"); d != nil {
 			diags = append(diags, d...)
-			sc.OTLP = o
 			continue
 		}
-		if tb.Type == "syslog" {
-			if sc.Syslog != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate syslog block",
-					Detail: "Only one syslog block is allowed in a server block.", Subject: tb.DefRange.Ptr()})
-				continue
-			}
-			sl, d := decodeSyslog(tb, baseDir)
-			diags = append(diags, d...)
-			sc.Syslog = sl
-			continue
+		var d hcl.Diagnostics
+		switch tb.Type {
+		case "otlp":
+			sc.OTLP, d = decodeOTLP(tb, baseDir)
+		case "syslog":
+			sc.Syslog, d = decodeSyslog(tb, baseDir)
+		default:
+			sc.TLS, d = decodeServerTLS(tb, baseDir)
 		}
-		t := &ServerTLS{}
-		_, d := serverTLSAttrs(t, baseDir).content(tb.Body)
 		diags = append(diags, d...)
-		if _, err := t.Build(); err != nil && !diags.HasErrors() {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
-		}
-		sc.TLS = t
 	}
 	return sc, diags
 }
@@ -257,6 +243,24 @@ func (t *ServerTLS) Build() (*tls.Config, error) {
 	return c, nil
 }
 
+// applicationName checks a name the store keeps a directory for.
+func applicationName(name, s string) (string, string) {
+	if !wire.ValidName(s) {
+		return "Invalid application", fmt.Sprintf("%s = %q must be 1-128 letters, digits, '.', '_' or '-'.", name, s)
+	}
+	return "", ""
+}
+
+// decodeServerTLS decodes a tls block of a server's listener.
+func decodeServerTLS(tb *hcl.Block, baseDir string) (*ServerTLS, hcl.Diagnostics) {
+	t := &ServerTLS{}
+	_, diags := serverTLSAttrs(t, baseDir).content(tb.Body)
+	if _, err := t.Build(); err != nil && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
+	}
+	return t, diags
+}
+
 func decodeSyslog(blk *hcl.Block, baseDir string) (*SyslogConfig, hcl.Diagnostics) {
 	sl := &SyslogConfig{Application: "syslog", MaxMessageBytes: 64 << 10}
 	msgSize := func(name string, n uint64) (string, string) {
@@ -265,16 +269,10 @@ func decodeSyslog(blk *hcl.Block, baseDir string) (*SyslogConfig, hcl.Diagnostic
 		}
 		return "", ""
 	}
-	name := func(name, s string) (string, string) {
-		if !wire.ValidName(s) {
-			return "Invalid application", fmt.Sprintf("%s = %q must be 1-128 letters, digits, '.', '_' or '-'.", name, s)
-		}
-		return "", ""
-	}
 	content, diags := attrs{
 		{"tcp", false, into(&sl.TCP, listenAddress)},
 		{"udp", false, into(&sl.UDP, listenAddress)},
-		{"application", false, into(&sl.Application, name)},
+		{"application", false, into(&sl.Application, applicationName)},
 		{"by_app_name", false, into(&sl.ByAppName)},
 		{"max_message_bytes", false, size(&sl.MaxMessageBytes, msgSize)},
 	}.content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
@@ -286,13 +284,9 @@ func decodeSyslog(blk *hcl.Block, baseDir string) (*SyslogConfig, hcl.Diagnostic
 			Detail: "A syslog block needs tcp = \"host:port\", udp = \"host:port\", or both.", Subject: blk.DefRange.Ptr()})
 	}
 	for _, tb := range content.Blocks {
-		t := &ServerTLS{}
-		_, d := serverTLSAttrs(t, baseDir).content(tb.Body)
+		var d hcl.Diagnostics
+		sl.TLS, d = decodeServerTLS(tb, baseDir)
 		diags = append(diags, d...)
-		if _, err := t.Build(); err != nil && !diags.HasErrors() {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
-		}
-		sl.TLS = t
 	}
 	return sl, diags
 }
@@ -305,15 +299,9 @@ func decodeOTLP(blk *hcl.Block, baseDir string) (*OTLPConfig, hcl.Diagnostics) {
 		}
 		return "", ""
 	}
-	name := func(name, s string) (string, string) {
-		if !wire.ValidName(s) {
-			return "Invalid application", fmt.Sprintf("%s = %q must be 1-128 letters, digits, '.', '_' or '-'.", name, s)
-		}
-		return "", ""
-	}
 	content, diags := attrs{
 		{"http", true, into(&o.HTTP, listenAddress)},
-		{"application", false, into(&o.Application, name)},
+		{"application", false, into(&o.Application, applicationName)},
 		{"by_service_name", false, into(&o.ByServiceName)},
 		{"max_request_bytes", false, size(&o.MaxRequestBytes, reqSize)},
 	}.content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
@@ -321,13 +309,9 @@ func decodeOTLP(blk *hcl.Block, baseDir string) (*OTLPConfig, hcl.Diagnostics) {
 		return nil, diags
 	}
 	for _, tb := range content.Blocks {
-		t := &ServerTLS{}
-		_, d := serverTLSAttrs(t, baseDir).content(tb.Body)
+		var d hcl.Diagnostics
+		o.TLS, d = decodeServerTLS(tb, baseDir)
 		diags = append(diags, d...)
-		if _, err := t.Build(); err != nil && !diags.HasErrors() {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid TLS configuration", Detail: err.Error(), Subject: tb.DefRange.Ptr()})
-		}
-		o.TLS = t
 	}
 	return o, diags
 }

@@ -112,8 +112,7 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}
-	b := s.newBatcher(remoteAddr(req.RemoteAddr))
-	b.sender = "otlp-" + strings.TrimPrefix(b.sender, "syslog-")
+	b := s.newBatcher("otlp", remoteAddr(req.RemoteAddr))
 	n := 0
 	var invalid error
 	otlp.Each(body, time.Now(), func(service string, rec []byte) {
@@ -157,7 +156,7 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 // not above the last: ids are taken and batches appended under one lock,
 // so that concurrent requests or connections of one peer (one sender)
 // never reach the store out of order. The syncs run outside it.
-func (s *Server) storeBatches(b *syslogBatcher) error {
+func (s *Server) storeBatches(b *ingestBatch) error {
 	var errs []error
 	for app, batch := range b.byApp {
 		stamp := irecord.AppendServerStamp(nil, b.sender, b.host, app)

@@ -47,6 +47,7 @@ type syslogListeners struct {
 	Stats   SyslogStats
 	tcpAddr net.Addr
 	udpAddr net.Addr
+	stored  chan struct{} // a token after each store, for tests to wait on
 }
 
 // SyslogStats counts what the syslog listeners received. Messages is
@@ -82,6 +83,9 @@ func (s *Server) ServeSyslog(tcp net.Listener, udp net.PacketConn) error {
 		return ErrServerClosed
 	}
 	l.tcp, l.udp, l.conns = tcp, udp, map[net.Conn]bool{}
+	if l.stored == nil {
+		l.stored = make(chan struct{}, 1)
+	}
 	if tcp != nil {
 		l.tcpAddr = tcp.Addr()
 		l.wg.Add(1)
@@ -154,8 +158,9 @@ func (s *Server) acceptSyslog(ln net.Listener) {
 	}
 }
 
-// syslogBatcher gathers a peer's messages into a batch per application.
-type syslogBatcher struct {
+// ingestBatch gathers a peer's records (syslog messages, OTLP log
+// records) into a batch per application, stored by storeBatches.
+type ingestBatch struct {
 	s      *Server
 	sender string
 	host   string
@@ -164,7 +169,7 @@ type syslogBatcher struct {
 	rec    []byte
 }
 
-func (s *Server) newBatcher(peer net.Addr) *syslogBatcher {
+func (s *Server) newBatcher(receiver string, peer net.Addr) *ingestBatch {
 	host := peer.String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -176,11 +181,11 @@ func (s *Server) newBatcher(peer net.Addr) *syslogBatcher {
 		}
 		return '-'
 	}, host)
-	return &syslogBatcher{s: s, sender: "syslog-" + clean, host: clean, byApp: map[string][]byte{}}
+	return &ingestBatch{s: s, sender: receiver + "-" + clean, host: clean, byApp: map[string][]byte{}}
 }
 
 // add turns a frame into a record for its application.
-func (b *syslogBatcher) add(frame []byte, tooLong bool) {
+func (b *ingestBatch) add(frame []byte, tooLong bool) {
 	sl := b.s.cfg.Syslog
 	now := time.Now()
 	m, err := syslog.Parse(frame, now, time.Local)
@@ -202,7 +207,7 @@ func (b *syslogBatcher) add(frame []byte, tooLong bool) {
 
 // flush stores the gathered batches, one per application, and syncs
 // them.
-func (b *syslogBatcher) flush() error {
+func (b *ingestBatch) flush() error {
 	if b.n == 0 {
 		return nil
 	}
@@ -214,6 +219,10 @@ func (b *syslogBatcher) flush() error {
 	err := b.s.storeBatches(b)
 	if err == nil {
 		b.s.syslog.Stats.Messages.Add(int64(n))
+		select {
+		case b.s.syslog.stored <- struct{}{}:
+		default:
+		}
 	}
 	b.n = 0
 	clear(b.byApp)
@@ -223,7 +232,7 @@ func (b *syslogBatcher) flush() error {
 func (s *Server) serveSyslogConn(c net.Conn) {
 	max := s.cfg.Syslog.MaxMessageBytes
 	r := syslog.NewReader(c, max)
-	b := s.newBatcher(c.RemoteAddr())
+	b := s.newBatcher("syslog", c.RemoteAddr())
 	defer func() {
 		if err := b.flush(); err != nil {
 			s.log.Error("syslog: storing failed; these messages are lost", "peer", c.RemoteAddr().String(), "error", err)
@@ -269,7 +278,7 @@ func (s *Server) readSyslogUDP(pc net.PacketConn) {
 	}
 	max := s.cfg.Syslog.MaxMessageBytes
 	buf := make([]byte, 65536)
-	batchers := map[string]*syslogBatcher{}
+	batchers := map[string]*ingestBatch{}
 	flush := func() {
 		for peer, b := range batchers {
 			if err := b.flush(); err != nil {
@@ -298,7 +307,7 @@ func (s *Server) readSyslogUDP(pc net.PacketConn) {
 		}
 		b := batchers[addr.String()]
 		if b == nil {
-			b = s.newBatcher(addr)
+			b = s.newBatcher("syslog", addr)
 			batchers[addr.String()] = b
 		}
 		frame := buf[:n]

@@ -77,12 +77,14 @@ func storedRecords(t *testing.T, dir, app string) []map[string]string {
 // waitStored waits until n messages are stored.
 func waitStored(t *testing.T, srv *Server, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
 	for srv.SyslogStats().Messages.Load() < n {
-		if time.Now().After(deadline) {
+		select {
+		case <-srv.syslog.stored:
+		case <-deadline.C:
 			t.Fatalf("%d of %d syslog messages stored within 30s", srv.SyslogStats().Messages.Load(), n)
 		}
-		time.Sleep(10 * time.Millisecond) // polling the server's count, with a deadline
 	}
 }
 

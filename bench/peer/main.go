@@ -123,36 +123,7 @@ ruleset(name="r") {
 	}
 	line := append(append([]byte(nil), msg...), '\n')
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for c := range conns {
-		count := n / conns
-		if c == 0 {
-			count += n % conns
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer conn.Close()
-			buf := bytes.Repeat(line, 512)
-			for sent := 0; sent < count; {
-				k := min(512, count-sent)
-				if _, err := conn.Write(buf[:k*len(line)]); err != nil {
-					errs <- err
-					return
-				}
-				sent += k
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := sendLines(addr, n, conns, line); err != nil {
 		return 0, err
 	}
 	want := int64(n * len(line))
@@ -195,6 +166,23 @@ func logtkSyslog(n, conns int, synced bool, msg []byte) (float64, error) {
 	}
 	line := append(append([]byte(nil), msg...), '\n')
 	start := time.Now()
+	if err := sendLines(ln.Addr().String(), n, conns, line); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for ls.SyslogStats().Messages.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("stored %d of %d messages", ls.SyslogStats().Messages.Load(), n)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the count for completion
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// sendLines sends n copies of line to addr over conns TCP connections,
+// 512 lines a write: the syslog sender both rsyslog and logtk's syslog
+// listener are measured with.
+func sendLines(addr string, n, conns int, line []byte) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
 	for c := range conns {
@@ -205,7 +193,7 @@ func logtkSyslog(n, conns int, synced bool, msg []byte) (float64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.Dial("tcp", ln.Addr().String())
+			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				errs <- err
 				return
@@ -224,17 +212,7 @@ func logtkSyslog(n, conns int, synced bool, msg []byte) (float64, error) {
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		return 0, err
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for ls.SyslogStats().Messages.Load() < int64(n) {
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("stored %d of %d messages", ls.SyslogStats().Messages.Load(), n)
-		}
-		time.Sleep(2 * time.Millisecond) // polling the count for completion
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return <-errs
 }
 
 func waitListening(addr string) error {

@@ -38,23 +38,9 @@ func client(verb string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(fs.Output(), "usage: logtk-host %s [-config plugins.hcl | -socket PATH] [-o text|json] %s\n\nflags:\n", verb, operands)
 		fs.PrintDefaults()
 	}
-	if helpAsked(args) {
-		fs.SetOutput(stdout)
-	}
-	// Flags may come before or after the operands.
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, code, ok := parseFlags(fs, args, stdout)
+	if !ok {
+		return code
 	}
 	want := len(strings.Fields(operands))
 	if len(rest) != want {
@@ -165,4 +151,27 @@ func printStages(w io.Writer, stages []host.StageStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%d\n", s.Name, filepath.Base(s.Plugin), s.Instances, s.Queued, delivered, spool, s.DeadLettered)
 	}
 	tw.Flush()
+}
+
+// parseFlags parses a command's flags, which may come before or after its
+// operands, and returns the operands. With -h it prints the help on
+// stdout; when there is nothing more to do, ok is false and code is the
+// exit status (0 after -h, 2 for bad usage).
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (operands []string, code int, ok bool) {
+	if helpAsked(args) {
+		fs.SetOutput(stdout)
+	}
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return operands, 0, true
+		}
+		operands = append(operands, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,22 +46,9 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	if helpAsked(args) {
-		fs.SetOutput(stdout)
-	}
-	var paths []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		paths = append(paths, fs.Arg(0))
-		args = fs.Args()[1:]
+	paths, code, ok := parseFlags(fs, args, stdout)
+	if !ok {
+		return code
 	}
 	if len(paths) == 0 && !*follow {
 		fmt.Fprintln(stderr, "logtk-host logs: name the files or directories to read (a log server's <dir>/<application>, a file transport's file), or -f to follow the running host")

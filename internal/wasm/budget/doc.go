@@ -24,7 +24,8 @@
 // The budget is done here only because wazero's own interruption,
 // RuntimeConfig.WithCloseOnContextDone, leaves the compiled code for Go
 // at every loop back-edge to ask whether the call was cancelled, which
-// costs 4-20x on tight loops (wazero issue #2466). It also checks only at
+// costs a multiple of the plugin's own time on tight loops (wazero issue
+// #2466; BENCHMARKS.md has the figures). It also checks only at
 // loops, so a call tree that recurses without looping is never stopped
 // (TestBudgetStopsRecursion). As of wazero v1.12.0, the newest release
 // and the version go.mod requires when this was checked (December 2026),
