@@ -198,9 +198,17 @@ func (p *Pipeline) readSpool(t *transportStage, items chan<- item) {
 // spool; a failed one is dead-lettered.
 func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 	done := func(it item) {
+		// The records are the job's count; walking the entries (for a
+		// batch from the spool, or the bytes metric) only when needed.
 		n, bytes := 0, 0
-		entries.Each(it.data, func(e []byte) { n, bytes = n+1, bytes+len(e) })
-		p.metrics.Delivered(t.name, n, bytes)
+		if it.job != nil {
+			n = it.job.count
+		}
+		if p.metrics != nil || it.job == nil {
+			n = 0
+			entries.Each(it.data, func(e []byte) { n, bytes = n+1, bytes+len(e) })
+			p.metrics.Delivered(t.name, n, bytes)
+		}
 		t.delivered.Add(int64(n))
 		if it.spooled {
 			if err := t.spool.Remove(it.id); err != nil {
