@@ -159,6 +159,7 @@ func (h *Host) Scale(name string, n int) error {
 		return errors.New("host: stopping")
 	}
 	var gone []*instance
+	var goneCh []chan struct{} // their goroutines' ends, taken under instMu
 	var started []chan error
 	for idx := w.Count; idx < n; idx++ {
 		in := h.addInstance(w, idx)
@@ -178,6 +179,7 @@ func (h *Host) Scale(name string, n int) error {
 			continue
 		}
 		gone = append(gone, in)
+		goneCh = append(goneCh, in.gone)
 	}
 	w.Count = n
 	h.instMu.Unlock()
@@ -187,10 +189,14 @@ func (h *Host) Scale(name string, n int) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, in := range gone {
+	for i, in := range gone {
 		if err := in.request(opStop); err != nil && !errors.Is(err, errNotRunning) {
 			errs = append(errs, err)
 		}
+		// The stop is answered before the instance's goroutine sees it
+		// was removed and ends; Scale returns once it has, and with it
+		// the instance's entry.
+		<-goneCh[i]
 	}
 	return errors.Join(errs...)
 }
