@@ -68,6 +68,13 @@ type Options struct {
 	// Metrics observes plugin calls, failures, deliveries and dead
 	// letters. Default: none.
 	Metrics *metrics.Pipeline
+	// Settled, when set, is told n each time the first n batches
+	// WriteBatch took (counted from 1) have been settled by every
+	// transport: delivered, spooled or dead-lettered, so that the death
+	// of the process loses none of them. It is called in increasing n,
+	// one call at a time, from the pipeline's goroutines, and must not
+	// block.
+	Settled func(n uint64)
 }
 
 // Lost counts what a Pipeline did not deliver. Each is also in its log
@@ -110,14 +117,23 @@ type Pipeline struct {
 	deadMu      sync.Mutex
 	deadByStage map[string]int64
 	metrics     *metrics.Pipeline
-	lost        struct {
+	// The batches settled: written counts WriteBatch's; settled is how
+	// many from the first are settled, ahead those settled after a gap.
+	written   uint64
+	settledMu sync.Mutex
+	settled   uint64
+	ahead     map[uint64]bool
+	onSettled func(uint64)
+	lost      struct {
 		deadLettered, logged, droppedBatches atomic.Int64
 	}
 }
 
 // job is one batch on its way through the stages.
 type job struct {
-	batch []byte // encoded record batch
+	n     uint64       // its place among the batches WriteBatch took, from 1
+	left  atomic.Int32 // transports that have not settled it
+	batch []byte       // encoded record batch
 	count int
 	out   map[string][]byte // format name -> formatted batch (empty entries for dead-lettered records)
 	ready chan struct{}
@@ -140,7 +156,7 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 		return nil, fmt.Errorf("pipeline: no transport")
 	}
 	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir, metrics: opts.Metrics,
-		deadByStage: map[string]int64{}}
+		deadByStage: map[string]int64{}, ahead: map[uint64]bool{}, onSettled: opts.Settled}
 	p.stopping = func() bool { return opts.Stopping() || p.closing.Load() }
 	defer func() {
 		if err != nil {
@@ -252,12 +268,37 @@ func (p *Pipeline) WriteBatch(records [][]byte) error {
 	for _, r := range records {
 		b = entries.Append(b, r)
 	}
-	j := &job{batch: b, count: len(records), out: map[string][]byte{}, ready: make(chan struct{})}
+	p.written++
+	j := &job{n: p.written, batch: b, count: len(records), out: map[string][]byte{}, ready: make(chan struct{})}
+	j.left.Store(int32(len(p.trans)))
 	p.jobs <- j
 	for _, t := range p.trans {
 		t.q <- j
 	}
 	return nil
+}
+
+// settle notes that one more transport settled j (delivered, spooled or
+// dead-lettered it) and, when it was the last, tells Options.Settled how
+// many batches from the first are now settled.
+func (p *Pipeline) settle(j *job) {
+	if j == nil || j.left.Add(-1) != 0 {
+		return
+	}
+	p.settledMu.Lock()
+	defer p.settledMu.Unlock()
+	if j.n != p.settled+1 {
+		p.ahead[j.n] = true
+		return
+	}
+	p.settled++
+	for p.ahead[p.settled+1] {
+		delete(p.ahead, p.settled+1)
+		p.settled++
+	}
+	if p.onSettled != nil {
+		p.onSettled(p.settled)
+	}
 }
 
 // Close implements host.Output: it drains every stage, flushes and closes

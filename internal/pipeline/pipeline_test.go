@@ -240,3 +240,36 @@ func TestPipelineNeverAckingTransport(t *testing.T) {
 		t.Fatalf("the shutdown's give-up was not logged; host log:\n%s", logs.String())
 	}
 }
+
+// TestSettledInOrder: Options.Settled hears of a batch only once every
+// transport settled it and every batch before it is settled too, each
+// count once and in increasing order, whatever order the transports
+// settle them in.
+func TestSettledInOrder(t *testing.T) {
+	var got []uint64
+	p := &Pipeline{ahead: map[uint64]bool{}, onSettled: func(n uint64) { got = append(got, n) }}
+	jobs := make([]*job, 5)
+	for i := range jobs {
+		jobs[i] = &job{n: uint64(i + 1)}
+		jobs[i].left.Store(2) // two transports
+	}
+	step := func(i int, want ...uint64) {
+		t.Helper()
+		got = nil
+		p.settle(jobs[i])
+		if !slices.Equal(got, want) {
+			t.Fatalf("settling batch %d: told %v, want %v", i+1, got, want)
+		}
+	}
+	step(1)       // one transport of batch 2
+	step(1)       // both, but batch 1 is not settled
+	step(0)       // one of batch 1
+	step(0, 2)    // batch 1 settled, and 2 with it
+	step(4)       // batch 5 half
+	step(3)       //
+	step(4)       // batch 5 whole, 4 not yet
+	step(2)       //
+	step(3)       // 4 whole, 3 not
+	step(2, 5)    // 3 whole: 3, 4 and 5 together
+	p.settle(nil) // a batch read back from a spool belongs to no job
+}

@@ -124,6 +124,7 @@ func (p *Pipeline) transportLoop(t *transportStage) {
 				if err := t.spool.Put(t.nextID, j.out[t.format]); err != nil {
 					p.deadLetter("transport "+t.name, j, fmt.Errorf("spooling: %w", err))
 				}
+				p.settle(j)
 			}
 			t.spool.CloseInput()
 		}()
@@ -142,6 +143,7 @@ func (p *Pipeline) transportLoop(t *transportStage) {
 		for it := range items {
 			if !it.spooled {
 				p.deadLetter("transport "+t.name, it.job, errors.New("the destination still failed at shutdown"))
+				p.settle(it.job)
 			}
 		}
 	}
@@ -210,6 +212,9 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 			p.metrics.Delivered(t.name, n, bytes)
 		}
 		t.delivered.Add(int64(n))
+		if !it.spooled {
+			p.settle(it.job)
+		}
 		if it.spooled {
 			if err := t.spool.Remove(it.id); err != nil {
 				p.log.Error("removing a delivered batch from the spool failed; it may be sent again", "transport", t.name, "batch", it.id, "error", err)
@@ -222,6 +227,9 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 	d.failed = func(it item, err error) {
 		if it.job != nil {
 			p.deadLetter("transport "+t.name, it.job, err)
+			if !it.spooled {
+				p.settle(it.job)
+			}
 		} else {
 			p.deadLetterBytes("transport "+t.name, it.data, -1, err)
 		}

@@ -1,8 +1,10 @@
 package shmring
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +50,81 @@ func Create(name string, capacity int) (*Shared, *os.File, error) {
 		return nil, nil, err
 	}
 	return &Shared{Ring: r, mem: mem}, f, nil
+}
+
+// CreateFile is Create with the ring in a new file at path (created
+// exclusively, mode 0600) instead of a memfd, so that it outlives the
+// processes that map it: in a memory file system (tmpfs), a record
+// published in it survives the consumer's death as well as the
+// producer's. The file cannot be sealed: a producer may truncate it, and
+// the consumer must then make every access to it under Guard.
+func CreateFile(path string, capacity int) (*Shared, *os.File, error) {
+	if capacity < 4096 || capacity&(capacity-1) != 0 {
+		return nil, nil, fmt.Errorf("shmring: capacity %d is not a power of two >= 4096", capacity)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("shmring: %w", err)
+	}
+	fail := func(what string, err error) (*Shared, *os.File, error) {
+		f.Close()
+		os.Remove(path)
+		return nil, nil, fmt.Errorf("shmring: %s %s: %w", what, path, err)
+	}
+	if err := f.Truncate(int64(Size(capacity))); err != nil {
+		return fail("sizing", err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, Size(capacity), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fail("mapping", err)
+	}
+	r, err := Init(mem)
+	if err != nil {
+		unix.Munmap(mem)
+		return fail("formatting", err)
+	}
+	return &Shared{Ring: r, mem: mem}, f, nil
+}
+
+// OpenFile maps the ring in the file at path, as a consumer taking over
+// from one that died: reads start at the shared read position and the
+// ring is in ManualRelease mode.
+func OpenFile(path string) (*Shared, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shmring: %w", err)
+	}
+	defer f.Close()
+	s, err := Map(int(f.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s.ManualRelease()
+	return s, nil
+}
+
+// ErrFault: the ring's memory could not be read (its file was truncated
+// under the mapping).
+var ErrFault = errors.New("shmring: memory fault reading the ring (its file was truncated?)")
+
+// Guard runs f, turning a memory fault in it (a SIGBUS from a file-backed
+// ring whose producer truncated the file) into ErrFault instead of the
+// death of the process. f must leave nothing half done that matters if
+// it stops at any load or store of the ring.
+func Guard(f func()) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if e := recover(); e != nil {
+			if fe, ok := e.(interface{ Addr() uintptr }); ok {
+				err = fmt.Errorf("%w at %#x", ErrFault, fe.Addr())
+				return
+			}
+			panic(e)
+		}
+	}()
+	f()
+	return nil
 }
 
 // Map maps the ring in the memfd fd (its whole size) and checks its header.

@@ -5,7 +5,11 @@
 // through a doorbell only when it said it was going to sleep.
 //
 // A record is durable once Write returns: the pages belong to the host as
-// much as to the worker, so the record survives the worker's death.
+// much as to the worker, so the record survives the worker's death. A ring
+// in a file of a memory file system (CreateFile) survives the host's death
+// too: the consumer reads ahead with a cursor of its own and gives the
+// space back (Release) only once what it read is safe elsewhere, so a new
+// consumer (OpenFile) finds everything not yet released where it was.
 //
 // The consumer does not trust the producer: a length that runs past the
 // ring is reported as ErrCorrupt and the ring must then be abandoned (the
@@ -75,6 +79,11 @@ type Ring struct {
 	data []byte
 	mask uint64
 	resv uint64 // producer: stream position of the entry Reserve handed out, or noResv
+	// Consumer: next is where Read goes on from; released is the shared
+	// read position it last stored. With manual, Read does not release
+	// what it read: Release does.
+	next, released uint64
+	manual         bool
 }
 
 const noResv = ^uint64(0)
@@ -130,6 +139,30 @@ func attach(mem []byte) (*Ring, error) {
 	}
 	return &Ring{mem: mem, data: mem[HeaderLen:], mask: uint64(n - 1), resv: noResv}, nil
 }
+
+// ManualRelease makes the consumer keep what Read returns in the ring
+// until Release gives its space back, and starts reading at the shared
+// read position (where a consumer that died left it). Call it before the
+// first Read.
+func (r *Ring) ManualRelease() {
+	r.manual = true
+	r.released = atomic.LoadUint64(r.u64(offRead))
+	r.next = r.released
+}
+
+// Release gives the producer back the space of the entries before the
+// stream position pos, which must be one Next returned. A position at or
+// behind one already released, or ahead of what was read, is ignored.
+func (r *Ring) Release(pos uint64) {
+	if pos <= r.released || pos > r.next {
+		return
+	}
+	r.released = pos
+	atomic.StoreUint64(r.u64(offRead), pos)
+}
+
+// Next returns the consumer's position: the end of what Read took.
+func (r *Ring) Next() uint64 { return r.next }
 
 func (r *Ring) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
 func (r *Ring) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
@@ -260,9 +293,9 @@ const NoLimit = ^uint64(0)
 // records before the trouble are read either way.
 func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 	w := r.settled()
-	rd := atomic.LoadUint64(r.u64(offRead))
+	rd := r.next
 	size := uint64(len(r.data))
-	if w < rd || w-rd > size {
+	if w < rd || w-r.released > size {
 		return 0, fmt.Errorf("%w: %d bytes published, %d consumed", ErrUnsettled, w, rd)
 	}
 	var unsettled error
@@ -273,7 +306,13 @@ func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 		w &^= 7
 	}
 	n := 0
-	defer func() { atomic.StoreUint64(r.u64(offRead), rd) }()
+	defer func() {
+		r.next = rd
+		if !r.manual {
+			r.released = rd
+			atomic.StoreUint64(r.u64(offRead), rd)
+		}
+	}()
 	for rd < w && rd < limit {
 		pos := rd & r.mask
 		if size-pos < 4 {
@@ -323,7 +362,7 @@ func (r *Ring) Published() uint64 { return atomic.LoadUint64(r.u64(offWrite)) }
 
 // Empty reports whether everything published has been read.
 func (r *Ring) Empty() bool {
-	return atomic.LoadUint64(r.u64(offWrite)) == atomic.LoadUint64(r.u64(offRead))
+	return atomic.LoadUint64(r.u64(offWrite)) == r.next
 }
 
 // PrepareSleep tells the producer that the consumer is about to wait for

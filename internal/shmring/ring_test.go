@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -264,7 +265,7 @@ func TestCorruptProducer(t *testing.T) {
 	}{
 		{"length past published", func(r *Ring) { binary.LittleEndian.PutUint32(r.data[0:], 1000) }, ErrUnsettled},
 		{"write index past ring", func(r *Ring) { atomic.StoreUint64(r.u64(offWrite), 1<<40) }, ErrUnsettled},
-		{"write index behind read", func(r *Ring) { atomic.StoreUint64(r.u64(offRead), 64) }, ErrUnsettled},
+		{"read index moved by the producer", func(r *Ring) { atomic.StoreUint64(r.u64(offRead), 64) }, nil}, // the consumer keeps its own
 		{"write index not aligned", func(r *Ring) { atomic.StoreUint64(r.u64(offWrite), 13) }, ErrUnsettled},
 		{"huge length", func(r *Ring) { binary.LittleEndian.PutUint32(r.data[0:], 0x7fffffff) }, ErrCorrupt},
 	} {
@@ -276,6 +277,114 @@ func TestCorruptProducer(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestWriteBehindRead: a published position behind what the consumer
+// read is unsettled, not a reason to read the ring again.
+func TestWriteBehindRead(t *testing.T) {
+	p, c := shared(t, 4096)
+	p.Write([]byte("12345678"))
+	if n, err := c.Read(NoLimit, all); n != 1 || err != nil {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	atomic.StoreUint64(p.u64(offWrite), 0)
+	if n, err := c.Read(NoLimit, all); n != 0 || !errors.Is(err, ErrUnsettled) {
+		t.Fatalf("Read = %d, %v; want 0, ErrUnsettled", n, err)
+	}
+}
+
+// TestManualRelease: with ManualRelease the producer gets no space back
+// for what the consumer read until it is released; a new consumer of
+// the same memory starts at the released position and reads the rest
+// again, in order.
+func TestManualRelease(t *testing.T) {
+	p, c := shared(t, 4096)
+	c.ManualRelease()
+	rec := make([]byte, 1300)
+	var ends []uint64
+	for i := range 3 {
+		rec[0] = byte(i)
+		if _, err := p.Write(rec); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if n, _ := c.Read(NoLimit, func(e []byte) bool { ends = append(ends, c.Next()); return true }); n != 3 {
+		t.Fatalf("read %d, want 3", n)
+	}
+	if _, err := p.Write(rec); !errors.Is(err, ErrFull) {
+		t.Fatalf("write into read but unreleased space: %v, want ErrFull", err)
+	}
+	c.Release(c.Next() - 2*pad(len(rec))) // the first only
+	c2, err := Attach(c.mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.ManualRelease()
+	var firsts []byte
+	c2.Read(NoLimit, func(e []byte) bool { firsts = append(firsts, e[0]); return true })
+	if !bytes.Equal(firsts, []byte{1, 2}) {
+		t.Fatalf("a new consumer read %v, want the unreleased [1 2]", firsts)
+	}
+	if _, err := p.Write(rec); err != nil {
+		t.Fatalf("write into released space: %v", err)
+	}
+	c.Release(1 << 40) // past what was read: ignored
+	if got := atomic.LoadUint64(c.u64(offRead)); got != pad(len(rec)) {
+		t.Fatalf("shared read %d after a release past the reader, want %d", got, pad(len(rec)))
+	}
+}
+
+// TestGuardTruncatedFile: a producer that truncates a file-backed ring
+// under the consumer's mapping makes the consumer's reads fail with
+// ErrFault, not kill the process.
+func TestGuardTruncatedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.ring")
+	s, f, err := CreateFile(path, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Write([]byte("12345678"))
+	if err := f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var rerr error
+	err = Guard(func() { _, rerr = s.Read(NoLimit, all) })
+	if !errors.Is(err, ErrFault) || rerr != nil {
+		t.Fatalf("Guard = %v (read %v), want ErrFault", err, rerr)
+	}
+	if err := Guard(func() {}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenFileResumes: a ring file outlives its consumer; OpenFile
+// resumes at the released position.
+func TestOpenFileResumes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.ring")
+	s, f, err := CreateFile(path, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s.ManualRelease()
+	for i := range 3 {
+		s.Write([]byte{byte(i), 0, 0, 0, 0, 0, 0, 0})
+	}
+	s.Read(1, all) // the first entry only
+	s.Release(s.Next())
+	s.Close()
+	o, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	var got []byte
+	o.Read(NoLimit, func(e []byte) bool { got = append(got, e[0]); return true })
+	if !bytes.Equal(got, []byte{1, 2}) {
+		t.Fatalf("resumed with %v, want [1 2]", got)
 	}
 }
 
