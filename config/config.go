@@ -39,6 +39,17 @@ type Config struct {
 	// Default: logtk-dead-letter beside the configuration file (or in the
 	// working directory for a Config built in code).
 	DeadLetterDir string
+	// RuntimeDir, when set, turns on the durable ingest (docs/ipc.md,
+	// "When the host dies"): each worker's ring is a file there and the
+	// host journals what it read, so that a host killed at any moment
+	// loses no record a log call returned from on the ring. It should be
+	// on a memory file system (tmpfs): it then survives the host, not the
+	// machine. logtk-host run sets DefaultRuntimeDir unless the file says
+	// durable_ingest = false. Empty: off (rings are memfds, as a Config
+	// built in code has them).
+	RuntimeDir string
+	// DurableIngest is the file's durable_ingest: nil when not set.
+	DurableIngest *bool
 
 	// Server, when set, makes logtk-host serve run a log server.
 	Server *ServerConfig
@@ -141,6 +152,13 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 	root := attrs{
 		{"plugin_dir", false, path(&cfg.PluginDir, baseDir)},
 		{"dead_letter_dir", false, path(&cfg.DeadLetterDir, baseDir)},
+		{"runtime_dir", false, path(&cfg.RuntimeDir, baseDir)},
+		{"durable_ingest", false, func(a *hcl.Attribute) hcl.Diagnostics {
+			var on bool
+			d := into(&on)(a)
+			cfg.DurableIngest = &on
+			return d
+		}},
 	}
 	content, diags := root.lenient(body,
 		hcl.BlockHeaderSchema{Type: "worker", LabelNames: []string{"name"}},

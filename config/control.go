@@ -32,12 +32,25 @@ type ControlConfig struct {
 // digest of its absolute path, so that two configurations never share a
 // socket and the client verbs find it from the same -config.
 func DefaultControlSocket(configFile string) string {
+	return runtimePath(configFile) + ".sock"
+}
+
+// DefaultRuntimeDir is the durable ingest's directory for a host run with
+// the configuration file, unless the file names one (runtime_dir): beside
+// its control socket, named as the socket is, with ".d" for ".sock".
+func DefaultRuntimeDir(configFile string) string {
+	return runtimePath(configFile) + ".d"
+}
+
+// runtimePath is the user's runtime directory and the configuration
+// file's name with a digest of its absolute path.
+func runtimePath(configFile string) string {
 	abs, err := filepath.Abs(configFile)
 	if err != nil {
 		abs = configFile
 	}
 	sum := sha256.Sum256([]byte(abs))
-	name := strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs)) + "-" + hex.EncodeToString(sum[:4]) + ".sock"
+	name := strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs)) + "-" + hex.EncodeToString(sum[:4])
 	dir := os.Getenv("XDG_RUNTIME_DIR")
 	switch {
 	case dir != "":

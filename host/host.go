@@ -115,7 +115,7 @@ type Host struct {
 	ended     bool
 	allEnded  chan struct{}
 
-	queue    chan [][]byte
+	queue    chan queued
 	free     chan [][]byte // emptied batches, for the next ones
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -130,6 +130,10 @@ type Host struct {
 	selfDropped int
 
 	taps taps // readers of the records (tap.go)
+
+	// The durable ingest (durable.go): nil without a runtime directory.
+	state  *stateDir
+	settle settler
 
 	// The output, replaced by a reload (reload.go) between batches.
 	outMu     sync.Mutex
@@ -223,7 +227,7 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		byID:     map[WorkerID]*instance{},
-		queue:    make(chan [][]byte, max(1, opts.QueueSize/opts.BatchSize)),
+		queue:    make(chan queued, max(1, opts.QueueSize/opts.BatchSize)),
 		free:     make(chan [][]byte, 64),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -246,6 +250,16 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 			return nil, err
 		}
 		h.output = out
+	}
+	if cfg.RuntimeDir != "" && (cfg.DurableIngest == nil || *cfg.DurableIngest) {
+		sd, err := openStateDir(cfg.RuntimeDir, h.log.Named("durable").Error)
+		if err != nil {
+			if c, ok := h.output.(interface{ Close() error }); ok && h.ownOutput {
+				c.Close()
+			}
+			return nil, fmt.Errorf("host: %w", err)
+		}
+		h.state = sd
 	}
 	names := map[string]bool{}
 	for i := range cfg.Workers {
@@ -278,6 +292,12 @@ func (h *Host) Start() error {
 		defer close(outDone)
 		h.runOutput()
 	}()
+	if h.state != nil {
+		// What a host that died left is queued before anything new.
+		for _, id := range h.state.leftovers() {
+			h.openStream(id)
+		}
+	}
 	h.instMu.Lock()
 	for _, in := range h.instances {
 		h.launchLocked(in)
@@ -292,6 +312,9 @@ func (h *Host) Start() error {
 		<-h.allEnded
 		h.shutQueue()
 		<-outDone
+		if h.state != nil {
+			h.state.close()
+		}
 		h.taps.mu.Lock() // no new tap from here on
 		close(h.done)
 		h.taps.mu.Unlock()
@@ -319,6 +342,9 @@ func (h *Host) Stop(ctx context.Context) error {
 			h.started.Store(true)
 			h.shutQueue()
 			h.currentOutput().Close()
+			if h.state != nil {
+				h.state.close()
+			}
 			h.taps.mu.Lock()
 			close(h.done)
 			h.taps.mu.Unlock()
@@ -366,9 +392,16 @@ func (h *Host) Workers() []WorkerID {
 	return ids
 }
 
+// queued is what goes through the queue: records, and what is settled
+// once they are.
+type queued struct {
+	recs [][]byte
+	mark mark
+}
+
 // enqueue hands finished records (at most BatchSize) to the output stage,
 // waiting while the queue is full. The slice belongs to the queue.
-func (h *Host) enqueue(recs [][]byte) { h.queue <- recs }
+func (h *Host) enqueue(recs [][]byte, m mark) { h.queue <- queued{recs, m} }
 
 // getBatch returns an empty batch to fill, reusing one runOutput emptied.
 func (h *Host) getBatch() [][]byte {
@@ -395,8 +428,14 @@ func (h *Host) putBatch(b [][]byte) {
 func (h *Host) runOutput() {
 	out := h.currentOutput()
 	batch := make([][]byte, 0, h.opts.BatchSize)
+	var marks []mark // of the records in batch
+	write := func() {
+		h.writeBatch(out, batch)
+		h.settle.given(out, marks)
+		batch, marks = batch[:0], marks[:0]
+	}
 	for {
-		var recs [][]byte
+		var q queued
 		var ok bool
 		// A reload's swap is taken only between batches, with none
 		// held: everything taken so far has gone to the old output,
@@ -407,7 +446,7 @@ func (h *Host) runOutput() {
 			swaps = h.swaps
 		}
 		select {
-		case recs, ok = <-h.queue:
+		case q, ok = <-h.queue:
 		case sw := <-swaps:
 			out = h.swapOutput(out, sw)
 			continue
@@ -415,24 +454,33 @@ func (h *Host) runOutput() {
 		if !ok {
 			break
 		}
+		recs := q.recs
 		if len(batch)+len(recs) > h.opts.BatchSize && len(batch) > 0 {
-			h.writeBatch(out, batch)
-			batch = batch[:0]
+			write()
 		}
 		batch = append(batch, recs...)
-		h.putBatch(recs)
-		if len(h.queue) == 0 || len(batch) >= h.opts.BatchSize {
-			h.writeBatch(out, batch)
-			batch = batch[:0]
+		if recs != nil {
+			h.putBatch(recs)
+		}
+		if q.mark != (mark{}) {
+			marks = append(marks, q.mark)
+		}
+		if len(batch) == 0 && len(marks) > 0 {
+			// Only marks: settled with everything given so far.
+			h.settle.given(nil, marks)
+			marks = marks[:0]
+		} else if len(h.queue) == 0 || len(batch) >= h.opts.BatchSize {
+			write()
 		}
 	}
 	if len(batch) > 0 {
-		h.writeBatch(out, batch)
+		write()
 	}
 	if err := out.Close(); err != nil {
 		h.log.Error("closing the output failed", "error", err)
 		h.outErr = err
 	}
+	h.settle.closed(out)
 }
 
 // writeBatch retries a failing Output with backoff. Once the host is
@@ -472,6 +520,11 @@ func (h *Host) shutQueue() {
 // logtk.pipeline). It never blocks: the same message is always in the host
 // log, and when the queue is full or closed only the log has it.
 func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
+	h.queueSelf(false, level, msg, attrs...)
+}
+
+// queueSelf is selfRecord; with wait it waits for room in the queue.
+func (h *Host) queueSelf(wait bool, level int32, msg string, attrs ...slog.Attr) {
 	b := irecord.AppendHead(nil, time.Now(), level, msg, pipeline.ReportLogger)
 	for _, a := range attrs {
 		b = irecord.AppendAttr(b, a)
@@ -483,8 +536,12 @@ func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
 	}
 	h.selfSeq++
 	b = irecord.AppendStamp(b, &irecord.Stamp{PID: int64(os.Getpid()), Seq: h.selfSeq, Source: record.SourceHost, Received: time.Now()})
+	if wait {
+		h.queue <- queued{recs: [][]byte{b}}
+		return
+	}
 	select {
-	case h.queue <- [][]byte{b}:
+	case h.queue <- queued{recs: [][]byte{b}}:
 	default:
 		h.selfDropped++
 	}

@@ -40,6 +40,9 @@ type instance struct {
 	slab []byte
 	// pending holds stamped records not yet queued (at most BatchSize).
 	pending [][]byte
+	// stream is the instance's journal and rings with the durable
+	// ingest (durable.go), nil without.
+	stream *stream
 
 	// ctl carries the operator's requests to the instance's goroutine
 	// (control.go); gone is closed when that goroutine returns.
@@ -88,6 +91,15 @@ const lastWordsWindow = 5 * time.Second
 func (in *instance) run() {
 	defer in.h.instanceEnded(in)
 	defer in.answer(errors.New("the host is stopping, or the instance was removed"))
+	if in.h.state != nil && in.stream == nil {
+		st := in.h.openStream(in.id)
+		in.emitMu.Lock()
+		if st != nil {
+			in.stream = st
+			in.seq = max(in.seq, st.lastSeq)
+		}
+		in.emitMu.Unlock()
+	}
 	backoff := in.cfg.BackoffInitial
 	for {
 		if in.h.isStopping() {
@@ -342,7 +354,14 @@ func (in *instance) runOnce() exitInfo {
 
 	var ringF *os.File
 	if cfg.RingBytes > 0 {
-		r.ring, ringF, err = shmring.Create("logtk-ring", cfg.RingBytes)
+		if in.stream != nil {
+			r.rf, ringF, err = in.stream.newRing(cfg.RingBytes)
+			if err == nil {
+				r.ring = r.rf.ring
+			}
+		} else {
+			r.ring, ringF, err = shmring.Create("logtk-ring", cfg.RingBytes)
+		}
 		if err != nil {
 			r.ring = nil
 			r.hostRecord(record.LevelWarn, "no shared-memory ring for this worker; its records go through the socket: "+err.Error())
@@ -385,6 +404,9 @@ func (in *instance) runOnce() exitInfo {
 	}
 	r.pid = int64(p.Pid())
 	r.origin = nil // a record stamped before the start (a ring failure) had no pid
+	if r.rf != nil {
+		in.stream.started(r.rf, r.incarnation, r.pid)
+	}
 	in.mu.Lock()
 	in.proc, in.conn, in.started = p, r.conn, started
 	in.mu.Unlock()
@@ -463,7 +485,7 @@ wait:
 	r.conn.Close()
 	outR.Close()
 	errR.Close()
-	r.closeRing()
+	r.endRing()
 	in.mu.Lock()
 	in.proc, in.conn = nil, nil
 	in.mu.Unlock()

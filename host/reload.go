@@ -66,10 +66,11 @@ func (h *Host) newOutput(s stageConfig) (Output, error) {
 	if len(s.Transports) == 0 {
 		return NewConsoleOutput(os.Stdout), nil
 	}
+	base := h.settle.base()
 	return pipeline.New(context.Background(), pipeline.Options{
 		Formats: s.Formats, Transports: s.Transports, DeadLetterDir: s.DeadLetterDir,
 		Logger: h.log.Named("pipeline"), Report: h.selfRecord, Stopping: h.isStopping,
-		Metrics: h.pm,
+		Metrics: h.pm, Settled: func(n uint64) { h.settle.upTo(base + n) },
 	})
 }
 
@@ -91,6 +92,7 @@ func (h *Host) swapOutput(out Output, sw outputSwap) Output {
 	if err := out.Close(); err != nil {
 		h.log.Error("closing the replaced output failed", "error", err)
 	}
+	h.settle.closed(out)
 	h.outMu.Lock()
 	if p, ok := out.(*pipeline.Pipeline); ok {
 		h.pastLost = addLost(h.pastLost, p.Lost())

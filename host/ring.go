@@ -59,12 +59,32 @@ func (r *run) pollRing(rd *ipc.Reader) {
 			}
 			continue
 		}
-		r.ring.PrepareSleep()
-		if r.ring.Empty() {
+		empty := false
+		if !r.ringOp(func() {
+			r.ring.PrepareSleep()
+			if empty = r.ring.Empty(); !empty {
+				r.ring.CancelSleep()
+			}
+		}) || empty {
 			return
 		}
-		r.ring.CancelSleep()
 	}
+}
+
+// ringOp runs f, which touches the ring's memory. A ring in a file its
+// worker truncated faults: the host then abandons it (ringOp reports
+// false) rather than die.
+func (r *run) ringOp(f func()) bool {
+	if r.ring == nil {
+		return false
+	}
+	if err := shmring.Guard(f); err != nil {
+		r.hostRecord(record.LevelError, fmt.Sprintf("abandoned the worker's shared-memory ring: %v; records still in it are lost, the socket is read on", err))
+		r.in.h.abandonedRings.Add(1)
+		r.closeRing()
+		return false
+	}
+	return true
 }
 
 // drainRing reads the ring's entries that start before limit, stamping and
@@ -79,31 +99,51 @@ func (r *run) drainRing(limit uint64, final bool) int {
 	now := time.Now().UnixNano()
 	r.in.emitMu.Lock()
 	r.ringBlocked = false
-	n, err := r.ring.Read(limit, func(e []byte) bool {
-		if len(e) == 0 {
-			bad = append(bad, badEntry{reason: "empty entry"})
-			return true
-		}
-		switch t := ipc.Type(e[0]); t {
-		case ipc.TypeRecord:
-			if err := r.stampLocked(record.SourceSDK, e[1:], true, now); err != nil {
-				bad = append(bad, badEntry{"malformed record: " + err.Error(), append([]byte(nil), e[1:]...)})
-			}
-		case ipc.TypeBarrier:
-			if len(e) != 9 {
-				bad = append(bad, badEntry{fmt.Sprintf("barrier of %d bytes, want 9", len(e)), append([]byte(nil), e...)})
+	if r.rf != nil {
+		r.inRead, r.chunkDue, r.chunkAt = true, true, r.ring.Next()
+	}
+	var n int
+	var err error
+	ferr := shmring.Guard(func() {
+		n, err = r.ring.Read(limit, func(e []byte) bool {
+			if len(e) == 0 {
+				bad = append(bad, badEntry{reason: "empty entry"})
 				return true
 			}
-			if k := binary.LittleEndian.Uint64(e[1:]); k > r.sockRecs && !final {
-				r.ringBlocked = true
-				return false
+			switch t := ipc.Type(e[0]); t {
+			case ipc.TypeRecord:
+				if err := r.stampLocked(record.SourceSDK, e[1:], true, now); err != nil {
+					bad = append(bad, badEntry{"malformed record: " + err.Error(), append([]byte(nil), e[1:]...)})
+				}
+			case ipc.TypeBarrier:
+				if len(e) != 9 {
+					bad = append(bad, badEntry{fmt.Sprintf("barrier of %d bytes, want 9", len(e)), append([]byte(nil), e...)})
+					return true
+				}
+				if k := binary.LittleEndian.Uint64(e[1:]); k > r.sockRecs && !final {
+					r.ringBlocked = true
+					return false
+				}
+			default:
+				bad = append(bad, badEntry{"unknown entry type " + t.String(), append([]byte(nil), e...)})
 			}
-		default:
-			bad = append(bad, badEntry{"unknown entry type " + t.String(), append([]byte(nil), e...)})
-		}
-		return true
+			return true
+		})
 	})
-	r.flushLocked()
+	if ferr != nil {
+		err = ferr
+	}
+	if r.rf != nil {
+		r.inRead, r.chunkDue = false, false
+		// Also with no record read (barriers, bad entries): the space is
+		// given back once what was queued before is settled.
+		if pos := r.ring.Next(); pos != r.markedAt || len(r.in.pending) > 0 {
+			r.markedAt = pos
+			r.flushMarkLocked(r.rf, pos)
+		}
+	} else {
+		r.flushLocked()
+	}
 	r.in.emitMu.Unlock()
 	for _, b := range bad {
 		r.hostRecord(record.LevelError, "worker wrote a bad entry in its shared-memory ring: "+b.reason, slog.Any("payload", b.payload))
@@ -164,9 +204,27 @@ func (r *run) recordAt(p []byte) error {
 // closeRing tells the worker that the ring is abandoned (its writes fail
 // from now on, and go through the socket) and unmaps it.
 func (r *run) closeRing() {
-	if r.ring != nil {
-		r.ring.Abandon()
-		r.ring.Close()
-		r.ring = nil
+	if r.ring == nil {
+		return
 	}
+	shmring.Guard(r.ring.Abandon)
+	if r.rf != nil {
+		r.rf.abandon()
+		r.rf = nil
+	} else {
+		r.ring.Close()
+	}
+	r.ring = nil
+}
+
+// endRing lets go of the ring at the end of the run. A ring file stays
+// until what was read from it is settled.
+func (r *run) endRing() {
+	if r.rf == nil {
+		r.closeRing()
+		return
+	}
+	shmring.Guard(r.ring.Abandon) // the worker is gone: nobody is told
+	r.rf.end(r.ring.Next())
+	r.rf, r.ring = nil, nil
 }

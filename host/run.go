@@ -55,6 +55,14 @@ type run struct {
 	// ringUnsettled counts the reads in a row that found the ring's
 	// published position not (yet) a valid one.
 	ringUnsettled int
+	// With the durable ingest: the ring's file; inRead while the ring is
+	// read (under emitMu); chunkDue until the read's first record is
+	// journaled with chunkAt, the position the read began at.
+	rf       *ringFile
+	markedAt uint64 // the ring position the last mark gave
+	inRead   bool
+	chunkDue bool
+	chunkAt  uint64
 }
 
 // emit stamps body (an encoded record without origin fields) and queues it.
@@ -89,6 +97,16 @@ func (r *run) stampLocked(source int32, body []byte, check bool, received int64)
 	in.seq++
 	rec = append(rec, r.origin...)
 	rec = irecord.AppendStampArrival(rec, in.seq, source, received)
+	if st := in.stream; st != nil {
+		if r.chunkDue {
+			// The first record of a ring read: where the read began and
+			// the seq it starts from.
+			st.chunk(r.rf, r.chunkAt, in.seq)
+			r.chunkDue = false
+		} else if !r.inRead {
+			st.side(in.seq, rec[start:])
+		}
+	}
 	in.slab = rec
 	in.pending = append(in.pending, rec[start:len(rec):len(rec)])
 	if len(in.pending) >= in.h.opts.BatchSize {
@@ -98,12 +116,22 @@ func (r *run) stampLocked(source int32, body []byte, check bool, received int64)
 }
 
 // flushLocked queues the pending records. The caller holds emitMu.
-func (r *run) flushLocked() {
+func (r *run) flushLocked() { r.flushMarkLocked(nil, 0) }
+
+// flushMarkLocked queues the pending records, first journaling what the
+// durable ingest must know of them; once they are settled, so are the
+// ring rf's entries before pos (with rf nil, no ring's).
+func (r *run) flushMarkLocked(rf *ringFile, pos uint64) {
 	in := r.in
-	if len(in.pending) == 0 {
+	var m mark
+	if st := in.stream; st != nil {
+		st.writeBuf(in.seq)
+		m = mark{st: st, seq: in.seq, rf: rf, pos: pos}
+	}
+	if len(in.pending) == 0 && rf == nil {
 		return
 	}
-	in.h.enqueue(in.pending)
+	in.h.enqueue(in.pending, m)
 	in.pending = in.h.getBatch()
 }
 
@@ -146,9 +174,7 @@ func (r *run) readIPC() {
 		}
 		r.pollRing(rd)
 		t, p, err := rd.Next()
-		if r.ring != nil {
-			r.ring.CancelSleep()
-		}
+		r.ringOp(func() { r.ring.CancelSleep() })
 		if err != nil {
 			var fe *ipc.FrameError
 			switch {

@@ -1,7 +1,9 @@
 package host
 
 import (
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -40,6 +44,9 @@ func init() {
 			os.Exit(1)
 		}
 		select {}
+	}
+	if path := os.Getenv("LOGTK_TEST_HOST_CONFIG"); path != "" {
+		os.Exit(runHostProcess(path)) // a host process, for tests that SIGKILL it
 	}
 	mode := os.Getenv(workerEnv)
 	if mode == "" {
@@ -70,6 +77,21 @@ func runWorker(mode string) int {
 	}
 	log := sdk.New(sdk.Options{Name: "test"})
 	switch mode {
+	case "counted":
+		// Records i from where the counter says up to N, each counted
+		// (in a file that outlives the worker) once its log call
+		// returned: a worker started again goes on from there.
+		n := envInt("LOGTK_TEST_N", 1000)
+		count, err := mapCounter(os.Getenv("LOGTK_TEST_COUNTER"), envInt(ipc.EnvIndex, 0))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for i := int(*count); i < n; i++ {
+			log.Info("rec", sdk.Int("i", i), sdk.String("pad", "some text to make the record realistic"))
+			atomic.StoreUint64(count, uint64(i+1))
+		}
+		return 0
 	case "flood":
 		n := envInt("LOGTK_TEST_N", 1000)
 		bigEvery := envInt("LOGTK_TEST_BIG_EVERY", 0)
@@ -288,5 +310,55 @@ func writeGarbage() int {
 	w(ipc.AppendFrame(nil, ipc.TypeRecord, []byte{0x1a, 0x40, 'x'}))                                                    // length past the end
 	w(ipc.AppendFrame(nil, ipc.Type(0x42), []byte("?")))                                                                // unknown type
 	w(ipc.AppendFrame(nil, ipc.TypeRecord, irecord.AppendHead(nil, time.Now(), record.LevelInfo, "after garbage", ""))) // fine again
+	return 0
+}
+
+// mapCounter maps the index-th uint64 of the file at path, shared.
+func mapCounter(path string, index int) (*uint64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	mem, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	return (*uint64)(unsafe.Pointer(&mem[index*8])), nil
+}
+
+// runHostProcess runs a host with the configuration in the JSON file at
+// path until SIGTERM, then stops it.
+func runHostProcess(path string) int {
+	os.Unsetenv("LOGTK_TEST_HOST_CONFIG") // the workers are not hosts
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var cfg config.Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	h, err := New(&cfg, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	h.Start()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	select {
+	case <-sig:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		h.Stop(ctx)
+	case <-h.Done():
+	}
+	if u := h.Undelivered(); u.Any() {
+		fmt.Fprintf(os.Stderr, "undelivered: %+v\n", u)
+		return 3
+	}
 	return 0
 }

@@ -166,6 +166,9 @@ func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (
 
 func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	logger := newLogger("logtk-host", stderr)
+	if cfg.RuntimeDir == "" && (cfg.DurableIngest == nil || *cfg.DurableIngest) {
+		cfg.RuntimeDir = config.DefaultRuntimeDir(path)
+	}
 	opts := host.Options{Logger: logger}
 	var reg *prometheus.Registry
 	if cfg.Metrics != nil {

@@ -81,8 +81,8 @@ type Ring struct {
 	resv uint64 // producer: stream position of the entry Reserve handed out, or noResv
 	// Consumer: next is where Read goes on from; released is the shared
 	// read position it last stored. With manual, Read does not release
-	// what it read: Release does.
-	next, released uint64
+	// what it read: Release does, from any goroutine.
+	next, released atomic.Uint64
 	manual         bool
 }
 
@@ -146,23 +146,29 @@ func attach(mem []byte) (*Ring, error) {
 // first Read.
 func (r *Ring) ManualRelease() {
 	r.manual = true
-	r.released = atomic.LoadUint64(r.u64(offRead))
-	r.next = r.released
+	rd := atomic.LoadUint64(r.u64(offRead))
+	r.released.Store(rd)
+	r.next.Store(rd)
 }
 
 // Release gives the producer back the space of the entries before the
 // stream position pos, which must be one Next returned. A position at or
 // behind one already released, or ahead of what was read, is ignored.
+// It may be called concurrently with Read, not with another Release.
 func (r *Ring) Release(pos uint64) {
-	if pos <= r.released || pos > r.next {
+	if pos <= r.released.Load() || pos > r.next.Load() {
 		return
 	}
-	r.released = pos
+	r.released.Store(pos)
 	atomic.StoreUint64(r.u64(offRead), pos)
 }
 
+// Released returns the position up to which the consumer gave the
+// space back.
+func (r *Ring) Released() uint64 { return r.released.Load() }
+
 // Next returns the consumer's position: the end of what Read took.
-func (r *Ring) Next() uint64 { return r.next }
+func (r *Ring) Next() uint64 { return r.next.Load() }
 
 func (r *Ring) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
 func (r *Ring) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
@@ -292,10 +298,15 @@ const NoLimit = ^uint64(0)
 // ErrUnsettled if the published position is not (yet) a valid one; the
 // records before the trouble are read either way.
 func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
+	return r.ReadPos(limit, func(_ uint64, rec []byte) bool { return fn(rec) })
+}
+
+// ReadPos is Read telling fn where each record's entry starts.
+func (r *Ring) ReadPos(limit uint64, fn func(pos uint64, rec []byte) bool) (int, error) {
 	w := r.settled()
-	rd := r.next
+	rd := r.next.Load()
 	size := uint64(len(r.data))
-	if w < rd || w-r.released > size {
+	if w < rd || w-r.released.Load() > size {
 		return 0, fmt.Errorf("%w: %d bytes published, %d consumed", ErrUnsettled, w, rd)
 	}
 	var unsettled error
@@ -307,9 +318,9 @@ func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 	}
 	n := 0
 	defer func() {
-		r.next = rd
+		r.next.Store(rd)
 		if !r.manual {
-			r.released = rd
+			r.released.Store(rd)
 			atomic.StoreUint64(r.u64(offRead), rd)
 		}
 	}()
@@ -330,7 +341,7 @@ func (r *Ring) Read(limit uint64, fn func(rec []byte) bool) (int, error) {
 		if need > w-rd {
 			return n, fmt.Errorf("%w: an entry of %d bytes at %d runs past the published position %d", ErrUnsettled, l, rd, w)
 		}
-		if !fn(r.data[pos+4 : pos+4+uint64(l)]) {
+		if !fn(rd, r.data[pos+4:pos+4+uint64(l)]) {
 			return n, nil
 		}
 		rd += need
@@ -362,7 +373,7 @@ func (r *Ring) Published() uint64 { return atomic.LoadUint64(r.u64(offWrite)) }
 
 // Empty reports whether everything published has been read.
 func (r *Ring) Empty() bool {
-	return atomic.LoadUint64(r.u64(offWrite)) == r.next
+	return atomic.LoadUint64(r.u64(offWrite)) == r.next.Load()
 }
 
 // PrepareSleep tells the producer that the consumer is about to wait for

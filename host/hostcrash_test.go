@@ -1,0 +1,220 @@
+package host
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/record"
+)
+
+// hostProcess runs a host as a child process (the test binary in
+// runHostProcess), so that a test can SIGKILL it.
+type hostProcess struct {
+	t      *testing.T
+	cfg    string // the configuration, as JSON
+	cmd    *exec.Cmd
+	exited chan error
+	stderr *strings.Builder
+}
+
+func newHostProcess(t *testing.T, cfg *config.Config) *hostProcess {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "host.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &hostProcess{t: t, cfg: path}
+}
+
+func (hp *hostProcess) start() {
+	hp.t.Helper()
+	hp.cmd = exec.Command(os.Args[0])
+	hp.cmd.Env = append(os.Environ(), "LOGTK_TEST_HOST_CONFIG="+hp.cfg)
+	hp.stderr = &strings.Builder{}
+	hp.cmd.Stderr = hp.stderr
+	if err := hp.cmd.Start(); err != nil {
+		hp.t.Fatal(err)
+	}
+	hp.exited = make(chan error, 1)
+	cmd := hp.cmd
+	go func() { hp.exited <- cmd.Wait() }()
+	hp.t.Cleanup(func() { cmd.Process.Kill() })
+}
+
+// kill SIGKILLs the host and waits for it.
+func (hp *hostProcess) kill() {
+	hp.cmd.Process.Kill()
+	<-hp.exited
+}
+
+// wait waits for the host to end by itself.
+func (hp *hostProcess) wait(timeout time.Duration) {
+	hp.t.Helper()
+	select {
+	case err := <-hp.exited:
+		if err != nil {
+			hp.t.Fatalf("host: %v\n%s", err, hp.stderr)
+		}
+	case <-time.After(timeout):
+		hp.cmd.Process.Kill()
+		hp.t.Fatalf("host not done after %s\n%s", timeout, hp.stderr)
+	}
+}
+
+// counters reads the workers' counts of returned log calls.
+func counters(t *testing.T, path string, n int) []uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(b[i*8:])
+	}
+	return out
+}
+
+// TestHostCrash: 4 workers log flat out on the ring through the network
+// transport with a spool into a log server; the host is SIGKILLed 5 times
+// at random points and started again. Every record whose log call
+// returned (the workers count them in a file that outlives them) is
+// stored, in per-worker order; a record stored twice is one the host
+// settled in the instant before it died, and both copies have the same
+// seq. A record whose call had not returned when its worker died may be
+// stored too, once.
+func TestHostCrash(t *testing.T) {
+	testHostCrash(t, func(t *testing.T, ls *logServer, w config.WorkerConfig) *config.Config {
+		cfg := spoolConfig(t, ls, filepath.Join(t.TempDir(), "spool"), 1<<30, "block", w)
+		return cfg
+	}, func(t *testing.T, ls *logServer) []record.Record { return ls.stored(t, "app") })
+}
+
+func testHostCrash(t *testing.T, configure func(*testing.T, *logServer, config.WorkerConfig) *config.Config, stored func(*testing.T, *logServer) []record.Record) {
+	perWorker := 200_000
+	if raceEnabled {
+		perWorker = 20_000
+	}
+	const workers, kills = 4, 5
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("seed %d", seed)
+
+	ls := newLogServer(t, true)
+	counter := filepath.Join(t.TempDir(), "counters")
+	if err := os.WriteFile(counter, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := testWorker("flood", "counted", map[string]string{"LOGTK_TEST_N": itoa(perWorker), "LOGTK_TEST_COUNTER": counter})
+	w.Count = workers
+	cfg := configure(t, ls, w)
+	cfg.RuntimeDir = filepath.Join(t.TempDir(), "run")
+	hp := newHostProcess(t, cfg)
+	var at [][]uint64 // the counts at each kill
+	sum := func() (n uint64) {
+		for _, c := range counters(t, counter, workers) {
+			n += c
+		}
+		return n
+	}
+	for k := range kills {
+		before := sum()
+		hp.start()
+		if k%2 == 1 {
+			// During its start and recovery: before the workers log.
+			select {
+			case err := <-hp.exited:
+				t.Fatalf("host ended before it was killed: %v\n%s", err, hp.stderr)
+			case <-time.After(time.Duration(rng.IntN(300)) * time.Millisecond):
+			}
+		} else {
+			// While the workers log: once they have logged a while.
+			deadline := time.Now().Add(time.Minute)
+			for sum() < before+uint64(1000+rng.IntN(100_000)) && sum() < workers*uint64(perWorker)*9/10 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no progress after a minute\n%s", hp.stderr)
+				}
+				time.Sleep(time.Millisecond) // polling the workers' counters: no event to wait on
+			}
+		}
+		hp.kill()
+	}
+	hp.start()
+	hp.wait(3 * time.Minute)
+	t.Logf("counts at the kills: %v", at)
+	final := counters(t, counter, workers)
+	for i, c := range final {
+		if c != uint64(perWorker) {
+			t.Fatalf("worker %d counted %d of %d records: it did not finish", i, c, perWorker)
+		}
+	}
+	checkCrashRun(t, stored(t, ls), workers, perWorker)
+}
+
+// checkCrashRun checks each worker's records i = 0..perWorker-1: all
+// there, in order of seq; one i twice only as a record the host settled
+// just before a kill (the same seq both times) or one whose log call had
+// not returned when the worker died (the same i again from the next
+// process, with a later seq).
+func checkCrashRun(t *testing.T, recs []record.Record, workers, perWorker int) {
+	t.Helper()
+	type key struct {
+		index uint32
+		seq   uint64
+	}
+	seen := map[key]int64{} // seq -> i
+	next := make([]int64, workers)
+	lastSeq := make([]uint64, workers)
+	lastPID := make([]int64, workers)
+	resent, unreturned := 0, 0
+	for _, v := range recs {
+		if string(v.Worker) != "flood" || v.Source != record.SourceSDK {
+			continue
+		}
+		w := v.WorkerIndex
+		var i int64 = -1
+		var a record.Attr
+		for it := v.Attrs(); it.Next(&a); {
+			if string(a.Key) == "i" {
+				i = a.Int()
+			}
+		}
+		if prev, ok := seen[key{w, v.Seq}]; ok {
+			if prev != i {
+				t.Fatalf("worker %d: seq %d is i=%d and i=%d", w, v.Seq, prev, i)
+			}
+			resent++
+			continue
+		}
+		seen[key{w, v.Seq}] = i
+		if v.Seq <= lastSeq[w] {
+			t.Fatalf("worker %d: seq %d (i=%d) stored after seq %d", w, v.Seq, i, lastSeq[w])
+		}
+		lastSeq[w] = v.Seq
+		switch {
+		case i == next[w]:
+			next[w]++
+		case i == next[w]-1 && v.PID != lastPID[w]:
+			unreturned++ // its call had not returned when the worker died
+		default:
+			t.Fatalf("worker %d: i=%d (seq %d, pid %d), want %d: a record lost or out of order", w, i, v.Seq, v.PID, next[w])
+		}
+		lastPID[w] = v.PID
+	}
+	for w := range workers {
+		if next[w] != int64(perWorker) {
+			t.Fatalf("worker %d: %d of %d records stored", w, next[w], perWorker)
+		}
+	}
+	t.Logf("%d records stored again with their seq (settled in the instant before a kill), %d logged again by a worker whose call had not returned", resent, unreturned)
+}
