@@ -628,7 +628,6 @@ func (st *stream) recover(j journal) []replayed {
 	return out
 }
 
-
 // settler applies the marks of the batches given to the output once the
 // output has settled them: at once for an Output that settles what
 // WriteBatch took before it returns, when the pipeline says so for one
