@@ -125,9 +125,35 @@ func BenchmarkPipeline(b *testing.B) {
 // window keep flat whatever the backlog.
 func BenchmarkNetworkEndToEnd(b *testing.B) {
 	for _, fsync := range []string{"none", "batch"} {
-		b.Run("fsync="+fsync, func(b *testing.B) { benchEndToEnd(b, fsync, 0) })
+		b.Run("fsync="+fsync, func(b *testing.B) { benchEndToEnd(b, fsync, 0, "") })
 	}
-	b.Run("slow-server", func(b *testing.B) { benchEndToEnd(b, "none", 5*time.Millisecond) })
+	// The durable ingest (a ring file and journal in a runtime
+	// directory, the ring's space given back only once settled) beside
+	// the same run without it, with and without a spool.
+	for _, spool := range []bool{false, true} {
+		for _, durable := range []bool{false, true} {
+			name := fmt.Sprintf("durable=%v/spool=%v", durable, spool)
+			b.Run(name, func(b *testing.B) {
+				runtime := ""
+				if durable {
+					runtime = runtimeDirB(b)
+				}
+				benchEndToEndOpts(b, "none", 0, runtime, spool)
+			})
+		}
+	}
+	b.Run("slow-server", func(b *testing.B) { benchEndToEnd(b, "none", 5*time.Millisecond, "") })
+}
+
+// runtimeDirB is a runtime directory on a memory file system where there
+// is one (/dev/shm), as the durable ingest's default is.
+func runtimeDirB(b *testing.B) string {
+	dir, err := os.MkdirTemp("/dev/shm", "logtk-bench-")
+	if err != nil {
+		return filepath.Join(b.TempDir(), "run")
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // statsServer is what benchEndToEnd needs of a log server.
@@ -163,7 +189,11 @@ func newSlowServer(b *testing.B, dir string, delay time.Duration) *slowServer {
 	return &slowServer{ln: ln, srv: srv}
 }
 
-func benchEndToEnd(b *testing.B, fsync string, slow time.Duration) {
+func benchEndToEnd(b *testing.B, fsync string, slow time.Duration, runtimeDir string) {
+	benchEndToEndOpts(b, fsync, slow, runtimeDir, false)
+}
+
+func benchEndToEndOpts(b *testing.B, fsync string, slow time.Duration, runtimeDir string, spool bool) {
 	dir := b.TempDir()
 	var ls statsServer
 	if slow > 0 {
@@ -183,6 +213,10 @@ func benchEndToEnd(b *testing.B, fsync string, slow time.Duration) {
 			Allow:  config.Allow{Endpoints: map[string]config.EndpointConfig{"logserver": {Address: ls.Addr().String()}}},
 		}},
 		DeadLetterDir: b.TempDir(),
+		RuntimeDir:    runtimeDir,
+	}
+	if spool {
+		cfg.Transports[0].Spool = &config.SpoolConfig{Dir: b.TempDir(), MaxBytes: 1 << 30, WhenFull: "block"}
 	}
 	h, err := New(cfg, Options{Logger: hclog.NewNullLogger()})
 	if err != nil {

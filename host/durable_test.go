@@ -1,12 +1,19 @@
 package host
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/ipc"
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/shmring"
+	"github.com/logtk/logtk/record"
 )
 
 // TestDurableCleanStop: with a runtime directory, a host that stops
@@ -39,4 +46,146 @@ func TestDurableCleanStop(t *testing.T) {
 	if err != nil || len(j.chunks) != 0 || j.lastSeq < 20000 {
 		t.Fatalf("journal after a clean stop: %+v, %v", j, err)
 	}
+}
+
+// TestRecoverNumbering: a dead host's journal and ring give the next
+// host every record past the settled seq with the seq it had: a chunk's
+// records from its first seq until a seq something else took, the
+// records journaled whole with theirs, and the entries no host read after
+// everything, the same way again if the next host dies in its recovery.
+func TestRecoverNumbering(t *testing.T) {
+	sd, err := openStateDir(t.TempDir(), tlog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := WorkerID{"w/eird name", 3}
+	st, rep, err := openStream(sd, id)
+	if err != nil || len(rep) != 0 {
+		t.Fatalf("a new stream: %v, %d replayed", err, len(rep))
+	}
+	rf, f, err := st.newRing(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	st.started(rf, 7, 4242)
+	entry := func(msg string) []byte {
+		return append([]byte{byte(ipc.TypeRecord)}, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, msg, "")...)
+	}
+	write := func(msgs ...string) {
+		for _, m := range msgs {
+			if _, err := rf.ring.Write(entry(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// seq 9 and 10: settled and released; a ring read from there took
+	// "a", "b" as 11, 12; then a stdout line took 13; the next read took
+	// "c" as 14 and was queued, then the host's record 15, before the
+	// death; "d", "e" were never read: not 15 and 16, which "c"'s chunk
+	// would give them, but after everything the journal names.
+	write("old1", "old2")
+	read := func() uint64 {
+		at := rf.ring.Next()
+		rf.ring.Read(shmring.NoLimit, func([]byte) bool { return true })
+		return at
+	}
+	read()
+	st.settle(10)
+	rf.ring.Release(rf.ring.Next())
+	write("a", "b")
+	st.chunk(rf, read(), 11)
+	st.side(13, irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(2, 0), record.LevelInfo, "line", ""), &irecord.Stamp{Seq: 13, Source: record.SourceStdout}))
+	write("c")
+	st.chunk(rf, read(), 14)
+	st.side(15, irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(3, 0), record.LevelInfo, "exit", ""), &irecord.Stamp{Seq: 15, Source: record.SourceHost}))
+	write("d", "e")
+	st.writeBuf(15)
+	st.f.Close()
+	rf.ring.Close()
+
+	want := []string{"11 a", "12 b", "13 line", "14 c", "15 exit", "16 d", "17 e"}
+	for round := range 2 { // the second: the recovering host died too
+		sd2 := &stateDir{dir: sd.dir, log: tlog(t), streams: map[WorkerID]*stream{}}
+		st2, rep, err := openStream(sd2, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rep {
+			var v record.Record
+			if !v.Parse(r.rec) {
+				t.Fatalf("replayed record does not parse: %x", r.rec)
+			}
+			if v.Seq != r.seq {
+				t.Fatalf("record seq %d, replayed as %d", v.Seq, r.seq)
+			}
+			if v.Source == record.SourceSDK && (string(v.Worker) != id.Name || v.WorkerIndex != 3 || v.PID != 4242 || v.Incarnation != 7) {
+				t.Fatalf("a ring record stamped %s#%d pid %d incarnation %d", v.Worker, v.WorkerIndex, v.PID, v.Incarnation)
+			}
+			got = append(got, fmt.Sprintf("%d %s", v.Seq, v.Message))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: replayed %v, want %v", round, got, want)
+		}
+		if st2.lastSeq != 17 {
+			t.Fatalf("round %d: the stream goes on from seq %d, want 17", round, st2.lastSeq)
+		}
+		st2.f.Close()
+		for _, r := range st2.rings {
+			r.ring.Close()
+		}
+	}
+}
+
+// TestJournalTornTail: a journal cut inside an entry (the host died
+// writing it) is read up to the entry before, and the next entries are
+// written after that one, not after the torn bytes.
+func TestJournalTornTail(t *testing.T) {
+	sd, err := openStateDir(t.TempDir(), tlog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := WorkerID{"w", 0}
+	st, _, _ := openStream(sd, id)
+	st.side(1, []byte("one"))
+	st.side(2, []byte("two"))
+	st.writeBuf(2)
+	st.f.Write([]byte{200, 0, 0, 0, jSide, 3}) // torn
+	st.f.Close()
+	st2, rep, err := openStream(&stateDir{dir: sd.dir, log: tlog(t), streams: map[WorkerID]*stream{}}, id)
+	if err != nil || len(rep) != 2 || string(rep[1].rec) != "two" {
+		t.Fatalf("after a torn entry: %v, %d replayed", err, len(rep))
+	}
+	st2.side(3, []byte("three"))
+	st2.writeBuf(3)
+	st2.f.Close()
+	b, _ := os.ReadFile(sd.base(id) + ".journal")
+	j, err := parseJournal(b)
+	if err != nil || string(j.side[3]) != "three" || len(j.side) != 3 {
+		t.Fatalf("journal after a torn tail: %v, sides %d", err, len(j.side))
+	}
+}
+
+// TestStateDirLocked: two hosts never share a runtime directory.
+func TestStateDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	sd, err := openStateDir(dir, tlog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openStateDir(dir, tlog(t)); err == nil || !strings.Contains(err.Error(), "runs already") {
+		t.Fatalf("a second host: %v", err)
+	}
+	sd.close()
+	sd, err = openStateDir(dir, tlog(t))
+	if err != nil {
+		t.Fatalf("after the first let go: %v", err)
+	}
+	sd.close()
+}
+
+// tlog is a stateDir's log on a test's.
+func tlog(t *testing.T) func(string, ...any) {
+	return func(msg string, args ...any) { t.Log(append([]any{msg}, args...)...) }
 }

@@ -140,7 +140,7 @@ func testHostCrash(t *testing.T, configure func(*testing.T, *logServer, config.W
 		} else {
 			// While the workers log: once they have logged a while.
 			deadline := time.Now().Add(time.Minute)
-			for sum() < before+uint64(1000+rng.IntN(100_000)) && sum() < workers*uint64(perWorker)*9/10 {
+			for sum() < before+uint64(1000+rng.IntN(workers*perWorker/5)) && sum() < workers*uint64(perWorker)*9/10 {
 				if time.Now().After(deadline) {
 					t.Fatalf("no progress after a minute\n%s", hp.stderr)
 				}
@@ -148,6 +148,7 @@ func testHostCrash(t *testing.T, configure func(*testing.T, *logServer, config.W
 			}
 		}
 		hp.kill()
+		at = append(at, counters(t, counter, workers))
 	}
 	hp.start()
 	hp.wait(3 * time.Minute)

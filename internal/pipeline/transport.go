@@ -121,10 +121,13 @@ func (p *Pipeline) transportLoop(t *transportStage) {
 			for j := range t.q {
 				<-j.ready
 				t.nextID++
-				if err := t.spool.Put(t.nextID, j.out[t.format]); err != nil {
+				// Settled as soon as a host started after this one died
+				// would find the batch in the spool, not a sync later.
+				err := t.spool.PutNotify(t.nextID, j.out[t.format], func() { p.settle(j) })
+				if err != nil {
 					p.deadLetter("transport "+t.name, j, fmt.Errorf("spooling: %w", err))
+					p.settle(j)
 				}
-				p.settle(j)
 			}
 			t.spool.CloseInput()
 		}()

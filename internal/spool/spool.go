@@ -187,7 +187,16 @@ var ErrClosed = errors.New("spool closed")
 // its size alone. A batch the disk refuses is tried again until it is
 // written (see the package comment); Put returns an error only when the
 // spool is closed, or told to stop retrying and the disk still refuses it.
-func (s *Spool) Put(id uint64, batch []byte) error {
+func (s *Spool) Put(id uint64, batch []byte) error { return s.PutNotify(id, batch, nil) }
+
+// PutNotify is Put calling stored, when set, as soon as the batch is in
+// the spool under its name: from then on a process that starts after
+// this one dies finds it, though the machine's crash may still lose it
+// until the directory is synced, which Put does after stored returns.
+// (What knows the batch is safe from the process's death can say so a
+// directory sync sooner: a shorter window for the same batch to be both
+// found in the spool and thought not spooled.)
+func (s *Spool) PutNotify(id uint64, batch []byte, stored func()) error {
 	n := int64(len(batch))
 	s.mu.Lock()
 	for !s.closed && len(s.ids) > 0 && s.bytes+n > s.max {
@@ -213,6 +222,10 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 	for attempt, lastTry := 1, 0; ; attempt++ {
 		err := s.write(s.path(id), batch)
 		if err == nil {
+			if stored != nil {
+				stored()
+			}
+			syncDir(s.dir)
 			if attempt > 1 && s.onErr != nil {
 				s.onErr(attempt, nil)
 			}
@@ -254,8 +267,9 @@ func (s *Spool) Put(id uint64, batch []byte) error {
 	return nil
 }
 
-// writeDurably writes b to a temporary file, syncs it, renames it to path
-// and syncs the directory. On failure nothing is left behind.
+// writeDurably writes b to a temporary file, syncs it and renames it to
+// path; the caller syncs the directory. On failure nothing is left
+// behind.
 func writeDurably(path string, b []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
@@ -274,13 +288,18 @@ func writeDurably(path string, b []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
+	return nil
+}
+
+// syncDir syncs a directory, making the renames in it durable. A failure
+// leaves the files whole; only their names' durability is unsure.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
 	if err != nil {
-		return nil // the file is whole; only the rename's durability is unsure
+		return
 	}
 	defer d.Close()
 	d.Sync()
-	return nil
 }
 
 // Next waits for a spooled batch with an id greater than after and returns
