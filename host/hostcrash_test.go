@@ -3,6 +3,7 @@ package host
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/record"
+	"github.com/logtk/logtk/sdk/plugintest"
 )
 
 // hostProcess runs a host as a child process (the test binary in
@@ -94,13 +96,33 @@ func counters(t *testing.T, path string, n int) []uint64 {
 // seq. A record whose call had not returned when its worker died may be
 // stored too, once.
 func TestHostCrash(t *testing.T) {
-	testHostCrash(t, func(t *testing.T, ls *logServer, w config.WorkerConfig) *config.Config {
-		cfg := spoolConfig(t, ls, filepath.Join(t.TempDir(), "spool"), 1<<30, "block", w)
-		return cfg
-	}, func(t *testing.T, ls *logServer) []record.Record { return ls.stored(t, "app") })
+	ls := newLogServer(t, true)
+	testHostCrash(t, func(w config.WorkerConfig) *config.Config {
+		return spoolConfig(t, ls, filepath.Join(t.TempDir(), "spool"), 1<<30, "block", w)
+	}, func() []record.Record { return ls.stored(t, "app") })
 }
 
-func testHostCrash(t *testing.T, configure func(*testing.T, *logServer, config.WorkerConfig) *config.Config, stored func(*testing.T, *logServer) []record.Record) {
+// TestHostCrashFile is TestHostCrash with the file transport: a batch is
+// settled once the plugin wrote it. A host killed in the middle of a
+// batch's write leaves part of it, and the next host writes the batch
+// again: the records written both times have the same seq.
+func TestHostCrashFile(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	testHostCrash(t, func(w config.WorkerConfig) *config.Config {
+		return &config.Config{
+			Workers: []config.WorkerConfig{w},
+			Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+			Transports: []config.TransportConfig{{
+				Name: "file", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "pb",
+				Config: []byte(fmt.Sprintf(`{"path":%q,"framing":"length-prefixed","fsync":"never"}`, filepath.Join(out, "records.pb"))),
+				Allow:  config.Allow{Directories: []string{out}},
+			}},
+			DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
+		}
+	}, func() []record.Record { return readLengthPrefixed(t, []string{filepath.Join(out, "records.pb")}) })
+}
+
+func testHostCrash(t *testing.T, configure func(config.WorkerConfig) *config.Config, stored func() []record.Record) {
 	perWorker := 200_000
 	if raceEnabled {
 		perWorker = 20_000
@@ -110,14 +132,13 @@ func testHostCrash(t *testing.T, configure func(*testing.T, *logServer, config.W
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	t.Logf("seed %d", seed)
 
-	ls := newLogServer(t, true)
 	counter := filepath.Join(t.TempDir(), "counters")
 	if err := os.WriteFile(counter, make([]byte, 4096), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w := testWorker("flood", "counted", map[string]string{"LOGTK_TEST_N": itoa(perWorker), "LOGTK_TEST_COUNTER": counter})
 	w.Count = workers
-	cfg := configure(t, ls, w)
+	cfg := configure(w)
 	cfg.RuntimeDir = filepath.Join(t.TempDir(), "run")
 	hp := newHostProcess(t, cfg)
 	var at [][]uint64 // the counts at each kill
@@ -159,7 +180,7 @@ func testHostCrash(t *testing.T, configure func(*testing.T, *logServer, config.W
 			t.Fatalf("worker %d counted %d of %d records: it did not finish", i, c, perWorker)
 		}
 	}
-	checkCrashRun(t, stored(t, ls), workers, perWorker)
+	checkCrashRun(t, stored(), workers, perWorker)
 }
 
 // checkCrashRun checks each worker's records i = 0..perWorker-1: all

@@ -138,6 +138,12 @@ func newLogServer(t *testing.T, running bool) *logServer {
 // stored reads every record the server stored for app, in file order.
 func (ls *logServer) stored(t *testing.T, app string) []record.Record {
 	files, _ := filepath.Glob(filepath.Join(ls.dir, app, "records*.pb"))
+	return readLengthPrefixed(t, files)
+}
+
+// readLengthPrefixed reads the records of files holding uvarint-length-
+// prefixed logtk.v1.Records, in order.
+func readLengthPrefixed(t *testing.T, files []string) []record.Record {
 	var out []record.Record
 	for _, f := range files {
 		b, err := os.ReadFile(f)

@@ -5,6 +5,9 @@
 package file
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -124,8 +127,69 @@ func (t *Transport) open() error {
 		f.Close()
 		return err
 	}
-	t.f, t.size, t.opened = f, st.Size(), time.Now()
+	size := st.Size()
+	if whole, err := wholeEntries(t.cfg.Path, t.cfg.Framing, size); err != nil {
+		f.Close()
+		return fmt.Errorf("reading %s for a torn last entry: %w", t.cfg.Path, err)
+	} else if whole < size {
+		// A process that died inside a write (the host's crash) left part
+		// of an entry: it was never acknowledged and comes again.
+		if err := f.Truncate(whole); err != nil {
+			f.Close()
+			return fmt.Errorf("cutting a torn last entry off %s: %w", t.cfg.Path, err)
+		}
+		size = whole
+	}
+	t.f, t.size, t.opened = f, size, time.Now()
 	return nil
+}
+
+// wholeEntries returns where the last whole entry of the file at path,
+// size bytes long, ends: after its last newline with framing "newline",
+// after its last whole uvarint-prefixed entry with "length-prefixed".
+// With "raw" entries have no mark to know them by: size.
+func wholeEntries(path, framing string, size int64) (int64, error) {
+	if size == 0 || (framing != "newline" && framing != "length-prefixed") {
+		return size, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if framing == "newline" {
+		const chunk = 64 << 10
+		buf := make([]byte, chunk)
+		for end := size; end > 0; {
+			start := max(end-chunk, 0)
+			n, err := f.ReadAt(buf[:end-start], start)
+			if err != nil && n < int(end-start) {
+				return 0, err
+			}
+			if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+				return start + int64(i) + 1, nil
+			}
+			end = start
+		}
+		return 0, nil
+	}
+	r := bufio.NewReaderSize(f, 256<<10)
+	var whole int64
+	for whole < size {
+		l, err := binary.ReadUvarint(r)
+		if err != nil {
+			break
+		}
+		n := int64(protowire.SizeVarint(l)) + int64(l)
+		if whole+n > size {
+			break
+		}
+		if _, err := r.Discard(int(l)); err != nil {
+			break
+		}
+		whole += n
+	}
+	return whole, nil
 }
 
 // Write implements plugin.Transport.

@@ -242,3 +242,30 @@ func TestRotationInSandbox(t *testing.T) {
 		}
 	}
 }
+
+// TestTornTailCut: a file a dead process left ending inside an entry
+// (the host killed in the middle of a write) is cut back to its last
+// whole entry when opened, so what comes next does not run into it.
+func TestTornTailCut(t *testing.T) {
+	for _, tc := range []struct {
+		framing, before, want string
+	}{
+		{"newline", "one\ntwo\nthr", "one\ntwo\nnew\n"},
+		{"newline", "no newline at all", "new\n"},
+		{"length-prefixed", "\x03one\x03two\x05thr", "\x03one\x03two\x03new"},
+		{"length-prefixed", "\x03one\x83", "\x03one\x03new"}, // cut inside the length
+		{"raw", "one\ntwo\nthr", "one\ntwo\nthrnew"},          // raw entries carry no mark
+	} {
+		t.Run(tc.framing, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.log")
+			os.WriteFile(path, []byte(tc.before), 0o644)
+			tr := open(t, map[string]any{"path": path, "framing": tc.framing})
+			if err := tr.Write(batch(t, "new")); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(path); string(got) != tc.want {
+				t.Fatalf("file %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
