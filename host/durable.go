@@ -713,6 +713,7 @@ func (h *Host) openStream(id WorkerID) *stream {
 		return nil
 	}
 	if len(rep) > 0 {
+		h.log.Warn("routing again the records a host which did not stop cleanly left", "worker", id, "records", len(rep), "first_seq", rep[0].seq, "last_seq", rep[len(rep)-1].seq, "dir", h.state.dir)
 		h.queueSelf(true, record.LevelWarn, fmt.Sprintf("routing again %d records of %s that a host which did not stop cleanly left in %s (seq %d to %d)", len(rep), id, h.state.dir, rep[0].seq, rep[len(rep)-1].seq),
 			slog.String("worker", id.Name), slog.Int("index", id.Index), slog.Int("records", len(rep)))
 	}

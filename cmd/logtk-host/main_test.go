@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,20 @@ func init() {
 		os.Exit(run([]string{"run", "-config", os.Getenv("LOGTK_TEST_CONFIG")}, os.Stdout, os.Stderr))
 	case "serve":
 		os.Exit(run([]string{"serve", "-config", os.Getenv("LOGTK_TEST_CONFIG")}, os.Stdout, os.Stderr))
+	case "say-n": // logs LOGTK_TEST_N records unless the marker file is there, makes it, waits for SIGTERM
+		log := sdk.New(sdk.Options{Name: "w"})
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		marker := os.Getenv("LOGTK_TEST_MARKER") + "-" + os.Getenv("LOGTK_WORKER_INDEX")
+		if _, err := os.Stat(marker); err != nil {
+			n, _ := strconv.Atoi(os.Getenv("LOGTK_TEST_N"))
+			for i := range n {
+				log.Info("rec", sdk.Int("i", i))
+			}
+			os.WriteFile(marker, nil, 0o644)
+		}
+		<-sigs
+		os.Exit(0)
 	case "say": // logs LOGTK_TEST_SAY once and exits
 		sdk.New(sdk.Options{Name: "w"}).Info(os.Getenv("LOGTK_TEST_SAY"))
 		os.Exit(0)
@@ -845,4 +860,167 @@ worker "new" {
 	if code := waitExit(t, cmd, out, readDone); code != 0 {
 		t.Fatalf("host exited with status %d:\n%s", code, out)
 	}
+}
+
+// switchProxy refuses every connection until forward is set, then
+// passes them to it.
+type switchProxy struct {
+	ln      net.Listener
+	forward atomic.Value // string: the address
+}
+
+func newSwitchProxy(t *testing.T) *switchProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			to, _ := p.forward.Load().(string)
+			if to == "" {
+				c.Close()
+				continue
+			}
+			s, err := net.DialTimeout("tcp", to, 5*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return p
+}
+
+// TestHostCrashRecovers: logtk-host run keeps its workers' rings in its
+// runtime directory by default. A host SIGKILLed while all its workers'
+// records wait for a log server that refuses them loses none: the next
+// host, started on the same configuration, routes them all, once.
+func TestHostCrashRecovers(t *testing.T) {
+	const n = 1000 // each worker's fit in its ring: nothing is settled before the kill
+	dir := t.TempDir()
+	proxy := newSwitchProxy(t)
+	cfgPath := filepath.Join(dir, "plugins.hcl")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `
+worker "w" {
+  command = %q
+  count   = 2
+  restart = "always"
+  env     = { LOGTK_TEST_ROLE = "say-n", LOGTK_TEST_N = "%d", LOGTK_TEST_MARKER = "%s/said" }
+}
+
+format "pb" {
+  plugin = "protobuf"
+}
+
+transport "net" {
+  plugin = "network"
+  format = "pb"
+  config {
+    endpoint    = "logserver"
+    token       = "a-token-of-20-chars!"
+    sender      = "crashing-host"
+    application = "app"
+  }
+  allow {
+    endpoint "logserver" {
+      address      = %q
+      dial_timeout = "1s"
+    }
+  }
+}
+`, os.Args[0], n, dir, proxy.ln.Addr().String()), 0o644)
+	// The markers: each worker's, made once it logged its records.
+	markers := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, "said-*"))
+		return len(m)
+	}
+	cmd, out, _ := startSelf(t, "host", cfgPath)
+	deadline := time.Now().Add(time.Minute)
+	for markers() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the workers did not log their records:\n%s", out)
+		}
+		time.Sleep(5 * time.Millisecond) // polling for files the workers make
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	srvDir := t.TempDir()
+	srv, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: srvDir,
+		Tokens: [][]byte{[]byte("a-token-of-20-chars!")}, Fsync: "batch", MaxBytes: 1 << 30}}, logserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	proxy.forward.Store(ln.Addr().String())
+
+	cmd, out, readDone := startSelf(t, "host", cfgPath)
+	out.waitFor(t, regexp.MustCompile(`routing again the records a host which did not stop cleanly left: worker="w#\d" records=1001 `), 2) // and "worker started"
+	deadline = time.Now().Add(time.Minute)
+	for {
+		_, records, _ := srv.Stats()
+		if records >= 2*n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records stored:\n%s", records, 2*n, out)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's count
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, out, readDone); code != 0 {
+		t.Fatalf("the second host exited %d:\n%s", code, out)
+	}
+	var logsOut, logsErr bytes.Buffer
+	if code := run([]string{"logs", "-o", "json", filepath.Join(srvDir, "app")}, &logsOut, &logsErr); code != 0 {
+		t.Fatalf("logs: %d %s", code, logsErr.String())
+	}
+	seen := map[string]int{}
+	for _, line := range strings.Split(logsOut.String(), "\n") {
+		var v struct {
+			Worker string `json:"worker"`
+			Index  int    `json:"worker_index"`
+			Msg    string `json:"msg"`
+			I      *int   `json:"i"`
+		}
+		if json.Unmarshal([]byte(line), &v) != nil || v.I == nil {
+			continue
+		}
+		seen[fmt.Sprintf("%d/%d", v.Index, *v.I)]++
+	}
+	for w := range 2 {
+		for i := range n {
+			if c := seen[fmt.Sprintf("%d/%d", w, i)]; c != 1 {
+				t.Fatalf("w#%d record %d stored %d times", w, i, c)
+			}
+		}
+	}
+}
+
+// TestMain keeps what the commands put in the user's runtime directory
+// (control sockets, the durable ingest's rings and journals) out of the
+// machine's: each test run has its own.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "logtk-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_RUNTIME_DIR", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
