@@ -69,9 +69,12 @@ const (
 	jSettled = 'D' // seq u64: every record up to it is settled
 )
 
-// compactAt is the journal size past which a journal whose records are
-// all settled is rewritten as its header.
-const compactAt = 1 << 20
+// compactAt is the journal size past which it is rewritten with only
+// what a recovery needs: its header, the settled seq, the rings on disk,
+// and the chunks and records not settled. It is rewritten again when it
+// has grown to twice what the last rewrite left (a slow destination
+// holds much unsettled: rewriting cannot shrink that).
+var compactAt int64 = 1 << 20 // a variable: tests lower it
 
 // stateDir is the runtime directory of a host with the durable ingest.
 type stateDir struct {
@@ -161,6 +164,7 @@ type stream struct {
 	mu       sync.Mutex // guards the fields below
 	f        *os.File
 	size     int64
+	kept     int64 // size after the last compaction
 	lastSeq  uint64 // the highest seq the journal names
 	settled  uint64
 	nextRing uint64
@@ -209,21 +213,50 @@ func (st *stream) settle(seq uint64) {
 		st.broken = err
 		return
 	}
-	if st.settled >= st.lastSeq && st.size > compactAt {
+	if st.size > max(compactAt, 2*st.kept) {
 		st.compactLocked()
 	}
 }
 
-// compactLocked rewrites the journal as a header and the rings still on
-// disk: everything it named is settled.
+// compactLocked rewrites the journal with what a recovery still needs:
+// the seq to go on from, the settled seq, the rings on disk, the chunks
+// of those at or after what each gave back (the walk of a recovery
+// starts there), and the records not settled.
 func (st *stream) compactLocked() {
+	path := st.base + ".journal"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		st.sd.log("compacting a journal failed; it keeps growing", "worker", st.id, "error", err)
+		return
+	}
+	j, _ := parseJournal(old) // a torn tail: the entry being written is in st.buf, not the file
 	b := jEntry(nil, jHeader, 16)
-	b = binary.LittleEndian.AppendUint64(b, st.lastSeq)
+	b = binary.LittleEndian.AppendUint64(b, max(st.lastSeq, j.lastSeq))
 	b = binary.LittleEndian.AppendUint64(b, st.nextRing)
+	if st.settled > 0 {
+		b = jEntry(b, jSettled, 8)
+		b = binary.LittleEndian.AppendUint64(b, st.settled)
+	}
 	for _, no := range slices.Sorted(maps.Keys(st.rings)) {
 		b = appendRingEntry(b, st.rings[no])
 	}
-	path := st.base + ".journal"
+	for _, c := range j.chunks {
+		rf := st.rings[c.ring]
+		if rf == nil || c.pos < rf.ring.Released() {
+			continue
+		}
+		b = jEntry(b, jChunk, 24)
+		b = binary.LittleEndian.AppendUint64(b, c.ring)
+		b = binary.LittleEndian.AppendUint64(b, c.pos)
+		b = binary.LittleEndian.AppendUint64(b, c.first)
+	}
+	for _, seq := range slices.Sorted(maps.Keys(j.side)) {
+		if seq > st.settled {
+			b = jEntry(b, jSide, 8+len(j.side[seq]))
+			b = binary.LittleEndian.AppendUint64(b, seq)
+			b = append(b, j.side[seq]...)
+		}
+	}
 	tmp := path + ".new"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		st.sd.log("compacting a journal failed; it keeps growing", "worker", st.id, "error", err)
@@ -242,7 +275,7 @@ func (st *stream) compactLocked() {
 		return
 	}
 	st.f.Close()
-	st.f, st.size = f, int64(len(b))
+	st.f, st.size, st.kept = f, int64(len(b)), int64(len(b))
 }
 
 // finish compacts the journal of a stream whose records are all
@@ -254,7 +287,7 @@ func (st *stream) finish() {
 	if st.f == nil {
 		return
 	}
-	if st.settled >= st.lastSeq && st.broken == nil {
+	if st.broken == nil {
 		st.compactLocked()
 	}
 	st.f.Close()

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,6 +55,12 @@ func TestDurableCleanStop(t *testing.T) {
 // records journaled whole with theirs, and the entries no host read after
 // everything, the same way again if the next host dies in its recovery.
 func TestRecoverNumbering(t *testing.T) {
+	t.Run("as written", func(t *testing.T) { testRecoverNumbering(t, false) })
+	// Compacted: the settled chunks and records left out, the rest kept.
+	t.Run("compacted", func(t *testing.T) { testRecoverNumbering(t, true) })
+}
+
+func testRecoverNumbering(t *testing.T, compact bool) {
 	sd, err := openStateDir(t.TempDir(), tlog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +86,7 @@ func TestRecoverNumbering(t *testing.T) {
 			}
 		}
 	}
-	// seq 9 and 10: settled and released; a ring read from there took
+	// seq 8 (a host record), 9 and 10: settled and released; a ring read from there took
 	// "a", "b" as 11, 12; then a stdout line took 13; the next read took
 	// "c" as 14 and was queued, then the host's record 15, before the
 	// death; "d", "e" were never read: not 15 and 16, which "c"'s chunk
@@ -90,7 +97,9 @@ func TestRecoverNumbering(t *testing.T) {
 		rf.ring.Read(shmring.NoLimit, func([]byte) bool { return true })
 		return at
 	}
-	read()
+	st.side(8, irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(0, 0), record.LevelInfo, "started", ""), &irecord.Stamp{Seq: 8, Source: record.SourceHost}))
+	st.chunk(rf, read(), 9)
+	st.writeBuf(10)
 	st.settle(10)
 	rf.ring.Release(rf.ring.Next())
 	write("a", "b")
@@ -101,6 +110,15 @@ func TestRecoverNumbering(t *testing.T) {
 	st.side(15, irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(3, 0), record.LevelInfo, "exit", ""), &irecord.Stamp{Seq: 15, Source: record.SourceHost}))
 	write("d", "e")
 	st.writeBuf(15)
+	if compact {
+		st.mu.Lock()
+		before := st.size
+		st.compactLocked()
+		if st.size >= before {
+			t.Errorf("compacting: %d bytes, was %d", st.size, before)
+		}
+		st.mu.Unlock()
+	}
 	st.f.Close()
 	rf.ring.Close()
 
@@ -188,4 +206,35 @@ func TestStateDirLocked(t *testing.T) {
 // tlog is a stateDir's log on a test's.
 func tlog(t *testing.T) func(string, ...any) {
 	return func(msg string, args ...any) { t.Log(append([]any{msg}, args...)...) }
+}
+
+// TestJournalStaysBounded: under a load that never lets everything
+// settle, the journal is rewritten with what is not settled, and its
+// size stays bounded; what it keeps is what a recovery needs.
+func TestJournalStaysBounded(t *testing.T) {
+	defer func(old int64) { compactAt = old }(compactAt)
+	compactAt = 64 << 10
+	sd, err := openStateDir(t.TempDir(), tlog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, _ := openStream(sd, WorkerID{"w", 0})
+	rec := bytes.Repeat([]byte("x"), 100)
+	var largest int64
+	for seq := uint64(1); seq <= 20000; seq++ {
+		st.side(seq, rec)
+		st.writeBuf(seq)
+		if seq > 300 {
+			st.settle(seq - 300) // 300 records always on their way
+		}
+		largest = max(largest, st.size)
+	}
+	if largest > 3*compactAt {
+		t.Fatalf("the journal grew to %d bytes (compacting at %d)", largest, compactAt)
+	}
+	st.f.Close()
+	_, rep, err := openStream(&stateDir{dir: sd.dir, log: tlog(t), streams: map[WorkerID]*stream{}}, WorkerID{"w", 0})
+	if err != nil || len(rep) != 300 || rep[0].seq != 19701 || rep[299].seq != 20000 {
+		t.Fatalf("recovered %d records (%v), want seq 19701..20000", len(rep), err)
+	}
 }
