@@ -82,6 +82,10 @@ type stateDir struct {
 	lock *os.File
 	log  func(msg string, args ...any)
 
+	// floor is, per instance, the seq up to which the spools hold its
+	// records (pipeline.Spooled): settled, whatever the journal says.
+	floor map[WorkerID]uint64
+
 	mu      sync.Mutex
 	streams map[WorkerID]*stream
 }
@@ -102,7 +106,7 @@ func openStateDir(dir string, log func(string, ...any)) (*stateDir, error) {
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &stateDir{dir: dir, lock: f, log: log, streams: map[WorkerID]*stream{}}, nil
+	return &stateDir{dir: dir, lock: f, log: log, streams: map[WorkerID]*stream{}, floor: map[WorkerID]uint64{}}, nil
 }
 
 // close unlocks the directory. The streams must be done with.
@@ -520,6 +524,9 @@ func openStream(sd *stateDir, id WorkerID) (*stream, []replayed, error) {
 		return nil, nil, fmt.Errorf("durable ingest: %w", err)
 	}
 	j, perr := parseJournal(b)
+	// Settled before the death, the journal not told yet: in a spool.
+	floor, journaled := sd.floor[id], j.settled
+	j.settled, j.lastSeq = max(j.settled, floor), max(j.lastSeq, floor)
 	if perr != nil {
 		sd.log("the journal ends in a torn entry (the host died writing it); what it described was never routed", "worker", id, "file", path, "error", perr)
 	}
@@ -534,6 +541,10 @@ func openStream(sd *stateDir, id WorkerID) (*stream, []replayed, error) {
 	f.Seek(j.good, io.SeekStart)
 	st.f, st.size = f, j.good
 	st.lastSeq, st.settled, st.nextRing = j.lastSeq, j.settled, j.nextRing
+	if floor > journaled {
+		st.settled = journaled
+		st.settle(floor) // journaled: the spools' meta is read once
+	}
 	rep := st.recover(j)
 	return st, rep, nil
 }
@@ -658,6 +669,24 @@ func (st *stream) recover(j journal) []replayed {
 	}
 	st.writeBuf(last)
 	st.lastSeq = max(st.lastSeq, last)
+	return out
+}
+
+// spoolMarks are the marks a pipeline keeps beside a batch in its spools:
+// each worker instance's highest seq in it.
+func spoolMarks(marks []mark) []pipeline.Mark {
+	var out []pipeline.Mark
+	for _, m := range marks {
+		if m.st == nil {
+			continue
+		}
+		i := slices.IndexFunc(out, func(o pipeline.Mark) bool { return o.Worker == m.st.id.Name && o.Index == uint32(m.st.id.Index) })
+		if i < 0 {
+			out = append(out, pipeline.Mark{Worker: m.st.id.Name, Index: uint32(m.st.id.Index), Seq: m.seq})
+		} else {
+			out[i].Seq = max(out[i].Seq, m.seq)
+		}
+	}
 	return out
 }
 

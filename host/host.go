@@ -293,7 +293,13 @@ func (h *Host) Start() error {
 		h.runOutput()
 	}()
 	if h.state != nil {
-		// What a host that died left is queued before anything new.
+		// What a host that died left is queued before anything new,
+		// but for what the spools show was settled.
+		if p, ok := h.currentOutput().(*pipeline.Pipeline); ok {
+			for m, seq := range p.Spooled() {
+				h.state.floor[WorkerID{m.Worker, int(m.Index)}] = seq
+			}
+		}
 		for _, id := range h.state.leftovers() {
 			h.openStream(id)
 		}
@@ -430,7 +436,7 @@ func (h *Host) runOutput() {
 	batch := make([][]byte, 0, h.opts.BatchSize)
 	var marks []mark // of the records in batch
 	write := func() {
-		h.writeBatch(out, batch)
+		h.writeBatch(out, batch, spoolMarks(marks))
 		h.settle.given(out, marks)
 		batch, marks = batch[:0], marks[:0]
 	}
@@ -476,6 +482,9 @@ func (h *Host) runOutput() {
 	if len(batch) > 0 {
 		write()
 	}
+	if len(marks) > 0 {
+		h.settle.given(nil, marks)
+	}
 	if err := out.Close(); err != nil {
 		h.log.Error("closing the output failed", "error", err)
 		h.outErr = err
@@ -486,12 +495,18 @@ func (h *Host) runOutput() {
 // writeBatch retries a failing Output with backoff. Once the host is
 // stopping it gives up after a few attempts and writes the batch to its own
 // log as text, so that even then no record disappears silently.
-func (h *Host) writeBatch(out Output, batch [][]byte) {
+func (h *Host) writeBatch(out Output, batch [][]byte, marks []pipeline.Mark) {
 	h.tapBatch(batch)
 	h.routed.Add(int64(len(batch)))
 	delay := 10 * time.Millisecond
+	p, _ := out.(*pipeline.Pipeline)
 	for attempt := 1; ; attempt++ {
-		err := out.WriteBatch(batch)
+		var err error
+		if p != nil && marks != nil {
+			err = p.WriteBatchMarked(batch, marks)
+		} else {
+			err = out.WriteBatch(batch)
+		}
 		if err == nil {
 			return
 		}

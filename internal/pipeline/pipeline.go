@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
@@ -131,6 +132,7 @@ type Pipeline struct {
 
 // job is one batch on its way through the stages.
 type job struct {
+	marks []byte       // WriteBatchMarked's, encoded: kept beside the batch in a spool
 	n     uint64       // its place among the batches WriteBatch took, from 1
 	left  atomic.Int32 // transports that have not settled it
 	batch []byte       // encoded record batch
@@ -259,7 +261,20 @@ func (p *Pipeline) load(ctx context.Context, name, path, sha string, limits conf
 
 // WriteBatch implements host.Output. It copies the records into one
 // encoded batch and queues it; it blocks while the stages are full.
-func (p *Pipeline) WriteBatch(records [][]byte) error {
+func (p *Pipeline) WriteBatch(records [][]byte) error { return p.WriteBatchMarked(records, nil) }
+
+// A Mark says that a batch holds the records of a worker instance up to
+// Seq: the owner's durable ingest, routing again after a crash, skips
+// what a spool kept (Spooled).
+type Mark struct {
+	Worker string
+	Index  uint32
+	Seq    uint64
+}
+
+// WriteBatchMarked is WriteBatch with the batch's marks, kept beside it
+// in every spool that takes it.
+func (p *Pipeline) WriteBatchMarked(records [][]byte, marks []Mark) error {
 	size := 0
 	for _, r := range records {
 		size += len(r) + 5
@@ -269,13 +284,73 @@ func (p *Pipeline) WriteBatch(records [][]byte) error {
 		b = entries.Append(b, r)
 	}
 	p.written++
-	j := &job{n: p.written, batch: b, count: len(records), out: map[string][]byte{}, ready: make(chan struct{})}
+	j := &job{n: p.written, batch: b, count: len(records), out: map[string][]byte{}, ready: make(chan struct{}), marks: encodeMarks(marks)}
 	j.left.Store(int32(len(p.trans)))
 	p.jobs <- j
 	for _, t := range p.trans {
 		t.q <- j
 	}
 	return nil
+}
+
+func encodeMarks(marks []Mark) []byte {
+	if len(marks) == 0 {
+		return nil
+	}
+	var b []byte
+	for _, m := range marks {
+		b = protowire.AppendString(b, m.Worker)
+		b = protowire.AppendVarint(b, uint64(m.Index))
+		b = protowire.AppendVarint(b, m.Seq)
+	}
+	return b
+}
+
+// Spooled returns, per worker instance, the highest seq that the marks
+// beside the batches in every transport's spool name: a transport's
+// batches are settled in order, so each transport holds every record up
+// to it. Empty unless every transport has a spool.
+func (p *Pipeline) Spooled() map[Mark]uint64 {
+	var out map[Mark]uint64
+	for _, t := range p.trans {
+		if t.spool == nil {
+			return nil
+		}
+		got := map[Mark]uint64{}
+		for _, b := range t.spool.Metas() {
+			for len(b) > 0 {
+				w, n := protowire.ConsumeString(b)
+				if n < 0 {
+					break
+				}
+				b = b[n:]
+				idx, n := protowire.ConsumeVarint(b)
+				if n < 0 {
+					break
+				}
+				b = b[n:]
+				seq, n := protowire.ConsumeVarint(b)
+				if n < 0 {
+					break
+				}
+				b = b[n:]
+				k := Mark{Worker: w, Index: uint32(idx)}
+				got[k] = max(got[k], seq)
+			}
+		}
+		if out == nil {
+			out = got
+			continue
+		}
+		for k, v := range out {
+			if g, ok := got[k]; ok {
+				out[k] = min(v, g)
+			} else {
+				delete(out, k)
+			}
+		}
+	}
+	return out
 }
 
 // settle notes that one more transport settled j (delivered, spooled or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
 	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/internal/testlog"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/record"
@@ -272,4 +274,33 @@ func TestSettledInOrder(t *testing.T) {
 	step(3)       // 4 whole, 3 not
 	step(2, 5)    // 3 whole: 3, 4 and 5 together
 	p.settle(nil) // a batch read back from a spool belongs to no job
+}
+
+// TestSpooledMarks: Spooled gives, per worker instance, the highest seq
+// every transport's spool holds; nothing when a transport has no spool.
+func TestSpooledMarks(t *testing.T) {
+	open := func(dir string, metas ...[]Mark) *spool.Spool {
+		s, err := spool.Open(dir, spool.Options{MaxBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range metas {
+			s.PutNotify(uint64(i+1), []byte("b"), encodeMarks(m), nil)
+		}
+		s.Close()
+		s, _ = spool.Open(dir, spool.Options{MaxBytes: 1 << 20})
+		return s
+	}
+	a := open(t.TempDir(), []Mark{{"w", 0, 10}, {"w", 1, 7}}, []Mark{{"w", 0, 20}})
+	b := open(t.TempDir(), []Mark{{"w", 0, 15}, {"w", 1, 9}, {"x", 0, 3}})
+	p := &Pipeline{trans: []*transportStage{{spool: a}, {spool: b}}}
+	got := p.Spooled()
+	want := map[Mark]uint64{{Worker: "w", Index: 0}: 15, {Worker: "w", Index: 1}: 7}
+	if !maps.Equal(got, want) {
+		t.Fatalf("Spooled = %v, want %v", got, want)
+	}
+	p.trans = append(p.trans, &transportStage{})
+	if got := p.Spooled(); len(got) != 0 {
+		t.Fatalf("with a transport without a spool: %v", got)
+	}
 }

@@ -123,7 +123,7 @@ func (p *Pipeline) transportLoop(t *transportStage) {
 				t.nextID++
 				// Settled as soon as a host started after this one died
 				// would find the batch in the spool, not a sync later.
-				err := t.spool.PutNotify(t.nextID, j.out[t.format], func() { p.settle(j) })
+				err := t.spool.PutNotify(t.nextID, j.out[t.format], j.marks, func() { p.settle(j) })
 				if err != nil {
 					p.deadLetter("transport "+t.name, j, fmt.Errorf("spooling: %w", err))
 					p.settle(j)

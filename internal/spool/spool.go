@@ -90,6 +90,7 @@ type Spool struct {
 	drainOnClose bool
 	dropped      int64
 	setAside     int64
+	metas        [][]byte // what Open found beside the batches
 }
 
 // Open opens (or creates) the spool in dir and loads the batches a
@@ -111,6 +112,17 @@ func Open(dir string, opts Options) (*Spool, error) {
 			os.Remove(filepath.Join(dir, name)) // an interrupted Put: never acknowledged to anyone
 			continue
 		}
+		if strings.HasSuffix(name, ".meta") {
+			// Written before its batch, removed after it: alone, it is
+			// of a batch delivered, or of one never written.
+			path := filepath.Join(dir, name)
+			if _, err := os.Stat(strings.TrimSuffix(path, ".meta") + ".batch"); errors.Is(err, os.ErrNotExist) {
+				os.Remove(path)
+			} else if b, err := os.ReadFile(path); err == nil {
+				s.metas = append(s.metas, b)
+			}
+			continue
+		}
 		id, err := strconv.ParseUint(strings.TrimSuffix(name, ".batch"), 10, 64)
 		if err != nil || !strings.HasSuffix(name, ".batch") {
 			continue
@@ -130,6 +142,14 @@ func Open(dir string, opts Options) (*Spool, error) {
 func (s *Spool) path(id uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%020d.batch", id))
 }
+
+func (s *Spool) metaPath(id uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d.meta", id))
+}
+
+// Metas returns what PutNotify stored beside each batch that Open found
+// in the spool.
+func (s *Spool) Metas() [][]byte { return s.metas }
 
 // Len returns the number of spooled batches and their bytes.
 func (s *Spool) Len() (int, int64) {
@@ -187,16 +207,15 @@ var ErrClosed = errors.New("spool closed")
 // its size alone. A batch the disk refuses is tried again until it is
 // written (see the package comment); Put returns an error only when the
 // spool is closed, or told to stop retrying and the disk still refuses it.
-func (s *Spool) Put(id uint64, batch []byte) error { return s.PutNotify(id, batch, nil) }
+func (s *Spool) Put(id uint64, batch []byte) error { return s.PutNotify(id, batch, nil, nil) }
 
-// PutNotify is Put calling stored, when set, as soon as the batch is in
-// the spool under its name: from then on a process that starts after
-// this one dies finds it, though the machine's crash may still lose it
-// until the directory is synced, which Put does after stored returns.
-// (What knows the batch is safe from the process's death can say so a
-// directory sync sooner: a shorter window for the same batch to be both
-// found in the spool and thought not spooled.)
-func (s *Spool) PutNotify(id uint64, batch []byte, stored func()) error {
+// PutNotify is Put that also stores meta (when not nil) beside the batch,
+// written before it and removed after it, for Metas to return after a
+// restart, and calls stored, when set, as soon as the batch is in the
+// spool under its name: from then on a process that starts after this
+// one dies finds it, though the machine's crash may still lose it until
+// the directory is synced, which Put does after stored returns.
+func (s *Spool) PutNotify(id uint64, batch, meta []byte, stored func()) error {
 	n := int64(len(batch))
 	s.mu.Lock()
 	for !s.closed && len(s.ids) > 0 && s.bytes+n > s.max {
@@ -218,6 +237,13 @@ func (s *Spool) PutNotify(id uint64, batch []byte, stored func()) error {
 	}
 	s.mu.Unlock()
 
+	if meta != nil {
+		// Not synced: it matters only to a process that follows this
+		// one on the same machine. Without it, that process may send
+		// the batch's records a second time, never lose them; a disk
+		// that refuses it refuses the batch next, which is reported.
+		writeRenamed(s.metaPath(id), meta)
+	}
 	delay := retryFirst
 	for attempt, lastTry := 1, 0; ; attempt++ {
 		err := s.write(s.path(id), batch)
@@ -291,6 +317,15 @@ func writeDurably(path string, b []byte) error {
 	return nil
 }
 
+// writeRenamed writes b to path through a temporary file, unsynced.
+func writeRenamed(path string, b []byte) error {
+	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
+		os.Remove(path + ".tmp")
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
 // syncDir syncs a directory, making the renames in it durable. A failure
 // leaves the files whole; only their names' durability is unsure.
 func syncDir(dir string) {
@@ -343,6 +378,7 @@ func (s *Spool) remove(id uint64) error {
 		return nil
 	}
 	err := os.Remove(s.path(id))
+	os.Remove(s.metaPath(id)) // after the batch: a meta without its batch is harmless
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

@@ -266,3 +266,38 @@ func TestStopRetryingEndsAWait(t *testing.T) {
 		t.Fatal("StopRetrying did not end the wait")
 	}
 }
+
+// TestMetas: a batch's meta is written before it and removed after it; a
+// new Open returns the metas of the batches still spooled, and drops a
+// meta whose batch is gone (delivered, or never written).
+func TestMetas(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := false
+	if err := s.PutNotify(1, []byte("one"), []byte("meta1"), func() { stored = true }); err != nil || !stored {
+		t.Fatalf("PutNotify: %v, stored %v", err, stored)
+	}
+	s.PutNotify(2, []byte("two"), []byte("meta2"), nil)
+	s.Put(3, []byte("three")) // no meta
+	s.Remove(1)
+	os.WriteFile(s.metaPath(9), []byte("meta9"), 0o644) // a batch never written
+	s.Close()
+	s2, err := Open(dir, Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s2.Metas(); len(m) != 1 || string(m[0]) != "meta2" {
+		t.Fatalf("Metas = %q, want [meta2]", m)
+	}
+	for _, id := range []uint64{1, 9} {
+		if _, err := os.Stat(s2.metaPath(id)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the meta of batch %d, gone, is still there", id)
+		}
+	}
+	if n, _ := s2.Len(); n != 2 {
+		t.Fatalf("%d batches, want 2", n)
+	}
+}
