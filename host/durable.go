@@ -168,7 +168,7 @@ type stream struct {
 	mu       sync.Mutex // guards the fields below
 	f        *os.File
 	size     int64
-	kept     int64 // size after the last compaction
+	kept     int64  // size after the last compaction
 	lastSeq  uint64 // the highest seq the journal names
 	settled  uint64
 	nextRing uint64

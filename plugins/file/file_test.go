@@ -254,7 +254,7 @@ func TestTornTailCut(t *testing.T) {
 		{"newline", "no newline at all", "new\n"},
 		{"length-prefixed", "\x03one\x03two\x05thr", "\x03one\x03two\x03new"},
 		{"length-prefixed", "\x03one\x83", "\x03one\x03new"}, // cut inside the length
-		{"raw", "one\ntwo\nthr", "one\ntwo\nthrnew"},          // raw entries carry no mark
+		{"raw", "one\ntwo\nthr", "one\ntwo\nthrnew"},         // raw entries carry no mark
 	} {
 		t.Run(tc.framing, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
