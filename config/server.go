@@ -45,18 +45,21 @@ type ServerConfig struct {
 	OTLP *OTLPConfig
 }
 
-// OTLPConfig is a server's otlp block: an OTLP/HTTP receiver of logs.
+// OTLPConfig is a server's otlp block: OTLP/HTTP and OTLP/gRPC receivers
+// of logs.
 type OTLPConfig struct {
-	// HTTP is host:port; requests go to /v1/logs. Required.
-	HTTP string
+	// HTTP is host:port for OTLP/HTTP; requests go to /v1/logs. GRPC is
+	// host:port for OTLP/gRPC (the LogsService). At least one.
+	HTTP, GRPC string
 	// Application is what the records are stored under. Default "otlp".
 	Application string
 	// ByServiceName stores each record under its resource's
 	// service.name instead, when that is a valid application name.
 	ByServiceName bool
-	// MaxRequestBytes bounds a request once decompressed. Default 4 MiB.
+	// MaxRequestBytes bounds a request (a gRPC message) once
+	// decompressed. Default 4 MiB.
 	MaxRequestBytes int
-	// TLS, when set, makes the receiver HTTPS.
+	// TLS, when set, makes both receivers TLS (HTTPS, gRPC over TLS).
 	TLS *ServerTLS
 }
 
@@ -300,13 +303,18 @@ func decodeOTLP(blk *hcl.Block, baseDir string) (*OTLPConfig, hcl.Diagnostics) {
 		return "", ""
 	}
 	content, diags := attrs{
-		{"http", true, into(&o.HTTP, listenAddress)},
+		{"http", false, into(&o.HTTP, listenAddress)},
+		{"grpc", false, into(&o.GRPC, listenAddress)},
 		{"application", false, into(&o.Application, applicationName)},
 		{"by_service_name", false, into(&o.ByServiceName)},
 		{"max_request_bytes", false, size(&o.MaxRequestBytes, reqSize)},
 	}.content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"})
 	if content == nil {
 		return nil, diags
+	}
+	if o.HTTP == "" && o.GRPC == "" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No OTLP receiver",
+			Detail: "An otlp block needs http = \"host:port\" (OTLP/HTTP), grpc = \"host:port\" (OTLP/gRPC), or both.", Subject: blk.DefRange.Ptr()})
 	}
 	for _, tb := range content.Blocks {
 		var d hcl.Diagnostics

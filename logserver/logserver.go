@@ -52,6 +52,7 @@ type Server struct {
 	metrics  *serverMetrics
 	syslog   syslogListeners
 	otlp     otlpReceiver
+	otlpGRPC otlpGRPCReceiver
 	ingestMu sync.Mutex // syslog and OTLP batches' ids and appends (storeBatches)
 
 	mu       sync.Mutex
@@ -168,13 +169,24 @@ func (s *Server) ListenAndServe() error {
 			return err
 		}
 	}
-	if o := s.cfg.OTLP; o != nil {
+	if o := s.cfg.OTLP; o != nil && o.HTTP != "" {
 		hl, err := net.Listen("tcp", o.HTTP)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("otlp: %w", err)
 		}
 		if err := s.ServeOTLP(hl); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	if o := s.cfg.OTLP; o != nil && o.GRPC != "" {
+		gl, err := net.Listen("tcp", o.GRPC)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("otlp grpc: %w", err)
+		}
+		if err := s.ServeOTLPGRPC(gl); err != nil {
 			ln.Close()
 			return err
 		}
@@ -252,6 +264,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Close(ctx)
 	s.syslog.close()
 	s.otlp.close(ctx)
+	s.otlpGRPC.close()
 	if serving {
 		<-s.served
 	}

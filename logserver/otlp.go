@@ -16,6 +16,7 @@ import (
 	"github.com/logtk/logtk/internal/otlp"
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wire"
+	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 )
 
 // The OTLP/HTTP receiver (docs/otlp.md) stores the records of a request
@@ -112,9 +113,34 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 		fail(http.StatusBadRequest, err.Error())
 		return
 	}
-	b := s.newBatcher("otlp", remoteAddr(req.RemoteAddr))
+	if invalid, err := s.ingestOTLP(body, remoteAddr(req.RemoteAddr)); invalid != nil {
+		fail(http.StatusBadRequest, "a log record cannot be stored: "+invalid.Error())
+		return
+	} else if err != nil {
+		// Not stored: the exporter retries (503 is retryable).
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusServiceUnavailable, "storing failed: "+err.Error())
+		return
+	}
+	s.otlp.Stats.Requests.Add(1)
+	// An empty ExportLogsServiceResponse: no partial_success, as every
+	// record was stored.
+	if strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+	} else {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}
+}
+
+// ingestOTLP stores the records of an export request, each under its
+// application, and returns once they are durable. invalid is a record
+// that cannot be stored (nothing is); err a store that failed (the
+// exporter should retry).
+func (s *Server) ingestOTLP(body *logs.LogsData, peer net.Addr) (invalid, err error) {
+	o := s.cfg.OTLP
+	b := s.newBatcher("otlp", peer)
 	n := 0
-	var invalid error
 	otlp.Each(body, time.Now(), func(service string, rec []byte) {
 		if err := irecord.Validate(rec); err != nil && invalid == nil {
 			invalid = err // nothing stored that a reader could not read back
@@ -127,27 +153,15 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 		n++
 	})
 	if invalid != nil {
-		fail(http.StatusBadRequest, "a log record cannot be stored: "+invalid.Error())
-		return
+		return invalid, nil
 	}
 	if n > 0 {
 		if err := s.storeBatches(b); err != nil {
-			// Not stored: the exporter retries (503 is retryable).
-			w.Header().Set("Retry-After", "1")
-			fail(http.StatusServiceUnavailable, "storing failed: "+err.Error())
-			return
+			return nil, err
 		}
 	}
-	s.otlp.Stats.Requests.Add(1)
 	s.otlp.Stats.Records.Add(int64(n))
-	// An empty ExportLogsServiceResponse: no partial_success, as every
-	// record was stored.
-	if strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte("{}"))
-	} else {
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}
+	return nil, nil
 }
 
 // storeBatches stores and syncs a batcher's batches, one per

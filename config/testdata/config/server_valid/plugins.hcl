@@ -22,6 +22,7 @@ server {
 
   otlp {
     http              = "127.0.0.1:0"
+    grpc              = "127.0.0.1:0"
     by_service_name   = true
     max_request_bytes = "1MiB"
   }

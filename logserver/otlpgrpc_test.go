@@ -1,0 +1,221 @@
+package logserver
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	otellog "go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/resource"
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	logs "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/record"
+)
+
+func otlpGRPCServer(t *testing.T, maxBytes int) (*Server, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
+		OTLP: &config.OTLPConfig{GRPC: "127.0.0.1:0", Application: "otlp", ByServiceName: true, MaxRequestBytes: maxBytes}}}
+	srv, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ServeOTLPGRPC(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return srv, dir, ln.Addr().String()
+}
+
+// TestOTLPGRPCExporter: the OpenTelemetry Go SDK's OTLP/gRPC log exporter
+// (gzip) into the server: every record stored once, mapped as over HTTP.
+func TestOTLPGRPCExporter(t *testing.T) {
+	srv, dir, addr := otlpGRPCServer(t, 4<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exp, err := otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(addr), otlploggrpc.WithInsecure(), otlploggrpc.WithCompressor("gzip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resource.NewSchemaless(attribute.String("service.name", "checkout"), attribute.String("host.name", "web-1"))
+	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(exp)))
+	logger := lp.Logger("shop.orders", otellog.WithInstrumentationVersion("1.2.3"))
+	const n = 1000
+	for i := range n {
+		var r otellog.Record
+		r.SetTimestamp(time.Unix(1700000000+int64(i), 0))
+		r.SetSeverity(otellog.SeverityError)
+		r.SetBody(attribute.StringValue(fmt.Sprintf("order %d failed", i)))
+		r.AddAttributes(attribute.Int("order", i), attribute.String("region", "eu"))
+		logger.Emit(ctx, r)
+	}
+	if err := lp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.OTLPStats().Records.Load(); got != n {
+		t.Fatalf("%d records stored, want %d", got, n)
+	}
+	recs := storedRecords(t, dir, "checkout")
+	if len(recs) != n {
+		t.Fatalf("%d records read back, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		want := map[string]string{"msg": fmt.Sprintf("order %d failed", i), "level": fmt.Sprint(record.LevelError), "logger": "shop.orders",
+			"order": fmt.Sprint(i), "region": "eu", "resource.service.name": "checkout", "application": "checkout", "sender": "otlp-127.0.0.1"}
+		for k, v := range want {
+			if r[k] != v {
+				t.Fatalf("record %d: %s = %q, want %q (%v)", i, k, r[k], v, r)
+			}
+		}
+	}
+}
+
+// TestOTLPGRPCRefusals: a message over max_request_bytes is refused with
+// RESOURCE_EXHAUSTED; nothing of it is stored, and the receiver goes on.
+func TestOTLPGRPCRefusals(t *testing.T) {
+	srv, _, addr := otlpGRPCServer(t, 8<<10)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := collogs.NewLogsServiceClient(conn)
+	req := func(body string) *collogs.ExportLogsServiceRequest {
+		return &collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{{ScopeLogs: []*logs.ScopeLogs{{LogRecords: []*logs.LogRecord{
+			{TimeUnixNano: 1, SeverityNumber: logs.SeverityNumber_SEVERITY_NUMBER_INFO, Body: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: body}}},
+		}}}}}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := client.Export(ctx, req(strings.Repeat("x", 16<<10))); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("an oversized message: %v, want ResourceExhausted", err)
+	}
+	if _, err := client.Export(ctx, req("fine")); err != nil {
+		t.Fatalf("after it: %v", err)
+	}
+	if got := srv.OTLPStats().Records.Load(); got != 1 {
+		t.Fatalf("%d records stored, want 1", got)
+	}
+}
+
+// The test binary doubles as a log server process with an OTLP/gRPC
+// receiver (LOGTK_TEST_OTLP_DIR), for a test that SIGKILLs it: it prints
+// the receiver's address and serves until killed.
+func init() {
+	dir := os.Getenv("LOGTK_TEST_OTLP_DIR")
+	if dir == "" {
+		return
+	}
+	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
+		OTLP: &config.OTLPConfig{GRPC: "127.0.0.1:0", Application: "otlp", MaxRequestBytes: 4 << 20}}}
+	srv, err := New(cfg, Options{})
+	if err == nil {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			err = srv.ServeOTLPGRPC(ln)
+			fmt.Println("ADDR", ln.Addr())
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	select {}
+}
+
+// TestOTLPGRPCServerKilled: a client exports one record per call while
+// the server process is SIGKILLed and started again on its directory, 5
+// times: every record whose call was answered OK is stored.
+func TestOTLPGRPCServerKilled(t *testing.T) {
+	dir := t.TempDir()
+	start := func() (*exec.Cmd, string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "LOGTK_TEST_OTLP_DIR="+dir)
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "ADDR ") {
+			t.Fatalf("the server process said %q (%v)", line, err)
+		}
+		return cmd, strings.TrimSpace(strings.TrimPrefix(line, "ADDR "))
+	}
+	answered := map[string]bool{}
+	sent := 0
+	for round := range 6 {
+		cmd, addr := start()
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := collogs.NewLogsServiceClient(conn)
+		killed := make(chan struct{})
+		if round < 5 {
+			// Killed after a while, wherever the calls are.
+			go func() {
+				defer close(killed)
+				time.Sleep(time.Duration(20+round*15) * time.Millisecond) // the moment of the kill, not synchronisation
+				cmd.Process.Kill()
+			}()
+		} else {
+			close(killed)
+		}
+		for i := 0; ; i++ {
+			body := fmt.Sprintf("r%d", sent)
+			sent++
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := client.Export(ctx, &collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{{ScopeLogs: []*logs.ScopeLogs{{LogRecords: []*logs.LogRecord{
+				{TimeUnixNano: 1, SeverityNumber: logs.SeverityNumber_SEVERITY_NUMBER_INFO, Body: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: body}}},
+			}}}}}})
+			cancel()
+			if err == nil {
+				answered[body] = true
+			} else if round < 5 {
+				break // the server is gone
+			} else {
+				t.Fatalf("the last server refused: %v", err)
+			}
+			if round == 5 && i == 100 {
+				break
+			}
+		}
+		<-killed
+		conn.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	stored := map[string]int{}
+	for _, r := range storedRecords(t, dir, "otlp") {
+		stored[r["msg"]]++
+	}
+	for body := range answered {
+		if stored[body] == 0 {
+			t.Fatalf("%s was answered OK and is not stored (%d answered of %d sent, %d stored)", body, len(answered), sent, len(stored))
+		}
+	}
+	t.Logf("%d calls answered OK of %d, all stored", len(answered), sent)
+}
