@@ -174,6 +174,7 @@ type stream struct {
 	nextRing uint64
 	rings    map[uint64]*ringFile
 	broken   error // a journal write failed: durability is off for the stream
+	damaged  int   // rings of a dead host found damaged at the recovery
 }
 
 // write appends the buffered entries (the caller holds the instance's
@@ -583,14 +584,26 @@ func (st *stream) recover(j journal) []replayed {
 	}
 	var tails []tail
 	now := time.Now().UnixNano()
+	// A ring found damaged: its records after the damage are lost, which
+	// a record in the stream says (and the host counts as a ring it
+	// abandoned), as it does for a ring broken while the host ran.
+	type damage struct {
+		path    string
+		err     error
+		info    ringInfo
+		seqFrom uint64 // the first seq the dead host may have given and that was not read back; 0 if none
+		seqTo   uint64 // the last it may have given: one per 8 bytes of the ring
+	}
+	var damaged []damage
 	for _, d := range disk {
+		info := j.rings[d.no]
 		s, err := shmring.OpenFile(d.path)
 		if err != nil {
 			st.sd.log("a ring the dead host left cannot be read; its records are lost", "worker", st.id, "file", d.path, "error", err)
+			damaged = append(damaged, damage{d.path, err, info, 0, 0})
 			os.Remove(d.path)
 			continue
 		}
-		info := j.rings[d.no]
 		// A worker of the dead host may not be dead yet (the parent-death
 		// signal is on its way): what it publishes after the ring is read
 		// would be lost.
@@ -641,6 +654,13 @@ func (st *stream) recover(j journal) []replayed {
 		}
 		if err != nil {
 			st.sd.log("a ring the dead host left is damaged; the records after the damage are lost", "worker", st.id, "file", d.path, "error", err)
+			dm := damage{d.path, err, info, seq, 0}
+			if seq != 0 {
+				// How many of the rest the dead host had numbered is not
+				// known: none of their seqs may be given again.
+				dm.seqTo = seq - 1 + uint64(s.Capacity()/8)
+			}
+			damaged = append(damaged, dm)
 		}
 		rf.ended, rf.final = true, s.Next()
 		st.rings[d.no] = rf
@@ -667,6 +687,23 @@ func (st *stream) recover(j journal) []replayed {
 			out = append(out, replayed{last, irecord.AppendStampArrival(rec, last, record.SourceSDK, now)})
 		}
 	}
+	for _, d := range damaged {
+		last = max(last, d.seqTo)
+	}
+	for _, d := range damaged {
+		msg := fmt.Sprintf("the shared-memory ring a host that died left for this worker is damaged (%v): the records after the damage are lost", d.err)
+		if d.seqFrom != 0 {
+			msg += fmt.Sprintf("; those the dead host had read took seqs from %d, which are missing (the seqs up to %d are not given again)", d.seqFrom, d.seqTo)
+		}
+		b := irecord.AppendHead(nil, time.Unix(0, now), record.LevelError, msg, "logtk.host")
+		b = irecord.AppendAttr(b, slog.String("file", d.path))
+		b = append(b, irecord.AppendStampOrigin(nil, st.id.Name, uint32(st.id.Index), d.info.pid, d.info.incarnation)...)
+		last++
+		b = irecord.AppendStampArrival(b, last, record.SourceHost, now)
+		st.side(last, b)
+		out = append(out, replayed{last, b})
+	}
+	st.damaged = len(damaged)
 	st.writeBuf(last)
 	st.lastSeq = max(st.lastSeq, last)
 	return out
@@ -773,6 +810,9 @@ func (h *Host) openStream(id WorkerID) *stream {
 	if err != nil {
 		h.log.Error("the durable ingest is off for this worker: a host crash may lose its records", "worker", id, "error", err)
 		return nil
+	}
+	if st.damaged > 0 {
+		h.abandonedRings.Add(int64(st.damaged))
 	}
 	if len(rep) > 0 {
 		h.log.Warn("routing again the records a host which did not stop cleanly left", "worker", id, "records", len(rep), "first_seq", rep[0].seq, "last_seq", rep[len(rep)-1].seq, "dir", h.state.dir)

@@ -75,7 +75,8 @@ func testRecoverNumbering(t *testing.T, compact bool) {
 		t.Fatal(err)
 	}
 	f.Close()
-	st.started(rf, 7, 4242)
+	rf.incarnation, rf.pid = 7, 4242 // not started(): it would look for a process 4242 to kill
+	st.append(appendRingEntry(nil, rf), 0)
 	entry := func(msg string) []byte {
 		return append([]byte{byte(ipc.TypeRecord)}, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, msg, "")...)
 	}
@@ -236,5 +237,63 @@ func TestJournalStaysBounded(t *testing.T) {
 	_, rep, err := openStream(&stateDir{dir: sd.dir, log: tlog(t), streams: map[WorkerID]*stream{}}, WorkerID{"w", 0})
 	if err != nil || len(rep) != 300 || rep[0].seq != 19701 || rep[299].seq != 20000 {
 		t.Fatalf("recovered %d records (%v), want seq 19701..20000", len(rep), err)
+	}
+}
+
+// TestRecoverDamagedRing: a ring a dead host left that its worker broke
+// gives back the records before the damage; a record in the stream,
+// after them, says what is lost, and the host counts the ring as one it
+// abandoned.
+func TestRecoverDamagedRing(t *testing.T) {
+	sd, err := openStateDir(t.TempDir(), tlog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := WorkerID{"w", 0}
+	st, _, _ := openStream(sd, id)
+	rf, f, err := st.newRing(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rf.pid = 99 // not started(): it would look for a process 99 to kill
+	st.append(appendRingEntry(nil, rf), 0)
+	third := int64(0)
+	for i, m := range []string{"a", "b", "c"} {
+		e := append([]byte{byte(ipc.TypeRecord)}, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, m, "")...)
+		rf.ring.Write(e)
+		if i < 2 {
+			third += int64(len(e)+4+7) &^ 7
+		}
+	}
+	st.chunk(rf, 0, 1) // the dead host read all three as 1, 2, 3
+	st.writeBuf(3)
+	st.f.Close()
+	rf.ring.Close()
+	// The worker then wrote a length running past the ring over "c".
+	rfile, err := os.OpenFile(rf.path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rfile.WriteAt([]byte{0xff, 0xff, 0xff, 0x7f}, shmring.HeaderLen+third)
+	rfile.Close()
+
+	h := &Host{state: &stateDir{dir: sd.dir, log: tlog(t), streams: map[WorkerID]*stream{}}}
+	st2, rep, err := h.state.stream(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rep {
+		var v record.Record
+		v.Parse(r.rec)
+		got = append(got, fmt.Sprintf("%d %s", v.Seq, v.Message))
+	}
+	// Up to 4096/8 seqs from 3 on may have been given: the record after.
+	if len(got) != 3 || got[0] != "1 a" || got[1] != "2 b" || !strings.HasPrefix(got[2], "515 the shared-memory ring a host that died left for this worker is damaged") || !strings.Contains(got[2], "seqs from 3, which are missing (the seqs up to 514 are not given again)") {
+		t.Fatalf("replayed %q", got)
+	}
+	if st2.damaged != 1 {
+		t.Fatalf("%d damaged rings counted, want 1", st2.damaged)
 	}
 }
