@@ -15,7 +15,7 @@ SHELL       := bash
 # bench/ is a module of its own).
 RACE_PKGS := ./...
 
-PLUGINS   := text json protobuf console file network syslog
+PLUGINS   := text json protobuf console file network syslog otlp
 
 .PHONY: all build plugins examples run test vet lint fuzz bench proto clean
 
@@ -105,6 +105,7 @@ FUZZ_TARGETS := \
 	./plugins/protobuf:FuzzSchema \
 	./internal/wire:FuzzPayloads \
 	./plugins/network:FuzzServerFrames \
+	./plugins/otlp:FuzzAnswer \
 	./internal/shmring:FuzzRead \
 	./internal/wasm/budget:FuzzInstrumentBudget \
 	./config:FuzzParse

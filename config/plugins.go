@@ -164,7 +164,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 
 // builtinPlugins are the plugins that ship with logtk, referred to by
 // name in plugins.hcl.
-var builtinPlugins = []string{"text", "json", "protobuf", "console", "file", "network", "syslog"}
+var builtinPlugins = []string{"text", "json", "protobuf", "console", "file", "network", "syslog", "otlp"}
 
 // pluginSearchPath lists where built-in plugins are looked for.
 func pluginSearchPath(pluginDir, baseDir string) []string {

@@ -16,6 +16,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
@@ -23,6 +24,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
+	"github.com/logtk/logtk/record/textfmt"
 )
 
 // ErrTooLarge is a request body (after gzip) over the limit.
@@ -115,12 +118,22 @@ func AppendRecord(b []byte, lr *logs.LogRecord, scope *common.InstrumentationSco
 			b = irecord.AppendAttr(b, attr("body", body))
 		}
 	}
-	if t := lr.GetSeverityText(); t != "" {
+	var id identity
+	mine := make([]bool, len(lr.GetAttributes())) // the identity's
+	for i, kv := range lr.GetAttributes() {
+		mine[i] = id.take(kv)
+	}
+	// From logtk's otlp transport, a severity text that only names the
+	// number says nothing more.
+	if t := lr.GetSeverityText(); t != "" && !(id.any() && t == strings.TrimSpace(textfmt.LevelName(int32(lr.GetSeverityNumber())))) {
 		b = irecord.AppendAttr(b, slog.String("severity_text", validUTF8(t)))
 	}
-	for _, kv := range lr.GetAttributes() {
-		b = irecord.AppendAttr(b, attr(kv.GetKey(), kv.GetValue()))
+	for i, kv := range lr.GetAttributes() {
+		if !mine[i] {
+			b = irecord.AppendAttr(b, attr(kv.GetKey(), kv.GetValue()))
+		}
 	}
+
 	if id := lr.GetTraceId(); len(id) > 0 {
 		b = irecord.AppendAttr(b, slog.String("trace_id", hex.EncodeToString(id)))
 	}
@@ -137,7 +150,67 @@ func AppendRecord(b []byte, lr *logs.LogRecord, scope *common.InstrumentationSco
 		sa := append([]*common.KeyValue{{Key: "version", Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: scope.GetVersion()}}}}, scope.GetAttributes()...)
 		b = irecord.AppendAttr(b, group("scope", sa))
 	}
+	// A record logtk sent keeps its identity: stamped back.
+	if id.worker != nil {
+		b = irecord.AppendStampOrigin(b, *id.worker, uint32(id.index), id.pid, uint32(id.incarnation))
+	}
+	if id.seq != 0 || id.source != 0 {
+		b = irecord.AppendStampArrival(b, uint64(id.seq), id.source, int64(lr.GetObservedTimeUnixNano()))
+	}
 	return b
+}
+
+// identity is what the logtk.* attributes of a record logtk's otlp
+// transport sent say of its origin.
+type identity struct {
+	worker                       *string
+	index, pid, incarnation, seq int64
+	source                       int32
+}
+
+func (id *identity) any() bool { return id.worker != nil || id.seq != 0 || id.source != 0 }
+
+var sources = map[string]int32{"sdk": record.SourceSDK, "stdout": record.SourceStdout, "stderr": record.SourceStderr, "host": record.SourceHost}
+
+// take keeps kv if it is one of the identity's attributes, of its kind.
+func (id *identity) take(kv *common.KeyValue) bool {
+	v := kv.GetValue()
+	iv, isInt := v.GetValue().(*common.AnyValue_IntValue)
+	sv, isStr := v.GetValue().(*common.AnyValue_StringValue)
+	switch kv.GetKey() {
+	case "logtk.worker":
+		if isStr && utf8.ValidString(sv.StringValue) {
+			w := sv.StringValue
+			id.worker = &w
+			return true
+		}
+	case "logtk.worker_index":
+		if isInt && iv.IntValue >= 0 && iv.IntValue <= math.MaxUint32 {
+			id.index = iv.IntValue
+			return true
+		}
+	case "logtk.incarnation":
+		if isInt && iv.IntValue >= 0 && iv.IntValue <= math.MaxUint32 {
+			id.incarnation = iv.IntValue
+			return true
+		}
+	case "logtk.pid":
+		if isInt {
+			id.pid = iv.IntValue
+			return true
+		}
+	case "logtk.seq":
+		if isInt && iv.IntValue > 0 {
+			id.seq = iv.IntValue
+			return true
+		}
+	case "logtk.source":
+		if isStr && sources[sv.StringValue] != 0 {
+			id.source = sources[sv.StringValue]
+			return true
+		}
+	}
+	return false
 }
 
 func group(key string, kvs []*common.KeyValue) slog.Attr { return groupAt(key, kvs, 1) }
