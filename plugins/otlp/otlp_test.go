@@ -177,7 +177,9 @@ func TestAnswers(t *testing.T) {
 	tr, now := newTransport(t, rv, `{"endpoint":"collector","compression":"none"}`)
 	b := batchOf(t, sample(1, "a"), sample(2, "b"), sample(3, "c"))
 
-	rv.answer = func(int) (int, map[string]string, []byte) { return 503, map[string]string{"Retry-After": "120"}, []byte("overloaded") }
+	rv.answer = func(int) (int, map[string]string, []byte) {
+		return 503, map[string]string{"Retry-After": "120"}, []byte("overloaded")
+	}
 	if err := tr.Write(b); !plugin.IsRetry(err) || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("503: %v", err)
 	}
