@@ -173,6 +173,9 @@ func (s *Server) ingestOTLP(body *logs.LogsData, peer net.Addr) (invalid, err er
 func (s *Server) storeBatches(b *ingestBatch) error {
 	var errs []error
 	for app, batch := range b.byApp {
+		if len(batch) == 0 {
+			continue
+		}
 		stamp := irecord.AppendServerStamp(nil, b.sender, b.host, app)
 		s.ingestMu.Lock()
 		t, dup, err := s.store.AppendStamped(app, b.sender, "logtk.v1.Record", syslogIDs.Add(1), batch, stamp)

@@ -167,6 +167,9 @@ type ingestBatch struct {
 	byApp  map[string][]byte // application -> entries
 	n      int
 	rec    []byte
+	// now is when the batch's first record arrived: the batch's records
+	// arrived together, in one read (one clock reading for them all).
+	now time.Time
 }
 
 func (s *Server) newBatcher(receiver string, peer net.Addr) *ingestBatch {
@@ -187,7 +190,10 @@ func (s *Server) newBatcher(receiver string, peer net.Addr) *ingestBatch {
 // add turns a frame into a record for its application.
 func (b *ingestBatch) add(frame []byte, tooLong bool) {
 	sl := b.s.cfg.Syslog
-	now := time.Now()
+	if b.n == 0 {
+		b.now = time.Now()
+	}
+	now := b.now
 	m, err := syslog.Parse(frame, now, time.Local)
 	switch {
 	case tooLong:
@@ -225,7 +231,15 @@ func (b *ingestBatch) flush() error {
 		}
 	}
 	b.n = 0
-	clear(b.byApp)
+	// The batches are kept for the next (the store and the stages copy
+	// what they take), but not the applications of a peer that names
+	// many.
+	if len(b.byApp) > 16 {
+		clear(b.byApp)
+	}
+	for app, batch := range b.byApp {
+		b.byApp[app] = batch[:0]
+	}
 	return err
 }
 
@@ -238,8 +252,13 @@ func (s *Server) serveSyslogConn(c net.Conn) {
 			s.log.Error("syslog: storing failed; these messages are lost", "peer", c.RemoteAddr().String(), "error", err)
 		}
 	}()
-	for {
-		c.SetReadDeadline(time.Now().Add(syslogIdle))
+	for frames := 0; ; frames++ {
+		if r.Buffered() == 0 || frames%1024 == 0 {
+			// A read waits only when nothing is buffered: the deadline is
+			// set then (and now and then, for a frame that straddles a
+			// refill of the buffer), not for every frame.
+			c.SetReadDeadline(time.Now().Add(syslogIdle))
+		}
 		frame, err := r.Next()
 		switch {
 		case err == nil:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -134,13 +135,70 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte("<14>1 2026-12-06T10:45:12.5+05:30 h a - - - x"))
+	f.Add([]byte("<14>1 2026-02-30T10:45:12Z h a - - - x"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Parse(b, now, time.UTC)
 		rec := AppendRecord(nil, &m, b, err, now)
 		if verr := irecord.Validate(rec); verr != nil {
 			t.Fatalf("%q: the record does not validate: %v", b, verr)
 		}
+		if want := appendRecordReference(nil, &m, b, err, now); !bytes.Equal(rec, want) {
+			t.Fatalf("%q: encoded\n%x\nthe general encoder gives\n%x", b, rec, want)
+		}
+		// The fast timestamp reader agrees with time.Parse.
+		for _, f := range bytes.Fields(b) {
+			if got, ok := rfc3339(f); ok {
+				want, err := time.Parse(time.RFC3339Nano, string(f))
+				if err != nil || !got.Equal(want) {
+					t.Fatalf("%q: read as %v, time.Parse gives %v (%v)", f, got, want, err)
+				}
+			}
+		}
 	})
+}
+
+// appendRecordReference is AppendRecord written with the general
+// encoder: the fast one must give the same bytes.
+func appendRecordReference(b []byte, m *Message, raw []byte, perr error, received time.Time) []byte {
+	if perr != nil {
+		b = irecord.AppendHead(b, received, record.LevelNotice, string(ValidUTF8(raw)), "")
+		return irecord.AppendAttr(b, slog.String("syslog_error", perr.Error()))
+	}
+	t := m.Time
+	if t.IsZero() {
+		t = received
+	}
+	level := int32(record.LevelNotice)
+	if m.Severity >= 0 {
+		level = Levels[m.Severity]
+	}
+	b = irecord.AppendHead(b, t, level, string(ValidUTF8(m.Msg)), string(ValidUTF8(m.AppName)))
+	if m.Facility >= 0 {
+		b = irecord.AppendAttr(b, slog.Int("facility", m.Facility))
+		b = irecord.AppendAttr(b, slog.Int("severity", m.Severity))
+	}
+	for _, f := range []struct {
+		key string
+		v   []byte
+	}{{"hostname", m.Hostname}, {"app_name", m.AppName}, {"procid", m.ProcID}, {"msgid", m.MsgID}} {
+		if f.v != nil {
+			b = irecord.AppendAttr(b, slog.String(f.key, string(ValidUTF8(f.v))))
+		}
+	}
+	format := "rfc5424"
+	if m.RFC3164 {
+		format = "rfc3164"
+	}
+	b = irecord.AppendAttr(b, slog.String("syslog", format))
+	for _, el := range m.Data {
+		params := make([]any, 0, len(el.Params))
+		for _, p := range el.Params {
+			params = append(params, slog.String(string(ValidUTF8(p.Name)), string(ValidUTF8(p.Value))))
+		}
+		b = irecord.AppendAttr(b, slog.Group(string(ValidUTF8(el.ID)), params...))
+	}
+	return b
 }
 
 func FuzzReader(f *testing.F) {
