@@ -267,7 +267,12 @@ func attrAt(key string, v *common.AnyValue, depth int) slog.Attr {
 	return slog.String(key, "")
 }
 
-func validUTF8(s string) string { return string(bytes.ToValidUTF8([]byte(s), []byte("\uFFFD"))) }
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string(bytes.ToValidUTF8([]byte(s), []byte("\uFFFD")))
+}
 
 // hexIDs rewrites the traceId and spanId of OTLP/JSON, which the spec
 // writes in hexadecimal, into the base64 protojson reads bytes as.
