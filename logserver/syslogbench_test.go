@@ -80,11 +80,11 @@ func otlpBenchRequest(n int) *collogs.ExportLogsServiceRequest {
 	}}}
 }
 
-// BenchmarkOTLPIngest: OTLP export requests of 512 records each, over
+// BenchmarkOTLPReceive: OTLP export requests of 512 records each, over
 // HTTP (protobuf, gzip) and gRPC, one client after the other, into the
 // store (no sync): the records/s an OpenTelemetry exporter gets stored.
 // Each op is one record.
-func BenchmarkOTLPIngest(b *testing.B) {
+func BenchmarkOTLPReceive(b *testing.B) {
 	const per = 512
 	body, _ := proto.Marshal(otlpBenchRequest(per))
 	var zbody bytes.Buffer
