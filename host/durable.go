@@ -312,6 +312,7 @@ func (st *stream) newRing(capacity int) (*ringFile, *os.File, error) {
 		return nil, nil, err
 	}
 	s.ManualRelease()
+	s.SetFlags(shmring.FlagHolds)
 	rf := &ringFile{st: st, no: no, path: path, ring: s}
 	st.mu.Lock()
 	st.rings[no] = rf

@@ -297,3 +297,30 @@ func TestRecoverDamagedRing(t *testing.T) {
 		t.Fatalf("%d damaged rings counted, want 1", st2.damaged)
 	}
 }
+
+// TestDurableRingHolds: with the durable ingest, a worker whose ring
+// stays full (the output held up for longer than the SDK's patience with
+// a memfd ring) waits for room instead of sending through the socket,
+// where a host crash would lose what the socket buffer held: every
+// record arrives through the ring, in order.
+func TestDurableRingHolds(t *testing.T) {
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000", "LOGTK_TEST_END": "stats"})
+	w.RingBytes = 8192
+	g := gatedOutput{open: make(chan struct{}), collector: newCollector()}
+	h, err := New(&config.Config{Workers: []config.WorkerConfig{w}, RuntimeDir: filepath.Join(t.TempDir(), "run")}, Options{Output: g, QueueSize: 16, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	// Held up for twice the SDK's patience: TestRingStaysFull shows a
+	// memfd ring's worker falls back to the socket after it.
+	opened := time.AfterFunc(2*time.Second, func() { close(g.open) })
+	defer opened.Stop()
+	waitDone(t, h, time.Minute)
+	recs := sdkRecords(t, g.collector, "flood")
+	checkOrder(t, recs, 3000)
+	stats := recs[len(recs)-1]
+	if attr(stats, "ring_records").GetUint() == 0 || attr(stats, "socket_records").GetUint() != 0 {
+		t.Fatalf("stats %v: want every record through the ring", stats.Attrs)
+	}
+}

@@ -20,7 +20,10 @@ import (
 // it sends its record through the socket instead. The host drains a busy
 // ring every few hundred microseconds, so a ring stays full only while the
 // host itself is held up (its outputs are slow): then the socket path's
-// back-pressure applies as it would without a ring.
+// back-pressure applies as it would without a ring. A ring the host holds
+// across its own death (shmring.FlagHolds: the durable ingest) is waited
+// for without bound: a record in it survives the host, one in the socket's
+// buffer does not, and the wait is the same back-pressure.
 const ringWait = time.Second
 
 // ringWriter is the producer side of the shared-memory ring (docs/ipc.md,
@@ -38,6 +41,7 @@ type ringWriter struct {
 	stalled  bool   // the last wait for room ran out; don't wait again until the ring takes a record
 	scratch  []byte // RECORD_AT frames are built here
 	room     int    // what a log call reserves to encode in place
+	holds    bool   // the host keeps the ring across its death: wait for room, never the socket
 }
 
 var doorbellFrame = ipc.AppendFrame(nil, ipc.TypeDoorbell, nil)
@@ -71,7 +75,7 @@ func (c *client) attachRing(usable bool) {
 
 // useRing makes r the ring the client's records go through.
 func (c *client) useRing(r *shmring.Shared) {
-	c.ring = &ringWriter{r: r, room: min(inPlaceRoom, r.Capacity()/8)}
+	c.ring = &ringWriter{r: r, room: min(inPlaceRoom, r.Capacity()/8), holds: r.Flags()&shmring.FlagHolds != 0}
 	// A RECORD_AT frame carries 8 bytes of position before the record.
 	c.maxRecord = c.maxPayload - 8
 }
@@ -155,7 +159,7 @@ func (c *client) ringRecord(frame []byte) bool {
 		now := time.Now()
 		if deadline.IsZero() {
 			deadline = now.Add(ringWait)
-		} else if now.After(deadline) {
+		} else if now.After(deadline) && !rw.holds {
 			rw.stalled = true
 			break
 		}

@@ -27,6 +27,7 @@
 //	128  read   uint64  bytes consumed by the consumer (monotonic)
 //	192  sleep  uint32  1 while the consumer waits for the doorbell
 //	256  state  uint32  1 once the consumer abandoned the ring
+//	320  flags  uint32  set by the consumer before sharing (FlagHolds)
 //	4096 data   capacity bytes (a power of two)
 //
 // A record is a uint32 length and the payload, padded to 8 bytes. One that
@@ -49,6 +50,7 @@ const (
 	offRead   = 128
 	offSleep  = 192
 	offState  = 256
+	offFlags  = 320
 	HeaderLen = 4096
 )
 
@@ -104,8 +106,21 @@ func Init(mem []byte) (*Ring, error) {
 	atomic.StoreUint64(r.u64(offRead), 0)
 	atomic.StoreUint32(r.u32(offSleep), 0)
 	atomic.StoreUint32(r.u32(offState), 0)
+	atomic.StoreUint32(r.u32(offFlags), 0)
 	return r, nil
 }
+
+// FlagHolds says that the consumer keeps what is published in the ring
+// across its own death (the ring is a file it finds again): a record in
+// the ring is safer than one on the other channel, so a producer should
+// wait for room rather than take the other channel.
+const FlagHolds = 1
+
+// SetFlags stores the consumer's flags; it does so before sharing the ring.
+func (r *Ring) SetFlags(f uint32) { atomic.StoreUint32(r.u32(offFlags), f) }
+
+// Flags returns the consumer's flags.
+func (r *Ring) Flags() uint32 { return atomic.LoadUint32(r.u32(offFlags)) }
 
 // Abandon tells the producer that the consumer reads the ring no more:
 // Write and Reserve fail from now on.
