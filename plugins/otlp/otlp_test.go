@@ -169,7 +169,8 @@ func TestMapping(t *testing.T) {
 }
 
 // TestAnswers: 2xx delivers (a partial success is counted); 503 with
-// Retry-After asks for the batch again and nothing is sent before it; a
+// Retry-After in seconds, and 429 with it as a date, ask for the batch
+// again and nothing is sent before it; a
 // 400 refuses the batch with the receiver's words; a receiver that closes
 // the connection gets the batch again on a new one.
 func TestAnswers(t *testing.T) {
@@ -195,6 +196,24 @@ func TestAnswers(t *testing.T) {
 	}
 	if tr.Rejected() != 2 {
 		t.Fatalf("rejected %d, want 2", tr.Rejected())
+	}
+	// 429 with an HTTP date: the same, until that date.
+	*now = now.Add(time.Hour)
+	rv.answer = func(int) (int, map[string]string, []byte) {
+		return 429, map[string]string{"Retry-After": now.Add(30 * time.Second).UTC().Format(http.TimeFormat)}, []byte("slow down")
+	}
+	if err := tr.Write(b); !plugin.IsRetry(err) || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("429: %v", err)
+	}
+	sent := len(rv.requests)
+	*now = now.Add(29 * time.Second)
+	if err := tr.Write(b); !plugin.IsRetry(err) || len(rv.requests) != sent {
+		t.Fatalf("before the 429's Retry-After date: %v, %d requests (want %d)", err, len(rv.requests), sent)
+	}
+	*now = now.Add(2 * time.Second)
+	rv.answer = nil
+	if err := tr.Write(b); err != nil || len(rv.requests) != sent+1 {
+		t.Fatalf("after the 429's Retry-After date: %v", err)
 	}
 	rv.answer = func(int) (int, map[string]string, []byte) { return 400, nil, []byte("field 6 is wrong") }
 	if err := tr.Write(b); err == nil || plugin.IsRetry(err) || !strings.Contains(err.Error(), "400: field 6 is wrong") {
