@@ -90,7 +90,8 @@ func Parse(b []byte, now time.Time, loc *time.Location) (Message, error) {
 // cost; it reports false for anything else, which time.Parse then
 // judges. The time is in UTC.
 func rfc3339(b []byte) (time.Time, bool) {
-	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
+	// "T" and "Z" are upper case, as RFC 5424 has them (and time.Parse).
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
 	num := func(s []byte) int {
@@ -126,7 +127,7 @@ func rfc3339(b []byte) (time.Time, bool) {
 	}
 	offset := 0
 	switch {
-	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
+	case len(rest) == 1 && rest[0] == 'Z':
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
 		h, mi := num(rest[1:3]), num(rest[4:6])
 		if h < 0 || h > 23 || mi < 0 || mi > 59 {
