@@ -170,6 +170,19 @@ type ingestBatch struct {
 	// now is when the batch's first record arrived: the batch's records
 	// arrived together, in one read (one clock reading for them all).
 	now time.Time
+	// The application the last message went to and its batch, kept out
+	// of byApp between messages (a map lookup per message otherwise);
+	// sync puts it back.
+	curApp string
+	cur    []byte
+}
+
+// sync puts the current application's batch back into byApp.
+func (b *ingestBatch) sync() {
+	if b.curApp != "" {
+		b.byApp[b.curApp] = b.cur
+		b.curApp, b.cur = "", nil
+	}
 }
 
 func (s *Server) newBatcher(receiver string, peer net.Addr) *ingestBatch {
@@ -207,13 +220,18 @@ func (b *ingestBatch) add(frame []byte, tooLong bool) {
 		app = string(m.AppName)
 	}
 	b.rec = syslog.AppendRecord(b.rec[:0], &m, frame, err, now)
-	b.byApp[app] = entries.Append(b.byApp[app], b.rec)
+	if app != b.curApp {
+		b.sync()
+		b.curApp, b.cur = app, b.byApp[app]
+	}
+	b.cur = entries.Append(b.cur, b.rec)
 	b.n++
 }
 
 // flush stores the gathered batches, one per application, and syncs
 // them.
 func (b *ingestBatch) flush() error {
+	b.sync()
 	if b.n == 0 {
 		return nil
 	}

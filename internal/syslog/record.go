@@ -133,10 +133,7 @@ func appendIntAttr(b []byte, key string, n int64) []byte {
 // The appends of the fields above, inlined where protowire's are not:
 // tags of fields 1 to 15 and lengths under 128 are one byte.
 func tag(b []byte, num protowire.Number, typ protowire.Type) []byte {
-	if num < 16 {
-		return append(b, byte(num)<<3|byte(typ))
-	}
-	return protowire.AppendTag(b, num, typ)
+	return append(b, byte(num)<<3|byte(typ)) // every field here is 1..15
 }
 
 func uvarint(b []byte, v uint64) []byte {

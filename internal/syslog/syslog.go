@@ -391,9 +391,20 @@ func (r *Reader) counted() ([]byte, error) {
 }
 
 func (r *Reader) line() ([]byte, error) {
+	frag, err := r.r.ReadSlice('\n')
+	if err == nil {
+		// A whole line in the buffer is returned where it stands (valid,
+		// as Next says, until the next call): no copy.
+		body := len(frag) - 1
+		if body > 0 && frag[body-1] == '\r' {
+			body--
+		}
+		if body <= r.max {
+			return frag[:body], nil
+		}
+	}
 	r.buf = r.buf[:0]
 	for {
-		frag, err := r.r.ReadSlice('\n')
 		r.buf = append(r.buf, frag...)
 		// The limit is on the message: its line end does not count.
 		body := len(r.buf)
@@ -414,8 +425,9 @@ func (r *Reader) line() ([]byte, error) {
 		}
 		switch {
 		case err == nil:
-			return bytes.TrimSuffix(r.buf, []byte("\n")), nil
+			return r.buf[:body], nil // without its line end
 		case err == bufio.ErrBufferFull:
+			frag, err = r.r.ReadSlice('\n')
 			continue
 		case errors.Is(err, io.EOF) && len(r.buf) > 0:
 			return r.buf, nil // the last line, without its newline
