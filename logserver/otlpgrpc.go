@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -27,6 +28,14 @@ import (
 // not); a message over max_request_bytes once decompressed,
 // RESOURCE_EXHAUSTED, from gRPC itself.
 
+// otlpStreams is how many calls one gRPC connection may have at once;
+// otlpWindow is its flow-control windows (per stream and per
+// connection): a fixed size, not grown by gRPC's bandwidth estimation.
+const (
+	otlpStreams = 16
+	otlpWindow  = 1 << 20
+)
+
 type otlpGRPCReceiver struct {
 	mu   sync.Mutex
 	srv  *grpc.Server
@@ -40,8 +49,23 @@ func (s *Server) ServeOTLPGRPC(ln net.Listener) error {
 	if o == nil {
 		return errors.New("logserver: the server block has no otlp block")
 	}
+	// Bounded, as the wire protocol's listener is: at most max_connections
+	// connections, otlpStreams calls at once on each, and flow-control
+	// windows that keep what one connection can make the server hold to
+	// a few of its largest messages.
+	conns := s.cfg.MaxConns
+	if conns == 0 {
+		conns = 4096 // the wire protocol's default
+	}
+	ln = netutil.LimitListener(ln, conns)
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.MaxRequestBytes),
+		grpc.MaxConcurrentStreams(otlpStreams),
+		grpc.InitialWindowSize(otlpWindow),
+		grpc.InitialConnWindowSize(otlpWindow),
+		grpc.ReadBufferSize(32 << 10),
+		grpc.WriteBufferSize(32 << 10),
+		grpc.MaxHeaderListSize(64 << 10),
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

@@ -2,11 +2,14 @@ package logserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +22,8 @@ import (
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -218,4 +223,52 @@ func TestOTLPGRPCServerKilled(t *testing.T) {
 		}
 	}
 	t.Logf("%d calls answered OK of %d, all stored", len(answered), sent)
+}
+
+// TestOTLPGRPCStreamFlood: a client that opens stream after stream on
+// one connection and never ends them holds at most the receiver's
+// streams per connection (an outsider's flood of 500,000 reached 6 GB
+// before the bound): the goroutines stay few and another client is
+// served.
+func TestOTLPGRPCStreamFlood(t *testing.T) {
+	_, _, addr := otlpGRPCServer(t, 4<<20)
+	before := runtime.NumGoroutine()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.Write([]byte(http2.ClientPreface))
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	go io.Copy(io.Discard, c) // the server's frames: settings, resets
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for i := range 5000 {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/opentelemetry.proto.collector.logs.v1.LogsService/Export"},
+			{":authority", addr}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+			break // the server may close the connection: as good
+		}
+	}
+	// Another client is served meanwhile.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = collogs.NewLogsServiceClient(conn).Export(ctx, &collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{{ScopeLogs: []*logs.ScopeLogs{{LogRecords: []*logs.LogRecord{
+		{TimeUnixNano: 1, Body: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: "served"}}}}}}}}})
+	if err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+	if n := runtime.NumGoroutine(); n > before+200 {
+		t.Fatalf("%d goroutines after the flood, %d before", n, before)
+	}
 }
