@@ -3,6 +3,7 @@ package logserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/logtk/logtk/internal/otlp"
 
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
@@ -66,6 +70,7 @@ func (s *Server) ServeOTLPGRPC(ln net.Listener) error {
 		grpc.ReadBufferSize(32 << 10),
 		grpc.WriteBufferSize(32 << 10),
 		grpc.MaxHeaderListSize(64 << 10),
+		grpc.ForceServerCodec(otlpCodec{}),
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -134,4 +139,26 @@ func (l otlpLogsService) Export(ctx context.Context, req *collogs.ExportLogsServ
 	}
 	s.otlp.Stats.Requests.Add(1)
 	return &collogs.ExportLogsServiceResponse{}, nil
+}
+
+// otlpCodec is gRPC's protobuf codec taking invalid UTF-8 in strings, as
+// the OTLP/HTTP receiver does (otlp.Unmarshal).
+type otlpCodec struct{}
+
+func (otlpCodec) Name() string { return "proto" }
+
+func (otlpCodec) Marshal(v any) ([]byte, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("otlp codec: %T is not a protobuf message", v)
+	}
+	return proto.Marshal(m)
+}
+
+func (otlpCodec) Unmarshal(data []byte, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("otlp codec: %T is not a protobuf message", v)
+	}
+	return otlp.Unmarshal(data, m)
 }

@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/record"
@@ -272,3 +274,52 @@ func TestOTLPGRPCStreamFlood(t *testing.T) {
 		t.Fatalf("%d goroutines after the flood, %d before", n, before)
 	}
 }
+
+// TestOTLPInvalidUTF8: strings with invalid UTF-8 (which other
+// languages' SDKs and Collectors send) are stored with U+FFFD in their
+// place, over gRPC and HTTP alike, not refused.
+func TestOTLPInvalidUTF8(t *testing.T) {
+	srv, dir, addr := otlpGRPCServer(t, 4<<20)
+	// Built by hand: the Go types refuse to encode invalid UTF-8.
+	str := func(num protowire.Number, s string) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), []byte(s))
+	}
+	msg := func(num protowire.Number, parts ...[]byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), bytes.Join(parts, nil))
+	}
+	body := msg(5, str(1, "bad \xff byte"))                  // LogRecord.body: AnyValue.string_value
+	attr := msg(6, str(1, "k\xfe"), msg(2, str(1, "v\xc3"))) // LogRecord.attributes: KeyValue
+	req := msg(1, msg(2, msg(2, body, attr)))                // resource_logs { scope_logs { log_records } }
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var resp collogs.ExportLogsServiceResponse
+	if err := conn.Invoke(ctx, "/opentelemetry.proto.collector.logs.v1.LogsService/Export", rawMessage(req), &resp, grpc.ForceCodec(rawCodec{})); err != nil {
+		t.Fatalf("gRPC: %v", err)
+	}
+	if n := srv.OTLPStats().Records.Load(); n != 1 {
+		t.Fatalf("%d records stored, want 1", n)
+	}
+	r := storedRecords(t, dir, "otlp")[0]
+	if r["msg"] != "bad \uFFFD byte" || r["k\uFFFD"] != "v\uFFFD" {
+		t.Fatalf("stored %v", r)
+	}
+}
+
+// rawMessage is a request already encoded; rawCodec sends it as it is.
+type rawMessage []byte
+
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+func (rawCodec) Marshal(v any) ([]byte, error) {
+	if r, ok := v.(rawMessage); ok {
+		return r, nil
+	}
+	return proto.Marshal(v.(proto.Message))
+}
+func (rawCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(data, v.(proto.Message)) }

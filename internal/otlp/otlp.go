@@ -21,12 +21,72 @@ import (
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/record/textfmt"
 )
+
+// Unmarshal is proto.Unmarshal that takes invalid UTF-8 in string fields
+// (which the OpenTelemetry SDKs of other languages and Collectors send),
+// replacing it with U+FFFD, where proto.Unmarshal refuses the message.
+func Unmarshal(b []byte, m proto.Message) error {
+	err := proto.Unmarshal(b, m)
+	if err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		return err
+	}
+	fixed, ok := sanitizeUTF8(b, m.ProtoReflect().Descriptor(), 0)
+	if !ok {
+		return err
+	}
+	proto.Reset(m)
+	return proto.Unmarshal(fixed, m)
+}
+
+// sanitizeUTF8 rewrites the encoding b of a message of descriptor md with
+// every string field's invalid UTF-8 replaced, in messages nested at
+// most 100 deep; false if b is not an encoding it can walk.
+func sanitizeUTF8(b []byte, md protoreflect.MessageDescriptor, depth int) ([]byte, bool) {
+	if depth > 100 {
+		return nil, false
+	}
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		fd := md.Fields().ByNumber(num)
+		if typ != protowire.BytesType || fd == nil || (fd.Kind() != protoreflect.StringKind && fd.Kind() != protoreflect.MessageKind) {
+			m := protowire.ConsumeFieldValue(num, typ, b[n:])
+			if m < 0 {
+				return nil, false
+			}
+			out = append(out, b[:n+m]...)
+			b = b[n+m:]
+			continue
+		}
+		v, m := protowire.ConsumeBytes(b[n:])
+		if m < 0 {
+			return nil, false
+		}
+		if fd.Kind() == protoreflect.StringKind {
+			v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
+		} else {
+			var ok bool
+			if v, ok = sanitizeUTF8(v, fd.Message(), depth+1); !ok {
+				return nil, false
+			}
+		}
+		out = protowire.AppendTag(out, num, typ)
+		out = protowire.AppendBytes(out, v)
+		b = b[n+m:]
+	}
+	return out, true
+}
 
 // ErrTooLarge is a request body (after gzip) over the limit.
 var ErrTooLarge = errors.New("otlp: request larger than the limit")
@@ -61,8 +121,13 @@ func Decode(body io.Reader, contentType, encoding string, max int64) (*logs.Logs
 	ct, _, _ := strings.Cut(strings.ToLower(contentType), ";")
 	switch strings.TrimSpace(ct) {
 	case "application/x-protobuf", "application/protobuf":
-		err = proto.Unmarshal(b, req)
+		err = Unmarshal(b, req)
 	case "application/json":
+		if !utf8.Valid(b) {
+			// Replaced, as a protobuf body's strings are: JSON's own
+			// characters are ASCII, so the structure is untouched.
+			b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+		}
 		if b, err = hexIDs(b); err == nil {
 			err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, req)
 		}
@@ -112,7 +177,17 @@ func AppendRecord(b []byte, lr *logs.LogRecord, scope *common.InstrumentationSco
 	if sv, ok := body.GetValue().(*common.AnyValue_StringValue); ok {
 		msg = sv.StringValue
 	}
-	b = irecord.AppendHeadNanos(b, ns, int32(lr.GetSeverityNumber()), validUTF8(msg), validUTF8(scope.GetName()))
+	// A severity outside OTLP's 0-24 (a negative one, or a number no
+	// severity has) is kept as an attribute, the level left unspecified.
+	sev := int32(lr.GetSeverityNumber())
+	level := sev
+	if sev < 0 || sev > 24 {
+		level = 0
+	}
+	b = irecord.AppendHeadNanos(b, ns, level, validUTF8(msg), validUTF8(scope.GetName()))
+	if level != sev {
+		b = irecord.AppendAttr(b, slog.Int64("severity_number", int64(sev)))
+	}
 	if body != nil && msg == "" && body.GetValue() != nil {
 		if _, isString := body.GetValue().(*common.AnyValue_StringValue); !isString {
 			b = irecord.AppendAttr(b, attr("body", body))

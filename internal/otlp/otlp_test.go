@@ -3,6 +3,7 @@ package otlp
 import (
 	"bytes"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	irecord "github.com/logtk/logtk/internal/record"
@@ -102,5 +104,42 @@ func TestDeepNesting(t *testing.T) {
 	rec := AppendRecord(nil, lr, nil, []*common.KeyValue{{Key: "r", Value: v}}, time.Now())
 	if err := irecord.Validate(rec); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDecodeInvalidUTF8AndSeverity: invalid UTF-8 in a protobuf or JSON
+// request is replaced, not refused; a severity number outside 0-24 leaves
+// the level unspecified and is kept as an attribute.
+func TestDecodeInvalidUTF8AndSeverity(t *testing.T) {
+	json := "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"severityNumber\":-3,\"body\":{\"stringValue\":\"caf\xe9\"}}]}]}]}"
+	req, err := Decode(strings.NewReader(json), "application/json", "", 1<<20)
+	if err != nil {
+		t.Fatalf("JSON with invalid UTF-8: %v", err)
+	}
+	var rec []byte
+	Each(req, time.Unix(1, 0), func(_ string, r []byte) { rec = append(rec[:0], r...) })
+	var v record.Record
+	v.Parse(rec)
+	var a record.Attr
+	sev := int64(0)
+	for it := v.Attrs(); it.Next(&a); {
+		if string(a.Key) == "severity_number" {
+			sev = a.Int()
+		}
+	}
+	if string(v.Message) != "caf\uFFFD" || v.Level != 0 || sev != -3 {
+		t.Fatalf("message %q level %d severity_number %d", v.Message, v.Level, sev)
+	}
+	pb := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), // resource_logs
+		protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), // scope_logs
+			protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), // log_records
+				protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), // body
+					protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte("x\xffy"))))))
+	req, err = Decode(bytes.NewReader(pb), "application/x-protobuf", "", 1<<20)
+	if err != nil {
+		t.Fatalf("protobuf with invalid UTF-8: %v", err)
+	}
+	if got := req.ResourceLogs[0].ScopeLogs[0].LogRecords[0].Body.GetStringValue(); got != "x\uFFFDy" {
+		t.Fatalf("body %q", got)
 	}
 }

@@ -65,6 +65,7 @@ type Transport struct {
 	enc        encoder
 	dial       func(endpoint string) (conn, error)
 	now        func() time.Time
+	clock      func() bool // the clock is granted
 	headerLine []byte // the request's fixed header lines
 }
 
@@ -78,8 +79,12 @@ type conn interface {
 
 // New returns a Transport.
 func New() *Transport {
-	return &Transport{dial: func(e string) (conn, error) { return plugin.Dial(e) }, now: time.Now}
+	return &Transport{dial: func(e string) (conn, error) { return plugin.Dial(e) }, now: time.Now, clock: clockGranted}
 }
+
+// clockGranted: without allow { clock = true } the sandbox's clock is a
+// fixed time in the past.
+func clockGranted() bool { return time.Now().After(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 var _ plugin.Transport = (*Transport)(nil)
 var _ plugin.Configurer = (*Transport)(nil)
@@ -187,7 +192,10 @@ func (t *Transport) Write(b *plugin.Batch) error {
 		}
 		return nil
 	case status == 429 || status == 502 || status == 503 || status == 504:
-		if d, ok := retryAfter(header["retry-after"], t.now()); ok {
+		// Without the clock the sandbox's time stands still: a wait
+		// measured on it would never end, so the host's backoff alone
+		// paces the retries then.
+		if d, ok := retryAfter(header["retry-after"], t.now()); ok && t.clock() {
 			t.retryAt = t.now().Add(d)
 		}
 		return plugin.Retry(fmt.Errorf("the receiver answered %d: %s", status, snippet(resp)))
@@ -240,6 +248,13 @@ func (t *Transport) roundTrip(body []byte) (int, map[string]string, []byte, erro
 	status, header, resp, err := t.rd.response()
 	if err != nil {
 		return 0, nil, nil, err
+	}
+	// Bytes after the answer were not asked for: a receiver that answered
+	// twice or garbles its framing, and which answer is this request's is
+	// not known. The connection goes, and the batch is sent again (twice
+	// rather than lost).
+	if len(t.rd.buf) > 0 {
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes after the answer, which was not asked for", errAnswer, len(t.rd.buf))
 	}
 	if strings.EqualFold(header["connection"], "close") {
 		t.closeConn()

@@ -86,6 +86,7 @@ func newTransport(t *testing.T, rv *receiver, config string) (*Transport, *time.
 	tr := New()
 	now := time.Unix(1_800_000_000, 0)
 	tr.now = func() time.Time { return now }
+	tr.clock = func() bool { return true }
 	tr.dial = func(string) (conn, error) {
 		c, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
 		return tcpConn{c}, err
@@ -242,5 +243,76 @@ func TestConfigure(t *testing.T) {
 		if err := New().Configure([]byte(c)); err == nil {
 			t.Errorf("%s was accepted", c)
 		}
+	}
+}
+
+// TestExtraBytes: a receiver that sends more than one answer to a request
+// has the batch sent again on a new connection, not settled by an answer
+// that may be another request's.
+func TestExtraBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conns := 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns++
+			go func(c net.Conn, first bool) {
+				defer c.Close()
+				buf := make([]byte, 1<<20)
+				c.Read(buf) // the request (small: one read)
+				ok := "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+				if first {
+					c.Write([]byte(ok + ok)) // two answers to one request
+				} else {
+					c.Write([]byte(ok))
+				}
+				c.Read(buf)
+			}(c, conns == 1)
+		}
+	}()
+	tr := New()
+	tr.dial = func(string) (conn, error) {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return tcpConn{c}, err
+	}
+	if err := tr.Configure([]byte(`{"endpoint":"x","compression":"none"}`)); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	b := batchOf(t, sample(1, "a"))
+	if err := tr.Write(b); !plugin.IsRetry(err) {
+		t.Fatalf("with two answers to one request: %v, want a retry", err)
+	}
+	if err := tr.Write(b); err != nil {
+		t.Fatalf("again, on a new connection: %v", err)
+	}
+}
+
+// TestRetryAfterWithoutClock: without the clock granted, a Retry-After
+// is not waited for (the sandbox's time stands still: the wait would
+// never end); the host's backoff paces the retries.
+func TestRetryAfterWithoutClock(t *testing.T) {
+	rv := &receiver{}
+	tr, _ := newTransport(t, rv, `{"endpoint":"collector"}`)
+	tr.clock = func() bool { return false }
+	rv.answer = func(n int) (int, map[string]string, []byte) {
+		if n == 1 {
+			return 503, map[string]string{"Retry-After": "1"}, nil
+		}
+		return 200, nil, nil
+	}
+	b := batchOf(t, sample(1, "a"))
+	if err := tr.Write(b); !plugin.IsRetry(err) {
+		t.Fatalf("503: %v", err)
+	}
+	if err := tr.Write(b); err != nil || len(rv.requests) != 2 {
+		t.Fatalf("the retry at once: %v, %d requests", err, len(rv.requests))
 	}
 }
