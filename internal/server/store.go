@@ -131,6 +131,9 @@ type appFile struct {
 	parked  bool
 	size    int64 // of data
 	idxSize int64
+	// syncDirs: a directory or file open creates is made durable (its
+	// directory entry synced) before anything is stored in it.
+	syncDirs bool
 	buf     []byte
 	// What the last good sync covered (or the sizes at open): a failed
 	// sync cuts the files back to these.
@@ -459,7 +462,7 @@ func (s *Store) acquire(application, format string) (*appFile, error) {
 		return nil, fmt.Errorf("%w: %s of application %q not opened: %d files are open (the limit), each with a batch being written or synced", ErrTooManyOpen, name+ext, application, s.open.Len())
 	default:
 		if af == nil {
-			af = &appFile{dir: filepath.Join(s.opts.Dir, application), name: name, ext: ext, prefixed: prefixed, closed: true, parked: true}
+			af = &appFile{dir: filepath.Join(s.opts.Dir, application), name: name, ext: ext, prefixed: prefixed, closed: true, parked: true, syncDirs: s.opts.Fsync}
 			af.cond.L = &af.mu
 			s.files[key] = af
 		}
@@ -538,10 +541,15 @@ func (s *Store) park(af *appFile) bool {
 }
 
 func (af *appFile) open() error {
+	_, statErr := os.Stat(af.dir)
+	newDir := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(af.dir, 0o755); err != nil {
 		return err
 	}
 	dataPath := filepath.Join(af.dir, af.name+af.ext)
+	_, dataErr := os.Stat(dataPath)
+	_, idxErr := os.Stat(dataPath + ".idx")
+	created := errors.Is(dataErr, os.ErrNotExist) || errors.Is(idxErr, os.ErrNotExist)
 	if _, err := os.Stat(dataPath); errors.Is(err, os.ErrNotExist) {
 		// A new data file beside an index of batches would pair it with
 		// offsets into another file, and the next start would cut it
@@ -572,9 +580,34 @@ func (af *appFile) open() error {
 		idx.Close()
 		return err
 	}
+	if af.syncDirs && (newDir || created) {
+		// A batch acknowledged in a file whose name the directory has not
+		// made durable is lost with the name on a power failure: the new
+		// entries are synced first (an application's directory, its
+		// files, and a rotation's renames, whose new files these are).
+		err := syncDir(af.dir)
+		if newDir && err == nil {
+			err = syncDir(filepath.Dir(af.dir))
+		}
+		if err != nil {
+			data.Close()
+			idx.Close()
+			return fmt.Errorf("syncing the directory of %s: %w", dataPath, err)
+		}
+	}
 	af.data, af.idx, af.size, af.closed = data, idx, st.Size(), false
 	af.syncedSize, af.syncedIdxSize = af.size, af.idxSize
 	return nil
+}
+
+// syncDir syncs a directory: the entries created or renamed in it.
+var syncDir = func(dir string) error { // a variable: tests count the syncs
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // reopen recovers from a failed write: the file is cut back to the last

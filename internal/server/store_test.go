@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -658,5 +659,38 @@ func TestStoreClosesUnsyncedFile(t *testing.T) {
 	idx, _ := os.ReadFile(filepath.Join(dir, "a", "records.log.idx"))
 	if string(data) != "a1\na2\n" || string(idx) != "3 1 h\n6 2 h\n" {
 		t.Fatalf("a: data %q, index %q", data, idx)
+	}
+}
+
+// TestStoreSyncsNewNames: with fsync, the directory entries of a new
+// application (its directory, its files) and of a rotation are synced
+// before a batch in them is acknowledged; without fsync, none are.
+func TestStoreSyncsNewNames(t *testing.T) {
+	for _, fsync := range []bool{true, false} {
+		var synced []string
+		old := syncDir
+		syncDir = func(dir string) error { synced = append(synced, dir); return old(dir) }
+		dir := t.TempDir()
+		s := openStore(t, StoreOptions{Dir: dir, Fsync: fsync, MaxBytes: 40})
+		if _, err := s.Write("shop", "h", "json", 1, batch("first batch of the shop\n")); err != nil {
+			t.Fatal(err)
+		}
+		first := slices.Clone(synced)
+		if _, err := s.Write("shop", "h", "json", 2, batch("second batch: past max_bytes, rotated\n")); err != nil {
+			t.Fatal(err)
+		}
+		syncDir = old
+		if !fsync {
+			if len(synced) != 0 {
+				t.Fatalf("without fsync: synced %v", synced)
+			}
+			continue
+		}
+		if !slices.Contains(first, filepath.Join(dir, "shop")) || !slices.Contains(first, dir) {
+			t.Fatalf("a new application: synced %v, want its directory and the store's", first)
+		}
+		if len(synced) <= len(first) {
+			t.Fatalf("a rotation synced no directory (%v)", synced)
+		}
 	}
 }
