@@ -134,7 +134,7 @@ type appFile struct {
 	// syncDirs: a directory or file open creates is made durable (its
 	// directory entry synced) before anything is stored in it.
 	syncDirs bool
-	buf     []byte
+	buf      []byte
 	// What the last good sync covered (or the sizes at open): a failed
 	// sync cuts the files back to these.
 	syncedSize, syncedIdxSize int64

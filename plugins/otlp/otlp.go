@@ -66,7 +66,7 @@ type Transport struct {
 	dial       func(endpoint string) (conn, error)
 	now        func() time.Time
 	clock      func() bool // the clock is granted
-	headerLine []byte // the request's fixed header lines
+	headerLine []byte      // the request's fixed header lines
 }
 
 // conn is what the transport needs of a connection (*plugin.Conn; tests
