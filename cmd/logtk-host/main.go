@@ -460,7 +460,8 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	}()
 	err = srv.Shutdown(ctx)
 	b, r, d := srv.Stats()
-	logger.Info("log server stopped", "batches", b, "records", r, "duplicates_dropped", d, "dir", cfg.Server.Dir)
+	logger.Info("log server stopped", "batches", b, "records", r, "duplicates_dropped", d,
+		"syslog_messages", srv.SyslogStats().Messages.Load(), "otlp_records", srv.OTLPStats().Records.Load(), "dir", cfg.Server.Dir)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("stopped with an error", "error", err)
 		return 1
