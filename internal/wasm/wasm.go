@@ -274,6 +274,15 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	if err := json.Unmarshal(res, &m.info); err != nil {
 		return fail(fmt.Errorf("logtk_info returned invalid JSON: %w", err))
 	}
+	// What the kit (sdk/plugintest) checks too: a name and a version to
+	// name the plugin by in logs, and an "abi", when given, that agrees
+	// with logtk_abi_version (which is what the host goes by).
+	if m.info.Name == "" || m.info.Version == "" {
+		return fail(errors.New(`logtk_info: "name" and "version" must not be empty`))
+	}
+	if m.info.ABI != 0 && uint32(m.info.ABI) != inst.abi {
+		return fail(fmt.Errorf(`logtk_info says "abi": %d, but logtk_abi_version returns %d`, m.info.ABI, inst.abi))
+	}
 	switch m.info.Kind {
 	case "format":
 		if _, ok := exports["logtk_format"]; !ok {
