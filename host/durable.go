@@ -554,6 +554,11 @@ func openStream(sd *stateDir, id WorkerID) (*stream, []replayed, error) {
 // recover numbers the records the journal and the rings on disk hold
 // past the settled seq; see the comment at the top of this file.
 func (st *stream) recover(j journal) []replayed {
+	// A ring its maker did not finish never reached a worker.
+	unfinished, _ := filepath.Glob(st.base + ".*.ring" + shmring.TempSuffix)
+	for _, p := range unfinished {
+		os.Remove(p)
+	}
 	files, _ := filepath.Glob(st.base + ".*.ring")
 	type ringOnDisk struct {
 		no   uint64

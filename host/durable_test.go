@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -322,5 +323,27 @@ func TestDurableRingHolds(t *testing.T) {
 	stats := recs[len(recs)-1]
 	if attr(stats, "ring_records").GetUint() == 0 || attr(stats, "socket_records").GetUint() != 0 {
 		t.Fatalf("stats %v: want every record through the ring", stats.Attrs)
+	}
+}
+
+// TestRecoverUnfinishedRing: a ring file its maker died making (before
+// it was formatted and named) reached no worker: it is removed, and
+// counts as no damage.
+func TestRecoverUnfinishedRing(t *testing.T) {
+	sd, err := openStateDir(t.TempDir(), tlog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := WorkerID{"w", 0}
+	unfinished := sd.base(id) + ".3.ring" + shmring.TempSuffix
+	if err := os.WriteFile(unfinished, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, rep, err := openStream(sd, id)
+	if err != nil || len(rep) != 0 || st.damaged != 0 {
+		t.Fatalf("recovered %d records, %d damaged rings (%v)", len(rep), st.damaged, err)
+	}
+	if _, err := os.Stat(unfinished); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the unfinished ring is still there: %v", err)
 	}
 }

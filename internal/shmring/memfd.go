@@ -62,13 +62,17 @@ func CreateFile(path string, capacity int) (*Shared, *os.File, error) {
 	if capacity < 4096 || capacity&(capacity-1) != 0 {
 		return nil, nil, fmt.Errorf("shmring: capacity %d is not a power of two >= 4096", capacity)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	// Made whole under a temporary name, then renamed: a file with the
+	// ring's name is always a formatted ring, whenever its maker died.
+	tmp := path + TempSuffix
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("shmring: %w", err)
 	}
 	fail := func(what string, err error) (*Shared, *os.File, error) {
 		f.Close()
-		os.Remove(path)
+		os.Remove(tmp)
 		return nil, nil, fmt.Errorf("shmring: %s %s: %w", what, path, err)
 	}
 	if err := f.Truncate(int64(Size(capacity))); err != nil {
@@ -83,8 +87,16 @@ func CreateFile(path string, capacity int) (*Shared, *os.File, error) {
 		unix.Munmap(mem)
 		return fail("formatting", err)
 	}
+	if err := os.Rename(tmp, path); err != nil {
+		unix.Munmap(mem)
+		return fail("naming", err)
+	}
 	return &Shared{Ring: r, mem: mem}, f, nil
 }
+
+// TempSuffix ends the name of a ring file CreateFile has not finished:
+// one left behind (its maker died) holds nothing and may be removed.
+const TempSuffix = ".new"
 
 // OpenFile maps the ring in the file at path, as a consumer taking over
 // from one that died: reads start at the shared read position and the
