@@ -22,10 +22,16 @@ import (
 )
 
 func otlpServer(t *testing.T) (*Server, string, string) {
+	return serveOTLPTest(t, config.OTLPConfig{HTTP: "127.0.0.1:0", Application: "otlp", ByServiceName: true, MaxRequestBytes: 64 << 10}, (*Server).ServeOTLP)
+}
+
+// serveOTLPTest starts a server with the otlp block o (fsync "batch"),
+// its receiver served by serve on a port of its own; it returns the
+// server, its directory and the receiver's address.
+func serveOTLPTest(t *testing.T, o config.OTLPConfig, serve func(*Server, net.Listener) error) (*Server, string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
-		OTLP: &config.OTLPConfig{HTTP: "127.0.0.1:0", Application: "otlp", ByServiceName: true, MaxRequestBytes: 64 << 10}}}
+	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30, OTLP: &o}}
 	srv, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +40,7 @@ func otlpServer(t *testing.T) (*Server, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.ServeOTLP(ln); err != nil {
+	if err := serve(srv, ln); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })

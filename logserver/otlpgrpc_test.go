@@ -36,23 +36,7 @@ import (
 )
 
 func otlpGRPCServer(t *testing.T, maxBytes int) (*Server, string, string) {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
-		OTLP: &config.OTLPConfig{GRPC: "127.0.0.1:0", Application: "otlp", ByServiceName: true, MaxRequestBytes: maxBytes}}}
-	srv, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.ServeOTLPGRPC(ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv, dir, ln.Addr().String()
+	return serveOTLPTest(t, config.OTLPConfig{GRPC: "127.0.0.1:0", Application: "otlp", ByServiceName: true, MaxRequestBytes: maxBytes}, (*Server).ServeOTLPGRPC)
 }
 
 // TestOTLPGRPCExporter: the OpenTelemetry Go SDK's OTLP/gRPC log exporter
