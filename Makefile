@@ -95,6 +95,8 @@ FUZZ_TARGETS := \
 	./internal/logread:FuzzRead \
 	./internal/syslog:FuzzParse \
 	./internal/syslog:FuzzReader \
+	./internal/marks:FuzzEach \
+	./plugins/file:FuzzMarksLog \
 	./internal/otlp:FuzzDecode \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \

@@ -80,11 +80,17 @@ func BenchmarkIngest(b *testing.B) {
 
 // BenchmarkPipeline measures records/s through a Wasm format stage and the
 // Wasm file transport (fsync "never", so the disk is not what is measured)
-// per batch size. Each op is one record.
+// per batch size; "marks" is the protobuf run with the file transport
+// keeping marks (a durable ingest's pipeline). Each op is one record.
 func BenchmarkPipeline(b *testing.B) {
-	for _, format := range []string{"protobuf", "json", "text"} {
+	for _, format := range []string{"protobuf", "json", "text", "protobuf/marks"} {
+		format, keepMarks := strings.CutSuffix(format, "/marks")
 		for _, size := range []int{64, 512} {
-			b.Run(fmt.Sprintf("%s/batch=%d", format, size), func(b *testing.B) {
+			name := fmt.Sprintf("%s/batch=%d", format, size)
+			if keepMarks {
+				name += "/marks"
+			}
+			b.Run(name, func(b *testing.B) {
 				dir := b.TempDir()
 				cfg := &config.Config{
 					Formats: []config.FormatConfig{{Name: format, Plugin: plugintest.Build(b, "../plugins/"+format+"/plugin")}},
@@ -93,7 +99,7 @@ func BenchmarkPipeline(b *testing.B) {
 						Allow:  config.Allow{Directories: []string{dir}}}},
 					DeadLetterDir: dir + "/dead",
 				}
-				p, err := pipeline.New(context.Background(), pipeline.Options{Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir})
+				p, err := pipeline.New(context.Background(), pipeline.Options{Formats: cfg.Formats, Transports: cfg.Transports, DeadLetterDir: cfg.DeadLetterDir, KeepMarks: keepMarks})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -102,9 +108,16 @@ func BenchmarkPipeline(b *testing.B) {
 				for i := range batch {
 					batch[i] = recs[i%2]
 				}
+				var marks []pipeline.Mark
+				if keepMarks {
+					marks = []pipeline.Mark{{Worker: "api", Index: 0}, {Worker: "api", Index: 1}}
+				}
 				b.ResetTimer()
 				for n := 0; n < b.N; n += size {
-					p.WriteBatch(batch)
+					for i := range marks {
+						marks[i].Seq = uint64(n + size)
+					}
+					p.WriteBatchMarked(batch, marks)
 				}
 				p.Close()
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")

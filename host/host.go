@@ -132,8 +132,11 @@ type Host struct {
 	taps taps // readers of the records (tap.go)
 
 	// The durable ingest (durable.go): nil without a runtime directory.
-	state  *stateDir
-	settle settler
+	state *stateDir
+	// durable: the configuration turns the durable ingest on (state is
+	// then set once New has opened it).
+	durable bool
+	settle  settler
 
 	// The output, replaced by a reload (reload.go) between batches.
 	outMu     sync.Mutex
@@ -242,6 +245,7 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 		h.pm = metrics.NewPipeline(opts.Metrics)
 	}
 	h.stages = stagesOf(cfg)
+	h.durable = cfg.RuntimeDir != "" && (cfg.DurableIngest == nil || *cfg.DurableIngest)
 	h.ownOutput = opts.Output == nil
 	h.output = opts.Output
 	if h.ownOutput {
@@ -251,7 +255,7 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 		}
 		h.output = out
 	}
-	if cfg.RuntimeDir != "" && (cfg.DurableIngest == nil || *cfg.DurableIngest) {
+	if h.durable {
 		sd, err := openStateDir(cfg.RuntimeDir, h.log.Named("durable").Error)
 		if err != nil {
 			if c, ok := h.output.(interface{ Close() error }); ok && h.ownOutput {

@@ -71,6 +71,7 @@ func (h *Host) newOutput(s stageConfig) (Output, error) {
 		Formats: s.Formats, Transports: s.Transports, DeadLetterDir: s.DeadLetterDir,
 		Logger: h.log.Named("pipeline"), Report: h.selfRecord, Stopping: h.isStopping,
 		Metrics: h.pm, Settled: func(n uint64) { h.settle.upTo(base + n) },
+		KeepMarks: h.durable,
 	})
 }
 

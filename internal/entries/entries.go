@@ -99,6 +99,16 @@ func EachWhile(b []byte, fn func(entry []byte) bool) {
 	}
 }
 
+// Next returns the first entry of b and the bytes it takes with its
+// length; n <= 0 when b is empty or its first entry malformed.
+func Next(b []byte) (entry []byte, n int) {
+	l, k := uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < l {
+		return nil, -1
+	}
+	return b[k : k+int(l)], k + int(l)
+}
+
 // uvarint is protowire.ConsumeVarint with the lengths of most entries
 // (one or two bytes) decoded inline.
 func uvarint(b []byte) (uint64, int) {

@@ -46,9 +46,12 @@ type delivery struct {
 
 	// What the delivery works with; newDelivery sets all but open, done
 	// and failed, which the caller must.
-	open     func(context.Context) (conn, error) // a configured, opened instance
-	done     func(item)                          // delivered
-	failed   func(item, error)                   // to be dead-lettered
+	open func(context.Context) (conn, error) // a configured, opened instance
+	done func(item)                          // delivered
+	// prepare, when set, readies an item before each write: false means
+	// the transport holds all of it already (it is then done).
+	prepare  func(*item) bool
+	failed   func(item, error) // to be dead-lettered
 	stopping func() bool
 	log      hclog.Logger
 	report   func(level int32, msg string, attrs ...slog.Attr)
@@ -69,7 +72,7 @@ type delivery struct {
 
 // conn is what a delivery needs of a transport instance (*wasm.Instance).
 type conn interface {
-	Write(ctx context.Context, id uint64, batch []byte) (pending bool, err error)
+	WriteMarked(ctx context.Context, id uint64, marks, batch []byte) (pending bool, err error)
 	Poll(ctx context.Context, wait time.Duration) ([]uint64, error)
 	Async() bool
 	Flush(ctx context.Context) error
@@ -183,8 +186,14 @@ func (d *delivery) send(ctx context.Context, from int) error {
 		d.inst = inst
 	}
 	for i := from; i < len(d.window); i++ {
+		if d.prepare != nil && !d.prepare(&d.window[i]) {
+			d.done(d.window[i])
+			d.window = append(d.window[:i], d.window[i+1:]...)
+			i--
+			continue
+		}
 		start := time.Now()
-		pending, err := d.inst.Write(ctx, d.window[i].id, d.window[i].data)
+		pending, err := d.inst.WriteMarked(ctx, d.window[i].id, d.window[i].marks, d.window[i].data)
 		d.metrics.Call("transport "+d.name, "write", time.Since(start))
 		if err != nil {
 			d.metrics.Failure("transport "+d.name, failureKind(err))

@@ -27,7 +27,7 @@ type fakeConn struct {
 	closed  bool
 }
 
-func (c *fakeConn) Write(_ context.Context, id uint64, _ []byte) (bool, error) {
+func (c *fakeConn) WriteMarked(_ context.Context, id uint64, _, _ []byte) (bool, error) {
 	c.sent = append(c.sent, id)
 	if c.write != nil {
 		return c.write(c, id)

@@ -29,6 +29,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"os"
 	"strings"
@@ -36,10 +37,10 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/marks"
 	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/record"
@@ -76,6 +77,12 @@ type Options struct {
 	// one call at a time, from the pipeline's goroutines, and must not
 	// block.
 	Settled func(n uint64)
+	// KeepMarks asks each transport that can to keep the marks of what
+	// it delivered (sdk/plugin.MarkKeeper), from those WriteBatchMarked
+	// gives: a transport then reports at open what it already holds, and
+	// the pipeline does not write that to it again. For an owner whose
+	// durable ingest routes records again after a crash.
+	KeepMarks bool
 }
 
 // Lost counts what a Pipeline did not deliver. Each is also in its log
@@ -125,6 +132,7 @@ type Pipeline struct {
 	settled   uint64
 	ahead     map[uint64]bool
 	onSettled func(uint64)
+	keepMarks bool
 	lost      struct {
 		deadLettered, logged, droppedBatches atomic.Int64
 	}
@@ -158,7 +166,7 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 		return nil, fmt.Errorf("pipeline: no transport")
 	}
 	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir, metrics: opts.Metrics,
-		deadByStage: map[string]int64{}, ahead: map[uint64]bool{}, onSettled: opts.Settled}
+		deadByStage: map[string]int64{}, ahead: map[uint64]bool{}, onSettled: opts.Settled, keepMarks: opts.KeepMarks}
 	p.stopping = func() bool { return opts.Stopping() || p.closing.Load() }
 	defer func() {
 		if err != nil {
@@ -293,17 +301,30 @@ func (p *Pipeline) WriteBatchMarked(records [][]byte, marks []Mark) error {
 	return nil
 }
 
-func encodeMarks(marks []Mark) []byte {
-	if len(marks) == 0 {
+func encodeMarks(ms []Mark) []byte {
+	if len(ms) == 0 {
 		return nil
 	}
 	var b []byte
-	for _, m := range marks {
-		b = protowire.AppendString(b, m.Worker)
-		b = protowire.AppendVarint(b, uint64(m.Index))
-		b = protowire.AppendVarint(b, m.Seq)
+	for _, m := range ms {
+		b = marks.Append(b, m.Worker, m.Index, m.Seq)
 	}
 	return b
+}
+
+// eachMark yields the marks encoded in b, stopping at a malformed one.
+func eachMark(b []byte) iter.Seq[Mark] {
+	return func(yield func(Mark) bool) {
+		var all []Mark
+		marks.Each(b, func(w []byte, index uint32, seq uint64) {
+			all = append(all, Mark{Worker: string(w), Index: index, Seq: seq})
+		})
+		for _, m := range all {
+			if !yield(m) {
+				return
+			}
+		}
+	}
 }
 
 // Spooled returns, per worker instance, the highest seq that the marks
@@ -318,24 +339,9 @@ func (p *Pipeline) Spooled() map[Mark]uint64 {
 		}
 		got := map[Mark]uint64{}
 		for _, b := range t.spool.Metas() {
-			for len(b) > 0 {
-				w, n := protowire.ConsumeString(b)
-				if n < 0 {
-					break
-				}
-				b = b[n:]
-				idx, n := protowire.ConsumeVarint(b)
-				if n < 0 {
-					break
-				}
-				b = b[n:]
-				seq, n := protowire.ConsumeVarint(b)
-				if n < 0 {
-					break
-				}
-				b = b[n:]
-				k := Mark{Worker: w, Index: uint32(idx)}
-				got[k] = max(got[k], seq)
+			for m := range eachMark(b) {
+				k := Mark{Worker: m.Worker, Index: m.Index}
+				got[k] = max(got[k], m.Seq)
 			}
 		}
 		if out == nil {

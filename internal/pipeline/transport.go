@@ -37,13 +37,19 @@ type transportStage struct {
 	// ackTimeout: how long batches may be on their way with none
 	// acknowledged before the instance is taken for broken.
 	ackTimeout time.Duration
+	// held: what the open instance said it holds (Options.KeepMarks),
+	// per worker instance (Seq 0) the highest seq, for the instances
+	// whose next batch may still hold some of it. Used by the delivery's
+	// goroutine only.
+	held map[Mark]uint64
 }
 
 // item is one batch on its way to a transport.
 type item struct {
 	id      uint64
 	data    []byte
-	job     *job // nil for a batch read from the spool
+	marks   []byte // encoded, for a transport that keeps them
+	job     *job   // nil for a batch read from the spool
 	spooled bool
 }
 
@@ -112,7 +118,7 @@ func (p *Pipeline) transportLoop(t *transportStage) {
 			for j := range t.q {
 				<-j.ready
 				t.nextID++
-				items <- item{id: t.nextID, data: j.out[t.format], job: j}
+				items <- item{id: t.nextID, data: j.out[t.format], job: j, marks: j.marks}
 			}
 		}()
 	} else {
@@ -225,7 +231,26 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 		}
 	}
 	d := newDelivery(t.name, t.mod.Exports("logtk_poll"), t.ackTimeout)
-	d.open = func(ctx context.Context) (conn, error) { return openInstance(ctx, t.mod, t.cfg) }
+	d.open = func(ctx context.Context) (conn, error) {
+		inst, err := openInstance(ctx, t.mod, t.cfg)
+		if err != nil {
+			return nil, err
+		}
+		if !p.keepMarks {
+			return inst, nil
+		}
+		held, keeps, err := inst.KeepMarks(ctx)
+		if err != nil {
+			inst.Close(ctx)
+			return nil, err
+		}
+		t.held = nil
+		if keeps {
+			t.held = decodeMarks(held)
+		}
+		return inst, nil
+	}
+	d.prepare = func(it *item) bool { return p.unheld(t, it) }
 	d.done = done
 	d.failed = func(it item, err error) {
 		if it.job != nil {
@@ -250,7 +275,7 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 }
 
 // openInstance makes a configured, opened transport instance.
-func openInstance(ctx context.Context, mod *wasm.Module, cfg []byte) (conn, error) {
+func openInstance(ctx context.Context, mod *wasm.Module, cfg []byte) (*wasm.Instance, error) {
 	inst, err := mod.NewInstance(ctx)
 	if err != nil {
 		return nil, err
@@ -264,4 +289,67 @@ func openInstance(ctx context.Context, mod *wasm.Module, cfg []byte) (conn, erro
 		return nil, err
 	}
 	return inst, nil
+}
+
+// unheld cuts from it the records its transport's instance said it holds
+// (transportStage.held) and reports whether anything is left to write.
+// What is cut counts as delivered: the transport has it from before.
+func (p *Pipeline) unheld(t *transportStage, it *item) bool {
+	if len(t.held) == 0 || it.job == nil {
+		return true
+	}
+	overlaps := false
+	for m := range eachMark(it.marks) {
+		if _, ok := t.held[Mark{Worker: m.Worker, Index: m.Index}]; ok {
+			overlaps = true
+		}
+	}
+	if !overlaps {
+		return true
+	}
+	// Walk the records beside their formatted entries (one each, in
+	// order) and keep the entries of the records not held.
+	var rec record.Record
+	kept := make([]byte, 0, len(it.data))
+	cut, past, whole := 0, map[Mark]bool{}, true
+	formatted := it.data
+	entries.EachWhile(it.job.batch, func(r []byte) bool {
+		e, n := entries.Next(formatted)
+		if n <= 0 {
+			whole = false // (cannot happen: the format stage checked the count)
+			return false
+		}
+		formatted = formatted[n:]
+		rec.Parse(r)
+		k := Mark{Worker: string(rec.Worker), Index: rec.WorkerIndex}
+		if h, ok := t.held[k]; ok && rec.Worker != nil {
+			if rec.Seq <= h {
+				cut++
+				return true
+			}
+			past[k] = true
+		}
+		kept = entries.Append(kept, e)
+		return true
+	})
+	// Seqs rise within an instance: once past its mark, its later
+	// batches hold nothing the transport has.
+	for k := range past {
+		delete(t.held, k)
+	}
+	if cut == 0 || !whole {
+		return true
+	}
+	p.log.Info("the transport already holds records of this batch (its marks): not writing them again", "transport", t.name, "batch", it.id, "records", cut, "of", it.job.count)
+	it.data = kept
+	return len(kept) > 0
+}
+
+func decodeMarks(b []byte) map[Mark]uint64 {
+	out := map[Mark]uint64{}
+	for m := range eachMark(b) {
+		k := Mark{Worker: m.Worker, Index: m.Index}
+		out[k] = max(out[k], m.Seq)
+	}
+	return out
 }

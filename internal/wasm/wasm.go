@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/marks"
 	"github.com/logtk/logtk/internal/wasm/budget"
 	"github.com/logtk/logtk/internal/wasm/rootfs"
 )
@@ -371,6 +373,9 @@ type Instance struct {
 	mod  api.Module
 	abi  uint32 // the ABI version the plugin speaks
 	fns  map[string]api.Function
+	// keepsMarks: the transport answered logtk_marks with 0, so every
+	// logtk_write input carries its batch's marks.
+	keepsMarks bool
 	// lastCall and lastFn: the export call looked up last (an instance
 	// makes the same call over and over, and the map's string hash showed
 	// in its profile).
@@ -886,16 +891,56 @@ func (i *Instance) ClosePlugin(ctx context.Context) error {
 	return i.simple(ctx, "logtk_close")
 }
 
+// KeepMarks asks a transport to keep marks (docs/plugin-abi.md, "Marks"):
+// keeps reports whether it does, and marks are then the marks of
+// everything it holds (internal/marks' encoding). From then on Write
+// passes each batch's marks to it. A transport without logtk_marks, or
+// answering 2 (invalid), does not keep marks: that is not an error.
+func (i *Instance) KeepMarks(ctx context.Context) (held []byte, keeps bool, err error) {
+	if i.fns["logtk_marks"] == nil {
+		return nil, false, nil
+	}
+	ctx, cancel := i.opCtx(ctx)
+	defer cancel()
+	st, res, err := i.call(ctx, "logtk_marks")
+	if err != nil {
+		return nil, false, err
+	}
+	if st == StatusInvalid {
+		return nil, false, nil
+	}
+	if err := i.statusErr("logtk_marks", st, res); err != nil {
+		return nil, false, err
+	}
+	if err := marks.Valid(res); err != nil {
+		return nil, false, i.brokenErr("logtk_marks", "returned malformed marks: "+err.Error(), nil)
+	}
+	i.keepsMarks = true
+	return slices.Clone(res), true, nil
+}
+
 // Write hands a formatted batch to a transport. id identifies the batch
 // for the transport's idempotency (a network transport sends it as the
 // batch id); the host gives every batch of a transport a distinct,
 // increasing id and retries a batch with the same id. pending reports that
 // the transport took the batch but has not delivered it yet (Poll will).
 func (i *Instance) Write(ctx context.Context, id uint64, batch []byte) (pending bool, err error) {
+	return i.WriteMarked(ctx, id, nil, batch)
+}
+
+// WriteMarked is Write with the batch's marks, passed to a transport
+// that keeps marks (KeepMarks) and ignored otherwise.
+func (i *Instance) WriteMarked(ctx context.Context, id uint64, batchMarks, batch []byte) (pending bool, err error) {
 	ctx, cancel := i.opCtx(ctx)
 	defer cancel()
-	var idb [binary.MaxVarintLen64]byte
-	p, n, err := i.input(ctx, "logtk_write", protowire.AppendVarint(idb[:0], id), batch)
+	var head [2 * binary.MaxVarintLen64]byte
+	h := protowire.AppendVarint(head[:0], id)
+	if i.keepsMarks {
+		h = protowire.AppendVarint(h, uint64(len(batchMarks)))
+	} else {
+		batchMarks = nil
+	}
+	p, n, err := i.input(ctx, "logtk_write", h, batchMarks, batch)
 	if err != nil {
 		return false, err
 	}

@@ -51,6 +51,16 @@ type Transport struct {
 	opened  time.Time
 	buf     []byte
 	pending bool // written since the last sync
+
+	// The marks (marks.go): keep once the host asked for them; held is
+	// what the marks log names, mf the log open for appending.
+	keep      bool
+	held      []plugin.Mark
+	mf        appendFile
+	marksSize int64
+	mbuf      []byte
+	needZero  bool // rotated, and the log has no entry for the new file yet
+	dropped   bool // a run without marks removed the log
 }
 
 // appendFile is what the transport needs of its file (tests inject
@@ -71,8 +81,11 @@ var openAppend = func(path string) (appendFile, error) {
 // New returns an unconfigured Transport.
 func New() *Transport { return &Transport{} }
 
-var _ plugin.Transport = (*Transport)(nil)
-var _ plugin.Configurer = (*Transport)(nil)
+var (
+	_ plugin.Transport  = (*Transport)(nil)
+	_ plugin.Configurer = (*Transport)(nil)
+	_ plugin.MarkKeeper = (*Transport)(nil)
+)
 
 // Configure implements plugin.Configurer.
 func (t *Transport) Configure(config []byte) error {
@@ -198,6 +211,21 @@ func (t *Transport) Write(b *plugin.Batch) error {
 		if err := t.open(); err != nil {
 			return plugin.Retry(err)
 		}
+		if t.keep {
+			if err := t.loadMarks(); err != nil {
+				t.closeFiles()
+				return plugin.Retry(err)
+			}
+		}
+	}
+	if !t.keep && !t.dropped {
+		if err := t.dropMarks(); err != nil {
+			return plugin.Retry(err)
+		}
+		t.dropped = true
+	}
+	if t.keep && t.heldAll(b.Marks()) {
+		return nil // in the file from a write whose answer was lost
 	}
 	t.buf = t.buf[:0]
 	b.Each(func(e []byte) bool {
@@ -217,6 +245,15 @@ func (t *Transport) Write(b *plugin.Batch) error {
 			return plugin.Retry(err)
 		}
 	}
+	if t.needZero {
+		// The log's last entry names the rotated file's size: the new
+		// file takes no batch before an entry says it starts empty.
+		if err := t.noteMarks(nil, true); err != nil {
+			return plugin.Retry(err)
+		}
+		t.needZero = false
+	}
+	before := t.size
 	n, err := t.f.Write(t.buf)
 	if err != nil {
 		// A batch is in the file whole or not at all: the part a full
@@ -233,10 +270,46 @@ func (t *Transport) Write(b *plugin.Batch) error {
 	}
 	t.size += int64(n)
 	t.pending = true
-	if t.cfg.Fsync == "" || t.cfg.Fsync == "batch" {
-		return t.sync()
+	syncBatch := t.cfg.Fsync == "" || t.cfg.Fsync == "batch"
+	if !t.keep {
+		if syncBatch {
+			return t.sync()
+		}
+		return nil
+	}
+	// The batch's entry in the marks log follows the batch onto disk; if
+	// either fails, the batch is cut off again (it comes again), so that
+	// the log names only what the file holds.
+	if syncBatch {
+		err = t.sync()
+	}
+	if err == nil {
+		err = t.noteMarks(b.Marks(), syncBatch)
+	}
+	if err != nil {
+		if terr := t.f.Truncate(before); terr != nil {
+			// The next write starts again from the files.
+			t.closeFiles()
+			return plugin.Retry(errors.Join(err, fmt.Errorf("cutting the batch off again: %w", terr)))
+		}
+		t.size = before
+		return plugin.Retry(err)
 	}
 	return nil
+}
+
+// closeFiles closes the file and the marks log after a failure that
+// leaves them in doubt: the next write reopens both and starts from what
+// they hold.
+func (t *Transport) closeFiles() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	if t.mf != nil {
+		t.mf.Close()
+		t.mf = nil
+	}
 }
 
 func (t *Transport) sync() error {
@@ -291,6 +364,7 @@ func (t *Transport) rotate() error {
 	if err := t.open(); err != nil {
 		return err
 	}
+	t.needZero = t.keep
 	return t.prune()
 }
 
@@ -352,15 +426,23 @@ func (t *Transport) Flush() error {
 	if t.f == nil {
 		return nil
 	}
-	return t.sync()
+	err := t.sync()
+	if err == nil && t.mf != nil {
+		err = t.mf.Sync()
+	}
+	return err
 }
 
 // Close implements plugin.Transport.
 func (t *Transport) Close() error {
-	if t.f == nil {
-		return nil
+	err := t.Flush()
+	if t.mf != nil {
+		err = errors.Join(err, t.mf.Close())
+		t.mf = nil
 	}
-	err := errors.Join(t.sync(), t.f.Close())
-	t.f = nil
+	if t.f != nil {
+		err = errors.Join(err, t.f.Close())
+		t.f = nil
+	}
 	return err
 }

@@ -168,10 +168,25 @@ func write(p, n uint32) uint32 {
 	if k < 0 {
 		return fail(statusInvalid, fmt.Errorf("write input without a batch id"))
 	}
-	b, err := NewBatch(id, in[k:])
+	in = in[k:]
+	var marks []Mark
+	if keepingMarks {
+		m, k := protowire.ConsumeBytes(in)
+		if k < 0 {
+			return fail(statusInvalid, fmt.Errorf("write input without the batch's marks"))
+		}
+		var err error
+		if marks, err = ParseMarks(batchMarks[:0], m); err != nil {
+			return fail(statusInvalid, err)
+		}
+		batchMarks = marks
+		in = in[k:]
+	}
+	b, err := NewBatch(id, in)
 	if err != nil {
 		return fail(statusInvalid, err)
 	}
+	b.marks = marks
 	if at, ok := t.(AsyncTransport); ok {
 		if err := at.WriteAsync(b); err != nil {
 			return errStatus(err)
@@ -181,6 +196,31 @@ func write(p, n uint32) uint32 {
 	if err := t.Write(b); err != nil {
 		return errStatus(err)
 	}
+	return statusOK
+}
+
+// keepingMarks: the host called logtk_marks and the transport keeps
+// marks, so write inputs carry them; batchMarks is reused for them.
+var (
+	keepingMarks bool
+	batchMarks   []Mark
+	marksBuf     []byte
+)
+
+//go:wasmexport logtk_marks
+func keepMarks() uint32 {
+	setResult(nil)
+	mk, ok := registered.transport.(MarkKeeper)
+	if !ok {
+		return fail(statusInvalid, fmt.Errorf("this transport does not keep marks"))
+	}
+	held, err := mk.Marks()
+	if err != nil {
+		return errStatus(err)
+	}
+	marksBuf = AppendMarks(marksBuf[:0], held)
+	keepingMarks = true
+	setResult(marksBuf)
 	return statusOK
 }
 

@@ -205,9 +205,10 @@ type Info struct {
 
 // Batch is a sequence of formatted entries handed to a Transport.
 type Batch struct {
-	id   uint64
-	data []byte
-	n    int
+	id    uint64
+	data  []byte
+	n     int
+	marks []Mark
 }
 
 // NewBatch wraps encoded batch data (see the ABI document) with id. It
@@ -218,6 +219,17 @@ func NewBatch(id uint64, data []byte) (*Batch, error) {
 		return nil, err
 	}
 	return &Batch{id: id, data: data, n: n}, nil
+}
+
+// NewMarkedBatch is NewBatch with the batch's marks (MarkKeeper), for
+// native tests of a MarkKeeper.
+func NewMarkedBatch(id uint64, marks []Mark, data []byte) (*Batch, error) {
+	b, err := NewBatch(id, data)
+	if err != nil {
+		return nil, err
+	}
+	b.marks = marks
+	return b, nil
 }
 
 // ID identifies the batch: distinct and increasing per transport, the same

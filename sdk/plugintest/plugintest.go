@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/marks"
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/record"
@@ -84,8 +85,10 @@ func CheckFormatter(wasmPath string, opts Options) error {
 //
 // and then, in order on that configured instance, each step succeeding:
 // open, write-empty-batch, write-batch (the formatted samples),
-// write-100-batches, flush, close. It returns every violation found, each
-// prefixed with its case's name ("open: ..."), or nil.
+// write-100-batches, flush, close; then marks, for a transport that keeps
+// marks: a batch written with its marks is named by the marks of the
+// next instance. It returns every violation found, each prefixed with its
+// case's name ("open: ..."), or nil.
 func CheckTransport(wasmPath string, opts Options) error {
 	return checkCases(wasmPath, opts, "transport", transportCases)
 }
@@ -439,4 +442,57 @@ var transportCases = []testCase{
 	}),
 	transportStep("flush", "write-100-batches", func(f *fixture) error { return f.inst.Flush(f.ctx) }),
 	transportStep("close", "flush", func(f *fixture) error { return f.inst.ClosePlugin(f.ctx) }),
+	{name: "marks", needs: "close", run: checkMarks},
+}
+
+// checkMarks: a transport that keeps marks (docs/plugin-abi.md, "Marks")
+// names, on a later instance, what an earlier one wrote with its marks.
+func checkMarks(f *fixture, r *report) {
+	open := func() (*wasm.Instance, map[string]uint64) {
+		inst := f.configured(r)
+		if inst == nil {
+			return nil, nil
+		}
+		if err := inst.Open(f.ctx); err != nil {
+			inst.Close(f.ctx)
+			r.errorf("open: %w", err)
+			return nil, nil
+		}
+		held, keeps, err := inst.KeepMarks(f.ctx)
+		if err != nil || !keeps {
+			inst.Close(f.ctx)
+			if err != nil {
+				r.errorf("logtk_marks: %w", err)
+			} else {
+				r.skip = "the transport does not keep marks"
+			}
+			return nil, nil
+		}
+		got := map[string]uint64{}
+		marks.Each(held, func(w []byte, index uint32, seq uint64) { got[fmt.Sprintf("%s#%d", w, index)] = seq })
+		return inst, got
+	}
+	inst, held := open()
+	if inst == nil {
+		return
+	}
+	seq := held["plugintest#0"] + 10
+	b := entries.Append(nil, []byte("marked line\n"))
+	_, err := inst.WriteMarked(f.ctx, 1, marks.Append(nil, "plugintest", 0, seq), b)
+	if err == nil {
+		err = inst.ClosePlugin(f.ctx)
+	}
+	inst.Close(f.ctx)
+	if err != nil {
+		r.errorf("writing a marked batch: %w", err)
+		return
+	}
+	inst, held = open()
+	if inst == nil {
+		return
+	}
+	defer inst.Close(f.ctx)
+	if held["plugintest#0"] < seq {
+		r.errorf("wrote a batch marked plugintest#0 seq %d, and the next instance's logtk_marks names seq %d", seq, held["plugintest#0"])
+	}
 }

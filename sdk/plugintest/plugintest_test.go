@@ -90,6 +90,16 @@ func TestBrokenPluginsFail(t *testing.T) {
 	}
 }
 
+// TestForgetfulMarksFail: a transport that says it keeps marks but
+// forgets them with its instance fails the kit's marks case, and only it.
+func TestForgetfulMarksFail(t *testing.T) {
+	err := plugintest.CheckTransport(plugintest.Build(t, "testdata/forgetful"), plugintest.Options{})
+	failed := failedCases(err)
+	if !failed["marks"] || len(failed) != 1 || !strings.Contains(err.Error(), "the next instance's logtk_marks names seq 0") {
+		t.Fatalf("CheckTransport = %v, want the marks case, alone, to fail", err)
+	}
+}
+
 // envChildWasm makes TestFormatterOnBroken check the plugin it names: it is
 // set by TestFormatterNamesFailingCases for the test binary it runs.
 const envChildWasm = "PLUGINTEST_CHILD_WASM"

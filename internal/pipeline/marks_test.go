@@ -1,0 +1,88 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logtk/logtk/config"
+	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/record"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+// stamped is a record of worker instance w/index with seq, its message
+// "w/index#seq".
+func stamped(w string, index uint32, seq uint64) []byte {
+	b := irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, fmt.Sprintf("%s/%d#%d", w, index, seq), "")
+	b = append(b, irecord.AppendStampOrigin(nil, w, index, 42, 0)...)
+	return irecord.AppendStampArrival(b, seq, record.SourceSDK, 1)
+}
+
+// TestKeepMarksSkipsWhatTheTransportHolds: with KeepMarks, a transport
+// that keeps marks (the file transport) tells a new pipeline what it
+// holds, and records routed again after a crash reach it once: those it
+// holds are cut from their batches (a batch of nothing else is not
+// written at all), the rest, and records of no worker, are written.
+func TestKeepMarksSkipsWhatTheTransportHolds(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	path := filepath.Join(out, "got.log")
+	opts := Options{
+		Formats: []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
+		Transports: []config.TransportConfig{{Name: "file", Plugin: plugintest.Build(t, "../../plugins/file/plugin"), Format: "plain",
+			Config: []byte(fmt.Sprintf(`{"path":%q}`, path)), Allow: config.Allow{Directories: []string{out}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+		Logger:        testLogger(t),
+		KeepMarks:     true,
+	}
+	write := func(p *Pipeline, w string, index uint32, from, to uint64, extra ...[]byte) {
+		t.Helper()
+		var recs [][]byte
+		for s := from; s <= to; s++ {
+			recs = append(recs, stamped(w, index, s))
+		}
+		recs = append(recs, extra...)
+		if err := p.WriteBatchMarked(recs, []Mark{{Worker: w, Index: index, Seq: to}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(p, "api", 0, 1, 5)
+	write(p, "api", 0, 6, 10)
+	write(p, "db", 0, 1, 3)
+	p.Close()
+
+	// A host that died after these were written, before it journaled
+	// them settled, routes them again, and what came after.
+	p, err = New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(p, "api", 0, 4, 12, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelWarn, "host", ""))
+	write(p, "db", 0, 1, 3) // all held: not written
+	write(p, "db", 0, 4, 4)
+	write(p, "api", 1, 1, 2) // an instance the file holds nothing of
+	write(p, "api", 0, 13, 13)
+	p.Close()
+
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for s := 1; s <= 10; s++ {
+		want = append(want, fmt.Sprintf("api/0#%d", s))
+	}
+	want = append(want, "db/0#1", "db/0#2", "db/0#3", "api/0#11", "api/0#12", "host", "db/0#4", "api/1#1", "api/1#2", "api/0#13")
+	if got := strings.Fields(string(b)); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("the file holds\n%v\nwant\n%v", got, want)
+	}
+}

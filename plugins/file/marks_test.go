@@ -1,0 +1,329 @@
+package file_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/plugins/file"
+	"github.com/logtk/logtk/sdk/plugin"
+	"github.com/logtk/logtk/sdk/plugintest"
+)
+
+func marked(t *testing.T, marks []plugin.Mark, entries ...string) *plugin.Batch {
+	var b []byte
+	for _, e := range entries {
+		b = plugin.AppendEntry(b, []byte(e))
+	}
+	bt, err := plugin.NewMarkedBatch(1, marks, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bt
+}
+
+// keeping opens a transport on path and asks it for its marks, as a
+// host with the durable ingest on does.
+func keeping(t *testing.T, cfg map[string]any) (*file.Transport, []plugin.Mark) {
+	t.Helper()
+	tr := open(t, cfg)
+	held, err := tr.Marks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, held
+}
+
+func m(worker string, index uint32, seq uint64) plugin.Mark {
+	return plugin.Mark{Worker: worker, Index: index, Seq: seq}
+}
+
+func marksFile(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".marks")
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestMarksCutWhatNoEntryNames: a process killed between a batch's
+// write and its entry in the marks log (or in the middle of the entry)
+// leaves a batch nobody acknowledged: the next Marks cuts it off and
+// names only what the entries name, highest seq per instance.
+func TestMarksCutWhatNoEntryNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	cfg := map[string]any{"path": path, "fsync": "never"}
+	tr, held := keeping(t, cfg)
+	if len(held) != 0 {
+		t.Fatalf("a new file holds marks %v", held)
+	}
+	if err := tr.Write(marked(t, []plugin.Mark{m("web", 0, 3), m("web", 1, 2)}, "a\n", "b\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Write(marked(t, []plugin.Mark{m("web", 0, 6)}, "c\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: a batch in the file, and half of its entry in the log.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("d\ne\n")
+	f.Close()
+	f, _ = os.OpenFile(marksFile(path), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{12, 10, 3, 'w', 'e'}) // an entry of 12 bytes cut after 4
+	f.Close()
+
+	tr2, held := keeping(t, cfg)
+	if want := []plugin.Mark{m("web", 0, 6), m("web", 1, 2)}; !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
+	}
+	if got := readFile(t, path); got != "a\nb\nc\n" {
+		t.Fatalf("after Marks the file holds %q", got)
+	}
+	if err := tr2.Write(marked(t, []plugin.Mark{m("web", 0, 8)}, "d\n", "e\n")); err != nil {
+		t.Fatal(err)
+	}
+	tr2.Close()
+	_, held = keeping(t, cfg)
+	if want := []plugin.Mark{m("web", 0, 8), m("web", 1, 2)}; !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
+	}
+	if got := readFile(t, path); got != "a\nb\nc\nd\ne\n" {
+		t.Fatalf("the file holds %q", got)
+	}
+}
+
+// TestMarksHeldBatchNotWrittenAgain: a batch whose every mark the log
+// holds is in the file already (its write failed after the entry was
+// durable): it is acknowledged without being written again.
+func TestMarksHeldBatchNotWrittenAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	tr, _ := keeping(t, map[string]any{"path": path})
+	b := marked(t, []plugin.Mark{m("web", 0, 3)}, "a\n")
+	for range 2 {
+		if err := tr.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readFile(t, path); got != "a\n" {
+		t.Fatalf("the file holds %q", got)
+	}
+	// A batch without marks (the host's own records) is always written.
+	for range 2 {
+		if err := tr.Write(marked(t, nil, "h\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readFile(t, path); got != "a\nh\nh\n" {
+		t.Fatalf("the file holds %q", got)
+	}
+}
+
+// TestMarksRotation: a rotated file keeps what its entries named; a
+// batch written to the new file without its entry is cut off, and the
+// marks name everything held across the files.
+func TestMarksRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	cfg := map[string]any{"path": path, "max_bytes": 8, "fsync": "never"}
+	tr, _ := keeping(t, cfg)
+	for i, e := range []string{"one\n", "two\n", "three\n"} {
+		if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, uint64(i+1))}, e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Crash after a batch went into the new file, before its entry.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("four\n")
+	f.Close()
+	tr2, held := keeping(t, cfg)
+	if want := []plugin.Mark{m("w", 0, 3)}; !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
+	}
+	if got := readFile(t, path); got != "three\n" {
+		t.Fatalf("the current file holds %q", got)
+	}
+	rotated, _ := file.Rotated(path)
+	var all []string
+	for _, p := range rotated {
+		all = append(all, readFile(t, p))
+	}
+	if strings.Join(all, "") != "one\ntwo\n" {
+		t.Fatalf("rotated files hold %q", all)
+	}
+	// Killed right after a rotation, before anything reached the new
+	// file: the log's last entry names the old file's size, and the new
+	// one, shorter, stands.
+	if err := tr2.Write(marked(t, []plugin.Mark{m("w", 0, 4)}, "four\n")); err != nil { // rotates
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, held = keeping(t, cfg)
+	if want := []plugin.Mark{m("w", 0, 4)}; !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
+	}
+}
+
+// TestMarksWriteFailure: when the marks log cannot take a batch's entry
+// (a full disk), the batch is cut off the file again and the write is
+// retried: once there is room it is in the file once, named once.
+func TestMarksWriteFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	var log *fullDisk
+	defer file.SetOpen(func(f *os.File) file.AppendFile {
+		if strings.HasSuffix(f.Name(), ".marks") {
+			log = &fullDisk{File: f, room: 1 << 20}
+			return log
+		}
+		return f
+	})()
+	tr, _ := keeping(t, map[string]any{"path": path})
+	if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 1)}, "one\n")); err != nil {
+		t.Fatal(err)
+	}
+	log.room = 3
+	err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 2)}, "two\n"))
+	if !plugin.IsRetry(err) || !strings.Contains(err.Error(), syscall.ENOSPC.Error()) {
+		t.Fatalf("writing with a full disk under the log: %v, want a retry", err)
+	}
+	if got := readFile(t, path); got != "one\n" {
+		t.Fatalf("after the failed write the file holds %q", got)
+	}
+	log.room = 1 << 20
+	if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 2)}, "two\n")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	_, held := keeping(t, map[string]any{"path": path})
+	if want := []plugin.Mark{m("w", 0, 2)}; !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
+	}
+	if got := readFile(t, path); got != "one\ntwo\n" {
+		t.Fatalf("the file holds %q", got)
+	}
+}
+
+// TestRunWithoutMarksDropsTheLog: a run that was not asked for marks
+// (the durable ingest off) removes the log before its first write, so
+// that a later run with marks does not cut off what it wrote.
+func TestRunWithoutMarksDropsTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	tr, _ := keeping(t, map[string]any{"path": path})
+	if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 1)}, "one\n")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	plain := open(t, map[string]any{"path": path})
+	if err := plain.Write(batch(t, "two\n")); err != nil {
+		t.Fatal(err)
+	}
+	plain.Close()
+	if _, err := os.Stat(marksFile(path)); !os.IsNotExist(err) {
+		t.Fatalf("the marks log is still there: %v", err)
+	}
+	_, held := keeping(t, map[string]any{"path": path})
+	if len(held) != 0 {
+		t.Fatalf("marks %v after a run without them", held)
+	}
+	if got := readFile(t, path); got != "one\ntwo\n" {
+		t.Fatalf("the file holds %q", got)
+	}
+}
+
+// TestMarksLogCompacted: the log of a long run is rewritten as one
+// entry, and keeps naming what it named.
+func TestMarksLogCompacted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	tr, _ := keeping(t, map[string]any{"path": path, "fsync": "never"})
+	const batches = 80_000 // entries of ~20 bytes: past the 1 MiB threshold
+	for i := range batches {
+		if err := tr.Write(marked(t, []plugin.Mark{m("worker", uint32(i%3), uint64(i+1))}, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := os.Stat(marksFile(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 1<<20 {
+		t.Fatalf("the marks log is %d bytes", st.Size())
+	}
+	tr.Close()
+	_, held := keeping(t, map[string]any{"path": path})
+	// Batch i (from 0) is instance i%3's seq i+1.
+	want := []plugin.Mark{m("worker", 0, batches-1), m("worker", 1, batches), m("worker", 2, batches-2)}
+	if !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
+	}
+	if st, _ := os.Stat(path); st.Size() != batches {
+		t.Fatalf("the file is %d bytes, want %d", st.Size(), batches)
+	}
+}
+
+// TestMarksInSandbox: through the ABI (logtk_marks, and write inputs
+// carrying marks), the plugin in its sandbox keeps marks across
+// instances, as the host uses it.
+func TestMarksInSandbox(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := os.ReadFile(plugintest.Build(t, "plugin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := wasm.Load(ctx, b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{{Host: dir}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mod.Close(ctx)
+	path := filepath.Join(dir, "app.log")
+	cfg, _ := json.Marshal(map[string]any{"path": path, "framing": "newline"})
+	instance := func() (*wasm.Instance, []plugin.Mark) {
+		inst, err := mod.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { inst.Close(ctx) })
+		if err := inst.Configure(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := inst.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		enc, keeps, err := inst.KeepMarks(ctx)
+		if err != nil || !keeps {
+			t.Fatalf("KeepMarks: %v, %v", keeps, err)
+		}
+		held, err := plugin.ParseMarks(nil, enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst, held
+	}
+	inst, held := instance()
+	if len(held) != 0 {
+		t.Fatalf("marks %v", held)
+	}
+	for i, w := range []string{"api", "db", "api"} {
+		marks := plugin.AppendMarks(nil, []plugin.Mark{m(w, 0, uint64(10+i))})
+		if _, err := inst.WriteMarked(ctx, uint64(i+1), marks, plugin.AppendEntry(nil, []byte(w))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, held = instance()
+	if want := []plugin.Mark{m("api", 0, 12), m("db", 0, 11)}; !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
+	}
+	if got := readFile(t, path); got != "api\ndb\napi\n" {
+		t.Fatalf("the file holds %q", got)
+	}
+}
