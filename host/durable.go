@@ -85,6 +85,9 @@ type stateDir struct {
 	// floor is, per instance, the seq up to which the spools hold its
 	// records (pipeline.Spooled): settled, whatever the journal says.
 	floor map[WorkerID]uint64
+	// seqFloor is, per instance, the highest seq a transport holds
+	// (pipeline.Held): its seqs go on above it.
+	seqFloor map[WorkerID]uint64
 
 	mu      sync.Mutex
 	streams map[WorkerID]*stream
@@ -106,7 +109,7 @@ func openStateDir(dir string, log func(string, ...any)) (*stateDir, error) {
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &stateDir{dir: dir, lock: f, log: log, streams: map[WorkerID]*stream{}, floor: map[WorkerID]uint64{}}, nil
+	return &stateDir{dir: dir, lock: f, log: log, streams: map[WorkerID]*stream{}, floor: map[WorkerID]uint64{}, seqFloor: map[WorkerID]uint64{}}, nil
 }
 
 // close unlocks the directory. The streams must be done with.
@@ -528,7 +531,7 @@ func openStream(sd *stateDir, id WorkerID) (*stream, []replayed, error) {
 	j, perr := parseJournal(b)
 	// Settled before the death, the journal not told yet: in a spool.
 	floor, journaled := sd.floor[id], j.settled
-	j.settled, j.lastSeq = max(j.settled, floor), max(j.lastSeq, floor)
+	j.settled, j.lastSeq = max(j.settled, floor), max(j.lastSeq, floor, sd.seqFloor[id])
 	if perr != nil {
 		sd.log("the journal ends in a torn entry (the host died writing it); what it described was never routed", "worker", id, "file", path, "error", perr)
 	}
@@ -807,6 +810,10 @@ func (s *settler) applyLocked() {
 		s.pending = append(s.pending[:0], s.pending[i:]...)
 	}
 }
+
+// heldWait bounds how long Start waits for the transports to open and
+// tell what they hold (pipeline.Held).
+const heldWait = 10 * time.Second
 
 // openStream opens id's stream, queueing first what a dead host left of
 // it, and returns it (nil if its journal cannot be opened: the instance

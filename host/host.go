@@ -249,7 +249,7 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 	h.ownOutput = opts.Output == nil
 	h.output = opts.Output
 	if h.ownOutput {
-		out, err := h.newOutput(h.stages)
+		out, err := h.newOutput(h.stages, true)
 		if err != nil {
 			return nil, err
 		}
@@ -302,6 +302,12 @@ func (h *Host) Start() error {
 		if p, ok := h.currentOutput().(*pipeline.Pipeline); ok {
 			for m, seq := range p.Spooled() {
 				h.state.floor[WorkerID{m.Worker, int(m.Index)}] = seq
+			}
+			// Seqs go on above what a transport holds, even when the
+			// journals are gone (a runtime directory in memory after a
+			// reboot): a transport drops what its marks name.
+			for m, seq := range p.Held(heldWait) {
+				h.state.seqFloor[WorkerID{m.Worker, int(m.Index)}] = seq
 			}
 		}
 		for _, id := range h.state.leftovers() {

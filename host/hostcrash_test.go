@@ -245,3 +245,50 @@ func checkCrashRun(t *testing.T, recs []record.Record, workers, perWorker int) (
 	t.Logf("%d records stored again with their seq (settled in the instant before a kill), %d logged again by a worker whose call had not returned", resent, unreturned)
 	return resent
 }
+
+// TestMarksOutliveTheJournals: the runtime directory is in memory, so a
+// reboot takes the journals while the file transport's file and marks
+// stay. The next host numbers its records above what the file holds
+// (else the pipeline, and the plugin, would take the new records for
+// ones it has and drop them): both runs' records are in the file, once.
+func TestMarksOutliveTheJournals(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	run := filepath.Join(t.TempDir(), "run")
+	cfg := &config.Config{
+		Workers: []config.WorkerConfig{testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})},
+		Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+		Transports: []config.TransportConfig{{
+			Name: "file", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "pb",
+			Config: []byte(fmt.Sprintf(`{"path":%q,"framing":"length-prefixed","fsync":"never"}`, filepath.Join(out, "records.pb"))),
+			Allow:  config.Allow{Directories: []string{out}},
+		}},
+		DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
+		RuntimeDir:    run,
+	}
+	for boot := range 2 {
+		if err := os.RemoveAll(run); err != nil { // the reboot
+			t.Fatal(err)
+		}
+		h, err := New(cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Start()
+		waitDone(t, h, time.Minute)
+		var n int
+		var last uint64
+		for _, r := range readLengthPrefixed(t, []string{filepath.Join(out, "records.pb")}) {
+			if string(r.Worker) != "flood" || r.Source != record.SourceSDK {
+				continue
+			}
+			n++
+			if r.Seq <= last {
+				t.Fatalf("boot %d: seq %d after %d", boot, r.Seq, last)
+			}
+			last = r.Seq
+		}
+		if want := 3000 * (boot + 1); n != want {
+			t.Fatalf("after boot %d the file holds %d of the worker's records, want %d", boot, n, want)
+		}
+	}
+}

@@ -97,6 +97,8 @@ func (in *instance) run() {
 		if st != nil {
 			in.stream = st
 			in.seq = max(in.seq, st.lastSeq)
+		} else {
+			in.seq = max(in.seq, in.h.state.seqFloor[in.id])
 		}
 		in.emitMu.Unlock()
 	}

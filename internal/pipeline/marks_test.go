@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/entries"
 	irecord "github.com/logtk/logtk/internal/record"
+	"github.com/logtk/logtk/internal/spool"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -68,6 +70,9 @@ func TestKeepMarksSkipsWhatTheTransportHolds(t *testing.T) {
 	}
 	write(p, "api", 0, 4, 12, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelWarn, "host", ""))
 	write(p, "db", 0, 1, 3) // all held: not written
+	// All held but a record of no worker: that one is written (the
+	// plugin must not take the batch for one it holds by its marks).
+	write(p, "db", 0, 2, 3, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelWarn, "host2", ""))
 	write(p, "db", 0, 4, 4)
 	write(p, "api", 1, 1, 2) // an instance the file holds nothing of
 	write(p, "api", 0, 13, 13)
@@ -81,8 +86,68 @@ func TestKeepMarksSkipsWhatTheTransportHolds(t *testing.T) {
 	for s := 1; s <= 10; s++ {
 		want = append(want, fmt.Sprintf("api/0#%d", s))
 	}
-	want = append(want, "db/0#1", "db/0#2", "db/0#3", "api/0#11", "api/0#12", "host", "db/0#4", "api/1#1", "api/1#2", "api/0#13")
+	want = append(want, "db/0#1", "db/0#2", "db/0#3", "api/0#11", "api/0#12", "host", "host2", "db/0#4", "api/1#1", "api/1#2", "api/0#13")
 	if got := strings.Fields(string(b)); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("the file holds\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestKeepMarksSpooledBatchHeld: a spooled batch the file transport
+// already holds (delivered, then the host killed before the spool let it
+// go) is not written again when the spool sends it; its marks come from
+// the spool's meta.
+func TestKeepMarksSpooledBatchHeld(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	path := filepath.Join(out, "got.log")
+	transport := config.TransportConfig{Name: "file", Plugin: plugintest.Build(t, "../../plugins/file/plugin"), Format: "plain",
+		Config: []byte(fmt.Sprintf(`{"path":%q}`, path)), Allow: config.Allow{Directories: []string{out}}}
+	opts := Options{
+		Formats:       []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
+		Transports:    []config.TransportConfig{transport},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+		Logger:        testLogger(t),
+		KeepMarks:     true,
+	}
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteBatchMarked([][]byte{stamped("api", 0, 1), stamped("api", 0, 2)}, []Mark{{"api", 0, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+
+	// What the spool still held when the host died: that same batch.
+	spoolDir := filepath.Join(dir, "spool")
+	sp, err := spool.Open(spoolDir, spool.Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []byte
+	batch = entries.Append(batch, []byte("api/0#1\n"))
+	batch = entries.Append(batch, []byte("api/0#2\n"))
+	if err := sp.PutNotify(1, batch, encodeMarks([]Mark{{"api", 0, 2}}), nil); err != nil {
+		t.Fatal(err)
+	}
+	sp.CloseInput()
+	sp.Close()
+
+	transport.Spool = &config.SpoolConfig{Dir: spoolDir, MaxBytes: 1 << 20}
+	opts.Transports = []config.TransportConfig{transport}
+	p, err = New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WriteBatchMarked([][]byte{stamped("api", 0, 3)}, []Mark{{"api", 0, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(strings.Fields(string(b)), " "); got != "api/0#1 api/0#2 api/0#3" {
+		t.Fatalf("the file holds %q", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +44,12 @@ type transportStage struct {
 	// whose next batch may still hold some of it. Used by the delivery's
 	// goroutine only.
 	held map[Mark]uint64
+	// firstOpen is closed once an instance opened with KeepMarks, its
+	// marks in held (Held waits for it); unvouched is set when the owner
+	// could not raise its seqs above them in time, and turns cutting off.
+	firstOpen chan struct{}
+	opened    sync.Once
+	unvouched atomic.Bool
 }
 
 // item is one batch on its way to a transport.
@@ -51,6 +59,10 @@ type item struct {
 	marks   []byte // encoded, for a transport that keeps them
 	job     *job   // nil for a batch read from the spool
 	spooled bool
+	// past: the instances whose records in this batch go past the
+	// transport's marks (unheld); once it is delivered, their marks
+	// need not be checked again.
+	past []Mark
 }
 
 func (p *Pipeline) newTransportStage(t config.TransportConfig, mod *wasm.Module) (*transportStage, error) {
@@ -58,7 +70,8 @@ func (p *Pipeline) newTransportStage(t config.TransportConfig, mod *wasm.Module)
 	// that deduplicates by id would drop a new batch as a resend): they
 	// start from the clock in nanoseconds and count up by one.
 	ts := &transportStage{name: t.Name, plugin: t.Plugin, format: t.Format, mod: mod, cfg: t.Config,
-		q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano()), ackTimeout: t.AckTimeout}
+		q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano()), ackTimeout: t.AckTimeout,
+		firstOpen: make(chan struct{})}
 	if ts.ackTimeout <= 0 {
 		ts.ackTimeout = defaultAckTimeout
 	}
@@ -140,6 +153,11 @@ func (p *Pipeline) transportLoop(t *transportStage) {
 		go p.readSpool(t, items)
 	}
 	d := p.newDelivery(t)
+	if p.keepMarks {
+		// Opened before its first batch, so that the owner learns its
+		// marks (Held) before it numbers records.
+		d.resend(ctx, d.send(ctx, 0))
+	}
 	if d.run(ctx, items) {
 		// Gave up at shutdown: what is still coming is kept, in the spool
 		// (without waiting for room nobody will make now) or the
@@ -199,7 +217,11 @@ func (p *Pipeline) readSpool(t *transportStage, items chan<- item) {
 			continue
 		}
 		failures = 0
-		items <- item{id: id, data: data, spooled: true}
+		var marks []byte
+		if p.keepMarks {
+			marks = t.spool.Meta(id)
+		}
+		items <- item{id: id, data: data, marks: marks, spooled: true}
 		after = id
 	}
 }
@@ -209,6 +231,9 @@ func (p *Pipeline) readSpool(t *transportStage, items chan<- item) {
 // spool; a failed one is dead-lettered.
 func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 	done := func(it item) {
+		for _, k := range it.past {
+			delete(t.held, k)
+		}
 		// The records are the job's count; walking the entries (for a
 		// batch from the spool, or the bytes metric) only when needed.
 		n, bytes := 0, 0
@@ -248,6 +273,7 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 		if keeps {
 			t.held = decodeMarks(held)
 		}
+		t.opened.Do(func() { close(t.firstOpen) })
 		return inst, nil
 	}
 	d.prepare = func(it *item) bool { return p.unheld(t, it) }
@@ -293,55 +319,77 @@ func openInstance(ctx context.Context, mod *wasm.Module, cfg []byte) (*wasm.Inst
 
 // unheld cuts from it the records its transport's instance said it holds
 // (transportStage.held) and reports whether anything is left to write.
-// What is cut counts as delivered: the transport has it from before.
+// What is cut counts as delivered: the transport has it from before. It
+// starts from the job's whole batch each time, so that a batch sent again
+// to a new instance is cut by that instance's marks; the marks it then
+// passes are those of the records left.
 func (p *Pipeline) unheld(t *transportStage, it *item) bool {
-	if len(t.held) == 0 || it.job == nil {
+	if it.job == nil {
+		// From the spool: only the batch's marks are known. A batch
+		// every mark of which the transport holds is not written again.
+		return len(t.held) == 0 || t.unvouched.Load() || !heldAll(t.held, it.marks)
+	}
+	whole := it.job.out[t.format]
+	if len(t.held) == 0 || t.unvouched.Load() {
+		it.data, it.marks = whole, it.job.marks
 		return true
 	}
 	overlaps := false
-	for m := range eachMark(it.marks) {
+	for m := range eachMark(it.job.marks) {
 		if _, ok := t.held[Mark{Worker: m.Worker, Index: m.Index}]; ok {
 			overlaps = true
 		}
 	}
 	if !overlaps {
+		it.data, it.marks = whole, it.job.marks
 		return true
 	}
 	// Walk the records beside their formatted entries (one each, in
 	// order) and keep the entries of the records not held.
 	var rec record.Record
-	kept := make([]byte, 0, len(it.data))
-	cut, past, whole := 0, map[Mark]bool{}, true
-	formatted := it.data
+	kept := make([]byte, 0, len(whole))
+	var keptMarks []Mark
+	cut, past, ok := 0, map[Mark]bool{}, true
+	formatted := whole
 	entries.EachWhile(it.job.batch, func(r []byte) bool {
 		e, n := entries.Next(formatted)
 		if n <= 0 {
-			whole = false // (cannot happen: the format stage checked the count)
+			ok = false // (cannot happen: the format stage checked the count)
 			return false
 		}
 		formatted = formatted[n:]
 		rec.Parse(r)
 		k := Mark{Worker: string(rec.Worker), Index: rec.WorkerIndex}
-		if h, ok := t.held[k]; ok && rec.Worker != nil {
-			if rec.Seq <= h {
-				cut++
-				return true
+		if rec.Worker != nil {
+			if h, held := t.held[k]; held {
+				if rec.Seq <= h {
+					cut++
+					return true
+				}
+				past[k] = true
 			}
-			past[k] = true
+			i := slices.IndexFunc(keptMarks, func(m Mark) bool { return m.Worker == k.Worker && m.Index == k.Index })
+			if i < 0 {
+				keptMarks = append(keptMarks, Mark{Worker: k.Worker, Index: k.Index, Seq: rec.Seq})
+			} else {
+				keptMarks[i].Seq = max(keptMarks[i].Seq, rec.Seq)
+			}
 		}
 		kept = entries.Append(kept, e)
 		return true
 	})
-	// Seqs rise within an instance: once past its mark, its later
-	// batches hold nothing the transport has.
-	for k := range past {
-		delete(t.held, k)
-	}
-	if cut == 0 || !whole {
+	if !ok || cut == 0 {
+		it.data, it.marks = whole, it.job.marks
 		return true
 	}
+	// Seqs rise within an instance: once a batch past its mark is
+	// delivered, the later ones hold nothing the transport has.
+	it.past = it.past[:0]
+	for k := range past {
+		it.past = append(it.past, k)
+	}
 	p.log.Info("the transport already holds records of this batch (its marks): not writing them again", "transport", t.name, "batch", it.id, "records", cut, "of", it.job.count)
-	it.data = kept
+	it.data, it.marks = kept, encodeMarks(keptMarks)
 	return len(kept) > 0
 }
 
@@ -352,4 +400,67 @@ func decodeMarks(b []byte) map[Mark]uint64 {
 		out[k] = max(out[k], m.Seq)
 	}
 	return out
+}
+
+// maxMarkSeq bounds the seqs of marks an owner raises its seqs to: a
+// plugin naming more has lied, and its marks are not used.
+const maxMarkSeq = 1 << 53
+
+// Held waits up to timeout for every transport to open (with KeepMarks)
+// and returns, per worker instance, the highest seq any of them holds.
+// The owner must number that instance's next records above it: a
+// transport cuts records at or below its marks, and marks outlive seqs
+// (a runtime directory in memory is gone after a reboot, the file and
+// its marks are not). A transport that did not open in time, or named
+// an absurd seq, is not cut by its marks at all (what it holds may come
+// again; nothing is lost).
+func (p *Pipeline) Held(timeout time.Duration) map[Mark]uint64 {
+	out := map[Mark]uint64{}
+	if !p.keepMarks {
+		return out
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for _, t := range p.trans {
+		select {
+		case <-t.firstOpen:
+		case <-deadline.C:
+		}
+		select {
+		case <-t.firstOpen:
+		default:
+			t.unvouched.Store(true)
+			p.log.Warn("the transport did not open in time to tell what it holds: records routed again after a crash may reach it twice", "transport", t.name, "waited", timeout)
+			continue
+		}
+		// The delivery goroutine wrote held before closing firstOpen and
+		// touches it again only for a batch, which comes after this.
+		for k, seq := range t.held {
+			if seq > maxMarkSeq {
+				t.unvouched.Store(true)
+				p.log.Error("the transport names an absurd seq among what it holds; not using its marks", "transport", t.name, "worker", k.Worker, "index", k.Index, "seq", seq)
+				break
+			}
+		}
+		if t.unvouched.Load() {
+			continue
+		}
+		for k, seq := range t.held {
+			out[k] = max(out[k], seq)
+		}
+	}
+	return out
+}
+
+// heldAll reports whether encoded marks name records and every mark is
+// at or below held's.
+func heldAll(held map[Mark]uint64, b []byte) bool {
+	n := 0
+	for m := range eachMark(b) {
+		n++
+		if h, ok := held[Mark{Worker: m.Worker, Index: m.Index}]; !ok || h < m.Seq {
+			return false
+		}
+	}
+	return n > 0
 }

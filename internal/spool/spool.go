@@ -337,6 +337,13 @@ func syncDir(dir string) {
 	d.Sync()
 }
 
+// Meta returns what PutNotify stored beside batch id, nil if nothing (or
+// it cannot be read).
+func (s *Spool) Meta(id uint64) []byte {
+	b, _ := os.ReadFile(s.metaPath(id))
+	return b
+}
+
 // Next waits for a spooled batch with an id greater than after and returns
 // the first such, leaving it spooled. When the batch's file cannot be
 // read, Next returns its id with the error (the caller may try again, or

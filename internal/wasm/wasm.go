@@ -891,6 +891,10 @@ func (i *Instance) ClosePlugin(ctx context.Context) error {
 	return i.simple(ctx, "logtk_close")
 }
 
+// maxMarksBytes bounds what logtk_marks may return: marks of tens of
+// thousands of worker instances.
+const maxMarksBytes = 1 << 20
+
 // KeepMarks asks a transport to keep marks (docs/plugin-abi.md, "Marks"):
 // keeps reports whether it does, and marks are then the marks of
 // everything it holds (internal/marks' encoding). From then on Write
@@ -911,6 +915,9 @@ func (i *Instance) KeepMarks(ctx context.Context) (held []byte, keeps bool, err 
 	}
 	if err := i.statusErr("logtk_marks", st, res); err != nil {
 		return nil, false, err
+	}
+	if len(res) > maxMarksBytes {
+		return nil, false, i.brokenErr("logtk_marks", fmt.Sprintf("returned %d bytes of marks, more than %d", len(res), maxMarksBytes), nil)
 	}
 	if err := marks.Valid(res); err != nil {
 		return nil, false, i.brokenErr("logtk_marks", "returned malformed marks: "+err.Error(), nil)

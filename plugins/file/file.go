@@ -207,7 +207,8 @@ func wholeEntries(path, framing string, size int64) (int64, error) {
 
 // Write implements plugin.Transport.
 func (t *Transport) Write(b *plugin.Batch) error {
-	if t.f == nil {
+	if t.f == nil || (t.keep && t.mf == nil) {
+		t.closeFiles()
 		if err := t.open(); err != nil {
 			return plugin.Retry(err)
 		}
@@ -360,6 +361,11 @@ func (t *Transport) rotate() error {
 	}
 	if err := os.Rename(t.cfg.Path, dst); err != nil {
 		return err
+	}
+	if t.keep {
+		// The marks log's sizes are the current file's: the rename must
+		// not be undone by a power loss after the log says so.
+		syncDir(filepath.Dir(t.cfg.Path))
 	}
 	if err := t.open(); err != nil {
 		return err

@@ -126,7 +126,13 @@ func appendMarksEntry(b []byte, size int64, marks []plugin.Mark) []byte {
 
 // rewriteMarks replaces the marks log by one entry of the file's size
 // and the held marks, and opens it for appending.
+// On failure the log is closed (t.mf nil): the next write starts again
+// from the files.
 func (t *Transport) rewriteMarks() error {
+	if t.mf != nil {
+		t.mf.Close()
+		t.mf = nil
+	}
 	path := marksPath(t.cfg.Path)
 	tmp := path + ".new"
 	b := appendMarksEntry(nil, t.size, t.held)
@@ -178,6 +184,9 @@ func (t *Transport) noteMarks(marks []plugin.Mark, sync bool) error {
 	if err != nil {
 		if n > 0 {
 			if terr := t.mf.Truncate(t.marksSize); terr != nil {
+				// The log may name a batch the caller cuts off: the next
+				// write starts again from the files.
+				t.closeFiles()
 				return errors.Join(err, fmt.Errorf("cutting a failed entry off the marks: %w", terr))
 			}
 		}
@@ -186,7 +195,11 @@ func (t *Transport) noteMarks(marks []plugin.Mark, sync bool) error {
 	t.marksSize += int64(n)
 	t.held = plugin.MergeMarks(t.held, marks)
 	if t.marksSize > marksCompactAt {
-		return t.rewriteMarks()
+		// The batch and its entry are durable whatever compaction does;
+		// if it fails, the next write starts again from the files.
+		if err := t.rewriteMarks(); err != nil {
+			t.closeFiles()
+		}
 	}
 	return nil
 }

@@ -176,10 +176,13 @@ func write(p, n uint32) uint32 {
 			return fail(statusInvalid, fmt.Errorf("write input without the batch's marks"))
 		}
 		var err error
-		if marks, err = ParseMarks(batchMarks[:0], m); err != nil {
-			return fail(statusInvalid, err)
+		if len(m) > 0 {
+			// A fresh slice: a transport may keep a batch's marks until
+			// it is acknowledged.
+			if marks, err = ParseMarks(nil, m); err != nil {
+				return fail(statusInvalid, err)
+			}
 		}
-		batchMarks = marks
 		in = in[k:]
 	}
 	b, err := NewBatch(id, in)
@@ -200,10 +203,9 @@ func write(p, n uint32) uint32 {
 }
 
 // keepingMarks: the host called logtk_marks and the transport keeps
-// marks, so write inputs carry them; batchMarks is reused for them.
+// marks, so write inputs carry them.
 var (
 	keepingMarks bool
-	batchMarks   []Mark
 	marksBuf     []byte
 )
 
