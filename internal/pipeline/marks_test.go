@@ -151,3 +151,49 @@ func TestKeepMarksSpooledBatchHeld(t *testing.T) {
 		t.Fatalf("the file holds %q", got)
 	}
 }
+
+// TestHeldDoesNotWaitForAFailingTransport: Held gives the marks of the
+// transports that opened and does not keep the owner (and its workers)
+// waiting for one whose open fails; that one is then not cut by marks.
+func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	file := plugintest.Build(t, "../../plugins/file/plugin")
+	good := config.TransportConfig{Name: "good", Plugin: file, Format: "plain",
+		Config: []byte(fmt.Sprintf(`{"path":%q}`, filepath.Join(out, "got.log"))), Allow: config.Allow{Directories: []string{out}}}
+	opts := Options{
+		Formats:       []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
+		Transports:    []config.TransportConfig{good},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+		Logger:        testLogger(t),
+		KeepMarks:     true,
+	}
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.WriteBatchMarked([][]byte{stamped("api", 0, 7)}, []Mark{{"api", 0, 7}})
+	p.Close()
+
+	// Its file is in a directory it was not granted: every open fails.
+	bad := config.TransportConfig{Name: "bad", Plugin: file, Format: "plain", Config: []byte(`{"path":"/nonexistent/got.log"}`)}
+	opts.Transports = []config.TransportConfig{bad, good}
+	p, err = New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	got := make(chan map[Mark]uint64, 1)
+	go func() { got <- p.Held(time.Hour) }()
+	select {
+	case held := <-got:
+		if len(held) != 1 || held[Mark{Worker: "api"}] != 7 {
+			t.Fatalf("Held = %v, want api#0 at 7", held)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Held still waits for a transport whose open fails")
+	}
+	if !p.trans[0].unvouched.Load() || p.trans[1].unvouched.Load() {
+		t.Fatalf("unvouched: bad %v, good %v; want true, false", p.trans[0].unvouched.Load(), p.trans[1].unvouched.Load())
+	}
+}

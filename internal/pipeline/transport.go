@@ -45,11 +45,12 @@ type transportStage struct {
 	// goroutine only.
 	held map[Mark]uint64
 	// firstOpen is closed once an instance opened with KeepMarks, its
-	// marks in held (Held waits for it); unvouched is set when the owner
-	// could not raise its seqs above them in time, and turns cutting off.
-	firstOpen chan struct{}
-	opened    sync.Once
-	unvouched atomic.Bool
+	// marks in held, firstFailure once an open failed (Held waits for
+	// either); unvouched is set when the owner could not raise its seqs
+	// above the marks in time, and turns cutting off.
+	firstOpen, firstFailure chan struct{}
+	opened, failed          sync.Once
+	unvouched               atomic.Bool
 }
 
 // item is one batch on its way to a transport.
@@ -71,7 +72,7 @@ func (p *Pipeline) newTransportStage(t config.TransportConfig, mod *wasm.Module)
 	// start from the clock in nanoseconds and count up by one.
 	ts := &transportStage{name: t.Name, plugin: t.Plugin, format: t.Format, mod: mod, cfg: t.Config,
 		q: make(chan *job, jobQueue), nextID: uint64(time.Now().UnixNano()), ackTimeout: t.AckTimeout,
-		firstOpen: make(chan struct{})}
+		firstOpen: make(chan struct{}), firstFailure: make(chan struct{})}
 	if ts.ackTimeout <= 0 {
 		ts.ackTimeout = defaultAckTimeout
 	}
@@ -259,6 +260,7 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 	d.open = func(ctx context.Context) (conn, error) {
 		inst, err := openInstance(ctx, t.mod, t.cfg)
 		if err != nil {
+			t.failed.Do(func() { close(t.firstFailure) })
 			return nil, err
 		}
 		if !p.keepMarks {
@@ -267,6 +269,7 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 		held, keeps, err := inst.KeepMarks(ctx)
 		if err != nil {
 			inst.Close(ctx)
+			t.failed.Do(func() { close(t.firstFailure) })
 			return nil, err
 		}
 		t.held = nil
@@ -406,8 +409,8 @@ func decodeMarks(b []byte) map[Mark]uint64 {
 // plugin naming more has lied, and its marks are not used.
 const maxMarkSeq = 1 << 53
 
-// Held waits up to timeout for every transport to open (with KeepMarks)
-// and returns, per worker instance, the highest seq any of them holds.
+// Held waits up to timeout for every transport to open (with KeepMarks),
+// or to fail its first open, and returns, per worker instance, the highest seq any of them holds.
 // The owner must number that instance's next records above it: a
 // transport cuts records at or below its marks, and marks outlive seqs
 // (a runtime directory in memory is gone after a reboot, the file and
@@ -421,14 +424,21 @@ func (p *Pipeline) Held(timeout time.Duration) map[Mark]uint64 {
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	expired := false
 	for _, t := range p.trans {
-		select {
-		case <-t.firstOpen:
-		case <-deadline.C:
+		if !expired {
+			select {
+			case <-t.firstOpen:
+			case <-t.firstFailure:
+			case <-deadline.C:
+				expired = true
+			}
 		}
 		select {
 		case <-t.firstOpen:
 		default:
+			// Not open yet (failing, or slow): the workers are not kept
+			// waiting for it.
 			t.unvouched.Store(true)
 			p.log.Warn("the transport did not open in time to tell what it holds: records routed again after a crash may reach it twice", "transport", t.name, "waited", timeout)
 			continue
