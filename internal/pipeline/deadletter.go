@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/fsutil"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/record/textfmt"
 )
@@ -35,10 +35,10 @@ func (p *Pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 		stage, j.count, time.Now().UTC().Format(time.RFC3339Nano), cause, what)
 	err := os.MkdirAll(p.deadDir, 0o755)
 	if err == nil {
-		err = writeFileSync(base+".batch", j.batch)
+		err = fsutil.WriteSynced(base+".batch", j.batch, os.O_EXCL)
 	}
 	if err == nil {
-		err = writeFileSync(base+".reason", []byte(reason))
+		err = fsutil.WriteSynced(base+".reason", []byte(reason), os.O_EXCL)
 	}
 	if err != nil {
 		p.lost.logged.Add(int64(j.count))
@@ -64,18 +64,6 @@ func (p *Pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 	p.report(record.LevelError, fmt.Sprintf("%s failed; %d records dead-lettered to %s: %v", stage, j.count, base+".batch", cause),
 		slog.String("stage", stage), slog.Int("records", j.count), slog.String("file", base+".batch"))
 	return nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	return errors.Join(f.Sync(), f.Close())
 }
 
 // ReportLogger is the logger name of the records Options.Report writes:

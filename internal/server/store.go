@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/fsutil"
 	"github.com/logtk/logtk/internal/record"
 )
 
@@ -601,14 +602,7 @@ func (af *appFile) open() error {
 }
 
 // syncDir syncs a directory: the entries created or renamed in it.
-var syncDir = func(dir string) error { // a variable: tests count the syncs
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+var syncDir = fsutil.SyncDir // a variable: tests count the syncs
 
 // reopen recovers from a failed write: the file is cut back to the last
 // indexed batch on the next start anyway; here the handles are renewed and

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/logtk/logtk/internal/fsutil"
 )
 
 // Policy says what Put does when the spool is full.
@@ -251,7 +253,7 @@ func (s *Spool) PutNotify(id uint64, batch, meta []byte, stored func()) error {
 			if stored != nil {
 				stored()
 			}
-			syncDir(s.dir)
+			fsutil.SyncDir(s.dir)
 			if attempt > 1 && s.onErr != nil {
 				s.onErr(attempt, nil)
 			}
@@ -298,15 +300,7 @@ func (s *Spool) PutNotify(id uint64, batch, meta []byte, stored func()) error {
 // behind.
 func writeDurably(path string, b []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
+	if err := fsutil.WriteSynced(tmp, b, os.O_TRUNC); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -324,17 +318,6 @@ func writeRenamed(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(path+".tmp", path)
-}
-
-// syncDir syncs a directory, making the renames in it durable. A failure
-// leaves the files whole; only their names' durability is unsure.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	defer d.Close()
-	d.Sync()
 }
 
 // Meta returns what PutNotify stored beside batch id, nil if nothing (or

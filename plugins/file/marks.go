@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/logtk/logtk/internal/fsutil"
 	"github.com/logtk/logtk/sdk/plugin"
 )
 
@@ -136,7 +137,7 @@ func (t *Transport) rewriteMarks() error {
 	path := marksPath(t.cfg.Path)
 	tmp := path + ".new"
 	b := appendMarksEntry(nil, t.size, t.held)
-	if err := writeSynced(tmp, b); err != nil {
+	if err := fsutil.WriteSynced(tmp, b, os.O_TRUNC); err != nil {
 		return fmt.Errorf("writing the marks of %s: %w", t.cfg.Path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -151,26 +152,9 @@ func (t *Transport) rewriteMarks() error {
 	return nil
 }
 
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	return errors.Join(f.Sync(), f.Close())
-}
-
 // syncDir makes a rename in dir durable where the sandbox lets it; a
 // process crash does not need it.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+func syncDir(dir string) { fsutil.SyncDir(dir) }
 
 // noteMarks appends the entry of a batch just written (the file is
 // t.size long with it), synced when sync is set, and adds its marks to
