@@ -813,7 +813,7 @@ func (s *settler) applyLocked() {
 
 // heldWait bounds how long Start waits for the transports to open and
 // tell what they hold (pipeline.Held).
-const heldWait = 10 * time.Second
+const heldWait = 3 * time.Second
 
 // openStream opens id's stream, queueing first what a dead host left of
 // it, and returns it (nil if its journal cannot be opened: the instance

@@ -101,6 +101,17 @@ func TestHostCrash(t *testing.T) {
 	}, func() []record.Record { return ls.stored(t, "app") }, true)
 }
 
+// TestHostCrashNoSpool is TestHostCrash without a spool: exactly once
+// too, through the marks the log server gives in its WELCOME (what it
+// stored of each worker instance), by which the pipeline cuts the
+// records routed again that the server has.
+func TestHostCrashNoSpool(t *testing.T) {
+	ls := newLogServer(t, true)
+	testHostCrash(t, func(w config.WorkerConfig) *config.Config {
+		return networkConfig(t, ls, w)
+	}, func() []record.Record { return ls.stored(t, "app") }, true)
+}
+
 // TestHostCrashFile is TestHostCrash with the file transport, without a
 // spool: exactly once too. A batch is settled once the plugin wrote it;
 // a host killed between the write and the settlement's journal entry,

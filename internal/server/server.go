@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -313,6 +314,7 @@ type session struct {
 	// and index, so that following a record's sequence costs a map lookup
 	// without building its key.
 	seqs map[string]map[uint32]*atomic.Uint64
+	recs []recSeq // the last batch's records' seqs (readSeqs)
 }
 
 func (ss *session) run() {
@@ -393,6 +395,7 @@ func (ss *session) run() {
 		MaxInFlight:     uint32(s.opts.MaxInFlight),
 		HeartbeatMillis: uint32(s.opts.Heartbeat / time.Millisecond),
 		LastBatchId:     s.opts.Store.Resume(ss.app, ss.sender),
+		Held:            heldOf(s.opts.Store.Held(ss.app, ss.sender)),
 	})
 	if err := ss.send(wire.AppendFrame(nil, wire.TypeWelcome, welcome), true); err != nil {
 		ss.fail(err, "sending WELCOME")
@@ -435,7 +438,11 @@ func (ss *session) run() {
 				ss.reject(wire.CloseTooManyInFlight, fmt.Sprintf("more than max_in_flight = %d batches unacknowledged", s.opts.MaxInFlight))
 				return
 			}
-			t, dup, err := s.opts.Store.AppendStamped(ss.app, ss.sender, ss.format, id, batch, ss.stamp)
+			var held []WorkerSeq
+			if ss.format == "logtk.v1.Record" {
+				held = ss.readSeqs(batch)
+			}
+			t, dup, err := s.opts.Store.AppendHeld(ss.app, ss.sender, ss.format, id, batch, ss.stamp, held)
 			if errors.Is(err, ErrTooManyOpen) {
 				ss.reject(wire.CloseTooManyApplications, err.Error()+"; try again later")
 				return
@@ -451,7 +458,7 @@ func (ss *session) run() {
 				s.Stats.Batches.Add(1)
 				s.Stats.Records.Add(int64(n))
 				if ss.format == "logtk.v1.Record" {
-					ss.checkGaps(batch)
+					ss.checkGaps()
 				}
 				if s.opts.OnStored != nil {
 					s.opts.OnStored(ss.app, ss.sender, ss.format, batch, ss.stamp)
@@ -790,23 +797,59 @@ func (ss *session) lastSeq(worker []byte, index uint32) *atomic.Uint64 {
 	return c
 }
 
-// checkGaps follows per-worker sequence numbers of logtk.v1.Record
-// batches and logs a gap: records lost before the server. A sequence that
-// starts again at 1 is a restarted host, not a gap.
-func (ss *session) checkGaps(batch []byte) {
+// readSeqs reads the worker instance and seq of each record of a
+// logtk.v1.Record batch into ss.recs (for checkGaps) and returns the
+// batch's highest seq per instance (for the store's Held).
+func (ss *session) readSeqs(batch []byte) []WorkerSeq {
+	ss.recs = ss.recs[:0]
+	var held []WorkerSeq
 	var v record.Record
 	entries.Each(batch, func(e []byte) {
 		if !v.Parse(e) || v.Seq == 0 {
 			return
 		}
-		prev := ss.lastSeq(v.Worker, v.WorkerIndex).Swap(v.Seq)
-		if prev != 0 && v.Seq != prev+1 && v.Seq != 1 {
-			ss.s.Stats.Gaps.Add(1)
-			if v.Seq > prev {
-				ss.log.Error("gap in a worker's records", "worker", fmt.Sprintf("%s#%d", v.Worker, v.WorkerIndex), "after_seq", prev, "seq", v.Seq, "missing", v.Seq-prev-1)
-			} else {
-				ss.log.Warn("a worker's records arrived out of order", "worker", fmt.Sprintf("%s#%d", v.Worker, v.WorkerIndex), "after_seq", prev, "seq", v.Seq)
-			}
+		ss.recs = append(ss.recs, recSeq{v.Worker, v.WorkerIndex, v.Seq})
+		i := slices.IndexFunc(held, func(w WorkerSeq) bool { return w.Index == v.WorkerIndex && w.Worker == string(v.Worker) })
+		if i < 0 {
+			held = append(held, WorkerSeq{Worker: string(v.Worker), Index: v.WorkerIndex, Seq: v.Seq})
+		} else {
+			held[i].Seq = max(held[i].Seq, v.Seq)
 		}
 	})
+	return held
+}
+
+// recSeq is a record's worker instance and seq; worker points into the
+// batch being stored.
+type recSeq struct {
+	worker []byte
+	index  uint32
+	seq    uint64
+}
+
+// heldOf is WELCOME's held.
+func heldOf(held []WorkerSeq) []*logtkv1.WorkerSeq {
+	out := make([]*logtkv1.WorkerSeq, len(held))
+	for i, w := range held {
+		out[i] = &logtkv1.WorkerSeq{Worker: w.Worker, WorkerIndex: w.Index, Seq: w.Seq}
+	}
+	return out
+}
+
+// checkGaps follows per-worker sequence numbers of the logtk.v1.Record
+// batch readSeqs read last and logs a gap: records lost before the
+// server. A sequence that starts again at 1 is a restarted host, not a
+// gap.
+func (ss *session) checkGaps() {
+	for _, r := range ss.recs {
+		prev := ss.lastSeq(r.worker, r.index).Swap(r.seq)
+		if prev != 0 && r.seq != prev+1 && r.seq != 1 {
+			ss.s.Stats.Gaps.Add(1)
+			if r.seq > prev {
+				ss.log.Error("gap in a worker's records", "worker", fmt.Sprintf("%s#%d", r.worker, r.index), "after_seq", prev, "seq", r.seq, "missing", r.seq-prev-1)
+			} else {
+				ss.log.Warn("a worker's records arrived out of order", "worker", fmt.Sprintf("%s#%d", r.worker, r.index), "after_seq", prev, "seq", r.seq)
+			}
+		}
+	}
 }

@@ -711,3 +711,36 @@ func TestStampsOrigin(t *testing.T) {
 	c.write(wire.AppendFrame(nil, wire.TypeAuth, p))
 	c.expectClose(wire.CloseBadIdentity)
 }
+
+// TestWelcomeHeld: for logtk.v1.Record, WELCOME names what the server
+// stored of each worker instance of the sender (the highest seq), and
+// only the sender's: what a host numbers above and does not send again.
+func TestWelcomeHeld(t *testing.T) {
+	s := start(t, Options{}, nil)
+	rec := func(worker string, index uint32, seq uint64) string {
+		b := irecord.AppendHead(nil, time.Unix(1, 0), 9, "m", "")
+		b = append(b, irecord.AppendStampOrigin(nil, worker, index, 1, 0)...)
+		return string(irecord.AppendStampArrival(b, seq, 1, 1))
+	}
+	c := dial(t, s.addr)
+	if w := c.auth("host-a", "shop", "logtk.v1.Record"); len(w.Held) != 0 {
+		t.Fatalf("held %v before anything was stored", w.Held)
+	}
+	c.sendBatch(1, rec("api", 0, 1), rec("api", 0, 2), rec("api", 1, 7))
+	c.sendBatch(2, rec("api", 0, 3))
+	c.c.Close()
+	c = dial(t, s.addr)
+	c.auth("host-b", "shop", "logtk.v1.Record")
+	c.sendBatch(1, rec("api", 0, 50))
+	c.c.Close()
+
+	c = dial(t, s.addr)
+	w := c.auth("host-a", "shop", "logtk.v1.Record")
+	var got []string
+	for _, h := range w.Held {
+		got = append(got, fmt.Sprintf("%s#%d:%d", h.Worker, h.WorkerIndex, h.Seq))
+	}
+	if strings.Join(got, " ") != "api#0:3 api#1:7" {
+		t.Fatalf("WELCOME held %v, want api#0:3 api#1:7", got)
+	}
+}

@@ -4,12 +4,15 @@ package server
 
 import (
 	"bufio"
+	"cmp"
 	"container/list"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/fsutil"
+	"github.com/logtk/logtk/internal/marks"
 	"github.com/logtk/logtk/internal/record"
 )
 
@@ -27,12 +31,14 @@ import (
 // prefixed, for logtk.v1.Record) and beside it an index (records.log.idx)
 // with one line per stored batch:
 //
-//	<end offset of the batch in the data file> <batch id> <sender>
+//	<end offset of the batch in the data file> <batch id> <sender> [<held>]
 //
-// A batch is acknowledged only once both are written (and synced, in
-// "batch" fsync mode). On start the store reads the indexes to learn each
-// sender's last stored batch id, and cuts any data past the last indexed
-// batch: that tail was never acknowledged, so its sender will resend it.
+// where held, for a batch of logtk.v1.Record, is the highest seq of each
+// worker instance in it (internal/marks' encoding, in unpadded URL-safe
+// base64). A batch is acknowledged only once both are written (and
+// synced, in "batch" fsync mode). On start the store reads the indexes to
+// learn each sender's last stored batch id and what it holds (Held), and
+// cuts any data past the last indexed batch: that tail was never acknowledged, so its sender will resend it.
 // Together with the senders' increasing batch ids this stores each batch
 // exactly once.
 //
@@ -100,7 +106,23 @@ type Store struct {
 	// resent while its first copy awaits its sync is a duplicate that is
 	// acknowledged once that sync is done.
 	appended map[string]Ticket
+	// held: per application/sender, per worker instance, the highest seq
+	// of the durable batches (at most maxHeldInstances instances).
+	held map[string]map[WorkerSeq]uint64
 }
+
+// WorkerSeq is a worker instance and a seq (fields 16, 17 and 20 of a
+// logtk.v1.Record).
+type WorkerSeq struct {
+	Worker string
+	Index  uint32
+	Seq    uint64
+}
+
+// maxHeldInstances bounds the worker instances Held follows per sender:
+// a sender that makes up more gets no marks for them (what they hold may
+// come again; nothing is lost), not a server that runs out of memory.
+const maxHeldInstances = 4096
 
 // A Ticket names an appended batch; Commit makes it durable.
 type Ticket struct {
@@ -111,6 +133,9 @@ type Ticket struct {
 	// lost: a sync failed before this batch was durable, and the files
 	// were cut back (set in Store.appended only).
 	lost bool
+	// held: the batch's worker instances' highest seqs, Held's once the
+	// batch is durable (a pointer: tickets compare).
+	held *[]WorkerSeq
 }
 
 type appFile struct {
@@ -160,7 +185,8 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 	if opts.MaxOpen <= 0 {
 		opts.MaxOpen = 256
 	}
-	s := &Store{opts: opts, files: map[string]*appFile{}, last: map[string]uint64{}, appended: map[string]Ticket{}}
+	s := &Store{opts: opts, files: map[string]*appFile{}, last: map[string]uint64{}, appended: map[string]Ticket{},
+		held: map[string]map[WorkerSeq]uint64{}}
 	idxs, err := filepath.Glob(filepath.Join(opts.Dir, "*", "*.idx"))
 	if err != nil {
 		return nil, err
@@ -202,7 +228,7 @@ func (s *Store) recover(idxPath string) error {
 			break // a partial last line is cut below
 		}
 		fields := strings.Fields(line)
-		if len(fields) != 3 {
+		if len(fields) != 3 && len(fields) != 4 {
 			break
 		}
 		end, err1 := strconv.ParseInt(fields[0], 10, 64)
@@ -213,6 +239,9 @@ func (s *Store) recover(idxPath string) error {
 		key := app + "/" + fields[2]
 		if id > s.last[key] {
 			s.last[key] = id
+		}
+		if len(fields) == 4 {
+			s.noteHeld(key, decodeHeld(fields[3]))
 		}
 		goodIdx += int64(len(line))
 		goodData = end
@@ -237,6 +266,61 @@ func (s *Store) Resume(application, sender string) uint64 {
 		delete(s.appended, key)
 	}
 	return s.last[key]
+}
+
+// Held returns, for each worker instance of sender in application, the
+// highest seq among the records of the durable batches, sorted.
+func (s *Store) Held(application, sender string) []WorkerSeq {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []WorkerSeq
+	for k, seq := range s.held[application+"/"+sender] {
+		out = append(out, WorkerSeq{Worker: k.Worker, Index: k.Index, Seq: seq})
+	}
+	slices.SortFunc(out, func(a, b WorkerSeq) int {
+		return cmp.Or(strings.Compare(a.Worker, b.Worker), cmp.Compare(a.Index, b.Index))
+	})
+	return out
+}
+
+// noteHeld adds a durable batch's seqs to Held (with s.mu held).
+func (s *Store) noteHeld(key string, seqs []WorkerSeq) {
+	if len(seqs) == 0 {
+		return
+	}
+	m := s.held[key]
+	if m == nil {
+		m = map[WorkerSeq]uint64{}
+		s.held[key] = m
+	}
+	for _, w := range seqs {
+		k := WorkerSeq{Worker: w.Worker, Index: w.Index}
+		if _, ok := m[k]; ok || len(m) < maxHeldInstances {
+			m[k] = max(m[k], w.Seq)
+		}
+	}
+}
+
+func encodeHeld(b []byte, seqs []WorkerSeq) []byte {
+	var raw []byte
+	for _, w := range seqs {
+		raw = marks.Append(raw, w.Worker, w.Index, w.Seq)
+	}
+	return base64.RawURLEncoding.AppendEncode(b, raw)
+}
+
+// decodeHeld reads an index line's held field; what it cannot read, it
+// leaves out (a missing mark costs a record sent again, never one lost).
+func decodeHeld(f string) []WorkerSeq {
+	raw, err := base64.RawURLEncoding.DecodeString(f)
+	if err != nil {
+		return nil
+	}
+	var out []WorkerSeq
+	marks.Each(raw, func(w []byte, index uint32, seq uint64) {
+		out = append(out, WorkerSeq{Worker: string(w), Index: index, Seq: seq})
+	})
+	return out
 }
 
 // LastBatch returns the highest batch id stored for sender in application.
@@ -272,6 +356,12 @@ func (s *Store) Append(application, sender, format string, batchID uint64, batch
 // (the log server's record.AppendServerStamp), at no cost beyond the
 // bytes.
 func (s *Store) AppendStamped(application, sender, format string, batchID uint64, batch, stamp []byte) (t Ticket, dup bool, err error) {
+	return s.AppendHeld(application, sender, format, batchID, batch, stamp, nil)
+}
+
+// AppendHeld is AppendStamped with the batch's worker instances' highest
+// seqs, which Held names once the batch is durable.
+func (s *Store) AppendHeld(application, sender, format string, batchID uint64, batch, stamp []byte, held []WorkerSeq) (t Ticket, dup bool, err error) {
 	if batchID == 0 {
 		return Ticket{}, false, fmt.Errorf("batch id 0 of %s/%s: ids start at 1 (0 stands for \"nothing stored\")", application, sender)
 	}
@@ -346,6 +436,10 @@ func (s *Store) AppendStamped(application, sender, format string, batchID uint64
 	af.buf = strconv.AppendUint(af.buf, batchID, 10)
 	af.buf = append(af.buf, ' ')
 	af.buf = append(af.buf, sender...)
+	if len(held) > 0 {
+		af.buf = append(af.buf, ' ')
+		af.buf = encodeHeld(af.buf, held)
+	}
 	af.buf = append(af.buf, '\n')
 	n, err = af.idx.Write(af.buf)
 	af.idxSize += int64(n)
@@ -354,10 +448,14 @@ func (s *Store) AppendStamped(application, sender, format string, batchID uint64
 	}
 	af.gen++
 	t = Ticket{af: af, gen: af.gen, key: key, id: batchID}
+	if len(held) > 0 {
+		t.held = &held
+	}
 	s.mu.Lock()
 	s.appended[key] = t
 	if !s.opts.Fsync {
 		s.last[key] = max(s.last[key], batchID)
+		s.noteHeld(key, held)
 	}
 	s.mu.Unlock()
 	return t, false, nil
@@ -406,6 +504,9 @@ func (s *Store) Commit(t Ticket) error {
 	s.mu.Lock()
 	if t.id > s.last[t.key] {
 		s.last[t.key] = t.id
+	}
+	if t.held != nil {
+		s.noteHeld(t.key, *t.held)
 	}
 	s.mu.Unlock()
 	return nil
@@ -615,7 +716,7 @@ func (af *appFile) reopen() error {
 	af.data.Close()
 	af.idx.Close()
 	idxPath := filepath.Join(af.dir, af.name+af.ext+".idx")
-	s := &Store{last: map[string]uint64{}}
+	s := &Store{last: map[string]uint64{}, held: map[string]map[WorkerSeq]uint64{}}
 	s.recover(idxPath)
 	synced, syncedIdx := af.syncedSize, af.syncedIdxSize
 	if err := af.open(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -692,5 +693,58 @@ func TestStoreSyncsNewNames(t *testing.T) {
 		if len(synced) <= len(first) {
 			t.Fatalf("a rotation synced no directory (%v)", synced)
 		}
+	}
+}
+
+// TestStoreHeld: Held names, per worker instance of a sender, the highest
+// seq of its durable batches: not those a failed sync lost, and the same
+// after the store is opened again (the index lines keep them); other
+// senders' and applications' are their own.
+func TestStoreHeld(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, StoreOptions{Dir: dir, Fsync: true})
+	appendHeld := func(sender string, id uint64, held ...WorkerSeq) (Ticket, error) {
+		tk, _, err := s.AppendHeld("app", sender, "logtk.v1.Record", id, batch("r"), nil, held)
+		return tk, err
+	}
+	for i, held := range [][]WorkerSeq{
+		{{"api", 0, 5}, {"api", 1, 3}},
+		{{"api", 0, 9}},
+	} {
+		tk, err := appendHeld("a", uint64(i+1), held...)
+		if err == nil {
+			err = s.Commit(tk)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tk, err := appendHeld("b", 1, WorkerSeq{"api", 0, 100}); err != nil || s.Commit(tk) != nil {
+		t.Fatal(err)
+	}
+	restore := failSyncs(t, injectedEIO)
+	tk, err := appendHeld("a", 3, WorkerSeq{"api", 0, 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Commit(tk) == nil {
+		t.Fatal("Commit with a failing sync succeeded")
+	}
+	restore()
+	want := []WorkerSeq{{"api", 0, 9}, {"api", 1, 3}}
+	if got := s.Held("app", "a"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Held = %v, want %v", got, want)
+	}
+	s.Close()
+	s = openStore(t, StoreOptions{Dir: dir, Fsync: true})
+	defer s.Close()
+	if got := s.Held("app", "a"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopening, Held = %v, want %v", got, want)
+	}
+	if got := s.Held("app", "b"); !reflect.DeepEqual(got, []WorkerSeq{{"api", 0, 100}}) {
+		t.Fatalf("Held of b = %v", got)
+	}
+	if got := s.Held("other", "a"); len(got) != 0 {
+		t.Fatalf("Held of another application = %v", got)
 	}
 }

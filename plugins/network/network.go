@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -92,8 +94,9 @@ type Transport struct {
 	// (the sandbox's clock is a fake unless granted; the waits are real,
 	// the host enforces them).
 	quiet       time.Duration
-	done        []uint64 // acknowledged, not yet reported by Poll
-	stored      uint64   // the server's last stored batch for this sender
+	done        []uint64      // acknowledged, not yet reported by Poll
+	stored      uint64        // the server's last stored batch for this sender
+	held        []plugin.Mark // WELCOME's held: what the server has of each worker instance
 	maxFrame    int
 	maxInFlight int    // the server's limit on unacknowledged batches (0: none announced)
 	in          []byte // bytes read, not yet consumed
@@ -104,8 +107,11 @@ type Transport struct {
 // New returns an unconfigured Transport.
 func New() *Transport { return &Transport{} }
 
-var _ plugin.AsyncTransport = (*Transport)(nil)
-var _ plugin.Configurer = (*Transport)(nil)
+var (
+	_ plugin.AsyncTransport = (*Transport)(nil)
+	_ plugin.Configurer     = (*Transport)(nil)
+	_ plugin.MarkKeeper     = (*Transport)(nil)
+)
 
 // Configure implements plugin.Configurer.
 func (t *Transport) Configure(config []byte) error {
@@ -154,6 +160,21 @@ func trimSpace(b []byte) []byte {
 // Open implements plugin.Transport. The connection is made by the first
 // Write, so that a server that is down does not fail the start.
 func (t *Transport) Open() error { return nil }
+
+// Marks implements plugin.MarkKeeper: it connects, and returns what the
+// server's WELCOME says it holds of each worker instance of this sender
+// and application (the highest seq stored). The server stores a sender's
+// batches in order, so each is held with every batch before it. A server
+// that cannot be reached fails it with Retry, as a write would.
+func (t *Transport) Marks() ([]plugin.Mark, error) {
+	if t.conn == nil {
+		if err := t.connect(); err != nil {
+			t.drop()
+			return nil, plugin.Retry(err)
+		}
+	}
+	return t.held, nil
+}
 
 // Write implements plugin.Transport: it returns nil only when the server
 // acknowledged the batch (or said it had it already). It is WriteAsync
@@ -347,7 +368,7 @@ func (t *Transport) connect() error {
 	if err != nil {
 		return err
 	}
-	t.stored, t.maxFrame, t.maxInFlight = w.stored, w.maxFrame, w.maxInFlight
+	t.stored, t.maxFrame, t.maxInFlight, t.held = w.stored, w.maxFrame, w.maxInFlight, w.held
 	return nil
 }
 
@@ -356,6 +377,7 @@ type welcome struct {
 	stored      uint64 // the highest batch id the server has from this sender
 	maxFrame    int    // 0: not announced
 	maxInFlight int    // 0: not announced
+	held        []plugin.Mark
 }
 
 // parseWelcome reads the fields of a WELCOME the plugin uses.
@@ -374,6 +396,13 @@ func parseWelcome(p []byte) (welcome, error) {
 		if m < 0 {
 			return welcome{}, errors.New("malformed WELCOME")
 		}
+		if num == 6 && typ == protowire.BytesType {
+			h, err := parseWorkerSeq(p[:m])
+			if err != nil {
+				return welcome{}, err
+			}
+			w.held = append(w.held, h)
+		}
 		p = p[m:]
 		if typ != protowire.VarintType {
 			continue
@@ -388,6 +417,44 @@ func parseWelcome(p []byte) (welcome, error) {
 		}
 	}
 	return w, nil
+}
+
+// parseWorkerSeq reads a WELCOME's WorkerSeq (the field with its length).
+func parseWorkerSeq(f []byte) (plugin.Mark, error) {
+	var m plugin.Mark
+	b, n := protowire.ConsumeBytes(f)
+	if n < 0 {
+		return m, errors.New("malformed WELCOME: held")
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return m, errors.New("malformed WELCOME: held")
+		}
+		b = b[n:]
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return m, errors.New("malformed WELCOME: held")
+		}
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			w, _ := protowire.ConsumeBytes(b)
+			if !utf8.Valid(w) {
+				return m, errors.New("malformed WELCOME: a held worker name is not UTF-8")
+			}
+			m.Worker = string(w)
+		case num == 2 && typ == protowire.VarintType:
+			v, _ := protowire.ConsumeVarint(b)
+			if v > math.MaxUint32 {
+				return m, errors.New("malformed WELCOME: a held worker index is too large")
+			}
+			m.Index = uint32(v)
+		case num == 3 && typ == protowire.VarintType:
+			m.Seq, _ = protowire.ConsumeVarint(b)
+		}
+		b = b[n:]
+	}
+	return m, nil
 }
 
 // splitFrame takes one complete frame off the front of in.

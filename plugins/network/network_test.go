@@ -3,12 +3,16 @@ package network
 import (
 	"bytes"
 	"encoding/binary"
+	"reflect"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/internal/wire"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/sdk/plugin"
 )
 
 // The plugin's copy of the wire frame types agrees with internal/wire's:
@@ -64,8 +68,14 @@ func TestDecoders(t *testing.T) {
 	w = protowire.AppendVarint(w, 16)
 	w = protowire.AppendTag(w, 5, protowire.VarintType)
 	w = protowire.AppendVarint(w, 77)
+	for _, h := range []*logtkv1.WorkerSeq{{Worker: "api", WorkerIndex: 2, Seq: 90}, {Worker: "db", Seq: 7}} {
+		b, _ := proto.Marshal(h)
+		w = protowire.AppendTag(w, 6, protowire.BytesType)
+		w = protowire.AppendBytes(w, b)
+	}
 	got, err := parseWelcome(w)
-	if want := (welcome{stored: 77, maxFrame: 4096, maxInFlight: 16}); err != nil || got != want {
+	want := welcome{stored: 77, maxFrame: 4096, maxInFlight: 16, held: []plugin.Mark{{Worker: "api", Index: 2, Seq: 90}, {Worker: "db", Seq: 7}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("parseWelcome = %+v %v, want %+v", got, err, want)
 	}
 	frame := append(binary.LittleEndian.AppendUint32(nil, 3), 4, 'a', 'b')

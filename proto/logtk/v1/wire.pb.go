@@ -132,7 +132,12 @@ type ServerWelcome struct {
 	HeartbeatMillis uint32 `protobuf:"varint,4,opt,name=heartbeat_millis,json=heartbeatMillis,proto3" json:"heartbeat_millis,omitempty"`
 	// The highest batch id the server has written for this sender, so a
 	// client can drop what it spooled up to it without resending.
-	LastBatchId   uint64 `protobuf:"varint,5,opt,name=last_batch_id,json=lastBatchId,proto3" json:"last_batch_id,omitempty"`
+	LastBatchId uint64 `protobuf:"varint,5,opt,name=last_batch_id,json=lastBatchId,proto3" json:"last_batch_id,omitempty"`
+	// For records of format logtk.v1.Record: per worker instance of this
+	// sender and application, the highest seq among the records stored.
+	// A client's host numbers its records above these, and does not send
+	// again the records at or below them (the plugin ABI's marks).
+	Held          []*WorkerSeq `protobuf:"bytes,6,rep,name=held,proto3" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +207,74 @@ func (x *ServerWelcome) GetLastBatchId() uint64 {
 	return 0
 }
 
+func (x *ServerWelcome) GetHeld() []*WorkerSeq {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+// A worker instance (a record's fields 16 and 17) and a seq (field 20).
+type WorkerSeq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Worker        string                 `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	WorkerIndex   uint32                 `protobuf:"varint,2,opt,name=worker_index,json=workerIndex,proto3" json:"worker_index,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerSeq) Reset() {
+	*x = WorkerSeq{}
+	mi := &file_logtk_v1_wire_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerSeq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerSeq) ProtoMessage() {}
+
+func (x *WorkerSeq) ProtoReflect() protoreflect.Message {
+	mi := &file_logtk_v1_wire_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerSeq.ProtoReflect.Descriptor instead.
+func (*WorkerSeq) Descriptor() ([]byte, []int) {
+	return file_logtk_v1_wire_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WorkerSeq) GetWorker() string {
+	if x != nil {
+		return x.Worker
+	}
+	return ""
+}
+
+func (x *WorkerSeq) GetWorkerIndex() uint32 {
+	if x != nil {
+		return x.WorkerIndex
+	}
+	return 0
+}
+
+func (x *WorkerSeq) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // Close ends a connection, from either side.
 type Close struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -213,7 +286,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_logtk_v1_wire_proto_msgTypes[2]
+	mi := &file_logtk_v1_wire_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +298,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_logtk_v1_wire_proto_msgTypes[2]
+	mi := &file_logtk_v1_wire_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +311,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_logtk_v1_wire_proto_rawDescGZIP(), []int{2}
+	return file_logtk_v1_wire_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Close) GetCode() uint32 {
@@ -266,13 +339,18 @@ const file_logtk_v1_wire_proto_rawDesc = "" +
 	"\x06sender\x18\x03 \x01(\tR\x06sender\x12 \n" +
 	"\vapplication\x18\x04 \x01(\tR\vapplication\x12\x16\n" +
 	"\x06format\x18\x05 \x01(\tR\x06format\x12\x1a\n" +
-	"\bhostname\x18\x06 \x01(\tR\bhostname\"\xd5\x01\n" +
+	"\bhostname\x18\x06 \x01(\tR\bhostname\"\xfe\x01\n" +
 	"\rServerWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12&\n" +
 	"\x0fmax_frame_bytes\x18\x02 \x01(\rR\rmaxFrameBytes\x12\"\n" +
 	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\x12)\n" +
 	"\x10heartbeat_millis\x18\x04 \x01(\rR\x0fheartbeatMillis\x12\"\n" +
-	"\rlast_batch_id\x18\x05 \x01(\x04R\vlastBatchId\"3\n" +
+	"\rlast_batch_id\x18\x05 \x01(\x04R\vlastBatchId\x12'\n" +
+	"\x04held\x18\x06 \x03(\v2\x13.logtk.v1.WorkerSeqR\x04held\"X\n" +
+	"\tWorkerSeq\x12\x16\n" +
+	"\x06worker\x18\x01 \x01(\tR\x06worker\x12!\n" +
+	"\fworker_index\x18\x02 \x01(\rR\vworkerIndex\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"3\n" +
 	"\x05Close\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reasonB/Z-github.com/logtk/logtk/proto/logtk/v1;logtkv1b\x06proto3"
@@ -289,18 +367,20 @@ func file_logtk_v1_wire_proto_rawDescGZIP() []byte {
 	return file_logtk_v1_wire_proto_rawDescData
 }
 
-var file_logtk_v1_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_logtk_v1_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_logtk_v1_wire_proto_goTypes = []any{
 	(*Auth)(nil),          // 0: logtk.v1.Auth
 	(*ServerWelcome)(nil), // 1: logtk.v1.ServerWelcome
-	(*Close)(nil),         // 2: logtk.v1.Close
+	(*WorkerSeq)(nil),     // 2: logtk.v1.WorkerSeq
+	(*Close)(nil),         // 3: logtk.v1.Close
 }
 var file_logtk_v1_wire_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: logtk.v1.ServerWelcome.held:type_name -> logtk.v1.WorkerSeq
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_logtk_v1_wire_proto_init() }
@@ -314,7 +394,7 @@ func file_logtk_v1_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_logtk_v1_wire_proto_rawDesc), len(file_logtk_v1_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
