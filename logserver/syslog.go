@@ -38,8 +38,12 @@ var syslogIDs atomic.Uint64
 func init() { syslogIDs.Store(uint64(time.Now().UnixNano())) }
 
 type syslogListeners struct {
-	mu      sync.Mutex
-	tcp     net.Listener
+	mu     sync.Mutex
+	tcp    net.Listener
+	tcpRaw net.Listener // tcp under its TLS, for its accept deadline
+	// drainBy: once closing, the Unix nanoseconds until which the
+	// connections (and the accept queue) are still read.
+	drainBy atomic.Int64
 	udp     net.PacketConn
 	conns   map[net.Conn]bool
 	wg      sync.WaitGroup
@@ -69,6 +73,7 @@ func (s *Server) ServeSyslog(tcp net.Listener, udp net.PacketConn) error {
 	if sl == nil {
 		return errors.New("logserver: the server block has no syslog block")
 	}
+	raw := tcp
 	if tcp != nil && sl.TLS != nil {
 		tc, err := sl.TLS.Build()
 		if err != nil {
@@ -82,7 +87,7 @@ func (s *Server) ServeSyslog(tcp net.Listener, udp net.PacketConn) error {
 	if l.closed {
 		return ErrServerClosed
 	}
-	l.tcp, l.udp, l.conns = tcp, udp, map[net.Conn]bool{}
+	l.tcp, l.tcpRaw, l.udp, l.conns = tcp, raw, udp, map[net.Conn]bool{}
 	if l.stored == nil {
 		l.stored = make(chan struct{}, 1)
 	}
@@ -112,35 +117,57 @@ func (s *Server) SyslogAddrs() (tcp, udp net.Addr) {
 // SyslogStats returns the syslog listeners' counts.
 func (s *Server) SyslogStats() *SyslogStats { return &s.syslog.Stats }
 
+// syslogDrain is how long a stopping server still reads its syslog
+// connections, and accepts those already made: a message a client wrote
+// before the stop (it has no acknowledgement to wait for) is stored.
+const syslogDrain = 500 * time.Millisecond
+
 func (l *syslogListeners) close() {
+	until := time.Now().Add(syslogDrain)
 	l.mu.Lock()
 	l.closed = true
+	l.drainBy.Store(until.UnixNano())
 	if l.tcp != nil {
-		l.tcp.Close()
+		if d, ok := l.tcpRaw.(interface{ SetDeadline(time.Time) error }); !ok || d.SetDeadline(until) != nil {
+			l.tcp.Close()
+		}
 	}
 	if l.udp != nil {
 		l.udp.Close()
 	}
 	for c := range l.conns {
+		c.SetReadDeadline(until)
+	}
+	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(time.Until(until) + syslogDrain):
+	}
+	// A connection that set itself a later deadline in the meantime.
+	l.mu.Lock()
+	for c := range l.conns {
 		c.Close()
 	}
 	l.mu.Unlock()
-	l.wg.Wait()
+	<-done
 }
 
 func (s *Server) acceptSyslog(ln net.Listener) {
 	l := &s.syslog
 	defer l.wg.Done()
+	defer ln.Close()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			return
+			return // closed, or past the drain's deadline
 		}
 		l.mu.Lock()
 		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			return
+			// Made before the stop: read until the drain's deadline.
+			c.SetReadDeadline(time.Unix(0, l.drainBy.Load()))
 		}
 		l.conns[c] = true
 		l.wg.Add(1)
@@ -274,8 +301,13 @@ func (s *Server) serveSyslogConn(c net.Conn) {
 		if r.Buffered() == 0 || frames%1024 == 0 {
 			// A read waits only when nothing is buffered: the deadline is
 			// set then (and now and then, for a frame that straddles a
-			// refill of the buffer), not for every frame.
-			c.SetReadDeadline(time.Now().Add(syslogIdle))
+			// refill of the buffer), not for every frame. Once the server
+			// stops, no later than the drain's.
+			deadline := time.Now().Add(syslogIdle)
+			if d := s.syslog.drainBy.Load(); d != 0 && d < deadline.UnixNano() {
+				deadline = time.Unix(0, d)
+			}
+			c.SetReadDeadline(deadline)
 		}
 		frame, err := r.Next()
 		switch {
@@ -291,7 +323,7 @@ func (s *Server) serveSyslogConn(c net.Conn) {
 		case errors.Is(err, io.EOF):
 			return
 		default:
-			if !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, net.ErrClosed) && s.syslog.drainBy.Load() == 0 {
 				s.log.Warn("syslog: connection ends", "peer", c.RemoteAddr().String(), "error", err)
 			}
 			return

@@ -201,3 +201,36 @@ func TestHostileSyslogClients(t *testing.T) {
 		t.Errorf("syslog metrics %v, want parsed 101, unparsed 0, cut 1, skipped 0", got)
 	}
 }
+
+// TestSyslogStopKeepsWhatArrived: a syslog client has no acknowledgement
+// to wait for, so a message it wrote before the server stops is stored:
+// on connections open at the stop and on those still in the accept
+// queue (before, the stop closed both at once, and such messages were
+// lost now and then).
+func TestSyslogStopKeepsWhatArrived(t *testing.T) {
+	for round := range 4 {
+		srv, dir, tcp, _ := syslogServer(t, false)
+		var conns []net.Conn
+		for i := range 3 {
+			c, err := net.DialTimeout("tcp", tcp, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c, "<13>1 2026-12-06T10:00:00Z h app - - - round %d message %d\n", round, i)
+			conns = append(conns, c)
+		}
+		conns[0].Close() // one closed by the client, two left open
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for _, c := range conns[1:] {
+			c.Close()
+		}
+		if got := len(storedRecords(t, dir, "system")); got != 3 {
+			t.Fatalf("round %d: %d of the 3 messages written before the stop stored", round, got)
+		}
+	}
+}
