@@ -166,6 +166,12 @@ func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (
 
 func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	logger := newLogger("logtk-host", stderr)
+	// From the first moment: a SIGTERM while the plugins compile or the
+	// host recovers what a dead host left stops it cleanly, not by the
+	// signal's default (which, with the durable ingest, is a crash).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	if cfg.RuntimeDir == "" && (cfg.DurableIngest == nil || *cfg.DurableIngest) {
 		cfg.RuntimeDir = config.DefaultRuntimeDir(path)
 	}
@@ -189,8 +195,6 @@ func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 		logger.Info("metrics listening", "address", m.Addr().String())
 		defer m.Close()
 	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	current := &currentConfig{cfg: cfg}
 	reload := reloader(h, path, current, logger)
 	hup := make(chan os.Signal, 1)
@@ -222,6 +226,16 @@ func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	default:
 		logger.Info("control socket listening", "path", ctl.Addr())
 		defer ctl.Close()
+	}
+	select {
+	case s := <-sigs:
+		logger.Info("stopping before the workers start: signal received", "signal", s)
+		if err := h.Stop(context.Background()); err != nil {
+			logger.Error("stopped with an error", "error", err)
+			return 1
+		}
+		return 0
+	default:
 	}
 	if err := h.Start(); err != nil {
 		fmt.Fprintf(stderr, "logtk-host: %v\n", err)
