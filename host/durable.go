@@ -91,6 +91,8 @@ type stateDir struct {
 
 	mu      sync.Mutex
 	streams map[WorkerID]*stream
+	// pending: what recover numbered of a stream, until stream returns it.
+	pending map[WorkerID][]replayed
 }
 
 // openStateDir creates and locks dir: one host at a time.
@@ -109,7 +111,8 @@ func openStateDir(dir string, log func(string, ...any)) (*stateDir, error) {
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &stateDir{dir: dir, lock: f, log: log, streams: map[WorkerID]*stream{}, floor: map[WorkerID]uint64{}, seqFloor: map[WorkerID]uint64{}}, nil
+	return &stateDir{dir: dir, lock: f, log: log, streams: map[WorkerID]*stream{}, floor: map[WorkerID]uint64{}, seqFloor: map[WorkerID]uint64{},
+		pending: map[WorkerID][]replayed{}}, nil
 }
 
 // close unlocks the directory. The streams must be done with.
@@ -131,7 +134,9 @@ func (sd *stateDir) stream(id WorkerID) (*stream, []replayed, error) {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
 	if st := sd.streams[id]; st != nil {
-		return st, nil, nil
+		rep := sd.pending[id]
+		delete(sd.pending, id)
+		return st, rep, nil
 	}
 	st, rep, err := openStream(sd, id)
 	if err != nil {
@@ -811,6 +816,58 @@ func (s *settler) applyLocked() {
 	}
 }
 
+// recover opens id's stream, numbering what a host that died left of
+// it, without queueing that yet: the next stream call returns it.
+func (sd *stateDir) recover(id WorkerID) {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if sd.streams[id] != nil {
+		return
+	}
+	st, rep, err := openStream(sd, id)
+	if err != nil {
+		return // stream tries again, and says why
+	}
+	sd.streams[id] = st
+	sd.pending[id] = rep
+}
+
+// numbered returns the highest seq a worker instance's stream has given
+// (false: it has none open): no transport holds a record of it numbered
+// above that in this numbering. The streams a dead host left are
+// recovered (recover) first, so that it counts the records of theirs the
+// dead host read, which its journal names only by their first seq.
+func (sd *stateDir) numbered(worker string, index uint32) (uint64, bool) {
+	sd.mu.Lock()
+	st := sd.streams[WorkerID{worker, int(index)}]
+	sd.mu.Unlock()
+	if st == nil {
+		return 0, false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.lastSeq, true
+}
+
+// settledSeq returns the highest seq of a worker instance the output
+// has settled (false: the instance has no stream): once an output is
+// closed, every record given to it, and so every record a transport can
+// hold in this numbering.
+func (h *Host) settledSeq(worker string, index uint32) (uint64, bool) {
+	if h.state == nil {
+		return 0, false
+	}
+	h.state.mu.Lock()
+	st := h.state.streams[WorkerID{worker, int(index)}]
+	h.state.mu.Unlock()
+	if st == nil {
+		return 0, false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.settled, true
+}
+
 // heldWait bounds how long Start waits for the transports to open and
 // tell what they hold (pipeline.Held).
 const heldWait = 3 * time.Second
@@ -830,7 +887,11 @@ func (h *Host) openStream(id WorkerID) *stream {
 	if len(rep) > 0 {
 		h.log.Warn("routing again the records a host which did not stop cleanly left", "worker", id, "records", len(rep), "first_seq", rep[0].seq, "last_seq", rep[len(rep)-1].seq, "dir", h.state.dir)
 		h.queueSelf(true, record.LevelWarn, fmt.Sprintf("routing again %d records of %s that a host which did not stop cleanly left in %s (seq %d to %d)", len(rep), id, h.state.dir, rep[0].seq, rep[len(rep)-1].seq),
-			slog.String("worker", id.Name), slog.Int("index", id.Index), slog.Int("records", len(rep)))
+			// "instance", not "worker": the record is the host's, and a
+			// JSON line with the attributes beside the record's fields
+			// would read as the worker's own.
+			slog.String("instance", id.String()), slog.Int("records", len(rep)),
+			slog.Uint64("first_seq", rep[0].seq), slog.Uint64("last_seq", rep[len(rep)-1].seq))
 	}
 	for len(rep) > 0 {
 		n := min(len(rep), h.opts.BatchSize)

@@ -249,7 +249,7 @@ func New(cfg *config.Config, opts Options) (*Host, error) {
 	h.ownOutput = opts.Output == nil
 	h.output = opts.Output
 	if h.ownOutput {
-		out, err := h.newOutput(h.stages, true)
+		out, err := h.newOutput(h.stages)
 		if err != nil {
 			return nil, err
 		}
@@ -303,14 +303,22 @@ func (h *Host) Start() error {
 			for m, seq := range p.Spooled() {
 				h.state.floor[WorkerID{m.Worker, int(m.Index)}] = seq
 			}
+		}
+		leftovers := h.state.leftovers()
+		if p, ok := h.currentOutput().(*pipeline.Pipeline); ok {
 			// Seqs go on above what a transport holds, even when the
 			// journals are gone (a runtime directory in memory after a
-			// reboot): a transport drops what its marks name.
-			for m, seq := range p.Held(heldWait) {
+			// reboot): a transport drops what its marks name. What a dead
+			// host left is numbered first (not queued), so that the marks
+			// are checked against every seq it may have given.
+			for _, id := range leftovers {
+				h.state.recover(id)
+			}
+			for m, seq := range p.Held(heldWait, h.state.numbered) {
 				h.state.seqFloor[WorkerID{m.Worker, int(m.Index)}] = seq
 			}
 		}
-		for _, id := range h.state.leftovers() {
+		for _, id := range leftovers {
 			h.openStream(id)
 		}
 	}

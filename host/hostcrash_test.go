@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	filetransport "github.com/logtk/logtk/plugins/file"
+
 	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/entries"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -302,4 +306,84 @@ func TestMarksOutliveTheJournals(t *testing.T) {
 			t.Fatalf("after boot %d the file holds %d of the worker's records, want %d", boot, n, want)
 		}
 	}
+}
+
+// TestReloadedMarksOutliveTheJournals: stages a reload brings keep marks
+// too, so that records written through them count when the journals are
+// gone: a reload, then a reboot, and the seqs go on above what the
+// reloaded file transport wrote (before, the reload's stages ran without
+// marks, and the next boot numbered from 1 again: one seq, two records).
+func TestReloadedMarksOutliveTheJournals(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	run := filepath.Join(t.TempDir(), "run")
+	file := filepath.Join(out, "records.pb")
+	configure := func(maxBytes int, workers ...config.WorkerConfig) *config.Config {
+		return &config.Config{
+			Workers: workers,
+			Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+			Transports: []config.TransportConfig{{
+				Name: "file", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "pb",
+				Config: []byte(fmt.Sprintf(`{"path":%q,"framing":"length-prefixed","fsync":"never","max_bytes":%d}`, file, maxBytes)),
+				Allow:  config.Allow{Directories: []string{out}},
+			}},
+			DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
+			RuntimeDir:    run,
+		}
+	}
+	flood := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})
+	keep := testWorker("keep", "sleep", nil) // keeps the host running
+	floodSeqs := func() []uint64 {
+		files, _ := filetransport.Rotated(file)
+		var seqs []uint64
+		for _, r := range readLengthPrefixed(t, append(files, file)) {
+			if string(r.Worker) == "flood" && r.Source == record.SourceSDK {
+				seqs = append(seqs, r.Seq)
+			}
+		}
+		return seqs
+	}
+	boot := func(cfg *config.Config, reload *config.Config, want int) {
+		t.Helper()
+		if err := os.RemoveAll(run); err != nil { // the reboot
+			t.Fatal(err)
+		}
+		h, err := New(cfg, Options{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newCollector()
+		batches, stopTap := h.Tap(1 << 12)
+		defer stopTap()
+		go func() {
+			for b := range batches {
+				var recs [][]byte
+				entries.Each(b.Entries, func(e []byte) { recs = append(recs, e) })
+				c.WriteBatch(recs)
+			}
+		}()
+		h.Start()
+		if reload != nil {
+			c.waitFor(t, time.Minute, "the keeper ready", func(recs []*logtkv1.Record) bool { return count(recs, msgHas("ready")) == 1 })
+			if res, err := h.Reload(reload); err != nil || !res.StagesReplaced {
+				t.Fatalf("reload: %+v, %v", res, err)
+			}
+		}
+		c.waitFor(t, time.Minute, "the flood done", func(recs []*logtkv1.Record) bool {
+			return count(recs, msgHas("worker exited with status 0")) == 1
+		})
+		if err := h.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		seqs := floodSeqs()
+		if len(seqs) != want {
+			t.Fatalf("%d of the flood's records in the file, want %d", len(seqs), want)
+		}
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] <= seqs[i-1] {
+				t.Fatalf("seq %d after %d: a seq given twice", seqs[i], seqs[i-1])
+			}
+		}
+	}
+	boot(configure(1<<30, keep), configure(1<<29, keep, flood), 3000)
+	boot(configure(1<<29, flood), nil, 6000)
 }

@@ -63,12 +63,11 @@ func stagesOf(cfg *config.Config) stageConfig {
 // newOutput builds the output stages run: a pipeline, or the console when
 // there is no transport.
 //
-// Only the first output's transports keep marks (pipeline.KeepMarks): its
-// marks are learnt at Start, before any record is numbered, and the seqs
-// raised above them. A reload's would be learnt with records already
-// numbered below them; its file transports then run without marks (what
-// they hold may come again after a crash; nothing is lost).
-func (h *Host) newOutput(s stageConfig, first bool) (Output, error) {
+// With the durable ingest, its transports keep marks (pipeline.KeepMarks):
+// Start learns the first output's before it numbers records, and raises
+// the seqs above them; swapOutput checks a reload's against what the
+// outputs before it settled.
+func (h *Host) newOutput(s stageConfig) (Output, error) {
 	if len(s.Transports) == 0 {
 		return NewConsoleOutput(os.Stdout), nil
 	}
@@ -77,7 +76,7 @@ func (h *Host) newOutput(s stageConfig, first bool) (Output, error) {
 		Formats: s.Formats, Transports: s.Transports, DeadLetterDir: s.DeadLetterDir,
 		Logger: h.log.Named("pipeline"), Report: h.selfRecord, Stopping: h.isStopping,
 		Metrics: h.pm, Settled: func(n uint64) { h.settle.upTo(base + n) },
-		KeepMarks: h.durable && first,
+		KeepMarks: h.durable,
 	})
 }
 
@@ -105,17 +104,23 @@ func (h *Host) swapOutput(out Output, sw outputSwap) Output {
 		h.pastLost = addLost(h.pastLost, p.Lost())
 	}
 	h.outMu.Unlock()
-	next, err := h.newOutput(sw.next, false)
+	next, err := h.newOutput(sw.next)
 	if err != nil {
 		h.log.Error("the reloaded stages failed to start; starting the previous ones again", "error", err)
 		var err2 error
-		if next, err2 = h.newOutput(sw.prev, false); err2 != nil {
+		if next, err2 = h.newOutput(sw.prev); err2 != nil {
 			// Neither: the records are printed rather than held for
 			// ever, and the host says so loudly.
 			h.log.Error("the previous stages failed to start again; records go to standard output as text until the next reload", "error", err2)
 			next = NewConsoleOutput(os.Stdout)
 			err = errors.Join(err, err2)
 		}
+	}
+	if p, ok := next.(*pipeline.Pipeline); ok && h.state != nil {
+		// The records numbered so far and not settled wait in the queue,
+		// above every seq settled: a transport whose marks go beyond
+		// those holds records of another numbering and is not cut by them.
+		p.Held(heldWait, h.settledSeq)
 	}
 	h.outMu.Lock()
 	h.output = next

@@ -184,7 +184,7 @@ func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
 	}
 	defer p.Close()
 	got := make(chan map[Mark]uint64, 1)
-	go func() { got <- p.Held(time.Hour) }()
+	go func() { got <- p.Held(time.Hour, func(string, uint32) (uint64, bool) { return 0, false }) }()
 	select {
 	case held := <-got:
 		if len(held) != 1 || held[Mark{Worker: "api"}] != 7 {
@@ -195,5 +195,48 @@ func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
 	}
 	if !p.trans[0].unvouched.Load() || p.trans[1].unvouched.Load() {
 		t.Fatalf("unvouched: bad %v, good %v; want true, false", p.trans[0].unvouched.Load(), p.trans[1].unvouched.Load())
+	}
+}
+
+// TestMarksOfAnotherNumbering: a transport whose marks go beyond what the
+// owner numbered holds records of another numbering (its file outlived
+// the journals): Held leaves it out, and it is neither cut by its marks
+// nor given any, so its new records, numbered below them, are written.
+func TestMarksOfAnotherNumbering(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	path := filepath.Join(out, "got.log")
+	opts := Options{
+		Formats: []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
+		Transports: []config.TransportConfig{{Name: "file", Plugin: plugintest.Build(t, "../../plugins/file/plugin"), Format: "plain",
+			Config: []byte(fmt.Sprintf(`{"path":%q}`, path)), Allow: config.Allow{Directories: []string{out}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+		Logger:        testLogger(t),
+		KeepMarks:     true,
+	}
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.WriteBatchMarked([][]byte{stamped("api", 0, 9), stamped("api", 0, 10)}, []Mark{{"api", 0, 10}})
+	p.Close()
+
+	p, err = New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := p.Held(time.Minute, func(w string, index uint32) (uint64, bool) { return 5, w == "api" && index == 0 })
+	if len(held) != 0 {
+		t.Fatalf("Held = %v from a transport of another numbering", held)
+	}
+	p.WriteBatchMarked([][]byte{stamped("api", 0, 6), stamped("api", 0, 7)}, []Mark{{"api", 0, 7}})
+	p.WriteBatchMarked([][]byte{stamped("api", 0, 6), stamped("api", 0, 7)}, []Mark{{"api", 0, 7}}) // as the plugin sees a retry
+	p.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(strings.Fields(string(b)), " "); got != "api/0#9 api/0#10 api/0#6 api/0#7 api/0#6 api/0#7" {
+		t.Fatalf("the file holds %q", got)
 	}
 }

@@ -330,10 +330,20 @@ func (p *Pipeline) unheld(t *transportStage, it *item) bool {
 	if it.job == nil {
 		// From the spool: only the batch's marks are known. A batch
 		// every mark of which the transport holds is not written again.
-		return len(t.held) == 0 || t.unvouched.Load() || !heldAll(t.held, it.marks)
+		if t.unvouched.Load() {
+			it.marks = nil
+			return true
+		}
+		return len(t.held) == 0 || !heldAll(t.held, it.marks)
 	}
 	whole := it.job.out[t.format]
-	if len(t.held) == 0 || t.unvouched.Load() {
+	if t.unvouched.Load() {
+		// Its marks are of another numbering: it gets none, so that it
+		// does not take new records for ones it holds.
+		it.data, it.marks = whole, nil
+		return true
+	}
+	if len(t.held) == 0 {
 		it.data, it.marks = whole, it.job.marks
 		return true
 	}
@@ -410,14 +420,20 @@ func decodeMarks(b []byte) map[Mark]uint64 {
 const maxMarkSeq = 1 << 53
 
 // Held waits up to timeout for every transport to open (with KeepMarks),
-// or to fail its first open, and returns, per worker instance, the highest seq any of them holds.
-// The owner must number that instance's next records above it: a
-// transport cuts records at or below its marks, and marks outlive seqs
-// (a runtime directory in memory is gone after a reboot, the file and
-// its marks are not). A transport that did not open in time, or named
-// an absurd seq, is not cut by its marks at all (what it holds may come
-// again; nothing is lost).
-func (p *Pipeline) Held(timeout time.Duration) map[Mark]uint64 {
+// or to fail its first open, and returns, per worker instance, the
+// highest seq any of them holds. The owner must number that instance's
+// next records above it: a transport cuts records at or below its marks,
+// and marks outlive seqs (a runtime directory in memory is gone after a
+// reboot, the file and its marks are not).
+//
+// numbered tells, for a worker instance, the highest seq the owner has
+// given a record of it that may have reached a transport (known false:
+// the owner does not know, having lost its count). A transport naming a
+// seq above that holds records of another numbering; it, and one that
+// did not open in time or names an absurd seq, is unvouched for the
+// pipeline's life: its marks are neither used to cut nor passed on, so
+// what it holds may come again, and nothing is lost.
+func (p *Pipeline) Held(timeout time.Duration, numbered func(worker string, index uint32) (seq uint64, known bool)) map[Mark]uint64 {
 	out := map[Mark]uint64{}
 	if !p.keepMarks {
 		return out
@@ -449,6 +465,11 @@ func (p *Pipeline) Held(timeout time.Duration) map[Mark]uint64 {
 			if seq > maxMarkSeq {
 				t.unvouched.Store(true)
 				p.log.Error("the transport names an absurd seq among what it holds; not using its marks", "transport", t.name, "worker", k.Worker, "index", k.Index, "seq", seq)
+				break
+			}
+			if n, known := numbered(k.Worker, k.Index); known && seq > n {
+				t.unvouched.Store(true)
+				p.log.Warn("the transport holds records of a worker instance numbered beyond this host's count (written under another numbering, before its journal was lost): not using its marks; records routed again after a crash may reach it twice", "transport", t.name, "worker", k.Worker, "index", k.Index, "held_seq", seq, "numbered", n)
 				break
 			}
 		}

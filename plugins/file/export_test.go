@@ -1,6 +1,10 @@
 package file
 
-import "os"
+import (
+	"os"
+
+	"github.com/logtk/logtk/sdk/plugin"
+)
 
 // SetOpen replaces how the transport opens its file, for the test's
 // lifetime, with one that wraps the real file.
@@ -18,3 +22,11 @@ func SetOpen(wrap func(f *os.File) AppendFile) (restore func()) {
 
 // AppendFile is appendFile, for the external tests.
 type AppendFile = appendFile
+
+// AppendMarksEntry and ParseMarksLog are the marks log's, for the
+// external tests.
+var AppendMarksEntry = appendMarksEntry
+
+func ParseMarksLog(b []byte) (held []plugin.Mark, last *marksEntry, torn bool) {
+	return parseMarksLog(b)
+}

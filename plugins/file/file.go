@@ -59,8 +59,7 @@ type Transport struct {
 	mf        appendFile
 	marksSize int64
 	mbuf      []byte
-	needZero  bool // rotated, and the log has no entry for the new file yet
-	dropped   bool // a run without marks removed the log
+	entrySize int64 // of the log's last entry (noteMarks)
 }
 
 // appendFile is what the transport needs of its file (tests inject
@@ -219,12 +218,6 @@ func (t *Transport) Write(b *plugin.Batch) error {
 			}
 		}
 	}
-	if !t.keep && !t.dropped {
-		if err := t.dropMarks(); err != nil {
-			return plugin.Retry(err)
-		}
-		t.dropped = true
-	}
 	if t.keep && t.heldAll(b.Marks()) {
 		return nil // in the file from a write whose answer was lost
 	}
@@ -246,54 +239,39 @@ func (t *Transport) Write(b *plugin.Batch) error {
 			return plugin.Retry(err)
 		}
 	}
-	if t.needZero {
-		// The log's last entry names the rotated file's size: the new
-		// file takes no batch before an entry says it starts empty.
-		if err := t.noteMarks(nil, true); err != nil {
+	before := t.size
+	if t.keep {
+		// The entry first: a death in the middle of the write leaves an
+		// entry that names more than the file holds, and the next Marks
+		// cuts the batch off.
+		if err := t.noteMarks(int64(len(t.buf)), b.Marks()); err != nil {
 			return plugin.Retry(err)
 		}
-		t.needZero = false
 	}
-	before := t.size
 	n, err := t.f.Write(t.buf)
-	if err != nil {
-		// A batch is in the file whole or not at all: the part a full
-		// disk took is cut off again, so that no torn record is left and
-		// the host's retry of the whole batch duplicates nothing.
-		if n > 0 {
-			if terr := t.f.Truncate(t.size); terr != nil {
-				t.f.Close()
-				t.f = nil
-				return plugin.Retry(fmt.Errorf("%w; cutting the %d bytes written of the batch off failed too (the file may end in a torn record): %v", err, n, terr))
-			}
-		}
-		return plugin.Retry(err)
-	}
-	t.size += int64(n)
-	t.pending = true
-	syncBatch := t.cfg.Fsync == "" || t.cfg.Fsync == "batch"
-	if !t.keep {
-		if syncBatch {
-			return t.sync()
-		}
-		return nil
-	}
-	// The batch's entry in the marks log follows the batch onto disk; if
-	// either fails, the batch is cut off again (it comes again), so that
-	// the log names only what the file holds.
-	if syncBatch {
-		err = t.sync()
-	}
 	if err == nil {
-		err = t.noteMarks(b.Marks(), syncBatch)
+		t.size += int64(n)
+		t.pending = true
+		if t.cfg.Fsync == "" || t.cfg.Fsync == "batch" {
+			err = t.sync()
+		}
+	}
+	if err == nil && t.keep {
+		err = t.heldMarks(b.Marks(), t.cfg.Fsync == "" || t.cfg.Fsync == "batch")
 	}
 	if err != nil {
+		// A batch is in the file whole or not at all: what a full disk
+		// took of it (or a sync may have lost) is cut off again, so that
+		// no torn record is left and the host's retry of the whole batch
+		// duplicates nothing; its entry goes too.
 		if terr := t.f.Truncate(before); terr != nil {
-			// The next write starts again from the files.
 			t.closeFiles()
-			return plugin.Retry(errors.Join(err, fmt.Errorf("cutting the batch off again: %w", terr)))
+			return plugin.Retry(fmt.Errorf("%w; cutting the %d bytes written of the batch off failed too (the next write starts again from the file): %v", err, n, terr))
 		}
 		t.size = before
+		if t.keep && t.mf != nil {
+			t.unnoteMarks()
+		}
 		return plugin.Retry(err)
 	}
 	return nil
@@ -370,7 +348,16 @@ func (t *Transport) rotate() error {
 	if err := t.open(); err != nil {
 		return err
 	}
-	t.needZero = t.keep
+	if t.keep {
+		// The new file's first entry, a checkpoint: the last one named
+		// the rotated file's bytes.
+		if err := t.noteMarks(0, nil); err != nil {
+			return err
+		}
+		if err := t.heldMarks(nil, true); err != nil {
+			return err
+		}
+	}
 	return t.prune()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,29 +17,34 @@ import (
 )
 
 // The marks file (plugin.MarkKeeper). Beside the file, named
-// ".<name>.marks" (so that it is no rotated file of it), it says how far
-// the file holds acknowledged batches and which records those are. It is
-// a log of entries, one per batch written, each
+// ".<name>.marks" (so that it is no rotated file of it), it says which
+// records the file holds. It is a log of entries, one per batch, each
 //
-//	uvarint length | uvarint size | marks (the ABI's encoding) | CRC-32C LE of the two
+//	uvarint length | uvarint start | uvarint end | marks (the ABI's encoding) | CRC-32C LE
 //
-// where size is the file's length with the batch in it and marks the
-// batch's. It is appended after the batch and synced with it (fsync
-// "batch"), so that an entry never names a batch the file does not hold:
+// (the CRC of what the length counts): the batch with those marks takes
+// the bytes [start, end) of the file. The entry is appended before the
+// batch is written (synced after it, with fsync "batch"), so the last
+// entry tells what a death in the middle of a write left:
 //
-//   - At Marks, the file is cut back to the last whole entry's size: a
-//     batch past it was written by a write that never returned, and the
-//     host sends it again. A file shorter than that was rotated (or cut by
-//     someone else): what it holds stands.
-//   - The held marks are every entry's, highest seq per worker instance.
-//   - A rotation appends an entry of size 0 before the new file takes a
-//     batch.
-//   - Past marksCompactAt the log is rewritten as one entry (a new file,
-//     synced, renamed over the old one), as at every Marks.
+//   - file size >= end (end == size, or a checkpoint start == end): the
+//     entries' marks stand, highest seq per worker instance;
+//   - start <= size < end: the batch never got whole (nobody acknowledged
+//     it; the host sends it again): the file is cut back to start and
+//     the entry's marks left out;
+//   - size < start: the file was rotated (or cut by someone else) after
+//     the entry: the marks stand;
+//   - size > end: the file holds more than the log says (a run without
+//     marks wrote to it, or the log was damaged or cut short): nothing is
+//     cut, the marks stand (they say less than the file holds: records
+//     may come again, none is lost), and a warning says so.
 //
-// A run without marks (the host's durable ingest off) removes the marks
-// file at its first write: what it appends is not in the log, and the
-// log's size would cut it off.
+// A write whose batch does not reach the file takes its entry off the
+// log again (or, failing that, the files are opened again, and the
+// entry is last). A rotation writes the new file's first entry after the
+// rename. At every Marks, and past marksCompactAt, the log is rewritten
+// as one checkpoint entry [size, size) with every mark held (a new file,
+// synced, renamed over the old one).
 
 // marksCompactAt is the size of the marks log past which it is
 // rewritten as one entry.
@@ -64,8 +70,9 @@ func (t *Transport) Marks() ([]plugin.Mark, error) {
 	return slices.Clone(t.held), nil
 }
 
-// loadMarks reads the marks log, cuts the file back to what it names and
-// rewrites it as one entry, opened for appending.
+// loadMarks reads the marks log, cuts off the file a batch whose write
+// never got whole, and rewrites the log as one entry, opened for
+// appending.
 func (t *Transport) loadMarks() error {
 	if t.mf != nil {
 		t.mf.Close()
@@ -75,50 +82,71 @@ func (t *Transport) loadMarks() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reading the marks of %s: %w", t.cfg.Path, err)
 	}
-	held, size, ok := parseMarksLog(b)
-	if ok && t.size > size {
-		if err := t.f.Truncate(size); err != nil {
-			return fmt.Errorf("cutting %s back to the %d bytes its marks name: %w", t.cfg.Path, size, err)
+	held, last, torn := parseMarksLog(b)
+	switch {
+	case last == nil:
+	case last.start <= t.size && t.size < last.end:
+		if err := t.f.Truncate(last.start); err != nil {
+			return fmt.Errorf("cutting off %s the batch a write that never returned left (bytes %d to %d): %w", t.cfg.Path, last.start, t.size, err)
 		}
-		t.size = size
+		t.size = last.start
+	default:
+		held = plugin.MergeMarks(held, last.marks)
+		if t.size > last.end {
+			plugin.Log(plugin.LevelWarn, fmt.Sprintf("%s holds %d bytes its marks log does not name (written without marks, or the log %s was damaged): kept; records in them may be written again after a host crash", t.cfg.Path, t.size-last.end, marksPath(t.cfg.Path)))
+		}
+	}
+	if torn {
+		plugin.Log(plugin.LevelWarn, fmt.Sprintf("the marks log %s ends in a damaged entry: read up to it", marksPath(t.cfg.Path)))
 	}
 	t.held = held
 	return t.rewriteMarks()
 }
 
-// parseMarksLog reads a marks log up to its first torn or damaged entry:
-// the marks of every entry before it, and the size the last one names
-// (ok false: none).
-func parseMarksLog(b []byte) (held []plugin.Mark, size int64, ok bool) {
-	var marks []plugin.Mark
+// marksEntry is one entry of the marks log.
+type marksEntry struct {
+	start, end int64
+	marks      []plugin.Mark
+}
+
+// parseMarksLog reads a marks log up to its first torn or damaged entry
+// (torn: there was one): the marks of every entry before the last, and
+// the last (nil: none).
+func parseMarksLog(b []byte) (held []plugin.Mark, last *marksEntry, torn bool) {
 	for len(b) > 0 {
 		l, n := protowire.ConsumeVarint(b)
 		if n < 0 || uint64(len(b)-n) < l+4 {
-			break
+			return held, last, true
 		}
 		payload := b[n : n+int(l)]
-		sum := binary.LittleEndian.Uint32(b[n+int(l):])
-		if crc32.Checksum(payload, castagnoli) != sum {
-			break
+		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(b[n+int(l):]) {
+			return held, last, true
 		}
-		s, k := protowire.ConsumeVarint(payload)
+		start, k := protowire.ConsumeVarint(payload)
 		if k < 0 {
-			break
+			return held, last, true
 		}
-		var err error
-		if marks, err = plugin.ParseMarks(marks[:0], payload[k:]); err != nil {
-			break
+		end, k2 := protowire.ConsumeVarint(payload[k:])
+		if k2 < 0 || end < start || end > math.MaxInt64 {
+			return held, last, true
 		}
-		held = plugin.MergeMarks(held, marks)
-		size, ok = int64(s), true
+		marks, err := plugin.ParseMarks(nil, payload[k+k2:])
+		if err != nil {
+			return held, last, true
+		}
+		if last != nil {
+			held = plugin.MergeMarks(held, last.marks)
+		}
+		last = &marksEntry{int64(start), int64(end), marks}
 		b = b[n+int(l)+4:]
 	}
-	return held, size, ok
+	return held, last, false
 }
 
-func appendMarksEntry(b []byte, size int64, marks []plugin.Mark) []byte {
-	var payload [10]byte
-	p := protowire.AppendVarint(payload[:0], uint64(size))
+func appendMarksEntry(b []byte, start, end int64, marks []plugin.Mark) []byte {
+	var payload [20]byte
+	p := protowire.AppendVarint(payload[:0], uint64(start))
+	p = protowire.AppendVarint(p, uint64(end))
 	p = plugin.AppendMarks(p, marks)
 	b = protowire.AppendVarint(b, uint64(len(p)))
 	b = append(b, p...)
@@ -136,7 +164,7 @@ func (t *Transport) rewriteMarks() error {
 	}
 	path := marksPath(t.cfg.Path)
 	tmp := path + ".new"
-	b := appendMarksEntry(nil, t.size, t.held)
+	b := appendMarksEntry(nil, t.size, t.size, t.held)
 	if err := fsutil.WriteSynced(tmp, b, os.O_TRUNC); err != nil {
 		return fmt.Errorf("writing the marks of %s: %w", t.cfg.Path, err)
 	}
@@ -156,31 +184,51 @@ func (t *Transport) rewriteMarks() error {
 // process crash does not need it.
 func syncDir(dir string) { fsutil.SyncDir(dir) }
 
-// noteMarks appends the entry of a batch just written (the file is
-// t.size long with it), synced when sync is set, and adds its marks to
-// the held ones. On failure the entry is cut off again.
-func (t *Transport) noteMarks(marks []plugin.Mark, sync bool) error {
-	t.mbuf = appendMarksEntry(t.mbuf[:0], t.size, marks)
-	n, err := t.mf.Write(t.mbuf)
-	if err == nil && sync {
-		err = t.mf.Sync()
-	}
+// noteMarks appends the entry of a batch about to be written: its
+// bytes will be [t.size, t.size+n). On failure the entry is cut off
+// again (or, failing that, both files are closed: the next write opens
+// them again, and the entry is last).
+func (t *Transport) noteMarks(n int64, marks []plugin.Mark) error {
+	t.mbuf = appendMarksEntry(t.mbuf[:0], t.size, t.size+n, marks)
+	w, err := t.mf.Write(t.mbuf)
 	if err != nil {
-		if n > 0 {
+		if w > 0 {
 			if terr := t.mf.Truncate(t.marksSize); terr != nil {
-				// The log may name a batch the caller cuts off: the next
-				// write starts again from the files.
 				t.closeFiles()
 				return errors.Join(err, fmt.Errorf("cutting a failed entry off the marks: %w", terr))
 			}
 		}
 		return err
 	}
-	t.marksSize += int64(n)
+	t.entrySize = int64(w)
+	t.marksSize += int64(w)
+	return nil
+}
+
+// unnoteMarks takes the entry noteMarks appended last off the log, its
+// batch not written; false if that failed (both files are then closed).
+func (t *Transport) unnoteMarks() bool {
+	if err := t.mf.Truncate(t.marksSize - t.entrySize); err != nil {
+		t.closeFiles()
+		return false
+	}
+	t.marksSize -= t.entrySize
+	return true
+}
+
+// heldMarks notes that the batch of the last entry is whole in the file
+// (and synced with its entry when sync is set), and compacts the log
+// when it has grown.
+func (t *Transport) heldMarks(marks []plugin.Mark, sync bool) error {
+	if sync {
+		if err := t.mf.Sync(); err != nil {
+			return err
+		}
+	}
 	t.held = plugin.MergeMarks(t.held, marks)
 	if t.marksSize > marksCompactAt {
-		// The batch and its entry are durable whatever compaction does;
-		// if it fails, the next write starts again from the files.
+		// What the log says is durable whatever compaction does; if it
+		// fails, the next write starts again from the files.
 		if err := t.rewriteMarks(); err != nil {
 			t.closeFiles()
 		}
@@ -202,14 +250,4 @@ func (t *Transport) heldAll(marks []plugin.Mark) bool {
 		}
 	}
 	return true
-}
-
-// dropMarks removes a marks file a run with marks left, before a run
-// without them appends what its entries do not name.
-func (t *Transport) dropMarks() error {
-	err := os.Remove(marksPath(t.cfg.Path))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("removing the marks of %s, which a run without marks would make wrong: %w", t.cfg.Path, err)
-	}
-	return nil
 }

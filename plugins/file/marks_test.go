@@ -3,6 +3,7 @@ package file_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -57,11 +58,35 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestMarksCutWhatNoEntryNames: a process killed between a batch's
-// write and its entry in the marks log (or in the middle of the entry)
-// leaves a batch nobody acknowledged: the next Marks cuts it off and
-// names only what the entries name, highest seq per instance.
-func TestMarksCutWhatNoEntryNames(t *testing.T) {
+// appendEntry appends to path's marks log the entry a write makes
+// before its batch: bytes [start, end), marks.
+func appendEntry(t *testing.T, path string, start, end int64, marks ...plugin.Mark) {
+	t.Helper()
+	f, err := os.OpenFile(marksFile(path), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(file.AppendMarksEntry(nil, start, end, marks)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendTo(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(s)
+}
+
+// TestMarksCutAWriteThatNeverGotWhole: a process killed in the middle of
+// a write leaves the batch's entry (written first) and part of the batch:
+// the next Marks cuts the part off and leaves the entry's marks out, so
+// the host sends the batch again; and a torn entry after it is skipped.
+func TestMarksCutAWriteThatNeverGotWhole(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	cfg := map[string]any{"path": path, "fsync": "never"}
 	tr, held := keeping(t, cfg)
@@ -74,14 +99,9 @@ func TestMarksCutWhatNoEntryNames(t *testing.T) {
 	if err := tr.Write(marked(t, []plugin.Mark{m("web", 0, 6)}, "c\n")); err != nil {
 		t.Fatal(err)
 	}
-	// The crash: a batch in the file, and half of its entry in the log.
-	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString("d\ne\n")
-	f.Close()
-	f, _ = os.OpenFile(marksFile(path), os.O_APPEND|os.O_WRONLY, 0)
-	f.Write([]byte{12, 10, 3, 'w', 'e'}) // an entry of 12 bytes cut after 4
-	f.Close()
-
+	// The crash: the entry of "d\ne\n", then "d\n" of it.
+	appendEntry(t, path, 6, 10, m("web", 0, 8))
+	appendTo(t, path, "d\n")
 	tr2, held := keeping(t, cfg)
 	if want := []plugin.Mark{m("web", 0, 6), m("web", 1, 2)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
@@ -93,12 +113,56 @@ func TestMarksCutWhatNoEntryNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr2.Close()
+	// A half-written entry, its batch not begun.
+	f, _ := os.OpenFile(marksFile(path), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{12, 10, 3, 'w', 'e'}) // an entry of 12 bytes cut after 4
+	f.Close()
 	_, held = keeping(t, cfg)
 	if want := []plugin.Mark{m("web", 0, 8), m("web", 1, 2)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
 	if got := readFile(t, path); got != "a\nb\nc\nd\ne\n" {
 		t.Fatalf("the file holds %q", got)
+	}
+}
+
+// TestDamagedMarksLogCutsNothing: a marks log cut short, or with its last
+// entry damaged, names less than the file holds: nothing of the file is
+// cut (its records may be written again after a host crash; none is
+// lost), and the marks it still names stand.
+func TestDamagedMarksLogCutsNothing(t *testing.T) {
+	for _, damage := range []string{"cut in half", "last byte flipped", "removed"} {
+		t.Run(damage, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.log")
+			cfg := map[string]any{"path": path, "fsync": "never"}
+			tr, _ := keeping(t, cfg)
+			var want string
+			for i := range 50 {
+				line := fmt.Sprintf("record %d\n", i)
+				want += line
+				if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, uint64(i+1))}, line)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tr.Close()
+			b, _ := os.ReadFile(marksFile(path))
+			switch damage {
+			case "cut in half":
+				b = b[:len(b)/2]
+			case "last byte flipped":
+				b[len(b)-1] ^= 0xff
+			case "removed":
+				b = nil
+			}
+			os.WriteFile(marksFile(path), b, 0o644)
+			_, held := keeping(t, cfg)
+			if got := readFile(t, path); got != want {
+				t.Fatalf("the file lost %d bytes to a damaged marks log", len(want)-len(got))
+			}
+			if len(held) > 1 || (len(held) == 1 && held[0].Seq > 50) {
+				t.Fatalf("marks %v name more than the file holds", held)
+			}
+		})
 	}
 }
 
@@ -129,8 +193,8 @@ func TestMarksHeldBatchNotWrittenAgain(t *testing.T) {
 }
 
 // TestMarksRotation: a rotated file keeps what its entries named; a
-// batch written to the new file without its entry is cut off, and the
-// marks name everything held across the files.
+// batch the new file got only part of is cut off, and the marks name
+// everything held across the files.
 func TestMarksRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	cfg := map[string]any{"path": path, "max_bytes": 8, "fsync": "never"}
@@ -140,10 +204,9 @@ func TestMarksRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Crash after a batch went into the new file, before its entry.
-	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString("four\n")
-	f.Close()
+	// Killed in the middle of a write to the file: its entry, part of it.
+	appendEntry(t, path, 6, 11, m("w", 0, 4))
+	appendTo(t, path, "fo")
 	tr2, held := keeping(t, cfg)
 	if want := []plugin.Mark{m("w", 0, 3)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
@@ -159,17 +222,25 @@ func TestMarksRotation(t *testing.T) {
 	if strings.Join(all, "") != "one\ntwo\n" {
 		t.Fatalf("rotated files hold %q", all)
 	}
-	// Killed right after a rotation, before anything reached the new
-	// file: the log's last entry names the old file's size, and the new
-	// one, shorter, stands.
-	if err := tr2.Write(marked(t, []plugin.Mark{m("w", 0, 4)}, "four\n")); err != nil { // rotates
+	tr2.Close()
+	// Killed right after a rotation's rename, before the new file's first
+	// entry: the log's last entry names bytes of the rotated file, the new
+	// file is shorter, and what was rotated stands.
+	path2 := filepath.Join(t.TempDir(), "app.log")
+	cfg2 := map[string]any{"path": path2, "max_bytes": 12, "fsync": "never"}
+	tr3, _ := keeping(t, cfg2)
+	for i, e := range []string{"one\n", "two\n"} {
+		if err := tr3.Write(marked(t, []plugin.Mark{m("w", 0, uint64(i+1))}, e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr3.Close()
+	if err := os.Rename(path2, path2+".20261206T000000.000000000Z"); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
-	_, held = keeping(t, cfg)
-	if want := []plugin.Mark{m("w", 0, 4)}; !reflect.DeepEqual(held, want) {
+	os.WriteFile(path2, nil, 0o644)
+	_, held = keeping(t, cfg2)
+	if want := []plugin.Mark{m("w", 0, 2)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
 }
@@ -213,10 +284,11 @@ func TestMarksWriteFailure(t *testing.T) {
 	}
 }
 
-// TestRunWithoutMarksDropsTheLog: a run that was not asked for marks
-// (the durable ingest off) removes the log before its first write, so
-// that a later run with marks does not cut off what it wrote.
-func TestRunWithoutMarksDropsTheLog(t *testing.T) {
+// TestRunWithoutMarksCutsNothing: a run that was not asked for marks
+// (the durable ingest off) writes without entries; a later run with
+// marks keeps what it wrote (the log names less than the file holds),
+// and the marks from before stand.
+func TestRunWithoutMarksCutsNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	tr, _ := keeping(t, map[string]any{"path": path})
 	if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 1)}, "one\n")); err != nil {
@@ -228,12 +300,9 @@ func TestRunWithoutMarksDropsTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain.Close()
-	if _, err := os.Stat(marksFile(path)); !os.IsNotExist(err) {
-		t.Fatalf("the marks log is still there: %v", err)
-	}
 	_, held := keeping(t, map[string]any{"path": path})
-	if len(held) != 0 {
-		t.Fatalf("marks %v after a run without them", held)
+	if want := []plugin.Mark{m("w", 0, 1)}; !reflect.DeepEqual(held, want) {
+		t.Fatalf("marks %v, want %v", held, want)
 	}
 	if got := readFile(t, path); got != "one\ntwo\n" {
 		t.Fatalf("the file holds %q", got)
