@@ -103,6 +103,7 @@ func BenchmarkPipeline(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				p.Vouch(func(string, uint32) (uint64, bool) { return 0, false })
 				recs := plugintest.SampleRecords()[:2]
 				batch := make([][]byte, size)
 				for i := range batch {

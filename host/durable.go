@@ -832,40 +832,62 @@ func (sd *stateDir) recover(id WorkerID) {
 	sd.pending[id] = rep
 }
 
-// numbered returns the highest seq a worker instance's stream has given
-// (false: it has none open): no transport holds a record of it numbered
-// above that in this numbering. The streams a dead host left are
-// recovered (recover) first, so that it counts the records of theirs the
-// dead host read, which its journal names only by their first seq.
-func (sd *stateDir) numbered(worker string, index uint32) (uint64, bool) {
+// numberedNow returns, as of now, the highest seq each open stream has
+// given (pipeline.Vouch's numbered): no transport holds a record of it
+// numbered above that in this numbering. The streams a dead host left
+// are recovered (recover) first, so that it counts the records of
+// theirs the dead host read, which its journal names only by their
+// first seq.
+func (sd *stateDir) numberedNow() func(worker string, index uint32) (uint64, bool) {
 	sd.mu.Lock()
-	st := sd.streams[WorkerID{worker, int(index)}]
-	sd.mu.Unlock()
-	if st == nil {
-		return 0, false
+	defer sd.mu.Unlock()
+	at := map[WorkerID]uint64{}
+	for id, st := range sd.streams {
+		st.mu.Lock()
+		at[id] = st.lastSeq
+		st.mu.Unlock()
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.lastSeq, true
+	return func(worker string, index uint32) (uint64, bool) {
+		seq, ok := at[WorkerID{worker, int(index)}]
+		return seq, ok
+	}
 }
 
-// settledSeq returns the highest seq of a worker instance the output
-// has settled (false: the instance has no stream): once an output is
-// closed, every record given to it, and so every record a transport can
-// hold in this numbering.
-func (h *Host) settledSeq(worker string, index uint32) (uint64, bool) {
-	if h.state == nil {
-		return 0, false
+// lostCount reports whether a configured worker instance has no journal
+// (a first start, or one after the runtime directory was emptied): its
+// seqs must go on above what the transports hold.
+func (h *Host) lostCount(journals []WorkerID) bool {
+	have := map[WorkerID]bool{}
+	for _, id := range journals {
+		have[id] = true
 	}
-	h.state.mu.Lock()
-	st := h.state.streams[WorkerID{worker, int(index)}]
-	h.state.mu.Unlock()
-	if st == nil {
-		return 0, false
+	for _, in := range h.instanceList() {
+		if !have[in.id] {
+			return true
+		}
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.settled, true
+	return false
+}
+
+// settledNow returns, as of now, the highest seq of each worker
+// instance the outputs have settled (pipeline.Vouch's numbered at a
+// reload, once the output before is closed: every record given to it,
+// and so every record a transport can hold in this numbering).
+func (h *Host) settledNow() func(worker string, index uint32) (uint64, bool) {
+	at := map[WorkerID]uint64{}
+	if h.state != nil {
+		h.state.mu.Lock()
+		for id, st := range h.state.streams {
+			st.mu.Lock()
+			at[id] = st.settled
+			st.mu.Unlock()
+		}
+		h.state.mu.Unlock()
+	}
+	return func(worker string, index uint32) (uint64, bool) {
+		seq, ok := at[WorkerID{worker, int(index)}]
+		return seq, ok
+	}
 }
 
 // heldWait bounds how long Start waits for the transports to open and

@@ -306,16 +306,21 @@ func (h *Host) Start() error {
 		}
 		leftovers := h.state.leftovers()
 		if p, ok := h.currentOutput().(*pipeline.Pipeline); ok {
-			// Seqs go on above what a transport holds, even when the
-			// journals are gone (a runtime directory in memory after a
-			// reboot): a transport drops what its marks name. What a dead
-			// host left is numbered first (not queued), so that the marks
-			// are checked against every seq it may have given.
+			// What a dead host left is numbered first (not queued), so
+			// that the transports' marks are checked against every seq
+			// it may have given.
 			for _, id := range leftovers {
 				h.state.recover(id)
 			}
-			for m, seq := range p.Held(heldWait, h.state.numbered) {
-				h.state.seqFloor[WorkerID{m.Worker, int(m.Index)}] = seq
+			p.Vouch(h.state.numberedNow())
+			// Seqs go on above what a transport holds even when an
+			// instance's journal is gone (a runtime directory in memory
+			// after a reboot): a transport drops what its marks name. Only
+			// then do the workers wait for the transports to say.
+			if h.lostCount(leftovers) {
+				for m, seq := range p.Held(heldWait) {
+					h.state.seqFloor[WorkerID{m.Worker, int(m.Index)}] = seq
+				}
 			}
 		}
 		for _, id := range leftovers {

@@ -29,6 +29,8 @@ type hostProcess struct {
 	cmd    *exec.Cmd
 	exited chan error
 	stderr *strings.Builder
+	// all is every run's stderr, for what a failure after them needs.
+	all strings.Builder
 }
 
 func newHostProcess(t *testing.T, cfg *config.Config) *hostProcess {
@@ -47,6 +49,9 @@ func (hp *hostProcess) start() {
 	hp.t.Helper()
 	hp.cmd = exec.Command(os.Args[0])
 	hp.cmd.Env = append(os.Environ(), "LOGTK_TEST_HOST_CONFIG="+hp.cfg)
+	if hp.stderr != nil {
+		hp.all.WriteString(hp.stderr.String())
+	}
 	hp.stderr = &strings.Builder{}
 	hp.cmd.Stderr = hp.stderr
 	if err := hp.cmd.Start(); err != nil {
@@ -198,7 +203,14 @@ func testHostCrash(t *testing.T, configure func(config.WorkerConfig) *config.Con
 		}
 	}
 	if resent := checkCrashRun(t, stored(), workers, perWorker); exact && resent > 0 {
-		t.Fatalf("%d records stored twice", resent)
+		// What the hosts said about the transports' marks.
+		var said []string
+		for _, l := range strings.Split(hp.all.String()+hp.stderr.String(), "\n") {
+			if strings.Contains(l, "transport") || strings.Contains(l, "routing again") {
+				said = append(said, l)
+			}
+		}
+		t.Fatalf("%d records stored twice; the hosts said:\n%s", resent, strings.Join(said, "\n"))
 	}
 }
 

@@ -116,11 +116,11 @@ func (h *Host) swapOutput(out Output, sw outputSwap) Output {
 			err = errors.Join(err, err2)
 		}
 	}
-	if p, ok := next.(*pipeline.Pipeline); ok && h.state != nil {
+	if p, ok := next.(*pipeline.Pipeline); ok {
 		// The records numbered so far and not settled wait in the queue,
 		// above every seq settled: a transport whose marks go beyond
 		// those holds records of another numbering and is not cut by them.
-		p.Held(heldWait, h.settledSeq)
+		p.Vouch(h.settledNow())
 	}
 	h.outMu.Lock()
 	h.output = next

@@ -17,6 +17,9 @@ import (
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
+// numberedNone is an owner's count that knows no worker instance.
+func numberedNone(string, uint32) (uint64, bool) { return 0, false }
+
 // stamped is a record of worker instance w/index with seq, its message
 // "w/index#seq".
 func stamped(w string, index uint32, seq uint64) []byte {
@@ -57,6 +60,7 @@ func TestKeepMarksSkipsWhatTheTransportHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Vouch(numberedNone)
 	write(p, "api", 0, 1, 5)
 	write(p, "api", 0, 6, 10)
 	write(p, "db", 0, 1, 3)
@@ -68,6 +72,7 @@ func TestKeepMarksSkipsWhatTheTransportHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Vouch(numberedNone)
 	write(p, "api", 0, 4, 12, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelWarn, "host", ""))
 	write(p, "db", 0, 1, 3) // all held: not written
 	// All held but a record of no worker: that one is written (the
@@ -113,6 +118,7 @@ func TestKeepMarksSpooledBatchHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Vouch(numberedNone)
 	if err := p.WriteBatchMarked([][]byte{stamped("api", 0, 1), stamped("api", 0, 2)}, []Mark{{"api", 0, 2}}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +145,7 @@ func TestKeepMarksSpooledBatchHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Vouch(numberedNone)
 	if err := p.WriteBatchMarked([][]byte{stamped("api", 0, 3)}, []Mark{{"api", 0, 3}}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +179,7 @@ func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Vouch(numberedNone)
 	p.WriteBatchMarked([][]byte{stamped("api", 0, 7)}, []Mark{{"api", 0, 7}})
 	p.Close()
 
@@ -182,9 +190,10 @@ func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Vouch(numberedNone)
 	defer p.Close()
 	got := make(chan map[Mark]uint64, 1)
-	go func() { got <- p.Held(time.Hour, func(string, uint32) (uint64, bool) { return 0, false }) }()
+	go func() { got <- p.Held(time.Hour) }()
 	select {
 	case held := <-got:
 		if len(held) != 1 || held[Mark{Worker: "api"}] != 7 {
@@ -218,6 +227,7 @@ func TestMarksOfAnotherNumbering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Vouch(numberedNone)
 	p.WriteBatchMarked([][]byte{stamped("api", 0, 9), stamped("api", 0, 10)}, []Mark{{"api", 0, 10}})
 	p.Close()
 
@@ -225,7 +235,8 @@ func TestMarksOfAnotherNumbering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := p.Held(time.Minute, func(w string, index uint32) (uint64, bool) { return 5, w == "api" && index == 0 })
+	p.Vouch(func(w string, index uint32) (uint64, bool) { return 5, w == "api" && index == 0 })
+	held := p.Held(time.Minute)
 	if len(held) != 0 {
 		t.Fatalf("Held = %v from a transport of another numbering", held)
 	}

@@ -81,7 +81,8 @@ type Options struct {
 	// it delivered (sdk/plugin.MarkKeeper), from those WriteBatchMarked
 	// gives: a transport then reports at open what it already holds, and
 	// the pipeline does not write that to it again. For an owner whose
-	// durable ingest routes records again after a crash.
+	// durable ingest routes records again after a crash. The owner must
+	// call Vouch before the first batch (the transports wait for it).
 	KeepMarks bool
 }
 
@@ -133,6 +134,11 @@ type Pipeline struct {
 	ahead     map[uint64]bool
 	onSettled func(uint64)
 	keepMarks bool
+	// vouched is closed by Vouch (or Close): numbered then says how far
+	// the owner numbered each worker instance.
+	vouched   chan struct{}
+	vouchOnce sync.Once
+	numbered  func(worker string, index uint32) (uint64, bool)
 	lost      struct {
 		deadLettered, logged, droppedBatches atomic.Int64
 	}
@@ -166,7 +172,8 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 		return nil, fmt.Errorf("pipeline: no transport")
 	}
 	p := &Pipeline{log: log, formats: map[string]*formatStage{}, report: opts.Report, deadDir: opts.DeadLetterDir, metrics: opts.Metrics,
-		deadByStage: map[string]int64{}, ahead: map[uint64]bool{}, onSettled: opts.Settled, keepMarks: opts.KeepMarks}
+		deadByStage: map[string]int64{}, ahead: map[uint64]bool{}, onSettled: opts.Settled, keepMarks: opts.KeepMarks,
+		vouched: make(chan struct{})}
 	p.stopping = func() bool { return opts.Stopping() || p.closing.Load() }
 	defer func() {
 		if err != nil {
@@ -388,6 +395,7 @@ func (p *Pipeline) settle(j *job) {
 // dead-lettered, or stay in its spool for the next run.
 func (p *Pipeline) Close() error {
 	p.closing.Store(true)
+	p.vouchOnce.Do(func() { close(p.vouched) }) // numbered nil: nothing is vouched for
 	// A spool whose disk keeps refusing batches must not hold the
 	// shutdown: its batches are given up after a few more attempts.
 	for _, t := range p.trans {

@@ -276,7 +276,13 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 		if keeps {
 			t.held = decodeMarks(held)
 		}
-		t.opened.Do(func() { close(t.firstOpen) })
+		t.opened.Do(func() {
+			// Checked once, against what the owner had numbered when it
+			// vouched (Vouch): later marks are of this numbering.
+			<-p.vouched
+			p.vouch(t)
+			close(t.firstOpen)
+		})
 		return inst, nil
 	}
 	d.prepare = func(it *item) bool { return p.unheld(t, it) }
@@ -419,21 +425,52 @@ func decodeMarks(b []byte) map[Mark]uint64 {
 // plugin naming more has lied, and its marks are not used.
 const maxMarkSeq = 1 << 53
 
-// Held waits up to timeout for every transport to open (with KeepMarks),
-// or to fail its first open, and returns, per worker instance, the
-// highest seq any of them holds. The owner must number that instance's
-// next records above it: a transport cuts records at or below its marks,
-// and marks outlive seqs (a runtime directory in memory is gone after a
-// reboot, the file and its marks are not).
+// Vouch gives the transports, which wait for it before their first
+// batch, what the owner has numbered: for a worker instance, the
+// highest seq it gave a record that may have reached a transport
+// (known false: it does not know, having lost its count). numbered is
+// asked once per transport, at its first open, and must answer as of
+// the call to Vouch.
 //
-// numbered tells, for a worker instance, the highest seq the owner has
-// given a record of it that may have reached a transport (known false:
-// the owner does not know, having lost its count). A transport naming a
-// seq above that holds records of another numbering; it, and one that
-// did not open in time or names an absurd seq, is unvouched for the
-// pipeline's life: its marks are neither used to cut nor passed on, so
-// what it holds may come again, and nothing is lost.
-func (p *Pipeline) Held(timeout time.Duration, numbered func(worker string, index uint32) (seq uint64, known bool)) map[Mark]uint64 {
+// A transport naming a seq above that holds records of another
+// numbering (its file outlived the journals); it, and one naming an
+// absurd seq, is unvouched for the pipeline's life: its marks are
+// neither used to cut nor passed on, so what it holds may come again,
+// and nothing is lost.
+func (p *Pipeline) Vouch(numbered func(worker string, index uint32) (seq uint64, known bool)) {
+	p.vouchOnce.Do(func() {
+		p.numbered = numbered
+		close(p.vouched)
+	})
+}
+
+// vouch checks t's marks (held, from its first open) against numbered.
+func (p *Pipeline) vouch(t *transportStage) {
+	for k, seq := range t.held {
+		if seq > maxMarkSeq {
+			t.unvouched.Store(true)
+			p.log.Error("the transport names an absurd seq among what it holds; not using its marks", "transport", t.name, "worker", k.Worker, "index", k.Index, "seq", seq)
+			return
+		}
+		if p.numbered == nil {
+			continue
+		}
+		if n, known := p.numbered(k.Worker, k.Index); known && seq > n {
+			t.unvouched.Store(true)
+			p.log.Warn("the transport holds records of a worker instance numbered beyond this host's count (written under another numbering, before its journal was lost): not using its marks; records routed again after a crash may reach it twice", "transport", t.name, "worker", k.Worker, "index", k.Index, "held_seq", seq, "numbered", n)
+			return
+		}
+	}
+}
+
+// Held waits up to timeout for every transport to open (after Vouch),
+// or to fail its first open, and returns, per worker instance, the
+// highest seq any vouched transport holds. An owner that lost its count
+// of an instance (a runtime directory in memory is gone after a reboot;
+// the file and its marks are not) must number that instance's records
+// above it: a transport cuts records at or below its marks. A transport
+// that did not open in time is unvouched (its marks might be higher).
+func (p *Pipeline) Held(timeout time.Duration) map[Mark]uint64 {
 	out := map[Mark]uint64{}
 	if !p.keepMarks {
 		return out
@@ -459,23 +496,11 @@ func (p *Pipeline) Held(timeout time.Duration, numbered func(worker string, inde
 			p.log.Warn("the transport did not open in time to tell what it holds: records routed again after a crash may reach it twice", "transport", t.name, "waited", timeout)
 			continue
 		}
-		// The delivery goroutine wrote held before closing firstOpen and
-		// touches it again only for a batch, which comes after this.
-		for k, seq := range t.held {
-			if seq > maxMarkSeq {
-				t.unvouched.Store(true)
-				p.log.Error("the transport names an absurd seq among what it holds; not using its marks", "transport", t.name, "worker", k.Worker, "index", k.Index, "seq", seq)
-				break
-			}
-			if n, known := numbered(k.Worker, k.Index); known && seq > n {
-				t.unvouched.Store(true)
-				p.log.Warn("the transport holds records of a worker instance numbered beyond this host's count (written under another numbering, before its journal was lost): not using its marks; records routed again after a crash may reach it twice", "transport", t.name, "worker", k.Worker, "index", k.Index, "held_seq", seq, "numbered", n)
-				break
-			}
-		}
 		if t.unvouched.Load() {
 			continue
 		}
+		// The delivery goroutine wrote held before closing firstOpen and
+		// touches it again only for a batch, which comes after this.
 		for k, seq := range t.held {
 			out[k] = max(out[k], seq)
 		}
