@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
 	irecord "github.com/logtk/logtk/internal/record"
@@ -161,7 +162,8 @@ func TestKeepMarksSpooledBatchHeld(t *testing.T) {
 
 // TestHeldDoesNotWaitForAFailingTransport: Held gives the marks of the
 // transports that opened and does not keep the owner (and its workers)
-// waiting for one whose open fails; that one is then not cut by marks.
+// waiting for one whose open fails; that one is checked against the
+// floor Held gave when it opens.
 func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
@@ -202,8 +204,10 @@ func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("Held still waits for a transport whose open fails")
 	}
-	if !p.trans[0].unvouched.Load() || p.trans[1].unvouched.Load() {
-		t.Fatalf("unvouched: bad %v, good %v; want true, false", p.trans[0].unvouched.Load(), p.trans[1].unvouched.Load())
+	p.heldMu.Lock()
+	defer p.heldMu.Unlock()
+	if p.trans[0].inFloor || !p.trans[1].inFloor || !p.heldDone {
+		t.Fatalf("in the floor: bad %v, good %v; want false, true (the bad one is checked against the floor when it opens)", p.trans[0].inFloor, p.trans[1].inFloor)
 	}
 }
 
@@ -249,5 +253,24 @@ func TestMarksOfAnotherNumbering(t *testing.T) {
 	}
 	if got := strings.Join(strings.Fields(string(b)), " "); got != "api/0#9 api/0#10 api/0#6 api/0#7 api/0#6 api/0#7" {
 		t.Fatalf("the file holds %q", got)
+	}
+}
+
+// TestLateTransportCheckedAgainstTheFloor: a transport that opens after
+// Held gave the floor, for an instance the owner's count does not know
+// (its journal was lost), is unvouched when it holds more than the floor
+// its seqs now go on from, and vouched when it does not.
+func TestLateTransportCheckedAgainstTheFloor(t *testing.T) {
+	for _, tc := range []struct {
+		held      uint64
+		unvouched bool
+	}{{7, true}, {5, false}, {3, false}} {
+		p := &Pipeline{log: hclog.NewNullLogger(), numbered: numberedNone, heldDone: true,
+			floor: map[Mark]uint64{{Worker: "api"}: 5}}
+		ts := &transportStage{name: "late", held: map[Mark]uint64{{Worker: "api"}: tc.held}}
+		p.vouch(ts)
+		if ts.unvouched.Load() != tc.unvouched {
+			t.Errorf("holding seq %d over a floor of 5: unvouched %v, want %v", tc.held, ts.unvouched.Load(), tc.unvouched)
+		}
 	}
 }

@@ -139,7 +139,12 @@ type Pipeline struct {
 	vouched   chan struct{}
 	vouchOnce sync.Once
 	numbered  func(worker string, index uint32) (uint64, bool)
-	lost      struct {
+	// heldMu orders the transports' first opens against Held: heldDone
+	// once it has given floor (the seqs an owner goes on above).
+	heldMu   sync.Mutex
+	heldDone bool
+	floor    map[Mark]uint64
+	lost     struct {
 		deadLettered, logged, droppedBatches atomic.Int64
 	}
 }

@@ -51,6 +51,7 @@ type transportStage struct {
 	firstOpen, firstFailure chan struct{}
 	opened, failed          sync.Once
 	unvouched               atomic.Bool
+	inFloor                 bool // opened before Held was done: its marks are in the floor (heldMu)
 }
 
 // item is one batch on its way to a transport.
@@ -280,7 +281,10 @@ func (p *Pipeline) newDelivery(t *transportStage) *delivery {
 			// Checked once, against what the owner had numbered when it
 			// vouched (Vouch): later marks are of this numbering.
 			<-p.vouched
+			p.heldMu.Lock()
 			p.vouch(t)
+			t.inFloor = !p.heldDone
+			p.heldMu.Unlock()
 			close(t.firstOpen)
 		})
 		return inst, nil
@@ -455,7 +459,12 @@ func (p *Pipeline) vouch(t *transportStage) {
 		if p.numbered == nil {
 			continue
 		}
-		if n, known := p.numbered(k.Worker, k.Index); known && seq > n {
+		n, known := p.numbered(k.Worker, k.Index)
+		if !known && p.heldDone {
+			// Numbered from the floor Held gave, without this transport.
+			n, known = p.floor[Mark{Worker: k.Worker, Index: k.Index}], true
+		}
+		if known && seq > n {
 			t.unvouched.Store(true)
 			p.log.Warn("the transport holds records of a worker instance numbered beyond this host's count (written under another numbering, before its journal was lost): not using its marks; records routed again after a crash may reach it twice", "transport", t.name, "worker", k.Worker, "index", k.Index, "held_seq", seq, "numbered", n)
 			return
@@ -469,7 +478,8 @@ func (p *Pipeline) vouch(t *transportStage) {
 // of an instance (a runtime directory in memory is gone after a reboot;
 // the file and its marks are not) must number that instance's records
 // above it: a transport cuts records at or below its marks. A transport
-// that did not open in time is unvouched (its marks might be higher).
+// that opens later is checked against that floor for such an instance
+// (Vouch's numbered not knowing it), and unvouched if it holds more.
 func (p *Pipeline) Held(timeout time.Duration) map[Mark]uint64 {
 	out := map[Mark]uint64{}
 	if !p.keepMarks {
@@ -477,34 +487,33 @@ func (p *Pipeline) Held(timeout time.Duration) map[Mark]uint64 {
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	expired := false
+wait:
 	for _, t := range p.trans {
-		if !expired {
-			select {
-			case <-t.firstOpen:
-			case <-t.firstFailure:
-			case <-deadline.C:
-				expired = true
-			}
-		}
 		select {
 		case <-t.firstOpen:
-		default:
-			// Not open yet (failing, or slow): the workers are not kept
-			// waiting for it.
-			t.unvouched.Store(true)
-			p.log.Warn("the transport did not open in time to tell what it holds: records routed again after a crash may reach it twice", "transport", t.name, "waited", timeout)
+		case <-t.firstFailure:
+		case <-deadline.C:
+			break wait // the rest are checked at their first open
+		}
+	}
+	p.heldMu.Lock()
+	defer p.heldMu.Unlock()
+	for _, t := range p.trans {
+		if !t.inFloor || t.unvouched.Load() {
 			continue
 		}
-		if t.unvouched.Load() {
-			continue
-		}
-		// The delivery goroutine wrote held before closing firstOpen and
-		// touches it again only for a batch, which comes after this.
 		for k, seq := range t.held {
 			out[k] = max(out[k], seq)
 		}
 	}
+	for _, t := range p.trans {
+		select {
+		case <-t.firstOpen:
+		default:
+			p.log.Warn("the transport did not open in time to tell what it holds: it is checked when it opens", "transport", t.name, "waited", timeout)
+		}
+	}
+	p.floor, p.heldDone = out, true
 	return out
 }
 
