@@ -54,6 +54,7 @@ type Server struct {
 	otlp     otlpReceiver
 	otlpGRPC otlpGRPCReceiver
 	ingestMu sync.Mutex // syslog and OTLP batches' ids and appends (storeBatches)
+	peerWarn peerWarnings
 
 	mu       sync.Mutex
 	ln       net.Listener
