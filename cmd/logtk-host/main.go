@@ -104,11 +104,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 			len(cfg.Workers), n, len(cfg.Formats), len(cfg.Transports))
 		return 0
 	case "run":
+		// From the first moment, before the configuration (and its
+		// plugins) is loaded: a SIGTERM then stops the host cleanly, a
+		// SIGHUP reloads once it runs, not the signals' default (which
+		// kills it: with the durable ingest on, a crash).
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 		cfg, path, code := load(args[1:], "run", "plugins.hcl", stdout, stderr)
 		if cfg == nil {
 			return code
 		}
-		return runHost(cfg, path, controlSocket(cfg, path), stderr)
+		return runHost(cfg, path, controlSocket(cfg, path), sigs, hup, stderr)
 	case "serve":
 		cfg, _, code := load(args[1:], "serve", "server.hcl", stdout, stderr)
 		if cfg == nil {
@@ -164,14 +174,11 @@ func load(args []string, name, defaultConfig string, stdout, stderr io.Writer) (
 	return cfg, *path, 0
 }
 
-func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
+// runHost runs the host until it ends or sigs says stop; hup asks for
+// reloads. A signal that came before the host started is acted on once
+// it has: the records a dead host left are routed first.
+func runHost(cfg *config.Config, path, socket string, sigs, hup <-chan os.Signal, stderr io.Writer) int {
 	logger := newLogger("logtk-host", stderr)
-	// From the first moment: a SIGTERM while the plugins compile or the
-	// host recovers what a dead host left stops it cleanly, not by the
-	// signal's default (which, with the durable ingest, is a crash).
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	if cfg.RuntimeDir == "" && (cfg.DurableIngest == nil || *cfg.DurableIngest) {
 		cfg.RuntimeDir = config.DefaultRuntimeDir(path)
 	}
@@ -197,9 +204,6 @@ func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	}
 	current := &currentConfig{cfg: cfg}
 	reload := reloader(h, path, current, logger)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for range hup {
 			logger.Info("SIGHUP received: reloading the configuration", "config", path)
@@ -226,16 +230,6 @@ func runHost(cfg *config.Config, path, socket string, stderr io.Writer) int {
 	default:
 		logger.Info("control socket listening", "path", ctl.Addr())
 		defer ctl.Close()
-	}
-	select {
-	case s := <-sigs:
-		logger.Info("stopping before the workers start: signal received", "signal", s)
-		if err := h.Stop(context.Background()); err != nil {
-			logger.Error("stopped with an error", "error", err)
-			return 1
-		}
-		return 0
-	default:
 	}
 	if err := h.Start(); err != nil {
 		fmt.Fprintf(stderr, "logtk-host: %v\n", err)

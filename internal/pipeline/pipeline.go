@@ -319,6 +319,9 @@ func encodeMarks(ms []Mark) []byte {
 	}
 	var b []byte
 	for _, m := range ms {
+		if m.Worker == "" {
+			continue // records of no worker instance are never held
+		}
 		b = marks.Append(b, m.Worker, m.Index, m.Seq)
 	}
 	return b

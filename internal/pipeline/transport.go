@@ -383,7 +383,10 @@ func (p *Pipeline) unheld(t *transportStage, it *item) bool {
 		formatted = formatted[n:]
 		rec.Parse(r)
 		k := Mark{Worker: string(rec.Worker), Index: rec.WorkerIndex}
-		if rec.Worker != nil {
+		// A record of no worker (the host's own, numbered per run) is
+		// never held: only the records of a worker instance have seqs
+		// that go on.
+		if len(rec.Worker) > 0 {
 			if h, held := t.held[k]; held {
 				if rec.Seq <= h {
 					cut++
@@ -510,7 +513,7 @@ wait:
 		select {
 		case <-t.firstOpen:
 		default:
-			p.log.Warn("the transport did not open in time to tell what it holds: it is checked when it opens", "transport", t.name, "waited", timeout)
+			p.log.Warn("the transport has not opened yet (its open failed, or is slow): its marks are checked against the seqs given when it opens", "transport", t.name)
 		}
 	}
 	p.floor, p.heldDone = out, true

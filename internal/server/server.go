@@ -809,6 +809,9 @@ func (ss *session) readSeqs(batch []byte) []WorkerSeq {
 			return
 		}
 		ss.recs = append(ss.recs, recSeq{v.Worker, v.WorkerIndex, v.Seq})
+		if len(v.Worker) == 0 {
+			return // a host's own record: its seqs start again each run
+		}
 		i := slices.IndexFunc(held, func(w WorkerSeq) bool { return w.Index == v.WorkerIndex && w.Worker == string(v.Worker) })
 		if i < 0 {
 			held = append(held, WorkerSeq{Worker: string(v.Worker), Index: v.WorkerIndex, Seq: v.Seq})
