@@ -17,7 +17,7 @@ RACE_PKGS := ./...
 
 PLUGINS   := text json protobuf console file network syslog otlp
 
-.PHONY: all build plugins examples run test vet lint fuzz bench proto clean
+.PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins clean
 
 all: build
 
@@ -135,6 +135,20 @@ bench: plugins
 
 BUF_VERSION          := v1.50.0
 PROTOC_GEN_GO_VERSION := v1.36.12
+
+## c-plugins: rebuild the committed C plugin modules (examples/clogfmt)
+## with the pinned clang and Debian 12's wasi-libc: apt-get install
+## clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32. The module is
+## committed so that make run and make test need only Go; the clogfmt
+## test compares it with what this builds when clang is there.
+CLANG          ?= clang-14
+CLANG_VERSION  := 14.0.6
+C_PLUGINS_OUT  ?= examples/clogfmt
+c-plugins:
+	@$(CLANG) --version 2>/dev/null | grep -q "clang version $(CLANG_VERSION)" || \
+		{ echo "c-plugins needs clang $(CLANG_VERSION) as $(CLANG): apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32" >&2; exit 1; }
+	$(CLANG) --target=wasm32-wasi -O2 -mexec-model=reactor -g0 -Wall -Wextra -Werror -Wl,--strip-all \
+		-o $(C_PLUGINS_OUT)/clogfmt.wasm examples/clogfmt/plugin/clogfmt.c
 
 ## proto: regenerate the committed *.pb.go from proto/.
 proto:

@@ -1,0 +1,377 @@
+/*
+ * logtk.h: write a logtk format plugin in C (docs/plugin-abi.md).
+ *
+ * One header, no library: the record view, attribute iteration, output
+ * buffers, and (with LOGTK_FORMATTER defined before including it) every
+ * export of the plugin ABI, calling three functions the plugin defines:
+ *
+ *   const char *logtk_plugin_info(void);
+ *       the info JSON: {"name":..., "version":..., "kind":"format",
+ *       "abi":2, "config":[...]}
+ *   int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err);
+ *       the config block as JSON ({} or n == 0 when it sets nothing);
+ *       0, or LOGTK_INVALID with a message appended to err
+ *   int logtk_plugin_format(const logtk_record *r, logtk_buf *out);
+ *       append r's formatted bytes to out (nothing: the record is
+ *       filtered out); 0, or LOGTK_INVALID / LOGTK_INTERNAL
+ *
+ * Build (Debian: apt-get install clang-14 lld-14 wasi-libc
+ * libclang-rt-14-dev-wasm32):
+ *
+ *   clang-14 --target=wasm32-wasi -O2 -mexec-model=reactor -o p.wasm p.c
+ *
+ * Keep to the WebAssembly MVP (no -msimd128, -pthread...) for the host's
+ * fast time budget. Out of memory (malloc returning NULL) is answered
+ * with status 3, never a trap.
+ */
+#ifndef LOGTK_H
+#define LOGTK_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Status codes (docs/plugin-abi.md, Exports). */
+enum { LOGTK_OK = 0, LOGTK_RETRY = 1, LOGTK_INVALID = 2, LOGTK_INTERNAL = 3 };
+
+/* Levels: OpenTelemetry severity numbers. */
+enum {
+	LOGTK_TRACE = 1, LOGTK_DEBUG = 5, LOGTK_INFO = 9, LOGTK_NOTICE = 10,
+	LOGTK_WARN = 13, LOGTK_ERROR = 17, LOGTK_FATAL = 21
+};
+
+/* Sources (field 21). */
+enum { LOGTK_SDK = 1, LOGTK_STDOUT = 2, LOGTK_STDERR = 3, LOGTK_HOST = 4 };
+
+/* Bytes inside the record being formatted: valid during the call. */
+typedef struct {
+	const uint8_t *p;
+	uint32_t n;
+} logtk_bytes;
+
+/* A view of one encoded logtk.v1.Record (proto/logtk/v1/record.proto).
+ * Absent fields are zero or empty; of a field given twice the last
+ * counts, as in protobuf. */
+typedef struct {
+	int64_t time_unix_nano;
+	int32_t level;
+	logtk_bytes message, logger, caller;
+	logtk_bytes worker;
+	uint32_t worker_index;
+	int64_t pid;
+	uint32_t incarnation;
+	uint64_t seq;
+	int32_t source;
+	int64_t received_unix_nano;
+	logtk_bytes sender, hostname, application;
+	logtk_bytes raw; /* the whole record: logtk_attrs walks it */
+} logtk_record;
+
+/* Attribute kinds: the Attr value field numbers. */
+enum {
+	LOGTK_STRING = 2, LOGTK_INT = 3, LOGTK_UINT = 4, LOGTK_FLOAT = 5,
+	LOGTK_BOOL = 6, LOGTK_BYTES = 7, LOGTK_TIME = 8, LOGTK_DURATION = 9,
+	LOGTK_GROUP = 10
+};
+
+/* One attribute. key and data point into the record. i holds INT, TIME
+ * (Unix nanoseconds), DURATION (nanoseconds) and BOOL (0 or 1); u UINT;
+ * f FLOAT; data STRING, BYTES and GROUP (the encoded group). */
+typedef struct {
+	logtk_bytes key;
+	int kind;
+	logtk_bytes data;
+	int64_t i;
+	uint64_t u;
+	double f;
+} logtk_attr;
+
+/* Iterates the attributes of a record, or of a group. */
+typedef struct {
+	const uint8_t *p, *end;
+	uint32_t field; /* 4 in a record, 1 in a group */
+} logtk_attrs_iter;
+
+/* An output buffer. logtk_buf_* return 0, or -1 when memory ran out
+ * (the buffer is left as it was). */
+typedef struct {
+	uint8_t *p;
+	uint32_t len, cap;
+} logtk_buf;
+
+static int logtk_buf_grow(logtk_buf *b, uint32_t more) {
+	if (b->cap - b->len >= more)
+		return 0;
+	uint64_t want = (uint64_t)b->len + more;
+	if (want > 0x7fffffff)
+		return -1;
+	uint32_t cap = b->cap ? b->cap : 256;
+	while (cap < want)
+		cap *= 2;
+	uint8_t *p = (uint8_t *)realloc(b->p, cap);
+	if (!p)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static inline int logtk_buf_append(logtk_buf *b, const void *p, uint32_t n) {
+	if (logtk_buf_grow(b, n))
+		return -1;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static inline int logtk_buf_str(logtk_buf *b, const char *s) { return logtk_buf_append(b, s, (uint32_t)strlen(s)); }
+
+static inline int logtk_buf_bytes(logtk_buf *b, logtk_bytes v) { return logtk_buf_append(b, v.p, v.n); }
+
+static inline int logtk_buf_byte(logtk_buf *b, uint8_t c) { return logtk_buf_append(b, &c, 1); }
+
+/* Decimal integers. */
+static int logtk_buf_uint(logtk_buf *b, uint64_t v) {
+	char d[20];
+	int i = 20;
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return logtk_buf_append(b, d + i, (uint32_t)(20 - i));
+}
+
+static int logtk_buf_int(logtk_buf *b, int64_t v) {
+	if (v < 0) {
+		if (logtk_buf_byte(b, '-'))
+			return -1;
+		return logtk_buf_uint(b, (uint64_t)0 - (uint64_t)v);
+	}
+	return logtk_buf_uint(b, (uint64_t)v);
+}
+
+/* Protobuf reading. Each returns the position after what it read, or
+ * NULL when the input is malformed. */
+static const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+	uint64_t x = 0;
+	for (int s = 0; s < 64 && p < end; s += 7) {
+		uint8_t c = *p++;
+		x |= (uint64_t)(c & 0x7f) << s;
+		if (c < 0x80) {
+			*v = x;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+/* logtk_field reads one field: its number, wire type, varint or fixed
+ * value (v) and, for wire type 2, its bytes (b). */
+static const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
+	uint64_t tag;
+	if (!(p = logtk_varint(p, end, &tag)))
+		return NULL;
+	*num = (uint32_t)(tag >> 3);
+	*type = (int)(tag & 7);
+	switch (*type) {
+	case 0:
+		return logtk_varint(p, end, v);
+	case 1:
+		if (end - p < 8)
+			return NULL;
+		memcpy(v, p, 8); /* wasm32 is little-endian, as protobuf is */
+		return p + 8;
+	case 5: {
+		uint32_t w;
+		if (end - p < 4)
+			return NULL;
+		memcpy(&w, p, 4);
+		*v = w;
+		return p + 4;
+	}
+	case 2: {
+		uint64_t n;
+		if (!(p = logtk_varint(p, end, &n)) || n > (uint64_t)(end - p))
+			return NULL;
+		b->p = p;
+		b->n = (uint32_t)n;
+		return p + n;
+	}
+	}
+	return NULL;
+}
+
+/* logtk_record_parse fills r from the encoded record p[0:n]: 0, or -1
+ * if it is malformed (the host validates records before a plugin sees
+ * them). */
+static int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t n) {
+	memset(r, 0, sizeof *r);
+	r->raw.p = p;
+	r->raw.n = n;
+	const uint8_t *end = p + n;
+	while (p < end) {
+		uint32_t num;
+		int type;
+		uint64_t v = 0;
+		logtk_bytes b = {0, 0};
+		if (!(p = logtk_field(p, end, &num, &type, &v, &b)))
+			return -1;
+		switch (num) {
+		case 1: r->time_unix_nano = (int64_t)v; break;
+		case 2: r->level = (int32_t)v; break;
+		case 3: r->message = b; break;
+		case 5: r->caller = b; break;
+		case 6: r->logger = b; break;
+		case 16: r->worker = b; break;
+		case 17: r->worker_index = (uint32_t)v; break;
+		case 18: r->pid = (int64_t)v; break;
+		case 19: r->incarnation = (uint32_t)v; break;
+		case 20: r->seq = v; break;
+		case 21: r->source = (int32_t)v; break;
+		case 22: r->received_unix_nano = (int64_t)v; break;
+		case 23: r->sender = b; break;
+		case 24: r->hostname = b; break;
+		case 25: r->application = b; break;
+		}
+	}
+	return 0;
+}
+
+static inline void logtk_attrs(const logtk_record *r, logtk_attrs_iter *it) {
+	it->p = r->raw.p;
+	it->end = r->raw.p + r->raw.n;
+	it->field = 4;
+}
+
+static inline void logtk_group(const logtk_attr *a, logtk_attrs_iter *it) {
+	it->p = a->data.p;
+	it->end = a->data.p + a->data.n;
+	it->field = 1;
+}
+
+/* logtk_attr_next sets a to the next attribute: 1, or 0 at the end (or
+ * at malformed input). */
+static int logtk_attr_next(logtk_attrs_iter *it, logtk_attr *a) {
+	while (it->p && it->p < it->end) {
+		uint32_t num;
+		int type;
+		uint64_t v = 0;
+		logtk_bytes b = {0, 0};
+		if (!(it->p = logtk_field(it->p, it->end, &num, &type, &v, &b)))
+			return 0;
+		if (num != it->field || type != 2)
+			continue;
+		memset(a, 0, sizeof *a);
+		const uint8_t *p = b.p, *end = b.p + b.n;
+		while (p < end) {
+			logtk_bytes d = {0, 0};
+			uint64_t x = 0;
+			if (!(p = logtk_field(p, end, &num, &type, &x, &d)))
+				return 0;
+			if (num == 1) {
+				a->key = d;
+				continue;
+			}
+			a->kind = (int)num;
+			a->data = d;
+			switch (num) {
+			case LOGTK_INT:
+			case LOGTK_DURATION: a->i = (int64_t)(x >> 1) ^ -(int64_t)(x & 1); break; /* sint64 */
+			case LOGTK_UINT: a->u = x; break;
+			case LOGTK_FLOAT: memcpy(&a->f, &x, 8); break;
+			case LOGTK_BOOL: a->i = x != 0; break;
+			case LOGTK_TIME: a->i = (int64_t)x; break;
+			}
+		}
+		return 1;
+	}
+	return 0;
+}
+
+#ifdef LOGTK_FORMATTER
+
+const char *logtk_plugin_info(void);
+int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err);
+int logtk_plugin_format(const logtk_record *r, logtk_buf *out);
+
+static uint8_t *logtk_in_;
+static uint32_t logtk_in_cap_;
+static logtk_buf logtk_out_;
+static const uint8_t *logtk_res_;
+static uint32_t logtk_res_n_;
+
+static void logtk_result_set_(const void *p, uint32_t n) {
+	logtk_res_ = (const uint8_t *)p;
+	logtk_res_n_ = n;
+}
+
+/* A status with a message as the result. */
+static uint32_t logtk_fail_(uint32_t status, const char *msg) {
+	logtk_out_.len = 0;
+	if (logtk_buf_str(&logtk_out_, msg))
+		logtk_result_set_(msg, (uint32_t)strlen(msg));
+	else
+		logtk_result_set_(logtk_out_.p, logtk_out_.len);
+	return status;
+}
+
+__attribute__((export_name("logtk_abi_version"))) uint32_t logtk_abi_version(void) { return 2; }
+
+__attribute__((export_name("logtk_alloc"))) uint32_t logtk_alloc(uint32_t n) {
+	if (n > logtk_in_cap_) {
+		uint8_t *p = (uint8_t *)realloc(logtk_in_, n);
+		if (!p)
+			return 0; /* the host replaces the instance */
+		logtk_in_ = p;
+		logtk_in_cap_ = n;
+	}
+	return (uint32_t)(uintptr_t)logtk_in_;
+}
+
+__attribute__((export_name("logtk_result"))) uint64_t logtk_result(void) {
+	return (uint64_t)(uintptr_t)logtk_res_ << 32 | logtk_res_n_;
+}
+
+__attribute__((export_name("logtk_info"))) uint32_t logtk_info(void) {
+	const char *s = logtk_plugin_info();
+	logtk_result_set_(s, (uint32_t)strlen(s));
+	return LOGTK_OK;
+}
+
+__attribute__((export_name("logtk_configure"))) uint32_t logtk_configure(uint32_t p, uint32_t n) {
+	logtk_out_.len = 0;
+	int st = logtk_plugin_configure((const uint8_t *)(uintptr_t)p, n, &logtk_out_);
+	logtk_result_set_(logtk_out_.p, st ? logtk_out_.len : 0);
+	return (uint32_t)st;
+}
+
+/* logtk_format: one entry per input record, in order, each a length
+ * padded to 5 bytes (the ABI allows it) and the plugin's bytes. */
+__attribute__((export_name("logtk_format"))) uint32_t logtk_format(uint32_t ptr, uint32_t n) {
+	const uint8_t *p = (const uint8_t *)(uintptr_t)ptr, *end = p + n;
+	logtk_out_.len = 0;
+	while (p < end) {
+		uint64_t l;
+		if (!(p = logtk_varint(p, end, &l)) || l > (uint64_t)(end - p))
+			return logtk_fail_(LOGTK_INVALID, "malformed batch");
+		logtk_record r;
+		if (logtk_record_parse(&r, p, (uint32_t)l))
+			return logtk_fail_(LOGTK_INVALID, "malformed record");
+		p += l;
+		if (logtk_buf_grow(&logtk_out_, 5))
+			return logtk_fail_(LOGTK_INTERNAL, "out of memory");
+		uint32_t at = logtk_out_.len;
+		logtk_out_.len += 5;
+		int st = logtk_plugin_format(&r, &logtk_out_);
+		if (st)
+			return logtk_fail_((uint32_t)st, st == LOGTK_INTERNAL ? "out of memory, or the plugin failed" : "a record cannot be formatted");
+		uint32_t m = logtk_out_.len - at - 5;
+		for (int i = 0; i < 5; i++)
+			logtk_out_.p[at + i] = (uint8_t)((m >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
+	}
+	logtk_result_set_(logtk_out_.p, logtk_out_.len);
+	return LOGTK_OK;
+}
+
+#endif /* LOGTK_FORMATTER */
+#endif /* LOGTK_H */
