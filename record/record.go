@@ -102,8 +102,11 @@ type Record struct {
 	Incarnation uint32
 	// Seq is the instance's sequence number: starting at 1 and increasing
 	// by exactly one for every record the host emits for the instance
-	// (its own and the host's about it alike), across restarts. A gap
-	// means a record was lost after the host.
+	// (its own and the host's about it alike), across restarts of the
+	// worker and of the host. A gap means a record was lost after the
+	// host, but for one case: when the host's runtime directory was lost
+	// (it is in memory: a reboot), the seqs go on above the highest its
+	// transports hold (docs/ipc.md, "When the host dies").
 	Seq uint64
 	// Source is the channel the record reached the host through:
 	// SourceSDK ... SourceHost.
