@@ -13,12 +13,23 @@
  *       0, or LOGTK_INVALID with a message appended to err
  *   int logtk_plugin_format(const logtk_record *r, logtk_buf *out);
  *       append r's formatted bytes to out (nothing: the record is
- *       filtered out); 0, or LOGTK_INVALID / LOGTK_INTERNAL
+ *       filtered out); 0, or LOGTK_INVALID / LOGTK_INTERNAL, with a
+ *       message set by logtk_format_error (any other status counts as
+ *       LOGTK_INTERNAL)
+ *
+ * Records come validated by the host (docs/ipc.md): their strings are
+ * UTF-8 and their fields well-formed, so the readers below meet
+ * malformed input only from a host that is not logtk's.
  *
  * Build (Debian: apt-get install clang-14 lld-14 wasi-libc
  * libclang-rt-14-dev-wasm32):
  *
- *   clang-14 --target=wasm32-wasi -O2 -mexec-model=reactor -o p.wasm p.c
+ *   clang-14 --target=wasm32-wasi -O2 -mexec-model=reactor -Wl,--strip-all -o p.wasm p.c
+ *
+ * (--strip-all drops the debug sections Debian's wasi-libc carries:
+ * about 100 KB.) Keep the C file out of a directory with Go files: Go
+ * refuses C sources in a package built without cgo (examples/clogfmt
+ * keeps its source in plugin/).
  *
  * Keep to the WebAssembly MVP (no -msimd128, -pthread...) for the host's
  * fast time budget. Out of memory (malloc returning NULL) is answered
@@ -55,7 +66,8 @@ typedef struct {
 typedef struct {
 	int64_t time_unix_nano;
 	int32_t level;
-	logtk_bytes message, logger, caller;
+	logtk_bytes message, logger;
+	logtk_bytes caller; /* the encoded logtk.v1.Caller: logtk_caller_parse */
 	logtk_bytes worker;
 	uint32_t worker_index;
 	int64_t pid;
@@ -76,7 +88,8 @@ enum {
 
 /* One attribute. key and data point into the record. i holds INT, TIME
  * (Unix nanoseconds), DURATION (nanoseconds) and BOOL (0 or 1); u UINT;
- * f FLOAT; data STRING, BYTES and GROUP (the encoded group). */
+ * f FLOAT; data STRING, BYTES and GROUP (the encoded group). kind 0 is
+ * a key with no value (a Go nil). Keys may repeat, as in the record. */
 typedef struct {
 	logtk_bytes key;
 	int kind;
@@ -99,7 +112,7 @@ typedef struct {
 	uint32_t len, cap;
 } logtk_buf;
 
-static int logtk_buf_grow(logtk_buf *b, uint32_t more) {
+static inline int logtk_buf_grow(logtk_buf *b, uint32_t more) {
 	if (b->cap - b->len >= more)
 		return 0;
 	uint64_t want = (uint64_t)b->len + more;
@@ -131,7 +144,7 @@ static inline int logtk_buf_bytes(logtk_buf *b, logtk_bytes v) { return logtk_bu
 static inline int logtk_buf_byte(logtk_buf *b, uint8_t c) { return logtk_buf_append(b, &c, 1); }
 
 /* Decimal integers. */
-static int logtk_buf_uint(logtk_buf *b, uint64_t v) {
+static inline int logtk_buf_uint(logtk_buf *b, uint64_t v) {
 	char d[20];
 	int i = 20;
 	do {
@@ -141,7 +154,7 @@ static int logtk_buf_uint(logtk_buf *b, uint64_t v) {
 	return logtk_buf_append(b, d + i, (uint32_t)(20 - i));
 }
 
-static int logtk_buf_int(logtk_buf *b, int64_t v) {
+static inline int logtk_buf_int(logtk_buf *b, int64_t v) {
 	if (v < 0) {
 		if (logtk_buf_byte(b, '-'))
 			return -1;
@@ -152,7 +165,7 @@ static int logtk_buf_int(logtk_buf *b, int64_t v) {
 
 /* Protobuf reading. Each returns the position after what it read, or
  * NULL when the input is malformed. */
-static const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+static inline const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
 	uint64_t x = 0;
 	for (int s = 0; s < 64 && p < end; s += 7) {
 		uint8_t c = *p++;
@@ -167,7 +180,7 @@ static const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, uint64_
 
 /* logtk_field reads one field: its number, wire type, varint or fixed
  * value (v) and, for wire type 2, its bytes (b). */
-static const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
+static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
 	uint64_t tag;
 	if (!(p = logtk_varint(p, end, &tag)))
 		return NULL;
@@ -204,7 +217,7 @@ static const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t
 /* logtk_record_parse fills r from the encoded record p[0:n]: 0, or -1
  * if it is malformed (the host validates records before a plugin sees
  * them). */
-static int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t n) {
+static inline int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t n) {
 	memset(r, 0, sizeof *r);
 	r->raw.p = p;
 	r->raw.n = n;
@@ -237,6 +250,29 @@ static int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t n) {
 	return 0;
 }
 
+/* logtk_caller_parse reads a record's caller (file, line, function):
+ * 0, or -1 if it has none or it is malformed. */
+static inline int logtk_caller_parse(const logtk_record *r, logtk_bytes *file, uint32_t *line, logtk_bytes *function) {
+	if (!r->caller.p)
+		return -1;
+	const uint8_t *p = r->caller.p, *end = p + r->caller.n;
+	file->p = function->p = 0;
+	file->n = function->n = 0;
+	*line = 0;
+	while (p < end) {
+		uint32_t num;
+		int type;
+		uint64_t v = 0;
+		logtk_bytes b = {0, 0};
+		if (!(p = logtk_field(p, end, &num, &type, &v, &b)))
+			return -1;
+		if (num == 1) *file = b;
+		if (num == 2) *line = (uint32_t)v;
+		if (num == 3) *function = b;
+	}
+	return 0;
+}
+
 static inline void logtk_attrs(const logtk_record *r, logtk_attrs_iter *it) {
 	it->p = r->raw.p;
 	it->end = r->raw.p + r->raw.n;
@@ -250,8 +286,8 @@ static inline void logtk_group(const logtk_attr *a, logtk_attrs_iter *it) {
 }
 
 /* logtk_attr_next sets a to the next attribute: 1, or 0 at the end (or
- * at malformed input). */
-static int logtk_attr_next(logtk_attrs_iter *it, logtk_attr *a) {
+ * at malformed input, which a record the host validated never has). */
+static inline int logtk_attr_next(logtk_attrs_iter *it, logtk_attr *a) {
 	while (it->p && it->p < it->end) {
 		uint32_t num;
 		int type;
@@ -299,14 +335,19 @@ static uint32_t logtk_in_cap_;
 static logtk_buf logtk_out_;
 static const uint8_t *logtk_res_;
 static uint32_t logtk_res_n_;
+static const char *logtk_format_msg_;
 
-static void logtk_result_set_(const void *p, uint32_t n) {
+/* logtk_format_error sets the message of the status logtk_plugin_format
+ * returns next: a string that lives at least until then. */
+static inline void logtk_format_error(const char *msg) { logtk_format_msg_ = msg; }
+
+static inline void logtk_result_set_(const void *p, uint32_t n) {
 	logtk_res_ = (const uint8_t *)p;
 	logtk_res_n_ = n;
 }
 
 /* A status with a message as the result. */
-static uint32_t logtk_fail_(uint32_t status, const char *msg) {
+static inline uint32_t logtk_fail_(uint32_t status, const char *msg) {
 	logtk_out_.len = 0;
 	if (logtk_buf_str(&logtk_out_, msg))
 		logtk_result_set_(msg, (uint32_t)strlen(msg));
@@ -362,9 +403,16 @@ __attribute__((export_name("logtk_format"))) uint32_t logtk_format(uint32_t ptr,
 			return logtk_fail_(LOGTK_INTERNAL, "out of memory");
 		uint32_t at = logtk_out_.len;
 		logtk_out_.len += 5;
+		logtk_format_msg_ = 0;
 		int st = logtk_plugin_format(&r, &logtk_out_);
-		if (st)
-			return logtk_fail_((uint32_t)st, st == LOGTK_INTERNAL ? "out of memory, or the plugin failed" : "a record cannot be formatted");
+		if (st) {
+			if (st != LOGTK_INVALID)
+				st = LOGTK_INTERNAL;
+			const char *msg = logtk_format_msg_;
+			if (!msg)
+				msg = st == LOGTK_INTERNAL ? "out of memory, or the plugin failed" : "a record cannot be formatted";
+			return logtk_fail_((uint32_t)st, msg);
+		}
 		uint32_t m = logtk_out_.len - at - 5;
 		for (int i = 0; i < 5; i++)
 			logtk_out_.p[at + i] = (uint8_t)((m >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
