@@ -1,6 +1,7 @@
 package plugintest_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -136,5 +138,30 @@ func TestFormatterNamesFailingCases(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("child output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestFormatReturnsOutput: Format gives a plugin's output per record, in
+// order (the text formatter: one line each, the message in it), and the
+// plugin's error for a configuration it refuses.
+func TestFormatReturnsOutput(t *testing.T) {
+	text := plugintest.Build(t, "../../plugins/text/plugin")
+	recs := plugintest.SampleRecords()
+	out, err := plugintest.Format(text, plugintest.Options{}, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(recs) {
+		t.Fatalf("%d outputs for %d records", len(out), len(recs))
+	}
+	for i, o := range out {
+		var v record.Record
+		v.Parse(recs[i])
+		if !bytes.HasSuffix(o, []byte("\n")) || !bytes.Contains(o, bytes.SplitN(v.Message, []byte("\n"), 2)[0]) {
+			t.Errorf("record %d: %q does not hold its message %q", i, o, v.Message)
+		}
+	}
+	if _, err := plugintest.Format(text, plugintest.Options{Config: `{"theme":"neon"}`}, recs); err == nil {
+		t.Error("a configuration the plugin refuses gave no error")
 	}
 }
