@@ -53,8 +53,8 @@ type Server struct {
 	syslog   syslogListeners
 	otlp     otlpReceiver
 	otlpGRPC otlpGRPCReceiver
-	ingestMu sync.Mutex // syslog and OTLP batches' ids and appends (storeBatches)
-	peerWarn peerWarnings
+	ingestMu sync.Mutex      // syslog and OTLP batches' ids and appends (storeBatches)
+	peerWarn server.QuietLog // what peers do wrong (refused requests, skipped messages)
 
 	mu       sync.Mutex
 	ln       net.Listener

@@ -93,7 +93,7 @@ func (s *Server) otlpLogs(w http.ResponseWriter, req *http.Request) {
 	ct := req.Header.Get("Content-Type")
 	fail := func(code int, msg string) {
 		s.otlp.Stats.Refused.Add(1)
-		s.peerWarn.warn(s.log, "otlp: request refused", "peer", req.RemoteAddr, "status", code, "reason", msg)
+		s.peerWarn.Warn(s.log, "otlp: request refused", "peer", req.RemoteAddr, "status", code, "reason", msg)
 		http.Error(w, msg, code)
 	}
 	if req.Method != http.MethodPost {

@@ -130,11 +130,11 @@ func (l otlpLogsService) Export(ctx context.Context, req *collogs.ExportLogsServ
 	switch {
 	case invalid != nil:
 		s.otlp.Stats.Refused.Add(1)
-		s.peerWarn.warn(s.log, "otlp: request refused", "peer", addr.String(), "reason", invalid)
+		s.peerWarn.Warn(s.log, "otlp: request refused", "peer", addr.String(), "reason", invalid)
 		return nil, status.Error(codes.InvalidArgument, "a log record cannot be stored: "+invalid.Error())
 	case err != nil:
 		s.otlp.Stats.Refused.Add(1)
-		s.peerWarn.warn(s.log, "otlp: request refused", "peer", addr.String(), "reason", err)
+		s.peerWarn.Warn(s.log, "otlp: request refused", "peer", addr.String(), "reason", err)
 		return nil, status.Error(codes.Unavailable, "storing failed: "+err.Error())
 	}
 	s.otlp.Stats.Requests.Add(1)

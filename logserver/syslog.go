@@ -318,13 +318,13 @@ func (s *Server) serveSyslogConn(c net.Conn) {
 				b.add(frame, true)
 			} else {
 				s.syslog.Stats.Skipped.Add(1)
-				s.peerWarn.warn(s.log, "syslog: an octet-counted message longer than max_message_bytes was skipped", "peer", c.RemoteAddr().String(), "max", max)
+				s.peerWarn.Warn(s.log, "syslog: an octet-counted message longer than max_message_bytes was skipped", "peer", c.RemoteAddr().String(), "max", max)
 			}
 		case errors.Is(err, io.EOF):
 			return
 		default:
 			if !errors.Is(err, net.ErrClosed) && s.syslog.drainBy.Load() == 0 {
-				s.peerWarn.warn(s.log, "syslog: connection ends", "peer", c.RemoteAddr().String(), "error", err)
+				s.peerWarn.Warn(s.log, "syslog: connection ends", "peer", c.RemoteAddr().String(), "error", err)
 			}
 			return
 		}

@@ -98,12 +98,14 @@ type Server struct {
 	connSema chan struct{}
 	// preAuthLog keeps warnings about peers that never authenticated to
 	// one per window: a flood of them must not flood the log.
-	preAuthLog quietLog
+	preAuthLog QuietLog
 }
 
-// quietLog lets one warning through per quietWindow and logs the rest at
-// debug level, counting them into the next warning.
-type quietLog struct {
+// QuietLog lets one warning through per quietWindow and logs the rest
+// at debug level, counting them into the next warning: what peers do
+// wrong, so that a flood of it does not flood the log. The zero value is
+// ready.
+type QuietLog struct {
 	mu      sync.Mutex
 	last    time.Time
 	dropped int
@@ -111,7 +113,9 @@ type quietLog struct {
 
 const quietWindow = 10 * time.Second
 
-func (q *quietLog) warn(l hclog.Logger, msg string, args ...any) {
+// Warn logs msg with args, or at debug level if a warning went out in
+// the last quietWindow.
+func (q *QuietLog) Warn(l hclog.Logger, msg string, args ...any) {
 	q.mu.Lock()
 	now := time.Now()
 	if now.Sub(q.last) < quietWindow {
@@ -216,7 +220,7 @@ func (s *Server) awaitAuth(ss *session) {
 		oldest := s.unauthenticated.Front().Value.(*session)
 		s.dismiss(oldest, wire.CloseTooManyConns, fmt.Sprintf(
 			"too many unauthenticated connections (max_unauthenticated = %d): this one, the oldest, made room for a newer one", s.opts.MaxUnauthenticated))
-		s.preAuthLog.warn(oldest.log, "unauthenticated connection evicted by a newer one", "limit", s.opts.MaxUnauthenticated)
+		s.preAuthLog.Warn(oldest.log, "unauthenticated connection evicted by a newer one", "limit", s.opts.MaxUnauthenticated)
 	}
 	// Here, not in the session's goroutine: a dismissal's deadline
 	// (under s.mu too) must not be overwritten by this one.
@@ -725,7 +729,7 @@ func (ss *session) reject(code uint32, reason string) {
 // authenticated, at most one per quietWindow for the whole server.
 func (ss *session) warn(msg string, args ...any) {
 	if ss.app == "" {
-		ss.s.preAuthLog.warn(ss.log, msg+" (before authenticating)", args...)
+		ss.s.preAuthLog.Warn(ss.log, msg+" (before authenticating)", args...)
 		return
 	}
 	ss.log.Warn(msg, args...)
