@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -275,5 +276,55 @@ func TestLateTransportCheckedAgainstTheFloor(t *testing.T) {
 		if ts.unvouched.Load() != tc.unvouched {
 			t.Errorf("holding seq %d over a floor of 5: unvouched %v, want %v", tc.held, ts.unvouched.Load(), tc.unvouched)
 		}
+	}
+}
+
+// BenchmarkUnheld: what cutting costs per batch of 512 records for a
+// transport with marks whose records are all past them (every batch of
+// a run after the first): "walk" while its marks still name the batch's
+// instance, "past" once a delivered batch showed its seqs went past.
+func BenchmarkUnheld(b *testing.B) {
+	recs := make([][]byte, 512)
+	var batch, out []byte
+	for i := range recs {
+		recs[i] = stamped("api", 0, uint64(1000+i))
+		batch = entries.Append(batch, recs[i])
+		out = entries.Append(out, []byte("formatted line\n"))
+	}
+	j := &job{batch: batch, count: 512, out: map[string][]byte{"f": out}, marks: encodeMarks([]Mark{{"api", 0, 1511}})}
+	p := &Pipeline{log: hclog.NewNullLogger()}
+	for _, name := range []string{"walk", "past"} {
+		b.Run(name, func(b *testing.B) {
+			t := &transportStage{format: "f", held: map[Mark]uint64{{Worker: "api"}: 10, {Worker: "db"}: 5}}
+			if name == "past" {
+				delete(t.held, Mark{Worker: "api"})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				it := item{job: j}
+				p.unheld(t, &it)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/512, "ns/record")
+		})
+	}
+}
+
+// TestUnheldForgetsPassedMarks: a batch whose records of an instance are
+// all past the transport's mark is written whole, and says so (past), so
+// that once it is delivered later batches are not read record by record.
+func TestUnheldForgetsPassedMarks(t *testing.T) {
+	var batch, out []byte
+	for s := uint64(20); s < 25; s++ {
+		batch = entries.Append(batch, stamped("api", 0, s))
+		out = entries.Append(out, []byte("line\n"))
+	}
+	j := &job{batch: batch, count: 5, out: map[string][]byte{"f": out}, marks: encodeMarks([]Mark{{"api", 0, 24}})}
+	ts := &transportStage{format: "f", held: map[Mark]uint64{{Worker: "api"}: 10}}
+	it := item{job: j}
+	if !(&Pipeline{log: hclog.NewNullLogger()}).unheld(ts, &it) || !bytes.Equal(it.data, out) {
+		t.Fatalf("a batch past the marks was not written whole")
+	}
+	if len(it.past) != 1 || it.past[0] != (Mark{Worker: "api"}) {
+		t.Fatalf("past = %v, want api#0", it.past)
 	}
 }

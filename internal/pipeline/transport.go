@@ -368,31 +368,42 @@ func (p *Pipeline) unheld(t *transportStage, it *item) bool {
 		return true
 	}
 	// Walk the records beside their formatted entries (one each, in
-	// order) and keep the entries of the records not held.
+	// order) and keep the entries of the records not held: a copy only
+	// from the first record cut.
 	var rec record.Record
-	kept := make([]byte, 0, len(whole))
+	var kept []byte
 	var keptMarks []Mark
-	cut, past, ok := 0, map[Mark]bool{}, true
+	var k Mark // the last record's instance: a batch's records share few
+	cut, ok := 0, true
+	past := it.past[:0]
 	formatted := whole
 	entries.EachWhile(it.job.batch, func(r []byte) bool {
-		e, n := entries.Next(formatted)
+		_, n := entries.Next(formatted)
 		if n <= 0 {
 			ok = false // (cannot happen: the format stage checked the count)
 			return false
 		}
+		at := len(whole) - len(formatted)
 		formatted = formatted[n:]
 		rec.Parse(r)
-		k := Mark{Worker: string(rec.Worker), Index: rec.WorkerIndex}
 		// A record of no worker (the host's own, numbered per run) is
 		// never held: only the records of a worker instance have seqs
 		// that go on.
 		if len(rec.Worker) > 0 {
+			if k.Index != rec.WorkerIndex || k.Worker != string(rec.Worker) {
+				k = Mark{Worker: string(rec.Worker), Index: rec.WorkerIndex}
+			}
 			if h, held := t.held[k]; held {
 				if rec.Seq <= h {
+					if cut == 0 {
+						kept = append(make([]byte, 0, len(whole)), whole[:at]...)
+					}
 					cut++
 					return true
 				}
-				past[k] = true
+				if !slices.Contains(past, k) {
+					past = append(past, k)
+				}
 			}
 			i := slices.IndexFunc(keptMarks, func(m Mark) bool { return m.Worker == k.Worker && m.Index == k.Index })
 			if i < 0 {
@@ -401,18 +412,22 @@ func (p *Pipeline) unheld(t *transportStage, it *item) bool {
 				keptMarks[i].Seq = max(keptMarks[i].Seq, rec.Seq)
 			}
 		}
-		kept = entries.Append(kept, e)
+		if cut > 0 {
+			kept = append(kept, whole[at:at+n]...)
+		}
 		return true
 	})
-	if !ok || cut == 0 {
+	if !ok {
 		it.data, it.marks = whole, it.job.marks
 		return true
 	}
 	// Seqs rise within an instance: once a batch past its mark is
-	// delivered, the later ones hold nothing the transport has.
-	it.past = it.past[:0]
-	for k := range past {
-		it.past = append(it.past, k)
+	// delivered (done), the later ones hold nothing the transport has,
+	// and its records need not be read again.
+	it.past = past
+	if cut == 0 {
+		it.data, it.marks = whole, it.job.marks
+		return true
 	}
 	p.log.Info("the transport already holds records of this batch (its marks): not writing them again", "transport", t.name, "batch", it.id, "records", cut, "of", it.job.count)
 	it.data, it.marks = kept, encodeMarks(keptMarks)
