@@ -249,6 +249,15 @@ func (s *Server) Ready() bool {
 	return s.ln != nil && !s.shutdown
 }
 
+// maxConns is the server block's max_connections, which bounds each
+// listener's connections (the wire protocol's, syslog's TCP and OTLP's).
+func (s *Server) maxConns() int {
+	if s.cfg.MaxConns == 0 {
+		return 4096 // the wire protocol's default
+	}
+	return s.cfg.MaxConns
+}
+
 // Stats returns the batches, records and duplicates stored so far.
 func (s *Server) Stats() (batches, records, duplicates int64) {
 	return s.srv.Stats.Batches.Load(), s.srv.Stats.Records.Load(), s.srv.Stats.Duplicates.Load()

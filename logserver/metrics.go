@@ -19,16 +19,17 @@ type serverMetrics struct {
 }
 
 var (
-	descConns    = prometheus.NewDesc("logtk_server_connections", "Connections open now, authenticated or not.", nil, nil)
-	descBatches  = prometheus.NewDesc("logtk_server_batches_total", "Batches stored.", nil, nil)
-	descRecords  = prometheus.NewDesc("logtk_server_records_total", "Records stored.", nil, nil)
-	descDups     = prometheus.NewDesc("logtk_server_duplicate_batches_total", "Batches received again and dropped (already stored).", nil, nil)
-	descRejected = prometheus.NewDesc("logtk_server_rejected_connections_total", "Connections refused at authentication or closed for exceeding a limit.", nil, nil)
-	descGaps     = prometheus.NewDesc("logtk_server_sequence_gaps_total", "Gaps seen in a worker instance's record sequence (records lost before the server).", nil, nil)
-	descBytes    = prometheus.NewDesc("logtk_server_stored_bytes_total", "Bytes of batches stored, by application.", []string{"application"}, nil)
-	descSyslog   = prometheus.NewDesc("logtk_server_syslog_messages_total", "syslog messages received, by result: parsed, unparsed (stored raw with syslog_error), cut (longer than max_message_bytes, stored cut), skipped (octet-counted and too long: not stored).", []string{"result"}, nil)
-	descOTLP     = prometheus.NewDesc("logtk_server_otlp_requests_total", "OTLP/HTTP requests, by result: stored (answered 200), refused (4xx or 5xx).", []string{"result"}, nil)
-	descOTLPRecs = prometheus.NewDesc("logtk_server_otlp_records_total", "OTLP log records stored.", nil, nil)
+	descConns         = prometheus.NewDesc("logtk_server_connections", "Connections open now, authenticated or not.", nil, nil)
+	descBatches       = prometheus.NewDesc("logtk_server_batches_total", "Batches stored.", nil, nil)
+	descRecords       = prometheus.NewDesc("logtk_server_records_total", "Records stored.", nil, nil)
+	descDups          = prometheus.NewDesc("logtk_server_duplicate_batches_total", "Batches received again and dropped (already stored).", nil, nil)
+	descRejected      = prometheus.NewDesc("logtk_server_rejected_connections_total", "Connections refused at authentication or closed for exceeding a limit.", nil, nil)
+	descGaps          = prometheus.NewDesc("logtk_server_sequence_gaps_total", "Gaps seen in a worker instance's record sequence (records lost before the server).", nil, nil)
+	descBytes         = prometheus.NewDesc("logtk_server_stored_bytes_total", "Bytes of batches stored, by application.", []string{"application"}, nil)
+	descSyslogRefused = prometheus.NewDesc("logtk_server_syslog_connections_refused_total", "syslog TCP connections closed at once because max_connections were open.", nil, nil)
+	descSyslog        = prometheus.NewDesc("logtk_server_syslog_messages_total", "syslog messages received, by result: parsed, unparsed (stored raw with syslog_error), cut (longer than max_message_bytes, stored cut), skipped (octet-counted and too long: not stored).", []string{"result"}, nil)
+	descOTLP          = prometheus.NewDesc("logtk_server_otlp_requests_total", "OTLP/HTTP requests, by result: stored (answered 200), refused (4xx or 5xx).", []string{"result"}, nil)
+	descOTLPRecs      = prometheus.NewDesc("logtk_server_otlp_records_total", "OTLP log records stored.", nil, nil)
 )
 
 func newServerMetrics() *serverMetrics {
@@ -57,7 +58,7 @@ func (m *serverMetrics) stored(app string, n int) {
 }
 
 func (m *serverMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descBatches, descRecords, descDups, descRejected, descGaps, descBytes, descSyslog, descOTLP, descOTLPRecs} {
+	for _, d := range []*prometheus.Desc{descConns, descBatches, descRecords, descDups, descRejected, descGaps, descBytes, descSyslog, descSyslogRefused, descOTLP, descOTLPRecs} {
 		ch <- d
 	}
 	m.syncSecs.Describe(ch)
@@ -79,6 +80,7 @@ func (m *serverMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(unparsed), "unparsed")
 			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(cut), "cut")
 			ch <- prometheus.MustNewConstMetric(descSyslog, prometheus.CounterValue, float64(sl.Skipped.Load()), "skipped")
+			ch <- prometheus.MustNewConstMetric(descSyslogRefused, prometheus.CounterValue, float64(sl.Refused.Load()))
 		}
 		if s.cfg.OTLP != nil {
 			o := &s.otlp.Stats

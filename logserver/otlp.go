@@ -17,6 +17,7 @@ import (
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wire"
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
+	"golang.org/x/net/netutil"
 )
 
 // The OTLP/HTTP receiver (docs/otlp.md) stores the records of a request
@@ -46,6 +47,9 @@ func (s *Server) ServeOTLP(ln net.Listener) error {
 	if o == nil {
 		return errors.New("logserver: the server block has no otlp block")
 	}
+	// At most max_connections at once, as the wire protocol's listener:
+	// more wait in the kernel's queue until one ends.
+	ln = netutil.LimitListener(ln, s.maxConns())
 	if o.TLS != nil {
 		tc, err := o.TLS.Build()
 		if err != nil {
@@ -61,7 +65,8 @@ func (s *Server) ServeOTLP(ln net.Listener) error {
 	if r.srv != nil {
 		return errors.New("logserver: ServeOTLP called twice")
 	}
-	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: time.Minute, IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10}
 	r.addr = ln.Addr()
 	go r.srv.Serve(ln)
 	s.log.Info("otlp listening", "http", ln.Addr().String(), "tls", o.TLS != nil)

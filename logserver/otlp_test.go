@@ -28,10 +28,13 @@ func otlpServer(t *testing.T) (*Server, string, string) {
 // serveOTLPTest starts a server with the otlp block o (fsync "batch"),
 // its receiver served by serve on a port of its own; it returns the
 // server, its directory and the receiver's address.
-func serveOTLPTest(t *testing.T, o config.OTLPConfig, serve func(*Server, net.Listener) error) (*Server, string, string) {
+func serveOTLPTest(t *testing.T, o config.OTLPConfig, serve func(*Server, net.Listener) error, edit ...func(*config.ServerConfig)) (*Server, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30, OTLP: &o}}
+	for _, e := range edit {
+		e(cfg.Server)
+	}
 	srv, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +146,39 @@ func TestOTLPRequests(t *testing.T) {
 	}
 	if srv.OTLPStats().Refused.Load() != 5 {
 		t.Errorf("refused %d, want 5", srv.OTLPStats().Refused.Load())
+	}
+}
+
+// TestOTLPMaxConnections: the OTLP/HTTP receiver holds at most
+// max_connections connections; one more waits until another ends, and is
+// then served.
+func TestOTLPMaxConnections(t *testing.T) {
+	srv, _, addr := serveOTLPTest(t, config.OTLPConfig{HTTP: "127.0.0.1:0", Application: "otlp", MaxRequestBytes: 64 << 10}, (*Server).ServeOTLP,
+		func(sc *config.ServerConfig) { sc.MaxConns = 1 })
+	idle, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	js := `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]}`
+	post := func(timeout time.Duration) (*http.Response, error) {
+		c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+		return c.Post("http://"+addr+"/v1/logs", "application/json", strings.NewReader(js))
+	}
+	if resp, err := post(500 * time.Millisecond); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a second connection with max_connections = 1 was answered %s", resp.Status)
+	}
+	idle.Close()
+	resp, err := post(10 * time.Second)
+	if err != nil {
+		t.Fatalf("after the first connection ended: %v", err)
+	}
+	resp.Body.Close()
+	// The request that gave up waiting was still in the kernel's queue,
+	// whole: it may be stored too.
+	if n := srv.OTLPStats().Records.Load(); resp.StatusCode != 200 || n < 1 || n > 2 {
+		t.Fatalf("%s, %d records stored", resp.Status, n)
 	}
 }
 

@@ -57,11 +57,7 @@ func (s *Server) ServeOTLPGRPC(ln net.Listener) error {
 	// connections, otlpStreams calls at once on each, and flow-control
 	// windows that keep what one connection can make the server hold to
 	// a few of its largest messages.
-	conns := s.cfg.MaxConns
-	if conns == 0 {
-		conns = 4096 // the wire protocol's default
-	}
-	ln = netutil.LimitListener(ln, conns)
+	ln = netutil.LimitListener(ln, s.maxConns())
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.MaxRequestBytes),
 		grpc.MaxConcurrentStreams(otlpStreams),

@@ -63,6 +63,8 @@ type SyslogStats struct {
 	Unparsed atomic.Int64
 	Cut      atomic.Int64
 	Skipped  atomic.Int64
+	// Refused counts TCP connections closed at once for max_connections.
+	Refused atomic.Int64
 }
 
 // ServeSyslog serves the syslog block's listeners (tcp and udp may be
@@ -165,6 +167,16 @@ func (s *Server) acceptSyslog(ln net.Listener) {
 			return // closed, or past the drain's deadline
 		}
 		l.mu.Lock()
+		if len(l.conns) >= s.maxConns() {
+			// As rsyslog's imtcp past MaxSessions: the connection is
+			// closed at once (its sender sees it), the others go on.
+			l.mu.Unlock()
+			c.Close()
+			l.Stats.Refused.Add(1)
+			s.peerWarn.Warn(s.log, "syslog: connection refused", "peer", c.RemoteAddr().String(),
+				"reason", fmt.Sprintf("too many connections (max_connections = %d)", s.maxConns()))
+			continue
+		}
 		if l.closed {
 			// Made before the stop: read until the drain's deadline.
 			c.SetReadDeadline(time.Unix(0, l.drainBy.Load()))

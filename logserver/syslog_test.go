@@ -2,10 +2,13 @@ package logserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +21,14 @@ import (
 
 // syslogServer runs a log server whose syslog block listens on TCP and
 // UDP (loopback, port 0).
-func syslogServer(t *testing.T, byAppName bool) (*Server, string, string, string) {
+func syslogServer(t *testing.T, byAppName bool, edit ...func(*config.ServerConfig)) (*Server, string, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("tok")}, Fsync: "batch", MaxBytes: 1 << 30,
 		Syslog: &config.SyslogConfig{TCP: "127.0.0.1:0", UDP: "127.0.0.1:0", Application: "system", ByAppName: byAppName, MaxMessageBytes: 2048}}}
+	for _, e := range edit {
+		e(cfg.Server)
+	}
 	srv, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +205,66 @@ func TestHostileSyslogClients(t *testing.T) {
 	}
 	if got["parsed"] != 101 || got["unparsed"] != 0 || got["cut"] != 1 || got["skipped"] != 0 {
 		t.Errorf("syslog metrics %v, want parsed 101, unparsed 0, cut 1, skipped 0", got)
+	}
+}
+
+// TestSyslogMaxConnections: past max_connections a syslog TCP
+// connection is closed as soon as it is accepted, and counted; the open
+// ones lose nothing, and one more is taken once another has ended.
+func TestSyslogMaxConnections(t *testing.T) {
+	srv, dir, tcp, _ := syslogServer(t, false, func(sc *config.ServerConfig) { sc.MaxConns = 2 })
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", tcp, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		return c
+	}
+	a, b := dial(), dial()
+	// Each of the two has been accepted once a message of it is stored.
+	fmt.Fprintf(a, "<14>1 - h app - - - from a\n")
+	fmt.Fprintf(b, "<14>1 - h app - - - from b\n")
+	waitStored(t, srv, 2)
+	extra := dial()
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("a third connection with max_connections = 2 read %d bytes, want it closed", n)
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("a third connection with max_connections = 2 was left open")
+	}
+	extra.Close()
+	if got := srv.SyslogStats().Refused.Load(); got != 1 {
+		t.Fatalf("refused %d connections, want 1", got)
+	}
+	fmt.Fprintf(a, "<14>1 - h app - - - again from a\n")
+	b.Close()
+	// b's end is seen by the server in its own time: the next one is
+	// taken once it has, and until then refused (and dialled again).
+	var c net.Conn
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c = dial()
+		fmt.Fprintf(c, "<14>1 - h app - - - from c\n")
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+			break // still open: taken
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("no connection taken within 30s after one of two ended")
+		}
+	}
+	c.Close()
+	a.Close()
+	waitStored(t, srv, 4)
+	var msgs []string
+	for _, r := range storedRecords(t, dir, "system") {
+		msgs = append(msgs, r["msg"])
+	}
+	slices.Sort(msgs)
+	if want := []string{"again from a", "from a", "from b", "from c"}; !slices.Equal(msgs, want) {
+		t.Fatalf("stored %q, want %q", msgs, want)
 	}
 }
 
