@@ -15,7 +15,7 @@ SHELL       := bash
 # bench/ is a module of its own).
 RACE_PKGS := ./...
 
-PLUGINS   := text json protobuf console file network syslog otlp
+PLUGINS   := text json protobuf console file network syslog otlp kafka
 
 .PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins clean
 
@@ -110,7 +110,10 @@ FUZZ_TARGETS := \
 	./plugins/otlp:FuzzAnswer \
 	./internal/shmring:FuzzRead \
 	./internal/wasm/budget:FuzzInstrumentBudget \
-	./config:FuzzParse
+	./config:FuzzParse \
+	./logserver:FuzzKafkaRecord \
+	./logserver:FuzzStaged \
+	./internal/wasm:FuzzKafkaRecords
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)

@@ -95,6 +95,8 @@ type Allow struct {
 	Stderr      bool     // the host's standard error as the plugin's
 	// Endpoints the plugin may dial, by the name it dials.
 	Endpoints map[string]EndpointConfig
+	// Kafka clusters the plugin may produce to, by the name it names.
+	Kafka map[string]*KafkaConfig
 }
 
 // EndpointConfig is a network destination granted to a transport. The
@@ -164,7 +166,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 
 // builtinPlugins are the plugins that ship with logtk, referred to by
 // name in plugins.hcl.
-var builtinPlugins = []string{"text", "json", "protobuf", "console", "file", "network", "syslog", "otlp"}
+var builtinPlugins = []string{"text", "json", "protobuf", "console", "file", "network", "syslog", "otlp", "kafka"}
 
 // pluginSearchPath lists where built-in plugins are looked for.
 func pluginSearchPath(pluginDir, baseDir string) []string {
@@ -495,9 +497,24 @@ func allowAttrs(a *Allow, baseDir string) attrs {
 }
 
 func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
-	content, diags := allowAttrs(a, baseDir).lenient(blk.Body, hcl.BlockHeaderSchema{Type: "endpoint", LabelNames: []string{"name"}})
+	content, diags := allowAttrs(a, baseDir).lenient(blk.Body, hcl.BlockHeaderSchema{Type: "endpoint", LabelNames: []string{"name"}},
+		hcl.BlockHeaderSchema{Type: "kafka", LabelNames: []string{"name"}})
 	for _, blk := range content.Blocks {
 		name := blk.Labels[0]
+		if blk.Type == "kafka" {
+			if _, dup := a.Kafka[name]; dup {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate kafka cluster",
+					Detail: fmt.Sprintf("kafka cluster %q is granted twice.", name), Subject: blk.LabelRanges[0].Ptr()})
+				continue
+			}
+			k, d := decodeKafka(blk, baseDir, false)
+			diags = append(diags, d...)
+			if a.Kafka == nil {
+				a.Kafka = map[string]*KafkaConfig{}
+			}
+			a.Kafka[name] = k
+			continue
+		}
 		if _, dup := a.Endpoints[name]; dup {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate endpoint",
 				Detail: fmt.Sprintf("endpoint %q is granted twice.", name), Subject: blk.LabelRanges[0].Ptr()})

@@ -43,6 +43,9 @@ type ServerConfig struct {
 	Syslog *SyslogConfig
 	// OTLP, when set, also receives OpenTelemetry logs (docs/otlp.md).
 	OTLP *OTLPConfig
+	// Kafka, when set, also reads topics as a member of a consumer group
+	// (docs/kafka.md).
+	Kafka *KafkaConfig
 }
 
 // OTLPConfig is a server's otlp block: OTLP/HTTP and OTLP/gRPC receivers
@@ -176,7 +179,8 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 	sc := &ServerConfig{Fsync: "batch", MaxBytes: 1 << 30}
 	var tokens []string
 	var fileTokens [][]byte
-	content, diags := serverAttrs(sc, baseDir, &tokens, &fileTokens).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"}, hcl.BlockHeaderSchema{Type: "syslog"}, hcl.BlockHeaderSchema{Type: "otlp"})
+	content, diags := serverAttrs(sc, baseDir, &tokens, &fileTokens).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"}, hcl.BlockHeaderSchema{Type: "syslog"}, hcl.BlockHeaderSchema{Type: "otlp"},
+		hcl.BlockHeaderSchema{Type: "kafka"})
 	if content == nil {
 		return nil, diags
 	}
@@ -217,6 +221,8 @@ func decodeServer(blk *hcl.Block, baseDir string) (*ServerConfig, hcl.Diagnostic
 			sc.OTLP, d = decodeOTLP(tb, baseDir)
 		case "syslog":
 			sc.Syslog, d = decodeSyslog(tb, baseDir)
+		case "kafka":
+			sc.Kafka, d = decodeKafka(tb, baseDir, true)
 		default:
 			sc.TLS, d = decodeServerTLS(tb, baseDir)
 		}

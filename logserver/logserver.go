@@ -53,8 +53,13 @@ type Server struct {
 	syslog   syslogListeners
 	otlp     otlpReceiver
 	otlpGRPC otlpGRPCReceiver
-	ingestMu sync.Mutex      // syslog and OTLP batches' ids and appends (storeBatches)
-	peerWarn server.QuietLog // what peers do wrong (refused requests, skipped messages)
+	kafka    kafkaReader
+	// kafkaHook, when set (tests), is called at the points of a Kafka
+	// cycle ("staged", "committed"); an error ends the cycle there, as a
+	// crash would.
+	kafkaHook func(point string) error
+	ingestMu  sync.Mutex      // syslog and OTLP batches' ids and appends (storeBatches)
+	peerWarn  server.QuietLog // what peers do wrong (refused requests, skipped messages)
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -192,6 +197,12 @@ func (s *Server) ListenAndServe() error {
 			return err
 		}
 	}
+	if s.cfg.Kafka != nil {
+		if err := s.ServeKafka(); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	return s.Serve(ln)
 }
 
@@ -275,6 +286,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.syslog.close()
 	s.otlp.close(ctx)
 	s.otlpGRPC.close()
+	s.kafka.close()
 	if serving {
 		<-s.served
 	}

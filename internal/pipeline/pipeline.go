@@ -40,6 +40,7 @@ import (
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/entries"
+	"github.com/logtk/logtk/internal/kafka"
 	"github.com/logtk/logtk/internal/marks"
 	"github.com/logtk/logtk/internal/metrics"
 	"github.com/logtk/logtk/internal/wasm"
@@ -261,6 +262,21 @@ func (p *Pipeline) load(ctx context.Context, name, path, sha string, limits conf
 		}
 		grants.Endpoints[ep] = we
 	}
+	for cluster, c := range allow.Kafka {
+		// The host's client, which the plugin produces through
+		// (kafka_produce); the module closes it.
+		kp, err := kafka.NewProducer(c)
+		if err != nil {
+			for _, g := range grants.Kafka {
+				g.Producer.Close()
+			}
+			return nil, fmt.Errorf("%s: kafka cluster %q: %w", name, cluster, err)
+		}
+		if grants.Kafka == nil {
+			grants.Kafka = map[string]wasm.KafkaGrant{}
+		}
+		grants.Kafka[cluster] = wasm.KafkaGrant{Topics: c.Topics, Producer: kp}
+	}
 	m, err := wasm.Load(ctx, b, wasm.Options{
 		Name:   name,
 		Limits: wasm.Limits{MemoryBytes: limits.MemoryBytes, CallTimeout: limits.CallTimeout, NoCallTimeout: limits.NoCallTimeout},
@@ -269,6 +285,9 @@ func (p *Pipeline) load(ctx context.Context, name, path, sha string, limits conf
 		Logger: p.log.Named(strings.ReplaceAll(name, " ", ".")),
 	})
 	if err != nil {
+		for _, g := range grants.Kafka {
+			g.Producer.Close()
+		}
 		return nil, err
 	}
 	p.loaded = append(p.loaded, m)

@@ -283,6 +283,15 @@ func (s *Store) Held(application, sender string) []WorkerSeq {
 	return out
 }
 
+// HeldOf returns Held's seq for one worker instance of sender in
+// application, and whether it holds any.
+func (s *Store) HeldOf(application, sender, worker string, index uint32) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq, ok := s.held[application+"/"+sender][WorkerSeq{Worker: worker, Index: index}]
+	return seq, ok
+}
+
 // noteHeld adds a durable batch's seqs to Held (with s.mu held).
 func (s *Store) noteHeld(key string, seqs []WorkerSeq) {
 	if len(seqs) == 0 {

@@ -101,6 +101,8 @@ type Grants struct {
 	Stdout, Stderr io.Writer
 	// Endpoints the plugin may dial by name (net_dial).
 	Endpoints map[string]Endpoint
+	// Kafka clusters the plugin may produce to by name (kafka_produce).
+	Kafka map[string]KafkaGrant
 }
 
 // Options configure Load.
@@ -183,7 +185,8 @@ func compilationCache(dir string) wazero.CompilationCache {
 
 // allowedImports are the only host functions a plugin may import besides
 // WASI.
-var allowedImports = map[string]bool{"log": true, "net_dial": true, "net_write": true, "net_read": true, "net_close": true, "net_error": true}
+var allowedImports = map[string]bool{"log": true, "net_dial": true, "net_write": true, "net_read": true, "net_close": true, "net_error": true,
+	"kafka_produce": true, "kafka_wait": true, "kafka_error": true}
 
 // Load compiles a plugin, checks its imports, exports, ABI version and
 // digest, and reads its Info. It does no I/O beyond reading the cache.
@@ -319,7 +322,11 @@ func (m *Module) Info() Info { return m.info }
 func (m *Module) SHA256() string { return m.digest }
 
 // Close releases the module and all its instances.
-func (m *Module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+func (m *Module) Close(ctx context.Context) error {
+	err := m.rt.Close(ctx)
+	m.closeKafka()
+	return err
+}
 
 func (m *Module) instantiateHostModule(ctx context.Context) error {
 	b := m.rt.NewHostModuleBuilder("logtk")
@@ -327,8 +334,12 @@ func (m *Module) instantiateHostModule(ctx context.Context) error {
 	sigs := map[string][]api.ValueType{
 		"net_dial": {i32, i32}, "net_write": {i32, i32, i32}, "net_read": {i32, i32, i32, i32},
 		"net_close": {i32}, "net_error": {i32, i32},
+		"kafka_produce": {i32, i32, i32, i32, i32, i32}, "kafka_wait": {i32, i32}, "kafka_error": {i32, i32},
 	}
 	for name, fn := range m.netFunctions() {
+		b = b.NewFunctionBuilder().WithGoModuleFunction(fn, sigs[name], []api.ValueType{i32}).Export(name)
+	}
+	for name, fn := range m.kafkaFunctions() {
 		b = b.NewFunctionBuilder().WithGoModuleFunction(fn, sigs[name], []api.ValueType{i32}).Export(name)
 	}
 	_, err := b.
@@ -367,12 +378,13 @@ func logAt(l hclog.Logger, level int32, msg string) {
 
 // Instance is one instantiation of a Module. Not safe for concurrent use.
 type Instance struct {
-	net  *netState
-	dirs []*rootfs.FS // the granted directories, released at Close
-	m    *Module
-	mod  api.Module
-	abi  uint32 // the ABI version the plugin speaks
-	fns  map[string]api.Function
+	net   *netState
+	kafka *kafkaState
+	dirs  []*rootfs.FS // the granted directories, released at Close
+	m     *Module
+	mod   api.Module
+	abi   uint32 // the ABI version the plugin speaks
+	fns   map[string]api.Function
 	// keepsMarks: the transport answered logtk_marks with 0, so every
 	// logtk_write input carries its batch's marks.
 	keepsMarks bool
@@ -414,6 +426,7 @@ type Instance struct {
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	inst := &Instance{
 		net:    &netState{conns: map[int32]net.Conn{}},
+		kafka:  &kafkaState{tickets: map[int32]*kafkaTicket{}},
 		m:      m,
 		fns:    map[string]api.Function{},
 		stdout: &lineLogger{l: m.log(), level: 9},

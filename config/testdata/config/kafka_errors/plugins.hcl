@@ -1,0 +1,31 @@
+format "pb" {
+  plugin = "protobuf"
+}
+
+transport "kafka" {
+  plugin = "kafka"
+  format = "pb"
+  config {
+    cluster     = "events"
+    topic       = "logs"
+    sender      = "web-1"
+    application = "shop"
+  }
+  allow {
+    kafka "events" {
+      brokers     = ["k1.internal"]
+      topics      = ["logs", "no/slash"]
+      compression = "brotli"
+      timeout     = "10ms"
+      sasl {
+        mechanism = "GSSAPI"
+        username  = ""
+        password  = "x"
+      }
+    }
+    kafka "events" {
+      brokers = []
+      topics  = []
+    }
+  }
+}

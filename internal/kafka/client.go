@@ -1,0 +1,174 @@
+// Package kafka is logtk's Kafka client side, on franz-go: the producer
+// behind the kafka_* host functions a transport plugin is granted
+// (Producer), and the log server's consumer-group reader (Consumer).
+// docs/kafka.md says what each guarantees.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/wasm"
+)
+
+// ClientOpts are the options every client of a cluster takes: brokers,
+// TLS, SASL, client id, dial timeout.
+func ClientOpts(c *config.KafkaConfig) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
+	if c.DialTimeout > 0 {
+		opts = append(opts, kgo.DialTimeout(c.DialTimeout))
+	}
+	if c.TLS != nil {
+		tc, err := c.TLS.Build()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if s := c.SASL; s != nil {
+		switch s.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
+		default:
+			return nil, fmt.Errorf("SASL mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+		}
+	}
+	return opts, nil
+}
+
+// maxBuffered bounds the records a Producer holds unacknowledged: the
+// host keeps at most 32 batches on their way per transport, so this is
+// room for large batches, not a queue.
+const maxBuffered = 1 << 21
+
+// Producer produces for a plugin (wasm.KafkaProducer): idempotent, every
+// in-sync replica acknowledging (acks=all), records of one key to one
+// partition in the order produced (Kafka's murmur2 hash of the key, as
+// the Java client). It retries a record for as long as Kafka refuses it
+// for a reason that may pass, in order, so that a record is never written
+// after one produced later to its partition; a record Kafka refuses for
+// good (too large, not authorised) fails its produce with ErrRefused.
+// When the brokers acknowledge nothing for Timeout while records wait,
+// further produces fail at once (ErrStalled), so that the host stops
+// sending and retries (and spools); those waiting go on being retried
+// and may still be written.
+type Producer struct {
+	cl      *kgo.Client
+	timeout time.Duration
+	// lastAck is when the brokers last acknowledged a record (unix ns);
+	// waiting counts the records not yet acknowledged or failed.
+	lastAck atomic.Int64
+	waiting atomic.Int64
+	closed  atomic.Bool
+}
+
+// ErrRefused wraps the error of a record Kafka refused for good.
+var ErrRefused = wasm.ErrKafkaRefused
+
+// ErrStalled is a produce refused because the brokers acknowledged
+// nothing for the producer's Timeout while records waited.
+var ErrStalled = errors.New("kafka has acknowledged nothing")
+
+// NewProducer makes the producer of a granted cluster.
+func NewProducer(c *config.KafkaConfig) (*Producer, error) {
+	opts, err := ClientOpts(c)
+	if err != nil {
+		return nil, err
+	}
+	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
+		"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(), "": kgo.ZstdCompression()}[c.Compression]
+	opts = append(opts,
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.MaxBufferedRecords(maxBuffered),
+		kgo.ProducerLinger(0),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{cl: cl, timeout: c.Timeout}
+	if p.timeout <= 0 {
+		p.timeout = 30 * time.Second
+	}
+	p.lastAck.Store(time.Now().UnixNano())
+	return p, nil
+}
+
+// Produce implements wasm.KafkaProducer.
+func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(error)) {
+	if p.closed.Load() {
+		done(errors.New("the Kafka client is closed"))
+		return
+	}
+	if w := p.waiting.Load(); w > 0 {
+		if since := time.Since(time.Unix(0, p.lastAck.Load())); since > p.timeout {
+			done(fmt.Errorf("%w for %s; %d records wait (brokers %v)", ErrStalled, since.Round(time.Second), w, p.cl.OptValue(kgo.SeedBrokers)))
+			return
+		}
+	} else {
+		p.lastAck.Store(time.Now().UnixNano())
+	}
+	var (
+		left    = int64(len(recs))
+		mu      sync.Mutex
+		firstEr error
+	)
+	p.waiting.Add(left)
+	ctx := context.Background()
+	for i := range recs {
+		r := &kgo.Record{Topic: topic, Key: recs[i].Key, Value: recs[i].Value}
+		if len(recs[i].Headers) > 0 {
+			r.Headers = make([]kgo.RecordHeader, len(recs[i].Headers))
+			for j, h := range recs[i].Headers {
+				r.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+			}
+		}
+		p.cl.TryProduce(ctx, r, func(_ *kgo.Record, err error) {
+			p.waiting.Add(-1)
+			if err == nil {
+				p.lastAck.Store(time.Now().UnixNano())
+			} else {
+				if ke := (*kerr.Error)(nil); errors.As(err, &ke) && !ke.Retriable {
+					err = fmt.Errorf("%w: %w", ErrRefused, err)
+				}
+				mu.Lock()
+				if firstEr == nil {
+					firstEr = err
+				}
+				mu.Unlock()
+			}
+			if atomic.AddInt64(&left, -1) == 0 {
+				mu.Lock()
+				e := firstEr
+				mu.Unlock()
+				done(e)
+			}
+		})
+	}
+}
+
+// Close gives what is on its way up to 5 seconds, then ends the client.
+func (p *Producer) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.cl.Flush(ctx)
+	p.cl.Close()
+}
