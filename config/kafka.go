@@ -47,6 +47,11 @@ type KafkaConfig struct {
 	// Application is what a record that is not logtk's (no identity
 	// headers) is stored under. Default "kafka".
 	Application string
+	// SessionTimeout is how long the group waits for a member that stopped
+	// answering (one that died) before its partitions go to the others.
+	// Default 45s; the brokers bound it (group.min.session.timeout.ms,
+	// 6s, and group.max.session.timeout.ms, 30m, by default).
+	SessionTimeout time.Duration
 }
 
 // SASLConfig authenticates to Kafka brokers.
@@ -69,6 +74,9 @@ func kafkaAttrs(k *KafkaConfig, server bool) attrs {
 		return append(as,
 			attr{"group", true, into(&k.Group, nonEmpty)},
 			attr{"member", false, into(&k.Member, memberName)},
+			attr{"session_timeout", false, duration(&k.SessionTimeout, func(d time.Duration) bool { return d >= time.Second && d <= 30*time.Minute }, func(name, s string) string {
+				return fmt.Sprintf("%s = %q: use a duration from 1s to 30m.", name, s)
+			})},
 			attr{"application", false, into(&k.Application, applicationName)})
 	}
 	return append(as,
@@ -81,7 +89,7 @@ func kafkaAttrs(k *KafkaConfig, server bool) attrs {
 func decodeKafka(blk *hcl.Block, baseDir string, server bool) (*KafkaConfig, hcl.Diagnostics) {
 	k := &KafkaConfig{ClientID: "logtk", DialTimeout: 10 * time.Second, Compression: "zstd", Timeout: 30 * time.Second}
 	if server {
-		k.Compression, k.Timeout, k.Application = "", 0, "kafka"
+		k.Compression, k.Timeout, k.Application, k.SessionTimeout = "", 0, "kafka", 45*time.Second
 	}
 	content, diags := kafkaAttrs(k, server).content(blk.Body, hcl.BlockHeaderSchema{Type: "tls"}, hcl.BlockHeaderSchema{Type: "sasl"})
 	if content == nil {

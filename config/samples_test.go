@@ -98,3 +98,26 @@ func TestDocsHCLValid(t *testing.T) {
 		t.Fatalf("found %d hcl blocks in the documentation", blocks)
 	}
 }
+
+// TestExampleConfigs: every configuration under examples/ loads, but for
+// what must be built first (a worker's command, the example plugins of
+// examples/custom: make examples).
+func TestExampleConfigs(t *testing.T) {
+	usePluginDir(t)
+	files, _ := filepath.Glob("../examples/*/*.hcl")
+	if len(files) < 2 {
+		t.Fatalf("found %d example configurations", len(files))
+	}
+	for _, f := range files {
+		_, err := Load(f)
+		diags, _ := err.(hcl.Diagnostics)
+		for _, d := range diags {
+			if d.Summary != "Command not found" && !(d.Summary == "Plugin not found" && strings.Contains(d.Detail, "/examples/")) {
+				t.Errorf("%s: %s: %s", f, d.Summary, d.Detail)
+			}
+		}
+		if err != nil && diags == nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -2,51 +2,100 @@ package host
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/logread"
+	"github.com/logtk/logtk/internal/testlog"
 	"github.com/logtk/logtk/logserver"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
-// kafkaCluster starts an in-process Kafka cluster (kfake) of n brokers
-// with topic "logs" in the given number of partitions.
-func kafkaCluster(t *testing.T, brokers int, partitions int32) *kfake.Cluster {
+// kafkaEnv is the Kafka the tests produce to and read from: kfake, an
+// in-process cluster of 3 brokers, or a real Kafka (or Redpanda) when
+// LOGTK_KAFKA_BROKERS names its brokers (examples/kafka runs one).
+type kafkaEnv struct {
+	c       *kfake.Cluster // nil for a real Kafka
+	brokers []string
+	topic   string
+	group   string // the log servers' group
+}
+
+func (e *kafkaEnv) addrs() []string {
+	if e.c != nil {
+		return e.c.ListenAddrs()
+	}
+	return e.brokers
+}
+
+// newKafkaEnv makes a topic of the given partitions: "logs" in a new
+// kfake cluster, or a topic of its own in the real Kafka.
+func newKafkaEnv(t *testing.T, partitions int32, opts ...kfake.Opt) *kafkaEnv {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(brokers), kfake.SeedTopics(partitions, "logs"))
+	if b := os.Getenv("LOGTK_KAFKA_BROKERS"); b != "" {
+		e := &kafkaEnv{brokers: strings.Split(b, ","), topic: fmt.Sprintf("logtk-test-%d", time.Now().UnixNano())}
+		e.group = e.topic + "-servers"
+		cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, e.topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			t.Fatalf("creating topic %s on %v: %v", e.topic, e.brokers, err)
+		}
+		return e
+	}
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3), kfake.SeedTopics(partitions, "logs")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return &kafkaEnv{c: c, topic: "logs", group: "servers"}
 }
 
-// kafkaTransport is the kafka transport block producing to c's "logs"
-// topic as sender "h1", application "app".
-func kafkaTransport(t *testing.T, c *kfake.Cluster) config.TransportConfig {
+// kafkaTransport is the kafka transport block producing to e's topic as
+// sender "h1", application "app".
+func kafkaTransport(t *testing.T, e *kafkaEnv) config.TransportConfig {
 	return config.TransportConfig{
 		Name: "kafka", Plugin: plugintest.Build(t, "../plugins/kafka/plugin"), Format: "pb",
-		Config: []byte(`{"cluster":"main","topic":"logs","sender":"h1","application":"app","hostname":"box"}`),
+		Config: fmt.Appendf(nil, `{"cluster":"main","topic":%q,"sender":"h1","application":"app","hostname":"box"}`, e.topic),
 		Allow: config.Allow{Kafka: map[string]*config.KafkaConfig{"main": {
-			Brokers: c.ListenAddrs(), Topics: []string{"logs"}, ClientID: "logtk", DialTimeout: 5 * time.Second,
+			Brokers: e.addrs(), Topics: []string{e.topic}, ClientID: "logtk", DialTimeout: 5 * time.Second,
 			Compression: "zstd", Timeout: 30 * time.Second}}},
 	}
 }
 
 // readTopic reads every record of topic up to its end offsets at the
 // time of the call.
-func readTopic(t *testing.T, c *kfake.Cluster, topic string, want int) []*kgo.Record {
+func readTopic(t *testing.T, e *kafkaEnv, want int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	topic := e.topic
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.addrs()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +128,13 @@ func header(r *kgo.Record, key string) string {
 // records in one partition in seq order, each with its identity in the
 // headers and the record itself as the value.
 func TestKafkaTransport(t *testing.T) {
-	c := kafkaCluster(t, 3, 4)
+	e := newKafkaEnv(t, 4)
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})
 	w.Count = 3
 	cfg := &config.Config{
 		Workers:       []config.WorkerConfig{w},
 		Formats:       []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
-		Transports:    []config.TransportConfig{kafkaTransport(t, c)},
+		Transports:    []config.TransportConfig{kafkaTransport(t, e)},
 		DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
 	}
 	h, err := New(cfg, Options{Logger: testLogger(t)})
@@ -98,7 +147,7 @@ func TestKafkaTransport(t *testing.T) {
 		t.Fatalf("undelivered: %+v", u)
 	}
 	routed := int(h.routed.Load())
-	recs := readTopic(t, c, "logs", routed)
+	recs := readTopic(t, e, routed)
 	if len(recs) != routed {
 		t.Fatalf("%d records in the topic, %d routed", len(recs), routed)
 	}
@@ -148,12 +197,12 @@ func TestKafkaTransport(t *testing.T) {
 	}
 }
 
-// kafkaServer starts a log server reading c's "logs" topic as a member
-// of group "servers", storing into dir.
-func kafkaServer(t *testing.T, c *kfake.Cluster, dir string) *logserver.Server {
+// kafkaServer starts a log server reading e's topic as a member of e's
+// group, storing into dir.
+func kafkaServer(t *testing.T, e *kafkaEnv, dir string) *logserver.Server {
 	t.Helper()
 	srv, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("0123456789abcdef")}, Fsync: "batch", MaxBytes: 1 << 30,
-		Kafka: &config.KafkaConfig{Brokers: c.ListenAddrs(), Topics: []string{"logs"}, Group: "servers", ClientID: "logtk-server", DialTimeout: 5 * time.Second, Application: "kafka"}}},
+		Kafka: &config.KafkaConfig{Brokers: e.addrs(), Topics: []string{e.topic}, Group: e.group, ClientID: "logtk-server", DialTimeout: 5 * time.Second, Application: "kafka", SessionTimeout: 10 * time.Second}}},
 		logserver.Options{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -191,16 +240,16 @@ func storedByInstance(t *testing.T, dirs []string, app string) map[string][]uint
 // in the consumer group: every record stored once, in order per worker
 // instance, stamped with the sender and hostname it was produced with.
 func TestKafkaEndToEnd(t *testing.T) {
-	c := kafkaCluster(t, 3, 4)
+	e := newKafkaEnv(t, 4)
 	dir := t.TempDir()
-	srv := kafkaServer(t, c, dir)
+	srv := kafkaServer(t, e, dir)
 	defer srv.Shutdown(context.Background())
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "5000"})
 	w.Count = 3
 	cfg := &config.Config{
 		Workers:       []config.WorkerConfig{w},
 		Formats:       []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
-		Transports:    []config.TransportConfig{kafkaTransport(t, c)},
+		Transports:    []config.TransportConfig{kafkaTransport(t, e)},
 		DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
 	}
 	h, err := New(cfg, Options{Logger: testLogger(t)})
@@ -235,4 +284,315 @@ func TestKafkaEndToEnd(t *testing.T) {
 	if d := srv.KafkaStats().Duplicates.Load(); d != 0 {
 		t.Errorf("%d duplicates dropped, none expected", d)
 	}
+}
+
+// runKafkaServer runs a log server with the configuration (JSON) at
+// path, its kafka block read, until SIGTERM.
+func runKafkaServer(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var cfg config.Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv, err := logserver.New(&cfg, logserver.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info})})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := srv.ServeKafka(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// kafkaServerProcess is a log server reading Kafka in a child process.
+type kafkaServerProcess struct {
+	t      *testing.T
+	cfg    string
+	cmd    *exec.Cmd
+	exited chan error
+	stderr *testlog.Buffer
+}
+
+func newKafkaServerProcess(t *testing.T, e *kafkaEnv, dir, member string) *kafkaServerProcess {
+	session := 2 * time.Second // kfake takes it (GroupMinSessionTimeout)
+	if e.c == nil {
+		session = 6 * time.Second // Kafka's group.min.session.timeout.ms
+	}
+	cfg := &config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("0123456789abcdef")}, Fsync: "batch", MaxBytes: 1 << 30,
+		Kafka: &config.KafkaConfig{Brokers: e.addrs(), Topics: []string{e.topic}, Group: e.group, Member: member, ClientID: member,
+			DialTimeout: 5 * time.Second, Application: "kafka", SessionTimeout: session}}}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "server.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &kafkaServerProcess{t: t, cfg: path}
+}
+
+func (sp *kafkaServerProcess) start() {
+	sp.t.Helper()
+	sp.cmd = exec.Command(os.Args[0])
+	sp.cmd.Env = append(os.Environ(), "LOGTK_TEST_KAFKA_SERVER="+sp.cfg)
+	sp.stderr = &testlog.Buffer{}
+	sp.cmd.Stderr = sp.stderr
+	if err := sp.cmd.Start(); err != nil {
+		sp.t.Fatal(err)
+	}
+	sp.exited = make(chan error, 1)
+	cmd := sp.cmd
+	go func() { sp.exited <- cmd.Wait() }()
+	sp.t.Cleanup(func() { cmd.Process.Kill() })
+}
+
+func (sp *kafkaServerProcess) kill() {
+	sp.cmd.Process.Kill()
+	<-sp.exited
+}
+
+func (sp *kafkaServerProcess) stop() {
+	sp.t.Helper()
+	sp.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-sp.exited:
+		if err != nil {
+			sp.t.Fatalf("server: %v\n%s", err, sp.stderr)
+		}
+	case <-time.After(time.Minute):
+		sp.cmd.Process.Kill()
+		sp.t.Fatalf("server not stopped after a minute\n%s", sp.stderr)
+	}
+}
+
+// groupLag is what e's group has not committed of e's topic.
+func groupLag(t *testing.T, e *kafkaEnv) int64 {
+	t.Helper()
+	group := e.group
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, e.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Logf("end offsets: %v", err)
+		return -1
+	}
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		offs, err = nil, nil // nothing committed yet
+	}
+	if err != nil {
+		t.Logf("group offsets: %v", err)
+		return -1
+	}
+	var lag int64
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := offs.Lookup(o.Topic, o.Partition)
+		if !ok {
+			lag += o.Offset
+			return
+		}
+		lag += o.Offset - c.At
+	})
+	return lag
+}
+
+// TestKafkaScale: 4 workers' records (1,000,000; 40,000 under the race
+// detector) through the kafka transport into a 3-broker Kafka while its
+// partition leaders move and its brokers are stopped and started; then
+// two log servers read the topic as one group, one is SIGKILLed while it
+// reads and started again. Every record is stored exactly once, across
+// the two stores, each store holding each worker's records in order.
+func TestKafkaScale(t *testing.T) {
+	perWorker := 250_000
+	if raceEnabled {
+		perWorker = 10_000
+	}
+	const workers = 4
+	e := newKafkaEnv(t, 8, kfake.GroupMinSessionTimeout(time.Second))
+	c := e.c
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("seed %d", seed)
+
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": itoa(perWorker)})
+	w.Count = workers
+	cfg := &config.Config{
+		Workers:       []config.WorkerConfig{w},
+		Formats:       []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+		Transports:    []config.TransportConfig{kafkaTransport(t, e)},
+		DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
+	}
+	h, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	// Faults while the host produces: leaders move, a broker stops and
+	// starts again.
+	stopFaults := make(chan struct{})
+	faultsDone := make(chan int)
+	go func() {
+		n := 0
+		every := 50 * time.Millisecond
+		if raceEnabled {
+			every = 250 * time.Millisecond // fewer, for a run 10 times slower
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			if c == nil {
+				<-stopFaults // a real Kafka: its operator moves its leaders
+				faultsDone <- 0
+				return
+			}
+			select {
+			case <-stopFaults:
+				faultsDone <- n
+				return
+			case <-tick.C:
+			}
+			n++
+			switch rng.IntN(4) {
+			case 0, 1:
+				c.ShufflePartitionLeaders()
+			case 2:
+				c.MoveTopicPartition("logs", int32(rng.IntN(8)), int32(rng.IntN(3)))
+			case 3:
+				// Stop a broker, then start it again on its port.
+				node := int32(rng.IntN(3))
+				if err := c.RemoveNode(node); err != nil {
+					continue
+				}
+				if _, _, err := c.AddNode(node, 0); err != nil {
+					t.Errorf("restarting broker %d: %v", node, err)
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	waitDone(t, h, 2*time.Minute)
+	close(stopFaults)
+	t.Logf("%d faults while producing, %s", <-faultsDone, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if u := h.Undelivered(); u.Any() {
+		t.Fatalf("undelivered: %+v", u)
+	}
+	routed := h.routed.Load()
+
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := newKafkaServerProcess(t, e, dirA, "a")
+	b := newKafkaServerProcess(t, e, dirB, "b")
+	a.start()
+	b.start()
+	// Kill a once it has read a while: once the group's lag has fallen.
+	total := groupLag(t, e)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		lag := groupLag(t, e)
+		if lag >= 0 && lag < total*(3+int64(rng.IntN(4)))/10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the servers read nothing within 2 minutes (lag %d)\n%s\n%s", lag, a.stderr, b.stderr)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the group's lag: no event to wait on
+	}
+	a.kill()
+	a.start()
+	for deadline := time.Now().Add(3 * time.Minute); groupLag(t, e) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("lag %d after 3 minutes\n%s\n%s", groupLag(t, e), a.stderr, b.stderr)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the group's lag
+	}
+	a.stop()
+	b.stop()
+	t.Logf("read by two servers, one killed, in %s\na:\n%s\nb:\n%s", time.Since(start).Round(time.Millisecond), a.stderr, b.stderr)
+	got := storedByInstance(t, []string{dirA}, "app")
+	gotB := storedByInstance(t, []string{dirB}, "app")
+	var n int64
+	for i := range workers {
+		k := fmt.Sprintf("h1/flood#%d", i)
+		seen := map[uint64]int{}
+		for _, seqs := range [][]uint64{got[k], gotB[k]} {
+			for j := 1; j < len(seqs); j++ {
+				if seqs[j] <= seqs[j-1] {
+					t.Fatalf("%s: seq %d after %d in one store", k, seqs[j], seqs[j-1])
+				}
+			}
+			for _, s := range seqs {
+				seen[s]++
+			}
+		}
+		for s := uint64(1); s <= uint64(len(seen)); s++ {
+			if seen[s] != 1 {
+				t.Fatalf("%s: seq %d stored %d times (a %d records, b %d)", k, s, seen[s], len(got[k]), len(gotB[k]))
+			}
+		}
+		n += int64(len(seen))
+	}
+	if n < int64(workers*perWorker) || n > routed {
+		t.Fatalf("%d worker records stored, %d logged, %d routed", n, workers*perWorker, routed)
+	}
+}
+
+// TestHostCrashKafka is TestHostCrash through the kafka transport with a
+// spool, into a log server reading the topic: exactly once. A batch the
+// host sends again from its spool after a kill is in the topic twice;
+// the server stores it once.
+func TestHostCrashKafka(t *testing.T) {
+	e := newKafkaEnv(t, 4)
+	testHostCrash(t, func(w config.WorkerConfig) *config.Config {
+		tc := kafkaTransport(t, e)
+		tc.Spool = &config.SpoolConfig{Dir: filepath.Join(t.TempDir(), "spool"), MaxBytes: 1 << 30, WhenFull: "block"}
+		return &config.Config{
+			Workers:       []config.WorkerConfig{w},
+			Formats:       []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+			Transports:    []config.TransportConfig{tc},
+			DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
+		}
+	}, func() []record.Record {
+		dir := t.TempDir()
+		srv := kafkaServer(t, e, dir)
+		for deadline := time.Now().Add(2 * time.Minute); groupLag(t, e) != 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server has not read the topic after 2 minutes (lag %d)", groupLag(t, e))
+			}
+			time.Sleep(10 * time.Millisecond) // polling the group's lag
+		}
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kafka: %d stored, %d duplicates dropped", srv.KafkaStats().Stored.Load(), srv.KafkaStats().Duplicates.Load())
+		files, _ := filepath.Glob(filepath.Join(dir, "app", "records*.pb"))
+		return readLengthPrefixed(t, files)
+	}, true)
 }

@@ -45,6 +45,9 @@ func init() {
 		}
 		select {}
 	}
+	if path := os.Getenv("LOGTK_TEST_KAFKA_SERVER"); path != "" {
+		os.Exit(runKafkaServer(path)) // a log server reading Kafka, for tests that SIGKILL it
+	}
 	if path := os.Getenv("LOGTK_TEST_HOST_CONFIG"); path != "" {
 		os.Exit(runHostProcess(path)) // a host process, for tests that SIGKILL it
 	}

@@ -1,6 +1,7 @@
 package logserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -249,6 +250,12 @@ func (s *Server) kafkaMember(ctx context.Context) error {
 	}
 	opts = append(opts,
 		kgo.ConsumerGroup(kc.Group),
+		kgo.SessionTimeout(cmp.Or(kc.SessionTimeout, 45*time.Second)),
+		kgo.HeartbeatInterval(min(3*time.Second, cmp.Or(kc.SessionTimeout, 45*time.Second)/3)),
+		// How long a rebalance waits for the members to rejoin: a cycle
+		// (a store sync and a commit) is done well within it, and a dead
+		// member holds a rebalance up no longer than this.
+		kgo.RebalanceTimeout(min(time.Minute, max(10*time.Second, 2*cmp.Or(kc.SessionTimeout, 45*time.Second)))),
 		kgo.ConsumeTopics(kc.Topics...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -386,6 +393,7 @@ type kafkaBatch struct {
 	tp          topicPartition
 	entries     []byte
 	stored      int64 // records of ours in it (Stats.Stored once stored)
+	foreign     int64 // foreign records in it (Stats.Foreign once stored)
 }
 
 // readCycle makes a poll's records store batches, one per application,
@@ -464,7 +472,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 				}
 				fb.entries = entries.Append(fb.entries, foreignRecord(kr, why))
 				fb.id = uint64(kr.Offset) + 1
-				r.Stats.Foreign.Add(1)
+				fb.foreign++
 				continue
 			}
 			gk := groupKey{id.app, id.sender, id.worker, id.index}
@@ -541,6 +549,7 @@ func (s *Server) applyCycle(c *kafkaCycleData) error {
 	}
 	for _, b := range applied {
 		s.kafka.Stats.Stored.Add(b.stored)
+		s.kafka.Stats.Foreign.Add(b.foreign)
 		if s.onStored != nil {
 			s.onStored(b.app, b.sender, "logtk.v1.Record", b.entries, b.stamp)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -160,6 +161,26 @@ func TestKafkaReadsOnce(t *testing.T) {
 	checkOnce(t, storedSeqs(t, dir), "h1", 4, 1000)
 	if d := s.KafkaStats().Duplicates.Load(); d != 4*5*50 {
 		t.Fatalf("%d duplicates dropped, want %d", d, 4*5*50)
+	}
+	// The same counts in the metrics.
+	m := newServerMetrics()
+	m.srv = s
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() == "logtk_server_kafka_records_total" {
+			for _, mm := range f.Metric {
+				got[mm.Label[0].GetValue()] = mm.Counter.GetValue()
+			}
+		}
+	}
+	if got["stored"] != float64(n) || got["duplicate"] != 4*5*50 || got["foreign"] != 0 {
+		t.Fatalf("kafka metrics %v", got)
 	}
 }
 

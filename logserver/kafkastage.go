@@ -27,7 +27,8 @@ import (
 //	(Castagnoli) of all before it, 4 bytes little-endian
 //	batch: str(app) str(sender) uvarint(id) str(stamp) str(topic)
 //	       uvarint(partition) uvarint(held n) n x (str(worker)
-//	       uvarint(index) uvarint(seq)) uvarint(records of ours) str(entries)
+//	       uvarint(index) uvarint(seq)) uvarint(records of ours)
+//	       uvarint(foreign records) str(entries)
 //	str: uvarint(length) bytes
 //
 // A file cut short or damaged reads as none: it was being written when
@@ -67,6 +68,7 @@ func encodeStaged(c *kafkaCycleData) []byte {
 			b = binary.AppendUvarint(b, h.Seq)
 		}
 		b = binary.AppendUvarint(b, uint64(x.stored))
+		b = binary.AppendUvarint(b, uint64(x.foreign))
 		b = appendStr(b, x.entries)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -112,6 +114,7 @@ func decodeStaged(b []byte) (*kafkaCycleData, error) {
 			x.held = append(x.held, server.WorkerSeq{Worker: string(str()), Index: uint32(uv()), Seq: uv()})
 		}
 		x.stored = int64(uv())
+		x.foreign = int64(uv())
 		x.entries = str()
 		c.batches = append(c.batches, x)
 	}

@@ -29,6 +29,8 @@ var (
 	descSyslogRefused = prometheus.NewDesc("logtk_server_syslog_connections_refused_total", "syslog TCP connections closed at once because max_connections were open.", nil, nil)
 	descSyslog        = prometheus.NewDesc("logtk_server_syslog_messages_total", "syslog messages received, by result: parsed, unparsed (stored raw with syslog_error), cut (longer than max_message_bytes, stored cut), skipped (octet-counted and too long: not stored).", []string{"result"}, nil)
 	descOTLP          = prometheus.NewDesc("logtk_server_otlp_requests_total", "OTLP/HTTP requests, by result: stored (answered 200), refused (4xx or 5xx).", []string{"result"}, nil)
+	descKafka         = prometheus.NewDesc("logtk_server_kafka_records_total", "Kafka records read, by result: stored (logtk's), duplicate (logtk's, stored already: dropped), foreign (not logtk's: stored with kafka_error), incomplete (logtk's, stored without the rest of their batch).", []string{"result"}, nil)
+	descKafkaCycles   = prometheus.NewDesc("logtk_server_kafka_cycles_total", "Kafka polls stored and committed.", nil, nil)
 	descOTLPRecs      = prometheus.NewDesc("logtk_server_otlp_records_total", "OTLP log records stored.", nil, nil)
 )
 
@@ -58,7 +60,7 @@ func (m *serverMetrics) stored(app string, n int) {
 }
 
 func (m *serverMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descBatches, descRecords, descDups, descRejected, descGaps, descBytes, descSyslog, descSyslogRefused, descOTLP, descOTLPRecs} {
+	for _, d := range []*prometheus.Desc{descConns, descBatches, descRecords, descDups, descRejected, descGaps, descBytes, descSyslog, descSyslogRefused, descOTLP, descOTLPRecs, descKafka, descKafkaCycles} {
 		ch <- d
 	}
 	m.syncSecs.Describe(ch)
@@ -87,6 +89,14 @@ func (m *serverMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descOTLP, prometheus.CounterValue, float64(o.Requests.Load()), "stored")
 			ch <- prometheus.MustNewConstMetric(descOTLP, prometheus.CounterValue, float64(o.Refused.Load()), "refused")
 			ch <- prometheus.MustNewConstMetric(descOTLPRecs, prometheus.CounterValue, float64(o.Records.Load()))
+		}
+		if s.cfg.Kafka != nil {
+			k := &s.kafka.Stats
+			ch <- prometheus.MustNewConstMetric(descKafka, prometheus.CounterValue, float64(k.Stored.Load()), "stored")
+			ch <- prometheus.MustNewConstMetric(descKafka, prometheus.CounterValue, float64(k.Duplicates.Load()), "duplicate")
+			ch <- prometheus.MustNewConstMetric(descKafka, prometheus.CounterValue, float64(k.Foreign.Load()), "foreign")
+			ch <- prometheus.MustNewConstMetric(descKafka, prometheus.CounterValue, float64(k.Incomplete.Load()), "incomplete")
+			ch <- prometheus.MustNewConstMetric(descKafkaCycles, prometheus.CounterValue, float64(k.Cycles.Load()))
 		}
 	}
 	m.mu.Lock()

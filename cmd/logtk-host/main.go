@@ -93,9 +93,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, w := range cfg.Workers {
 			n += w.Count
 		}
-		if cfg.Server != nil {
-			fmt.Fprintf(stdout, "configuration is valid: a server block (listen %s, dir %s, fsync %s, %d tokens), %d formats, %d transports for its stored batches\n",
-				cfg.Server.Listen, cfg.Server.Dir, cfg.Server.Fsync, len(cfg.Server.Tokens), len(cfg.Formats), len(cfg.Transports))
+		if sc := cfg.Server; sc != nil {
+			var also string
+			if sc.Syslog != nil {
+				also += ", syslog"
+			}
+			if sc.OTLP != nil {
+				also += ", OTLP"
+			}
+			if k := sc.Kafka; k != nil {
+				also += fmt.Sprintf(", Kafka topics %s in group %s", strings.Join(k.Topics, ","), k.Group)
+			}
+			fmt.Fprintf(stdout, "configuration is valid: a server block (listen %s, dir %s, fsync %s, %d tokens%s), %d formats, %d transports for its stored batches\n",
+				sc.Listen, sc.Dir, sc.Fsync, len(sc.Tokens), also, len(cfg.Formats), len(cfg.Transports))
 			if len(cfg.Workers) == 0 {
 				return 0
 			}
@@ -469,7 +479,7 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	err = srv.Shutdown(ctx)
 	b, r, d := srv.Stats()
 	logger.Info("log server stopped", "batches", b, "records", r, "duplicates_dropped", d,
-		"syslog_messages", srv.SyslogStats().Messages.Load(), "otlp_records", srv.OTLPStats().Records.Load(), "dir", cfg.Server.Dir)
+		"syslog_messages", srv.SyslogStats().Messages.Load(), "otlp_records", srv.OTLPStats().Records.Load(), "kafka_records", srv.KafkaStats().Stored.Load(), "dir", cfg.Server.Dir)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("stopped with an error", "error", err)
 		return 1
