@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/logread"
@@ -595,4 +597,149 @@ func TestHostCrashKafka(t *testing.T) {
 		files, _ := filepath.Glob(filepath.Join(dir, "app", "records*.pb"))
 		return readLengthPrefixed(t, files)
 	}, true)
+}
+
+// TestKafkaOutageSpools: Kafka takes no records (every produce request's
+// connection is closed): once the brokers have acknowledged nothing for
+// the grant's timeout, the transport fails its batches and the host
+// spools them; when Kafka takes records again, the spool drains. Every
+// record is stored once, in order.
+func TestKafkaOutageSpools(t *testing.T) {
+	e := newKafkaEnv(t, 4)
+	if e.c == nil {
+		t.Skip("an outage is made with kfake's request control; not on a real Kafka")
+	}
+	var down atomic.Bool
+	down.Store(true)
+	e.c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if down.Load() {
+			e.c.KeepControl()
+			return nil, errors.New("the broker is down"), true
+		}
+		e.c.DropControl()
+		return nil, nil, false
+	})
+	spool := filepath.Join(t.TempDir(), "spool")
+	tc := kafkaTransport(t, e)
+	tc.Allow.Kafka["main"].Timeout = 2 * time.Second
+	tc.Spool = &config.SpoolConfig{Dir: spool, MaxBytes: 1 << 30, WhenFull: "block"}
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})
+	w.Count = 2
+	cfg := &config.Config{
+		Workers:       []config.WorkerConfig{w},
+		Formats:       []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+		Transports:    []config.TransportConfig{tc},
+		DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
+	}
+	h, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	for deadline := time.Now().Add(time.Minute); spooled(spool) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing spooled within a minute of Kafka taking no records")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the spool directory
+	}
+	t.Logf("%d batches spooled while Kafka was down", spooled(spool))
+	down.Store(false)
+	waitDone(t, h, 2*time.Minute)
+	if u := h.Undelivered(); u.Any() {
+		t.Fatalf("undelivered: %+v", u)
+	}
+	dir := t.TempDir()
+	srv := kafkaServer(t, e, dir)
+	for deadline := time.Now().Add(time.Minute); groupLag(t, e) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("lag %d after a minute", groupLag(t, e))
+		}
+		time.Sleep(10 * time.Millisecond) // polling the group's lag
+	}
+	srv.Shutdown(context.Background())
+	got := storedByInstance(t, []string{dir}, "app")
+	for i := range 2 {
+		k := fmt.Sprintf("h1/flood#%d", i)
+		seqs := got[k]
+		for j, s := range seqs {
+			if s != uint64(j+1) {
+				t.Fatalf("%s: record %d has seq %d (%d stored)", k, j, s, len(seqs))
+			}
+		}
+		if len(seqs) < 3000 {
+			t.Fatalf("%s: %d records stored", k, len(seqs))
+		}
+	}
+	t.Logf("%d duplicates in the topic dropped by the server", srv.KafkaStats().Duplicates.Load())
+}
+
+// TestKafkaRefusedDeadLetters: a batch Kafka refuses for good
+// (MESSAGE_TOO_LARGE) is not retried for ever: the plugin instance is
+// replaced and the batch sent again, and after three refusals in a row
+// it is dead-lettered with Kafka's reason; the batches after it are
+// delivered. No record is lost: each is in the topic or dead-lettered.
+func TestKafkaRefusedDeadLetters(t *testing.T) {
+	e := newKafkaEnv(t, 1)
+	if e.c == nil {
+		t.Skip("refusals are made with kfake's request control; not on a real Kafka")
+	}
+	var refusing atomic.Bool
+	refusing.Store(true)
+	e.c.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		if !refusing.Load() {
+			e.c.DropControl()
+			return nil, nil, false
+		}
+		e.c.KeepControl()
+		req := r.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.MessageTooLarge.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	dead := filepath.Join(t.TempDir(), "dead")
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "2000"})
+	cfg := &config.Config{
+		Workers:       []config.WorkerConfig{w},
+		Formats:       []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
+		Transports:    []config.TransportConfig{kafkaTransport(t, e)},
+		DeadLetterDir: dead,
+	}
+	h, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	for deadline := time.Now().Add(time.Minute); h.Undelivered().DeadLettered == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing dead-lettered within a minute of Kafka refusing every record")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the host's count
+	}
+	refusing.Store(false)
+	waitDone(t, h, 2*time.Minute)
+	reasons, _ := filepath.Glob(filepath.Join(dead, "*.reason"))
+	if len(reasons) == 0 {
+		t.Fatal("no .reason file beside the dead letters")
+	}
+	why, _ := os.ReadFile(reasons[0])
+	if !strings.Contains(string(why), "MESSAGE_TOO_LARGE") {
+		t.Fatalf("reason %q does not name Kafka's", why)
+	}
+	lettered := h.Undelivered().DeadLettered
+	routed := h.routed.Load()
+	recs := readTopic(t, e, int(routed-lettered))
+	if int64(len(recs))+lettered != routed {
+		t.Fatalf("%d records in the topic + %d dead-lettered, %d routed", len(recs), lettered, routed)
+	}
+	t.Logf("%d records dead-lettered (%s), %d delivered", lettered, strings.TrimSpace(string(why)), len(recs))
 }

@@ -79,11 +79,21 @@ func (t *KafkaTicket) Wait(timeout time.Duration) (bool, error) {
 	case n == 0:
 		return false, nil
 	case n == -9:
-		return false, fmt.Errorf("%w: %s", ErrKafkaRefused, kafkaLastError())
+		msg := kafkaLastError()
+		if msg == "" {
+			msg = ErrKafkaRefused.Error()
+		}
+		return false, kafkaRefused{msg}
 	default:
 		return false, kafkaErr("wait", n)
 	}
 }
+
+// kafkaRefused is ErrKafkaRefused with the host's message.
+type kafkaRefused struct{ msg string }
+
+func (e kafkaRefused) Error() string        { return e.msg }
+func (e kafkaRefused) Is(target error) bool { return target == ErrKafkaRefused }
 
 var kafkaErrNames = map[int32]string{-1: "not granted", -3: "produce failed", -4: "bad ticket",
 	-5: "buffer outside memory", -6: "too many tickets", -8: "malformed records"}

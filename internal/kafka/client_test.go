@@ -1,0 +1,115 @@
+package kafka
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/wasm"
+)
+
+// TestProducerStalls: while the brokers take nothing, a produce waits;
+// once they have acknowledged nothing for the timeout, further produces
+// fail at once (ErrStalled, a failure that may pass); when they take
+// records again, the waiting ones are written, in order, and produces
+// go through again.
+func TestProducerStalls(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var down atomic.Bool
+	down.Store(true)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if down.Load() {
+			c.KeepControl()
+			return nil, errors.New("down"), true
+		}
+		c.DropControl()
+		return nil, nil, false
+	})
+	p, err := NewProducer(&config.KafkaConfig{Brokers: c.ListenAddrs(), ClientID: "t", Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	produce := func(v string) chan error {
+		ch := make(chan error, 1)
+		p.Produce("t", []wasm.KafkaRecord{{Key: []byte("k"), Value: []byte(v)}}, func(err error) { ch <- err })
+		return ch
+	}
+	first := produce("1")
+	// Until the timeout has passed with nothing acknowledged, produces
+	// are taken; after it, they fail at once.
+	var stalled error
+	for deadline := time.Now().Add(10 * time.Second); stalled == nil; {
+		select {
+		case err := <-produce("later"):
+			stalled = err // failed at once (taken ones do not answer while down)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("produces still taken 10s into an outage with a 200ms timeout")
+		}
+	}
+	if !errors.Is(stalled, ErrStalled) || errors.Is(stalled, wasm.ErrKafkaRefused) {
+		t.Fatalf("a produce during the outage failed with %v, want ErrStalled", stalled)
+	}
+	down.Store(false)
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatalf("the waiting record failed: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting record not written 30s after the brokers came back")
+	}
+	select {
+	case err := <-produce("after"):
+		if err != nil {
+			t.Fatalf("a produce after the outage: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a produce after the outage not acknowledged within 30s")
+	}
+}
+
+// TestProducerRefused: a record Kafka refuses for good (larger than a
+// batch may be) fails its produce with ErrRefused (kafka_wait's -9: the
+// plugin does not ask for it again), and the records after it go
+// through.
+func TestProducerRefused(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := NewProducer(&config.KafkaConfig{Brokers: c.ListenAddrs(), ClientID: "t", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	wait := func(v []byte) error {
+		ch := make(chan error, 1)
+		p.Produce("t", []wasm.KafkaRecord{{Key: []byte("k"), Value: v}}, func(err error) { ch <- err })
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("no answer within 30s")
+			return nil
+		}
+	}
+	if err := wait(make([]byte, 2<<20)); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a 2 MiB record: %v, want ErrRefused", err)
+	}
+	if err := wait([]byte("small")); err != nil {
+		t.Fatalf("the next record: %v", err)
+	}
+}
