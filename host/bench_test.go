@@ -7,16 +7,23 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	kafkatransport "github.com/logtk/logtk/plugins/kafka"
+	"github.com/logtk/logtk/record"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/pipeline"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/server"
 	"github.com/logtk/logtk/logserver"
 
@@ -308,4 +315,116 @@ func (u usage) report(b *testing.B, records int64) {
 			b.ReportMetric(kb/1024, "host-peak-MB")
 		}
 	}
+}
+
+// BenchmarkKafka: records through Kafka beside the wire protocol, in one
+// run. kfake (franz-go's in-process Kafka, 3 brokers, 8 partitions) on
+// loopback measures logtk's client path, not Kafka:
+//
+//   - wire: 4 workers -> protobuf -> network transport -> log server
+//     (fsync none), as NetworkEndToEnd/fsync=none;
+//   - produce: 4 workers -> protobuf -> kafka transport -> kfake, until
+//     Kafka acknowledged every record;
+//   - consume: a log server (fsync none) reading b.N records of the kafka
+//     transport's form from the topic into its store.
+func BenchmarkKafka(b *testing.B) {
+	b.Run("wire", func(b *testing.B) { benchEndToEnd(b, "none", 0, "") })
+	b.Run("produce", func(b *testing.B) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(8, "logs"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		e := &kafkaEnv{c: c, topic: "logs", group: "servers"}
+		per := max(b.N/4, 1)
+		w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(per)})
+		w.Count = 4
+		cfg := &config.Config{
+			Workers:       []config.WorkerConfig{w},
+			Formats:       []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(b, "../plugins/protobuf/plugin")}},
+			Transports:    []config.TransportConfig{kafkaTransport(b, e)},
+			DeadLetterDir: b.TempDir(),
+		}
+		h, err := New(cfg, Options{Logger: hclog.NewNullLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		el, u := measureRun(b, h)
+		if un := h.Undelivered(); un.Any() {
+			b.Fatalf("undelivered: %+v", un)
+		}
+		records := h.routed.Load()
+		u.report(b, records)
+		b.ReportMetric(float64(records)/el.Seconds(), "records/s")
+	})
+	b.Run("consume", func(b *testing.B) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(8, "logs"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		e := &kafkaEnv{c: c, topic: "logs", group: "servers"}
+		n := produceForBench(b, e, max(b.N, 512))
+		dir := b.TempDir()
+		b.ResetTimer()
+		u := startUsage()
+		start := time.Now()
+		srv, err := logserver.New(&config.Config{Server: &config.ServerConfig{Listen: "127.0.0.1:0", Dir: dir, Tokens: [][]byte{[]byte("0123456789abcdef")}, Fsync: "none", MaxBytes: 1 << 30,
+			Kafka: &config.KafkaConfig{Brokers: e.addrs(), Topics: []string{e.topic}, Group: e.group, ClientID: "bench", DialTimeout: 5 * time.Second, Application: "kafka", SessionTimeout: 10 * time.Second}}},
+			logserver.Options{Logger: hclog.NewNullLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.ServeKafka(); err != nil {
+			b.Fatal(err)
+		}
+		for srv.KafkaStats().Stored.Load() < int64(n) {
+			time.Sleep(time.Millisecond) // polling the server's count: the measurement's end
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		srv.Shutdown(context.Background())
+		u.report(b, int64(n))
+		b.ReportMetric(float64(n)/el.Seconds(), "records/s")
+	})
+}
+
+// produceForBench produces n records as the kafka transport does (16
+// worker instances, batches of 512 records each), 200-byte records.
+func produceForBench(b *testing.B, e *kafkaEnv, n int) int {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.addrs()...), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const instances, batch = 16, 512
+	msg := strings.Repeat("m", 120)
+	done := 0
+	for bid := uint64(1); done < n; bid++ {
+		var rs []*kgo.Record
+		for i := 0; i < instances && done < n; i++ {
+			k := min(batch, n-done)
+			for j := range k {
+				seq := (bid-1)*batch + uint64(j) + 1
+				rec := irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, msg, "bench")
+				rec = irecord.AppendStamp(rec, &irecord.Stamp{Worker: "w", WorkerIndex: uint32(i), Seq: seq, Incarnation: 1})
+				rs = append(rs, &kgo.Record{Topic: e.topic, Key: fmt.Appendf(nil, "bench/w#%d", i), Value: rec, Headers: []kgo.RecordHeader{
+					{Key: kafkatransport.HeaderSender, Value: []byte("bench")},
+					{Key: kafkatransport.HeaderApplication, Value: []byte("app")},
+					{Key: kafkatransport.HeaderBatch, Value: strconv.AppendUint(nil, bid, 10)},
+					{Key: kafkatransport.HeaderWorker, Value: []byte("w")},
+					{Key: kafkatransport.HeaderIndex, Value: strconv.AppendInt(nil, int64(i), 10)},
+					{Key: kafkatransport.HeaderSeq, Value: strconv.AppendUint(nil, seq, 10)},
+					{Key: kafkatransport.HeaderPart, Value: fmt.Appendf(nil, "%d/%d", j, k)},
+				}})
+			}
+			done += k
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return done
 }

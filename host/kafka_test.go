@@ -82,7 +82,7 @@ func newKafkaEnv(t *testing.T, partitions int32, opts ...kfake.Opt) *kafkaEnv {
 
 // kafkaTransport is the kafka transport block producing to e's topic as
 // sender "h1", application "app".
-func kafkaTransport(t *testing.T, e *kafkaEnv) config.TransportConfig {
+func kafkaTransport(t testing.TB, e *kafkaEnv) config.TransportConfig {
 	return config.TransportConfig{
 		Name: "kafka", Plugin: plugintest.Build(t, "../plugins/kafka/plugin"), Format: "pb",
 		Config: fmt.Appendf(nil, `{"cluster":"main","topic":%q,"sender":"h1","application":"app","hostname":"box"}`, e.topic),

@@ -129,36 +129,46 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 		firstEr error
 	)
 	p.waiting.Add(left)
+	promise := func(_ *kgo.Record, err error) {
+		p.waiting.Add(-1)
+		if err == nil {
+			p.lastAck.Store(time.Now().UnixNano())
+		} else {
+			if ke := (*kerr.Error)(nil); errors.As(err, &ke) && !ke.Retriable {
+				err = fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+			mu.Lock()
+			if firstEr == nil {
+				firstEr = err
+			}
+			mu.Unlock()
+		}
+		if atomic.AddInt64(&left, -1) == 0 {
+			mu.Lock()
+			e := firstEr
+			mu.Unlock()
+			done(e)
+		}
+	}
+	// One allocation for the records and one for their headers.
+	krs := make([]kgo.Record, len(recs))
+	nh := 0
+	for i := range recs {
+		nh += len(recs[i].Headers)
+	}
+	hs := make([]kgo.RecordHeader, 0, nh)
 	ctx := context.Background()
 	for i := range recs {
-		r := &kgo.Record{Topic: topic, Key: recs[i].Key, Value: recs[i].Value}
+		r := &krs[i]
+		r.Topic, r.Key, r.Value = topic, recs[i].Key, recs[i].Value
 		if len(recs[i].Headers) > 0 {
-			r.Headers = make([]kgo.RecordHeader, len(recs[i].Headers))
-			for j, h := range recs[i].Headers {
-				r.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+			from := len(hs)
+			for _, h := range recs[i].Headers {
+				hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 			}
+			r.Headers = hs[from:len(hs):len(hs)]
 		}
-		p.cl.TryProduce(ctx, r, func(_ *kgo.Record, err error) {
-			p.waiting.Add(-1)
-			if err == nil {
-				p.lastAck.Store(time.Now().UnixNano())
-			} else {
-				if ke := (*kerr.Error)(nil); errors.As(err, &ke) && !ke.Retriable {
-					err = fmt.Errorf("%w: %w", ErrRefused, err)
-				}
-				mu.Lock()
-				if firstEr == nil {
-					firstEr = err
-				}
-				mu.Unlock()
-			}
-			if atomic.AddInt64(&left, -1) == 0 {
-				mu.Lock()
-				e := firstEr
-				mu.Unlock()
-				done(e)
-			}
-		})
+		p.cl.TryProduce(ctx, r, promise)
 	}
 }
 

@@ -238,6 +238,8 @@ func (m *Module) kafkaFunctions() map[string]api.GoModuleFunc {
 func decodeKafkaRecords(b []byte) ([]KafkaRecord, error) {
 	b = slices.Clone(b)
 	var recs []KafkaRecord
+	var hdrs []KafkaHeader // every record's headers, one slice
+	var names []string     // header names seen, reused rather than made again
 	bytesField := func(what string) ([]byte, error) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
@@ -247,6 +249,8 @@ func decodeKafkaRecords(b []byte) ([]KafkaRecord, error) {
 		b = b[k+int(n):]
 		return v, nil
 	}
+	type span struct{ from, to int }
+	var spans []span
 	for len(b) > 0 {
 		var r KafkaRecord
 		var err error
@@ -264,7 +268,8 @@ func decodeKafkaRecords(b []byte) ([]KafkaRecord, error) {
 			return nil, fmt.Errorf("record %d: %d headers, more than %d", len(recs), n, maxKafkaHeaders)
 		}
 		b = b[k:]
-		for range n {
+		from := len(hdrs)
+		for i := range int(n) {
 			name, err := bytesField("header name")
 			if err != nil {
 				return nil, err
@@ -273,12 +278,23 @@ func decodeKafkaRecords(b []byte) ([]KafkaRecord, error) {
 			if err != nil {
 				return nil, err
 			}
-			r.Headers = append(r.Headers, KafkaHeader{Key: string(name), Value: v})
+			if i == len(names) {
+				names = append(names, string(name))
+			} else if names[i] != string(name) {
+				names[i] = string(name)
+			}
+			hdrs = append(hdrs, KafkaHeader{Key: names[i], Value: v})
 		}
 		if len(r.Key) == 0 {
 			r.Key = nil
 		}
 		recs = append(recs, r)
+		spans = append(spans, span{from, len(hdrs)})
+	}
+	for i, sp := range spans {
+		if sp.to > sp.from {
+			recs[i].Headers = hdrs[sp.from:sp.to:sp.to]
+		}
 	}
 	return recs, nil
 }

@@ -13,6 +13,7 @@
 package kafka
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"regexp"
@@ -67,17 +68,27 @@ type Transport struct {
 	// failed is a failure found after batches Poll reported delivered:
 	// the next Poll returns it.
 	failed error
-	// per batch: each instance's record count, and how many are done
-	counts map[instance]int
-	seen   map[instance]int
-	hdrs   []plugin.KafkaHeader
-	key    []byte
-	num    [6][]byte // scratch for the numeric headers
+	// Per batch, reused: its records as read, and its worker instances
+	// (few: a linear search, starting at the last one found).
+	batch []entry
+	insts []instance
+	hdrs  []plugin.KafkaHeader
+	// the configured header values, as bytes once
+	sender, app, host []byte
+	key               []byte
+	num               [6][]byte // scratch for the numeric headers
+}
+
+type entry struct {
+	e, worker        []byte
+	index, inc, inst uint32
+	seq              uint64
 }
 
 type instance struct {
-	worker string
-	index  uint32
+	worker      []byte
+	index       uint32
+	count, seen int
 }
 
 type pending struct {
@@ -86,9 +97,7 @@ type pending struct {
 }
 
 // New returns a Transport.
-func New() *Transport {
-	return &Transport{counts: map[instance]int{}, seen: map[instance]int{}}
-}
+func New() *Transport { return &Transport{} }
 
 var _ plugin.AsyncTransport = (*Transport)(nil)
 var _ plugin.Configurer = (*Transport)(nil)
@@ -103,14 +112,17 @@ func (t *Transport) Configure(config []byte) error {
 			return fmt.Errorf("%s = %q must be 1-128 letters, digits, '.', '_' or '-'", f.name, f.v)
 		}
 	}
-	if t.cfg.Hostname != "" && !regexp.MustCompile(`^[A-Za-z0-9._-]{1,253}$`).MatchString(t.cfg.Hostname) {
+	if t.cfg.Hostname != "" && !hostnameRE.MatchString(t.cfg.Hostname) {
 		return fmt.Errorf("hostname = %q must be 1-253 letters, digits, '.', '_' or '-'", t.cfg.Hostname)
 	}
 	if t.cfg.Cluster == "" || t.cfg.Topic == "" {
 		return errors.New("cluster and topic are required")
 	}
+	t.sender, t.app, t.host = []byte(t.cfg.Sender), []byte(t.cfg.Application), []byte(t.cfg.Hostname)
 	return nil
 }
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,253}$`)
 
 // Open implements plugin.Transport.
 func (t *Transport) Open() error { return nil }
@@ -128,56 +140,73 @@ func (t *Transport) Write(b *plugin.Batch) error {
 	return nil
 }
 
+// instanceOf returns the index in t.insts of a worker instance, adding it.
+func (t *Transport) instanceOf(worker []byte, index uint32, last uint32) uint32 {
+	if int(last) < len(t.insts) {
+		if in := &t.insts[last]; in.index == index && bytes.Equal(in.worker, worker) {
+			return last
+		}
+	}
+	for i := range t.insts {
+		if in := &t.insts[i]; in.index == index && bytes.Equal(in.worker, worker) {
+			return uint32(i)
+		}
+	}
+	t.insts = append(t.insts, instance{worker: worker, index: index})
+	return uint32(len(t.insts) - 1)
+}
+
 // WriteAsync implements plugin.AsyncTransport: the batch's records are
 // handed to the host's client, keyed and with their identity.
 func (t *Transport) WriteAsync(b *plugin.Batch) error {
-	clear(t.counts)
-	clear(t.seen)
+	t.batch, t.insts = t.batch[:0], t.insts[:0]
 	var r record.Record
-	bad := 0
+	bad := false
+	var last uint32
 	b.Each(func(e []byte) bool {
 		if !r.Parse(e) {
-			bad++
+			bad = true
 			return false
 		}
-		t.counts[instance{string(r.Worker), r.WorkerIndex}]++
+		last = t.instanceOf(r.Worker, r.WorkerIndex, last)
+		t.insts[last].count++
+		t.batch = append(t.batch, entry{e: e, worker: r.Worker, index: r.WorkerIndex, inc: r.Incarnation, seq: r.Seq, inst: last})
 		return true
 	})
-	if bad > 0 {
+	if bad {
 		return fmt.Errorf("batch %d: an entry is not a logtk.v1.Record: the kafka transport needs the protobuf format without a schema", b.ID())
 	}
 	t.recs.Reset()
 	batch := strconv.AppendUint(t.num[0][:0], b.ID(), 10)
 	t.num[0] = batch
-	b.Each(func(e []byte) bool {
-		r.Parse(e)
-		in := instance{string(r.Worker), r.WorkerIndex}
-		part := t.seen[in]
-		t.seen[in] = part + 1
-		t.key = append(append(append(t.key[:0], t.cfg.Sender...), '/'), r.Worker...)
-		if len(r.Worker) > 0 {
-			t.key = strconv.AppendUint(append(t.key, '#'), uint64(r.WorkerIndex), 10)
+	for i := range t.batch {
+		en := &t.batch[i]
+		in := &t.insts[en.inst]
+		part := in.seen
+		in.seen++
+		t.key = append(append(append(t.key[:0], t.cfg.Sender...), '/'), en.worker...)
+		if len(en.worker) > 0 {
+			t.key = strconv.AppendUint(append(t.key, '#'), uint64(en.index), 10)
 		}
-		t.num[1] = strconv.AppendUint(t.num[1][:0], uint64(r.WorkerIndex), 10)
-		t.num[2] = strconv.AppendUint(t.num[2][:0], uint64(r.Incarnation), 10)
-		t.num[3] = strconv.AppendUint(t.num[3][:0], r.Seq, 10)
-		t.num[4] = strconv.AppendUint(append(strconv.AppendUint(t.num[4][:0], uint64(part), 10), '/'), uint64(t.counts[in]), 10)
+		t.num[1] = strconv.AppendUint(t.num[1][:0], uint64(en.index), 10)
+		t.num[2] = strconv.AppendUint(t.num[2][:0], uint64(en.inc), 10)
+		t.num[3] = strconv.AppendUint(t.num[3][:0], en.seq, 10)
+		t.num[4] = strconv.AppendUint(append(strconv.AppendUint(t.num[4][:0], uint64(part), 10), '/'), uint64(in.count), 10)
 		t.hdrs = append(t.hdrs[:0],
-			plugin.KafkaHeader{Key: HeaderSender, Value: []byte(t.cfg.Sender)},
-			plugin.KafkaHeader{Key: HeaderApplication, Value: []byte(t.cfg.Application)},
+			plugin.KafkaHeader{Key: HeaderSender, Value: t.sender},
+			plugin.KafkaHeader{Key: HeaderApplication, Value: t.app},
 			plugin.KafkaHeader{Key: HeaderBatch, Value: batch},
-			plugin.KafkaHeader{Key: HeaderWorker, Value: r.Worker},
+			plugin.KafkaHeader{Key: HeaderWorker, Value: en.worker},
 			plugin.KafkaHeader{Key: HeaderIndex, Value: t.num[1]},
 			plugin.KafkaHeader{Key: HeaderIncarnation, Value: t.num[2]},
 			plugin.KafkaHeader{Key: HeaderSeq, Value: t.num[3]},
 			plugin.KafkaHeader{Key: HeaderPart, Value: t.num[4]},
 		)
-		if t.cfg.Hostname != "" {
-			t.hdrs = append(t.hdrs, plugin.KafkaHeader{Key: HeaderHostname, Value: []byte(t.cfg.Hostname)})
+		if len(t.host) > 0 {
+			t.hdrs = append(t.hdrs, plugin.KafkaHeader{Key: HeaderHostname, Value: t.host})
 		}
-		t.recs.Append(t.key, e, t.hdrs)
-		return true
-	})
+		t.recs.Append(t.key, en.e, t.hdrs)
+	}
 	tk, err := plugin.Produce(t.cfg.Cluster, t.cfg.Topic, &t.recs)
 	if err != nil {
 		return plugin.Retry(err)
