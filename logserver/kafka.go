@@ -111,6 +111,7 @@ type kafkaGroup struct {
 	batch uint64
 	first int64 // offset of its first part
 	n     int   // parts in all
+	from  int   // the part its first record is (0 but where the topic lost the start)
 	host  string
 	recs  [][]byte
 }
@@ -477,14 +478,19 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 			}
 			gk := groupKey{id.app, id.sender, id.worker, id.index}
 			g := ps.groups[gk]
-			if g != nil && (g.batch != id.batch || id.part != len(g.recs)) {
-				if id.part == 0 && g.batch == id.batch {
-					// The same batch again, from its start: this copy
-					// replaces the one cut short.
+			if g != nil && (g.batch != id.batch || id.part != g.from+len(g.recs)) {
+				switch {
+				case id.batch == g.batch && id.part == 0, id.batch < g.batch:
+					// The batch again from its start, or the batches
+					// from an earlier one sent again (a host's retry, or
+					// its spool after a crash): g's batch comes again,
+					// whole; this part of it is dropped.
 					delete(ps.groups, gk)
-				} else {
-					// A group left incomplete: its other parts will not
-					// come (Kafka refused them). What it has is stored.
+				default:
+					// A later batch, or a part out of place: g's other
+					// parts will not come (Kafka refused them, or the
+					// host that produced them died and routes its records
+					// again in new batches). What it has is stored.
 					r.Stats.Incomplete.Add(int64(len(g.recs)))
 					storeGroup(tp, gk, g)
 					delete(ps.groups, gk)
@@ -501,11 +507,16 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 						continue
 					}
 				}
-				g = &kafkaGroup{batch: id.batch, first: kr.Offset, n: id.parts, host: id.host}
+				// A group starting at a later part: its start is gone
+				// from the topic (retention). It is stored from here.
+				g = &kafkaGroup{batch: id.batch, first: kr.Offset, n: id.parts, from: id.part, host: id.host}
 				ps.groups[gk] = g
 			}
 			g.recs = append(g.recs, kr.Value)
-			if len(g.recs) == g.n {
+			if g.from+len(g.recs) == g.n {
+				if g.from > 0 {
+					r.Stats.Incomplete.Add(int64(len(g.recs)))
+				}
 				storeGroup(tp, gk, g)
 				delete(ps.groups, gk)
 			}

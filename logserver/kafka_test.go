@@ -384,3 +384,92 @@ func FuzzStaged(f *testing.F) {
 		}
 	})
 }
+
+// TestKafkaResendAfterPartial: a host killed while producing a batch
+// leaves part of it in the topic; started again, it sends its spool from
+// an earlier batch on (those Kafka had but the host had no answer for):
+// the part is dropped, the earlier batches are duplicates, and the batch
+// is stored whole from its new copy. (TestHostCrashKafka lost the rest
+// of such a batch: the part was stored as incomplete, and the whole
+// copy then taken for a duplicate.)
+func TestKafkaResendAfterPartial(t *testing.T) {
+	c := newKafka(t, 1)
+	dir := t.TempDir()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var rs []*kgo.Record
+	batch := func(b uint64, parts ...int) {
+		for _, p := range parts {
+			seq := (b-1)*3 + uint64(p) + 1
+			v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "m", ""), &irecord.Stamp{Worker: "w", Seq: seq})
+			rs = append(rs, &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
+				{Key: kt.HeaderSender, Value: []byte("h")}, {Key: kt.HeaderApplication, Value: []byte("app")},
+				{Key: kt.HeaderBatch, Value: strconv.AppendUint(nil, b, 10)}, {Key: kt.HeaderWorker, Value: []byte("w")},
+				{Key: kt.HeaderIndex, Value: []byte("0")}, {Key: kt.HeaderPart, Value: fmt.Appendf(nil, "%d/3", p)}}})
+		}
+	}
+	batch(1, 0, 1, 2)
+	batch(2, 0, 1, 2)
+	batch(3, 0, 1) // the kill
+	batch(1, 0, 1, 2)
+	batch(2, 0, 1, 2)
+	batch(3, 0, 1, 2)
+	batch(4, 0, 1, 2)
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	s := kafkaTestServer(t, c, dir, "a", nil)
+	waitFor(t, "all read", func() bool { return s.KafkaStats().Stored.Load()+s.KafkaStats().Duplicates.Load() >= 12+6 })
+	s.Shutdown(context.Background())
+	checkOnce(t, storedSeqs(t, dir), "h", 1, 12)
+	if n := s.KafkaStats().Incomplete.Load(); n != 0 {
+		t.Fatalf("%d records stored as incomplete", n)
+	}
+}
+
+// TestKafkaGroupWithoutItsStart: a topic that lost the first parts of a
+// batch (retention trimmed it mid-batch) holds the rest: they are stored
+// (counted as incomplete), and the batches after them too; a batch whose
+// parts stop short is stored when the next starts.
+func TestKafkaGroupWithoutItsStart(t *testing.T) {
+	c := newKafka(t, 1)
+	dir := t.TempDir()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rec := func(batch uint64, seq uint64, part string) *kgo.Record {
+		v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "m", ""), &irecord.Stamp{Worker: "w", Seq: seq})
+		return &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
+			{Key: kt.HeaderSender, Value: []byte("h")}, {Key: kt.HeaderApplication, Value: []byte("app")},
+			{Key: kt.HeaderBatch, Value: strconv.AppendUint(nil, batch, 10)}, {Key: kt.HeaderWorker, Value: []byte("w")},
+			{Key: kt.HeaderIndex, Value: []byte("0")}, {Key: kt.HeaderPart, Value: []byte(part)}}}
+	}
+	rs := []*kgo.Record{
+		rec(5, 3, "2/5"), rec(5, 4, "3/5"), rec(5, 5, "4/5"), // batch 5 without its parts 0 and 1
+		rec(6, 6, "0/2"), rec(6, 7, "1/2"),
+		rec(7, 8, "0/3"), rec(7, 9, "1/3"), // batch 7 stops short (its last part refused)
+		rec(8, 10, "0/1"),
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	s := kafkaTestServer(t, c, dir, "a", nil)
+	waitFor(t, "all stored", func() bool { return s.KafkaStats().Stored.Load() == 8 })
+	s.Shutdown(context.Background())
+	got := storedSeqs(t, dir)["h/w#0"]
+	if fmt.Sprint(got) != "[3 4 5 6 7 8 9 10]" {
+		t.Fatalf("stored seqs %v", got)
+	}
+	if n := s.KafkaStats().Incomplete.Load(); n != 5 {
+		t.Fatalf("%d records counted incomplete, want 5 (3 without their start, 2 cut short)", n)
+	}
+}

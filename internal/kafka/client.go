@@ -52,7 +52,8 @@ func ClientOpts(c *config.KafkaConfig) ([]kgo.Opt, error) {
 
 // maxBuffered bounds the records a Producer holds unacknowledged: the
 // host keeps at most 32 batches on their way per transport, so this is
-// room for large batches, not a queue.
+// room for large batches, not a queue. A produce that would pass it
+// fails whole, before any of its records is taken.
 const maxBuffered = 1 << 21
 
 // Producer produces for a plugin (wasm.KafkaProducer): idempotent, every
@@ -94,7 +95,7 @@ func NewProducer(c *config.KafkaConfig) (*Producer, error) {
 	opts = append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(codec),
-		kgo.MaxBufferedRecords(maxBuffered),
+		kgo.MaxBufferedRecords(maxBuffered+1),
 		kgo.ProducerLinger(0),
 	)
 	cl, err := kgo.NewClient(opts...)
@@ -122,6 +123,13 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 		}
 	} else {
 		p.lastAck.Store(time.Now().UnixNano())
+	}
+	if n := p.cl.BufferedProduceRecords(); n+int64(len(recs)) > maxBuffered {
+		// All or nothing: a produce cut short by a full buffer would put
+		// part of a batch in the topic, and the batches after it could
+		// be written before the batch is sent again.
+		done(fmt.Errorf("%w: %d records wait in the client", kgo.ErrMaxBuffered, n))
+		return
 	}
 	var (
 		left    = int64(len(recs))
