@@ -89,6 +89,33 @@ func (k *kafkaState) setErr(err error) {
 	k.mu.Unlock()
 }
 
+// add takes a new ticket, if fewer than maxKafkaTickets are unfinished.
+// Finished tickets the plugin never waited for (it gave up on them after
+// another failed, as a plugin asking for its batches again does) make
+// room: they are forgotten first.
+func (k *kafkaState) add(t *kafkaTicket) (int32, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.tickets) >= maxKafkaTickets {
+		for h, old := range k.tickets {
+			select {
+			case <-old.done:
+				delete(k.tickets, h)
+			default:
+			}
+		}
+		if len(k.tickets) >= maxKafkaTickets {
+			return 0, false
+		}
+	}
+	k.next++
+	if k.next <= 0 {
+		k.next = 1
+	}
+	k.tickets[k.next] = t
+	return k.next, true
+}
+
 // kafkaOf returns the Kafka state of the instance mod is, or nil.
 func (m *Module) kafkaOf(mod api.Module) *kafkaState {
 	if inst := m.instanceOf(mod); inst != nil {
@@ -140,21 +167,13 @@ func (m *Module) kafkaFunctions() map[string]api.GoModuleFunc {
 				stack[0] = i32(kafkaErrMalformed)
 				return
 			}
-			ks.mu.Lock()
-			if len(ks.tickets) >= maxKafkaTickets {
-				ks.mu.Unlock()
+			t := &kafkaTicket{done: make(chan struct{})}
+			h, ok := ks.add(t)
+			if !ok {
 				ks.setErr(fmt.Errorf("more than %d produce tickets unfinished (wait for them with kafka_wait)", maxKafkaTickets))
 				stack[0] = i32(kafkaErrTooMany)
 				return
 			}
-			ks.next++
-			if ks.next <= 0 {
-				ks.next = 1
-			}
-			h := ks.next
-			t := &kafkaTicket{done: make(chan struct{})}
-			ks.tickets[h] = t
-			ks.mu.Unlock()
 			if len(recs) == 0 {
 				close(t.done)
 			} else {

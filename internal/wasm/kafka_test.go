@@ -35,3 +35,26 @@ func FuzzKafkaRecords(f *testing.F) {
 		}
 	})
 }
+
+// TestKafkaTicketsAbandoned: a plugin that gives up on its tickets after
+// a failure (and asks for its batches again) never runs out of them:
+// finished tickets it did not wait for make room; unfinished ones count.
+func TestKafkaTicketsAbandoned(t *testing.T) {
+	k := &kafkaState{tickets: map[int32]*kafkaTicket{}}
+	for range 10 * maxKafkaTickets {
+		tk := &kafkaTicket{done: make(chan struct{})}
+		if _, ok := k.add(tk); !ok {
+			t.Fatalf("no ticket with %d abandoned, all finished", len(k.tickets))
+		}
+		close(tk.done) // finished; never waited for
+	}
+	k = &kafkaState{tickets: map[int32]*kafkaTicket{}}
+	for i := range maxKafkaTickets {
+		if _, ok := k.add(&kafkaTicket{done: make(chan struct{})}); !ok {
+			t.Fatalf("ticket %d refused", i)
+		}
+	}
+	if _, ok := k.add(&kafkaTicket{done: make(chan struct{})}); ok {
+		t.Fatalf("a ticket past %d unfinished was taken", maxKafkaTickets)
+	}
+}
