@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,17 @@ type topicPartition struct {
 type partState struct {
 	groups map[groupKey]*kafkaGroup
 	cycles map[string]int64 // member -> its last committed cycle here
+	// inherited: per worker instance, the last whole batch in what the
+	// group committed before this member was given the partition (read
+	// back at assignment), so that a copy of it the host sent again is
+	// dropped here too, whoever stored the first.
+	inherited map[groupKey]uint64
 }
+
+// kafkaReadBack bounds what a member reads back before a partition's
+// committed offset when it is given the partition: more than a host has
+// on its way (32 batches) for many hosts.
+const kafkaReadBack = 100_000
 
 type groupKey struct {
 	app, sender, worker string
@@ -225,28 +236,40 @@ func (s *Server) kafkaMember(ctx context.Context) error {
 			}
 		}
 	}
+	base := slices.Clone(opts)
 	assigned := func(ctx context.Context, cl *kgo.Client, got map[string][]int32) {
 		// The members' cycles in the commit metadata of what we now
-		// read, carried forward in our commits.
+		// read, carried forward in our commits; and the last batches
+		// before the committed offsets.
 		offs, err := kadm.NewClient(cl).FetchOffsets(ctx, kc.Group)
-		r.mu.Lock()
-		defer r.mu.Unlock()
 		if err == nil {
 			err = offs.Error()
 		}
+		states := map[topicPartition]*partState{}
+		for topic, ps := range got {
+			for _, p := range ps {
+				if err != nil {
+					break
+				}
+				st := &partState{groups: map[groupKey]*kafkaGroup{}, cycles: map[string]int64{}}
+				if o, ok := offs.Lookup(topic, p); ok {
+					st.cycles = parseCycles(o.Metadata)
+					if o.At > 0 {
+						st.inherited = s.readBack(ctx, base, topic, p, o.At)
+					}
+				}
+				states[topicPartition{topic, p}] = st
+			}
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		if err != nil {
 			r.assignErr = err
 			return
 		}
-		for topic, ps := range got {
-			for _, p := range ps {
-				st := &partState{groups: map[groupKey]*kafkaGroup{}, cycles: map[string]int64{}}
-				if o, ok := offs.Lookup(topic, p); ok {
-					st.cycles = parseCycles(o.Metadata)
-				}
-				r.cycle = max(r.cycle, st.cycles[r.member])
-				r.parts[topicPartition{topic, p}] = st
-			}
+		for tp, st := range states {
+			r.cycle = max(r.cycle, st.cycles[r.member])
+			r.parts[tp] = st
 		}
 	}
 	opts = append(opts,
@@ -427,15 +450,18 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 	}
 	// Marks of the groups of this cycle, before they are in the store.
 	marks := map[groupKey]uint64{}
-	heldOf := func(gk groupKey) (uint64, bool) {
+	heldOf := func(ps *partState, gk groupKey) (uint64, bool) {
 		held, ok := s.store.HeldOf(gk.app, "kafka/"+gk.sender, gk.worker, gk.index)
 		if m, seen := marks[gk]; seen {
 			held, ok = max(held, m), true
 		}
+		if m, seen := ps.inherited[gk]; seen {
+			held, ok = max(held, m), true
+		}
 		return held, ok
 	}
-	storeGroup := func(tp topicPartition, gk groupKey, g *kafkaGroup) {
-		if held, ok := heldOf(gk); ok && g.batch <= held {
+	storeGroup := func(ps *partState, tp topicPartition, gk groupKey, g *kafkaGroup) {
+		if held, ok := heldOf(ps, gk); ok && g.batch <= held {
 			r.Stats.Duplicates.Add(int64(len(g.recs)))
 			return
 		}
@@ -492,7 +518,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 					// host that produced them died and routes its records
 					// again in new batches). What it has is stored.
 					r.Stats.Incomplete.Add(int64(len(g.recs)))
-					storeGroup(tp, gk, g)
+					storeGroup(ps, tp, gk, g)
 					delete(ps.groups, gk)
 				}
 				g = nil
@@ -502,7 +528,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 					// The rest of a group whose start was read before
 					// and stored or dropped: a copy's tail, or what
 					// follows a group stored incomplete.
-					if held, ok := heldOf(gk); ok && id.batch <= held {
+					if held, ok := heldOf(ps, gk); ok && id.batch <= held {
 						r.Stats.Duplicates.Add(1)
 						continue
 					}
@@ -517,7 +543,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 				if g.from > 0 {
 					r.Stats.Incomplete.Add(int64(len(g.recs)))
 				}
-				storeGroup(tp, gk, g)
+				storeGroup(ps, tp, gk, g)
 				delete(ps.groups, gk)
 			}
 		}
@@ -533,6 +559,80 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 	// A foreign batch's id is the offset of its last record + 1: the
 	// batches of one foreign sender (one partition) go in that order.
 	return c
+}
+
+// readBack reads a partition's records from kafkaReadBack before end (or
+// its start) to end, and returns per worker instance the last batch it
+// holds whole there. It is best effort: what it cannot read in time
+// costs the dropping of a copy the host sent again, never a record, so
+// it gives up (and says so) rather than hold the assignment up.
+func (s *Server) readBack(ctx context.Context, opts []kgo.Opt, topic string, p int32, end int64) map[groupKey]uint64 {
+	held := map[groupKey]uint64{}
+	start := max(0, end-kafkaReadBack)
+	cl, err := kgo.NewClient(append(opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(start)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // what retention removed
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		s.log.Warn("kafka: cannot read back before the committed offset; a batch sent again may be stored twice", "topic", topic, "partition", p, "error", err)
+		return held
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	type part struct {
+		batch   uint64
+		next, n int
+	}
+	open := map[groupKey]*part{}
+	for {
+		// A poll that brings nothing for 2 s has met the end (control
+		// records and compaction leave offsets no record has).
+		pctx, cancel := context.WithTimeout(ctx, min(2*time.Second, time.Until(deadline)))
+		fs := cl.PollFetches(pctx)
+		cancel()
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				ferr = err
+			}
+		})
+		if ferr != nil || time.Now().After(deadline) {
+			s.log.Warn("kafka: read back before the committed offset in part; a batch sent again may be stored twice", "topic", topic, "partition", p, "error", ferr)
+			return held
+		}
+		if fs.NumRecords() == 0 {
+			return held
+		}
+		last := int64(-1)
+		fs.EachRecord(func(kr *kgo.Record) {
+			last = kr.Offset
+			if kr.Offset >= end {
+				return
+			}
+			id, why := kafkaIdentity(kr)
+			if why != "" {
+				return
+			}
+			gk := groupKey{id.app, id.sender, id.worker, id.index}
+			g := open[gk]
+			switch {
+			case g != nil && g.batch == id.batch && id.part == g.next:
+			case id.part == 0:
+				g = &part{batch: id.batch, n: id.parts}
+				open[gk] = g
+			default:
+				delete(open, gk)
+				return
+			}
+			if g.next++; g.next == g.n {
+				held[gk] = max(held[gk], g.batch)
+				delete(open, gk)
+			}
+		})
+		if last >= end-1 {
+			return held
+		}
+	}
 }
 
 // applyCycle appends a cycle's batches to the store and waits until they

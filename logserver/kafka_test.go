@@ -473,3 +473,24 @@ func TestKafkaGroupWithoutItsStart(t *testing.T) {
 		t.Fatalf("%d records counted incomplete, want 5 (3 without their start, 2 cut short)", n)
 	}
 }
+
+// TestKafkaResendAcrossTakeover: a host's batch, stored by one server,
+// is sent again by the host after the partition went to another server:
+// the second server drops it too (it reads back the last batches before
+// the committed offset when it is given the partition).
+func TestKafkaResendAcrossTakeover(t *testing.T) {
+	c := newKafka(t, 1)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	produceOurs(t, c, "h1", 2, 3, 50, 1) // batches 1-3
+	a := kafkaTestServer(t, c, dirA, "a", nil)
+	waitFor(t, "a stored", func() bool { return a.KafkaStats().Stored.Load() == 300 })
+	a.Shutdown(context.Background())
+	produceOurs(t, c, "h1", 2, 2, 50, 2) // batches 2-3 again: the host's retry
+	b := kafkaTestServer(t, c, dirB, "b", nil)
+	defer b.Shutdown(context.Background())
+	waitFor(t, "b read", func() bool { return b.KafkaStats().Duplicates.Load()+b.KafkaStats().Stored.Load() >= 200 })
+	if got := b.KafkaStats().Stored.Load(); got != 0 {
+		t.Fatalf("the second server stored %d records of batches the first had", got)
+	}
+	checkOnce(t, storedSeqs(t, dirA, dirB), "h1", 2, 150)
+}
