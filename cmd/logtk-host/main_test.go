@@ -25,6 +25,11 @@ import (
 	"testing"
 	"time"
 
+	kafkatransport "github.com/logtk/logtk/plugins/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/record"
 
@@ -1023,4 +1028,80 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// TestServeKafka: `logtk-host serve` with a kafka block reads the topic
+// as a member of its group and stores what it reads; `logs` reads it
+// back; the stop summary counts it.
+func TestServeKafka(t *testing.T) {
+	if os.Getenv("LOGTK_TEST_ROLE") != "" {
+		return
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "logs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var rs []*kgo.Record
+	for i := range 3 {
+		v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, fmt.Sprintf("via kafka %d", i), ""), &irecord.Stamp{Worker: "w", Seq: uint64(i + 1)})
+		rs = append(rs, &kgo.Record{Topic: "logs", Key: []byte("h/w#0"), Value: v, Headers: []kgo.RecordHeader{
+			{Key: kafkatransport.HeaderSender, Value: []byte("h")}, {Key: kafkatransport.HeaderApplication, Value: []byte("shop")},
+			{Key: kafkatransport.HeaderBatch, Value: fmt.Appendf(nil, "%d", i+1)}, {Key: kafkatransport.HeaderWorker, Value: []byte("w")},
+			{Key: kafkatransport.HeaderIndex, Value: []byte("0")}, {Key: kafkatransport.HeaderPart, Value: []byte("0/1")}}})
+	}
+	rs = append(rs, &kgo.Record{Topic: "logs", Value: []byte("not ours")})
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "server.hcl")
+	os.WriteFile(cfg, fmt.Appendf(nil, `server {
+  listen = "127.0.0.1:0"
+  dir    = "received"
+  tokens = ["0123456789abcdef0123"]
+
+  kafka {
+    brokers = [%q]
+    topics  = ["logs"]
+    group   = "servers"
+  }
+}
+`, c.ListenAddrs()[0]), 0o644)
+	cmd, out, readDone := startSelf(t, "serve", cfg)
+	out.waitFor(t, regexp.MustCompile(`kafka: reading`), 1)
+	adm := kadm.NewClient(cl)
+	for deadline := time.Now().Add(time.Minute); ; {
+		lag, err := adm.Lag(ctx, "servers")
+		if err == nil && lag["servers"].Lag.Total() == 0 && len(lag["servers"].Lag) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not read the topic within a minute:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the group's lag: no event to wait on
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v:\n%s", err, out)
+	}
+	<-readDone
+	if len(out.matching(regexp.MustCompile(`log server stopped: .*kafka_records=3`))) != 1 {
+		t.Errorf("no stop summary counting 3 Kafka records:\n%s", out)
+	}
+	var logsOut, logsErr bytes.Buffer
+	if code := run([]string{"logs", filepath.Join(dir, "received", "shop")}, &logsOut, &logsErr); code != 0 || strings.Count(logsOut.String(), "via kafka") != 3 {
+		t.Errorf("the records: exit %d\n%s%s", code, logsOut.String(), logsErr.String())
+	}
+	logsOut.Reset()
+	if code := run([]string{"logs", filepath.Join(dir, "received", "kafka")}, &logsOut, &logsErr); code != 0 || !strings.Contains(logsOut.String(), "not ours") || !strings.Contains(logsOut.String(), "kafka_error") {
+		t.Errorf("the foreign record: exit %d\n%s%s", code, logsOut.String(), logsErr.String())
+	}
 }
