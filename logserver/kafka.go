@@ -318,11 +318,23 @@ func (s *Server) kafkaMember(ctx context.Context) error {
 			cl.AllowRebalance()
 			return fmt.Errorf("reading the commit metadata of an assignment: %w", aerr)
 		}
+		failed := false
 		fs.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
+				failed = true
 				s.peerWarn.Warn(s.log, "kafka: fetch failed", "topic", topic, "partition", p, "error", err)
 			}
 		})
+		if failed && fs.NumRecords() == 0 {
+			// Nothing but errors (brokers away, not authorised): poll
+			// again after a pause rather than at once.
+			cl.AllowRebalance()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
 		err := s.kafkaCycle(ctx, cl, fs, opts)
 		cl.AllowRebalance()
 		if err != nil {
