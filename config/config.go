@@ -12,8 +12,10 @@ package config
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -266,7 +268,54 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 				Subject: pb.formatAttr.Expr.Range().Ptr()})
 		}
 	}
+	for _, pb := range transportBlocks {
+		if pb.ref == "kafka" {
+			diags = append(diags, checkKafkaTransport(pb, cfg)...)
+		}
+	}
 	return cfg, diags
+}
+
+// checkKafkaTransport checks what the built-in kafka transport needs of
+// the rest of the configuration: its cluster granted, its topic among
+// the grant's, and the protobuf format without a schema (otherwise each
+// batch would fail at run time, retried or dead-lettered).
+func checkKafkaTransport(pb *pluginBlock, cfg *Config) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	at := pb.block.DefRange
+	if pb.configRng != nil {
+		at = *pb.configRng
+	}
+	var c struct{ Cluster, Topic string }
+	json.Unmarshal(pb.config, &c)
+	if g, ok := pb.allow.Kafka[c.Cluster]; c.Cluster != "" && !ok {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Kafka cluster not granted",
+			Detail:  fmt.Sprintf("transport %q produces to cluster %q, which its allow block does not grant (allow { kafka %q { ... } }).", pb.name, c.Cluster, c.Cluster),
+			Subject: at.Ptr()})
+	} else if ok && c.Topic != "" && !slices.Contains(g.Topics, c.Topic) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Kafka topic not granted",
+			Detail:  fmt.Sprintf("transport %q produces to topic %q, which the grant of cluster %q does not list (topics = %q).", pb.name, c.Topic, c.Cluster, g.Topics),
+			Subject: at.Ptr()})
+	}
+	for _, f := range cfg.Formats {
+		if f.Name != pb.format {
+			continue
+		}
+		var fc struct {
+			Schema any `json:"schema"`
+		}
+		json.Unmarshal(f.Config, &fc)
+		if filepath.Base(f.Plugin) != "protobuf.wasm" || fc.Schema != nil {
+			rng := at
+			if pb.formatAttr != nil {
+				rng = pb.formatAttr.Expr.Range()
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Wrong format for the kafka transport",
+				Detail:  fmt.Sprintf("transport %q sends logtk.v1.Record values: its format must be the protobuf plugin without a schema; format %q is %s.", pb.name, f.Name, filepath.Base(f.Plugin)),
+				Subject: rng.Ptr()})
+		}
+	}
+	return diags
 }
 
 func orNone(s string) string {

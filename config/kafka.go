@@ -72,7 +72,7 @@ func kafkaAttrs(k *KafkaConfig, server bool) attrs {
 	}
 	if server {
 		return append(as,
-			attr{"group", true, into(&k.Group, nonEmpty)},
+			attr{"group", true, into(&k.Group, groupName)},
 			attr{"member", false, into(&k.Member, memberName)},
 			attr{"session_timeout", false, duration(&k.SessionTimeout, func(d time.Duration) bool { return d >= time.Second && d <= 30*time.Minute }, func(name, s string) string {
 				return fmt.Sprintf("%s = %q: use a duration from 1s to 30m.", name, s)
@@ -169,6 +169,19 @@ func memberName(name, s string) (string, string) {
 	}
 	if !ok {
 		return "Invalid member name", fmt.Sprintf("%s = %q must be 1-64 letters, digits, '.', '_' or '-'.", name, s)
+	}
+	return "", ""
+}
+
+// groupName checks a consumer group: the server keeps a file named after
+// it beside its store.
+func groupName(name, s string) (string, string) {
+	ok := len(s) > 0 && len(s) <= 200
+	for _, c := range []byte(s) {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-')
+	}
+	if !ok {
+		return "Invalid group", fmt.Sprintf("%s = %q must be 1-200 letters, digits, '.', '_' or '-'.", name, s)
 	}
 	return "", ""
 }

@@ -130,7 +130,10 @@ func (t *TLSConfig) Build() (*tls.Config, error) {
 			return nil, fmt.Errorf("%s holds no PEM certificate", t.CAFile)
 		}
 	}
-	if t.CertFile != "" || t.KeyFile != "" {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, errors.New("cert_file and key_file go together: a client certificate needs its key, and a key its certificate")
+	}
+	if t.CertFile != "" {
 		cert, err := loadKeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
 			return nil, err
@@ -303,6 +306,8 @@ type pluginBlock struct {
 	ackTimeout time.Duration
 	config     json.RawMessage
 	allow      Allow
+	ref        string     // the plugin attribute as written ("kafka", a path)
+	configRng  *hcl.Range // the config block's, for checks of its values
 }
 
 // pluginAttrs declares the attributes of format and transport blocks;
@@ -379,6 +384,7 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 		return nil, diags
 	}
 	pb.sha256 = strings.ToLower(pb.sha256) // either case is hexadecimal
+	defer func() { pb.ref = ref }()
 	errAt := func(rng hcl.Range, summary, detail string) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 	}
@@ -442,6 +448,7 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 	cfgRange := blk.DefRange
 	if configBlk != nil {
 		cfgBody, cfgRange = configBlk.Body, configBlk.DefRange
+		pb.configRng = &configBlk.DefRange
 	}
 	cfg, d := decodePluginConfig(cfgBody, mod.Info(), baseDir)
 	diags = append(diags, d...)

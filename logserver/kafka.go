@@ -106,7 +106,20 @@ type partState struct {
 	// back at assignment), so that a copy of it the host sent again is
 	// dropped here too, whoever stored the first.
 	inherited map[groupKey]uint64
+	// through is the offset after the last record the group's readers
+	// had read when they committed last (the commit metadata's
+	// through=): what a record before it decided (a group stored or
+	// dropped) is decided already, though the committed offset, held
+	// back by a group not yet whole, may be before it.
+	through int64
 }
+
+// kafkaPartialSpan bounds how far (in offsets) a group not yet whole
+// holds its partition's commits back: past it, what it has is stored
+// without its batch becoming the instance's mark, so that a copy of the
+// batch the host sends later still goes in whole (stored twice in part,
+// never lost). A host's batch takes far fewer offsets than this.
+const kafkaPartialSpan = 100_000
 
 // kafkaReadBack bounds what a member reads back before a partition's
 // committed offset when it is given the partition: more than a host has
@@ -254,6 +267,7 @@ func (s *Server) kafkaMember(ctx context.Context) error {
 				st := &partState{groups: map[groupKey]*kafkaGroup{}, cycles: map[string]int64{}}
 				if o, ok := offs.Lookup(topic, p); ok {
 					st.cycles = parseCycles(o.Metadata)
+					st.through = parseThrough(o.Metadata)
 					if o.At > 0 {
 						st.inherited = s.readBack(ctx, base, topic, p, o.At)
 					}
@@ -365,7 +379,8 @@ func (s *Server) kafkaCycle(ctx context.Context, cl *kgo.Client, fs kgo.Fetches,
 				r.parts[topicPartition{topic, p}] = st
 			}
 			st.cycles[r.member] = c.number
-			meta[topicPartition{topic, p}] = formatCycles(st.cycles)
+			st.through = max(st.through, c.through[topicPartition{topic, p}])
+			meta[topicPartition{topic, p}] = formatCycles(st.through, st.cycles)
 		}
 	}
 	r.mu.Unlock()
@@ -419,6 +434,7 @@ type kafkaCycleData struct {
 	number  int64
 	batches []*kafkaBatch
 	commits map[string]map[int32]kgo.EpochOffset
+	through map[topicPartition]int64 // the offset after each partition's last record read
 }
 
 type kafkaBatch struct {
@@ -437,7 +453,7 @@ type kafkaBatch struct {
 func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 	r := &s.kafka
 	kc := s.cfg.Kafka
-	c := &kafkaCycleData{commits: map[string]map[int32]kgo.EpochOffset{}}
+	c := &kafkaCycleData{commits: map[string]map[int32]kgo.EpochOffset{}, through: map[topicPartition]int64{}}
 	type key struct {
 		app, sender, host string
 		tp                topicPartition
@@ -472,17 +488,28 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 		}
 		return held, ok
 	}
-	storeGroup := func(ps *partState, tp topicPartition, gk groupKey, g *kafkaGroup) {
+	// storeGroup stores a group, decided by the record at offset at;
+	// unmarked, its batch does not become the instance's mark.
+	storeGroup := func(ps *partState, tp topicPartition, gk groupKey, g *kafkaGroup, at int64, unmarked bool) {
 		if held, ok := heldOf(ps, gk); ok && g.batch <= held {
 			r.Stats.Duplicates.Add(int64(len(g.recs)))
 			return
 		}
-		marks[gk] = g.batch
+		if !unmarked {
+			marks[gk] = g.batch
+		}
+		if at < ps.through {
+			// Decided by whoever read this before: stored already.
+			r.Stats.Duplicates.Add(int64(len(g.recs)))
+			return
+		}
 		b := out(key{gk.app, "kafka/" + gk.sender, g.host, tp}, gk.sender)
 		for _, rec := range g.recs {
 			b.entries = entries.Append(b.entries, rec)
 		}
-		b.held = append(b.held, server.WorkerSeq{Worker: gk.worker, Index: gk.index, Seq: g.batch})
+		if !unmarked {
+			b.held = append(b.held, server.WorkerSeq{Worker: gk.worker, Index: gk.index, Seq: g.batch})
+		}
 		b.stored += int64(len(g.recs))
 	}
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
@@ -503,8 +530,8 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 		for _, kr := range ftp.Records {
 			id, why := kafkaIdentity(kr)
 			if why != "" {
-				if uint64(kr.Offset)+1 <= foreignFloor {
-					continue // stored already
+				if uint64(kr.Offset)+1 <= foreignFloor || kr.Offset < ps.through {
+					continue // stored already (here, or by whoever read it before)
 				}
 				if fb == nil {
 					fb = out(key{kc.Application, foreignSender, "", tp}, fmt.Sprintf("kafka-%s-%d", ftp.Topic, ftp.Partition))
@@ -530,7 +557,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 					// host that produced them died and routes its records
 					// again in new batches). What it has is stored.
 					r.Stats.Incomplete.Add(int64(len(g.recs)))
-					storeGroup(ps, tp, gk, g)
+					storeGroup(ps, tp, gk, g, kr.Offset, false)
 					delete(ps.groups, gk)
 				}
 				g = nil
@@ -555,14 +582,25 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 				if g.from > 0 {
 					r.Stats.Incomplete.Add(int64(len(g.recs)))
 				}
-				storeGroup(ps, tp, gk, g)
+				storeGroup(ps, tp, gk, g, kr.Offset, false)
 				delete(ps.groups, gk)
 			}
 		}
-		next := ftp.Records[len(ftp.Records)-1].Offset + 1
+		last := ftp.Records[len(ftp.Records)-1].Offset
+		for gk, g := range ps.groups {
+			if last-g.first > s.kafkaSpan {
+				// Its other parts have not come in kafkaPartialSpan
+				// offsets: stored as it is, unmarked.
+				r.Stats.Incomplete.Add(int64(len(g.recs)))
+				storeGroup(ps, tp, gk, g, g.first+s.kafkaSpan, true)
+				delete(ps.groups, gk)
+			}
+		}
+		next := last + 1
 		for _, g := range ps.groups {
 			next = min(next, g.first)
 		}
+		c.through[tp] = last + 1
 		if c.commits[ftp.Topic] == nil {
 			c.commits[ftp.Topic] = map[int32]kgo.EpochOffset{}
 		}

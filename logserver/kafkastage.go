@@ -206,8 +206,25 @@ func (s *Server) resolveStaged(ctx context.Context, opts []kgo.Opt) error {
 	return nil
 }
 
-// Commit metadata: "logtk1" then, for each member, " member:cycle".
+// Commit metadata: "logtk1", " through=<offset>", then for each member
+// " member:cycle".
 const cyclesPrefix = "logtk1"
+
+// parseThrough reads the through= of a partition's commit metadata (0
+// when it has none).
+func parseThrough(meta string) int64 {
+	f := strings.Fields(meta)
+	if len(f) == 0 || f[0] != cyclesPrefix {
+		return 0
+	}
+	for _, x := range f[1:] {
+		if v, ok := strings.CutPrefix(x, "through="); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return max(n, 0)
+		}
+	}
+	return 0
+}
 
 // parseCycles reads a partition's commit metadata; anything else (a
 // commit by another tool) reads as no cycles.
@@ -218,6 +235,9 @@ func parseCycles(meta string) map[string]int64 {
 		return out
 	}
 	for _, mc := range f[1:] {
+		if strings.HasPrefix(mc, "through=") {
+			continue
+		}
 		m, c, ok := strings.Cut(mc, ":")
 		if n, err := strconv.ParseInt(c, 10, 64); ok && err == nil {
 			out[m] = n
@@ -232,7 +252,7 @@ func parseCycles(meta string) map[string]int64 {
 // that old drops it; those cycles are long settled.
 const maxCycles = 48
 
-func formatCycles(m map[string]int64) string {
+func formatCycles(through int64, m map[string]int64) string {
 	type mc struct {
 		m string
 		c int64
@@ -247,6 +267,7 @@ func formatCycles(m map[string]int64) string {
 	}
 	var b strings.Builder
 	b.WriteString(cyclesPrefix)
+	fmt.Fprintf(&b, " through=%d", through)
 	for _, x := range l {
 		fmt.Fprintf(&b, " %s:%d", x.m, x.c)
 	}

@@ -58,6 +58,8 @@ type Server struct {
 	// cycle ("staged", "committed"); an error ends the cycle there, as a
 	// crash would.
 	kafkaHook func(point string) error
+	// kafkaSpan is kafkaPartialSpan (tests make it smaller).
+	kafkaSpan int64
 	ingestMu  sync.Mutex      // syslog and OTLP batches' ids and appends (storeBatches)
 	peerWarn  server.QuietLog // what peers do wrong (refused requests, skipped messages)
 
@@ -136,7 +138,7 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 		}
 		opts.OnStored = stored
 	}
-	srv := &Server{cfg: sc, log: logger, srv: server.New(opts), store: store, stages: p,
+	srv := &Server{cfg: sc, log: logger, srv: server.New(opts), store: store, stages: p, kafkaSpan: kafkaPartialSpan,
 		serving: make(chan struct{}), served: make(chan struct{}), onStored: stored, metrics: m}
 	if m != nil {
 		m.srv = srv

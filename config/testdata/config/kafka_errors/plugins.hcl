@@ -29,3 +29,27 @@ transport "kafka" {
     }
   }
 }
+
+format "text" {
+  plugin = "text"
+}
+
+transport "kafka2" {
+  plugin = "kafka"
+  format = "text"
+  config {
+    cluster     = "events"
+    topic       = "other"
+    sender      = "web-1"
+    application = "shop"
+  }
+  allow {
+    kafka "events" {
+      brokers = ["k1.internal:9092"]
+      topics  = ["logs"]
+      tls {
+        cert_file = "client.pem"
+      }
+    }
+  }
+}
