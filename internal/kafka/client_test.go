@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"crypto/tls"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/logtk/logtk/config"
+	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/internal/wasm"
 )
 
@@ -111,5 +113,46 @@ func TestProducerRefused(t *testing.T) {
 	}
 	if err := wait([]byte("small")); err != nil {
 		t.Fatalf("the next record: %v", err)
+	}
+}
+
+// TestProducerAuth: the grant's SASL mechanisms (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512) and TLS reach a cluster that requires them; a wrong
+// password produces nothing.
+func TestProducerAuth(t *testing.T) {
+	ca := testcert.NewCA(t, "kafka-ca")
+	dir := t.TempDir()
+	caFile := ca.WriteCA(t, dir, "ca.pem")
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"), kfake.EnableSASL(),
+		kfake.Superuser("PLAIN", "plain", "p1"), kfake.Superuser("SCRAM-SHA-256", "s256", "p2"), kfake.Superuser("SCRAM-SHA-512", "s512", "p3"),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.Server(t, "127.0.0.1")}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	produce := func(s *config.SASLConfig) error {
+		p, err := NewProducer(&config.KafkaConfig{Brokers: c.ListenAddrs(), ClientID: "t", Timeout: time.Second, DialTimeout: 5 * time.Second,
+			SASL: s, TLS: &config.TLSConfig{CAFile: caFile, ServerName: "127.0.0.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ch := make(chan error, 1)
+		p.Produce("t", []wasm.KafkaRecord{{Value: []byte("v")}}, func(err error) { ch <- err })
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(3 * time.Second):
+			return errors.New("no answer within 3s")
+		}
+	}
+	for _, s := range []*config.SASLConfig{{Mechanism: "PLAIN", Username: "plain", Password: "p1"},
+		{Mechanism: "SCRAM-SHA-256", Username: "s256", Password: "p2"}, {Mechanism: "SCRAM-SHA-512", Username: "s512", Password: "p3"}} {
+		if err := produce(s); err != nil {
+			t.Errorf("%s: %v", s.Mechanism, err)
+		}
+	}
+	if err := produce(&config.SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "s256", Password: "wrong"}); err == nil {
+		t.Error("a wrong password produced")
 	}
 }
