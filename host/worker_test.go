@@ -95,6 +95,13 @@ func runWorker(mode string) int {
 			atomic.StoreUint64(count, uint64(i+1))
 		}
 		return 0
+	case "paced":
+		n := envInt("LOGTK_TEST_N", 1000)
+		for i := range n {
+			log.Info("rec", sdk.Int("i", i))
+			time.Sleep(time.Duration(envInt("LOGTK_TEST_PACE_MS", 1)) * time.Millisecond)
+		}
+		return 0
 	case "flood":
 		n := envInt("LOGTK_TEST_N", 1000)
 		bigEvery := envInt("LOGTK_TEST_BIG_EVERY", 0)

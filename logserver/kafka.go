@@ -250,7 +250,11 @@ func (s *Server) kafkaMember(ctx context.Context) error {
 		}
 	}
 	base := slices.Clone(opts)
-	assigned := func(ctx context.Context, cl *kgo.Client, got map[string][]int32) {
+	assigned := func(_ context.Context, cl *kgo.Client, got map[string][]int32) {
+		// The reader's context, bounded: a stopping server does not
+		// wait on this, nor does a rebalance for long.
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
 		// The members' cycles in the commit metadata of what we now
 		// read, carried forward in our commits; and the last batches
 		// before the committed offsets.
@@ -367,7 +371,7 @@ func (s *Server) kafkaCycle(ctx context.Context, cl *kgo.Client, fs kgo.Fetches,
 	}
 	r.mu.Lock()
 	r.cycle = max(r.cycle+1, time.Now().UnixNano())
-	c.number = r.cycle
+	c.number, c.member = r.cycle, r.member
 	// Each partition's commit metadata: the members' cycles, ours now
 	// this one.
 	meta := map[topicPartition]string{}
@@ -431,6 +435,7 @@ func (s *Server) kafkaCycle(ctx context.Context, cl *kgo.Client, fs kgo.Fetches,
 // kafkaCycleData is a poll's records made store batches, and the offsets
 // to commit after them.
 type kafkaCycleData struct {
+	member  string // the member that staged it
 	number  int64
 	batches []*kafkaBatch
 	commits map[string]map[int32]kgo.EpochOffset
@@ -588,9 +593,11 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 		}
 		last := ftp.Records[len(ftp.Records)-1].Offset
 		for gk, g := range ps.groups {
-			if last-g.first > s.kafkaSpan {
+			if last-g.first >= s.kafkaSpan {
 				// Its other parts have not come in kafkaPartialSpan
-				// offsets: stored as it is, unmarked.
+				// offsets: stored as it is, unmarked, decided at
+				// first+span (the poll that reads that offset decides,
+				// so no earlier poll's through passes it).
 				r.Stats.Incomplete.Add(int64(len(g.recs)))
 				storeGroup(ps, tp, gk, g, g.first+s.kafkaSpan, true)
 				delete(ps.groups, gk)
@@ -646,7 +653,7 @@ func (s *Server) readBack(ctx context.Context, opts []kgo.Opt, topic string, p i
 				ferr = err
 			}
 		})
-		if ferr != nil || time.Now().After(deadline) {
+		if ferr != nil || time.Now().After(deadline) || ctx.Err() != nil {
 			s.log.Warn("kafka: read back before the committed offset in part; a batch sent again may be stored twice", "topic", topic, "partition", p, "error", ferr)
 			return held
 		}

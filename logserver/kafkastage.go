@@ -23,7 +23,7 @@ import (
 // The staging file holds the last cycle's store batches between their
 // staging and their store (logserver/kafka.go):
 //
-//	"LTKS1" uvarint(cycle) uvarint(n) n x batch, then the CRC-32C
+//	"LTKS2" str(member) uvarint(cycle) uvarint(n) n x batch, then the CRC-32C
 //	(Castagnoli) of all before it, 4 bytes little-endian
 //	batch: str(app) str(sender) uvarint(id) str(stamp) str(topic)
 //	       uvarint(partition) uvarint(held n) n x (str(worker)
@@ -34,7 +34,7 @@ import (
 // A file cut short or damaged reads as none: it was being written when
 // the server died, before the commit that could have made it count.
 
-const stagedMagic = "LTKS1"
+const stagedMagic = "LTKS2"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -52,6 +52,7 @@ func appendStr(b, s []byte) []byte {
 
 func encodeStaged(c *kafkaCycleData) []byte {
 	b := append([]byte(stagedMagic), 0)[:len(stagedMagic)]
+	b = appendStr(b, []byte(c.member))
 	b = binary.AppendUvarint(b, uint64(c.number))
 	b = binary.AppendUvarint(b, uint64(len(c.batches)))
 	for _, x := range c.batches {
@@ -105,7 +106,8 @@ func decodeStaged(b []byte) (*kafkaCycleData, error) {
 		p = p[n:]
 		return v
 	}
-	c := &kafkaCycleData{number: int64(uv())}
+	c := &kafkaCycleData{member: string(str())}
+	c.number = int64(uv())
 	n := uv()
 	for i := uint64(0); i < n && !bad; i++ {
 		x := &kafkaBatch{app: string(str()), sender: string(str()), id: uv(), stamp: str()}
@@ -187,7 +189,9 @@ func (s *Server) resolveStaged(ctx context.Context, opts []kgo.Opt) error {
 	dropped := 0
 	for _, x := range c.batches {
 		o, ok := offs.Lookup(x.tp.topic, x.tp.p)
-		if ok && parseCycles(o.Metadata)[r.member] >= c.number {
+		// The member that staged it: the one named in the file (the
+		// default name follows the hostname, which a restart may change).
+		if ok && parseCycles(o.Metadata)[c.member] >= c.number {
 			keep = append(keep, x)
 		} else {
 			dropped++
@@ -252,6 +256,10 @@ func parseCycles(meta string) map[string]int64 {
 // that old drops it; those cycles are long settled.
 const maxCycles = 48
 
+// maxMetadataBytes keeps the metadata within Kafka's default
+// offset.metadata.max.bytes (4096), with room to spare.
+const maxMetadataBytes = 3500
+
 func formatCycles(through int64, m map[string]int64) string {
 	type mc struct {
 		m string
@@ -269,7 +277,11 @@ func formatCycles(through int64, m map[string]int64) string {
 	b.WriteString(cyclesPrefix)
 	fmt.Fprintf(&b, " through=%d", through)
 	for _, x := range l {
-		fmt.Fprintf(&b, " %s:%d", x.m, x.c)
+		e := fmt.Sprintf(" %s:%d", x.m, x.c)
+		if b.Len()+len(e) > maxMetadataBytes {
+			break // the oldest cycles go first
+		}
+		b.WriteString(e)
 	}
 	return b.String()
 }

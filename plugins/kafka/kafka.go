@@ -66,8 +66,11 @@ type Transport struct {
 	recs    plugin.KafkaRecords
 	pending []pending
 	// failed is a failure found after batches Poll reported delivered:
-	// the next Poll returns it.
+	// the next Poll or WriteAsync returns it.
 	failed error
+	// acked: batches acknowledged as soon as they were produced, for the
+	// next Poll.
+	acked []uint64
 	// Per batch, reused: its records as read, and its worker instances
 	// (few: a linear search, starting at the last one found).
 	batch []entry
@@ -159,6 +162,14 @@ func (t *Transport) instanceOf(worker []byte, index uint32, last uint32) uint32 
 // WriteAsync implements plugin.AsyncTransport: the batch's records are
 // handed to the host's client, keyed and with their identity.
 func (t *Transport) WriteAsync(b *plugin.Batch) error {
+	if err := t.failed; err != nil {
+		// A batch on its way failed: no later batch may go before the
+		// host sends it again, or the later one's records would be in
+		// the topic before it (and a server would take its copy for a
+		// duplicate).
+		t.failed, t.pending = nil, t.pending[:0]
+		return err
+	}
 	t.batch, t.insts = t.batch[:0], t.insts[:0]
 	var r record.Record
 	bad := false
@@ -208,8 +219,23 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 		t.recs.Append(t.key, en.e, t.hdrs)
 	}
 	tk, err := plugin.Produce(t.cfg.Cluster, t.cfg.Topic, &t.recs)
+	acked := false
+	if err == nil {
+		// A produce the host's client refused at once (nothing
+		// acknowledged for the grant's timeout, its buffer full) has
+		// failed already: said now, before a later batch is produced.
+		acked, err = tk.Wait(0)
+	}
 	if err != nil {
+		t.pending = t.pending[:0]
+		if errors.Is(err, plugin.ErrKafkaRefused) {
+			return fmt.Errorf("batch %d: %w", b.ID(), err)
+		}
 		return plugin.Retry(err)
+	}
+	if acked {
+		t.acked = append(t.acked, b.ID())
+		return nil
 	}
 	t.pending = append(t.pending, pending{id: b.ID(), ticket: tk})
 	return nil
@@ -225,7 +251,8 @@ func (t *Transport) Poll(timeout time.Duration) ([]uint64, error) {
 		t.failed = nil
 		return nil, err
 	}
-	var done []uint64
+	done := t.acked
+	t.acked = nil
 	deadline := time.Now().Add(timeout)
 	for len(t.pending) > 0 {
 		wait := time.Until(deadline)
