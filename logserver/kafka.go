@@ -121,10 +121,18 @@ type partState struct {
 // never lost). A host's batch takes far fewer offsets than this.
 const kafkaPartialSpan = 100_000
 
+// kafkaPartialBytes bounds the bytes a group not yet whole holds in
+// memory.
+const kafkaPartialBytes = 64 << 20
+
 // kafkaReadBack bounds what a member reads back before a partition's
 // committed offset when it is given the partition: more than a host has
 // on its way (32 batches) for many hosts.
 const kafkaReadBack = 100_000
+
+func newPartState() *partState {
+	return &partState{groups: map[groupKey]*kafkaGroup{}, cycles: map[string]int64{}}
+}
 
 type groupKey struct {
 	app, sender, worker string
@@ -132,6 +140,7 @@ type groupKey struct {
 }
 
 type kafkaGroup struct {
+	bytes int // of its records
 	batch uint64
 	first int64 // offset of its first part
 	n     int   // parts in all
@@ -268,7 +277,7 @@ func (s *Server) kafkaMember(ctx context.Context) error {
 				if err != nil {
 					break
 				}
-				st := &partState{groups: map[groupKey]*kafkaGroup{}, cycles: map[string]int64{}}
+				st := newPartState()
 				if o, ok := offs.Lookup(topic, p); ok {
 					st.cycles = parseCycles(o.Metadata)
 					st.through = parseThrough(o.Metadata)
@@ -379,7 +388,7 @@ func (s *Server) kafkaCycle(ctx context.Context, cl *kgo.Client, fs kgo.Fetches,
 		for p := range ps {
 			st := r.parts[topicPartition{topic, p}]
 			if st == nil {
-				st = &partState{groups: map[groupKey]*kafkaGroup{}, cycles: map[string]int64{}}
+				st = newPartState()
 				r.parts[topicPartition{topic, p}] = st
 			}
 			st.cycles[r.member] = c.number
@@ -450,6 +459,7 @@ type kafkaBatch struct {
 	tp          topicPartition
 	entries     []byte
 	stored      int64 // records of ours in it (Stats.Stored once stored)
+	incomplete  int64 // of them, records of groups not whole (Stats.Incomplete)
 	foreign     int64 // foreign records in it (Stats.Foreign once stored)
 }
 
@@ -496,6 +506,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 	// storeGroup stores a group, decided by the record at offset at;
 	// unmarked, its batch does not become the instance's mark.
 	storeGroup := func(ps *partState, tp topicPartition, gk groupKey, g *kafkaGroup, at int64, unmarked bool) {
+		incomplete := g.from > 0 || g.from+len(g.recs) < g.n
 		if held, ok := heldOf(ps, gk); ok && g.batch <= held {
 			r.Stats.Duplicates.Add(int64(len(g.recs)))
 			return
@@ -516,6 +527,9 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 			b.held = append(b.held, server.WorkerSeq{Worker: gk.worker, Index: gk.index, Seq: g.batch})
 		}
 		b.stored += int64(len(g.recs))
+		if incomplete {
+			b.incomplete += int64(len(g.recs))
+		}
 	}
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if len(ftp.Records) == 0 {
@@ -525,7 +539,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 		r.mu.Lock()
 		ps := r.parts[tp]
 		if ps == nil {
-			ps = &partState{groups: map[groupKey]*kafkaGroup{}, cycles: map[string]int64{}}
+			ps = newPartState()
 			r.parts[tp] = ps
 		}
 		r.mu.Unlock()
@@ -561,7 +575,6 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 					// parts will not come (Kafka refused them, or the
 					// host that produced them died and routes its records
 					// again in new batches). What it has is stored.
-					r.Stats.Incomplete.Add(int64(len(g.recs)))
 					storeGroup(ps, tp, gk, g, kr.Offset, false)
 					delete(ps.groups, gk)
 				}
@@ -583,10 +596,16 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 				ps.groups[gk] = g
 			}
 			g.recs = append(g.recs, kr.Value)
+			g.bytes += len(kr.Value)
+			if g.bytes > kafkaPartialBytes && g.from+len(g.recs) < g.n {
+				// Parts (forged, or of a huge batch) past what a group
+				// may hold in memory: stored as they are, unmarked, and
+				// the group goes on from the next part.
+				storeGroup(ps, tp, gk, g, kr.Offset, true)
+				ps.groups[gk] = &kafkaGroup{batch: g.batch, first: kr.Offset + 1, n: g.n, from: g.from + len(g.recs), host: g.host}
+				continue
+			}
 			if g.from+len(g.recs) == g.n {
-				if g.from > 0 {
-					r.Stats.Incomplete.Add(int64(len(g.recs)))
-				}
 				storeGroup(ps, tp, gk, g, kr.Offset, false)
 				delete(ps.groups, gk)
 			}
@@ -598,7 +617,6 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 				// offsets: stored as it is, unmarked, decided at
 				// first+span (the poll that reads that offset decides,
 				// so no earlier poll's through passes it).
-				r.Stats.Incomplete.Add(int64(len(g.recs)))
 				storeGroup(ps, tp, gk, g, g.first+s.kafkaSpan, true)
 				delete(ps.groups, gk)
 			}
@@ -613,8 +631,6 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 		}
 		c.commits[ftp.Topic][ftp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: next}
 	})
-	// A foreign batch's id is the offset of its last record + 1: the
-	// batches of one foreign sender (one partition) go in that order.
 	return c
 }
 
@@ -717,6 +733,7 @@ func (s *Server) applyCycle(c *kafkaCycleData) error {
 	}
 	for _, b := range applied {
 		s.kafka.Stats.Stored.Add(b.stored)
+		s.kafka.Stats.Incomplete.Add(b.incomplete)
 		s.kafka.Stats.Foreign.Add(b.foreign)
 		if s.onStored != nil {
 			s.onStored(b.app, b.sender, "logtk.v1.Record", b.entries, b.stamp)

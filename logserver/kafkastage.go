@@ -28,7 +28,7 @@ import (
 //	batch: str(app) str(sender) uvarint(id) str(stamp) str(topic)
 //	       uvarint(partition) uvarint(held n) n x (str(worker)
 //	       uvarint(index) uvarint(seq)) uvarint(records of ours)
-//	       uvarint(foreign records) str(entries)
+//	       uvarint(foreign records) uvarint(incomplete records) str(entries)
 //	str: uvarint(length) bytes
 //
 // A file cut short or damaged reads as none: it was being written when
@@ -70,6 +70,7 @@ func encodeStaged(c *kafkaCycleData) []byte {
 		}
 		b = binary.AppendUvarint(b, uint64(x.stored))
 		b = binary.AppendUvarint(b, uint64(x.foreign))
+		b = binary.AppendUvarint(b, uint64(x.incomplete))
 		b = appendStr(b, x.entries)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -117,6 +118,7 @@ func decodeStaged(b []byte) (*kafkaCycleData, error) {
 		}
 		x.stored = int64(uv())
 		x.foreign = int64(uv())
+		x.incomplete = int64(uv())
 		x.entries = str()
 		c.batches = append(c.batches, x)
 	}

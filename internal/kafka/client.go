@@ -1,6 +1,7 @@
 // Package kafka is logtk's Kafka client side, on franz-go: the producer
 // behind the kafka_* host functions a transport plugin is granted
-// (Producer), and the log server's consumer-group reader (Consumer).
+// (Producer), and the client options a grant or a log server's kafka
+// block makes (ClientOpts; the log server's reader is logserver/kafka.go).
 // docs/kafka.md says what each guarantees.
 package kafka
 
