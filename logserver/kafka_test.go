@@ -549,3 +549,39 @@ func TestKafkaPartialHeldAcrossTakeover(t *testing.T) {
 		t.Fatalf("stored: a#0 %v, w#0 %d records", got["h1/a#0"], len(got["h1/w#0"]))
 	}
 }
+
+// TestKafkaSpanAtPollEnd: a poll that ends exactly at a held part's
+// first offset + span stores the part (the poll that reads that offset
+// decides); it was dropped when a later poll decided it behind the
+// through= the first had already set.
+func TestKafkaSpanAtPollEnd(t *testing.T) {
+	c := newKafka(t, 1)
+	dir := t.TempDir()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var rs []*kgo.Record
+	for p := range 10 { // offsets 0-9: parts 0-9 of a batch of 20 of a#0
+		v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "a", ""), &irecord.Stamp{Worker: "a", Seq: uint64(p + 1)})
+		rs = append(rs, &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
+			{Key: kt.HeaderSender, Value: []byte("h1")}, {Key: kt.HeaderApplication, Value: []byte("app")},
+			{Key: kt.HeaderBatch, Value: []byte("1")}, {Key: kt.HeaderWorker, Value: []byte("a")},
+			{Key: kt.HeaderIndex, Value: []byte("0")}, {Key: kt.HeaderPart, Value: fmt.Appendf(nil, "%d/20", p)}}})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceOurs(t, c, "h1", 1, 1, 91, 1) // offsets 10-100: the poll ends at 0 + span
+	s := kafkaGroupServer(t, c, dir, "g", "a", nil, 100)
+	defer s.Shutdown(context.Background())
+	waitFor(t, "the first poll", func() bool { return s.KafkaStats().Cycles.Load() > 0 && s.KafkaStats().Stored.Load() >= 91 })
+	produceOurs(t, c, "h1", 1, 1, 50, 2) // offsets 101-150
+	waitFor(t, "the second poll", func() bool { return s.KafkaStats().Stored.Load() >= 91+50+10 || s.KafkaStats().Duplicates.Load() > 0 })
+	if got := storedSeqs(t, dir)["h1/a#0"]; len(got) != 10 {
+		t.Fatalf("the part held span offsets: stored %v", got)
+	}
+}
