@@ -1,6 +1,7 @@
 package logserver
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -531,6 +533,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 			b.incomplete += int64(len(g.recs))
 		}
 	}
+	var ir identityReader
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if len(ftp.Records) == 0 {
 			return
@@ -547,7 +550,7 @@ func (s *Server) readCycle(fs kgo.Fetches) *kafkaCycleData {
 		foreignFloor := s.store.LastBatch(kc.Application, foreignSender)
 		var fb *kafkaBatch
 		for _, kr := range ftp.Records {
-			id, why := kafkaIdentity(kr)
+			id, why := ir.identity(kr)
 			if why != "" {
 				if uint64(kr.Offset)+1 <= foreignFloor || kr.Offset < ps.through {
 					continue // stored already (here, or by whoever read it before)
@@ -657,6 +660,7 @@ func (s *Server) readBack(ctx context.Context, opts []kgo.Opt, topic string, p i
 		next, n int
 	}
 	open := map[groupKey]*part{}
+	var ir identityReader
 	for {
 		// A poll that brings nothing for 2 s has met the end (control
 		// records and compaction leave offsets no record has).
@@ -682,7 +686,7 @@ func (s *Server) readBack(ctx context.Context, opts []kgo.Opt, topic string, p i
 			if kr.Offset >= end {
 				return
 			}
-			id, why := kafkaIdentity(kr)
+			id, why := ir.identity(kr)
 			if why != "" {
 				return
 			}
@@ -752,40 +756,87 @@ type identity struct {
 
 // kafkaIdentity reads a record's identity, or says why it is not ours.
 func kafkaIdentity(kr *kgo.Record) (identity, string) {
+	var ir identityReader
+	return ir.identity(kr)
+}
+
+// identityReader reads records' identities. The records of a poll mostly
+// share their sender, application, worker and hostname: a name equal to
+// the last record's is taken from it, already checked, rather than made
+// and checked again (no allocation per record for them).
+type identityReader struct {
+	sender, app, worker, host cachedName
+}
+
+type cachedName struct {
+	s       string
+	set, ok bool
+}
+
+func (c *cachedName) get(b []byte, valid func(string) bool) (string, bool) {
+	if c.set && string(b) == c.s {
+		return c.s, c.ok
+	}
+	c.s, c.set = string(b), true
+	c.ok = valid == nil || valid(c.s)
+	return c.s, c.ok
+}
+
+// decimal reads an unsigned decimal number of at most limit.
+func decimal(b []byte, limit uint64) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (limit-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+func (ir *identityReader) identity(kr *kgo.Record) (identity, string) {
 	var id identity
 	var have int
+	ok := true
+	var sOK, aOK, hOK = true, true, true
 	for _, h := range kr.Headers {
-		v := string(h.Value)
-		var err error
+		v := h.Value
 		switch h.Key {
 		case kt.HeaderSender:
-			id.sender, have = v, have|1
+			id.sender, sOK = ir.sender.get(v, wire.ValidName)
+			have |= 1
 		case kt.HeaderApplication:
-			id.app, have = v, have|2
+			id.app, aOK = ir.app.get(v, wire.ValidName)
+			have |= 2
 		case kt.HeaderBatch:
-			id.batch, err = strconv.ParseUint(v, 10, 64)
+			id.batch, ok = decimal(v, math.MaxUint64)
 			have |= 4
 		case kt.HeaderWorker:
-			id.worker, have = v, have|8
+			id.worker, _ = ir.worker.get(v, nil)
+			have |= 8
 		case kt.HeaderIndex:
 			var n uint64
-			n, err = strconv.ParseUint(v, 10, 32)
+			n, ok = decimal(v, math.MaxUint32)
 			id.index, have = uint32(n), have|16
 		case kt.HeaderPart:
-			i, n, ok := strings.Cut(v, "/")
-			id.part, err = strconv.Atoi(i)
-			if err == nil && ok {
-				id.parts, err = strconv.Atoi(n)
-			}
-			if err == nil && (!ok || id.part < 0 || id.parts <= id.part || id.parts > 1<<24) {
-				err = errors.New("not i/n")
-			}
+			i, n, cut := bytes.Cut(v, []byte{'/'})
+			part, ok1 := decimal(i, 1<<24)
+			parts, ok2 := decimal(n, 1<<24)
+			id.part, id.parts = int(part), int(parts)
+			ok = cut && ok1 && ok2 && id.part < id.parts
 			have |= 32
 		case kt.HeaderHostname:
-			id.host = v
+			id.host, hOK = ir.host.get(v, wire.ValidHostname)
 		}
-		if err != nil {
-			return id, fmt.Sprintf("header %s = %.40q: %v", h.Key, v, err)
+		if !ok {
+			return id, fmt.Sprintf("header %s = %.40q: not what logtk writes there (a decimal number; i/n for the part, 0 <= i < n <= 16777216)", h.Key, v)
 		}
 	}
 	switch {
@@ -793,11 +844,11 @@ func kafkaIdentity(kr *kgo.Record) (identity, string) {
 		return id, "no logtk headers: not produced by logtk's kafka transport"
 	case have != 63:
 		return id, "logtk headers missing: each of logtk.sender, .application, .batch, .worker, .index and .part is needed"
-	case !wire.ValidName(id.sender):
+	case !sOK:
 		return id, fmt.Sprintf("logtk.sender %.40q is not a valid name", id.sender)
-	case !wire.ValidName(id.app):
+	case !aOK:
 		return id, fmt.Sprintf("logtk.application %.40q is not a valid name", id.app)
-	case !wire.ValidHostname(id.host):
+	case !hOK:
 		return id, fmt.Sprintf("logtk.hostname %.40q is not a valid hostname", id.host)
 	case id.batch == 0:
 		return id, "logtk.batch is 0: batch ids start at 1"
