@@ -215,6 +215,44 @@ func kafkaServer(t *testing.T, e *kafkaEnv, dir string) *logserver.Server {
 	return srv
 }
 
+// checkFromOne checks that each of the worker instances name#0..n-1 has
+// at least atLeast records stored, with seqs 1, 2, 3... each once, in
+// order.
+func checkFromOne(t *testing.T, got map[string][]uint64, name string, n, atLeast int) {
+	t.Helper()
+	for i := range n {
+		k := fmt.Sprintf("%s#%d", name, i)
+		seqs := got[k]
+		for j, s := range seqs {
+			if s != uint64(j+1) {
+				t.Fatalf("%s: record %d has seq %d (%d stored)", k, j, s, len(seqs))
+			}
+		}
+		if len(seqs) < atLeast {
+			t.Fatalf("%s: %d records stored, want at least %d", k, len(seqs), atLeast)
+		}
+	}
+}
+
+// readAll starts a log server reading e's topic into a directory of its
+// own, waits until the group has committed the whole topic, stops it and
+// returns the directory and the server (for its counts).
+func readAll(t *testing.T, e *kafkaEnv) (string, *logserver.Server) {
+	t.Helper()
+	dir := t.TempDir()
+	srv := kafkaServer(t, e, dir)
+	for deadline := time.Now().Add(2 * time.Minute); groupLag(t, e) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server has not read the topic after 2 minutes (lag %d)", groupLag(t, e))
+		}
+		time.Sleep(10 * time.Millisecond) // polling the group's lag: no event to wait on
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return dir, srv
+}
+
 // storedByInstance reads an application's store: per worker instance,
 // its records' seqs in stored order.
 func storedByInstance(t *testing.T, dirs []string, app string) map[string][]uint64 {
@@ -271,18 +309,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling the server's count, with a deadline
 	}
 	got := storedByInstance(t, []string{dir}, "app")
-	for i := range 3 {
-		k := fmt.Sprintf("h1/flood#%d", i)
-		seqs := got[k]
-		for j, s := range seqs {
-			if s != uint64(j+1) {
-				t.Fatalf("%s: record %d has seq %d", k, j, s)
-			}
-		}
-		if len(seqs) < 5000 {
-			t.Fatalf("%s: %d records stored", k, len(seqs))
-		}
-	}
+	checkFromOne(t, got, "h1/flood", 3, 5000)
 	if d := srv.KafkaStats().Duplicates.Load(); d != 0 {
 		t.Errorf("%d duplicates dropped, none expected", d)
 	}
@@ -582,17 +609,7 @@ func TestHostCrashKafka(t *testing.T) {
 			DeadLetterDir: filepath.Join(t.TempDir(), "dead"),
 		}
 	}, func() []record.Record {
-		dir := t.TempDir()
-		srv := kafkaServer(t, e, dir)
-		for deadline := time.Now().Add(2 * time.Minute); groupLag(t, e) != 0; {
-			if time.Now().After(deadline) {
-				t.Fatalf("the server has not read the topic after 2 minutes (lag %d)", groupLag(t, e))
-			}
-			time.Sleep(10 * time.Millisecond) // polling the group's lag
-		}
-		if err := srv.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		dir, srv := readAll(t, e)
 		t.Logf("kafka: %d stored, %d duplicates dropped", srv.KafkaStats().Stored.Load(), srv.KafkaStats().Duplicates.Load())
 		files, _ := filepath.Glob(filepath.Join(dir, "app", "records*.pb"))
 		return readLengthPrefixed(t, files)
@@ -648,28 +665,9 @@ func TestKafkaOutageSpools(t *testing.T) {
 	if u := h.Undelivered(); u.Any() {
 		t.Fatalf("undelivered: %+v", u)
 	}
-	dir := t.TempDir()
-	srv := kafkaServer(t, e, dir)
-	for deadline := time.Now().Add(time.Minute); groupLag(t, e) != 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("lag %d after a minute", groupLag(t, e))
-		}
-		time.Sleep(10 * time.Millisecond) // polling the group's lag
-	}
-	srv.Shutdown(context.Background())
+	dir, srv := readAll(t, e)
 	got := storedByInstance(t, []string{dir}, "app")
-	for i := range 2 {
-		k := fmt.Sprintf("h1/flood#%d", i)
-		seqs := got[k]
-		for j, s := range seqs {
-			if s != uint64(j+1) {
-				t.Fatalf("%s: record %d has seq %d (%d stored)", k, j, s, len(seqs))
-			}
-		}
-		if len(seqs) < 3000 {
-			t.Fatalf("%s: %d records stored", k, len(seqs))
-		}
-	}
+	checkFromOne(t, got, "h1/flood", 2, 3000)
 	t.Logf("%d duplicates in the topic dropped by the server", srv.KafkaStats().Duplicates.Load())
 }
 
@@ -787,15 +785,7 @@ func TestKafkaOutageOrder(t *testing.T) {
 		down.Store(false)
 	}
 	waitDone(t, h, 2*time.Minute)
-	dir := t.TempDir()
-	srv := kafkaServer(t, e, dir)
-	for deadline := time.Now().Add(time.Minute); groupLag(t, e) != 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("lag %d after a minute", groupLag(t, e))
-		}
-		time.Sleep(10 * time.Millisecond) // polling the group's lag
-	}
-	srv.Shutdown(context.Background())
+	dir, srv := readAll(t, e)
 	got := storedByInstance(t, []string{dir}, "app")
 	for i := range 2 {
 		k := fmt.Sprintf("h1/paced#%d", i)

@@ -40,6 +40,40 @@ func newKafka(t *testing.T, partitions int32) *kfake.Cluster {
 // the records produced.
 func produceOurs(t *testing.T, c *kfake.Cluster, sender string, instances, batches, perBatch int, firstBatch uint64) int {
 	t.Helper()
+	n := 0
+	for b := range batches {
+		var rs []*kgo.Record
+		for i := range instances {
+			for j := range perBatch {
+				rs = append(rs, oursRecord(sender, "w", i, firstBatch+uint64(b), uint64(b*perBatch+j+1), j, perBatch))
+			}
+		}
+		produce(t, c, rs...)
+		n += len(rs)
+	}
+	return n
+}
+
+// oursRecord is a record as the kafka transport produces it: record seq
+// of worker instance worker#index, part i of n of its batch.
+func oursRecord(sender, worker string, index int, batch, seq uint64, i, n int) *kgo.Record {
+	v := irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, fmt.Sprintf("r %d", seq), "")
+	v = irecord.AppendStamp(v, &irecord.Stamp{Worker: worker, WorkerIndex: uint32(index), Seq: seq, Incarnation: 1})
+	return &kgo.Record{Topic: "logs", Key: fmt.Appendf(nil, "%s/%s#%d", sender, worker, index), Value: v, Headers: []kgo.RecordHeader{
+		{Key: kt.HeaderSender, Value: []byte(sender)},
+		{Key: kt.HeaderApplication, Value: []byte("app")},
+		{Key: kt.HeaderBatch, Value: strconv.AppendUint(nil, batch, 10)},
+		{Key: kt.HeaderWorker, Value: []byte(worker)},
+		{Key: kt.HeaderIndex, Value: strconv.AppendInt(nil, int64(index), 10)},
+		{Key: kt.HeaderSeq, Value: strconv.AppendUint(nil, seq, 10)},
+		{Key: kt.HeaderPart, Value: fmt.Appendf(nil, "%d/%d", i, n)},
+	}}
+}
+
+// produce produces rs to c, each key's records to one partition, and
+// waits for Kafka's acknowledgement.
+func produce(t *testing.T, c *kfake.Cluster, rs ...*kgo.Record) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -47,31 +81,9 @@ func produceOurs(t *testing.T, c *kfake.Cluster, sender string, instances, batch
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n := 0
-	for b := range batches {
-		var rs []*kgo.Record
-		for i := range instances {
-			for j := range perBatch {
-				seq := uint64(b*perBatch + j + 1)
-				rec := irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, fmt.Sprintf("r %d", seq), "")
-				rec = irecord.AppendStamp(rec, &irecord.Stamp{Worker: "w", WorkerIndex: uint32(i), Seq: seq, Incarnation: 1})
-				rs = append(rs, &kgo.Record{Topic: "logs", Key: fmt.Appendf(nil, "%s/w#%d", sender, i), Value: rec, Headers: []kgo.RecordHeader{
-					{Key: kt.HeaderSender, Value: []byte(sender)},
-					{Key: kt.HeaderApplication, Value: []byte("app")},
-					{Key: kt.HeaderBatch, Value: strconv.AppendUint(nil, firstBatch+uint64(b), 10)},
-					{Key: kt.HeaderWorker, Value: []byte("w")},
-					{Key: kt.HeaderIndex, Value: strconv.AppendInt(nil, int64(i), 10)},
-					{Key: kt.HeaderSeq, Value: strconv.AppendUint(nil, seq, 10)},
-					{Key: kt.HeaderPart, Value: fmt.Appendf(nil, "%d/%d", j, perBatch)},
-				}})
-			}
-		}
-		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		n += len(rs)
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
-	return n
 }
 
 // kafkaTestServer is a log server reading "logs" as member m of group
@@ -264,13 +276,6 @@ func TestKafkaTakeover(t *testing.T) {
 func TestKafkaForeignRecords(t *testing.T) {
 	c := newKafka(t, 1)
 	dir := t.TempDir()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	good := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "good", ""), &irecord.Stamp{Worker: "w", Seq: 1})
 	ours := func(part string, v []byte) *kgo.Record {
 		return &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
@@ -295,9 +300,7 @@ func TestKafkaForeignRecords(t *testing.T) {
 	r2 := ours("0/1", good2)
 	r2.Headers[2].Value = []byte("8")
 	rs = append(rs, r2)
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produce(t, c, rs...)
 	s := kafkaTestServer(t, c, dir, "a", nil)
 	waitFor(t, "all read", func() bool {
 		return s.KafkaStats().Stored.Load() == 2 && s.KafkaStats().Foreign.Load() == int64(len(bad))
@@ -398,22 +401,10 @@ func FuzzStaged(f *testing.F) {
 func TestKafkaResendAfterPartial(t *testing.T) {
 	c := newKafka(t, 1)
 	dir := t.TempDir()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	var rs []*kgo.Record
 	batch := func(b uint64, parts ...int) {
 		for _, p := range parts {
-			seq := (b-1)*3 + uint64(p) + 1
-			v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "m", ""), &irecord.Stamp{Worker: "w", Seq: seq})
-			rs = append(rs, &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
-				{Key: kt.HeaderSender, Value: []byte("h")}, {Key: kt.HeaderApplication, Value: []byte("app")},
-				{Key: kt.HeaderBatch, Value: strconv.AppendUint(nil, b, 10)}, {Key: kt.HeaderWorker, Value: []byte("w")},
-				{Key: kt.HeaderIndex, Value: []byte("0")}, {Key: kt.HeaderPart, Value: fmt.Appendf(nil, "%d/3", p)}}})
+			rs = append(rs, oursRecord("h", "w", 0, b, (b-1)*3+uint64(p)+1, p, 3))
 		}
 	}
 	batch(1, 0, 1, 2)
@@ -423,9 +414,7 @@ func TestKafkaResendAfterPartial(t *testing.T) {
 	batch(2, 0, 1, 2)
 	batch(3, 0, 1, 2)
 	batch(4, 0, 1, 2)
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produce(t, c, rs...)
 	s := kafkaTestServer(t, c, dir, "a", nil)
 	waitFor(t, "all read", func() bool { return s.KafkaStats().Stored.Load()+s.KafkaStats().Duplicates.Load() >= 12+6 })
 	s.Shutdown(context.Background())
@@ -442,29 +431,13 @@ func TestKafkaResendAfterPartial(t *testing.T) {
 func TestKafkaGroupWithoutItsStart(t *testing.T) {
 	c := newKafka(t, 1)
 	dir := t.TempDir()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rec := func(batch uint64, seq uint64, part string) *kgo.Record {
-		v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "m", ""), &irecord.Stamp{Worker: "w", Seq: seq})
-		return &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
-			{Key: kt.HeaderSender, Value: []byte("h")}, {Key: kt.HeaderApplication, Value: []byte("app")},
-			{Key: kt.HeaderBatch, Value: strconv.AppendUint(nil, batch, 10)}, {Key: kt.HeaderWorker, Value: []byte("w")},
-			{Key: kt.HeaderIndex, Value: []byte("0")}, {Key: kt.HeaderPart, Value: []byte(part)}}}
-	}
-	rs := []*kgo.Record{
-		rec(5, 3, "2/5"), rec(5, 4, "3/5"), rec(5, 5, "4/5"), // batch 5 without its parts 0 and 1
-		rec(6, 6, "0/2"), rec(6, 7, "1/2"),
-		rec(7, 8, "0/3"), rec(7, 9, "1/3"), // batch 7 stops short (its last part refused)
-		rec(8, 10, "0/1"),
-	}
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	rec := func(batch, seq uint64, i, n int) *kgo.Record { return oursRecord("h", "w", 0, batch, seq, i, n) }
+	produce(t, c,
+		rec(5, 3, 2, 5), rec(5, 4, 3, 5), rec(5, 5, 4, 5), // batch 5 without its parts 0 and 1
+		rec(6, 6, 0, 2), rec(6, 7, 1, 2),
+		rec(7, 8, 0, 3), rec(7, 9, 1, 3), // batch 7 stops short (its last part refused)
+		rec(8, 10, 0, 1),
+	)
 	s := kafkaTestServer(t, c, dir, "a", nil)
 	waitFor(t, "all stored", func() bool { return s.KafkaStats().Stored.Load() == 8 })
 	s.Shutdown(context.Background())
@@ -508,24 +481,11 @@ func TestKafkaResendAcrossTakeover(t *testing.T) {
 func TestKafkaPartialHeldAcrossTakeover(t *testing.T) {
 	c := newKafka(t, 1)
 	dirA, dirB := t.TempDir(), t.TempDir()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	var rs []*kgo.Record
 	for p := range 10 { // parts 0-9 of a batch of 20 of instance a#0
-		v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "a", ""), &irecord.Stamp{Worker: "a", Seq: uint64(p + 1)})
-		rs = append(rs, &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
-			{Key: kt.HeaderSender, Value: []byte("h1")}, {Key: kt.HeaderApplication, Value: []byte("app")},
-			{Key: kt.HeaderBatch, Value: []byte("1")}, {Key: kt.HeaderWorker, Value: []byte("a")},
-			{Key: kt.HeaderIndex, Value: []byte("0")}, {Key: kt.HeaderPart, Value: fmt.Appendf(nil, "%d/20", p)}}})
+		rs = append(rs, oursRecord("h1", "a", 0, 1, uint64(p+1), p, 20))
 	}
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produce(t, c, rs...)
 	produceOurs(t, c, "h1", 1, 3, 50, 1) // w#0: 150 records, offsets 10-159
 	const span = 200
 	a := kafkaGroupServer(t, c, dirA, "g", "a", nil, span)
@@ -557,24 +517,11 @@ func TestKafkaPartialHeldAcrossTakeover(t *testing.T) {
 func TestKafkaSpanAtPollEnd(t *testing.T) {
 	c := newKafka(t, 1)
 	dir := t.TempDir()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	var rs []*kgo.Record
 	for p := range 10 { // offsets 0-9: parts 0-9 of a batch of 20 of a#0
-		v := irecord.AppendStamp(irecord.AppendHead(nil, time.Unix(1700000000, 0), record.LevelInfo, "a", ""), &irecord.Stamp{Worker: "a", Seq: uint64(p + 1)})
-		rs = append(rs, &kgo.Record{Topic: "logs", Value: v, Headers: []kgo.RecordHeader{
-			{Key: kt.HeaderSender, Value: []byte("h1")}, {Key: kt.HeaderApplication, Value: []byte("app")},
-			{Key: kt.HeaderBatch, Value: []byte("1")}, {Key: kt.HeaderWorker, Value: []byte("a")},
-			{Key: kt.HeaderIndex, Value: []byte("0")}, {Key: kt.HeaderPart, Value: fmt.Appendf(nil, "%d/20", p)}}})
+		rs = append(rs, oursRecord("h1", "a", 0, 1, uint64(p+1), p, 20))
 	}
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produce(t, c, rs...)
 	produceOurs(t, c, "h1", 1, 1, 91, 1) // offsets 10-100: the poll ends at 0 + span
 	s := kafkaGroupServer(t, c, dir, "g", "a", nil, 100)
 	defer s.Shutdown(context.Background())

@@ -125,11 +125,12 @@ func (m *Module) kafkaOf(mod api.Module) *kafkaState {
 	return nil
 }
 
-// kafkaWarnAt is when a Kafka refusal was last logged (unix ns): a plugin
-// that keeps asking for what it was not granted cannot fill the log.
+// kafkaWarnAt is when a Kafka refusal was last logged (unix ns), by any
+// plugin of the process: one that keeps asking for what it was not
+// granted cannot fill the log.
 var kafkaWarnAt atomic.Int64
 
-func (m *Module) kafkaWarnDue() bool {
+func kafkaWarnDue() bool {
 	now, last := time.Now().UnixNano(), kafkaWarnAt.Load()
 	return now-last >= int64(10*time.Second) && kafkaWarnAt.CompareAndSwap(last, now)
 }
@@ -161,7 +162,7 @@ func (m *Module) kafkaFunctions() map[string]api.GoModuleFunc {
 			g, granted := m.opts.Grants.Kafka[string(name)]
 			if !granted || g.Producer == nil {
 				ks.setErr(fmt.Errorf("kafka cluster %q is not granted (allow { kafka %q { ... } })", name, name))
-				if m.kafkaWarnDue() {
+				if kafkaWarnDue() {
 					m.log().Warn("plugin produced to a Kafka cluster it was not granted (said once per 10s)", "cluster", string(name))
 				}
 				stack[0] = i32(kafkaErrNotGranted)
@@ -169,7 +170,7 @@ func (m *Module) kafkaFunctions() map[string]api.GoModuleFunc {
 			}
 			if !slices.Contains(g.Topics, string(topic)) {
 				ks.setErr(fmt.Errorf("topic %q of kafka cluster %q is not granted (topics = %q)", topic, name, g.Topics))
-				if m.kafkaWarnDue() {
+				if kafkaWarnDue() {
 					m.log().Warn("plugin produced to a Kafka topic it was not granted (said once per 10s)", "cluster", string(name), "topic", string(topic))
 				}
 				stack[0] = i32(kafkaErrNotGranted)
