@@ -168,7 +168,9 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 		// the topic before it (and a server would take its copy for a
 		// duplicate).
 		t.failed, t.pending = nil, t.pending[:0]
-		return err
+		// As a retry, whatever it was: it is an earlier batch's failure,
+		// not this one's (a refusal comes again when that batch does).
+		return plugin.Retry(err)
 	}
 	t.batch, t.insts = t.batch[:0], t.insts[:0]
 	var r record.Record
