@@ -15,9 +15,13 @@ SHELL       := bash
 # bench/ is a module of its own).
 RACE_PKGS := ./...
 
-PLUGINS   := text json protobuf console file network syslog otlp kafka
+# The reference plugins built from Go into bin/plugins. text and json are
+# built from C and compiled into logtk-host (plugins/builtin, make
+# c-plugins); their Go packages are the reference the C is tested against.
+PLUGINS   := protobuf console file network syslog otlp kafka
+EMBEDDED  := text json
 
-.PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins clean
+.PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins c-tables clean
 
 all: build
 
@@ -29,6 +33,8 @@ build: plugins
 ## logtk-host looks for built-in plugins next to itself).
 plugins:
 	@mkdir -p $(BIN)/plugins
+	@# A module left by an older build would override the embedded one.
+	@for p in $(EMBEDDED); do rm -f $(BIN)/plugins/$$p.wasm; done
 	@for p in $(PLUGINS); do \
 		echo "plugin $$p"; \
 		(cd plugins/$$p/plugin && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(CURDIR)/$(BIN)/plugins/$$p.wasm .) || exit 1; \
@@ -113,7 +119,8 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./logserver:FuzzKafkaRecord \
 	./logserver:FuzzStaged \
-	./internal/wasm:FuzzKafkaRecords
+	./internal/wasm:FuzzKafkaRecords \
+	./plugins/builtin:FuzzMatchesReference
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
@@ -139,19 +146,29 @@ bench: plugins
 BUF_VERSION          := v1.50.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 
-## c-plugins: rebuild the committed C plugin modules (examples/clogfmt)
-## with the pinned clang and Debian 12's wasi-libc: apt-get install
-## clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32. The module is
-## committed so that make run and make test need only Go; the clogfmt
-## test compares it with what this builds when clang is there.
+## c-plugins: rebuild the committed modules built from C: the built-in
+## text and JSON formatters (plugins/c -> plugins/builtin, compiled into
+## logtk-host) and the example plugin examples/clogfmt, with the pinned
+## clang and Debian 12's wasi-libc: apt-get install clang-14 lld-14
+## wasi-libc libclang-rt-14-dev-wasm32. The modules are committed so
+## that make run and make test need only Go; tests compare them with what
+## this builds when clang is there (C_OUT: where to put them instead).
+## c-tables regenerates plugins/c/tables.h from Go's strconv.
 CLANG          ?= clang-14
 CLANG_VERSION  := 14.0.6
-C_PLUGINS_OUT  ?= examples/clogfmt
+C_FLAGS        := --target=wasm32-wasi -O2 -mexec-model=reactor -g0 -Wall -Wextra -Werror -Wl,--strip-all
+C_OUT          ?=
 c-plugins:
 	@$(CLANG) --version 2>/dev/null | grep -q "clang version $(CLANG_VERSION)" || \
 		{ echo "c-plugins needs clang $(CLANG_VERSION) as $(CLANG): apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32" >&2; exit 1; }
-	$(CLANG) --target=wasm32-wasi -O2 -mexec-model=reactor -g0 -Wall -Wextra -Werror -Wl,--strip-all \
-		-o $(C_PLUGINS_OUT)/clogfmt.wasm examples/clogfmt/plugin/clogfmt.c
+	$(CLANG) $(C_FLAGS) -o $(or $(C_OUT),examples/clogfmt)/clogfmt.wasm examples/clogfmt/plugin/clogfmt.c
+	@for p in $(EMBEDDED); do \
+		echo "$(CLANG) ... -o $(or $(C_OUT),plugins/builtin)/$$p.wasm plugins/c/$$p.c"; \
+		$(CLANG) $(C_FLAGS) -o $(or $(C_OUT),plugins/builtin)/$$p.wasm plugins/c/$$p.c || exit 1; \
+	done
+
+c-tables:
+	$(GO) run ./plugins/c/gentables -o plugins/c/tables.h
 
 ## proto: regenerate the committed *.pb.go from proto/.
 proto:

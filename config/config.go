@@ -311,7 +311,7 @@ func checkKafkaTransport(pb *pluginBlock, cfg *Config) hcl.Diagnostics {
 				rng = pb.formatAttr.Expr.Range()
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Wrong format for the kafka transport",
-				Detail:  fmt.Sprintf("transport %q sends logtk.v1.Record values: its format must be the protobuf plugin without a schema; format %q is %s.", pb.name, f.Name, filepath.Base(f.Plugin)),
+				Detail:  fmt.Sprintf("transport %q sends logtk.v1.Record values: its format must be the protobuf plugin without a schema; format %q is %s.", pb.name, f.Name, describePlugin(f.Plugin)),
 				Subject: rng.Ptr()})
 		}
 	}

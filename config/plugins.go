@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logtk/logtk/plugins/builtin"
+
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/logtk/logtk/internal/wasm"
@@ -27,7 +29,9 @@ import (
 type FormatConfig struct {
 	Name string
 	// Plugin is the path of the .wasm module (Load resolves
-	// built-in names such as "text" to a path).
+	// built-in names such as "protobuf" to a path), or, for a plugin
+	// compiled into logtk-host, builtin.Path of its name
+	// ("builtin:json"). ReadPlugin reads either.
 	Plugin string
 	// SHA256, when set, pins the module's digest.
 	SHA256 string
@@ -171,26 +175,30 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 // name in plugins.hcl.
 var builtinPlugins = []string{"text", "json", "protobuf", "console", "file", "network", "syslog", "otlp", "kafka"}
 
-// pluginSearchPath lists where built-in plugins are looked for.
-func pluginSearchPath(pluginDir, baseDir string) []string {
-	var dirs []string
+// pluginSearchPath lists where built-in plugins are looked for: the
+// directories that override the plugins compiled into logtk-host
+// (plugin_dir, LOGTK_PLUGIN_DIR), and those holding the ones that are
+// not (beside the executable, bin/plugins beside the configuration).
+func pluginSearchPath(pluginDir, baseDir string) (override, beside []string) {
 	if pluginDir != "" {
 		if !filepath.IsAbs(pluginDir) {
 			pluginDir = filepath.Join(baseDir, pluginDir)
 		}
-		dirs = append(dirs, pluginDir)
+		override = append(override, pluginDir)
 	}
 	if d := os.Getenv("LOGTK_PLUGIN_DIR"); d != "" {
-		dirs = append(dirs, d)
+		override = append(override, d)
 	}
 	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "plugins"))
+		beside = append(beside, filepath.Join(filepath.Dir(exe), "plugins"))
 	}
-	return append(dirs, filepath.Join(baseDir, "bin", "plugins"))
+	return override, append(beside, filepath.Join(baseDir, "bin", "plugins"))
 }
 
 // resolvePlugin finds a plugin: a built-in name, or a path to a .wasm file
-// relative to the configuration's directory.
+// relative to the configuration's directory. A built-in compiled into
+// logtk-host resolves to builtin.Path(name) unless an overriding
+// directory holds a module of its name.
 func resolvePlugin(ref, pluginDir, baseDir string) (string, error) {
 	if !strings.Contains(ref, "/") && !strings.HasSuffix(ref, ".wasm") {
 		known := false
@@ -200,12 +208,20 @@ func resolvePlugin(ref, pluginDir, baseDir string) (string, error) {
 		if !known {
 			return "", fmt.Errorf("%q is not a built-in plugin (%s); give a path to a .wasm file for your own", ref, strings.Join(builtinPlugins, ", "))
 		}
-		search := pluginSearchPath(pluginDir, baseDir)
+		override, beside := pluginSearchPath(pluginDir, baseDir)
+		search := append(override, beside...)
+		_, embedded := builtin.Module(ref)
+		if embedded {
+			search = override
+		}
 		for _, d := range search {
 			p := filepath.Join(d, ref+".wasm")
 			if _, err := os.Stat(p); err == nil {
 				return p, nil
 			}
+		}
+		if embedded {
+			return builtin.Path(ref), nil
 		}
 		return "", fmt.Errorf("built-in plugin %q is not built: no %s.wasm in %s. Run \"make plugins\" or set plugin_dir.", ref, ref, strings.Join(search, ", "))
 	}
@@ -612,11 +628,29 @@ func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.Raw
 // exports and kind, without the capabilities (Configure, which is all the
 // check calls, does no I/O).
 func checkModule(ctx context.Context, path, sha string, limits PluginLimits, name string) (*wasm.Module, error) {
-	b, err := readConfigFile(path)
+	b, err := ReadPlugin(path)
 	if err != nil {
 		return nil, err
 	}
 	return wasm.Load(ctx, b, wasm.Options{Name: name, Limits: limits.wasm(), SHA256: sha})
+}
+
+// describePlugin names the plugin at path for a message: "the built-in
+// text plugin", or the module's file name.
+func describePlugin(path string) string {
+	if name, ok := strings.CutPrefix(path, builtin.Prefix); ok {
+		return "the built-in " + name + " plugin"
+	}
+	return filepath.Base(path)
+}
+
+// ReadPlugin returns the module at a plugin path a Config holds: a file,
+// or a plugin compiled into logtk-host (builtin.Path).
+func ReadPlugin(path string) ([]byte, error) {
+	if b, ok := builtin.Read(path); ok {
+		return b, nil
+	}
+	return readConfigFile(path)
 }
 
 // wasm returns the limits as the plugin runtime takes them.

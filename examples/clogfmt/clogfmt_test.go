@@ -7,7 +7,6 @@ package clogfmt
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -15,9 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
-
-	irecord "github.com/logtk/logtk/internal/record"
 
 	"github.com/logtk/logtk/internal/entries"
 	"github.com/logtk/logtk/internal/wasm"
@@ -172,7 +168,7 @@ func TestMatchesReference(t *testing.T) {
 	recs := plugintest.SampleRecords()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
-		recs = append(recs, randomRecord(rng))
+		recs = append(recs, plugintest.RandomRecord(rng))
 	}
 	for start := 0; start < len(recs); start += 97 {
 		batch := recs[start:min(start+97, len(recs))]
@@ -208,7 +204,7 @@ func TestModuleIsTheSources(t *testing.T) {
 		t.Skip("clang-14 not installed: the committed module is not compared with its sources")
 	}
 	out := filepath.Join(t.TempDir(), "clogfmt.wasm")
-	cmd := exec.Command("make", "-s", "-C", "../..", "c-plugins", "C_PLUGINS_OUT="+filepath.Dir(out))
+	cmd := exec.Command("make", "-s", "-C", "../..", "c-plugins", "C_OUT="+filepath.Dir(out))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make c-plugins: %v\n%s", err, b)
 	}
@@ -223,68 +219,6 @@ func TestModuleIsTheSources(t *testing.T) {
 	if !bytes.Equal(built, committed) {
 		t.Fatalf("examples/clogfmt/clogfmt.wasm (%d bytes) is not what clogfmt.c builds (%d bytes): run make c-plugins and commit it", len(committed), len(built))
 	}
-}
-
-// randomRecord is a record with random fields and attributes of every
-// kind, strings full of what needs quoting.
-func randomRecord(rng *rand.Rand) []byte {
-	str := func() string {
-		alphabet := []string{"a", "Z", "0", " ", "=", `"`, `\`, "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "é", "日本", "\xff", ".", "-", "_"}
-		var s []byte
-		for range rng.IntN(12) {
-			s = append(s, alphabet[rng.IntN(len(alphabet))]...)
-		}
-		return string(s)
-	}
-	var attr func(depth int) slog.Attr
-	attr = func(depth int) slog.Attr {
-		k := str()
-		switch rng.IntN(10) {
-		case 0:
-			return slog.String(k, str())
-		case 1:
-			return slog.Int64(k, int64(rng.Uint64()))
-		case 2:
-			return slog.Uint64(k, rng.Uint64())
-		case 3:
-			f := []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, math.Copysign(0, -1), 1e-310, math.MaxFloat64, 0.1, 123456789.125}
-			if rng.IntN(2) == 0 {
-				return slog.Float64(k, f[rng.IntN(len(f))])
-			}
-			return slog.Float64(k, math.Float64frombits(rng.Uint64()))
-		case 4:
-			return slog.Bool(k, rng.IntN(2) == 0)
-		case 5:
-			return slog.Duration(k, time.Duration(rng.Int64()-math.MaxInt64/2))
-		case 6:
-			return slog.Time(k, time.Unix(0, rng.Int64()))
-		case 7:
-			b := make([]byte, rng.IntN(9))
-			for i := range b {
-				b[i] = byte(rng.IntN(256))
-			}
-			return slog.Any(k, b)
-		default:
-			if depth > 2 {
-				return slog.String(k, str())
-			}
-			var g []any
-			for range rng.IntN(4) {
-				g = append(g, attr(depth+1))
-			}
-			return slog.Group(k, g...)
-		}
-	}
-	levels := []int32{0, 1, 3, 5, 9, 10, 12, 13, 17, 21, 24}
-	b := irecord.AppendHeadNanos(nil, rng.Int64N(1<<62)*int64(rng.IntN(2)), levels[rng.IntN(len(levels))], str(), str())
-	for range rng.IntN(6) {
-		b = irecord.AppendAttr(b, attr(0))
-	}
-	if rng.IntN(3) > 0 {
-		b = append(b, irecord.AppendStampOrigin(nil, str(), uint32(rng.IntN(8)), rng.Int64N(1<<20), uint32(rng.IntN(5)))...)
-		b = irecord.AppendStampArrival(b, rng.Uint64(), int32(1+rng.IntN(4)), rng.Int64())
-	}
-	return b
 }
 
 // BenchmarkLogfmt: the C plugin beside the Go example plugin of the same

@@ -236,7 +236,7 @@ func New(ctx context.Context, opts Options) (_ *Pipeline, err error) {
 // load compiles a stage's plugin with the capabilities its block grants,
 // checking that it is a plugin of the stage's kind.
 func (p *Pipeline) load(ctx context.Context, name, path, sha string, limits config.PluginLimits, allow config.Allow) (*wasm.Module, error) {
-	b, err := os.ReadFile(path)
+	b, err := config.ReadPlugin(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

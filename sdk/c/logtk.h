@@ -105,6 +105,11 @@ typedef struct {
 	uint32_t field; /* 4 in a record, 1 in a group */
 } logtk_attrs_iter;
 
+/* LOGTK_SLACK: the record's buffer and every logtk_buf hold this many
+ * bytes past their ends, so that code reading eight bytes at a time may
+ * read past the end of a string. */
+#define LOGTK_SLACK 16
+
 /* An output buffer. logtk_buf_* return 0, or -1 when memory ran out
  * (the buffer is left as it was). */
 typedef struct {
@@ -121,7 +126,7 @@ static inline int logtk_buf_grow(logtk_buf *b, uint32_t more) {
 	uint32_t cap = b->cap ? b->cap : 256;
 	while (cap < want)
 		cap *= 2;
-	uint8_t *p = (uint8_t *)realloc(b->p, cap);
+	uint8_t *p = (uint8_t *)realloc(b->p, (size_t)cap + LOGTK_SLACK);
 	if (!p)
 		return -1;
 	b->p = p;
@@ -163,13 +168,22 @@ static inline int logtk_buf_int(logtk_buf *b, int64_t v) {
 	return logtk_buf_uint(b, (uint64_t)v);
 }
 
-/* Protobuf reading. Each returns the position after what it read, or
- * NULL when the input is malformed. */
+/* Protobuf reading, exactly as the Go SDK's record package reads it, so
+ * that a C plugin sees what a Go one sees. Each returns the position
+ * after what it read, or NULL when the input is malformed. */
+
+/* logtk_varint reads a varint: at most 10 bytes, the tenth at most 1. */
 static inline const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+	if (p < end && *p < 0x80) {
+		*v = *p;
+		return p + 1;
+	}
 	uint64_t x = 0;
-	for (int s = 0; s < 64 && p < end; s += 7) {
+	for (int i = 0; i < 10 && p < end; i++) {
 		uint8_t c = *p++;
-		x |= (uint64_t)(c & 0x7f) << s;
+		if (i == 9 && c > 1)
+			return NULL;
+		x |= (uint64_t)(c & 0x7f) << (7 * i);
 		if (c < 0x80) {
 			*v = x;
 			return p;
@@ -178,11 +192,62 @@ static inline const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, 
 	return NULL;
 }
 
-/* logtk_field reads one field: its number, wire type, varint or fixed
- * value (v) and, for wire type 2, its bytes (b). */
+/* logtk_field reads one field: its number (1..2^31-1), wire type,
+ * varint or fixed64 value (v) and, for wire type 2, its bytes (b).
+ * Fixed32 values and groups (wire type 3, read to their end) are
+ * skipped over; any other wire type is malformed. */
+static const uint8_t *logtk_field_slow_(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b);
+
 static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
+	/* The usual field, inline: a tag of one or two bytes, and a
+	 * one-byte varint or length, or a fixed64. Everything else (and
+	 * anything malformed) takes the call. */
+	if (end - p >= 3) {
+		uint32_t t = p[0];
+		const uint8_t *q = p + 1;
+		if (t >= 0x80) {
+			if (p[1] >= 0x80)
+				return logtk_field_slow_(p, end, num, type, v, b);
+			t = (t & 0x7f) | (uint32_t)p[1] << 7;
+			q++;
+		}
+		if (t >= 8 && q < end) {
+			uint32_t c = *q;
+			switch (t & 7) {
+			case 0:
+				if (c < 0x80) {
+					*num = t >> 3;
+					*type = 0;
+					*v = c;
+					return q + 1;
+				}
+				break;
+			case 2:
+				if (c < 0x80 && c <= (uint32_t)(end - q - 1)) {
+					*num = t >> 3;
+					*type = 2;
+					b->p = q + 1;
+					b->n = c;
+					return q + 1 + c;
+				}
+				break;
+			case 1:
+				if (end - q >= 8) {
+					*num = t >> 3;
+					*type = 1;
+					memcpy(v, q, 8);
+					return q + 8;
+				}
+				break;
+			}
+		}
+	}
+	return logtk_field_slow_(p, end, num, type, v, b);
+}
+
+__attribute__((noinline)) static const uint8_t *logtk_field_slow_(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
 	uint64_t tag;
-	if (!(p = logtk_varint(p, end, &tag)))
+	if (!(p = logtk_varint(p, end, &tag)) || tag >> 3 < 1 || tag >> 3 > 0x7fffffff)
 		return NULL;
 	*num = (uint32_t)(tag >> 3);
 	*type = (int)(tag & 7);
@@ -192,16 +257,8 @@ static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, u
 	case 1:
 		if (end - p < 8)
 			return NULL;
-		memcpy(v, p, 8); /* wasm32 is little-endian, as protobuf is */
+		memcpy(v, p, 8);
 		return p + 8;
-	case 5: {
-		uint32_t w;
-		if (end - p < 4)
-			return NULL;
-		memcpy(&w, p, 4);
-		*v = w;
-		return p + 4;
-	}
 	case 2: {
 		uint64_t n;
 		if (!(p = logtk_varint(p, end, &n)) || n > (uint64_t)(end - p))
@@ -210,13 +267,55 @@ static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, u
 		b->n = (uint32_t)n;
 		return p + n;
 	}
+	case 5:
+		if (end - p < 4)
+			return NULL;
+		return p + 4;
+	case 3: {
+		/* A group: fields up to the end group of the same number
+		 * (protowire.ConsumeFieldValue). Nested groups are kept on a
+		 * small stack; deeper nesting is taken as malformed. */
+		uint32_t stack[64];
+		int depth = 0;
+		stack[depth++] = *num;
+		while (depth > 0) {
+			uint64_t t;
+			if (!(p = logtk_varint(p, end, &t)) || t >> 3 < 1 || t >> 3 > 0x7fffffff)
+				return NULL;
+			uint32_t n = (uint32_t)(t >> 3);
+			uint64_t x;
+			switch (t & 7) {
+			case 0: if (!(p = logtk_varint(p, end, &x))) return NULL; break;
+			case 1: if (end - p < 8) return NULL; p += 8; break;
+			case 5: if (end - p < 4) return NULL; p += 4; break;
+			case 2:
+				if (!(p = logtk_varint(p, end, &x)) || x > (uint64_t)(end - p))
+					return NULL;
+				p += x;
+				break;
+			case 3:
+				if (depth == 64)
+					return NULL;
+				stack[depth++] = n;
+				break;
+			case 4:
+				if (stack[--depth] != n)
+					return NULL;
+				break;
+			default:
+				return NULL;
+			}
+		}
+		return p;
+	}
 	}
 	return NULL;
 }
 
 /* logtk_record_parse fills r from the encoded record p[0:n]: 0, or -1
  * if it is malformed (the host validates records before a plugin sees
- * them). */
+ * them). A known field with another wire type than its own is ignored,
+ * as the Go SDK ignores it. */
 static inline int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t n) {
 	memset(r, 0, sizeof *r);
 	r->raw.p = p;
@@ -229,29 +328,37 @@ static inline int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t
 		logtk_bytes b = {0, 0};
 		if (!(p = logtk_field(p, end, &num, &type, &v, &b)))
 			return -1;
-		switch (num) {
-		case 1: r->time_unix_nano = (int64_t)v; break;
-		case 2: r->level = (int32_t)v; break;
-		case 3: r->message = b; break;
-		case 5: r->caller = b; break;
-		case 6: r->logger = b; break;
-		case 16: r->worker = b; break;
-		case 17: r->worker_index = (uint32_t)v; break;
-		case 18: r->pid = (int64_t)v; break;
-		case 19: r->incarnation = (uint32_t)v; break;
-		case 20: r->seq = v; break;
-		case 21: r->source = (int32_t)v; break;
-		case 22: r->received_unix_nano = (int64_t)v; break;
-		case 23: r->sender = b; break;
-		case 24: r->hostname = b; break;
-		case 25: r->application = b; break;
+		if (type == 0) {
+			switch (num) {
+			case 2: r->level = (int32_t)v; break;
+			case 17: r->worker_index = (uint32_t)v; break;
+			case 18: r->pid = (int64_t)v; break;
+			case 19: r->incarnation = (uint32_t)v; break;
+			case 20: r->seq = v; break;
+			case 21: r->source = (int32_t)v; break;
+			}
+		} else if (type == 1) {
+			if (num == 1) r->time_unix_nano = (int64_t)v;
+			if (num == 22) r->received_unix_nano = (int64_t)v;
+		} else if (type == 2) {
+			switch (num) {
+			case 3: r->message = b; break;
+			case 5: r->caller = b; break;
+			case 6: r->logger = b; break;
+			case 16: r->worker = b; break;
+			case 23: r->sender = b; break;
+			case 24: r->hostname = b; break;
+			case 25: r->application = b; break;
+			}
 		}
 	}
 	return 0;
 }
 
-/* logtk_caller_parse reads a record's caller (file, line, function):
- * 0, or -1 if it has none or it is malformed. */
+/* logtk_caller_parse reads a record's caller (file, line, function,
+ * each empty or 0 if the caller does not say): 0, or -1 if the record
+ * has none. Of a malformed caller it gives what precedes the fault, as
+ * the Go SDK does. */
 static inline int logtk_caller_parse(const logtk_record *r, logtk_bytes *file, uint32_t *line, logtk_bytes *function) {
 	if (!r->caller.p)
 		return -1;
@@ -265,10 +372,10 @@ static inline int logtk_caller_parse(const logtk_record *r, logtk_bytes *file, u
 		uint64_t v = 0;
 		logtk_bytes b = {0, 0};
 		if (!(p = logtk_field(p, end, &num, &type, &v, &b)))
-			return -1;
-		if (num == 1) *file = b;
-		if (num == 2) *line = (uint32_t)v;
-		if (num == 3) *function = b;
+			break;
+		if (num == 1 && type == 2) *file = b;
+		if (num == 2 && type == 0) *line = (uint32_t)v;
+		if (num == 3 && type == 2) *function = b;
 	}
 	return 0;
 }
@@ -285,9 +392,72 @@ static inline void logtk_group(const logtk_attr *a, logtk_attrs_iter *it) {
 	it->field = 1;
 }
 
-/* logtk_attr_next sets a to the next attribute: 1, or 0 at the end (or
- * at malformed input, which a record the host validated never has). */
-static inline int logtk_attr_next(logtk_attrs_iter *it, logtk_attr *a) {
+/* logtk_attr_next sets a to the next attribute: 1, or 0 at the end. As
+ * in the Go SDK, an attribute's field with another wire type than its
+ * own is ignored, a malformed attribute is skipped, and reading stops at
+ * a malformed field of the record or group (a record the host validated
+ * has none of these). */
+/* logtk_attr_usual_ reads the usual attribute without a loop: a key
+ * with a one-byte tag and length, then nothing or one value field with a
+ * one-byte tag (and length), ending the attribute. 1 if it was that;
+ * 0 for anything else, which the general reading then reads. */
+static inline int logtk_attr_usual_(const uint8_t *p, const uint8_t *end, logtk_attr *a) {
+	if (end - p < 2 || p[0] != 0x0a || p[1] >= 0x80 || p[1] > end - p - 2)
+		return 0;
+	a->key.p = p + 2;
+	a->key.n = p[1];
+	a->data.p = 0;
+	a->data.n = 0;
+	a->i = 0;
+	a->u = 0;
+	a->f = 0;
+	a->kind = 0;
+	const uint8_t *q = p + 2 + p[1];
+	if (q == end)
+		return 1;
+	uint8_t t = q[0];
+	uint64_t x;
+	switch (t) {
+	case LOGTK_STRING << 3 | 2:
+	case LOGTK_BYTES << 3 | 2:
+	case LOGTK_GROUP << 3 | 2:
+		if (end - q < 2 || q[1] >= 0x80 || q[1] != end - q - 2)
+			return 0;
+		a->kind = t >> 3;
+		a->data.p = q + 2;
+		a->data.n = q[1];
+		return 1;
+	case LOGTK_FLOAT << 3 | 1:
+	case LOGTK_TIME << 3 | 1:
+		if (end - q != 9)
+			return 0;
+		memcpy(&x, q + 1, 8);
+		a->kind = t >> 3;
+		if (t >> 3 == LOGTK_FLOAT)
+			memcpy(&a->f, &x, 8);
+		else
+			a->i = (int64_t)x;
+		return 1;
+	case LOGTK_INT << 3:
+	case LOGTK_UINT << 3:
+	case LOGTK_BOOL << 3:
+	case LOGTK_DURATION << 3:
+		if (!(q = logtk_varint(q + 1, end, &x)) || q != end)
+			return 0;
+		a->kind = t >> 3;
+		if (t >> 3 == LOGTK_UINT)
+			a->u = x;
+		else if (t >> 3 == LOGTK_BOOL)
+			a->i = x != 0;
+		else
+			a->i = (int64_t)(x >> 1) ^ -(int64_t)(x & 1);
+		return 1;
+	}
+	return 0;
+}
+
+__attribute__((always_inline)) static inline int logtk_attr_next(logtk_attrs_iter *it, logtk_attr *a) {
+outer:
 	while (it->p && it->p < it->end) {
 		uint32_t num;
 		int type;
@@ -297,32 +467,44 @@ static inline int logtk_attr_next(logtk_attrs_iter *it, logtk_attr *a) {
 			return 0;
 		if (num != it->field || type != 2)
 			continue;
+		if (logtk_attr_usual_(b.p, b.p + b.n, a))
+			return 1;
 		memset(a, 0, sizeof *a);
 		const uint8_t *p = b.p, *end = b.p + b.n;
 		while (p < end) {
 			logtk_bytes d = {0, 0};
 			uint64_t x = 0;
 			if (!(p = logtk_field(p, end, &num, &type, &x, &d)))
-				return 0;
-			if (num == 1) {
-				a->key = d;
-				continue;
-			}
-			a->kind = (int)num;
-			a->data = d;
-			switch (num) {
-			case LOGTK_INT:
-			case LOGTK_DURATION: a->i = (int64_t)(x >> 1) ^ -(int64_t)(x & 1); break; /* sint64 */
-			case LOGTK_UINT: a->u = x; break;
-			case LOGTK_FLOAT: memcpy(&a->f, &x, 8); break;
-			case LOGTK_BOOL: a->i = x != 0; break;
-			case LOGTK_TIME: a->i = (int64_t)x; break;
+				goto outer;
+			if (type == 0) {
+				switch (num) {
+				case LOGTK_INT:
+				case LOGTK_DURATION: a->kind = (int)num; a->i = (int64_t)(x >> 1) ^ -(int64_t)(x & 1); break;
+				case LOGTK_UINT: a->kind = LOGTK_UINT; a->u = x; break;
+				case LOGTK_BOOL: a->kind = LOGTK_BOOL; a->i = x != 0; break;
+				}
+			} else if (type == 1) {
+				if (num == LOGTK_FLOAT) {
+					a->kind = LOGTK_FLOAT;
+					memcpy(&a->f, &x, 8);
+				} else if (num == LOGTK_TIME) {
+					a->kind = LOGTK_TIME;
+					a->i = (int64_t)x;
+				}
+			} else if (type == 2) {
+				if (num == 1)
+					a->key = d;
+				else if (num == LOGTK_STRING || num == LOGTK_BYTES || num == LOGTK_GROUP) {
+					a->kind = (int)num;
+					a->data = d;
+				}
 			}
 		}
 		return 1;
 	}
 	return 0;
 }
+
 
 #ifdef LOGTK_FORMATTER
 
@@ -360,7 +542,9 @@ __attribute__((export_name("logtk_abi_version"))) uint32_t logtk_abi_version(voi
 
 __attribute__((export_name("logtk_alloc"))) uint32_t logtk_alloc(uint32_t n) {
 	if (n > logtk_in_cap_) {
-		uint8_t *p = (uint8_t *)realloc(logtk_in_, n);
+		if (n > 0xffffffffu - LOGTK_SLACK)
+			return 0;
+		uint8_t *p = (uint8_t *)realloc(logtk_in_, n + LOGTK_SLACK);
 		if (!p)
 			return 0; /* the host replaces the instance */
 		logtk_in_ = p;

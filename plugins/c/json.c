@@ -1,0 +1,205 @@
+/*
+ * json.c: the JSON formatter (plugins/json) in C, byte for byte: one
+ * JSON object per record and line, the record's fields first, then its
+ * attributes, groups as nested objects. plugins/json/json.go is the
+ * reference; plugins/builtin's differential tests hold this to it.
+ */
+#define LOGTK_FORMATTER
+#include "config.h"
+
+static int unix_nano;
+static logtk_buf attrs_key;
+static int has_attrs_key;
+static go_time_cache times;
+
+const char *logtk_plugin_info(void) {
+	return "{\"name\":\"json\",\"version\":\"1.0.0\",\"kind\":\"format\",\"abi\":2,\"config\":["
+	       "{\"name\":\"time_format\",\"type\":\"string\",\"doc\":\"\\\"rfc3339\\\" (default, nanosecond precision, UTC) or \\\"unix_nano\\\"\"},"
+	       "{\"name\":\"attrs_key\",\"type\":\"string\",\"doc\":\"nest attributes under this key instead of at the top level\"}]}";
+}
+
+int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
+	cfg_field f[2] = {{"time_format", {0, 0, 0}, 0}, {"attrs_key", {0, 0, 0}, 0}};
+	int st = cfg_read(json, n, f, 2, err);
+	if (st == LOGTK_OK && f[0].set && f[0].value.len > 0 && !cfg_is(&f[0], "rfc3339") && !cfg_is(&f[0], "unix_nano")) {
+		logtk_buf_str(err, "unknown time_format ");
+		cfg_quote(err, &f[0].value);
+		logtk_buf_str(err, " (want \"rfc3339\" or \"unix_nano\")");
+		st = LOGTK_INVALID;
+	}
+	if (st == LOGTK_OK) {
+		unix_nano = cfg_is(&f[0], "unix_nano");
+		attrs_key.len = 0;
+		has_attrs_key = f[1].set && f[1].value.len > 0;
+		if (has_attrs_key && logtk_buf_append(&attrs_key, f[1].value.p, f[1].value.len))
+			st = LOGTK_INTERNAL;
+	}
+	free(f[0].value.p);
+	free(f[1].value.p);
+	return st;
+}
+
+static int attrs(logtk_buf *b, logtk_attrs_iter *it, int comma_first);
+
+/* attr writes one attribute (after a comma when comma). */
+__attribute__((always_inline)) static inline int attr(logtk_buf *b, const logtk_attr *a, int comma) {
+	/* The key and any value but a string or bytes: 6 bytes a key byte,
+	 * its quotes, the colon and comma, and the longest value (a quoted
+	 * float or time). */
+	uint8_t *o = go_room(b, 6 * (uint64_t)a->key.n + 8 + 34);
+	if (!o)
+		return -1;
+	if (comma)
+		*o++ = ',';
+	o = go_put_json_string(o, a->key.p, a->key.n);
+	*o++ = ':';
+	switch (a->kind) {
+	case LOGTK_STRING:
+		go_done(b, o);
+		if (!(o = go_room(b, 6 * (uint64_t)a->data.n + 2)))
+			return -1;
+		o = go_put_json_string(o, a->data.p, a->data.n);
+		break;
+	case LOGTK_INT:
+	case LOGTK_DURATION:
+		o = go_put_int(o, a->i);
+		break;
+	case LOGTK_UINT:
+		o = go_put_uint(o, a->u);
+		break;
+	case LOGTK_FLOAT: {
+		double v = a->f;
+		if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
+			/* strconv.AppendQuote of the 'g' form: NaN, +Inf, -Inf */
+			*o++ = '"';
+			o = go_put_float(o, v);
+			*o++ = '"';
+		} else {
+			o = go_put_float(o, v);
+		}
+		break;
+	}
+	case LOGTK_BOOL:
+		o = a->i ? GO_PUT_LIT(o, "true") : GO_PUT_LIT(o, "false");
+		break;
+	case LOGTK_BYTES:
+		go_done(b, o);
+		if (!(o = go_room(b, go_base64_len(a->data.n) + 2)))
+			return -1;
+		*o++ = '"';
+		o = go_put_base64(o, a->data.p, a->data.n);
+		*o++ = '"';
+		break;
+	case LOGTK_TIME:
+		*o++ = '"';
+		o = go_put_time(o, &times, a->i, 0, 1);
+		*o++ = '"';
+		break;
+	case LOGTK_GROUP: {
+		*o++ = '{';
+		go_done(b, o);
+		logtk_attrs_iter it;
+		logtk_group(a, &it);
+		if (attrs(b, &it, 0) || !(o = go_room(b, 1)))
+			return -1;
+		*o++ = '}';
+		break;
+	}
+	default:
+		o = GO_PUT_LIT(o, "null");
+	}
+	go_done(b, o);
+	return 0;
+}
+
+static int attrs(logtk_buf *b, logtk_attrs_iter *it, int comma_first) {
+	logtk_attr a;
+	for (int first = 1; logtk_attr_next(it, &a); first = 0)
+		if (attr(b, &a, !first || comma_first))
+			return -1;
+	return 0;
+}
+
+static const char sources[5][7] = {"", "sdk", "stdout", "stderr", "host"};
+static const uint8_t source_len[] = {0, 3, 6, 6, 4};
+
+static const char levels[8][6] = {"TRACE", "DEBUG", "INFO", "NOTE", "WARN", "ERROR", "FATAL", "?????"};
+static const uint8_t level_len[8] = {5, 5, 4, 4, 4, 5, 5, 5};
+
+#define FIELD(o, lit, v)                                           \
+	do {                                                       \
+		if ((v).n > 0) {                                   \
+			o = GO_PUT_LIT(o, lit);                    \
+			o = go_put_json_string(o, (v).p, (v).n);   \
+		}                                                  \
+	} while (0)
+
+int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
+	/* The record's own fields at once: 6 bytes a byte of their text,
+	 * and the keys, numbers and time. */
+	uint64_t text = (uint64_t)r->message.n + r->logger.n + r->sender.n + r->hostname.n + r->application.n + r->worker.n;
+	uint8_t *o = go_room(b, 6 * text + 320 + 6 * (uint64_t)attrs_key.len);
+	if (!o)
+		return LOGTK_INTERNAL;
+	*o++ = '{';
+	if (r->time_unix_nano != 0) {
+		o = GO_PUT_LIT(o, "\"time\":");
+		if (unix_nano) {
+			o = go_put_int(o, r->time_unix_nano);
+		} else {
+			*o++ = '"';
+			o = go_put_time(o, &times, r->time_unix_nano, 0, 1);
+			*o++ = '"';
+		}
+		*o++ = ',';
+	}
+	int li = go_level_index(r->level);
+	o = GO_PUT_LIT(o, "\"level\":\"");
+	memcpy(o, levels[li], 5);
+	o += level_len[li];
+	o = GO_PUT_LIT(o, "\",\"msg\":");
+	o = go_put_json_string(o, r->message.p, r->message.n);
+	FIELD(o, ",\"logger\":", r->logger);
+	FIELD(o, ",\"sender\":", r->sender);
+	FIELD(o, ",\"hostname\":", r->hostname);
+	FIELD(o, ",\"application\":", r->application);
+	if (r->worker.n > 0) {
+		FIELD(o, ",\"worker\":", r->worker);
+		o = GO_PUT_LIT(o, ",\"worker_index\":");
+		o = go_put_uint(o, r->worker_index);
+		o = GO_PUT_LIT(o, ",\"pid\":");
+		o = go_put_int(o, r->pid);
+		o = GO_PUT_LIT(o, ",\"incarnation\":");
+		o = go_put_uint(o, r->incarnation);
+	}
+	if (r->seq != 0) {
+		o = GO_PUT_LIT(o, ",\"seq\":");
+		o = go_put_uint(o, r->seq);
+	}
+	if (r->source > 0 && r->source < 5) {
+		o = GO_PUT_LIT(o, ",\"source\":\"");
+		memcpy(o, sources[r->source], 6);
+		o += source_len[r->source];
+		*o++ = '"';
+	}
+	logtk_attrs_iter it;
+	logtk_attrs(r, &it);
+	if (has_attrs_key) {
+		*o++ = ',';
+		o = go_put_json_string(o, attrs_key.p, attrs_key.len);
+		*o++ = ':';
+		*o++ = '{';
+		go_done(b, o);
+		if (attrs(b, &it, 0) || !(o = go_room(b, 3)))
+			return LOGTK_INTERNAL;
+		*o++ = '}';
+	} else {
+		go_done(b, o);
+		if (attrs(b, &it, 1) || !(o = go_room(b, 2)))
+			return LOGTK_INTERNAL;
+	}
+	*o++ = '}';
+	*o++ = '\n';
+	go_done(b, o);
+	return LOGTK_OK;
+}

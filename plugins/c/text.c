@@ -1,0 +1,363 @@
+/*
+ * text.c: the text formatter (plugins/text) in C, byte for byte: one
+ * human-readable line per record, with the plain or the colour theme.
+ * record/textfmt is the reference (Theme.AppendWith); plugins/builtin's
+ * differential tests hold this to it.
+ */
+#define LOGTK_FORMATTER
+#include "config.h"
+
+/* A theme's escapes, with their lengths (0: none). */
+typedef struct {
+	const char *s;
+	uint32_t n;
+} esc;
+
+typedef struct {
+	esc levels[8], dim, key, reset;
+} theme;
+
+#define ESC(s) {s, sizeof(s) - 1}
+static const theme none = {{{"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}, {"", 0}}, {"", 0}, {"", 0}, {"", 0}};
+static const theme color = {
+    {ESC("\x1b[90m"), ESC("\x1b[36m"), ESC("\x1b[32m"), ESC("\x1b[1;32m"), ESC("\x1b[33m"), ESC("\x1b[31m"), ESC("\x1b[1;41;97m"), ESC("\x1b[35m")},
+    ESC("\x1b[2m"),
+    ESC("\x1b[34m"),
+    ESC("\x1b[0m")};
+
+/* The most a theme adds around one piece: its longest escape and a
+ * reset. */
+#define ESC_MAX 16
+
+static const theme *th = &none;
+static go_time_cache times;
+
+const char *logtk_plugin_info(void) {
+	return "{\"name\":\"text\",\"version\":\"1.0.0\",\"kind\":\"format\",\"abi\":2,\"config\":["
+	       "{\"name\":\"theme\",\"type\":\"string\",\"doc\":\"\\\"none\\\" (default) or \\\"color\\\" (ANSI colours)\"}]}";
+}
+
+int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
+	cfg_field f = {"theme", {0, 0, 0}, 0};
+	int st = cfg_read(json, n, &f, 1, err);
+	if (st == LOGTK_OK && f.set && f.value.len > 0) {
+		if (cfg_is(&f, "none")) {
+			th = &none;
+		} else if (cfg_is(&f, "color")) {
+			th = &color;
+		} else {
+			logtk_buf_str(err, "unknown theme ");
+			cfg_quote(err, &f.value);
+			logtk_buf_str(err, " (want \"none\" or \"color\")");
+			st = LOGTK_INVALID;
+		}
+	}
+	free(f.value.p);
+	return st;
+}
+
+/* put_esc writes a theme's escape (at most ESC_MAX bytes). */
+static inline uint8_t *put_esc(uint8_t *o, esc e) {
+	if (e.n == 0)
+		return o;
+	memcpy(o, e.s, e.n);
+	return o + e.n;
+}
+
+/* needs_quote is textfmt's needsQuote: empty, or holding a space, '=',
+ * '"', another ASCII byte outside '!'..'~', or invalid UTF-8. Eight
+ * bytes at a time while they are all bare. */
+static int needs_quote(const uint8_t *s, uint32_t n) {
+	if (n == 0)
+		return 1;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t k = n - i < 8 ? n - i : 8;
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		if (k < 8) {
+			uint64_t keep = ((uint64_t)1 << (8 * k)) - 1;
+			x = (x & keep) | (0x6161616161616161ULL & ~keep);
+		}
+		if (((x & GO_HIGHS) | go_any_below(x, 0x21) | go_any_equal(x, 0x7f) | go_any_equal(x, '=') | go_any_equal(x, '"')) == 0) {
+			i += k;
+			continue;
+		}
+		uint8_t c = s[i];
+		if (c > ' ' && c < 0x7f && c != '=' && c != '"') {
+			i++;
+			continue;
+		}
+		if (c < 0x80)
+			return 1;
+		uint32_t size;
+		if (go_decode_rune(s + i, n - i, &size) == 0xfffd && size == 1)
+			return 1;
+		i += size;
+	}
+	return 0;
+}
+
+/* put_string writes s as textfmt's appendString: as it is, or quoted if
+ * it needs it (at most 4n+2 bytes). */
+static inline uint8_t *put_string(uint8_t *o, const uint8_t *s, uint32_t n) {
+	return needs_quote(s, n) ? go_put_quoted(o, s, n) : go_put_bytes(o, s, n);
+}
+
+/* A multi-line value, written after the line. Its prefix is copied to
+ * prefixes (the group prefix buffer is rewritten as the walk goes on). */
+typedef struct {
+	uint32_t prefix_at, prefix_n;
+	logtk_bytes key, text;
+} block;
+
+static block *blocks;
+static uint32_t nblocks, capblocks;
+static logtk_buf prefixes;
+
+static int defer_block(const uint8_t *prefix, uint32_t prefix_n, logtk_bytes key, logtk_bytes text) {
+	if (nblocks == capblocks) {
+		uint32_t c = capblocks ? capblocks * 2 : 8;
+		block *p = (block *)realloc(blocks, c * sizeof *p);
+		if (!p)
+			return -1;
+		blocks = p;
+		capblocks = c;
+	}
+	block *bl = &blocks[nblocks];
+	bl->prefix_at = prefixes.len;
+	bl->prefix_n = prefix_n;
+	if (logtk_buf_append(&prefixes, prefix, prefix_n))
+		return -1;
+	bl->key = key;
+	bl->text = text;
+	nblocks++;
+	return 0;
+}
+
+/* trim_right_newlines is bytes.TrimRight(s, "\n"). */
+static uint32_t trim_right_newlines(const uint8_t *s, uint32_t n) {
+	while (n > 0 && s[n - 1] == '\n')
+		n--;
+	return n;
+}
+
+static logtk_buf pbuf; /* the dotted key of the groups being walked */
+
+/* attr is textfmt's appendAttr. The groups around a are pbuf's first
+ * prefix_n bytes; a group extends them in place, and siblings overwrite
+ * only what follows. */
+static int attr(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
+	if (a->kind == LOGTK_GROUP) {
+		pbuf.len = prefix_n;
+		if ((prefix_n > 0 && logtk_buf_byte(&pbuf, '.')) || logtk_buf_append(&pbuf, a->key.p, a->key.n))
+			return -1;
+		uint32_t p = pbuf.len;
+		logtk_attrs_iter it;
+		logtk_attr g;
+		logtk_group(a, &it);
+		while (logtk_attr_next(&it, &g))
+			if (attr(b, p, &g))
+				return -1;
+		return 0;
+	}
+	int quote = a->kind == LOGTK_STRING && needs_quote(a->data.p, a->data.n);
+	if (quote && memchr(a->data.p, '\n', trim_right_newlines(a->data.p, a->data.n)))
+		return defer_block(pbuf.p, prefix_n, a->key, a->data);
+	int whole = 0;
+	if (prefix_n > 0 && (needs_quote(pbuf.p, prefix_n) || needs_quote(a->key.p, a->key.n))) {
+		/* The whole dotted key, quoted if it needs it as a whole (an
+		 * empty key in a group does not): built after the prefix in
+		 * pbuf. */
+		pbuf.len = prefix_n;
+		if (logtk_buf_byte(&pbuf, '.') || logtk_buf_append(&pbuf, a->key.p, a->key.n))
+			return -1;
+		whole = 1;
+	}
+	/* The key (4 bytes a byte quoted), the theme's escapes, and any
+	 * value but a string or bytes (32 bytes at most). */
+	uint64_t keyn = whole ? pbuf.len : (uint64_t)prefix_n + 1 + a->key.n;
+	uint8_t *o = go_room(b, 4 * keyn + 2 * ESC_MAX + 40);
+	if (!o)
+		return -1;
+	*o++ = ' ';
+	o = put_esc(o, th->key);
+	if (whole) {
+		o = put_string(o, pbuf.p, pbuf.len);
+	} else if (prefix_n > 0) {
+		o = go_put_bytes(o, pbuf.p, prefix_n);
+		*o++ = '.';
+		o = go_put_bytes(o, a->key.p, a->key.n);
+	} else {
+		o = put_string(o, a->key.p, a->key.n);
+	}
+	o = put_esc(o, th->reset);
+	*o++ = '=';
+	switch (a->kind) {
+	case LOGTK_STRING:
+		go_done(b, o);
+		if (!(o = go_room(b, 4 * (uint64_t)a->data.n + 2)))
+			return -1;
+		o = quote ? go_put_quoted(o, a->data.p, a->data.n) : go_put_bytes(o, a->data.p, a->data.n);
+		break;
+	case LOGTK_INT:
+		o = go_put_int(o, a->i);
+		break;
+	case LOGTK_UINT:
+		o = go_put_uint(o, a->u);
+		break;
+	case LOGTK_FLOAT:
+		o = go_put_float(o, a->f);
+		break;
+	case LOGTK_BOOL:
+		o = a->i ? GO_PUT_LIT(o, "true") : GO_PUT_LIT(o, "false");
+		break;
+	case LOGTK_BYTES:
+		go_done(b, o);
+		if (!(o = go_room(b, go_base64_len(a->data.n) + 7)))
+			return -1;
+		o = GO_PUT_LIT(o, "base64:");
+		o = go_put_base64(o, a->data.p, a->data.n);
+		break;
+	case LOGTK_TIME:
+		o = go_put_time(o, &times, a->i, 0, 1);
+		break;
+	case LOGTK_DURATION:
+		o = go_put_duration(o, a->i);
+		break;
+	}
+	go_done(b, o);
+	return 0;
+}
+
+/* block_lines writes a block's text as textfmt does: trailing newlines
+ * dropped, each line after "    | ". */
+static int block_lines(logtk_buf *b, const uint8_t *s, uint32_t n) {
+	n = trim_right_newlines(s, n);
+	for (;;) {
+		const uint8_t *nl = (const uint8_t *)memchr(s, '\n', n);
+		uint32_t l = nl ? (uint32_t)(nl - s) : n;
+		uint8_t *o = go_room(b, (uint64_t)l + 7);
+		if (!o)
+			return -1;
+		o = GO_PUT_LIT(o, "    | ");
+		o = go_put_bytes(o, s, l);
+		*o++ = '\n';
+		go_done(b, o);
+		if (!nl)
+			return 0;
+		s += l + 1;
+		n -= l + 1;
+	}
+}
+
+int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
+	nblocks = 0;
+	prefixes.len = 0;
+	logtk_bytes msg = r->message, msg_block = {0, 0};
+	const uint8_t *nl = msg.n ? (const uint8_t *)memchr(msg.p, '\n', msg.n) : 0;
+	if (nl) {
+		msg_block.p = nl + 1;
+		msg_block.n = msg.n - (uint32_t)(nl - msg.p) - 1;
+		msg.n = (uint32_t)(nl - msg.p);
+	}
+	/* The head at once: its text as it is, the time, numbers and the
+	 * theme's escapes. */
+	uint64_t text = (uint64_t)msg.n + r->logger.n + r->sender.n + r->application.n + r->worker.n;
+	uint8_t *o = go_room(b, text + 8 * ESC_MAX + 160);
+	if (!o)
+		return LOGTK_INTERNAL;
+	if (r->time_unix_nano != 0) {
+		o = put_esc(o, th->dim);
+		o = go_put_time(o, &times, r->time_unix_nano, 6, 0);
+		o = put_esc(o, th->reset);
+		*o++ = ' ';
+	}
+	int li = go_level_index(r->level);
+	o = put_esc(o, th->levels[li]);
+	memcpy(o, go_level_names[li], 5);
+	o += 5;
+	o = put_esc(o, th->reset);
+	if (r->sender.n > 0) {
+		*o++ = ' ';
+		o = put_esc(o, th->dim);
+		o = go_put_bytes(o, r->sender.p, r->sender.n);
+		if (r->application.n > 0) {
+			*o++ = '/';
+			o = go_put_bytes(o, r->application.p, r->application.n);
+		}
+		o = put_esc(o, th->reset);
+	}
+	if (r->worker.n > 0) {
+		*o++ = ' ';
+		o = put_esc(o, th->dim);
+		o = go_put_bytes(o, r->worker.p, r->worker.n);
+		*o++ = '#';
+		o = go_put_uint(o, r->worker_index);
+		if (r->pid != 0) {
+			o = GO_PUT_LIT(o, " [");
+			o = go_put_int(o, r->pid);
+			*o++ = ']';
+		}
+		o = put_esc(o, th->reset);
+	}
+	switch (r->source) {
+	case LOGTK_STDOUT: o = GO_PUT_LIT(o, " stdout"); break;
+	case LOGTK_STDERR: o = GO_PUT_LIT(o, " stderr"); break;
+	case LOGTK_HOST: o = GO_PUT_LIT(o, " host"); break;
+	}
+	if (r->logger.n > 0) {
+		*o++ = ' ';
+		o = go_put_bytes(o, r->logger.p, r->logger.n);
+		*o++ = ':';
+	}
+	*o++ = ' ';
+	o = go_put_bytes(o, msg.p, msg.n);
+	go_done(b, o);
+	logtk_bytes none_ = {0, 0};
+	if (msg_block.n > 0 && defer_block(0, 0, none_, msg_block))
+		return LOGTK_INTERNAL;
+	if (r->caller.p) {
+		logtk_bytes file, function;
+		uint32_t line;
+		if (!logtk_caller_parse(r, &file, &line, &function) && file.n > 0) {
+			if (!(o = go_room(b, (uint64_t)file.n + 2 * ESC_MAX + 32)))
+				return LOGTK_INTERNAL;
+			*o++ = ' ';
+			o = put_esc(o, th->key);
+			o = GO_PUT_LIT(o, "caller");
+			o = put_esc(o, th->reset);
+			*o++ = '=';
+			o = go_put_bytes(o, file.p, file.n);
+			*o++ = ':';
+			o = go_put_uint(o, line);
+			go_done(b, o);
+		}
+	}
+	logtk_attrs_iter it;
+	logtk_attr a;
+	logtk_attrs(r, &it);
+	while (logtk_attr_next(&it, &a))
+		if (attr(b, 0, &a))
+			return LOGTK_INTERNAL;
+	if (logtk_buf_byte(b, '\n'))
+		return LOGTK_INTERNAL;
+	for (uint32_t i = 0; i < nblocks; i++) {
+		block *bl = &blocks[i];
+		if (bl->key.n > 0 || bl->prefix_n > 0) {
+			if (!(o = go_room(b, (uint64_t)bl->prefix_n + bl->key.n + 8)))
+				return LOGTK_INTERNAL;
+			o = GO_PUT_LIT(o, "    ");
+			if (bl->prefix_n > 0) {
+				o = go_put_bytes(o, prefixes.p + bl->prefix_at, bl->prefix_n);
+				*o++ = '.';
+			}
+			o = go_put_bytes(o, bl->key.p, bl->key.n);
+			*o++ = ':';
+			*o++ = '\n';
+			go_done(b, o);
+		}
+		if (block_lines(b, bl->text.p, bl->text.n))
+			return LOGTK_INTERNAL;
+	}
+	return LOGTK_OK;
+}
