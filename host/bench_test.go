@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/plugins/builtin"
+
 	kafkatransport "github.com/logtk/logtk/plugins/kafka"
 	"github.com/logtk/logtk/record"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -88,7 +90,9 @@ func BenchmarkIngest(b *testing.B) {
 // BenchmarkPipeline measures records/s through a Wasm format stage and the
 // Wasm file transport (fsync "never", so the disk is not what is measured)
 // per batch size; "marks" is the protobuf run with the file transport
-// keeping marks (a durable ingest's pipeline). Each op is one record.
+// keeping marks (a durable ingest's pipeline). The text and JSON
+// formatters are the built-in modules (from C), the protobuf formatter
+// and the file transport Go plugins. Each op is one record.
 func BenchmarkPipeline(b *testing.B) {
 	for _, format := range []string{"protobuf", "json", "text", "protobuf/marks"} {
 		format, keepMarks := strings.CutSuffix(format, "/marks")
@@ -99,8 +103,12 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				dir := b.TempDir()
+				plug := builtin.Path(format)
+				if _, ok := builtin.Module(format); !ok {
+					plug = plugintest.Build(b, "../plugins/"+format+"/plugin")
+				}
 				cfg := &config.Config{
-					Formats: []config.FormatConfig{{Name: format, Plugin: plugintest.Build(b, "../plugins/"+format+"/plugin")}},
+					Formats: []config.FormatConfig{{Name: format, Plugin: plug}},
 					Transports: []config.TransportConfig{{Name: "file", Plugin: plugintest.Build(b, "../plugins/file/plugin"), Format: format,
 						Config: []byte(fmt.Sprintf(`{"path":%q,"fsync":"never","framing":"length-prefixed"}`, dir+"/out")),
 						Allow:  config.Allow{Directories: []string{dir}}}},

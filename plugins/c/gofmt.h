@@ -96,40 +96,80 @@ static inline uint32_t go_divmod10(uint64_t *u) {
 	return (uint32_t)(v % 10);
 }
 
-/* go_put_digits32 writes v (below 10^10) in decimal, n digits (n
- * given: leading zeros when v has fewer). */
+/* go_put_digits32 writes v in decimal as n digits (1-10; leading
+ * zeros when v has fewer), writing 16 bytes at o. No loop: in Wasm each
+ * turn of one costs a check of the time budget. */
 static inline uint8_t *go_put_digits32(uint8_t *o, uint32_t v, int n) {
-	uint8_t *e = o + n;
-	while (e - o >= 2) {
+	uint8_t t[32];
+	for (int i = 8; i >= 0; i -= 2) { /* unrolled by the compiler */
 		uint32_t q = go_div100(v);
-		uint32_t d = (v - q * 100) * 2;
+		memcpy(t + i, go_digits2 + 2 * (v - q * 100), 2);
 		v = q;
-		*--e = (uint8_t)go_digits2[d + 1];
-		*--e = (uint8_t)go_digits2[d];
 	}
-	if (e > o)
-		*--e = (uint8_t)('0' + v);
+	memcpy(o, t + 10 - n, 16);
 	return o + n;
 }
 
 /* go_ndigits32 is how many decimal digits v has. */
 static inline int go_ndigits32(uint32_t v) {
-	int n = 1;
-	for (uint32_t p = 10; n < 10 && v >= p; p *= 10)
-		n++;
-	return n;
+	return 1 + (v >= 10) + (v >= 100) + (v >= 1000) + (v >= 10000) + (v >= 100000) + (v >= 1000000) + (v >= 10000000) +
+	       (v >= 100000000) + (v >= 1000000000);
 }
+
+/* go_tz32 is how many decimal zeros end v (v > 0, below 10^9): v
+ * divides by 10^k when its product with the inverse of 5^k, rotated by
+ * k, is at most (2^32-1)/10^k. */
+static inline int go_tz32(uint32_t v) {
+	int p = 0;
+	uint32_t d;
+#define GO_ROTR32(x, k) ((x) >> (k) | (x) << (32 - (k)))
+	if ((d = v * 0x22e90e21u, d = GO_ROTR32(d, 8)) <= 0x2au) {
+		v = d;
+		p += 8;
+	}
+	if ((d = v * 0x3afb7e91u, d = GO_ROTR32(d, 4)) <= 0x68db8u) {
+		v = d;
+		p += 4;
+	}
+	if ((d = v * 0xc28f5c29u, d = GO_ROTR32(d, 2)) <= 0x28f5c28u) {
+		v = d;
+		p += 2;
+	}
+	if ((d = v * 0xcccccccdu, d = GO_ROTR32(d, 1)) <= 0x19999999u)
+		p += 1;
+#undef GO_ROTR32
+	return p;
+}
+
+typedef struct {
+	uint64_t hi, lo;
+} go_uint128;
+
+/* go_umul128 is the 128-bit product x*y from 32-bit halves: in Wasm,
+ * where __int128 arithmetic is a call into the compiler's runtime. */
+static inline go_uint128 go_umul128(uint64_t x, uint64_t y) {
+	uint64_t a = x >> 32, b = (uint32_t)x, c = y >> 32, d = (uint32_t)y;
+	uint64_t ac = a * c, bc = b * c, ad = a * d, bd = b * d;
+	uint64_t mid = (bd >> 32) + (uint32_t)ad + (uint32_t)bc;
+	go_uint128 r = {ac + (mid >> 32) + (ad >> 32) + (bc >> 32), (mid << 32) | (uint32_t)bd};
+	return r;
+}
+
+/* go_div1e9 is n / 10^9, as a multiplication: (n >> 9) / 1953125 with
+ * the magic number the Granlund-Montgomery bound proves exact for every
+ * 55-bit numerator. */
+static inline uint64_t go_div1e9(uint64_t n) { return go_umul128(n >> 9, 0x44b82fa09b5a53ULL).hi >> 11; }
 
 /* go_put_uint writes v in decimal: at most 20 bytes. */
 static inline uint8_t *go_put_uint(uint8_t *o, uint64_t v) {
 	if (v < 1000000000)
 		return go_put_digits32(o, (uint32_t)v, go_ndigits32((uint32_t)v));
-	uint64_t hi = v / 1000000000;
-	uint32_t lo = (uint32_t)(v % 1000000000);
+	uint64_t hi = go_div1e9(v);
+	uint32_t lo = (uint32_t)(v - hi * 1000000000);
 	if (hi < 1000000000) {
 		o = go_put_digits32(o, (uint32_t)hi, go_ndigits32((uint32_t)hi));
 	} else {
-		uint32_t top = (uint32_t)(hi / 1000000000), mid = (uint32_t)(hi % 1000000000);
+		uint32_t top = (uint32_t)go_div1e9(hi), mid = (uint32_t)(hi - (uint64_t)top * 1000000000);
 		o = go_put_digits32(o, top, go_ndigits32(top));
 		o = go_put_digits32(o, mid, 9);
 	}
@@ -186,9 +226,6 @@ static inline int go_mul_log10_2(int x) { return (x * 78913) >> 18; }
 static inline int go_mul_log2_10(int x) { return (x * 108853) >> 15; }
 static inline int go_mul_log10_2_minus_log10_4_over_3(int e) { return (e * 631305 - 261663) >> 21; }
 
-typedef struct {
-	uint64_t hi, lo;
-} go_uint128;
 
 /* dboxPow64: φ̃k and β. */
 static inline go_uint128 go_dbox_pow(int k, int e, int *beta) {
@@ -197,16 +234,6 @@ static inline go_uint128 go_dbox_pow(int k, int e, int *beta) {
 		phi.lo++;
 	*beta = e + 1 + go_mul_log2_10(k) - 1;
 	return phi;
-}
-
-/* go_umul128 is the 128-bit product x*y from 32-bit halves: in Wasm,
- * where __int128 arithmetic is a call into the compiler's runtime. */
-static inline go_uint128 go_umul128(uint64_t x, uint64_t y) {
-	uint64_t a = x >> 32, b = (uint32_t)x, c = y >> 32, d = (uint32_t)y;
-	uint64_t ac = a * c, bc = b * c, ad = a * d, bd = b * d;
-	uint64_t mid = (bd >> 32) + (uint32_t)ad + (uint32_t)bc;
-	go_uint128 r = {ac + (mid >> 32) + (ad >> 32) + (bc >> 32), (mid << 32) | (uint32_t)bd};
-	return r;
 }
 
 /* umul192Upper128 and umul192Lower128. */
@@ -341,13 +368,13 @@ static inline uint8_t *go_put_float(uint8_t *o, double f) {
 	}
 	/* At most 17 digits: a high part and eight low ones, each in 32
 	 * bits. */
-	uint8_t d[20];
+	uint8_t d[40];
 	int nd;
 	if (m < 100000000) {
 		nd = go_ndigits32((uint32_t)m);
 		go_put_digits32(d, (uint32_t)m, nd);
 	} else {
-		uint32_t hi = (uint32_t)(m / 100000000), lo = (uint32_t)(m % 100000000);
+		uint32_t hi = (uint32_t)go_div1e9(m * 10), lo = (uint32_t)(m - (uint64_t)hi * 100000000); /* m < 10^17 */
 		int nh = go_ndigits32(hi);
 		go_put_digits32(d, hi, nh);
 		go_put_digits32(d + nh, lo, 8);
@@ -360,7 +387,7 @@ static inline uint8_t *go_put_float(uint8_t *o, double f) {
 		*o++ = (uint8_t)d[0];
 		if (nd > 1) {
 			*o++ = '.';
-			memcpy(o, d + 1, (size_t)(nd - 1));
+			go_put_bytes(o, d + 1, (uint32_t)(nd - 1));
 			o += nd - 1;
 		}
 		*o++ = 'e';
@@ -384,7 +411,7 @@ static inline uint8_t *go_put_float(uint8_t *o, double f) {
 	 * after it. */
 	if (dp > 0) {
 		int m = nd < dp ? nd : dp;
-		memcpy(o, d, (size_t)m);
+		go_put_bytes(o, d, (uint32_t)m);
 		o += m;
 		for (; m < dp; m++)
 			*o++ = '0';
@@ -807,16 +834,11 @@ static inline uint8_t *go_put_time(uint8_t *o, go_time_cache *c, int64_t unix_na
 	}
 	memcpy(o, s->text, 19);
 	o += 19;
-	uint8_t d[9];
-	go_put_digits32(d, ns, 9);
-	if (trim) {
-		digits = 9;
-		while (digits > 0 && d[digits - 1] == '0')
-			digits--;
-	}
+	if (trim)
+		digits = ns == 0 ? 0 : 9 - go_tz32(ns);
 	if (digits > 0) {
 		*o++ = '.';
-		memcpy(o, d, 9);
+		go_put_digits32(o, ns, 9);
 		o += digits;
 	}
 	*o++ = 'Z';

@@ -39,34 +39,33 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 	return st;
 }
 
-static int attrs(logtk_buf *b, logtk_attrs_iter *it, int comma_first);
+/*
+ * The output of a record is bounded by its size: no byte of it becomes
+ * more than 6 bytes (a string's \u0000), and the least an attribute can
+ * take (a tag and length, and a key's, or a value's) bounds what the
+ * attribute adds around its key and value (quotes, colon, comma,
+ * braces), as a value's encoding bounds its text (an 8-byte time: 32
+ * bytes; a 1-byte varint: 3). So one check for room a record, 7 bytes a
+ * byte of it and some, and the writes after it check nothing.
+ */
+#define ROOM(r) (7 * (uint64_t)(r)->raw.n + 6 * (uint64_t)attrs_key.len + 512)
+
+static uint8_t *attrs(uint8_t *o, logtk_attrs_iter *it, int comma_first);
 
 /* attr writes one attribute (after a comma when comma). */
-__attribute__((always_inline)) static inline int attr(logtk_buf *b, const logtk_attr *a, int comma) {
-	/* The key and any value but a string or bytes: 6 bytes a key byte,
-	 * its quotes, the colon and comma, and the longest value (a quoted
-	 * float or time). */
-	uint8_t *o = go_room(b, 6 * (uint64_t)a->key.n + 8 + 34);
-	if (!o)
-		return -1;
+__attribute__((always_inline)) static inline uint8_t *attr(uint8_t *o, const logtk_attr *a, int comma) {
 	if (comma)
 		*o++ = ',';
 	o = go_put_json_string(o, a->key.p, a->key.n);
 	*o++ = ':';
 	switch (a->kind) {
 	case LOGTK_STRING:
-		go_done(b, o);
-		if (!(o = go_room(b, 6 * (uint64_t)a->data.n + 2)))
-			return -1;
-		o = go_put_json_string(o, a->data.p, a->data.n);
-		break;
+		return go_put_json_string(o, a->data.p, a->data.n);
 	case LOGTK_INT:
 	case LOGTK_DURATION:
-		o = go_put_int(o, a->i);
-		break;
+		return go_put_int(o, a->i);
 	case LOGTK_UINT:
-		o = go_put_uint(o, a->u);
-		break;
+		return go_put_uint(o, a->u);
 	case LOGTK_FLOAT: {
 		double v = a->f;
 		if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
@@ -74,50 +73,39 @@ __attribute__((always_inline)) static inline int attr(logtk_buf *b, const logtk_
 			*o++ = '"';
 			o = go_put_float(o, v);
 			*o++ = '"';
-		} else {
-			o = go_put_float(o, v);
+			return o;
 		}
-		break;
+		return go_put_float(o, v);
 	}
 	case LOGTK_BOOL:
-		o = a->i ? GO_PUT_LIT(o, "true") : GO_PUT_LIT(o, "false");
-		break;
+		return a->i ? GO_PUT_LIT(o, "true") : GO_PUT_LIT(o, "false");
 	case LOGTK_BYTES:
-		go_done(b, o);
-		if (!(o = go_room(b, go_base64_len(a->data.n) + 2)))
-			return -1;
 		*o++ = '"';
 		o = go_put_base64(o, a->data.p, a->data.n);
 		*o++ = '"';
-		break;
+		return o;
 	case LOGTK_TIME:
 		*o++ = '"';
 		o = go_put_time(o, &times, a->i, 0, 1);
 		*o++ = '"';
-		break;
+		return o;
 	case LOGTK_GROUP: {
 		*o++ = '{';
-		go_done(b, o);
 		logtk_attrs_iter it;
 		logtk_group(a, &it);
-		if (attrs(b, &it, 0) || !(o = go_room(b, 1)))
-			return -1;
+		o = attrs(o, &it, 0);
 		*o++ = '}';
-		break;
+		return o;
 	}
-	default:
-		o = GO_PUT_LIT(o, "null");
 	}
-	go_done(b, o);
-	return 0;
+	return GO_PUT_LIT(o, "null");
 }
 
-static int attrs(logtk_buf *b, logtk_attrs_iter *it, int comma_first) {
+static uint8_t *attrs(uint8_t *o, logtk_attrs_iter *it, int comma_first) {
 	logtk_attr a;
 	for (int first = 1; logtk_attr_next(it, &a); first = 0)
-		if (attr(b, &a, !first || comma_first))
-			return -1;
-	return 0;
+		o = attr(o, &a, !first || comma_first);
+	return o;
 }
 
 static const char sources[5][7] = {"", "sdk", "stdout", "stderr", "host"};
@@ -135,10 +123,7 @@ static const uint8_t level_len[8] = {5, 5, 4, 4, 4, 5, 5, 5};
 	} while (0)
 
 int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
-	/* The record's own fields at once: 6 bytes a byte of their text,
-	 * and the keys, numbers and time. */
-	uint64_t text = (uint64_t)r->message.n + r->logger.n + r->sender.n + r->hostname.n + r->application.n + r->worker.n;
-	uint8_t *o = go_room(b, 6 * text + 320 + 6 * (uint64_t)attrs_key.len);
+	uint8_t *o = go_room(b, ROOM(r));
 	if (!o)
 		return LOGTK_INTERNAL;
 	*o++ = '{';
@@ -189,14 +174,10 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 		o = go_put_json_string(o, attrs_key.p, attrs_key.len);
 		*o++ = ':';
 		*o++ = '{';
-		go_done(b, o);
-		if (attrs(b, &it, 0) || !(o = go_room(b, 3)))
-			return LOGTK_INTERNAL;
+		o = attrs(o, &it, 0);
 		*o++ = '}';
 	} else {
-		go_done(b, o);
-		if (attrs(b, &it, 1) || !(o = go_room(b, 2)))
-			return LOGTK_INTERNAL;
+		o = attrs(o, &it, 1);
 	}
 	*o++ = '}';
 	*o++ = '\n';

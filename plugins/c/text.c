@@ -64,6 +64,18 @@ static inline uint8_t *put_esc(uint8_t *o, esc e) {
 	return o + e.n;
 }
 
+/* bare8 says whether the first k (1-8) of the eight bytes at s may
+ * stand unquoted: printable ASCII but space, '=' and '"'. */
+static inline int bare8(const uint8_t *s, uint32_t k) {
+	uint64_t x;
+	memcpy(&x, s, 8);
+	if (k < 8) {
+		uint64_t keep = ((uint64_t)1 << (8 * k)) - 1;
+		x = (x & keep) | (0x6161616161616161ULL & ~keep);
+	}
+	return ((x & GO_HIGHS) | go_any_below(x, 0x21) | go_any_equal(x, 0x7f) | go_any_equal(x, '=') | go_any_equal(x, '"')) == 0;
+}
+
 /* needs_quote is textfmt's needsQuote: empty, or holding a space, '=',
  * '"', another ASCII byte outside '!'..'~', or invalid UTF-8. Eight
  * bytes at a time while they are all bare. */
@@ -72,13 +84,7 @@ static int needs_quote(const uint8_t *s, uint32_t n) {
 		return 1;
 	for (uint32_t i = 0; i < n;) {
 		uint32_t k = n - i < 8 ? n - i : 8;
-		uint64_t x;
-		memcpy(&x, s + i, 8);
-		if (k < 8) {
-			uint64_t keep = ((uint64_t)1 << (8 * k)) - 1;
-			x = (x & keep) | (0x6161616161616161ULL & ~keep);
-		}
-		if (((x & GO_HIGHS) | go_any_below(x, 0x21) | go_any_equal(x, 0x7f) | go_any_equal(x, '=') | go_any_equal(x, '"')) == 0) {
+		if (bare8(s + i, k)) {
 			i += k;
 			continue;
 		}
@@ -98,9 +104,38 @@ static int needs_quote(const uint8_t *s, uint32_t n) {
 }
 
 /* put_string writes s as textfmt's appendString: as it is, or quoted if
- * it needs it (at most 4n+2 bytes). */
+ * it needs it (at most 4n+2 bytes). The usual string, bare ASCII, is
+ * checked and copied in one pass. */
 static inline uint8_t *put_string(uint8_t *o, const uint8_t *s, uint32_t n) {
+	uint32_t i = 0;
+	while (i < n) {
+		uint32_t k = n - i < 8 ? n - i : 8;
+		if (!bare8(s + i, k))
+			break;
+		memcpy(o + i, s + i, 8);
+		i += k;
+	}
+	if (i == n && n > 0)
+		return o + n;
 	return needs_quote(s, n) ? go_put_quoted(o, s, n) : go_put_bytes(o, s, n);
+}
+
+/* has_newline says whether s holds a '\n', eight bytes at a time. */
+static inline const uint8_t *find_newline(const uint8_t *s, uint32_t n) {
+	for (uint32_t i = 0; i < n; i += 8) {
+		uint32_t k = n - i < 8 ? n - i : 8;
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		if (k < 8) {
+			uint64_t keep = ((uint64_t)1 << (8 * k)) - 1;
+			x = (x & keep) | (0x6161616161616161ULL & ~keep);
+		}
+		if (go_any_equal(x, '\n'))
+			for (uint32_t j = i; j < i + k; j++)
+				if (s[j] == '\n')
+					return s + j;
+	}
+	return 0;
 }
 
 /* A multi-line value, written after the line. Its prefix is copied to
@@ -149,8 +184,12 @@ static logtk_buf pbuf; /* the dotted key of the groups being walked */
 static int attr(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
 	if (a->kind == LOGTK_GROUP) {
 		pbuf.len = prefix_n;
-		if ((prefix_n > 0 && logtk_buf_byte(&pbuf, '.')) || logtk_buf_append(&pbuf, a->key.p, a->key.n))
+		uint8_t *q = go_room(&pbuf, (uint64_t)a->key.n + 1);
+		if (!q)
 			return -1;
+		if (prefix_n > 0)
+			*q++ = '.';
+		go_done(&pbuf, go_put_bytes(q, a->key.p, a->key.n));
 		uint32_t p = pbuf.len;
 		logtk_attrs_iter it;
 		logtk_attr g;
@@ -161,7 +200,7 @@ static int attr(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
 		return 0;
 	}
 	int quote = a->kind == LOGTK_STRING && needs_quote(a->data.p, a->data.n);
-	if (quote && memchr(a->data.p, '\n', trim_right_newlines(a->data.p, a->data.n)))
+	if (quote && find_newline(a->data.p, trim_right_newlines(a->data.p, a->data.n)))
 		return defer_block(pbuf.p, prefix_n, a->key, a->data);
 	int whole = 0;
 	if (prefix_n > 0 && (needs_quote(pbuf.p, prefix_n) || needs_quote(a->key.p, a->key.n))) {
@@ -254,7 +293,7 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 	nblocks = 0;
 	prefixes.len = 0;
 	logtk_bytes msg = r->message, msg_block = {0, 0};
-	const uint8_t *nl = msg.n ? (const uint8_t *)memchr(msg.p, '\n', msg.n) : 0;
+	const uint8_t *nl = find_newline(msg.p, msg.n);
 	if (nl) {
 		msg_block.p = nl + 1;
 		msg_block.n = msg.n - (uint32_t)(nl - msg.p) - 1;
