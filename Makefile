@@ -15,11 +15,12 @@ SHELL       := bash
 # bench/ is a module of its own).
 RACE_PKGS := ./...
 
-# The reference plugins built from Go into bin/plugins. text and json are
-# built from C and compiled into logtk-host (plugins/builtin, make
-# c-plugins); their Go packages are the reference the C is tested against.
-PLUGINS   := protobuf console file network syslog otlp kafka
-EMBEDDED  := text json
+# The reference plugins built from Go into bin/plugins. The formatters
+# (text, json, protobuf) are built from C and compiled into logtk-host
+# (plugins/builtin, make c-plugins); their Go packages are the reference
+# the C is tested against.
+PLUGINS   := console file network syslog otlp kafka
+EMBEDDED  := text json protobuf
 
 .PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins c-tables clean
 

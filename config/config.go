@@ -305,7 +305,7 @@ func checkKafkaTransport(pb *pluginBlock, cfg *Config) hcl.Diagnostics {
 			Schema any `json:"schema"`
 		}
 		json.Unmarshal(f.Config, &fc)
-		if filepath.Base(f.Plugin) != "protobuf.wasm" || fc.Schema != nil {
+		if !isPlugin(f.Plugin, "protobuf") || fc.Schema != nil {
 			rng := at
 			if pb.formatAttr != nil {
 				rng = pb.formatAttr.Expr.Range()

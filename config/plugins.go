@@ -635,6 +635,12 @@ func checkModule(ctx context.Context, path, sha string, limits PluginLimits, nam
 	return wasm.Load(ctx, b, wasm.Options{Name: name, Limits: limits.wasm(), SHA256: sha})
 }
 
+// isPlugin reports whether the plugin at path is the built-in name,
+// embedded or a module of its name.
+func isPlugin(path, name string) bool {
+	return path == builtin.Path(name) || filepath.Base(path) == name+".wasm"
+}
+
 // describePlugin names the plugin at path for a message: "the built-in
 // text plugin", or the module's file name.
 func describePlugin(path string) string {

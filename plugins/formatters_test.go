@@ -70,8 +70,11 @@ func referenceFormatters(tb testing.TB) []refFormatter {
 		tb.Fatal(err)
 	}
 	userCfg, _ := stdjson.Marshal(map[string]any{"schema": schema, "message": protobuftest.Message})
-	user := protobuf.New()
+	user, userC := protobuf.New(), protobuf.New()
 	if err := user.Configure(userCfg); err != nil {
+		tb.Fatal(err)
+	}
+	if err := userC.Configure(userCfg); err != nil {
 		tb.Fatal(err)
 	}
 	return []refFormatter{
@@ -80,7 +83,9 @@ func referenceFormatters(tb testing.TB) []refFormatter {
 		{"json", "json", []byte("{}"), json.New(), false},
 		{"json-c", "json", []byte("{}"), json.New(), true},
 		{"protobuf", "protobuf", []byte("{}"), protobuf.New(), false},
+		{"protobuf-c", "protobuf", []byte("{}"), protobuf.New(), true},
 		{"protobuf-user-schema", "protobuf", userCfg, user, false},
+		{"protobuf-user-schema-c", "protobuf", userCfg, userC, true},
 	}
 }
 

@@ -2,12 +2,12 @@
 // logtk-host: small Wasm modules built from C (plugins/c) with a pinned
 // clang and committed, so that a copied binary, or one made by go
 // install, runs them with no file beside it. A configuration names them
-// as it names every built-in ("json", "text"); plugin_dir, or
+// as it names every built-in ("json", "text", "protobuf"); plugin_dir, or
 // LOGTK_PLUGIN_DIR, holding a module of that name still overrides the
 // embedded one.
 //
-// The Go packages of the same names (plugins/json, plugins/text) are the
-// reference: each embedded module writes exactly the bytes its Go
+// The Go packages of the same names (plugins/json, plugins/text,
+// plugins/protobuf) are the reference: each embedded module writes exactly the bytes its Go
 // formatter writes, which the differential tests and fuzz target of this
 // package check.
 package builtin
@@ -18,11 +18,11 @@ import (
 	"strings"
 )
 
-//go:embed json.wasm text.wasm
+//go:embed json.wasm text.wasm protobuf.wasm
 var modules embed.FS
 
 // names are the embedded plugins.
-var names = []string{"json", "text"}
+var names = []string{"json", "text", "protobuf"}
 
 // Prefix begins the path a configuration records for an embedded plugin
 // ("builtin:json"): not a file, and never taken for one.

@@ -268,7 +268,7 @@ func (f *Formatter) Format(b []byte, r *plugin.Record) ([]byte, error) {
 			}
 		case srcSource:
 			if s.t.typ == tString {
-				if int(r.Source) < len(sourceText) {
+				if r.Source >= 0 && int(r.Source) < len(sourceText) {
 					b = appendStr(b, s.t.num, sourceText[r.Source])
 				}
 			} else {

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	irecord "github.com/logtk/logtk/internal/record"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -129,6 +132,19 @@ func TestTextSchema(t *testing.T) {
 	} {
 		if got := msg.Get(md.Fields().ByName(protoreflect.Name(name))).String(); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	// A source the formatter does not know (a record from a newer
+	// writer, or a hostile one) is left out, not a crash (it indexed a
+	// table with a negative number once).
+	for _, src := range []int32{-1, 5, 1 << 30} {
+		rec := irecord.AppendStampArrival(irecord.AppendHead(nil, time.Time{}, 9, "m", ""), 1, src, 0)
+		msg = dynamicpb.NewMessage(md)
+		if err := proto.Unmarshal(format(t, f, rec), msg); err != nil {
+			t.Fatal(err)
+		}
+		if got := msg.Get(md.Fields().ByName("source")).String(); got != "" {
+			t.Errorf("source %d written as %q", src, got)
 		}
 	}
 	// What the log server stamps goes into fields of the same names.

@@ -17,6 +17,13 @@
  *       message set by logtk_format_error (any other status counts as
  *       LOGTK_INTERNAL)
  *
+ * and, with LOGTK_PASSTHROUGH defined too, a fourth:
+ *
+ *   int logtk_plugin_passthrough(void);
+ *       1 when the formatted batch is the batch itself (logtk's own
+ *       logtk.v1.Record): the plugin then answers status 5 and the host
+ *       forwards its bytes without a copy
+ *
  * Records come validated by the host (docs/ipc.md): their strings are
  * UTF-8 and their fields well-formed, so the readers below meet
  * malformed input only from a host that is not logtk's.
@@ -220,6 +227,12 @@ static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, u
 					*type = 0;
 					*v = c;
 					return q + 1;
+				}
+				if (end - q >= 2 && q[1] < 0x80) {
+					*num = t >> 3;
+					*type = 0;
+					*v = (c & 0x7f) | (uint64_t)q[1] << 7;
+					return q + 2;
 				}
 				break;
 			case 2:
@@ -579,8 +592,16 @@ __attribute__((export_name("logtk_configure"))) uint32_t logtk_configure(uint32_
 
 /* logtk_format: one entry per input record, in order, each a length
  * padded to 5 bytes (the ABI allows it) and the plugin's bytes. */
+#ifdef LOGTK_PASSTHROUGH
+int logtk_plugin_passthrough(void);
+#endif
+
 __attribute__((export_name("logtk_format"))) uint32_t logtk_format(uint32_t ptr, uint32_t n) {
 	const uint8_t *p = (const uint8_t *)(uintptr_t)ptr, *end = p + n;
+#ifdef LOGTK_PASSTHROUGH
+	if (logtk_plugin_passthrough())
+		return 5; /* unchanged: the host forwards the batch */
+#endif
 	logtk_out_.len = 0;
 	while (p < end) {
 		uint64_t l;
