@@ -16,11 +16,12 @@ SHELL       := bash
 RACE_PKGS := ./...
 
 # The reference plugins built from Go into bin/plugins. The formatters
-# (text, json, protobuf) are built from C and compiled into logtk-host
+# (text, json, protobuf) and the console transport are built from C and
+# compiled into logtk-host
 # (plugins/builtin, make c-plugins); their Go packages are the reference
 # the C is tested against.
-PLUGINS   := console file network syslog otlp kafka
-EMBEDDED  := text json protobuf
+PLUGINS   := file network syslog otlp kafka
+EMBEDDED  := text json protobuf console
 
 .PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins c-tables clean
 

@@ -1,13 +1,14 @@
 // Package builtin holds the built-in plugins that are compiled into
-// logtk-host: small Wasm modules built from C (plugins/c) with a pinned
+// logtk-host (the formatters and the console transport): small Wasm
+// modules built from C (plugins/c) with a pinned
 // clang and committed, so that a copied binary, or one made by go
 // install, runs them with no file beside it. A configuration names them
-// as it names every built-in ("json", "text", "protobuf"); plugin_dir, or
+// as it names every built-in ("json", "console"); plugin_dir, or
 // LOGTK_PLUGIN_DIR, holding a module of that name still overrides the
 // embedded one.
 //
 // The Go packages of the same names (plugins/json, plugins/text,
-// plugins/protobuf) are the reference: each embedded module writes exactly the bytes its Go
+// plugins/protobuf, plugins/console) are the reference: each embedded module writes exactly the bytes its Go
 // formatter writes, which the differential tests and fuzz target of this
 // package check.
 package builtin
@@ -18,11 +19,11 @@ import (
 	"strings"
 )
 
-//go:embed json.wasm text.wasm protobuf.wasm
+//go:embed json.wasm text.wasm protobuf.wasm console.wasm
 var modules embed.FS
 
 // names are the embedded plugins.
-var names = []string{"json", "text", "protobuf"}
+var names = []string{"json", "text", "protobuf", "console"}
 
 // Prefix begins the path a configuration records for an embedded plugin
 // ("builtin:json"): not a file, and never taken for one.

@@ -23,6 +23,7 @@ import (
 	"github.com/logtk/logtk/internal/entries"
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/plugins/console"
 	"github.com/logtk/logtk/plugins/json"
 	"github.com/logtk/logtk/plugins/protobuf"
 	"github.com/logtk/logtk/plugins/protobuf/protobuftest"
@@ -409,6 +410,8 @@ func TestConfigureAsTheReference(t *testing.T) {
 		{"protobuf", `{}`}, {"protobuf", `{"message":"a.B"}`}, {"protobuf", `{"schema":"!!"}`}, {"protobuf", `{"schema":""}`},
 		{"protobuf", `{"schema":"CgA="}`}, {"protobuf", `{"schema":"CgA=","message":"a.B"}`},
 		{"protobuf", `{"schema":"/////w==","message":"a.B"}`},
+		{"console", `{}`}, {"console", `{"stream":"stderr"}`}, {"console", `{"stream":"stdout"}`}, {"console", `{"stream":"tty"}`},
+		{"console", `{"stream":2}`},
 	}
 	for _, sc := range schemas() {
 		cases = append(cases, tc{"protobuf", sc}, tc{"protobuf", strings.Replace(sc, `"message":"`, `"message":"x`, 1)})
@@ -440,6 +443,8 @@ func TestConfigureAsTheReference(t *testing.T) {
 		cerr := inst.Configure(ctx, []byte(tc.config))
 		var nerr error
 		switch tc.name {
+		case "console":
+			nerr = console.New().Configure([]byte(tc.config))
 		case "json":
 			nerr = json.New().Configure([]byte(tc.config))
 		case "text":
@@ -467,8 +472,73 @@ func TestConformance(t *testing.T) {
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if name == "console" {
+				plugintest.TestTransport(t, path, plugintest.Options{})
+				return
+			}
 			plugintest.TestFormatter(t, path, plugintest.Options{})
 		})
+	}
+}
+
+// TestConsoleAsTheReference: the console module writes to the stream
+// it is configured for exactly what the Go console transport writes,
+// batch after batch of random entries (empty ones, binary bytes, large
+// ones), and nothing to the other.
+func TestConsoleAsTheReference(t *testing.T) {
+	ctx := context.Background()
+	b, _ := Module("console")
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, stream := range []string{"", "stdout", "stderr"} {
+		var stdout, stderr, want bytes.Buffer
+		m, err := wasm.Load(ctx, b, wasm.Options{Name: "console", Grants: wasm.Grants{Stdout: &stdout, Stderr: &stderr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := m.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := `{}`
+		if stream != "" {
+			cfg = `{"stream":"` + stream + `"}`
+		}
+		ref := console.NewWriter(&want)
+		if err := inst.Configure(ctx, []byte(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := inst.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for id := range uint64(200) {
+			var batch []byte
+			for range rng.IntN(20) {
+				e := make([]byte, rng.IntN(3)*rng.IntN(5000))
+				for i := range e {
+					e[i] = byte(rng.IntN(256))
+				}
+				batch = entries.Append(batch, e)
+			}
+			if _, err := inst.Write(ctx, id+1, batch); err != nil {
+				t.Fatal(err)
+			}
+			pb, err := plugin.NewBatch(id+1, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ref.Write(pb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, other := &stdout, &stderr
+		if stream == "stderr" {
+			got, other = &stderr, &stdout
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) || other.Len() != 0 {
+			t.Fatalf("stream %q: %d bytes (and %d on the other stream), want %d", stream, got.Len(), other.Len(), want.Len())
+		}
+		inst.Close(ctx)
+		m.Close(ctx)
 	}
 }
 
@@ -476,14 +546,18 @@ func TestConformance(t *testing.T) {
 // reference does: name, version, configuration fields and their docs.
 func TestInfoAsTheReference(t *testing.T) {
 	ctx := context.Background()
-	for name, want := range map[string]plugin.Info{"json": json.Info, "text": text.Info, "protobuf": protobuf.Info} {
+	for name, want := range map[string]plugin.Info{"json": json.Info, "text": text.Info, "protobuf": protobuf.Info, "console": console.Info} {
 		b, _ := Module(name)
 		m, err := wasm.Load(ctx, b, wasm.Options{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := m.Info()
-		if got.Name != want.Name || got.Version != want.Version || got.Kind != "format" || len(got.Config) != len(want.Config) {
+		kind := "format"
+		if name == "console" {
+			kind = "transport"
+		}
+		if got.Name != want.Name || got.Version != want.Version || got.Kind != kind || len(got.Config) != len(want.Config) {
 			t.Errorf("%s: info %+v, want %+v", name, got, want)
 		}
 		for i := range min(len(got.Config), len(want.Config)) {

@@ -2,8 +2,9 @@
  * logtk.h: write a logtk format plugin in C (docs/plugin-abi.md).
  *
  * One header, no library: the record view, attribute iteration, output
- * buffers, and (with LOGTK_FORMATTER defined before including it) every
- * export of the plugin ABI, calling three functions the plugin defines:
+ * buffers, and (with LOGTK_FORMATTER or LOGTK_TRANSPORT defined before
+ * including it) every export of the plugin ABI, calling functions the
+ * plugin defines. A formatter defines three:
  *
  *   const char *logtk_plugin_info(void);
  *       the info JSON: {"name":..., "version":..., "kind":"format",
@@ -23,6 +24,20 @@
  *       1 when the formatted batch is the batch itself (logtk's own
  *       logtk.v1.Record): the plugin then answers status 5 and the host
  *       forwards its bytes without a copy
+ *
+ * A transport (LOGTK_TRANSPORT) defines logtk_plugin_info and
+ * logtk_plugin_configure as a formatter does, and
+ *
+ *   int logtk_plugin_open(logtk_buf *err);
+ *   int logtk_plugin_write(logtk_batch *b, logtk_buf *err);
+ *       deliver the batch (b->id, and its entries by logtk_entry_next)
+ *   int logtk_plugin_flush(logtk_buf *err);
+ *   int logtk_plugin_close(logtk_buf *err);
+ *
+ * each 0, or a status (LOGTK_RETRY for a failure that may pass) with a
+ * message appended to err. (Marks and asynchronous delivery,
+ * logtk_marks and logtk_poll, are not provided: such a transport
+ * exports them itself.)
  *
  * Records come validated by the host (docs/ipc.md): their strings are
  * UTF-8 and their fields well-formed, so the readers below meet
@@ -526,11 +541,10 @@ outer:
 }
 
 
-#ifdef LOGTK_FORMATTER
+#if defined(LOGTK_FORMATTER) || defined(LOGTK_TRANSPORT)
 
 const char *logtk_plugin_info(void);
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err);
-int logtk_plugin_format(const logtk_record *r, logtk_buf *out);
 
 static uint8_t *logtk_in_;
 static uint32_t logtk_in_cap_;
@@ -590,6 +604,12 @@ __attribute__((export_name("logtk_configure"))) uint32_t logtk_configure(uint32_
 	return (uint32_t)st;
 }
 
+#endif /* LOGTK_FORMATTER || LOGTK_TRANSPORT */
+
+#ifdef LOGTK_FORMATTER
+
+int logtk_plugin_format(const logtk_record *r, logtk_buf *out);
+
 /* logtk_format: one entry per input record, in order, each a length
  * padded to 5 bytes (the ABI allows it) and the plugin's bytes. */
 #ifdef LOGTK_PASSTHROUGH
@@ -634,4 +654,64 @@ __attribute__((export_name("logtk_format"))) uint32_t logtk_format(uint32_t ptr,
 }
 
 #endif /* LOGTK_FORMATTER */
+
+#ifdef LOGTK_TRANSPORT
+
+/* A transport's batch: its id and its entries (logtk_entry_next). */
+typedef struct {
+	uint64_t id;
+	const uint8_t *p, *end;
+} logtk_batch;
+
+/* logtk_entry_next sets e to the batch's next entry: 1, or 0 at the end
+ * (or at a malformed length, which the host never sends). */
+static inline int logtk_entry_next(logtk_batch *b, logtk_bytes *e) {
+	uint64_t n;
+	const uint8_t *p;
+	if (b->p >= b->end || !(p = logtk_varint(b->p, b->end, &n)) || n > (uint64_t)(b->end - p))
+		return 0;
+	e->p = p;
+	e->n = (uint32_t)n;
+	b->p = p + n;
+	return 1;
+}
+
+int logtk_plugin_open(logtk_buf *err);
+int logtk_plugin_write(logtk_batch *b, logtk_buf *err);
+int logtk_plugin_flush(logtk_buf *err);
+int logtk_plugin_close(logtk_buf *err);
+
+/* A transport's call: its status, and its message as the result when it
+ * fails. */
+static inline uint32_t logtk_transport_done_(int st) {
+	logtk_result_set_(logtk_out_.p, st ? logtk_out_.len : 0);
+	return (uint32_t)st;
+}
+
+__attribute__((export_name("logtk_open"))) uint32_t logtk_open(void) {
+	logtk_out_.len = 0;
+	return logtk_transport_done_(logtk_plugin_open(&logtk_out_));
+}
+
+__attribute__((export_name("logtk_write"))) uint32_t logtk_write(uint32_t ptr, uint32_t n) {
+	logtk_batch b;
+	b.p = (const uint8_t *)(uintptr_t)ptr;
+	b.end = b.p + n;
+	if (!(b.p = logtk_varint(b.p, b.end, &b.id)))
+		return logtk_fail_(LOGTK_INVALID, "malformed batch");
+	logtk_out_.len = 0;
+	return logtk_transport_done_(logtk_plugin_write(&b, &logtk_out_));
+}
+
+__attribute__((export_name("logtk_flush"))) uint32_t logtk_flush(void) {
+	logtk_out_.len = 0;
+	return logtk_transport_done_(logtk_plugin_flush(&logtk_out_));
+}
+
+__attribute__((export_name("logtk_close"))) uint32_t logtk_close(void) {
+	logtk_out_.len = 0;
+	return logtk_transport_done_(logtk_plugin_close(&logtk_out_));
+}
+
+#endif /* LOGTK_TRANSPORT */
 #endif /* LOGTK_H */
