@@ -220,7 +220,7 @@ static inline const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, 
  * skipped over; any other wire type is malformed. */
 static const uint8_t *logtk_field_slow_(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b);
 
-static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
+__attribute__((always_inline)) static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
 	/* The usual field, inline: a tag of one or two bytes, and a
 	 * one-byte varint or length, or a fixed64. Everything else (and
 	 * anything malformed) takes the call. */
