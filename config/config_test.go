@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -211,5 +212,52 @@ func TestEnvFunctions(t *testing.T) {
 	want := `plugins.hcl:3:14: error: Error in function call; Call to function "env" failed: the environment variable LOGTK_TEST_UNSET is not set; set it, or give a default: env("LOGTK_TEST_UNSET", "...").`
 	if got := FormatDiagnostics(err); !strings.HasPrefix(got, want) {
 		t.Fatalf("unset variable:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestEmbeddedPlugins: a built-in compiled into logtk-host resolves to
+// its embedded module (builtin:NAME), which is what runs; a module of
+// its name in plugin_dir, or in LOGTK_PLUGIN_DIR, overrides it, and
+// one beside the configuration (bin/plugins) does not.
+func TestEmbeddedPlugins(t *testing.T) {
+	t.Setenv("LOGTK_PLUGIN_DIR", "")
+	dir := t.TempDir()
+	other, err := os.ReadFile("../examples/clogfmt/clogfmt.wasm") // a format plugin of another name
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"mine", "env", "bin/plugins"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d, "json.wasm"), other, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "plugins.hcl")
+	for _, tc := range []struct{ pluginDir, env, want string }{
+		{"", "", builtin.Path("json")},
+		{"mine", "", filepath.Join(dir, "mine", "json.wasm")},
+		{"", filepath.Join(dir, "env"), filepath.Join(dir, "env", "json.wasm")},
+	} {
+		t.Setenv("LOGTK_PLUGIN_DIR", tc.env)
+		src := "format \"j\" { plugin = \"json\" }\n"
+		if tc.pluginDir != "" {
+			src = fmt.Sprintf("plugin_dir = %q\n", tc.pluginDir) + src
+		}
+		cfg, err := Parse([]byte(src), path)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		if got := cfg.Formats[0].Plugin; got != tc.want {
+			t.Errorf("%+v: plugin %s, want %s", tc, got, tc.want)
+		}
+		b, err := ReadPlugin(cfg.Formats[0].Plugin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if embedded, _ := builtin.Module("json"); bytes.Equal(b, embedded) != (tc.want == builtin.Path("json")) {
+			t.Errorf("%+v: ReadPlugin read the wrong module", tc)
+		}
 	}
 }
