@@ -90,9 +90,9 @@ func BenchmarkIngest(b *testing.B) {
 // BenchmarkPipeline measures records/s through a Wasm format stage and the
 // Wasm file transport (fsync "never", so the disk is not what is measured)
 // per batch size; "marks" is the protobuf run with the file transport
-// keeping marks (a durable ingest's pipeline). The text and JSON
-// formatters are the built-in modules (from C), the protobuf formatter
-// and the file transport Go plugins. Each op is one record.
+// keeping marks (a durable ingest's pipeline). The formatters are the
+// built-in modules (from C), the file transport the Go plugin. Each op
+// is one record.
 func BenchmarkPipeline(b *testing.B) {
 	for _, format := range []string{"protobuf", "json", "text", "protobuf/marks"} {
 		format, keepMarks := strings.CutSuffix(format, "/marks")

@@ -95,7 +95,7 @@ var schemaKeys = func() []string {
 	var keys []string
 	for _, t := range descriptorpb.FieldDescriptorProto_Type_value {
 		if t != int32(descriptorpb.FieldDescriptorProto_TYPE_GROUP) {
-			keys = append(keys, "k_"+strings.ToLower(descriptorpb.FieldDescriptorProto_Type_name[t]))
+			keys = append(keys, "k_"+strings.ToLower(strings.TrimPrefix(descriptorpb.FieldDescriptorProto_Type_name[t], "TYPE_")))
 		}
 	}
 	sort.Strings(keys)
@@ -135,6 +135,9 @@ func allTypes() []byte {
 	}
 	for _, k := range schemaKeys {
 		typ := descriptorpb.FieldDescriptorProto_Type(T["TYPE_"+strings.ToUpper(strings.TrimPrefix(k, "k_"))])
+		if typ == 0 {
+			panic("no field type for " + k)
+		}
 		tn := ""
 		switch typ {
 		case descriptorpb.FieldDescriptorProto_TYPE_MESSAGE:
@@ -312,6 +315,12 @@ func TestMatchesReference(t *testing.T) {
 		}
 		recs = append(recs, b)
 	}
+	// The ends of the time range, in turn in one batch (a cache of
+	// seconds once took one for the other).
+	for _, ns := range []int64{math.MaxInt64, math.MinInt64, math.MaxInt64, -1, 0, 1, math.MinInt64 + 999_999_999, math.MinInt64} {
+		b := irecord.AppendHeadNanos(nil, ns, 9, "edge", "")
+		recs = append(recs, irecord.AppendAttr(b, slog.Time("t", time.Unix(0, ns))))
+	}
 	for _, p := range pairs() {
 		t.Run(p.name+p.config, func(t *testing.T) {
 			d := newDiffer(t, p)
@@ -365,6 +374,60 @@ func TestMutatedRecords(t *testing.T) {
 	}
 }
 
+// TestLargeRecords: records of megabytes (the default frame limit is 4
+// MiB) format in an instance with the default memory limit (64 MiB), as
+// their Go reference formats them: a 4.6 MiB message, a 3.9 MiB string
+// attribute needing quotes, and three such records in one batch.
+func TestLargeRecords(t *testing.T) {
+	big := func(n int, c byte) string { return strings.Repeat(string(c), n) }
+	msg := irecord.AppendHeadNanos(nil, 1, 9, big(4_600_000, 'm'), "")
+	attr := irecord.AppendAttr(irecord.AppendHeadNanos(nil, 1, 9, "m", ""), slog.String("v", big(3_900_000, ' ')))
+	for _, p := range pairs() {
+		if p.name == "protobuf" && p.config != "{}" {
+			continue // the user schemas: one is enough (below)
+		}
+		d := newDiffer(t, p)
+		for _, batch := range [][][]byte{{msg}, {attr}, {attr, attr, attr}} {
+			if err := d.check(batch); err != nil {
+				t.Fatalf("%.500s", err)
+			}
+		}
+	}
+	d := newDiffer(t, pairs()[len(pairs())-1])
+	if err := d.check([][]byte{attr, attr, attr}); err != nil {
+		t.Fatalf("%.500s", err)
+	}
+}
+
+// TestNestedGroups: a record may carry an unknown field that is a group
+// (wire type 3) nested as deep as protowire reads (10,001): each module
+// formats it as its reference does; one level deeper, both refuse it.
+func TestNestedGroups(t *testing.T) {
+	var ds []*differ
+	for _, p := range pairs() {
+		ds = append(ds, newDiffer(t, p))
+	}
+	for _, depth := range []int{1, 64, 65, 10_001, 10_002} {
+		b := irecord.AppendHeadNanos(nil, 1, 9, "groups", "")
+		for range depth {
+			b = append(b, 0xf3, 0x01) // field 30, start group
+		}
+		for range depth {
+			b = append(b, 0xf4, 0x01) // field 30, end group
+		}
+		b = irecord.AppendAttr(b, slog.Int("after", 1))
+		var v plugin.Record
+		if ok := v.Parse(b); ok != (depth <= 10_001) {
+			t.Fatalf("depth %d: the reference parses it: %v", depth, ok)
+		}
+		for _, d := range ds {
+			if err := d.check([][]byte{b}); err != nil {
+				t.Fatalf("depth %d: %v", depth, err)
+			}
+		}
+	}
+}
+
 // FuzzMatchesReference: any bytes that make a valid record (the host
 // validates each record before a formatter sees it) are written by each
 // embedded formatter, under each of its options, as its Go reference
@@ -405,11 +468,13 @@ func TestConfigureAsTheReference(t *testing.T) {
 		{"json", `{"time_format":"nanos"}`}, {"json", `{"time_format":1}`}, {"json", `{"time_format":"unix\u005fnano"}`},
 		{"json", `{"other":[1,{"a":null}],"attrs_key":"x"}`}, {"json", `{"attrs_key":"\ud83d\ude00"}`},
 		{"json", `{`}, {"json", `{"time_format":"unix_nano"`}, {"json", `[]`}, {"json", `{"a":1,}`}, {"json", `{} x`},
+		{"json", ` `}, {"json", `{"x": abc}`}, {"json", `{"x": 01}`}, {"json", `{"x": tru}`}, {"json", `{"x": -0.5e+3, "y": [true, false, null]}`},
+		{"json", `{"x": 1.}`}, {"json", `{"x": -}`}, {"json", `{"x": 2E9}`},
 		{"text", `{}`}, {"text", `{"theme":"color"}`}, {"text", `{"theme":"colour"}`}, {"text", `{"theme":true}`},
 		{"text", `{"theme":"\"odd\" ✓"}`}, {"text", `"none"`},
 		{"protobuf", `{}`}, {"protobuf", `{"message":"a.B"}`}, {"protobuf", `{"schema":"!!"}`}, {"protobuf", `{"schema":""}`},
 		{"protobuf", `{"schema":"CgA="}`}, {"protobuf", `{"schema":"CgA=","message":"a.B"}`},
-		{"protobuf", `{"schema":"/////w==","message":"a.B"}`},
+		{"protobuf", `{"schema":"/////w==","message":"a.B"}`}, {"protobuf", `{"schema":"CgB=","message":"a.B"}`},
 		{"console", `{}`}, {"console", `{"stream":"stderr"}`}, {"console", `{"stream":"stdout"}`}, {"console", `{"stream":"tty"}`},
 		{"console", `{"stream":2}`},
 	}

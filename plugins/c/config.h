@@ -181,11 +181,42 @@ static inline int cfg_skip(cfg_in *in, int depth) {
 			return -1;
 		}
 	}
-	/* A number, true, false or null: its characters. */
-	const uint8_t *s = in->p;
-	while (in->p < in->end && ((*in->p >= '0' && *in->p <= '9') || (*in->p >= 'a' && *in->p <= 'z') || *in->p == '-' || *in->p == '+' || *in->p == '.' || *in->p == 'E'))
+	/* true, false, null, or a number as JSON writes one:
+	 * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+	for (int k = 0; k < 3; k++) {
+		static const char *const lits[3] = {"true", "false", "null"};
+		size_t l = strlen(lits[k]);
+		if ((size_t)(in->end - in->p) >= l && !memcmp(in->p, lits[k], l)) {
+			in->p += l;
+			return 0;
+		}
+	}
+#define CFG_DIGITS(min)                                                          \
+	do {                                                                     \
+		const uint8_t *d_ = in->p;                                       \
+		while (in->p < in->end && *in->p >= '0' && *in->p <= '9')        \
+			in->p++;                                                 \
+		if (in->p - d_ < (min))                                          \
+			return -1;                                               \
+	} while (0)
+	if (in->p < in->end && *in->p == '-')
 		in->p++;
-	return in->p > s ? 0 : -1;
+	if (in->p < in->end && *in->p == '0')
+		in->p++;
+	else
+		CFG_DIGITS(1);
+	if (in->p < in->end && *in->p == '.') {
+		in->p++;
+		CFG_DIGITS(1);
+	}
+	if (in->p < in->end && (*in->p == 'e' || *in->p == 'E')) {
+		in->p++;
+		if (in->p < in->end && (*in->p == '+' || *in->p == '-'))
+			in->p++;
+		CFG_DIGITS(1);
+	}
+#undef CFG_DIGITS
+	return 0;
 }
 
 static inline int cfg_fold_eq(const uint8_t *a, uint32_t n, const char *b) {
@@ -205,9 +236,11 @@ static inline int cfg_fold_eq(const uint8_t *a, uint32_t n, const char *b) {
  * with a message in err (LOGTK_INTERNAL when memory ran out). */
 static inline int cfg_read(const uint8_t *json, uint32_t n, cfg_field *fields, int nfields, logtk_buf *err) {
 	cfg_in in = {json, json + n};
+	if (n == 0)
+		return LOGTK_OK; /* nothing set; spaces alone are not JSON */
 	cfg_space(&in);
 	if (in.p == in.end)
-		return LOGTK_OK;
+		goto bad;
 	if (*in.p == 'n' && in.end - in.p >= 4 && !memcmp(in.p, "null", 4)) {
 		in.p += 4;
 		cfg_space(&in);

@@ -640,6 +640,59 @@ static inline uint8_t *go_put_json_string(uint8_t *o, const uint8_t *s, uint32_t
 	return o;
 }
 
+/* go_json_string_len is the length go_put_json_string writes for s,
+ * exactly: for a large string, where reserving six bytes a byte would
+ * ask for far more memory than the string needs. */
+static inline uint64_t go_json_string_len(const uint8_t *s, uint32_t n) {
+	uint64_t out = 2;
+	for (uint32_t i = 0; i < n;) {
+		uint8_t c = s[i];
+		if (c >= 0x80) {
+			uint32_t size;
+			int32_t r = go_decode_rune(s + i, n - i, &size);
+			out += (r == 0xfffd && size == 1) || r == 0x2028 || r == 0x2029 ? 6 : size;
+			i += size;
+			continue;
+		}
+		i++;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			out++;
+		else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
+			out += 2;
+		else
+			out += 6;
+	}
+	return out;
+}
+
+/* go_quoted_len is the length go_put_quoted writes for s, exactly. */
+static inline uint64_t go_quoted_len(const uint8_t *s, uint32_t n) {
+	uint64_t out = 2;
+	for (uint32_t i = 0; i < n;) {
+		uint8_t c = s[i];
+		if (c >= 0x80) {
+			uint32_t size;
+			int32_t r = go_decode_rune(s + i, n - i, &size);
+			if (r == 0xfffd && size == 1)
+				out += 4;
+			else if (go_is_print(r))
+				out += size;
+			else
+				out += r < 0x10000 ? 6 : 10;
+			i += size;
+			continue;
+		}
+		i++;
+		if (c >= ' ' && c != 0x7f && c != '"' && c != '\\')
+			out++;
+		else if (c == '"' || c == '\\' || c == '\a' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' || c == '\v')
+			out += 2;
+		else
+			out += 4;
+	}
+	return out;
+}
+
 /* go_base64_len is the length of base64.StdEncoding's encoding of n
  * bytes. */
 static inline uint64_t go_base64_len(uint32_t n) { return ((uint64_t)n + 2) / 3 * 4; }
@@ -675,7 +728,7 @@ static inline uint8_t *go_put_base64(uint8_t *o, const uint8_t *s, uint32_t n) {
 /* go_put_duration writes time.Duration(d).String(): at most 32 bytes
  * ("-2562047h47m16.854775808s"). */
 static inline uint8_t *go_put_duration(uint8_t *o, int64_t d) {
-	uint8_t buf[32];
+	uint8_t buf[40]; /* 32, and room for go_put_bytes to read past */
 	int w = 32;
 	uint64_t u = (uint64_t)d;
 	int neg = d < 0;
@@ -829,7 +882,11 @@ static inline uint8_t *go_put_time(uint8_t *o, go_time_cache *c, int64_t unix_na
 		go_date_time(s->text, secs);
 		s->secs = secs;
 		s->base = (int64_t)((uint64_t)secs * 1000000000);
-		s->ok = 1;
+		/* The first and last seconds of the int64 range do not fit
+		 * in it whole (the first starts before it, the last ends
+		 * after it, where unsigned arithmetic wraps to the first):
+		 * they are written, never looked up. */
+		s->ok = secs >= -9223372036 && secs <= 9223372035;
 		ns = (uint32_t)rem;
 	}
 	memcpy(o, s->text, 19);

@@ -50,6 +50,43 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
  */
 #define ROOM(r) (7 * (uint64_t)(r)->raw.n + 6 * (uint64_t)attrs_key.len + 512)
 
+/* A record larger than this is measured instead (bound), so that a
+ * record of megabytes of plain text asks for about its own size, not
+ * seven times it. */
+#define MEASURE_FROM 65536
+
+static uint64_t bound_string(logtk_bytes s) { return go_json_string_len(s.p, s.n); }
+
+/* bound_attrs is what attrs writes for the attributes of it, at most:
+ * exact for strings and bytes, 40 bytes for any other value. */
+static uint64_t bound_attrs(logtk_attrs_iter *it) {
+	uint64_t n = 0;
+	logtk_attr a;
+	while (logtk_attr_next(it, &a)) {
+		n += 2 + bound_string(a.key); /* the comma and the colon */
+		switch (a.kind) {
+		case LOGTK_STRING: n += bound_string(a.data); break;
+		case LOGTK_BYTES: n += 2 + go_base64_len(a.data.n); break;
+		case LOGTK_GROUP: {
+			logtk_attrs_iter g;
+			logtk_group(&a, &g);
+			n += 2 + bound_attrs(&g);
+			break;
+		}
+		default: n += 40;
+		}
+	}
+	return n;
+}
+
+static uint64_t bound(const logtk_record *r) {
+	logtk_attrs_iter it;
+	logtk_attrs(r, &it);
+	return bound_string(r->message) + bound_string(r->logger) + bound_string(r->sender) + bound_string(r->hostname) +
+	       bound_string(r->application) + bound_string(r->worker) + 2 * go_json_string_len(attrs_key.p, attrs_key.len) + 512 +
+	       bound_attrs(&it);
+}
+
 static uint8_t *attrs(uint8_t *o, logtk_attrs_iter *it, int comma_first);
 
 /* attr writes one attribute (after a comma when comma). */
@@ -123,7 +160,7 @@ static const uint8_t level_len[8] = {5, 5, 4, 4, 4, 5, 5, 5};
 	} while (0)
 
 int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
-	uint8_t *o = go_room(b, ROOM(r));
+	uint8_t *o = go_room(b, r->raw.n < MEASURE_FROM ? ROOM(r) : bound(r));
 	if (!o)
 		return LOGTK_INTERNAL;
 	*o++ = '{';

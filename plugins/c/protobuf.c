@@ -67,7 +67,7 @@ typedef struct {
 	int32_t num;
 	int typ;
 	int timestamp; /* a message field of type .google.protobuf.Timestamp */
-	uint8_t tag[5];
+	uint8_t tag[10]; /* a negative number's tag takes ten bytes */
 	uint32_t ntag;
 } target;
 
@@ -146,11 +146,18 @@ static int add_field(logtk_bytes b) {
 		logtk_bytes d = {0, 0};
 		if (read_field(&p, end, &num, &type, &v, &d))
 			return -1;
-		if (type == 2 && num == 1) f.name = d;
-		if (type == 0 && num == 3) f.number = (int32_t)v;
-		if (type == 0 && num == 4) f.label = v <= 3 ? (int)v : -1;
-		if (type == 0 && num == 5) f.typ = v <= 18 ? (int)v : -1;
-		if (type == 2 && num == 6) f.type_name = d;
+		/* As the reference: a field of another wire type than its own
+		 * sets the zero value (its bytes, or its varint, are empty). */
+		logtk_bytes none = {0, 0};
+		if (type != 2)
+			d = none;
+		if (type != 0)
+			v = 0;
+		if (num == 1) f.name = d;
+		if (num == 3) f.number = (int32_t)v;
+		if (num == 4) f.label = v <= 3 ? (int)v : -1;
+		if (num == 5) f.typ = v <= 18 ? (int)v : -1;
+		if (num == 6) f.type_name = d;
 	}
 	if (nfields == capfields) {
 		uint32_t c = capfields ? capfields * 2 : 32;
@@ -422,14 +429,16 @@ static int decode_base64(const logtk_buf *in, logtk_buf *out) {
 	}
 	if (nacc == 1 || (nacc == 0 && pad) || (nacc > 0 && nacc + pad != 4))
 		return -1;
+	/* Trailing bits that are not zero are ignored, as Go's (not
+	 * strict) base64 ignores them. */
 	if (nacc == 2) {
 		uint8_t t = (uint8_t)(acc >> 4);
-		if ((acc & 15) || logtk_buf_append(out, &t, 1))
-			return (acc & 15) ? -1 : -2;
+		if (logtk_buf_append(out, &t, 1))
+			return -2;
 	} else if (nacc == 3) {
 		uint8_t t[2] = {(uint8_t)(acc >> 10), (uint8_t)(acc >> 2)};
-		if ((acc & 3) || logtk_buf_append(out, t, 2))
-			return (acc & 3) ? -1 : -2;
+		if (logtk_buf_append(out, t, 2))
+			return -2;
 	}
 	return 0;
 }
@@ -811,15 +820,15 @@ static int rest_entry(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
 	return 0;
 }
 
-static const char level_texts[8][6] = {"TRACE", "DEBUG", "INFO", "NOTE", "WARN", "ERROR", "FATAL", "?????"};
+static const char level_texts[8][8] = {"TRACE", "DEBUG", "INFO", "NOTE", "WARN", "ERROR", "FATAL", "?????"};
 static const uint8_t level_lens[8] = {5, 5, 4, 4, 4, 5, 5, 5};
-static const char source_texts[5][7] = {"", "sdk", "stdout", "stderr", "host"};
+static const char source_texts[5][8] = {"", "sdk", "stdout", "stderr", "host"};
 static const uint8_t source_lens[5] = {0, 3, 6, 6, 4};
 
 /* put_int_or_text is the reference's appendIntOrText. */
 static uint8_t *put_int_or_text(uint8_t *o, const target *t, int64_t v) {
 	if (t->typ == T_STRING) {
-		uint8_t tmp[24];
+		uint8_t tmp[48]; /* 20 digits, and go_put_digits32's 16-byte writes */
 		uint32_t n = (uint32_t)(go_put_int(tmp, v) - tmp);
 		return put_len(o, t->num, tmp, n);
 	}

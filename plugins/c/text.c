@@ -234,7 +234,9 @@ static int attr(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
 	switch (a->kind) {
 	case LOGTK_STRING:
 		go_done(b, o);
-		if (!(o = go_room(b, 4 * (uint64_t)a->data.n + 2)))
+		/* Quoted, at most 4 bytes a byte: measured exactly when large,
+		 * so that megabytes of text ask for about their own size. */
+		if (!(o = go_room(b, !quote ? a->data.n : a->data.n > 65536 ? go_quoted_len(a->data.p, a->data.n) : 4 * (uint64_t)a->data.n + 2)))
 			return -1;
 		o = quote ? go_put_quoted(o, a->data.p, a->data.n) : go_put_bytes(o, a->data.p, a->data.n);
 		break;

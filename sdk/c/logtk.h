@@ -215,9 +215,9 @@ static inline const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, 
 }
 
 /* logtk_field reads one field: its number (1..2^31-1), wire type,
- * varint or fixed64 value (v) and, for wire type 2, its bytes (b).
- * Fixed32 values and groups (wire type 3, read to their end) are
- * skipped over; any other wire type is malformed. */
+ * varint, fixed64 or fixed32 value (v) and, for wire type 2, its bytes
+ * (b). Groups (wire type 3) are read to their end and skipped; any
+ * other wire type is malformed. */
 static const uint8_t *logtk_field_slow_(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b);
 
 __attribute__((always_inline)) static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
@@ -295,46 +295,68 @@ __attribute__((noinline)) static const uint8_t *logtk_field_slow_(const uint8_t 
 		b->n = (uint32_t)n;
 		return p + n;
 	}
-	case 5:
+	case 5: {
+		uint32_t w;
 		if (end - p < 4)
 			return NULL;
+		memcpy(&w, p, 4);
+		*v = w;
 		return p + 4;
+	}
 	case 3: {
-		/* A group: fields up to the end group of the same number
-		 * (protowire.ConsumeFieldValue). Nested groups are kept on a
-		 * small stack; deeper nesting is taken as malformed. */
-		uint32_t stack[64];
-		int depth = 0;
+		/* A group: fields up to the end group of the same number, as
+		 * protowire.ConsumeFieldValue reads it, groups nested up to
+		 * its limit (10,001 deep). The numbers of the groups open are
+		 * kept on a stack, on the heap past 64. */
+		uint32_t small[64], *stack = small;
+		int depth = 0, cap = 64;
 		stack[depth++] = *num;
+#define LOGTK_GROUP_FAIL_()            \
+	do {                           \
+		if (stack != small)    \
+			free(stack);   \
+		return NULL;           \
+	} while (0)
 		while (depth > 0) {
 			uint64_t t;
 			if (!(p = logtk_varint(p, end, &t)) || t >> 3 < 1 || t >> 3 > 0x7fffffff)
-				return NULL;
+				LOGTK_GROUP_FAIL_();
 			uint32_t n = (uint32_t)(t >> 3);
 			uint64_t x;
 			switch (t & 7) {
-			case 0: if (!(p = logtk_varint(p, end, &x))) return NULL; break;
-			case 1: if (end - p < 8) return NULL; p += 8; break;
-			case 5: if (end - p < 4) return NULL; p += 4; break;
+			case 0: if (!(p = logtk_varint(p, end, &x))) LOGTK_GROUP_FAIL_(); break;
+			case 1: if (end - p < 8) LOGTK_GROUP_FAIL_(); p += 8; break;
+			case 5: if (end - p < 4) LOGTK_GROUP_FAIL_(); p += 4; break;
 			case 2:
 				if (!(p = logtk_varint(p, end, &x)) || x > (uint64_t)(end - p))
-					return NULL;
+					LOGTK_GROUP_FAIL_();
 				p += x;
 				break;
 			case 3:
-				if (depth == 64)
-					return NULL;
+				if (depth == 10001)
+					LOGTK_GROUP_FAIL_();
+				if (depth == cap) {
+					uint32_t *ns = (uint32_t *)malloc(sizeof *ns * 10001);
+					if (!ns)
+						LOGTK_GROUP_FAIL_(); /* out of memory: the record is refused */
+					memcpy(ns, stack, sizeof *ns * (size_t)depth);
+					stack = ns;
+					cap = 10001;
+				}
 				stack[depth++] = n;
 				break;
 			case 4:
 				if (stack[--depth] != n)
-					return NULL;
+					LOGTK_GROUP_FAIL_();
 				break;
 			default:
-				return NULL;
+				LOGTK_GROUP_FAIL_();
 			}
 		}
+		if (stack != small)
+			free(stack);
 		return p;
+#undef LOGTK_GROUP_FAIL_
 	}
 	}
 	return NULL;
