@@ -67,10 +67,18 @@ const maxBuffered = 1 << 21
 // When the brokers acknowledge nothing for Timeout while records wait,
 // further produces fail at once (ErrStalled), so that the host stops
 // sending and retries (and spools); those waiting go on being retried
-// and may still be written.
+// and may still be written. When they acknowledge nothing for twice
+// Timeout, the client is replaced by a new one: the records waiting in
+// the old one fail (the host sends their batches again, in order; the
+// log server drops what was written twice), so that a client that
+// cannot recover (it has been seen under broker faults) does not hold
+// the transport for ever.
 type Producer struct {
-	cl      *kgo.Client
-	timeout time.Duration
+	mu       sync.Mutex // orders renew's swap and Close
+	cl       atomic.Pointer[kgo.Client]
+	opts     []kgo.Opt
+	renewing atomic.Bool
+	timeout  time.Duration
 	// lastAck is when the brokers last acknowledged a record (unix ns);
 	// waiting counts the records not yet acknowledged or failed.
 	lastAck atomic.Int64
@@ -103,7 +111,8 @@ func NewProducer(c *config.KafkaConfig) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{cl: cl, timeout: c.Timeout}
+	p := &Producer{opts: opts, timeout: c.Timeout}
+	p.cl.Store(cl)
 	if p.timeout <= 0 {
 		p.timeout = 30 * time.Second
 	}
@@ -117,15 +126,19 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 		done(errors.New("the Kafka client is closed"))
 		return
 	}
+	cl := p.cl.Load()
 	if w := p.waiting.Load(); w > 0 {
 		if since := time.Since(time.Unix(0, p.lastAck.Load())); since > p.timeout {
-			done(fmt.Errorf("%w for %s; %d records wait (brokers %v)", ErrStalled, since.Round(time.Second), w, p.cl.OptValue(kgo.SeedBrokers)))
+			if since > 2*p.timeout && !p.renewing.Swap(true) {
+				go p.renew()
+			}
+			done(fmt.Errorf("%w for %s; %d records wait (brokers %v)", ErrStalled, since.Round(time.Second), w, cl.OptValue(kgo.SeedBrokers)))
 			return
 		}
 	} else {
 		p.lastAck.Store(time.Now().UnixNano())
 	}
-	if n := p.cl.BufferedProduceRecords(); n+int64(len(recs)) > maxBuffered {
+	if n := cl.BufferedProduceRecords(); n+int64(len(recs)) > maxBuffered {
 		// All or nothing: a produce cut short by a full buffer would put
 		// part of a batch in the topic, and the batches after it could
 		// be written before the batch is sent again.
@@ -177,17 +190,41 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 			}
 			r.Headers = hs[from:len(hs):len(hs)]
 		}
-		p.cl.TryProduce(ctx, r, promise)
+		cl.TryProduce(ctx, r, promise)
 	}
+}
+
+// renew replaces the client: a new one takes the produces from now on,
+// and closing the old one fails what waits in it.
+func (p *Producer) renew() {
+	defer p.renewing.Store(false)
+	cl, err := kgo.NewClient(p.opts...)
+	if err != nil {
+		return // a produce after the next stall tries again
+	}
+	p.mu.Lock()
+	if p.closed.Load() { // Close ran meanwhile: it has the old one
+		p.mu.Unlock()
+		cl.Close()
+		return
+	}
+	old := p.cl.Swap(cl)
+	p.mu.Unlock()
+	old.Close()
+	p.lastAck.Store(time.Now().UnixNano())
 }
 
 // Close gives what is on its way up to 5 seconds, then ends the client.
 func (p *Producer) Close() {
+	p.mu.Lock()
 	if p.closed.Swap(true) {
+		p.mu.Unlock()
 		return
 	}
+	cl := p.cl.Load()
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	p.cl.Flush(ctx)
-	p.cl.Close()
+	cl.Flush(ctx)
+	cl.Close()
 }

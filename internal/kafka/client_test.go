@@ -156,3 +156,62 @@ func TestProducerAuth(t *testing.T) {
 		t.Error("a wrong password produced")
 	}
 }
+
+// TestProducerRenews: a client that acknowledges nothing for twice the
+// timeout while records wait is replaced: the records waiting in it
+// fail (the host sends their batches again), and produces after the
+// brokers answer again go through the new client.
+func TestProducerRenews(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var down atomic.Bool
+	down.Store(true)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if down.Load() {
+			return nil, errors.New("down"), true
+		}
+		return nil, nil, false
+	})
+	p, err := NewProducer(&config.KafkaConfig{Brokers: c.ListenAddrs(), ClientID: "t", Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	produce := func(v string) chan error {
+		ch := make(chan error, 1)
+		p.Produce("t", []wasm.KafkaRecord{{Key: []byte("k"), Value: []byte(v)}}, func(err error) { ch <- err })
+		return ch
+	}
+	first := produce("1")
+	// Produces are refused once the timeout has passed; one after twice
+	// the timeout replaces the client, which fails the waiting record.
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var firstErr error
+	for firstErr == nil {
+		select {
+		case firstErr = <-first:
+			if firstErr == nil {
+				t.Fatal("the waiting record was written while the broker refused every produce")
+			}
+		case <-tick.C:
+			produce("later")
+		case <-deadline:
+			t.Fatal("the waiting record neither written nor failed 20s into an outage with a 200ms timeout")
+		}
+	}
+	down.Store(false)
+	select {
+	case err := <-produce("after"):
+		if err != nil {
+			t.Fatalf("a produce after the outage, through the new client: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a produce after the outage not acknowledged within 30s")
+	}
+}
