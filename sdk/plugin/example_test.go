@@ -53,6 +53,7 @@ func ExampleFormatBatch() {
 	// record 2: "ERROR worker exited with status 2: panic: boom\n"
 	// record 3: ""
 	// record 4: ""
+	// record 5: "WARN  bell\a escape\x1b[31m nul\x00 sep\u2028 end\n"
 }
 
 // A Record is read in place: its attributes, groups included, are walked

@@ -25,4 +25,5 @@ func ExampleSampleRecords() {
 	// ERROR "logtk.host" "worker exited with status 2: panic: boom"
 	// DEBUG "" ""
 	// INFO  "shop.orders" "order placed"
+	// WARN  "" "bell\a escape\x1b[31m nul\x00 sep\u2028 end"
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	irecord "github.com/logtk/logtk/internal/record"
+
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -163,5 +165,15 @@ func TestFormatReturnsOutput(t *testing.T) {
 	}
 	if _, err := plugintest.Format(text, plugintest.Options{Config: `{"theme":"neon"}`}, recs); err == nil {
 		t.Error("a configuration the plugin refuses gave no error")
+	}
+}
+
+// TestSamplesAreValid: every sample record is one the host accepts
+// (the edge sample is partly written by hand).
+func TestSamplesAreValid(t *testing.T) {
+	for i, r := range plugintest.SampleRecords() {
+		if err := irecord.Validate(r); err != nil {
+			t.Errorf("sample %d: %v", i, err)
+		}
 	}
 }
