@@ -152,8 +152,13 @@ func (f *Formatter) appendAttr(b []byte, a *plugin.Attr) []byte {
 		return strconv.AppendUint(b, a.Uint(), 10)
 	case plugin.KindFloat:
 		v := a.Float()
-		if math.IsInf(v, 0) || math.IsNaN(v) {
-			return strconv.AppendQuote(b, strconv.FormatFloat(v, 'g', -1, 64))
+		switch {
+		case math.IsNaN(v): // as a quoted string: JSON has no such number
+			return append(b, `"NaN"`...)
+		case math.IsInf(v, 1):
+			return append(b, `"+Inf"`...)
+		case math.IsInf(v, -1):
+			return append(b, `"-Inf"`...)
 		}
 		return strconv.AppendFloat(b, v, 'g', -1, 64)
 	case plugin.KindBool:

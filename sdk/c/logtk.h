@@ -35,9 +35,13 @@
  *   int logtk_plugin_close(logtk_buf *err);
  *
  * each 0, or a status (LOGTK_RETRY for a failure that may pass) with a
- * message appended to err. (Marks and asynchronous delivery,
- * logtk_marks and logtk_poll, are not provided: such a transport
- * exports them itself.)
+ * message appended to err (status 3 dead-letters the batch at once;
+ * LOGTK_RETRY sends it again). Every entry reaches the plugin, empty
+ * ones too (a record the formatter filtered out). Marks and
+ * asynchronous delivery (logtk_marks, logtk_poll) are not provided: a
+ * transport that keeps marks gets them before the entries of each
+ * batch (docs/plugin-abi.md), so it exports its own logtk_write
+ * instead of this header's.
  *
  * Records come validated by the host (docs/ipc.md): their strings are
  * UTF-8 and their fields well-formed, so the readers below meet
