@@ -21,31 +21,7 @@ import (
 // records again, the waiting ones are written, in order, and produces
 // go through again.
 func TestProducerStalls(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var down atomic.Bool
-	down.Store(true)
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if down.Load() {
-			c.KeepControl()
-			return nil, errors.New("down"), true
-		}
-		c.DropControl()
-		return nil, nil, false
-	})
-	p, err := NewProducer(&config.KafkaConfig{Brokers: c.ListenAddrs(), ClientID: "t", Timeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	produce := func(v string) chan error {
-		ch := make(chan error, 1)
-		p.Produce("t", []wasm.KafkaRecord{{Key: []byte("k"), Value: []byte(v)}}, func(err error) { ch <- err })
-		return ch
-	}
+	down, produce := outage(t)
 	first := produce("1")
 	// Until the timeout has passed with nothing acknowledged, produces
 	// are taken; after it, they fail at once.
@@ -157,17 +133,18 @@ func TestProducerAuth(t *testing.T) {
 	}
 }
 
-// TestProducerRenews: a client that acknowledges nothing for twice the
-// timeout while records wait is replaced: the records waiting in it
-// fail (the host sends their batches again), and produces after the
-// brokers answer again go through the new client.
-func TestProducerRenews(t *testing.T) {
+// outage starts a one-broker kfake cluster whose broker refuses every
+// produce while down holds (it starts true), and a producer with a 200
+// ms timeout; produce sends one record to topic "t" and answers on the
+// channel its done gets.
+func outage(t *testing.T) (down *atomic.Bool, produce func(v string) chan error) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	var down atomic.Bool
+	t.Cleanup(c.Close)
+	down = new(atomic.Bool)
 	down.Store(true)
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -180,12 +157,20 @@ func TestProducerRenews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	produce := func(v string) chan error {
+	t.Cleanup(p.Close)
+	return down, func(v string) chan error {
 		ch := make(chan error, 1)
 		p.Produce("t", []wasm.KafkaRecord{{Key: []byte("k"), Value: []byte(v)}}, func(err error) { ch <- err })
 		return ch
 	}
+}
+
+// TestProducerRenews: a client that acknowledges nothing for twice the
+// timeout while records wait is replaced: the records waiting in it
+// fail (the host sends their batches again), and produces after the
+// brokers answer again go through the new client.
+func TestProducerRenews(t *testing.T) {
+	down, produce := outage(t)
 	first := produce("1")
 	// Produces are refused once the timeout has passed; one after twice
 	// the timeout replaces the client, which fails the waiting record.
