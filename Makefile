@@ -20,8 +20,8 @@ RACE_PKGS := ./...
 # compiled into logtk-host
 # (plugins/builtin, make c-plugins); their Go packages are the reference
 # the C is tested against.
-PLUGINS   := file network syslog otlp kafka
-EMBEDDED  := text json protobuf console
+PLUGINS   := network syslog otlp kafka
+EMBEDDED  := text json protobuf console file
 
 .PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins c-tables clean
 
@@ -105,6 +105,7 @@ FUZZ_TARGETS := \
 	./internal/syslog:FuzzReader \
 	./internal/marks:FuzzEach \
 	./plugins/file:FuzzMarksLog \
+	./plugins/file:FuzzMarksLogAsTheReference \
 	./internal/otlp:FuzzDecode \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logtk/logtk/plugins/builtin"
 	filetransport "github.com/logtk/logtk/plugins/file"
 
 	"github.com/logtk/logtk/config"
@@ -134,7 +135,7 @@ func TestHostCrashFile(t *testing.T) {
 			Workers: []config.WorkerConfig{w},
 			Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
 			Transports: []config.TransportConfig{{
-				Name: "file", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "pb",
+				Name: "file", Plugin: builtin.Path("file"), Format: "pb",
 				Config: []byte(fmt.Sprintf(`{"path":%q,"framing":"length-prefixed","fsync":"never"}`, filepath.Join(out, "records.pb"))),
 				Allow:  config.Allow{Directories: []string{out}},
 			}},
@@ -285,7 +286,7 @@ func TestMarksOutliveTheJournals(t *testing.T) {
 		Workers: []config.WorkerConfig{testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})},
 		Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
 		Transports: []config.TransportConfig{{
-			Name: "file", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "pb",
+			Name: "file", Plugin: builtin.Path("file"), Format: "pb",
 			Config: []byte(fmt.Sprintf(`{"path":%q,"framing":"length-prefixed","fsync":"never"}`, filepath.Join(out, "records.pb"))),
 			Allow:  config.Allow{Directories: []string{out}},
 		}},
@@ -334,7 +335,7 @@ func TestReloadedMarksOutliveTheJournals(t *testing.T) {
 			Workers: workers,
 			Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
 			Transports: []config.TransportConfig{{
-				Name: "file", Plugin: plugintest.Build(t, "../plugins/file/plugin"), Format: "pb",
+				Name: "file", Plugin: builtin.Path("file"), Format: "pb",
 				Config: []byte(fmt.Sprintf(`{"path":%q,"framing":"length-prefixed","fsync":"never","max_bytes":%d}`, file, maxBytes)),
 				Allow:  config.Allow{Directories: []string{out}},
 			}},

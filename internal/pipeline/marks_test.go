@@ -15,6 +15,7 @@ import (
 	"github.com/logtk/logtk/internal/entries"
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/spool"
+	"github.com/logtk/logtk/plugins/builtin"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -41,7 +42,7 @@ func TestKeepMarksSkipsWhatTheTransportHolds(t *testing.T) {
 	path := filepath.Join(out, "got.log")
 	opts := Options{
 		Formats: []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
-		Transports: []config.TransportConfig{{Name: "file", Plugin: plugintest.Build(t, "../../plugins/file/plugin"), Format: "plain",
+		Transports: []config.TransportConfig{{Name: "file", Plugin: builtin.Path("file"), Format: "plain",
 			Config: []byte(fmt.Sprintf(`{"path":%q}`, path)), Allow: config.Allow{Directories: []string{out}}}},
 		DeadLetterDir: filepath.Join(dir, "dead"),
 		Logger:        testLogger(t),
@@ -110,7 +111,7 @@ func TestKeepMarksSpooledBatchHeld(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	path := filepath.Join(out, "got.log")
-	transport := config.TransportConfig{Name: "file", Plugin: plugintest.Build(t, "../../plugins/file/plugin"), Format: "plain",
+	transport := config.TransportConfig{Name: "file", Plugin: builtin.Path("file"), Format: "plain",
 		Config: []byte(fmt.Sprintf(`{"path":%q}`, path)), Allow: config.Allow{Directories: []string{out}}}
 	opts := Options{
 		Formats:       []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
@@ -171,7 +172,7 @@ func TestKeepMarksSpooledBatchHeld(t *testing.T) {
 func TestHeldDoesNotWaitForAFailingTransport(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	file := plugintest.Build(t, "../../plugins/file/plugin")
+	file := builtin.Path("file")
 	good := config.TransportConfig{Name: "good", Plugin: file, Format: "plain",
 		Config: []byte(fmt.Sprintf(`{"path":%q}`, filepath.Join(out, "got.log"))), Allow: config.Allow{Directories: []string{out}}}
 	opts := Options{
@@ -225,7 +226,7 @@ func TestMarksOfAnotherNumbering(t *testing.T) {
 	path := filepath.Join(out, "got.log")
 	opts := Options{
 		Formats: []config.FormatConfig{{Name: "plain", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
-		Transports: []config.TransportConfig{{Name: "file", Plugin: plugintest.Build(t, "../../plugins/file/plugin"), Format: "plain",
+		Transports: []config.TransportConfig{{Name: "file", Plugin: builtin.Path("file"), Format: "plain",
 			Config: []byte(fmt.Sprintf(`{"path":%q}`, path)), Allow: config.Allow{Directories: []string{out}}}},
 		DeadLetterDir: filepath.Join(dir, "dead"),
 		Logger:        testLogger(t),

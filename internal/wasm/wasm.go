@@ -89,6 +89,10 @@ type Dir struct {
 	Host     string // directory on the host
 	Guest    string // where the plugin sees it; default: same as Host
 	ReadOnly bool
+	// Wrap, when set, wraps the directory's file system (confined as
+	// for any grant) before the plugin sees it: tests inject failures,
+	// a full disk, with it.
+	Wrap func(experimentalsys.FS) experimentalsys.FS
 }
 
 // Grants are the capabilities a plugin gets beyond computing. The zero
@@ -548,8 +552,11 @@ func (i *Instance) mountDirs() (wazero.FSConfig, error) {
 		}
 		i.dirs = append(i.dirs, r)
 		var fs experimentalsys.FS = r
+		if d.Wrap != nil {
+			fs = d.Wrap(fs)
+		}
 		if d.ReadOnly {
-			fs = &sysfs.ReadFS{FS: r}
+			fs = &sysfs.ReadFS{FS: fs}
 		}
 		cfg = fsc.WithSysFSMount(fs, guest)
 		fsc = cfg.(sysfs.FSConfig)

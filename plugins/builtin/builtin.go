@@ -1,5 +1,5 @@
 // Package builtin holds the built-in plugins that are compiled into
-// logtk-host (the formatters and the console transport): small Wasm
+// logtk-host (the formatters, the console and file transports): small Wasm
 // modules built from C (plugins/c) with a pinned
 // clang and committed, so that a copied binary, or one made by go
 // install, runs them with no file beside it. A configuration names them
@@ -8,9 +8,10 @@
 // embedded one.
 //
 // The Go packages of the same names (plugins/json, plugins/text,
-// plugins/protobuf, plugins/console) are the reference: each embedded module writes exactly the bytes its Go
-// formatter writes, which the differential tests and fuzz target of this
-// package check.
+// plugins/protobuf, plugins/console, plugins/file) are the reference:
+// each embedded module writes exactly the bytes its Go plugin writes,
+// which the differential tests and fuzz targets of this package (and of
+// plugins/file, for the file transport) check.
 package builtin
 
 import (
@@ -19,11 +20,11 @@ import (
 	"strings"
 )
 
-//go:embed json.wasm text.wasm protobuf.wasm console.wasm
+//go:embed json.wasm text.wasm protobuf.wasm console.wasm file.wasm
 var modules embed.FS
 
 // names are the embedded plugins.
-var names = []string{"json", "text", "protobuf", "console"}
+var names = []string{"json", "text", "protobuf", "console", "file"}
 
 // Prefix begins the path a configuration records for an embedded plugin
 // ("builtin:json"): not a file, and never taken for one.

@@ -24,6 +24,7 @@ import (
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/plugins/console"
+	"github.com/logtk/logtk/plugins/file"
 	"github.com/logtk/logtk/plugins/json"
 	"github.com/logtk/logtk/plugins/protobuf"
 	"github.com/logtk/logtk/plugins/protobuf/protobuftest"
@@ -477,6 +478,22 @@ func TestConfigureAsTheReference(t *testing.T) {
 		{"protobuf", `{"schema":"/////w==","message":"a.B"}`}, {"protobuf", `{"schema":"CgB=","message":"a.B"}`},
 		{"console", `{}`}, {"console", `{"stream":"stderr"}`}, {"console", `{"stream":"stdout"}`}, {"console", `{"stream":"tty"}`},
 		{"console", `{"stream":2}`},
+		{"file", `{}`}, {"file", ``}, {"file", `{"path":""}`}, {"file", `{"path":"/x/a.log"}`}, {"file", `{"path":5}`},
+		{"file", `{"path":"/x/a.log","fsync":"never"}`}, {"file", `{"path":"/x/a.log","fsync":"sometimes"}`},
+		{"file", `{"path":"/x/a.log","framing":"newline"}`}, {"file", `{"path":"/x/a.log","framing":"length-prefixed"}`},
+		{"file", `{"path":"/x/a.log","framing":"xml"}`}, {"file", `{"path":"/x/a.log","framing":""}`},
+		{"file", `{"path":"/x/a.log","max_bytes":1048576,"max_files":3}`}, {"file", `{"path":"/x/a.log","max_bytes":-1}`},
+		{"file", `{"path":"/x/a.log","max_files":-0.5}`}, {"file", `{"path":"/x/a.log","max_bytes":"10"}`},
+		{"file", `{"path":"/x/a.log","max_bytes":1e400}`}, {"file", `{"path":"/x/a.log","max_bytes":-1e400}`},
+		{"file", `{"path":"/x/a.log","max_bytes":1e-400}`}, {"file", `{"path":"/x/a.log","max_bytes":true}`},
+		{"file", `{"path":"/x/a.log","max_bytes":null}`}, {"file", `{"path":"/x/a.log","MAX_BYTES":-2}`},
+		{"file", `{"path":"/x/a.log","max_bytes":1.5e3}`}, {"file", `{"path":"/x/a.log","max_bytes":01}`},
+	}
+	for _, d := range []string{"", "0", "-0", "+0", "1", "1h", "1h30m", "1.5h", ".5s", "5.s", ".s", "-1s", "+5m", "1e3s", "1ns", "1us",
+		"1\u00b5s", "1\u03bcs", "1ms", "1m", "5x", "5m5", "5mm", "s", "0.0000000001s", "0.00000000000000000000001h",
+		"9223372036854775807ns", "9223372036854775808ns", "2562047h47m16.854775807s", "2562047h47m16.854775808s",
+		"2562047h", "2562048h", "9223372036854775808ns9223372036854775808ns", "18446744073709551616ns", "1h-1m", "1 h", " 1h"} {
+		cases = append(cases, tc{"file", `{"path":"/x/a.log","max_age":"` + d + `"}`})
 	}
 	for _, sc := range schemas() {
 		cases = append(cases, tc{"protobuf", sc}, tc{"protobuf", strings.Replace(sc, `"message":"`, `"message":"x`, 1)})
@@ -510,6 +527,8 @@ func TestConfigureAsTheReference(t *testing.T) {
 		switch tc.name {
 		case "console":
 			nerr = console.New().Configure([]byte(tc.config))
+		case "file":
+			nerr = file.New().Configure([]byte(tc.config))
 		case "json":
 			nerr = json.New().Configure([]byte(tc.config))
 		case "text":
@@ -537,8 +556,13 @@ func TestConformance(t *testing.T) {
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if name == "console" {
+			switch name {
+			case "console":
 				plugintest.TestTransport(t, path, plugintest.Options{})
+				return
+			case "file":
+				dir := t.TempDir()
+				plugintest.TestTransport(t, path, plugintest.Options{Config: `{"path":"` + dir + `/out.log","max_bytes":2000,"max_files":2}`, Dirs: []string{dir}})
 				return
 			}
 			plugintest.TestFormatter(t, path, plugintest.Options{})
@@ -611,7 +635,7 @@ func TestConsoleAsTheReference(t *testing.T) {
 // reference does: name, version, configuration fields and their docs.
 func TestInfoAsTheReference(t *testing.T) {
 	ctx := context.Background()
-	for name, want := range map[string]plugin.Info{"json": json.Info, "text": text.Info, "protobuf": protobuf.Info, "console": console.Info} {
+	for name, want := range map[string]plugin.Info{"json": json.Info, "text": text.Info, "protobuf": protobuf.Info, "console": console.Info, "file": file.Info} {
 		b, _ := Module(name)
 		m, err := wasm.Load(ctx, b, wasm.Options{Name: name})
 		if err != nil {
@@ -619,14 +643,14 @@ func TestInfoAsTheReference(t *testing.T) {
 		}
 		got := m.Info()
 		kind := "format"
-		if name == "console" {
+		if name == "console" || name == "file" {
 			kind = "transport"
 		}
 		if got.Name != want.Name || got.Version != want.Version || got.Kind != kind || len(got.Config) != len(want.Config) {
 			t.Errorf("%s: info %+v, want %+v", name, got, want)
 		}
 		for i := range min(len(got.Config), len(want.Config)) {
-			if g, w := got.Config[i], want.Config[i]; g.Name != w.Name || g.Type != string(w.Type) || g.Doc != w.Doc {
+			if g, w := got.Config[i], want.Config[i]; g.Name != w.Name || g.Type != string(w.Type) || g.Doc != w.Doc || g.Required != w.Required {
 				t.Errorf("%s: config field %d is %+v, want %+v", name, i, g, w)
 			}
 		}

@@ -1,9 +1,9 @@
 /*
  * config.h: the configuration JSON of a C reference plugin, read as the
  * Go plugins' plugin.DecodeConfig (encoding/json) reads it into a struct
- * of string fields: an object (or nothing at all); a member names a
- * field case-insensitively; a string sets it, null leaves it, any other
- * value is an error; members the plugin does not know are skipped. The
+ * of string and float64 fields: an object (or nothing at all); a
+ * member names a field case-insensitively; a string (a number, for a
+ * number field) sets it, null leaves it, any other value is an error; members the plugin does not know are skipped. The
  * host sends exactly the fields the block sets (docs/plugin-abi.md), so
  * this is the whole of what a reference plugin needs.
  */
@@ -12,10 +12,15 @@
 
 #include "gofmt.h"
 
+#include <stdlib.h>
+
 typedef struct {
 	const char *name; /* the field's JSON name */
 	logtk_buf value;  /* its decoded value, when set */
 	int set;
+	int number; /* a number field (a Go float64): num, not value; needs
+	             * CFG_NUMBERS defined before config.h (strtod: 8 KB) */
+	double num;
 } cfg_field;
 
 typedef struct {
@@ -282,7 +287,35 @@ static inline int cfg_read(const uint8_t *json, uint32_t n, cfg_field *fields, i
 			if (!f) {
 				if (cfg_skip(&in, 0))
 					break;
-			} else if (in.p < in.end && *in.p == '"') {
+#ifdef CFG_NUMBERS
+			} else if (f->number && in.p < in.end && (*in.p == '-' || (*in.p >= '0' && *in.p <= '9'))) {
+				const uint8_t *at = in.p;
+				if (cfg_skip(&in, 0))
+					break;
+				/* strtod rounds correctly, as strconv.ParseFloat; a
+				 * number past float64's range is an error there. */
+				char digits[64];
+				size_t l = (size_t)(in.p - at);
+				char *num = l < sizeof digits ? digits : (char *)malloc(l + 1);
+				if (!num) {
+					free(key.p);
+					return LOGTK_INTERNAL;
+				}
+				memcpy(num, at, l);
+				num[l] = 0;
+				f->num = strtod(num, 0);
+				if (num != digits)
+					free(num);
+				if (f->num > 1.7976931348623157e308 || f->num < -1.7976931348623157e308) {
+					free(key.p);
+					logtk_buf_str(err, "config: ");
+					logtk_buf_str(err, f->name);
+					logtk_buf_str(err, ": the number is out of range");
+					return LOGTK_INVALID;
+				}
+				f->set = 1;
+#endif
+			} else if (!f->number && in.p < in.end && *in.p == '"') {
 				f->value.len = 0;
 				st = cfg_string(&in, &f->value);
 				if (st == -2) {
@@ -298,7 +331,7 @@ static inline int cfg_read(const uint8_t *json, uint32_t n, cfg_field *fields, i
 				free(key.p);
 				logtk_buf_str(err, "config: ");
 				logtk_buf_str(err, f->name);
-				logtk_buf_str(err, ": want a string");
+				logtk_buf_str(err, f->number ? ": want a number" : ": want a string");
 				return LOGTK_INVALID;
 			}
 			cfg_space(&in);

@@ -22,7 +22,7 @@ const char *logtk_plugin_info(void) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f = {"stream", {0, 0, 0}, 0};
+	cfg_field f = {"stream", {0, 0, 0}, 0, 0, 0};
 	int st = cfg_read(json, n, &f, 1, err);
 	if (st == LOGTK_OK) {
 		if (!f.set || f.value.len == 0 || cfg_is(&f, "stdout")) {

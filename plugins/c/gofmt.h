@@ -919,4 +919,94 @@ static inline int go_level_index(int32_t l) {
 
 static const char go_level_names[8][6] = {"TRACE", "DEBUG", "INFO ", "NOTE ", "WARN ", "ERROR", "FATAL", "?????"};
 
+/* go_parse_duration parses as time.ParseDuration: 0 with *d set, or -1
+ * (the string is not a duration: its form, an unknown unit, or past
+ * int64 nanoseconds). */
+static inline int go_parse_duration(const uint8_t *s, uint32_t n, int64_t *d) {
+	const uint8_t *end = s + n;
+	uint64_t total = 0;
+	int neg = 0;
+	if (s < end && (*s == '-' || *s == '+')) {
+		neg = *s == '-';
+		s++;
+	}
+	if (end - s == 1 && *s == '0') {
+		*d = 0;
+		return 0;
+	}
+	if (s == end)
+		return -1;
+	while (s < end) {
+		uint64_t v = 0, f = 0;
+		double scale = 1;
+		if (!(*s == '.' || (*s >= '0' && *s <= '9')))
+			return -1;
+		const uint8_t *at = s;
+		for (; s < end && *s >= '0' && *s <= '9'; s++) {
+			if (v > (1ULL << 63) / 10)
+				return -1;
+			v = v * 10 + (uint64_t)(*s - '0');
+			if (v > 1ULL << 63)
+				return -1;
+		}
+		int pre = s != at, post = 0;
+		if (s < end && *s == '.') {
+			s++;
+			at = s;
+			int overflow = 0;
+			for (; s < end && *s >= '0' && *s <= '9'; s++) {
+				if (overflow)
+					continue;
+				if (f > ((1ULL << 63) - 1) / 10) {
+					overflow = 1;
+					continue;
+				}
+				uint64_t y = f * 10 + (uint64_t)(*s - '0');
+				if (y > 1ULL << 63) {
+					overflow = 1;
+					continue;
+				}
+				f = y;
+				scale *= 10;
+			}
+			post = s != at;
+		}
+		if (!pre && !post)
+			return -1;
+		const uint8_t *u = s;
+		while (s < end && !(*s == '.' || (*s >= '0' && *s <= '9')))
+			s++;
+		size_t ul = (size_t)(s - u);
+		uint64_t unit;
+#define GO_UNIT(name) (ul == sizeof(name) - 1 && !memcmp(u, name, ul))
+		if (GO_UNIT("ns")) unit = 1;
+		else if (GO_UNIT("us") || GO_UNIT("\xc2\xb5s") || GO_UNIT("\xce\xbcs")) unit = 1000;
+		else if (GO_UNIT("ms")) unit = 1000000;
+		else if (GO_UNIT("s")) unit = 1000000000ULL;
+		else if (GO_UNIT("m")) unit = 60000000000ULL;
+		else if (GO_UNIT("h")) unit = 3600000000000ULL;
+		else return -1; /* missing or unknown */
+#undef GO_UNIT
+		if (v > (1ULL << 63) / unit)
+			return -1;
+		v *= unit;
+		if (f > 0) {
+			v += (uint64_t)((double)f * ((double)unit / scale));
+			if (v > 1ULL << 63)
+				return -1;
+		}
+		total += v;
+		if (total > 1ULL << 63)
+			return -1;
+	}
+	if (neg) {
+		*d = (int64_t)((uint64_t)0 - total);
+		return 0;
+	}
+	if (total > (1ULL << 63) - 1)
+		return -1;
+	*d = (int64_t)total;
+	return 0;
+}
+
 #endif /* LOGTK_GOFMT_H */

@@ -19,7 +19,7 @@ const char *logtk_plugin_info(void) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f[2] = {{"time_format", {0, 0, 0}, 0}, {"attrs_key", {0, 0, 0}, 0}};
+	cfg_field f[2] = {{"time_format", {0, 0, 0}, 0, 0, 0}, {"attrs_key", {0, 0, 0}, 0, 0, 0}};
 	int st = cfg_read(json, n, f, 2, err);
 	if (st == LOGTK_OK && f[0].set && f[0].value.len > 0 && !cfg_is(&f[0], "rfc3339") && !cfg_is(&f[0], "unix_nano")) {
 		logtk_buf_str(err, "unknown time_format ");

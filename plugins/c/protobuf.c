@@ -444,7 +444,7 @@ static int decode_base64(const logtk_buf *in, logtk_buf *out) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f[2] = {{"schema", {0, 0, 0}, 0}, {"message", {0, 0, 0}, 0}};
+	cfg_field f[2] = {{"schema", {0, 0, 0}, 0, 0, 0}, {"message", {0, 0, 0}, 0, 0, 0}};
 	logtk_bytes none = {0, 0};
 	int st = cfg_read(json, n, f, 2, err);
 	logtk_buf raw = {0, 0, 0};

@@ -38,7 +38,7 @@ const char *logtk_plugin_info(void) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f = {"theme", {0, 0, 0}, 0};
+	cfg_field f = {"theme", {0, 0, 0}, 0, 0, 0};
 	int st = cfg_read(json, n, &f, 1, err);
 	if (st == LOGTK_OK && f.set && f.value.len > 0) {
 		if (cfg_is(&f, "none")) {

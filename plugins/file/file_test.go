@@ -7,14 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/plugins/file"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugintest"
 )
 
 func batch(t *testing.T, entries ...string) *plugin.Batch {
@@ -29,23 +27,16 @@ func batch(t *testing.T, entries ...string) *plugin.Batch {
 	return bt
 }
 
-func open(t *testing.T, cfg map[string]any) *file.Transport {
+func open(t *testing.T, im impl, cfg map[string]any) transport {
 	t.Helper()
-	tr := file.New()
-	b, _ := json.Marshal(cfg)
-	if err := tr.Configure(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
+	return im.open(t, cfg, nil)
 }
 
-func TestAppendAndRotate(t *testing.T) {
+func TestAppendAndRotate(t *testing.T) { each(t, testAppendAndRotate) }
+
+func testAppendAndRotate(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
-	tr := open(t, map[string]any{"path": path, "max_bytes": 20, "max_files": 2})
+	tr := open(t, im, map[string]any{"path": path, "max_bytes": 20, "max_files": 2})
 	for i := 0; i < 6; i++ {
 		if err := tr.Write(batch(t, "0123456789\n")); err != nil { // 11 bytes: one batch per file
 			t.Fatal(err)
@@ -65,7 +56,9 @@ func TestAppendAndRotate(t *testing.T) {
 	}
 }
 
-func TestFraming(t *testing.T) {
+func TestFraming(t *testing.T) { each(t, testFraming) }
+
+func testFraming(t *testing.T, im impl) {
 	dir := t.TempDir()
 	for framing, want := range map[string]string{
 		"raw":             "ab",
@@ -73,7 +66,7 @@ func TestFraming(t *testing.T) {
 		"length-prefixed": "\x01a\x01b",
 	} {
 		path := filepath.Join(dir, framing)
-		tr := open(t, map[string]any{"path": path, "framing": framing, "fsync": "never"})
+		tr := open(t, im, map[string]any{"path": path, "framing": framing, "fsync": "never"})
 		if err := tr.Write(batch(t, "a", "b")); err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +79,9 @@ func TestFraming(t *testing.T) {
 	}
 }
 
-func TestConfigErrors(t *testing.T) {
+func TestConfigErrors(t *testing.T) { each(t, testConfigErrors) }
+
+func testConfigErrors(t *testing.T, im impl) {
 	for cfg, want := range map[string]string{
 		`{}`:                               "path is required",
 		`{"path":"x","fsync":"sometimes"}`: `unknown fsync "sometimes"`,
@@ -94,38 +89,23 @@ func TestConfigErrors(t *testing.T) {
 		`{"path":"x","max_age":"soon"}`:    `max_age "soon" is not a positive duration`,
 		`{"path":"x","max_bytes":-1}`:      "must not be negative",
 	} {
-		err := file.New().Configure([]byte(cfg))
+		err := im.configure(t, cfg)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", cfg, err, want)
 		}
 	}
 }
 
-// fullDisk is a file whose disk fills after room more bytes: a write
-// past it writes what fits and fails with ENOSPC.
-type fullDisk struct {
-	*os.File
-	room int
-}
-
-func (f *fullDisk) Write(b []byte) (int, error) {
-	if len(b) <= f.room {
-		f.room -= len(b)
-		return f.File.Write(b)
-	}
-	n, _ := f.File.Write(b[:f.room])
-	f.room = 0
-	return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
-}
-
 // TestFullDiskLeavesNoTornRecord: a batch the disk takes only part of is
 // cut off again, and once there is room the retried batch is written
 // whole, once (issue 14: a half-written last line, and duplicates).
-func TestFullDiskLeavesNoTornRecord(t *testing.T) {
+func TestFullDiskLeavesNoTornRecord(t *testing.T) { each(t, testFullDiskLeavesNoTornRecord) }
+
+func testFullDiskLeavesNoTornRecord(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
-	var disk *fullDisk
-	defer file.SetOpen(func(f *os.File) file.AppendFile { disk = &fullDisk{File: f, room: 15}; return disk })()
-	tr := open(t, map[string]any{"path": path})
+	disk := &disk{match: func(name string) bool { return !isMarksLog(name) }}
+	disk.room.Store(15)
+	tr := im.open(t, map[string]any{"path": path}, disk)
 	if err := tr.Write(batch(t, "first line\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +116,7 @@ func TestFullDiskLeavesNoTornRecord(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "first line\n" {
 		t.Fatalf("after the failed write the file holds %q", b)
 	}
-	disk.room = 1 << 20 // space came back
+	disk.room.Store(1 << 20) // space came back
 	if err := tr.Write(batch(t, "second line\n", "third line\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -150,18 +130,13 @@ func TestFullDiskLeavesNoTornRecord(t *testing.T) {
 // keeps the newest across a restart (issue 14: names came from the
 // sandbox's fake 2022 clock, and a restarted transport pruned the newer
 // files).
-func TestRotationNamesAndPruning(t *testing.T) {
+func TestRotationNamesAndPruning(t *testing.T) { each(t, testRotationNamesAndPruning) }
+
+func testRotationNamesAndPruning(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	old := time.Now().Add(-time.Hour)
 	for run := range 2 { // the second run is a restarted host
-		tr := file.New()
-		b, _ := json.Marshal(map[string]any{"path": path, "max_bytes": 20, "max_files": 3})
-		if err := tr.Configure(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := tr.Open(); err != nil {
-			t.Fatal(err)
-		}
+		tr := open(t, im, map[string]any{"path": path, "max_bytes": 20, "max_files": 3})
 		for i := range 3 {
 			if err := tr.Write(batch(t, fmt.Sprintf("run %d batch %d\n", run, i))); err != nil { // 16 bytes: one per file
 				t.Fatal(err)
@@ -201,13 +176,11 @@ func TestRotationNamesAndPruning(t *testing.T) {
 // TestRotationInSandbox: in its sandbox without the clock granted, the
 // plugin names rotated files by real times (before, by the sandbox's
 // fixed fake clock: app.log.20220101T000000.004000000Z).
-func TestRotationInSandbox(t *testing.T) {
+func TestRotationInSandbox(t *testing.T) { inSandbox(t, testRotationInSandbox) }
+
+func testRotationInSandbox(t *testing.T, b []byte) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b, err := os.ReadFile(plugintest.Build(t, "plugin"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	m, err := wasm.Load(ctx, b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{{Host: dir}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +219,9 @@ func TestRotationInSandbox(t *testing.T) {
 // TestTornTailCut: a file a dead process left ending inside an entry
 // (the host killed in the middle of a write) is cut back to its last
 // whole entry when opened, so what comes next does not run into it.
-func TestTornTailCut(t *testing.T) {
+func TestTornTailCut(t *testing.T) { each(t, testTornTailCut) }
+
+func testTornTailCut(t *testing.T, im impl) {
 	for _, tc := range []struct {
 		framing, before, want string
 	}{
@@ -259,7 +234,7 @@ func TestTornTailCut(t *testing.T) {
 		t.Run(tc.framing, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
 			os.WriteFile(path, []byte(tc.before), 0o644)
-			tr := open(t, map[string]any{"path": path, "framing": tc.framing})
+			tr := open(t, im, map[string]any{"path": path, "framing": tc.framing})
 			if err := tr.Write(batch(t, "new")); err != nil {
 				t.Fatal(err)
 			}

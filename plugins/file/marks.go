@@ -115,7 +115,7 @@ type marksEntry struct {
 func parseMarksLog(b []byte) (held []plugin.Mark, last *marksEntry, torn bool) {
 	for len(b) > 0 {
 		l, n := protowire.ConsumeVarint(b)
-		if n < 0 || uint64(len(b)-n) < l+4 {
+		if n < 0 || l > uint64(len(b)-n) || uint64(len(b)-n)-l < 4 {
 			return held, last, true
 		}
 		payload := b[n : n+int(l)]
@@ -192,11 +192,11 @@ func (t *Transport) noteMarks(n int64, marks []plugin.Mark) error {
 	t.mbuf = appendMarksEntry(t.mbuf[:0], t.size, t.size+n, marks)
 	w, err := t.mf.Write(t.mbuf)
 	if err != nil {
-		if w > 0 {
-			if terr := t.mf.Truncate(t.marksSize); terr != nil {
-				t.closeFiles()
-				return errors.Join(err, fmt.Errorf("cutting a failed entry off the marks: %w", terr))
-			}
+		// Cut back whatever it said: in the sandbox a write that failed
+		// part way reports nothing of what it wrote.
+		if terr := t.mf.Truncate(t.marksSize); terr != nil {
+			t.closeFiles()
+			return errors.Join(err, fmt.Errorf("cutting a failed entry off the marks: %w", terr))
 		}
 		return err
 	}

@@ -8,13 +8,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/logtk/logtk/internal/wasm"
 	"github.com/logtk/logtk/plugins/file"
 	"github.com/logtk/logtk/sdk/plugin"
-	"github.com/logtk/logtk/sdk/plugintest"
 )
 
 func marked(t *testing.T, marks []plugin.Mark, entries ...string) *plugin.Batch {
@@ -31,9 +29,9 @@ func marked(t *testing.T, marks []plugin.Mark, entries ...string) *plugin.Batch 
 
 // keeping opens a transport on path and asks it for its marks, as a
 // host with the durable ingest on does.
-func keeping(t *testing.T, cfg map[string]any) (*file.Transport, []plugin.Mark) {
+func keeping(t *testing.T, im impl, cfg map[string]any) (transport, []plugin.Mark) {
 	t.Helper()
-	tr := open(t, cfg)
+	tr := open(t, im, cfg)
 	held, err := tr.Marks()
 	if err != nil {
 		t.Fatal(err)
@@ -86,10 +84,12 @@ func appendTo(t *testing.T, path, s string) {
 // a write leaves the batch's entry (written first) and part of the batch:
 // the next Marks cuts the part off and leaves the entry's marks out, so
 // the host sends the batch again; and a torn entry after it is skipped.
-func TestMarksCutAWriteThatNeverGotWhole(t *testing.T) {
+func TestMarksCutAWriteThatNeverGotWhole(t *testing.T) { each(t, testMarksCutAWriteThatNeverGotWhole) }
+
+func testMarksCutAWriteThatNeverGotWhole(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	cfg := map[string]any{"path": path, "fsync": "never"}
-	tr, held := keeping(t, cfg)
+	tr, held := keeping(t, im, cfg)
 	if len(held) != 0 {
 		t.Fatalf("a new file holds marks %v", held)
 	}
@@ -102,7 +102,7 @@ func TestMarksCutAWriteThatNeverGotWhole(t *testing.T) {
 	// The crash: the entry of "d\ne\n", then "d\n" of it.
 	appendEntry(t, path, 6, 10, m("web", 0, 8))
 	appendTo(t, path, "d\n")
-	tr2, held := keeping(t, cfg)
+	tr2, held := keeping(t, im, cfg)
 	if want := []plugin.Mark{m("web", 0, 6), m("web", 1, 2)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
@@ -117,7 +117,7 @@ func TestMarksCutAWriteThatNeverGotWhole(t *testing.T) {
 	f, _ := os.OpenFile(marksFile(path), os.O_APPEND|os.O_WRONLY, 0)
 	f.Write([]byte{12, 10, 3, 'w', 'e'}) // an entry of 12 bytes cut after 4
 	f.Close()
-	_, held = keeping(t, cfg)
+	_, held = keeping(t, im, cfg)
 	if want := []plugin.Mark{m("web", 0, 8), m("web", 1, 2)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
@@ -130,12 +130,14 @@ func TestMarksCutAWriteThatNeverGotWhole(t *testing.T) {
 // entry damaged, names less than the file holds: nothing of the file is
 // cut (its records may be written again after a host crash; none is
 // lost), and the marks it still names stand.
-func TestDamagedMarksLogCutsNothing(t *testing.T) {
+func TestDamagedMarksLogCutsNothing(t *testing.T) { each(t, testDamagedMarksLogCutsNothing) }
+
+func testDamagedMarksLogCutsNothing(t *testing.T, im impl) {
 	for _, damage := range []string{"cut in half", "last byte flipped", "removed"} {
 		t.Run(damage, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
 			cfg := map[string]any{"path": path, "fsync": "never"}
-			tr, _ := keeping(t, cfg)
+			tr, _ := keeping(t, im, cfg)
 			var want string
 			for i := range 50 {
 				line := fmt.Sprintf("record %d\n", i)
@@ -155,7 +157,7 @@ func TestDamagedMarksLogCutsNothing(t *testing.T) {
 				b = nil
 			}
 			os.WriteFile(marksFile(path), b, 0o644)
-			_, held := keeping(t, cfg)
+			_, held := keeping(t, im, cfg)
 			if got := readFile(t, path); got != want {
 				t.Fatalf("the file lost %d bytes to a damaged marks log", len(want)-len(got))
 			}
@@ -169,9 +171,11 @@ func TestDamagedMarksLogCutsNothing(t *testing.T) {
 // TestMarksHeldBatchNotWrittenAgain: a batch whose every mark the log
 // holds is in the file already (its write failed after the entry was
 // durable): it is acknowledged without being written again.
-func TestMarksHeldBatchNotWrittenAgain(t *testing.T) {
+func TestMarksHeldBatchNotWrittenAgain(t *testing.T) { each(t, testMarksHeldBatchNotWrittenAgain) }
+
+func testMarksHeldBatchNotWrittenAgain(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
-	tr, _ := keeping(t, map[string]any{"path": path})
+	tr, _ := keeping(t, im, map[string]any{"path": path})
 	b := marked(t, []plugin.Mark{m("web", 0, 3)}, "a\n")
 	for range 2 {
 		if err := tr.Write(b); err != nil {
@@ -195,10 +199,12 @@ func TestMarksHeldBatchNotWrittenAgain(t *testing.T) {
 // TestMarksRotation: a rotated file keeps what its entries named; a
 // batch the new file got only part of is cut off, and the marks name
 // everything held across the files.
-func TestMarksRotation(t *testing.T) {
+func TestMarksRotation(t *testing.T) { each(t, testMarksRotation) }
+
+func testMarksRotation(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	cfg := map[string]any{"path": path, "max_bytes": 8, "fsync": "never"}
-	tr, _ := keeping(t, cfg)
+	tr, _ := keeping(t, im, cfg)
 	for i, e := range []string{"one\n", "two\n", "three\n"} {
 		if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, uint64(i+1))}, e)); err != nil {
 			t.Fatal(err)
@@ -207,7 +213,7 @@ func TestMarksRotation(t *testing.T) {
 	// Killed in the middle of a write to the file: its entry, part of it.
 	appendEntry(t, path, 6, 11, m("w", 0, 4))
 	appendTo(t, path, "fo")
-	tr2, held := keeping(t, cfg)
+	tr2, held := keeping(t, im, cfg)
 	if want := []plugin.Mark{m("w", 0, 3)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
@@ -228,7 +234,7 @@ func TestMarksRotation(t *testing.T) {
 	// file is shorter, and what was rotated stands.
 	path2 := filepath.Join(t.TempDir(), "app.log")
 	cfg2 := map[string]any{"path": path2, "max_bytes": 12, "fsync": "never"}
-	tr3, _ := keeping(t, cfg2)
+	tr3, _ := keeping(t, im, cfg2)
 	for i, e := range []string{"one\n", "two\n"} {
 		if err := tr3.Write(marked(t, []plugin.Mark{m("w", 0, uint64(i+1))}, e)); err != nil {
 			t.Fatal(err)
@@ -239,7 +245,7 @@ func TestMarksRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(path2, nil, 0o644)
-	_, held = keeping(t, cfg2)
+	_, held = keeping(t, im, cfg2)
 	if want := []plugin.Mark{m("w", 0, 2)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
@@ -248,34 +254,33 @@ func TestMarksRotation(t *testing.T) {
 // TestMarksWriteFailure: when the marks log cannot take a batch's entry
 // (a full disk), the batch is cut off the file again and the write is
 // retried: once there is room it is in the file once, named once.
-func TestMarksWriteFailure(t *testing.T) {
+func TestMarksWriteFailure(t *testing.T) { each(t, testMarksWriteFailure) }
+
+func testMarksWriteFailure(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
-	var log *fullDisk
-	defer file.SetOpen(func(f *os.File) file.AppendFile {
-		if strings.HasSuffix(f.Name(), ".marks") {
-			log = &fullDisk{File: f, room: 1 << 20}
-			return log
-		}
-		return f
-	})()
-	tr, _ := keeping(t, map[string]any{"path": path})
+	log := &disk{match: isMarksLog}
+	log.room.Store(1 << 20)
+	tr := im.open(t, map[string]any{"path": path}, log)
+	if _, err := tr.Marks(); err != nil {
+		t.Fatal(err)
+	}
 	if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 1)}, "one\n")); err != nil {
 		t.Fatal(err)
 	}
-	log.room = 3
+	log.room.Store(3)
 	err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 2)}, "two\n"))
-	if !plugin.IsRetry(err) || !strings.Contains(err.Error(), syscall.ENOSPC.Error()) {
+	if !plugin.IsRetry(err) || !strings.Contains(err.Error(), ".marks") {
 		t.Fatalf("writing with a full disk under the log: %v, want a retry", err)
 	}
 	if got := readFile(t, path); got != "one\n" {
 		t.Fatalf("after the failed write the file holds %q", got)
 	}
-	log.room = 1 << 20
+	log.room.Store(1 << 20)
 	if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 2)}, "two\n")); err != nil {
 		t.Fatal(err)
 	}
 	tr.Close()
-	_, held := keeping(t, map[string]any{"path": path})
+	_, held := keeping(t, im, map[string]any{"path": path})
 	if want := []plugin.Mark{m("w", 0, 2)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
@@ -288,19 +293,21 @@ func TestMarksWriteFailure(t *testing.T) {
 // (the durable ingest off) writes without entries; a later run with
 // marks keeps what it wrote (the log names less than the file holds),
 // and the marks from before stand.
-func TestRunWithoutMarksCutsNothing(t *testing.T) {
+func TestRunWithoutMarksCutsNothing(t *testing.T) { each(t, testRunWithoutMarksCutsNothing) }
+
+func testRunWithoutMarksCutsNothing(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
-	tr, _ := keeping(t, map[string]any{"path": path})
+	tr, _ := keeping(t, im, map[string]any{"path": path})
 	if err := tr.Write(marked(t, []plugin.Mark{m("w", 0, 1)}, "one\n")); err != nil {
 		t.Fatal(err)
 	}
 	tr.Close()
-	plain := open(t, map[string]any{"path": path})
+	plain := open(t, im, map[string]any{"path": path})
 	if err := plain.Write(batch(t, "two\n")); err != nil {
 		t.Fatal(err)
 	}
 	plain.Close()
-	_, held := keeping(t, map[string]any{"path": path})
+	_, held := keeping(t, im, map[string]any{"path": path})
 	if want := []plugin.Mark{m("w", 0, 1)}; !reflect.DeepEqual(held, want) {
 		t.Fatalf("marks %v, want %v", held, want)
 	}
@@ -311,9 +318,11 @@ func TestRunWithoutMarksCutsNothing(t *testing.T) {
 
 // TestMarksLogCompacted: the log of a long run is rewritten as one
 // entry, and keeps naming what it named.
-func TestMarksLogCompacted(t *testing.T) {
+func TestMarksLogCompacted(t *testing.T) { each(t, testMarksLogCompacted) }
+
+func testMarksLogCompacted(t *testing.T, im impl) {
 	path := filepath.Join(t.TempDir(), "app.log")
-	tr, _ := keeping(t, map[string]any{"path": path, "fsync": "never"})
+	tr, _ := keeping(t, im, map[string]any{"path": path, "fsync": "never"})
 	const batches = 80_000 // entries of ~20 bytes: past the 1 MiB threshold
 	for i := range batches {
 		if err := tr.Write(marked(t, []plugin.Mark{m("worker", uint32(i%3), uint64(i+1))}, "x")); err != nil {
@@ -328,7 +337,7 @@ func TestMarksLogCompacted(t *testing.T) {
 		t.Fatalf("the marks log is %d bytes", st.Size())
 	}
 	tr.Close()
-	_, held := keeping(t, map[string]any{"path": path})
+	_, held := keeping(t, im, map[string]any{"path": path})
 	// Batch i (from 0) is instance i%3's seq i+1.
 	want := []plugin.Mark{m("worker", 0, batches-1), m("worker", 1, batches), m("worker", 2, batches-2)}
 	if !reflect.DeepEqual(held, want) {
@@ -342,13 +351,11 @@ func TestMarksLogCompacted(t *testing.T) {
 // TestMarksInSandbox: through the ABI (logtk_marks, and write inputs
 // carrying marks), the plugin in its sandbox keeps marks across
 // instances, as the host uses it.
-func TestMarksInSandbox(t *testing.T) {
+func TestMarksInSandbox(t *testing.T) { inSandbox(t, testMarksInSandbox) }
+
+func testMarksInSandbox(t *testing.T, b []byte) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b, err := os.ReadFile(plugintest.Build(t, "plugin"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	mod, err := wasm.Load(ctx, b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{{Host: dir}}}})
 	if err != nil {
 		t.Fatal(err)

@@ -37,11 +37,22 @@
  * each 0, or a status (LOGTK_RETRY for a failure that may pass) with a
  * message appended to err (status 3 dead-letters the batch at once;
  * LOGTK_RETRY sends it again). Every entry reaches the plugin, empty
- * ones too (a record the formatter filtered out). Marks and
- * asynchronous delivery (logtk_marks, logtk_poll) are not provided: a
- * transport that keeps marks gets them before the entries of each
- * batch (docs/plugin-abi.md), so it exports its own logtk_write
- * instead of this header's.
+ * ones too (a record the formatter filtered out). Two more are
+ * optional:
+ *
+ *   with LOGTK_MARKS: int logtk_plugin_marks(logtk_buf *marks, logtk_buf *err);
+ *       the marks of what the transport holds (logtk_buf_mark); after
+ *       it answered 0, each batch's marks are in b->marks
+ *       (logtk_mark_next)
+ *   with LOGTK_ASYNC: int logtk_plugin_poll(uint32_t timeout_ms, logtk_buf *ids, logtk_buf *err);
+ *       the ids of batches delivered since (logtk_buf_uvarint), waiting
+ *       up to timeout_ms for one; logtk_plugin_write may then answer
+ *       LOGTK_PENDING
+ *
+ * The host's imports (logtk_log, logtk_net_*) are declared below; a
+ * module imports only those it calls. plugins/c/file.c (marks) and
+ * plugins/c/network.c (both, and the network) are transports written
+ * with this header.
  *
  * Records come validated by the host (docs/ipc.md): their strings are
  * UTF-8 and their fields well-formed, so the readers below meet
@@ -69,7 +80,7 @@
 #include <string.h>
 
 /* Status codes (docs/plugin-abi.md, Exports). */
-enum { LOGTK_OK = 0, LOGTK_RETRY = 1, LOGTK_INVALID = 2, LOGTK_INTERNAL = 3 };
+enum { LOGTK_OK = 0, LOGTK_RETRY = 1, LOGTK_INVALID = 2, LOGTK_INTERNAL = 3, LOGTK_PENDING = 4 };
 
 /* Levels: OpenTelemetry severity numbers. */
 enum {
@@ -192,6 +203,53 @@ static inline int logtk_buf_int(logtk_buf *b, int64_t v) {
 		return logtk_buf_uint(b, (uint64_t)0 - (uint64_t)v);
 	}
 	return logtk_buf_uint(b, (uint64_t)v);
+}
+
+/* logtk_buf_uvarint appends v as an unsigned LEB128 (protobuf's
+ * varint). */
+static inline int logtk_buf_uvarint(logtk_buf *b, uint64_t v) {
+	uint8_t d[10];
+	uint32_t n = 0;
+	while (v >= 0x80) {
+		d[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	d[n++] = (uint8_t)v;
+	return logtk_buf_append(b, d, n);
+}
+
+/* logtk_utf8_valid says whether s is valid UTF-8, as Go's utf8.Valid:
+ * no overlong forms, no surrogates, nothing past U+10FFFF. */
+static inline int logtk_utf8_valid(const uint8_t *s, uint32_t n) {
+	uint32_t i = 0;
+	while (i < n) {
+		uint8_t c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		uint32_t k;
+		uint8_t lo = 0x80, hi = 0xbf;
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1;
+		else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			if (c == 0xe0) lo = 0xa0;
+			if (c == 0xed) hi = 0x9f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			if (c == 0xf0) lo = 0x90;
+			if (c == 0xf4) hi = 0x8f;
+		} else
+			return 0;
+		if (n - i - 1 < k || s[i + 1] < lo || s[i + 1] > hi)
+			return 0;
+		for (uint32_t j = 2; j <= k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return 0;
+		i += k + 1;
+	}
+	return 1;
 }
 
 /* Protobuf reading, exactly as the Go SDK's record package reads it, so
@@ -681,16 +739,81 @@ __attribute__((export_name("logtk_format"))) uint32_t logtk_format(uint32_t ptr,
 
 #endif /* LOGTK_FORMATTER */
 
+/* Imports of the host's "logtk" module (docs/plugin-abi.md, Imports).
+ * A module imports only those it calls. */
+#define LOGTK_IMPORT_(name) __attribute__((import_module("logtk"), import_name(name)))
+
+/* logtk_log writes a line to the host's log under the plugin's name, at
+ * a record level (LOGTK_WARN...). */
+LOGTK_IMPORT_("log") void logtk_log(int32_t level, const void *p, uint32_t n);
+
+/* Network endpoints granted by name: negative results are the error
+ * codes below, logtk_net_error tells the last one's message. */
+enum {
+	LOGTK_NET_NOT_GRANTED = -1, LOGTK_NET_DIAL = -2, LOGTK_NET_IO = -3,
+	LOGTK_NET_NO_HANDLE = -4, LOGTK_NET_BAD_POINTER = -5,
+	LOGTK_NET_TOO_MANY = -6, LOGTK_NET_EOF = -7
+};
+LOGTK_IMPORT_("net_dial") int32_t logtk_net_dial(const void *name, uint32_t n);
+LOGTK_IMPORT_("net_write") int32_t logtk_net_write(int32_t h, const void *p, uint32_t n);
+/* 0: nothing arrived within timeout_ms (0 means the endpoint's
+ * io_timeout). */
+LOGTK_IMPORT_("net_read") int32_t logtk_net_read(int32_t h, void *p, uint32_t cap, uint32_t timeout_ms);
+LOGTK_IMPORT_("net_close") int32_t logtk_net_close(int32_t h);
+LOGTK_IMPORT_("net_error") int32_t logtk_net_error(void *p, uint32_t cap);
+
 #ifdef LOGTK_TRANSPORT
 
-/* A transport's batch: its id and its entries (logtk_entry_next). */
+/* A mark (docs/plugin-abi.md, Marks): a worker instance, and the highest
+ * seq of its records that a batch carries or a transport holds. worker
+ * points into the bytes the mark was read from. */
+typedef struct {
+	logtk_bytes worker;
+	uint32_t index;
+	uint64_t seq;
+} logtk_mark;
+
+/* logtk_mark_next reads the next mark off the front of marks (the ABI's
+ * encoding): 1, 0 at the end, -1 when malformed (a name running past
+ * the end or not UTF-8, an index of 2^32 or more, a missing seq). */
+static inline int logtk_mark_next(logtk_bytes *marks, logtk_mark *m) {
+	const uint8_t *p = marks->p, *end = p + marks->n;
+	uint64_t n, idx;
+	if (p == end)
+		return 0;
+	if (!(p = logtk_varint(p, end, &n)) || n > (uint64_t)(end - p) || !logtk_utf8_valid(p, (uint32_t)n))
+		return -1;
+	m->worker.p = p;
+	m->worker.n = (uint32_t)n;
+	p += n;
+	if (!(p = logtk_varint(p, end, &idx)) || idx > 0xffffffffu || !(p = logtk_varint(p, end, &m->seq)))
+		return -1;
+	m->index = (uint32_t)idx;
+	marks->n = (uint32_t)(end - p);
+	marks->p = p;
+	return 1;
+}
+
+/* logtk_buf_mark appends a mark in the ABI's encoding. */
+static inline int logtk_buf_mark(logtk_buf *b, const logtk_mark *m) {
+	if (logtk_buf_uvarint(b, m->worker.n) || logtk_buf_append(b, m->worker.p, m->worker.n) ||
+	    logtk_buf_uvarint(b, m->index) || logtk_buf_uvarint(b, m->seq))
+		return -1;
+	return 0;
+}
+
+/* A transport's batch: its id, its marks (empty unless the transport
+ * keeps marks: read them with logtk_mark_next) and its entries
+ * (logtk_entry_next). */
 typedef struct {
 	uint64_t id;
+	logtk_bytes marks;
 	const uint8_t *p, *end;
 } logtk_batch;
 
-/* logtk_entry_next sets e to the batch's next entry: 1, or 0 at the end
- * (or at a malformed length, which the host never sends). */
+/* logtk_entry_next sets e to the batch's next entry: 1, or 0 at the end.
+ * (logtk_write has checked every length before the plugin sees the
+ * batch.) */
 static inline int logtk_entry_next(logtk_batch *b, logtk_bytes *e) {
 	uint64_t n;
 	const uint8_t *p;
@@ -714,17 +837,46 @@ static inline uint32_t logtk_transport_done_(int st) {
 	return (uint32_t)st;
 }
 
+/* The host asked for marks (and got them): write inputs carry them. */
+static int logtk_keeping_marks_;
+
 __attribute__((export_name("logtk_open"))) uint32_t logtk_open(void) {
 	logtk_out_.len = 0;
 	return logtk_transport_done_(logtk_plugin_open(&logtk_out_));
 }
 
+/* logtk_write checks the batch as the Go SDK does (its id, its marks,
+ * every entry's length) before the plugin sees it: a malformed one is
+ * LOGTK_INVALID. */
 __attribute__((export_name("logtk_write"))) uint32_t logtk_write(uint32_t ptr, uint32_t n) {
 	logtk_batch b;
 	b.p = (const uint8_t *)(uintptr_t)ptr;
 	b.end = b.p + n;
+	b.marks.p = b.p;
+	b.marks.n = 0;
 	if (!(b.p = logtk_varint(b.p, b.end, &b.id)))
-		return logtk_fail_(LOGTK_INVALID, "malformed batch");
+		return logtk_fail_(LOGTK_INVALID, "write input without a batch id");
+	if (logtk_keeping_marks_) {
+		uint64_t l;
+		if (!(b.p = logtk_varint(b.p, b.end, &l)) || l > (uint64_t)(b.end - b.p))
+			return logtk_fail_(LOGTK_INVALID, "write input without the batch's marks");
+		b.marks.p = b.p;
+		b.marks.n = (uint32_t)l;
+		b.p += l;
+		logtk_bytes ms = b.marks;
+		logtk_mark m;
+		int r;
+		while ((r = logtk_mark_next(&ms, &m)) > 0)
+			;
+		if (r < 0)
+			return logtk_fail_(LOGTK_INVALID, "malformed marks");
+	}
+	for (const uint8_t *p = b.p; p < b.end;) {
+		uint64_t l;
+		if (!(p = logtk_varint(p, b.end, &l)) || l > (uint64_t)(b.end - p))
+			return logtk_fail_(LOGTK_INVALID, "malformed batch");
+		p += l;
+	}
 	logtk_out_.len = 0;
 	return logtk_transport_done_(logtk_plugin_write(&b, &logtk_out_));
 }
@@ -738,6 +890,46 @@ __attribute__((export_name("logtk_close"))) uint32_t logtk_close(void) {
 	logtk_out_.len = 0;
 	return logtk_transport_done_(logtk_plugin_close(&logtk_out_));
 }
+
+#ifdef LOGTK_MARKS
+/* logtk_plugin_marks appends to marks the marks of everything the
+ * transport holds (logtk_buf_mark; at most one per worker instance),
+ * and answers 0; from then on every batch carries its marks. */
+int logtk_plugin_marks(logtk_buf *marks, logtk_buf *err);
+
+static logtk_buf logtk_marks_out_;
+
+__attribute__((export_name("logtk_marks"))) uint32_t logtk_marks(void) {
+	logtk_out_.len = 0;
+	logtk_marks_out_.len = 0;
+	int st = logtk_plugin_marks(&logtk_marks_out_, &logtk_out_);
+	if (st)
+		return logtk_transport_done_(st);
+	logtk_keeping_marks_ = 1;
+	logtk_result_set_(logtk_marks_out_.p, logtk_marks_out_.len);
+	return LOGTK_OK;
+}
+#endif /* LOGTK_MARKS */
+
+#ifdef LOGTK_ASYNC
+/* logtk_plugin_poll waits up to timeout_ms for deliveries and appends
+ * the delivered batches' ids to ids (logtk_buf_uvarint); 0, or a status
+ * with a message (LOGTK_RETRY: everything on its way is sent again).
+ * logtk_plugin_write may answer LOGTK_PENDING. */
+int logtk_plugin_poll(uint32_t timeout_ms, logtk_buf *ids, logtk_buf *err);
+
+static logtk_buf logtk_ids_out_;
+
+__attribute__((export_name("logtk_poll"))) uint32_t logtk_poll(uint32_t timeout_ms) {
+	logtk_out_.len = 0;
+	logtk_ids_out_.len = 0;
+	int st = logtk_plugin_poll(timeout_ms, &logtk_ids_out_, &logtk_out_);
+	if (st)
+		return logtk_transport_done_(st);
+	logtk_result_set_(logtk_ids_out_.p, logtk_ids_out_.len);
+	return LOGTK_OK;
+}
+#endif /* LOGTK_ASYNC */
 
 #endif /* LOGTK_TRANSPORT */
 #endif /* LOGTK_H */
