@@ -20,8 +20,8 @@ RACE_PKGS := ./...
 # compiled into logtk-host
 # (plugins/builtin, make c-plugins); their Go packages are the reference
 # the C is tested against.
-PLUGINS   := network syslog otlp kafka
-EMBEDDED  := text json protobuf console file
+PLUGINS   := syslog otlp kafka
+EMBEDDED  := text json protobuf console file network
 
 .PHONY: all build plugins examples run test vet lint fuzz bench proto c-plugins c-tables clean
 
@@ -106,6 +106,7 @@ FUZZ_TARGETS := \
 	./internal/marks:FuzzEach \
 	./plugins/file:FuzzMarksLog \
 	./plugins/file:FuzzMarksLogAsTheReference \
+	./plugins/network:FuzzWelcomeAsTheReference \
 	./internal/otlp:FuzzDecode \
 	./internal/record:FuzzValidate \
 	./internal/capture:FuzzParseJSONLine \

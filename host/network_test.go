@@ -25,6 +25,7 @@ import (
 	"github.com/logtk/logtk/internal/testcert"
 	"github.com/logtk/logtk/internal/testlog"
 	"github.com/logtk/logtk/logserver"
+	"github.com/logtk/logtk/plugins/builtin"
 	"github.com/logtk/logtk/record"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
@@ -169,7 +170,7 @@ func networkConfig(t *testing.T, ls *logServer, workers ...config.WorkerConfig) 
 		Workers: workers,
 		Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(t, "../plugins/protobuf/plugin")}},
 		Transports: []config.TransportConfig{{
-			Name: "net", Plugin: plugintest.Build(t, "../plugins/network/plugin"), Format: "pb",
+			Name: "net", Plugin: builtin.Path("network"), Format: "pb",
 			Config: []byte(`{"endpoint":"logserver","token":"tok","sender":"test-host","application":"app","ack_timeout":"2s"}`),
 			Allow:  config.Allow{Endpoints: map[string]config.EndpointConfig{"logserver": {Address: ls.addr, DialTimeout: time.Second, IOTimeout: 2 * time.Second}}},
 		}},

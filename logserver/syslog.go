@@ -171,8 +171,10 @@ func (s *Server) acceptSyslog(ln net.Listener) {
 			// As rsyslog's imtcp past MaxSessions: the connection is
 			// closed at once (its sender sees it), the others go on.
 			l.mu.Unlock()
-			c.Close()
+			// Counted before the close: whoever sees the close sees the
+			// count.
 			l.Stats.Refused.Add(1)
+			c.Close()
 			s.peerWarn.Warn(s.log, "syslog: connection refused", "peer", c.RemoteAddr().String(),
 				"reason", fmt.Sprintf("too many connections (max_connections = %d)", s.maxConns()))
 			continue

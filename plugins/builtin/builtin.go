@@ -20,11 +20,11 @@ import (
 	"strings"
 )
 
-//go:embed json.wasm text.wasm protobuf.wasm console.wasm file.wasm
+//go:embed json.wasm text.wasm protobuf.wasm console.wasm file.wasm network.wasm
 var modules embed.FS
 
 // names are the embedded plugins.
-var names = []string{"json", "text", "protobuf", "console", "file"}
+var names = []string{"json", "text", "protobuf", "console", "file", "network"}
 
 // Prefix begins the path a configuration records for an embedded plugin
 // ("builtin:json"): not a file, and never taken for one.

@@ -26,6 +26,7 @@ import (
 	"github.com/logtk/logtk/plugins/console"
 	"github.com/logtk/logtk/plugins/file"
 	"github.com/logtk/logtk/plugins/json"
+	"github.com/logtk/logtk/plugins/network"
 	"github.com/logtk/logtk/plugins/protobuf"
 	"github.com/logtk/logtk/plugins/protobuf/protobuftest"
 	"github.com/logtk/logtk/plugins/text"
@@ -489,6 +490,21 @@ func TestConfigureAsTheReference(t *testing.T) {
 		{"file", `{"path":"/x/a.log","max_bytes":null}`}, {"file", `{"path":"/x/a.log","MAX_BYTES":-2}`},
 		{"file", `{"path":"/x/a.log","max_bytes":1.5e3}`}, {"file", `{"path":"/x/a.log","max_bytes":01}`},
 	}
+	const net = `"endpoint":"logs","sender":"s","application":"a"`
+	for _, c := range []string{`{}`, `{"token":"t",` + net + `}`, `{"token":"t","sender":"s","application":"a"}`,
+		`{"token":"t","endpoint":"logs","application":"a"}`, `{"token":"t","endpoint":"logs","sender":"s"}`,
+		`{"token":"t","endpoint":"","sender":"s","application":"a"}`, `{` + net + `}`, `{"token":"",` + net + `}`,
+		`{"token":"t","token_file":"dA==",` + net + `}`, `{"token":"","token_file":"dA==",` + net + `}`,
+		`{"token_file":"",` + net + `}`, `{"token_file":"IAkK",` + net + `}`, `{"token_file":"IHNlY3JldAo=",` + net + `}`,
+		`{"token_file":"dA",` + net + `}`, `{"token_file":"dA=",` + net + `}`, `{"token_file":"d===",` + net + `}`,
+		`{"token_file":"dA==dA==",` + net + `}`, `{"token_file":"dA==\n",` + net + `}`, `{"token_file":"d\r\nA\n=\n=",` + net + `}`,
+		`{"token_file":"dGs=",` + net + `}`, `{"token_file":"dGt=",` + net + `}`, `{"token_file":"dGtp",` + net + `}`,
+		`{"token_file":"dGtp!",` + net + `}`, `{"token_file":"dGt-",` + net + `}`, `{"token_file":5,` + net + `}`,
+		`{"token":"t","ack_timeout":"1s",` + net + `}`, `{"token":"t","ack_timeout":"0",` + net + `}`,
+		`{"token":"t","ack_timeout":"-1s",` + net + `}`, `{"token":"t","ack_timeout":"x",` + net + `}`,
+		`{"token":"t","format":"json","hostname":"h",` + net + `}`} {
+		cases = append(cases, tc{"network", c})
+	}
 	for _, d := range []string{"", "0", "-0", "+0", "1", "1h", "1h30m", "1.5h", ".5s", "5.s", ".s", "-1s", "+5m", "1e3s", "1ns", "1us",
 		"1\u00b5s", "1\u03bcs", "1ms", "1m", "5x", "5m5", "5mm", "s", "0.0000000001s", "0.00000000000000000000001h",
 		"9223372036854775807ns", "9223372036854775808ns", "2562047h47m16.854775807s", "2562047h47m16.854775808s",
@@ -529,6 +545,8 @@ func TestConfigureAsTheReference(t *testing.T) {
 			nerr = console.New().Configure([]byte(tc.config))
 		case "file":
 			nerr = file.New().Configure([]byte(tc.config))
+		case "network":
+			nerr = network.New().Configure([]byte(tc.config))
 		case "json":
 			nerr = json.New().Configure([]byte(tc.config))
 		case "text":
@@ -559,6 +577,11 @@ func TestConformance(t *testing.T) {
 			switch name {
 			case "console":
 				plugintest.TestTransport(t, path, plugintest.Options{})
+				return
+			case "network":
+				// The kit grants no endpoint; plugins/network compares the
+				// module with the Go one against scripted servers, and the
+				// host's network tests run it end to end.
 				return
 			case "file":
 				dir := t.TempDir()
@@ -635,7 +658,7 @@ func TestConsoleAsTheReference(t *testing.T) {
 // reference does: name, version, configuration fields and their docs.
 func TestInfoAsTheReference(t *testing.T) {
 	ctx := context.Background()
-	for name, want := range map[string]plugin.Info{"json": json.Info, "text": text.Info, "protobuf": protobuf.Info, "console": console.Info, "file": file.Info} {
+	for name, want := range map[string]plugin.Info{"json": json.Info, "text": text.Info, "protobuf": protobuf.Info, "console": console.Info, "file": file.Info, "network": network.Info} {
 		b, _ := Module(name)
 		m, err := wasm.Load(ctx, b, wasm.Options{Name: name})
 		if err != nil {
@@ -643,7 +666,7 @@ func TestInfoAsTheReference(t *testing.T) {
 		}
 		got := m.Info()
 		kind := "format"
-		if name == "console" || name == "file" {
+		if name == "console" || name == "file" || name == "network" {
 			kind = "transport"
 		}
 		if got.Name != want.Name || got.Version != want.Version || got.Kind != kind || len(got.Config) != len(want.Config) {
