@@ -144,6 +144,7 @@ bench: plugins
 	cd bench && for i in 1 2 3 4 5; do $(CURDIR)/$(BIN)/bench.test -test.run '^$$' -test.bench . -test.benchmem || exit 1; done | tee $(CURDIR)/$(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'Ingest|NetworkEndToEnd|BenchmarkKafka' -benchmem -count 3 ./host/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . -skip 'Ingest|NetworkEndToEnd|BenchmarkKafka' -benchmem ./host/ ./internal/... ./plugins/ ./logserver/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'MakeRun|ServerIdle' -benchtime 5x ./cmd/logtk-host/ | tee -a $(BIN)/bench.txt
 	cd bench && $(GO) run ./peer -n 1000000 | tee -a $(CURDIR)/$(BIN)/bench.txt
 	@echo; cd bench && $(GO) run ./table < $(CURDIR)/$(BIN)/bench.txt
 

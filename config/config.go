@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -174,6 +175,7 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 	seenStage := map[string]*hcl.Block{}
 	single := map[string]*hcl.Block{} // the blocks allowed once
 	var transportBlocks []*pluginBlock
+	decoded := decodePluginBlocks(content.Blocks, cfg.PluginDir, baseDir)
 	for _, blk := range content.Blocks {
 		if blk.Type == "metrics" {
 			if d := oneOnly(single, blk, ""); d != nil {
@@ -215,7 +217,7 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 				continue
 			}
 			seenStage[key] = blk
-			pb, d := decodePluginBlock(context.Background(), blk.Type, blk, cfg.PluginDir, baseDir)
+			pb, d := decoded(blk)
 			diags = append(diags, d...)
 			if pb == nil {
 				continue
@@ -274,6 +276,40 @@ func decodeConfig(body hcl.Body, baseDir string) (*Config, hcl.Diagnostics) {
 		}
 	}
 	return cfg, diags
+}
+
+// decodePluginBlocks decodes the format and transport blocks (the first
+// of each name) at once, each compiling its plugin to check it, on as
+// many cores as there are: compiling is most of a configuration's
+// loading. The returned function waits for a block's result.
+func decodePluginBlocks(blocks hcl.Blocks, pluginDir, baseDir string) func(*hcl.Block) (*pluginBlock, hcl.Diagnostics) {
+	type result struct {
+		pb    *pluginBlock
+		diags hcl.Diagnostics
+		done  chan struct{}
+	}
+	results := map[*hcl.Block]*result{}
+	first := map[string]bool{}
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for _, blk := range blocks {
+		if (blk.Type != "format" && blk.Type != "transport") || len(blk.Labels) == 0 || first[blk.Type+" "+blk.Labels[0]] {
+			continue
+		}
+		first[blk.Type+" "+blk.Labels[0]] = true
+		r := &result{done: make(chan struct{})}
+		results[blk] = r
+		go func() {
+			defer close(r.done)
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r.pb, r.diags = decodePluginBlock(context.Background(), blk.Type, blk, pluginDir, baseDir)
+		}()
+	}
+	return func(blk *hcl.Block) (*pluginBlock, hcl.Diagnostics) {
+		r := results[blk]
+		<-r.done
+		return r.pb, r.diags
+	}
 }
 
 // checkKafkaTransport checks what the built-in kafka transport needs of

@@ -128,6 +128,18 @@ func main() {
 			num(get("BenchmarkNetworkEndToEnd/slow-server", "records/s")), num(rss), num(get("BenchmarkNetworkEndToEnd/fsync=none", "host-peak-MB")))
 	}
 
+	// make run's main job, one host process a run (BenchmarkMakeRun).
+	if c := get("BenchmarkMakeRun", "cold-first-record-ms"); c > 0 {
+		row("make run: host start to first record, empty compilation cache", c, "ms", 0, "", 0, "≤ 200 ms", c <= 200)
+		row("&nbsp;&nbsp;the same, cache warm", get("BenchmarkMakeRun", "warm-first-record-ms"), "ms", 0, "", 0, "(info)", true)
+		m := get("BenchmarkMakeRun", "cold-host-peak-MB")
+		row("make run: host peak RSS (cache empty: the compiles' peak)", m, "MB", 0, "", 0, "≤ 40 MB", m <= 40)
+		row("&nbsp;&nbsp;the same, cache warm", get("BenchmarkMakeRun", "warm-host-peak-MB"), "MB", 0, "", 0, "(info)", true)
+	}
+	if m := get("BenchmarkServerIdle", "server-idle-peak-MB"); m > 0 {
+		row("Log server idle, peak RSS", m, "MB", 0, "", 0, "≤ 30 MB", m <= 30)
+	}
+
 	for _, sync := range []string{"no sync", "synced"} {
 		goal := map[string]float64{"no sync": 2, "synced": 10}[sync]
 		for _, conns := range []string{"1", "4"} {

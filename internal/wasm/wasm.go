@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -192,6 +193,26 @@ func compilationCache(dir string) wazero.CompilationCache {
 var allowedImports = map[string]bool{"log": true, "net_dial": true, "net_write": true, "net_read": true, "net_close": true, "net_error": true,
 	"kafka_produce": true, "kafka_wait": true, "kafka_error": true}
 
+// compiling holds a lock per module being compiled (by its digest), so
+// that a module loaded twice at once (two stages of one plugin) is
+// compiled once: the second Load reads the first's from the cache.
+var compiling sync.Map
+
+func compile(ctx context.Context, rt wazero.Runtime, code []byte, digest, cacheDir string) (wazero.CompiledModule, error) {
+	if compilationCache(cacheDir) != nil {
+		mu, _ := compiling.LoadOrStore(digest, new(sync.Mutex))
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+	}
+	cm, err := rt.CompileModule(ctx, code)
+	// The compiler's garbage is many times the module's size: collected
+	// now, so that the modules of a configuration compiled at once
+	// (config decodes its blocks in parallel) do not stack their peaks
+	// in the host's RSS.
+	runtime.GC()
+	return cm, err
+}
+
 // Load compiles a plugin, checks its imports, exports, ABI version and
 // digest, and reads its Info. It does no I/O beyond reading the cache.
 func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) {
@@ -245,7 +266,7 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	if err := m.instantiateHostModule(ctx); err != nil {
 		return fail(err)
 	}
-	cm, err := rt.CompileModule(ctx, code)
+	cm, err := compile(ctx, rt, code, digest, opts.CacheDir)
 	if err != nil && strings.Contains(err.Error(), "over limit of") {
 		return fail(fmt.Errorf("the module starts with more memory than its memory limit of %d bytes allows (%w)", opts.Limits.MemoryBytes, err))
 	}
