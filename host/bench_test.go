@@ -109,7 +109,7 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 				cfg := &config.Config{
 					Formats: []config.FormatConfig{{Name: format, Plugin: plug}},
-					Transports: []config.TransportConfig{{Name: "file", Plugin: plugintest.Build(b, "../plugins/file/plugin"), Format: format,
+					Transports: []config.TransportConfig{{Name: "file", Plugin: builtin.Path("file"), Format: format,
 						Config: []byte(fmt.Sprintf(`{"path":%q,"fsync":"never","framing":"length-prefixed"}`, dir+"/out")),
 						Allow:  config.Allow{Directories: []string{dir}}}},
 					DeadLetterDir: dir + "/dead",
@@ -235,9 +235,9 @@ func benchEndToEndOpts(b *testing.B, fsync string, slow time.Duration, runtimeDi
 	w.Count = 4
 	cfg := &config.Config{
 		Workers: []config.WorkerConfig{w},
-		Formats: []config.FormatConfig{{Name: "pb", Plugin: plugintest.Build(b, "../plugins/protobuf/plugin")}},
+		Formats: []config.FormatConfig{{Name: "pb", Plugin: builtin.Path("protobuf")}},
 		Transports: []config.TransportConfig{{
-			Name: "net", Plugin: plugintest.Build(b, "../plugins/network/plugin"), Format: "pb",
+			Name: "net", Plugin: builtin.Path("network"), Format: "pb",
 			Config: []byte(`{"endpoint":"logserver","token":"tok","sender":"bench","application":"app"}`),
 			Allow:  config.Allow{Endpoints: map[string]config.EndpointConfig{"logserver": {Address: ls.Addr().String()}}},
 		}},
