@@ -516,10 +516,12 @@ static inline int go_plain8(const uint8_t *s, uint32_t n, int del) {
 	return bad == 0;
 }
 
-/* go_put_quoted_inner writes the inside of strconv.AppendQuote(s): at
- * most 4n bytes (\xff for a byte, \U0010ffff for four). Runs of
- * printable ASCII are copied as they are, eight bytes at a time. */
-static inline uint8_t *go_put_quoted_inner(uint8_t *o, const uint8_t *s, uint32_t n) {
+/* go_put_escaped_ writes the inside of strconv.AppendQuote(s) or, with
+ * text set, textfmt's appendText(s) (the same escapes, but '"', '\\'
+ * and the tab as they are): at most 4n bytes (\xff for a byte,
+ * \U0010ffff for four). Runs of printable ASCII are copied as they are,
+ * eight bytes at a time. */
+static inline uint8_t *go_put_escaped_(uint8_t *o, const uint8_t *s, uint32_t n, int text) {
 	uint32_t i = 0;
 	while (i < n) {
 		uint32_t k = n - i < 8 ? n - i : 8;
@@ -556,7 +558,7 @@ static inline uint8_t *go_put_quoted_inner(uint8_t *o, const uint8_t *s, uint32_
 			continue;
 		}
 		i++;
-		if (c >= ' ' && c != 0x7f && c != '"' && c != '\\') {
+		if ((c >= ' ' && c != 0x7f && c != '"' && c != '\\') || (text && (c == '"' || c == '\\' || c == '\t'))) {
 			*o++ = c;
 			continue;
 		}
@@ -578,6 +580,14 @@ static inline uint8_t *go_put_quoted_inner(uint8_t *o, const uint8_t *s, uint32_
 	}
 	return o;
 }
+
+static inline uint8_t *go_put_quoted_inner(uint8_t *o, const uint8_t *s, uint32_t n) { return go_put_escaped_(o, s, n, 0); }
+
+/* go_put_text writes textfmt's appendText(s): text shown as it is but
+ * for what a terminal would act on (controls but the tab, DEL, invalid
+ * UTF-8, runes strconv.IsPrint refuses), escaped as strconv.Quote
+ * escapes them: at most 4n bytes. */
+static inline uint8_t *go_put_text(uint8_t *o, const uint8_t *s, uint32_t n) { return go_put_escaped_(o, s, n, 1); }
 
 /* go_put_quoted writes strconv.AppendQuote(s): at most 4n+2 bytes. */
 static inline uint8_t *go_put_quoted(uint8_t *o, const uint8_t *s, uint32_t n) {
@@ -665,9 +675,9 @@ static inline uint64_t go_json_string_len(const uint8_t *s, uint32_t n) {
 	return out;
 }
 
-/* go_quoted_len is the length go_put_quoted writes for s, exactly. */
-static inline uint64_t go_quoted_len(const uint8_t *s, uint32_t n) {
-	uint64_t out = 2;
+/* go_escaped_len_ is the length go_put_escaped_ writes for s, exactly. */
+static inline uint64_t go_escaped_len_(const uint8_t *s, uint32_t n, int text) {
+	uint64_t out = 0;
 	for (uint32_t i = 0; i < n;) {
 		uint8_t c = s[i];
 		if (c >= 0x80) {
@@ -683,7 +693,7 @@ static inline uint64_t go_quoted_len(const uint8_t *s, uint32_t n) {
 			continue;
 		}
 		i++;
-		if (c >= ' ' && c != 0x7f && c != '"' && c != '\\')
+		if ((c >= ' ' && c != 0x7f && c != '"' && c != '\\') || (text && (c == '"' || c == '\\' || c == '\t')))
 			out++;
 		else if (c == '"' || c == '\\' || c == '\a' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' || c == '\v')
 			out += 2;
@@ -692,6 +702,12 @@ static inline uint64_t go_quoted_len(const uint8_t *s, uint32_t n) {
 	}
 	return out;
 }
+
+/* go_quoted_len is the length go_put_quoted writes for s, exactly. */
+static inline uint64_t go_quoted_len(const uint8_t *s, uint32_t n) { return go_escaped_len_(s, n, 0) + 2; }
+
+/* go_text_len is the length go_put_text writes for s, exactly. */
+static inline uint64_t go_text_len(const uint8_t *s, uint32_t n) { return go_escaped_len_(s, n, 1); }
 
 /* go_base64_len is the length of base64.StdEncoding's encoding of n
  * bytes. */

@@ -96,7 +96,8 @@ static int needs_quote(const uint8_t *s, uint32_t n) {
 		if (c < 0x80)
 			return 1;
 		uint32_t size;
-		if (go_decode_rune(s + i, n - i, &size) == 0xfffd && size == 1)
+		int32_t r = go_decode_rune(s + i, n - i, &size);
+		if ((r == 0xfffd && size == 1) || !go_is_print(r))
 			return 1;
 		i += size;
 	}
@@ -277,11 +278,11 @@ static int block_lines(logtk_buf *b, const uint8_t *s, uint32_t n) {
 	for (;;) {
 		const uint8_t *nl = (const uint8_t *)memchr(s, '\n', n);
 		uint32_t l = nl ? (uint32_t)(nl - s) : n;
-		uint8_t *o = go_room(b, (uint64_t)l + 7);
+		uint8_t *o = go_room(b, (l > 65536 ? go_text_len(s, l) : 4 * (uint64_t)l) + 7);
 		if (!o)
 			return -1;
 		o = GO_PUT_LIT(o, "    | ");
-		o = go_put_bytes(o, s, l);
+		o = go_put_text(o, s, l);
 		*o++ = '\n';
 		go_done(b, o);
 		if (!nl)
@@ -303,7 +304,10 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 	}
 	/* The head at once: its text as it is, the time, numbers and the
 	 * theme's escapes. */
-	uint64_t text = (uint64_t)msg.n + r->logger.n + r->sender.n + r->application.n + r->worker.n;
+	/* Text is escaped (at most 4 bytes a byte); a message of megabytes
+	 * is measured instead, so that it asks for about its own size. */
+	uint64_t text = (msg.n > 65536 ? go_text_len(msg.p, msg.n) : 4 * (uint64_t)msg.n) + 4 * (uint64_t)r->logger.n + r->sender.n +
+	                r->application.n + r->worker.n;
 	uint8_t *o = go_room(b, text + 8 * ESC_MAX + 160);
 	if (!o)
 		return LOGTK_INTERNAL;
@@ -348,11 +352,11 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 	}
 	if (r->logger.n > 0) {
 		*o++ = ' ';
-		o = go_put_bytes(o, r->logger.p, r->logger.n);
+		o = go_put_text(o, r->logger.p, r->logger.n);
 		*o++ = ':';
 	}
 	*o++ = ' ';
-	o = go_put_bytes(o, msg.p, msg.n);
+	o = go_put_text(o, msg.p, msg.n);
 	go_done(b, o);
 	logtk_bytes none_ = {0, 0};
 	if (msg_block.n > 0 && defer_block(0, 0, none_, msg_block))
@@ -361,14 +365,14 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 		logtk_bytes file, function;
 		uint32_t line;
 		if (!logtk_caller_parse(r, &file, &line, &function) && file.n > 0) {
-			if (!(o = go_room(b, (uint64_t)file.n + 2 * ESC_MAX + 32)))
+			if (!(o = go_room(b, 4 * (uint64_t)file.n + 2 * ESC_MAX + 32)))
 				return LOGTK_INTERNAL;
 			*o++ = ' ';
 			o = put_esc(o, th->key);
 			o = GO_PUT_LIT(o, "caller");
 			o = put_esc(o, th->reset);
 			*o++ = '=';
-			o = go_put_bytes(o, file.p, file.n);
+			o = go_put_text(o, file.p, file.n);
 			*o++ = ':';
 			o = go_put_uint(o, line);
 			go_done(b, o);
@@ -385,14 +389,14 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 	for (uint32_t i = 0; i < nblocks; i++) {
 		block *bl = &blocks[i];
 		if (bl->key.n > 0 || bl->prefix_n > 0) {
-			if (!(o = go_room(b, (uint64_t)bl->prefix_n + bl->key.n + 8)))
+			if (!(o = go_room(b, 4 * ((uint64_t)bl->prefix_n + bl->key.n) + 8)))
 				return LOGTK_INTERNAL;
 			o = GO_PUT_LIT(o, "    ");
 			if (bl->prefix_n > 0) {
-				o = go_put_bytes(o, prefixes.p + bl->prefix_at, bl->prefix_n);
+				o = go_put_text(o, prefixes.p + bl->prefix_at, bl->prefix_n);
 				*o++ = '.';
 			}
-			o = go_put_bytes(o, bl->key.p, bl->key.n);
+			o = go_put_text(o, bl->key.p, bl->key.n);
 			*o++ = ':';
 			*o++ = '\n';
 			go_done(b, o);

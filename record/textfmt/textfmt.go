@@ -13,10 +13,17 @@
 //
 //	2006-01-02T15:04:05.000000Z INFO  web-01/shop web#1 [4242] db.pool: message
 //
-// Values containing spaces, quotes, '=' or control characters are quoted
-// with Go syntax, except multi-line strings (stack traces), which follow the
-// line, each of their lines prefixed with "    | " so that they read as one
-// block.
+// Values containing spaces, quotes, '=', control characters or runes
+// strconv.IsPrint refuses are quoted with Go syntax, except multi-line
+// strings (stack traces), which follow the line, each of their lines
+// prefixed with "    | " so that they read as one block.
+//
+// Nothing a record says reaches a terminal as a command: in the text
+// written as it is (the message, block lines, the logger's name, a
+// caller's file, a block's key), control characters but the tab, DEL,
+// bytes that are not UTF-8 and non-printable runes (C1 controls,
+// bidirectional overrides) are written as Go escapes them (\x1b, \r,
+// \u009b, \u202e).
 package textfmt
 
 import (
@@ -139,7 +146,7 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 	}
 	if len(r.Logger) > 0 {
 		b = append(b, ' ')
-		b = append(b, r.Logger...)
+		b = appendText(b, r.Logger)
 		b = append(b, ':')
 	}
 	b = append(b, ' ')
@@ -147,7 +154,7 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 	if i := bytes.IndexByte(msg, '\n'); i >= 0 {
 		msg, msgBlock = msg[:i], msg[i+1:]
 	}
-	b = append(b, msg...)
+	b = appendText(b, msg)
 	var blocks []block
 	if len(msgBlock) > 0 {
 		blocks = append(blocks, block{nil, nil, msgBlock})
@@ -160,7 +167,7 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 			b = append(b, "caller"...)
 			b = ansi(b, t.Reset)
 			b = append(b, '=')
-			b = append(b, file...)
+			b = appendText(b, file)
 			b = append(b, ':')
 			b = strconv.AppendUint(b, uint64(line), 10)
 		}
@@ -174,15 +181,15 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 		if len(bl.key) > 0 || len(bl.prefix) > 0 {
 			b = append(b, "    "...)
 			if len(bl.prefix) > 0 {
-				b = append(b, bl.prefix...)
+				b = appendText(b, bl.prefix)
 				b = append(b, '.')
 			}
-			b = append(b, bl.key...)
+			b = appendText(b, bl.key)
 			b = append(b, ":\n"...)
 		}
 		for _, line := range bytes.Split(bytes.TrimRight(bl.text, "\n"), []byte{'\n'}) {
 			b = append(b, "    | "...)
-			b = append(b, line...)
+			b = appendText(b, line)
 			b = append(b, '\n')
 		}
 	}
@@ -354,12 +361,50 @@ func needsQuote(s []byte) bool {
 			return true
 		}
 		r, n := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && n == 1 {
+		if r == utf8.RuneError && n == 1 || !strconv.IsPrint(r) {
 			return true
 		}
 		i += n
 	}
 	return false
+}
+
+// appendText appends text that is shown as it is (a message, its lines,
+// a logger's name, a caller's file), but for what a terminal would act
+// on instead of showing: control characters but the tab, DEL, bytes
+// that are not UTF-8, and runes strconv.IsPrint does not call printable
+// (C1 controls, bidirectional overrides) are written as strconv.Quote
+// escapes them (\x1b, \r, \u009b, \u202e; \x9b for a stray byte). A
+// record cannot move the cursor, recolour or retitle the terminal of
+// whoever reads it.
+func appendText(b, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= ' ' && c < 0x7f || c == '\t' {
+			j := i + 1
+			for j < len(s) && (s[j] >= ' ' && s[j] < 0x7f || s[j] == '\t') {
+				j++
+			}
+			b = append(b, s[i:j]...)
+			i = j
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = appendEscapedASCII(b, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if (r != utf8.RuneError || n > 1) && strconv.IsPrint(r) {
+			b = append(b, s[i:i+n]...)
+		} else {
+			// As appendQuoted does: the rune quoted alone, less its quotes.
+			q := strconv.AppendQuote(b, string(s[i:i+n]))
+			b = append(q[:len(b)], q[len(b)+1:len(q)-1]...)
+		}
+		i += n
+	}
+	return b
 }
 
 // ansi appends a theme's escape sequence. The plain theme's are empty,

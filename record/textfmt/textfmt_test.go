@@ -161,3 +161,31 @@ func FuzzAppendQuoted(f *testing.F) {
 		}
 	})
 }
+
+// TestNothingForTheTerminal: what a record says reaches a terminal as
+// text, never as something the terminal acts on: escape sequences,
+// carriage returns, backspaces, C1 controls and bidirectional overrides
+// in the message, its lines, the logger's name, the caller's file and
+// values are written escaped, as strconv.Quote escapes them; tabs and
+// printable text, quotes and backslashes included, stay as they are.
+func TestNothingForTheTerminal(t *testing.T) {
+	hostile := "a\x1b]0;pwned\x07b\x1b[2Jc\rd\be\x7ff\u009bg\u202eh\xff\xc2i\tj\"k\\l é ✓ \ufffd"
+	rec := irecord.AppendHead(nil, time.Time{}, record.LevelInfo, hostile+"\nline 2: "+hostile, hostile)
+	rec = irecord.AppendCaller(rec, hostile, 7, "f")
+	for _, a := range []slog.Attr{slog.String("v", "x\u009by"), slog.String("w", "p\u202eq"), slog.String("block", "one\n"+hostile)} {
+		rec = irecord.AppendAttr(rec, a)
+	}
+	got := string(AppendEncoded(nil, rec))
+	esc := `a\x1b]0;pwned\ab\x1b[2Jc\rd\be\x7ff\u009bg\u202eh\xff\xc2i` + "\tj\"k\\l é ✓ \ufffd"
+	want := "INFO  " + esc + ": " + esc + " caller=" + esc + `:7 v="x\u009by" w="p\u202eq"` + "\n" +
+		"    | line 2: " + esc + "\n" +
+		"    block:\n    | one\n    | " + esc + "\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	for i := range len(got) {
+		if c := got[i]; c < ' ' && c != '\n' && c != '\t' || c == 0x7f {
+			t.Fatalf("byte %#x at %d reaches the terminal", c, i)
+		}
+	}
+}
