@@ -261,3 +261,53 @@ func TestEmbeddedPlugins(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigureTrapIsThePlugins: a plugin that traps checking its
+// configuration is reported as failing, not as refusing the
+// configuration (docs/plugin-abi.md); one that answers status 2 is.
+func TestConfigureTrapIsThePlugins(t *testing.T) {
+	raw := plugintest.Build(t, filepath.Join("..", "internal", "wasm", "testdata", "raw"))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plugins.hcl")
+	for lie, want := range map[string]string{
+		"configure": "plugins.hcl:3,3-9: Plugin failed checking its configuration; " + raw + ": plugin[format f] call[logtk_configure] failed: trapped",
+		"nothing":   "",
+	} {
+		os.WriteFile(path, fmt.Appendf(nil, "format \"f\" {\n  plugin = %q\n  config { lie = %q }\n}\n", raw, lie), 0o644)
+		_, err := Load(path)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("lie %q: %v", lie, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("lie %q: %v, want %q", lie, err, want)
+		}
+	}
+}
+
+// TestPathOutsideGrants: a transport's path field outside the
+// directories it is granted is an error at its file:line:col (the
+// plugin could never reach it; validate accepted it, and the first
+// write failed with "Capabilities insufficient").
+func TestPathOutsideGrants(t *testing.T) {
+	usePluginDir(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plugins.hcl")
+	for _, tc := range []struct{ path, allow, want string }{
+		{"logs/app.log", `["logs"]`, ""},
+		{"logs/deep/er/app.log", `["logs"]`, ""},
+		{"/tmp/elsewhere.log", `["logs"]`, `plugins.hcl:4:19: error: Path outside the granted directories; path = "/tmp/elsewhere.log" is not inside a directory this transport is granted (allow { directories = ["` + dir + `/logs"] })`},
+		{"logs/../app.log", `["logs"]`, `Path outside the granted directories; path = "` + dir + `/app.log"`},
+		{"logsbis/app.log", `["logs"]`, "Path outside the granted directories"},
+		{"app.log", `[]`, `allow { directories = [] }`},
+	} {
+		src := fmt.Sprintf("format \"t\" { plugin = \"text\" }\ntransport \"f\" {\n  plugin = \"file\"\n  config { path = %q }\n  format = \"t\"\n  allow { directories = %s }\n}\n", tc.path, tc.allow)
+		os.WriteFile(path, []byte(src), 0o644)
+		_, err := Load(path)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.path, err)
+		case tc.want != "" && (err == nil || !strings.Contains(FormatDiagnostics(err), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}

@@ -466,7 +466,11 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 		cfgBody, cfgRange = configBlk.Body, configBlk.DefRange
 		pb.configRng = &configBlk.DefRange
 	}
-	cfg, d := decodePluginConfig(cfgBody, mod.Info(), baseDir)
+	var grants []string
+	if kind == "transport" {
+		grants = pb.allow.Directories
+	}
+	cfg, d := decodePluginConfig(cfgBody, mod.Info(), baseDir, kind == "transport", grants)
 	diags = append(diags, d...)
 	if d.HasErrors() {
 		return nil, diags
@@ -475,7 +479,14 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 	// Let the plugin check its configuration now (Configure does no I/O),
 	// so that a bad value is an error at load, not at the first record.
 	if err := checkConfigure(ctx, mod, cfg); err != nil {
-		errAt(cfgRange, "Plugin rejected its configuration", fmt.Sprintf("%s: %v", ref, err))
+		var ce *wasm.CallError
+		if errors.As(err, &ce) && ce.Broken {
+			// A trap, a call out of time or garbage: the plugin's fault,
+			// not the configuration's (docs/plugin-abi.md).
+			errAt(cfgRange, "Plugin failed checking its configuration", fmt.Sprintf("%s: %v", ref, err))
+		} else {
+			errAt(cfgRange, "Plugin rejected its configuration", fmt.Sprintf("%s: %v", ref, err))
+		}
 		return nil, diags
 	}
 	return pb, diags
@@ -555,7 +566,12 @@ func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
 
 // decodePluginConfig decodes a config block against the fields the plugin
 // declares and renders it as JSON.
-func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.RawMessage, hcl.Diagnostics) {
+// decodePluginConfig decodes a config block against the fields the
+// plugin declares. For a transport (confined, when confined is set, to
+// the directories granted), a path field must lie in a granted
+// directory: the plugin sees nothing else, so any other path fails at
+// its first use, and here is where to say so.
+func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string, confined bool, grants []string) (json.RawMessage, hcl.Diagnostics) {
 	schema := &hcl.BodySchema{}
 	types := map[string]string{}
 	for _, f := range info.Config {
@@ -595,6 +611,11 @@ func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string) (json.Raw
 			d = decodeExpr(attr.Expr, &v)
 			if v != "" && !filepath.IsAbs(v) {
 				v = filepath.Join(baseDir, v)
+			}
+			if !d.HasErrors() && v != "" && confined && !granted(v, grants) {
+				d = append(d, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Path outside the granted directories",
+					Detail: fmt.Sprintf("%s = %q is not inside a directory this transport is granted (allow { directories = %s }): the plugin cannot reach it. Grant its directory, or choose a path inside one.",
+						name, v, quoteList(grants)), Subject: attr.Expr.Range().Ptr()})
 			}
 			out[name] = v
 		case "file":
@@ -734,4 +755,27 @@ func decodeSpool(blk *hcl.Block, baseDir string) (*SpoolConfig, hcl.Diagnostics)
 	sc := &SpoolConfig{MaxBytes: 1 << 30, WhenFull: "block"}
 	_, diags := spoolAttrs(sc, baseDir).lenient(blk.Body)
 	return sc, diags
+}
+
+// granted reports whether path lies in (or is) one of the directories,
+// as the sandbox sees it: by the path's text, cleaned, not by where its
+// links lead.
+func granted(path string, dirs []string) bool {
+	path = filepath.Clean(path)
+	for _, d := range dirs {
+		d = filepath.Clean(d)
+		if path == d || strings.HasPrefix(path, d+string(filepath.Separator)) || d == string(filepath.Separator) {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteList writes names as an HCL list: ["a", "b"], or [] for none.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }

@@ -12,7 +12,7 @@ var (
 	in   = make([]byte, 1<<16)
 	out  []byte
 	lie  string
-	info = []byte(`{"name":"raw","version":"0","kind":"format","abi":2}`)
+	info = []byte(`{"name":"raw","version":"0","kind":"format","abi":2,"config":[{"name":"lie","type":"string"}]}`)
 )
 
 func ptr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
@@ -57,6 +57,9 @@ func configure(p, n uint32) uint32 {
 	s := string(in[:n])
 	if i := strings.Index(s, `"lie":"`); i >= 0 {
 		lie = strings.TrimSuffix(s[i+7:], `"}`)
+	}
+	if lie == "configure" {
+		panic("a trap in logtk_configure")
 	}
 	last = nil
 	return 0
