@@ -489,6 +489,8 @@ func TestConfigureAsTheReference(t *testing.T) {
 		{"file", `{"path":"/x/a.log","max_bytes":1e-400}`}, {"file", `{"path":"/x/a.log","max_bytes":true}`},
 		{"file", `{"path":"/x/a.log","max_bytes":null}`}, {"file", `{"path":"/x/a.log","MAX_BYTES":-2}`},
 		{"file", `{"path":"/x/a.log","max_bytes":1.5e3}`}, {"file", `{"path":"/x/a.log","max_bytes":01}`},
+		{"file", `{"path":"/x/a.log","max_bytes":0.5}`}, {"file", `{"path":"/x/a.log","max_files":2.5}`},
+		{"file", `{"path":"/x/a.log","max_files":1e-300}`}, {"file", `{"path":"/x/a.log","max_bytes":1e19}`},
 	}
 	const net = `"endpoint":"logs","sender":"s","application":"a"`
 	for _, c := range []string{`{}`, `{"token":"t",` + net + `}`, `{"token":"t","sender":"s","application":"a"}`,

@@ -22,21 +22,21 @@ const char *logtk_plugin_info(void) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f = {"stream", {0, 0, 0}, 0, 0, 0};
-	int st = cfg_read(json, n, &f, 1, err);
+	logtk_config_field f = {.name = "stream", .type = LOGTK_CFG_STRING};
+	int st = logtk_config_read(json, n, &f, 1, err);
 	if (st == LOGTK_OK) {
-		if (!f.set || f.value.len == 0 || cfg_is(&f, "stdout")) {
+		if (!f.set || f.str.len == 0 || logtk_config_is(&f, "stdout")) {
 			fd = 1;
-		} else if (cfg_is(&f, "stderr")) {
+		} else if (logtk_config_is(&f, "stderr")) {
 			fd = 2;
 		} else {
 			logtk_buf_str(err, "unknown stream ");
-			cfg_quote(err, &f.value);
+			cfg_quote(err, &f.str);
 			logtk_buf_str(err, " (want \"stdout\" or \"stderr\")");
 			st = LOGTK_INVALID;
 		}
 	}
-	free(f.value.p);
+	free(f.str.p);
 	return st;
 }
 

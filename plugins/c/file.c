@@ -10,12 +10,12 @@
  */
 #define LOGTK_TRANSPORT
 #define LOGTK_MARKS
-#define CFG_NUMBERS
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -104,49 +104,62 @@ static int set_str(logtk_buf *b, const uint8_t *p, uint32_t n) {
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 	enum { PATH, MAX_BYTES, MAX_AGE, MAX_FILES, FSYNC, FRAMING, N };
-	cfg_field f[N] = {
-	    {"path", {0, 0, 0}, 0, 0, 0},      {"max_bytes", {0, 0, 0}, 0, 1, 0}, {"max_age", {0, 0, 0}, 0, 0, 0},
-	    {"max_files", {0, 0, 0}, 0, 1, 0}, {"fsync", {0, 0, 0}, 0, 0, 0},     {"framing", {0, 0, 0}, 0, 0, 0},
+	logtk_config_field f[N] = {
+	    {.name = "path", .type = LOGTK_CFG_STRING},      {.name = "max_bytes", .type = LOGTK_CFG_NUMBER}, {.name = "max_age", .type = LOGTK_CFG_STRING},
+	    {.name = "max_files", .type = LOGTK_CFG_NUMBER}, {.name = "fsync", .type = LOGTK_CFG_STRING},     {.name = "framing", .type = LOGTK_CFG_STRING},
 	};
-	int st = cfg_read(json, n, f, N, err);
+	int st = logtk_config_read(json, n, f, N, err);
 	if (st)
 		goto done;
 	st = LOGTK_INVALID;
-	if (!f[PATH].set || f[PATH].value.len == 0) {
+	double mb = logtk_config_number(&f[MAX_BYTES]), mf = logtk_config_number(&f[MAX_FILES]);
+	if (isinf(mb) || isinf(mf)) {
+		/* encoding/json refuses a number past float64's range */
+		logtk_buf_str(err, "config: ");
+		logtk_buf_str(err, isinf(mb) ? "max_bytes" : "max_files");
+		logtk_buf_str(err, ": the number is out of range");
+		goto done;
+	}
+	if (!f[PATH].set || f[PATH].str.len == 0) {
 		logtk_buf_str(err, "path is required");
 		goto done;
 	}
-	if (f[FSYNC].set && f[FSYNC].value.len && !cfg_is(&f[FSYNC], "batch") && !cfg_is(&f[FSYNC], "never")) {
+	if (f[FSYNC].set && f[FSYNC].str.len && !logtk_config_is(&f[FSYNC], "batch") && !logtk_config_is(&f[FSYNC], "never")) {
 		logtk_buf_str(err, "unknown fsync ");
-		cfg_quote(err, &f[FSYNC].value);
+		cfg_quote(err, &f[FSYNC].str);
 		logtk_buf_str(err, " (want \"batch\" or \"never\")");
 		goto done;
 	}
-	if (f[FRAMING].set && f[FRAMING].value.len && !cfg_is(&f[FRAMING], "raw") && !cfg_is(&f[FRAMING], "newline") &&
-	    !cfg_is(&f[FRAMING], "length-prefixed")) {
+	if (f[FRAMING].set && f[FRAMING].str.len && !logtk_config_is(&f[FRAMING], "raw") && !logtk_config_is(&f[FRAMING], "newline") &&
+	    !logtk_config_is(&f[FRAMING], "length-prefixed")) {
 		logtk_buf_str(err, "unknown framing ");
-		cfg_quote(err, &f[FRAMING].value);
+		cfg_quote(err, &f[FRAMING].str);
 		logtk_buf_str(err, " (want \"raw\", \"newline\" or \"length-prefixed\")");
 		goto done;
 	}
-	if (f[MAX_BYTES].num < 0 || f[MAX_FILES].num < 0) {
+	if (mb < 0 || mf < 0) {
 		logtk_buf_str(err, "max_bytes and max_files must not be negative");
 		goto done;
 	}
+	if (mb != trunc(mb) || mf != trunc(mf)) {
+		/* 0.5 would rotate before every batch, or keep no rotated file */
+		logtk_buf_str(err, "max_bytes and max_files must be whole numbers");
+		goto done;
+	}
 	max_age = 0;
-	if (f[MAX_AGE].set && f[MAX_AGE].value.len) {
+	if (f[MAX_AGE].set && f[MAX_AGE].str.len) {
 		int64_t d;
-		if (go_parse_duration(f[MAX_AGE].value.p, f[MAX_AGE].value.len, &d) || d <= 0) {
+		if (go_parse_duration(f[MAX_AGE].str.p, f[MAX_AGE].str.len, &d) || d <= 0) {
 			logtk_buf_str(err, "max_age ");
-			cfg_quote(err, &f[MAX_AGE].value);
+			cfg_quote(err, &f[MAX_AGE].str);
 			logtk_buf_str(err, " is not a positive duration");
 			goto done;
 		}
 		max_age = d;
 	}
 	st = LOGTK_INTERNAL;
-	const uint8_t *p = f[PATH].value.p;
-	uint32_t pn = f[PATH].value.len;
+	const uint8_t *p = f[PATH].str.p;
+	uint32_t pn = f[PATH].str.len;
 	if (set_str(&path, p, pn))
 		goto done;
 	/* filepath.Dir and Base, for a path the host made absolute and
@@ -163,14 +176,14 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 		goto done;
 	mpath.len--;
 	base = slash;
-	max_bytes = cap_int(f[MAX_BYTES].num);
-	max_files = cap_int(f[MAX_FILES].num);
-	fsync_never = cfg_is(&f[FSYNC], "never");
-	framing = cfg_is(&f[FRAMING], "newline") ? NEWLINE : cfg_is(&f[FRAMING], "length-prefixed") ? LENGTH_PREFIXED : RAW;
+	max_bytes = cap_int(mb);
+	max_files = cap_int(mf);
+	fsync_never = logtk_config_is(&f[FSYNC], "never");
+	framing = logtk_config_is(&f[FRAMING], "newline") ? NEWLINE : logtk_config_is(&f[FRAMING], "length-prefixed") ? LENGTH_PREFIXED : RAW;
 	st = LOGTK_OK;
 done:
 	for (int i = 0; i < N; i++)
-		free(f[i].value.p);
+		free(f[i].str.p);
 	return st;
 }
 

@@ -19,23 +19,23 @@ const char *logtk_plugin_info(void) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f[2] = {{"time_format", {0, 0, 0}, 0, 0, 0}, {"attrs_key", {0, 0, 0}, 0, 0, 0}};
-	int st = cfg_read(json, n, f, 2, err);
-	if (st == LOGTK_OK && f[0].set && f[0].value.len > 0 && !cfg_is(&f[0], "rfc3339") && !cfg_is(&f[0], "unix_nano")) {
+	logtk_config_field f[2] = {{.name = "time_format", .type = LOGTK_CFG_STRING}, {.name = "attrs_key", .type = LOGTK_CFG_STRING}};
+	int st = logtk_config_read(json, n, f, 2, err);
+	if (st == LOGTK_OK && f[0].set && f[0].str.len > 0 && !logtk_config_is(&f[0], "rfc3339") && !logtk_config_is(&f[0], "unix_nano")) {
 		logtk_buf_str(err, "unknown time_format ");
-		cfg_quote(err, &f[0].value);
+		cfg_quote(err, &f[0].str);
 		logtk_buf_str(err, " (want \"rfc3339\" or \"unix_nano\")");
 		st = LOGTK_INVALID;
 	}
 	if (st == LOGTK_OK) {
-		unix_nano = cfg_is(&f[0], "unix_nano");
+		unix_nano = logtk_config_is(&f[0], "unix_nano");
 		attrs_key.len = 0;
-		has_attrs_key = f[1].set && f[1].value.len > 0;
-		if (has_attrs_key && logtk_buf_append(&attrs_key, f[1].value.p, f[1].value.len))
+		has_attrs_key = f[1].set && f[1].str.len > 0;
+		if (has_attrs_key && logtk_buf_append(&attrs_key, f[1].str.p, f[1].str.len))
 			st = LOGTK_INTERNAL;
 	}
-	free(f[0].value.p);
-	free(f[1].value.p);
+	free(f[0].str.p);
+	free(f[1].str.p);
 	return st;
 }
 

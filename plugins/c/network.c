@@ -122,41 +122,41 @@ static int base64(logtk_buf *dst, const uint8_t *s, uint32_t n) {
 
 static int trim(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
-static int set(logtk_buf *b, const cfg_field *f) {
+static int set(logtk_buf *b, const logtk_config_field *f) {
 	b->len = 0;
-	return f->set ? logtk_buf_append(b, f->value.p, f->value.len) : 0;
+	return f->set ? logtk_buf_append(b, f->str.p, f->str.len) : 0;
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 	enum { ENDPOINT, TOKEN, TOKEN_FILE, SENDER, APPLICATION, FORMAT, HOSTNAME, ACK_TIMEOUT, N };
-	cfg_field f[N] = {
-	    {"endpoint", {0, 0, 0}, 0, 0, 0}, {"token", {0, 0, 0}, 0, 0, 0},    {"token_file", {0, 0, 0}, 0, 0, 0},
-	    {"sender", {0, 0, 0}, 0, 0, 0},   {"application", {0, 0, 0}, 0, 0, 0}, {"format", {0, 0, 0}, 0, 0, 0},
-	    {"hostname", {0, 0, 0}, 0, 0, 0}, {"ack_timeout", {0, 0, 0}, 0, 0, 0},
+	logtk_config_field f[N] = {
+	    {.name = "endpoint", .type = LOGTK_CFG_STRING}, {.name = "token", .type = LOGTK_CFG_STRING},    {.name = "token_file", .type = LOGTK_CFG_STRING},
+	    {.name = "sender", .type = LOGTK_CFG_STRING},   {.name = "application", .type = LOGTK_CFG_STRING}, {.name = "format", .type = LOGTK_CFG_STRING},
+	    {.name = "hostname", .type = LOGTK_CFG_STRING}, {.name = "ack_timeout", .type = LOGTK_CFG_STRING},
 	};
 	logtk_buf file = {0, 0, 0};
-	int st = cfg_read(json, n, f, N, err);
+	int st = logtk_config_read(json, n, f, N, err);
 	if (st)
 		goto done;
 	st = LOGTK_INVALID;
-	if (f[TOKEN_FILE].set && base64(&file, f[TOKEN_FILE].value.p, f[TOKEN_FILE].value.len)) {
+	if (f[TOKEN_FILE].set && base64(&file, f[TOKEN_FILE].str.p, f[TOKEN_FILE].str.len)) {
 		logtk_buf_str(err, "config: token_file: illegal base64 data");
 		goto done;
 	}
-	if (!f[ENDPOINT].value.len || !f[ENDPOINT].set) {
+	if (!f[ENDPOINT].str.len || !f[ENDPOINT].set) {
 		logtk_buf_str(err, "endpoint is required");
 		goto done;
 	}
-	if (!f[SENDER].set || !f[SENDER].value.len || !f[APPLICATION].set || !f[APPLICATION].value.len) {
+	if (!f[SENDER].set || !f[SENDER].str.len || !f[APPLICATION].set || !f[APPLICATION].str.len) {
 		logtk_buf_str(err, "sender and application are required");
 		goto done;
 	}
-	if (f[TOKEN].set && f[TOKEN].value.len && file.len) {
+	if (f[TOKEN].set && f[TOKEN].str.len && file.len) {
 		logtk_buf_str(err, "give token or token_file, not both");
 		goto done;
 	}
-	const uint8_t *t = f[TOKEN].value.p;
-	uint32_t tn = f[TOKEN].set ? f[TOKEN].value.len : 0;
+	const uint8_t *t = f[TOKEN].str.p;
+	uint32_t tn = f[TOKEN].set ? f[TOKEN].str.len : 0;
 	if (file.len) {
 		t = file.p;
 		tn = file.len;
@@ -170,10 +170,10 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 		goto done;
 	}
 	int64_t d = 10 * SECOND;
-	if (f[ACK_TIMEOUT].set && f[ACK_TIMEOUT].value.len &&
-	    (go_parse_duration(f[ACK_TIMEOUT].value.p, f[ACK_TIMEOUT].value.len, &d) || d <= 0)) {
+	if (f[ACK_TIMEOUT].set && f[ACK_TIMEOUT].str.len &&
+	    (go_parse_duration(f[ACK_TIMEOUT].str.p, f[ACK_TIMEOUT].str.len, &d) || d <= 0)) {
 		logtk_buf_str(err, "ack_timeout ");
-		cfg_quote(err, &f[ACK_TIMEOUT].value);
+		cfg_quote(err, &f[ACK_TIMEOUT].str);
 		logtk_buf_str(err, " is not a positive duration");
 		goto done;
 	}
@@ -188,7 +188,7 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 	st = LOGTK_OK;
 done:
 	for (int i = 0; i < N; i++)
-		free(f[i].value.p);
+		free(f[i].str.p);
 	free(file.p);
 	return st;
 }

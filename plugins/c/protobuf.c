@@ -444,25 +444,25 @@ static int decode_base64(const logtk_buf *in, logtk_buf *out) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f[2] = {{"schema", {0, 0, 0}, 0, 0, 0}, {"message", {0, 0, 0}, 0, 0, 0}};
+	logtk_config_field f[2] = {{.name = "schema", .type = LOGTK_CFG_STRING}, {.name = "message", .type = LOGTK_CFG_STRING}};
 	logtk_bytes none = {0, 0};
-	int st = cfg_read(json, n, f, 2, err);
+	int st = logtk_config_read(json, n, f, 2, err);
 	logtk_buf raw = {0, 0, 0};
 	if (st)
 		goto done;
-	if (f[0].set && (st = decode_base64(&f[0].value, &raw))) {
+	if (f[0].set && (st = decode_base64(&f[0].str, &raw))) {
 		st = st == -2 ? LOGTK_INTERNAL : fail(err, LOGTK_INVALID, "config: schema: not base64", none, "");
 		goto done;
 	}
 	reset();
 	if (raw.len == 0) {
-		if (f[1].set && f[1].value.len > 0) {
-			logtk_bytes m = {f[1].value.p, f[1].value.len};
+		if (f[1].set && f[1].str.len > 0) {
+			logtk_bytes m = {f[1].str.p, f[1].str.len};
 			st = fail(err, LOGTK_INVALID, "message ", m, " given without a schema");
 		}
 		goto done;
 	}
-	if (!f[1].set || f[1].value.len == 0) {
+	if (!f[1].set || f[1].str.len == 0) {
 		st = fail(err, LOGTK_INVALID, "schema given without message: name the message to emit", none, "");
 		goto done;
 	}
@@ -476,15 +476,15 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 		reset();
 		goto done;
 	}
-	const uint8_t *mn = f[1].value.p;
-	uint32_t mlen = f[1].value.len;
+	const uint8_t *mn = f[1].str.p;
+	uint32_t mlen = f[1].str.len;
 	if (mlen > 0 && mn[0] == '.') {
 		mn++;
 		mlen--;
 	}
 	message_desc *m = find_message(mn, mlen);
 	if (!m) {
-		logtk_bytes q = {f[1].value.p, f[1].value.len};
+		logtk_bytes q = {f[1].str.p, f[1].str.len};
 		fail(err, LOGTK_INVALID, "schema has no message ", q, " (it has: ");
 		for (uint32_t i = 0; i < nmessages; i++) {
 			if (i > 0)
@@ -578,8 +578,8 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 	configured = 1;
 done:
 	free(raw.p);
-	free(f[0].value.p);
-	free(f[1].value.p);
+	free(f[0].str.p);
+	free(f[1].str.p);
 	return st;
 }
 

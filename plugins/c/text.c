@@ -38,21 +38,21 @@ const char *logtk_plugin_info(void) {
 }
 
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	cfg_field f = {"theme", {0, 0, 0}, 0, 0, 0};
-	int st = cfg_read(json, n, &f, 1, err);
-	if (st == LOGTK_OK && f.set && f.value.len > 0) {
-		if (cfg_is(&f, "none")) {
+	logtk_config_field f = {.name = "theme", .type = LOGTK_CFG_STRING};
+	int st = logtk_config_read(json, n, &f, 1, err);
+	if (st == LOGTK_OK && f.set && f.str.len > 0) {
+		if (logtk_config_is(&f, "none")) {
 			th = &none;
-		} else if (cfg_is(&f, "color")) {
+		} else if (logtk_config_is(&f, "color")) {
 			th = &color;
 		} else {
 			logtk_buf_str(err, "unknown theme ");
-			cfg_quote(err, &f.value);
+			cfg_quote(err, &f.str);
 			logtk_buf_str(err, " (want \"none\" or \"color\")");
 			st = LOGTK_INVALID;
 		}
 	}
-	free(f.value.p);
+	free(f.str.p);
 	return st;
 }
 

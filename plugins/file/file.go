@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,6 +107,10 @@ func (t *Transport) Configure(config []byte) error {
 	}
 	if t.cfg.MaxBytes < 0 || t.cfg.MaxFiles < 0 {
 		return errors.New("max_bytes and max_files must not be negative")
+	}
+	if t.cfg.MaxBytes != math.Trunc(t.cfg.MaxBytes) || t.cfg.MaxFiles != math.Trunc(t.cfg.MaxFiles) {
+		// 0.5 would rotate before every batch, or keep no rotated file.
+		return errors.New("max_bytes and max_files must be whole numbers")
 	}
 	if t.cfg.MaxAge != "" {
 		d, err := time.ParseDuration(t.cfg.MaxAge)

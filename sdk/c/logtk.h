@@ -49,6 +49,11 @@
  *       up to timeout_ms for one; logtk_plugin_write may then answer
  *       LOGTK_PENDING
  *
+ * logtk_config_read reads the configuration's JSON into declared
+ * fields (strings, numbers, booleans, or any value as its JSON text), as
+ * a Go plugin's encoding/json reads it into a struct; the built-in
+ * plugins read theirs with it.
+ *
  * The host's imports (logtk_log, logtk_net_*) are declared below; a
  * module imports only those it calls. plugins/c/file.c (marks) and
  * plugins/c/network.c (both, and the network) are transports written
@@ -172,6 +177,8 @@ static inline int logtk_buf_grow(logtk_buf *b, uint32_t more) {
 }
 
 static inline int logtk_buf_append(logtk_buf *b, const void *p, uint32_t n) {
+	if (n == 0)
+		return 0;
 	if (logtk_buf_grow(b, n))
 		return -1;
 	memcpy(b->p + b->len, p, n);
@@ -624,6 +631,431 @@ outer:
 	return 0;
 }
 
+
+/* ---- The configuration ----
+ *
+ * logtk_config_read reads the configuration JSON (docs/plugin-abi.md:
+ * an object of exactly the fields the block sets, or zero bytes) into
+ * the fields a plugin declares, as a Go plugin's encoding/json would
+ * read it into a struct: a member names a field case-insensitively (the
+ * last of the same name counts), null leaves a field unset, a member of
+ * no declared field is skipped, a value of the wrong kind is an error.
+ *
+ *   logtk_config_field f[] = {{.name = "theme", .type = LOGTK_CFG_STRING},
+ *                             {.name = "max_bytes", .type = LOGTK_CFG_NUMBER}};
+ *   int st = logtk_config_read(json, n, f, 2, err);
+ *   ... f[0].set, f[0].str (decoded, NUL-terminated), logtk_config_number(&f[1])
+ *   logtk_config_free(f, 2);
+ *
+ * A LOGTK_CFG_JSON field takes any value (a list(string), a
+ * map(string)) as its JSON text, in raw, to read as the plugin likes. */
+enum { LOGTK_CFG_STRING = 1, LOGTK_CFG_NUMBER, LOGTK_CFG_BOOL, LOGTK_CFG_JSON };
+
+typedef struct {
+	const char *name; /* the field's name in the info's "config" */
+	int type;         /* LOGTK_CFG_* */
+	int set;          /* the JSON gave it a value (not null) */
+	logtk_buf str;    /* STRING: the decoded value (UTF-8, invalid bytes as U+FFFD), NUL-terminated */
+	logtk_bytes raw;  /* NUMBER and JSON: the value's text, inside the input */
+	int b;            /* BOOL: 0 or 1 */
+} logtk_config_field;
+
+/* logtk_rune_ is utf8.DecodeRune on p[0:n], n > 0: the rune and its
+ * size, or U+FFFD and 1 for an invalid or cut short sequence. */
+static inline int32_t logtk_rune_(const uint8_t *p, uint32_t n, uint32_t *size) {
+	uint8_t c = p[0];
+	*size = 1;
+	if (c < 0x80)
+		return c;
+	uint32_t k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (!k || n < k || !logtk_utf8_valid(p, k))
+		return 0xfffd;
+	int32_t r = c & (k == 2 ? 0x1f : k == 3 ? 0x0f : 0x07);
+	for (uint32_t i = 1; i < k; i++)
+		r = r << 6 | (p[i] & 0x3f);
+	*size = k;
+	return r;
+}
+
+typedef struct {
+	const uint8_t *p, *end;
+} logtk_cfg_in_;
+
+static inline void logtk_cfg_space_(logtk_cfg_in_ *in) {
+	while (in->p < in->end && (*in->p == ' ' || *in->p == '\t' || *in->p == '\n' || *in->p == '\r'))
+		in->p++;
+}
+
+static inline int logtk_cfg_hex4_(const uint8_t *p, uint32_t *v) {
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		uint8_t c = p[i];
+		uint32_t d;
+		if (c >= '0' && c <= '9') d = c - '0';
+		else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+		else return -1;
+		*v = *v << 4 | d;
+	}
+	return 0;
+}
+
+static inline int logtk_cfg_utf8_(logtk_buf *b, uint32_t r) {
+	uint8_t e[4];
+	uint32_t n;
+	if (r < 0x80) {
+		e[0] = (uint8_t)r;
+		n = 1;
+	} else if (r < 0x800) {
+		e[0] = (uint8_t)(0xc0 | r >> 6);
+		e[1] = (uint8_t)(0x80 | (r & 0x3f));
+		n = 2;
+	} else if (r < 0x10000) {
+		e[0] = (uint8_t)(0xe0 | r >> 12);
+		e[1] = (uint8_t)(0x80 | (r >> 6 & 0x3f));
+		e[2] = (uint8_t)(0x80 | (r & 0x3f));
+		n = 3;
+	} else {
+		e[0] = (uint8_t)(0xf0 | r >> 18);
+		e[1] = (uint8_t)(0x80 | (r >> 12 & 0x3f));
+		e[2] = (uint8_t)(0x80 | (r >> 6 & 0x3f));
+		e[3] = (uint8_t)(0x80 | (r & 0x3f));
+		n = 4;
+	}
+	return logtk_buf_append(b, e, n);
+}
+
+/* logtk_cfg_string_ reads a JSON string at in->p (its opening quote) into out
+ * (NULL: skipped): 0, -1 malformed, -2 out of memory. Escapes as
+ * encoding/json decodes them, a lone surrogate and invalid UTF-8 as
+ * U+FFFD. */
+static inline int logtk_cfg_string_(logtk_cfg_in_ *in, logtk_buf *out) {
+	logtk_buf skip = {0, 0, 0};
+	logtk_buf *b = out ? out : &skip;
+	int e = 0;
+	in->p++;
+	while (in->p < in->end) {
+		uint8_t c = *in->p;
+		if (c == '"') {
+			in->p++;
+			free(skip.p);
+			return e ? -2 : 0;
+		}
+		if (c < 0x20)
+			break;
+		if (c == '\\') {
+			if (in->end - in->p < 2)
+				break;
+			uint8_t x = in->p[1];
+			in->p += 2;
+			const char *simple = 0;
+			switch (x) {
+			case '"': simple = "\""; break;
+			case '\\': simple = "\\"; break;
+			case '/': simple = "/"; break;
+			case 'b': simple = "\b"; break;
+			case 'f': simple = "\f"; break;
+			case 'n': simple = "\n"; break;
+			case 'r': simple = "\r"; break;
+			case 't': simple = "\t"; break;
+			case 'u': {
+				uint32_t r;
+				if (in->end - in->p < 4 || logtk_cfg_hex4_(in->p, &r))
+					goto bad;
+				in->p += 4;
+				if (r >= 0xd800 && r < 0xdc00) {
+					uint32_t r2;
+					if (in->end - in->p >= 6 && in->p[0] == '\\' && in->p[1] == 'u' && !logtk_cfg_hex4_(in->p + 2, &r2) && r2 >= 0xdc00 && r2 < 0xe000) {
+						in->p += 6;
+						r = 0x10000 + ((r - 0xd800) << 10) + (r2 - 0xdc00);
+					} else {
+						r = 0xfffd;
+					}
+				} else if (r >= 0xdc00 && r < 0xe000) {
+					r = 0xfffd;
+				}
+				e = e || logtk_cfg_utf8_(b, r);
+				continue;
+			}
+			default:
+				goto bad;
+			}
+			e = e || logtk_buf_byte(b, (uint8_t)simple[0]);
+			continue;
+		}
+		if (c < 0x80) {
+			e = e || logtk_buf_byte(b, c);
+			in->p++;
+			continue;
+		}
+		uint32_t size;
+		int32_t r = logtk_rune_(in->p, (uint32_t)(in->end - in->p), &size);
+		if (r == 0xfffd && size == 1)
+			e = e || logtk_cfg_utf8_(b, 0xfffd);
+		else
+			e = e || logtk_buf_append(b, in->p, size);
+		in->p += size;
+	}
+bad:
+	free(skip.p);
+	return -1;
+}
+
+/* logtk_cfg_skip_ skips one JSON value of any kind: 0 or -1 malformed. */
+static inline int logtk_cfg_skip_(logtk_cfg_in_ *in, int depth) {
+	logtk_cfg_space_(in);
+	if (in->p >= in->end || depth > 64)
+		return -1;
+	uint8_t c = *in->p;
+	if (c == '"')
+		return logtk_cfg_string_(in, 0) ? -1 : 0;
+	if (c == '{' || c == '[') {
+		uint8_t close = c == '{' ? '}' : ']';
+		in->p++;
+		logtk_cfg_space_(in);
+		if (in->p < in->end && *in->p == close) {
+			in->p++;
+			return 0;
+		}
+		for (;;) {
+			if (c == '{') {
+				logtk_cfg_space_(in);
+				if (in->p >= in->end || *in->p != '"' || logtk_cfg_string_(in, 0))
+					return -1;
+				logtk_cfg_space_(in);
+				if (in->p >= in->end || *in->p++ != ':')
+					return -1;
+			}
+			if (logtk_cfg_skip_(in, depth + 1))
+				return -1;
+			logtk_cfg_space_(in);
+			if (in->p >= in->end)
+				return -1;
+			if (*in->p == ',') {
+				in->p++;
+				continue;
+			}
+			if (*in->p++ == close)
+				return 0;
+			return -1;
+		}
+	}
+	/* true, false, null, or a number as JSON writes one:
+	 * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+	for (int k = 0; k < 3; k++) {
+		static const char *const lits[3] = {"true", "false", "null"};
+		size_t l = strlen(lits[k]);
+		if ((size_t)(in->end - in->p) >= l && !memcmp(in->p, lits[k], l)) {
+			in->p += l;
+			return 0;
+		}
+	}
+#define LOGTK_CFG_DIGITS_(min)                                                          \
+	do {                                                                     \
+		const uint8_t *d_ = in->p;                                       \
+		while (in->p < in->end && *in->p >= '0' && *in->p <= '9')        \
+			in->p++;                                                 \
+		if (in->p - d_ < (min))                                          \
+			return -1;                                               \
+	} while (0)
+	if (in->p < in->end && *in->p == '-')
+		in->p++;
+	if (in->p < in->end && *in->p == '0')
+		in->p++;
+	else
+		LOGTK_CFG_DIGITS_(1);
+	if (in->p < in->end && *in->p == '.') {
+		in->p++;
+		LOGTK_CFG_DIGITS_(1);
+	}
+	if (in->p < in->end && (*in->p == 'e' || *in->p == 'E')) {
+		in->p++;
+		if (in->p < in->end && (*in->p == '+' || *in->p == '-'))
+			in->p++;
+		LOGTK_CFG_DIGITS_(1);
+	}
+#undef LOGTK_CFG_DIGITS_
+	return 0;
+}
+
+static inline int logtk_cfg_fold_eq_(const uint8_t *a, uint32_t n, const char *b) {
+	if (strlen(b) != n)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t x = a[i], y = (uint8_t)b[i];
+		if (x >= 'A' && x <= 'Z') x = (uint8_t)(x + 32);
+		if (y >= 'A' && y <= 'Z') y = (uint8_t)(y + 32);
+		if (x != y)
+			return 0;
+	}
+	return 1;
+}
+
+/* logtk_config_read reads json (n bytes) into the nf fields: 0, or
+ * LOGTK_INVALID with a message in err (LOGTK_INTERNAL when memory ran
+ * out). Fields it does not set keep set == 0. */
+static inline int logtk_config_read(const uint8_t *json, uint32_t n, logtk_config_field *fields, int nfields, logtk_buf *err) {
+	logtk_cfg_in_ in = {json, json + n};
+	if (n == 0)
+		return LOGTK_OK; /* nothing set; spaces alone are not JSON */
+	logtk_cfg_space_(&in);
+	if (in.p == in.end)
+		goto bad;
+	if (*in.p == 'n' && in.end - in.p >= 4 && !memcmp(in.p, "null", 4)) {
+		in.p += 4;
+		logtk_cfg_space_(&in);
+		if (in.p == in.end)
+			return LOGTK_OK;
+		goto bad;
+	}
+	if (*in.p != '{') {
+		logtk_buf_str(err, "config: want a JSON object");
+		return LOGTK_INVALID;
+	}
+	in.p++;
+	logtk_cfg_space_(&in);
+	if (in.p < in.end && *in.p == '}') {
+		in.p++;
+	} else {
+		logtk_buf key = {0, 0, 0};
+		int done = 0;
+		for (;;) {
+			logtk_cfg_space_(&in);
+			key.len = 0;
+			if (in.p >= in.end || *in.p != '"')
+				break;
+			int st = logtk_cfg_string_(&in, &key);
+			if (st == -2) {
+				free(key.p);
+				return LOGTK_INTERNAL;
+			}
+			if (st)
+				break;
+			logtk_cfg_space_(&in);
+			if (in.p >= in.end || *in.p++ != ':')
+				break;
+			logtk_cfg_space_(&in);
+			logtk_config_field *f = 0;
+			for (int i = 0; i < nfields; i++)
+				if (logtk_cfg_fold_eq_(key.p, key.len, fields[i].name))
+					f = &fields[i];
+			const uint8_t *at = in.p;
+			uint8_t c = in.p < in.end ? *in.p : 0;
+			const char *want = 0;
+			if (!f) {
+				if (logtk_cfg_skip_(&in, 0))
+					break;
+			} else if (in.end - in.p >= 4 && !memcmp(in.p, "null", 4)) {
+				in.p += 4;
+			} else if (f->type == LOGTK_CFG_STRING) {
+				if (c != '"') {
+					want = "a string";
+				} else {
+					f->str.len = 0;
+					st = logtk_cfg_string_(&in, &f->str);
+					if (st == 0 && logtk_buf_byte(&f->str, 0))
+						st = -2;
+					if (st == -2) {
+						free(key.p);
+						return LOGTK_INTERNAL;
+					}
+					if (st)
+						break;
+					f->str.len--;
+					f->set = 1;
+				}
+			} else if (f->type == LOGTK_CFG_NUMBER) {
+				if (c != '-' && (c < '0' || c > '9')) {
+					want = "a number";
+				} else {
+					if (logtk_cfg_skip_(&in, 0))
+						break;
+					f->raw.p = at;
+					f->raw.n = (uint32_t)(in.p - at);
+					f->set = 1;
+				}
+			} else if (f->type == LOGTK_CFG_BOOL) {
+				if (in.end - in.p >= 4 && !memcmp(in.p, "true", 4)) {
+					in.p += 4;
+					f->b = f->set = 1;
+				} else if (in.end - in.p >= 5 && !memcmp(in.p, "false", 5)) {
+					in.p += 5;
+					f->b = 0;
+					f->set = 1;
+				} else {
+					want = "true or false";
+				}
+			} else {
+				if (logtk_cfg_skip_(&in, 0))
+					break;
+				f->raw.p = at;
+				f->raw.n = (uint32_t)(in.p - at);
+				f->set = 1;
+			}
+			if (want) {
+				free(key.p);
+				logtk_buf_str(err, "config: ");
+				logtk_buf_str(err, f->name);
+				logtk_buf_str(err, ": want ");
+				logtk_buf_str(err, want);
+				return LOGTK_INVALID;
+			}
+			logtk_cfg_space_(&in);
+			if (in.p < in.end && *in.p == ',') {
+				in.p++;
+				continue;
+			}
+			if (in.p < in.end && *in.p == '}') {
+				in.p++;
+				done = 1;
+				break;
+			}
+			break;
+		}
+		free(key.p);
+		if (!done)
+			goto bad;
+	}
+	logtk_cfg_space_(&in);
+	if (in.p == in.end)
+		return LOGTK_OK;
+bad:
+	logtk_buf_str(err, "config: malformed JSON");
+	return LOGTK_INVALID;
+}
+
+/* logtk_config_is says whether a string field was set to exactly s. */
+static inline int logtk_config_is(const logtk_config_field *f, const char *s) {
+	return f->set && f->str.len == strlen(s) && !memcmp(f->str.p, s, f->str.len);
+}
+
+/* logtk_config_number is a number field's value, rounded as Go's
+ * strconv.ParseFloat rounds (strtod); one past float64's range is
+ * infinite (Go's encoding/json refuses it: check with isinf). 0 when
+ * unset. Only a plugin that calls it links strtod (about 8 KB). */
+static inline double logtk_config_number(const logtk_config_field *f) {
+	if (!f->set || f->raw.n == 0)
+		return 0;
+	char digits[64];
+	char *num = f->raw.n < sizeof digits ? digits : (char *)malloc(f->raw.n + 1);
+	if (!num)
+		return 0;
+	memcpy(num, f->raw.p, f->raw.n);
+	num[f->raw.n] = 0;
+	double v = strtod(num, 0);
+	if (num != digits)
+		free(num);
+	return v;
+}
+
+/* logtk_config_free releases the fields' strings. */
+static inline void logtk_config_free(logtk_config_field *fields, int nfields) {
+	for (int i = 0; i < nfields; i++) {
+		free(fields[i].str.p);
+		fields[i].str.p = 0;
+		fields[i].str.len = fields[i].str.cap = 0;
+	}
+}
 
 #if defined(LOGTK_FORMATTER) || defined(LOGTK_TRANSPORT)
 

@@ -31,23 +31,12 @@ const char *logtk_plugin_info(void) {
 /* The configuration is a JSON object with at most the field "time"
  * (docs/plugin-abi.md: exactly the fields the block sets). */
 int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
-	const char *s = (const char *)json, *end = s + n;
-	while (s < end && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r'))
-		s++;
-	if (s == end)
-		return LOGTK_OK; /* zero bytes: nothing set */
-	if (end - s == 2 && s[0] == '{' && s[1] == '}')
-		return LOGTK_OK;
-	if ((size_t)(end - s) == sizeof "{\"time\":true}" - 1 && !memcmp(s, "{\"time\":true}", (size_t)(end - s))) {
-		with_time = 1;
-		return LOGTK_OK;
-	}
-	if ((size_t)(end - s) == sizeof "{\"time\":false}" - 1 && !memcmp(s, "{\"time\":false}", (size_t)(end - s))) {
-		with_time = 0;
-		return LOGTK_OK;
-	}
-	logtk_buf_str(err, "config: want {} or {\"time\": true|false}");
-	return LOGTK_INVALID;
+	logtk_config_field f = {.name = "time", .type = LOGTK_CFG_BOOL};
+	int st = logtk_config_read(json, n, &f, 1, err);
+	if (st == LOGTK_OK && f.set)
+		with_time = f.b;
+	logtk_config_free(&f, 1);
+	return st;
 }
 
 static const char *level_name(int32_t l) {
