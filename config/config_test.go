@@ -310,4 +310,16 @@ func TestPathOutsideGrants(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.path, err, tc.want)
 		}
 	}
+	// An absolute path is cleaned as a relative one is: the plugin
+	// resolves it a component at a time, and "missing/.." must not need
+	// missing.
+	src := fmt.Sprintf("format \"t\" { plugin = \"text\" }\ntransport \"f\" {\n  plugin = \"file\"\n  config { path = %q }\n  format = \"t\"\n  allow { directories = [\"logs\"] }\n}\n", dir+"/logs/missing/../app.log")
+	os.WriteFile(path, []byte(src), 0o644)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(cfg.Transports[0].Config), `{"path":"`+dir+`/logs/app.log"}`; got != want {
+		t.Errorf("config %s, want %s", got, want)
+	}
 }

@@ -612,6 +612,11 @@ func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string, confined 
 			if v != "" && !filepath.IsAbs(v) {
 				v = filepath.Join(baseDir, v)
 			}
+			if v != "" {
+				// Clean, as a relative one is by Join: the plugin resolves
+				// it a component at a time, and "x/.." must not need x.
+				v = filepath.Clean(v)
+			}
 			if !d.HasErrors() && v != "" && confined && !granted(v, grants) {
 				d = append(d, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Path outside the granted directories",
 					Detail: fmt.Sprintf("%s = %q is not inside a directory this transport is granted (allow { directories = %s }): the plugin cannot reach it. Grant its directory, or choose a path inside one.",
