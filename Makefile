@@ -124,7 +124,8 @@ FUZZ_TARGETS := \
 	./logserver:FuzzKafkaRecord \
 	./logserver:FuzzStaged \
 	./internal/wasm:FuzzKafkaRecords \
-	./plugins/builtin:FuzzMatchesReference
+	./plugins/builtin:FuzzMatchesReference \
+	./plugins/builtin:FuzzConfigureAsTheReference
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)

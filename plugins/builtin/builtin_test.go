@@ -710,3 +710,45 @@ func TestModulesAreTheSources(t *testing.T) {
 		}
 	}
 }
+
+// FuzzConfigureAsTheReference: any configuration JSON is accepted or
+// refused by each module as by its Go reference (the header's
+// logtk_config_read against encoding/json, and each plugin's checks).
+func FuzzConfigureAsTheReference(f *testing.F) {
+	for _, s := range []string{`{}`, `{"theme":"color"}`, `{"path":"/x/a.log","max_bytes":1e3,"max_files":2,"fsync":"never"}`,
+		`{"endpoint":"e","token":"t","sender":"s","application":"a","ack_timeout":"1.5s"}`, `{"token_file":"dA==\n"}`,
+		`{"time_format":"unix_nano","attrs_key":"\u00e9"}`, `{"stream":"stderr","x":[1,{"y":null}]}`, `null`, ` `, `{"path":"\ud800"}`} {
+		f.Add(s)
+	}
+	ctx := context.Background()
+	refs := map[string]func([]byte) error{
+		"text":    func(b []byte) error { return text.New().Configure(b) },
+		"json":    func(b []byte) error { return json.New().Configure(b) },
+		"console": func(b []byte) error { return console.New().Configure(b) },
+		"file":    func(b []byte) error { return file.New().Configure(b) },
+		"network": func(b []byte) error { return network.New().Configure(b) },
+	}
+	mods := map[string]*wasm.Module{}
+	for name := range refs {
+		b, _ := Module(name)
+		m, err := wasm.Load(ctx, b, wasm.Options{Name: name})
+		if err != nil {
+			f.Fatal(err)
+		}
+		defer m.Close(ctx)
+		mods[name] = m
+	}
+	f.Fuzz(func(t *testing.T, cfg string) {
+		for name, ref := range refs {
+			inst, err := mods[name].NewInstance(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cerr := inst.Configure(ctx, []byte(cfg))
+			inst.Close(ctx)
+			if nerr := ref([]byte(cfg)); (cerr == nil) != (nerr == nil) {
+				t.Fatalf("%s %q: module says %v, reference %v", name, cfg, cerr, nerr)
+			}
+		}
+	})
+}
