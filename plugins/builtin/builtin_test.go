@@ -317,6 +317,22 @@ func TestMatchesReference(t *testing.T) {
 		}
 		recs = append(recs, b)
 	}
+	// Integers at every power of ten and either side of it, in the
+	// record's own fields (worker index, pid, incarnation, seq) and as
+	// attributes of each kind: each size has its own path.
+	for p := uint64(1); p != 0 && p <= 1e19; p *= 10 {
+		b := irecord.AppendHeadNanos(nil, 1, 9, "ints", "")
+		for _, v := range []uint64{p - 1, p, p + 1} {
+			b = irecord.AppendAttr(b, slog.Uint64("u", v))
+			b = irecord.AppendAttr(b, slog.Int64("i", int64(v)))
+			b = irecord.AppendAttr(b, slog.Int64("n", -int64(v)))
+			b = irecord.AppendAttr(b, slog.Duration("d", time.Duration(v)))
+		}
+		recs = append(recs, irecord.AppendStamp(b, &irecord.Stamp{Worker: "w", WorkerIndex: uint32(p - 1), PID: int64(p + 1), Incarnation: uint32(p), Seq: p - 1}))
+		if p > math.MaxUint64/10 {
+			break
+		}
+	}
 	// The ends of the time range, in turn in one batch (a cache of
 	// seconds once took one for the other).
 	for _, ns := range []int64{math.MaxInt64, math.MinInt64, math.MaxInt64, -1, 0, 1, math.MinInt64 + 999_999_999, math.MinInt64} {

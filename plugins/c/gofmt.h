@@ -160,8 +160,33 @@ static inline go_uint128 go_umul128(uint64_t x, uint64_t y) {
  * 55-bit numerator. */
 static inline uint64_t go_div1e9(uint64_t n) { return go_umul128(n >> 9, 0x44b82fa09b5a53ULL).hi >> 11; }
 
+/* go_put_small writes v < 10000 in decimal, from two digit pairs at
+ * most: the usual number of a record (an index, a count, a status) needs
+ * none of go_put_digits32's five. */
+static inline uint8_t *go_put_small(uint8_t *o, uint32_t v) {
+	if (v < 10) {
+		*o = (uint8_t)('0' + v);
+		return o + 1;
+	}
+	if (v < 100) {
+		memcpy(o, go_digits2 + 2 * v, 2);
+		return o + 2;
+	}
+	uint32_t q = go_div100(v), r = v - q * 100;
+	if (v < 1000) {
+		*o = (uint8_t)('0' + q);
+		memcpy(o + 1, go_digits2 + 2 * r, 2);
+		return o + 3;
+	}
+	memcpy(o, go_digits2 + 2 * q, 2);
+	memcpy(o + 2, go_digits2 + 2 * r, 2);
+	return o + 4;
+}
+
 /* go_put_uint writes v in decimal: at most 20 bytes. */
 static inline uint8_t *go_put_uint(uint8_t *o, uint64_t v) {
+	if (v < 10000)
+		return go_put_small(o, (uint32_t)v);
 	if (v < 1000000000)
 		return go_put_digits32(o, (uint32_t)v, go_ndigits32((uint32_t)v));
 	uint64_t hi = go_div1e9(v);
