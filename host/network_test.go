@@ -652,3 +652,50 @@ func TestTransportTroubleIsRecorded(t *testing.T) {
 	h.Send(WorkerID{"echo", 0}, []byte("quit"))
 	waitDone(t, h, time.Minute)
 }
+
+// TestNaturalEndGivesUpOnAStuckTransport: once every worker has ended
+// and its records are in the pipeline, run ends when the output has
+// drained; a transport that never acknowledges holds that for about one
+// ack_timeout (the pipeline's close counts as stopping), and every
+// record is in the dead-letter directory. (While workers' records still
+// wait for room, the host is running: such a transport then sets aside
+// one batch each three ack_timeouts, as docs/plugin-abi.md says.)
+func TestNaturalEndGivesUpOnAStuckTransport(t *testing.T) {
+	dir := t.TempDir()
+	const n = 2000
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(n)})
+	cfg := &config.Config{
+		Workers: []config.WorkerConfig{w},
+		Formats: []config.FormatConfig{{Name: "pb", Plugin: builtin.Path("protobuf")}},
+		Transports: []config.TransportConfig{{Name: "void", Plugin: plugintest.Build(t, "../internal/pipeline/testdata/neverack"),
+			Format: "pb", AckTimeout: 500 * time.Millisecond}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+		RuntimeDir:    filepath.Join(dir, "run"),
+	}
+	h, err := New(cfg, Options{Logger: testLogger(t), BatchSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h.Start()
+	waitDone(t, h, 30*time.Second)
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("run took %s to end with a transport that never acknowledges", took)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "dead", "*.batch"))
+	recs := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := entries.Count(b)
+		if !ok {
+			t.Fatalf("%s is not a batch", f)
+		}
+		recs += c
+	}
+	if recs < n {
+		t.Fatalf("%d records dead-lettered, want the %d the worker logged (and the host's own)", recs, n)
+	}
+}

@@ -36,9 +36,11 @@ import (
 //     that a plugin that only ever answers "pending" can neither hold the
 //     pipeline for ever nor keep the host from stopping.
 //
-// Once stopping, it gives up after stoppingRetries failures (or one ack
-// timeout): batches not from the spool are dead-lettered, spooled ones
-// stay in the spool for the next run.
+// Once stopping, it gives up after stoppingRetries failures of any kind
+// (or one ack timeout): batches not from the spool are dead-lettered,
+// spooled ones stay in the spool for the next run. A delivery, or an
+// acknowledgement, ends a run of failures: the next starts again from
+// the first backoff.
 type delivery struct {
 	name       string
 	limit      int // the window: 1, or maxInFlight for an async transport
@@ -65,6 +67,7 @@ type delivery struct {
 	window   []item
 	retries  int           // retryable failures in a row
 	broken   int           // broken instances in a row
+	stopFail int           // failures since stopping began, whatever they were
 	delay    time.Duration // the next backoff
 	quiet    time.Time     // since when batches have been on their way with no answer
 	polledAt time.Time     // when the last Poll began
@@ -211,6 +214,7 @@ func (d *delivery) send(ctx context.Context, from int) error {
 			d.done(d.window[i])
 			d.window = append(d.window[:i], d.window[i+1:]...)
 			i--
+			d.answered() // delivered: the failures in a row are over
 		}
 	}
 	return nil
@@ -276,9 +280,16 @@ func (d *delivery) retry(ctx context.Context, err error) bool {
 			d.broken = 0
 		}
 	}
-	if d.stopping() && d.retries+d.broken > stoppingRetries {
-		d.giveUp(err)
-		return false
+	if d.stopping() {
+		// Counted apart from the failures in a row: those start again
+		// each time a batch is set aside, and an instance that breaks
+		// on every batch would hold the stop for brokenAttempts
+		// backoffs a batch (and the host's reports of it, routed to
+		// it, would feed it more).
+		if d.stopFail++; d.stopFail > stoppingRetries {
+			d.giveUp(err)
+			return false
+		}
 	}
 	// Backoff between delivery attempts, with jitter, so that a fleet of
 	// hosts does not reconnect in step after a server restart.

@@ -358,3 +358,53 @@ func TestDeliveryRetriesWithoutEnd(t *testing.T) {
 		t.Fatalf("the backoff reached %s, want it capped at %s", last, maxDelay)
 	}
 }
+
+// Once stopping, an instance that breaks on every batch is given up
+// after stoppingRetries failures in all: the failures in a row start
+// again each time brokenAttempts of them set a batch aside, and counting
+// those held a stop for brokenAttempts backoffs a batch (an outsider's
+// transport kept logtk-host stopping for minutes).
+func TestDeliveryStopBoundedWhenEveryInstanceBreaks(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		h := newHarness(async, func(int) *fakeConn {
+			return &fakeConn{write: func(*fakeConn, uint64) (bool, error) { return false, errBroken }}
+		})
+		h.stopping = true
+		if !h.run(t, ids(50)) {
+			t.Fatalf("async %v: did not give up", async)
+		}
+		if len(h.conns) > stoppingRetries+2 {
+			t.Fatalf("async %v: %d instances opened after the stop, want at most %d", async, len(h.conns), stoppingRetries+2)
+		}
+		// What it had taken is dead-lettered; its caller dead-letters
+		// what it had not (transportLoop).
+		if len(h.failed) == 0 || len(h.done) != 0 {
+			t.Fatalf("async %v: failed %d, done %d", async, len(h.failed), len(h.done))
+		}
+	}
+}
+
+// A synchronous transport's delivery ends its run of failures: the next
+// failure backs off from the first delay again (it stayed at the last
+// one: a transport that failed once an hour waited 5 s each time).
+func TestDeliverySyncSuccessResetsBackoff(t *testing.T) {
+	fail := map[uint64]int{1: 6, 2: 1}
+	h := newHarness(false, func(int) *fakeConn {
+		return &fakeConn{write: func(_ *fakeConn, id uint64) (bool, error) {
+			if fail[id] > 0 {
+				fail[id]--
+				return false, errRetry
+			}
+			return false, nil
+		}}
+	})
+	if h.run(t, ids(2)) {
+		t.Fatal("gave up")
+	}
+	if !slices.Equal(h.done, ids(2)) || len(h.clock.sleeps) != 7 {
+		t.Fatalf("done %v after %d sleeps, want 1, 2 after 7", h.done, len(h.clock.sleeps))
+	}
+	if last := h.clock.sleeps[6]; last > firstDelay {
+		t.Fatalf("batch 2's first retry waited %s, want at most %s: batch 1's delivery did not end the failures", last, firstDelay)
+	}
+}

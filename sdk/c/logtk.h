@@ -1,5 +1,6 @@
 /*
- * logtk.h: write a logtk format plugin in C (docs/plugin-abi.md).
+ * logtk.h: write a logtk plugin, format or transport, in C
+ * (docs/plugin-abi.md).
  *
  * One header, no library: the record view, attribute iteration, output
  * buffers, and (with LOGTK_FORMATTER or LOGTK_TRANSPORT defined before
@@ -75,7 +76,9 @@
  *
  * Keep to the WebAssembly MVP (no -msimd128, -pthread...) for the host's
  * fast time budget. Out of memory (malloc returning NULL) is answered
- * with status 3, never a trap.
+ * with status 3, never a trap: for a formatter the host then retries
+ * the batch with a new instance; a transport's status 3 dead-letters the
+ * batch, so a transport that may run short answers LOGTK_RETRY itself.
  */
 #ifndef LOGTK_H
 #define LOGTK_H
