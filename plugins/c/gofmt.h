@@ -541,6 +541,19 @@ static inline int go_plain8(const uint8_t *s, uint32_t n, int del) {
 	return bad == 0;
 }
 
+/* go_shown8 says whether the first n (1-8) of the eight bytes at s are
+ * all printable ASCII, quotes and backslashes included: what text shows
+ * as it is. */
+static inline int go_shown8(const uint8_t *s, uint32_t n) {
+	uint64_t x;
+	memcpy(&x, s, 8);
+	if (n < 8) {
+		uint64_t keep = ((uint64_t)1 << (8 * n)) - 1;
+		x = (x & keep) | (0x6161616161616161ULL & ~keep);
+	}
+	return ((x & GO_HIGHS) | go_any_below(x, 0x20) | go_any_equal(x, 0x7f)) == 0;
+}
+
 /* go_put_escaped_ writes the inside of strconv.AppendQuote(s) or, with
  * text set, textfmt's appendText(s) (the same escapes, but '"', '\\'
  * and the tab as they are): at most 4n bytes (\xff for a byte,
@@ -550,7 +563,7 @@ static inline uint8_t *go_put_escaped_(uint8_t *o, const uint8_t *s, uint32_t n,
 	uint32_t i = 0;
 	while (i < n) {
 		uint32_t k = n - i < 8 ? n - i : 8;
-		if (go_plain8(s + i, k, 1)) {
+		if (text ? go_shown8(s + i, k) : go_plain8(s + i, k, 1)) {
 			memcpy(o, s + i, 8);
 			o += k;
 			i += k;

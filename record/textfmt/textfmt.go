@@ -29,6 +29,7 @@ package textfmt
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 
@@ -378,7 +379,14 @@ func needsQuote(s []byte) bool {
 // record cannot move the cursor, recolour or retitle the terminal of
 // whoever reads it.
 func appendText(b, s []byte) []byte {
-	for i := 0; i < len(s); {
+	// The usual text is all printable ASCII: found eight bytes at a
+	// time, and copied at once.
+	i := shown(s)
+	if i == len(s) {
+		return append(b, s...)
+	}
+	b = append(b, s[:i]...)
+	for i < len(s) {
 		c := s[i]
 		if c >= ' ' && c < 0x7f || c == '\t' {
 			j := i + 1
@@ -415,4 +423,22 @@ func ansi(b []byte, s string) []byte {
 		return b
 	}
 	return append(b, s...)
+}
+
+// shown returns how many of s's first bytes are printable ASCII, eight
+// at a time while it can (a byte from 0x80, below 0x20 or 0x7f stops it).
+func shown(s []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		del := x ^ (ones * 0x7f)
+		if (x|(x-ones*0x20)&^x|(del-ones)&^del)&highs != 0 {
+			break
+		}
+	}
+	for i < len(s) && s[i] >= ' ' && s[i] < 0x7f {
+		i++
+	}
+	return i
 }
