@@ -122,6 +122,9 @@ typedef struct {
 	int64_t received_unix_nano;
 	logtk_bytes sender, hostname, application;
 	logtk_bytes raw; /* the whole record: logtk_attrs walks it */
+	/* Where its attributes lie: from the first to the end of the last
+	 * (set by logtk_record_parse; the walk needs nothing else). */
+	const uint8_t *attrs_from_, *attrs_to_;
 } logtk_record;
 
 /* Attribute kinds: the Attr value field numbers. */
@@ -449,15 +452,23 @@ static inline int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t
 	r->sender = r->hostname = r->application = none;
 	r->raw.p = p;
 	r->raw.n = n;
+	r->attrs_from_ = r->attrs_to_ = 0;
 	const uint8_t *end = p + n;
 	while (p < end) {
 		uint32_t num;
 		int type;
 		uint64_t v = 0;
 		logtk_bytes b = {0, 0};
+		const uint8_t *at = p;
 		if (!(p = logtk_field(p, end, &num, &type, &v, &b)))
 			return -1;
-		if (type == 0) {
+		if (num == 4 && type == 2) {
+			/* The attributes: walked again by logtk_attrs, from the
+			 * first to the last, not through the fields after them. */
+			if (!r->attrs_from_)
+				r->attrs_from_ = at;
+			r->attrs_to_ = p;
+		} else if (type == 0) {
 			switch (num) {
 			case 2: r->level = (int32_t)v; break;
 			case 17: r->worker_index = (uint32_t)v; break;
@@ -510,8 +521,8 @@ static inline int logtk_caller_parse(const logtk_record *r, logtk_bytes *file, u
 }
 
 static inline void logtk_attrs(const logtk_record *r, logtk_attrs_iter *it) {
-	it->p = r->raw.p;
-	it->end = r->raw.p + r->raw.n;
+	it->p = r->attrs_from_;
+	it->end = r->attrs_to_;
 	it->field = 4;
 }
 
