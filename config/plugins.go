@@ -564,10 +564,8 @@ func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
 	return diags
 }
 
-// decodePluginConfig decodes a config block against the fields the plugin
-// declares and renders it as JSON.
 // decodePluginConfig decodes a config block against the fields the
-// plugin declares. For a transport (confined, when confined is set, to
+// plugin declares and renders it as JSON. For a transport (confined, when confined is set, to
 // the directories granted), a path field must lie in a granted
 // directory: the plugin sees nothing else, so any other path fails at
 // its first use, and here is where to say so.

@@ -48,7 +48,11 @@ func BenchmarkMakeRun(b *testing.B) {
 		b.Fatal(err)
 	}
 	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+	}()
 	// plugins.hcl as it is, but for where its worker, token and server
 	// are.
 	hcl, err := os.ReadFile("../../plugins.hcl")

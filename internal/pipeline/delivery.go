@@ -36,11 +36,11 @@ import (
 //     that a plugin that only ever answers "pending" can neither hold the
 //     pipeline for ever nor keep the host from stopping.
 //
-// Once stopping, it gives up after stoppingRetries failures of any kind
-// (or one ack timeout): batches not from the spool are dead-lettered,
-// spooled ones stay in the spool for the next run. A delivery, or an
-// acknowledgement, ends a run of failures: the next starts again from
-// the first backoff.
+// Once stopping, it gives up at the failure after stoppingRetries of any
+// kind with no delivery between them (or after one ack timeout): batches
+// not from the spool are dead-lettered, spooled ones stay in the spool
+// for the next run. A delivery, or an acknowledgement, ends a run of
+// failures: the next starts again from the first backoff.
 type delivery struct {
 	name       string
 	limit      int // the window: 1, or maxInFlight for an async transport
@@ -65,12 +65,20 @@ type delivery struct {
 
 	inst     conn
 	window   []item
-	retries  int           // retryable failures in a row
-	broken   int           // broken instances in a row
-	stopFail int           // failures since stopping began, whatever they were
-	delay    time.Duration // the next backoff
-	quiet    time.Time     // since when batches have been on their way with no answer
-	polledAt time.Time     // when the last Poll began
+	retries  int // retryable failures in a row
+	broken   int // broken instances in a row
+	stopFail int // failures since stopping began (or since the last delivery then)
+	// The records a delivery makes about its transport (report) are
+	// routed like any other, to that transport too: at most one failure
+	// record each reportEvery, and a recovery record only after a run
+	// of failures that made one, so that a transport failing now and
+	// then cannot feed itself on its own reports.
+	reportEvery time.Duration
+	reportedAt  time.Time     // of the last failure record
+	runReported bool          // the current run of failures made a record
+	delay       time.Duration // the next backoff
+	quiet       time.Time     // since when batches have been on their way with no answer
+	polledAt    time.Time     // when the last Poll began
 }
 
 // conn is what a delivery needs of a transport instance (*wasm.Instance).
@@ -112,6 +120,10 @@ const (
 	maxDelay   = 5 * time.Second
 )
 
+// reportEvery is how often at most a delivery makes a record of its
+// transport's failures.
+const reportEvery = time.Minute
+
 func newDelivery(name string, async bool, ackTimeout time.Duration) *delivery {
 	limit := 1
 	if async {
@@ -119,14 +131,15 @@ func newDelivery(name string, async bool, ackTimeout time.Duration) *delivery {
 	}
 	return &delivery{
 		name: name, limit: limit, ackTimeout: ackTimeout,
-		stopping:  func() bool { return false },
-		log:       hclog.NewNullLogger(),
-		report:    func(int32, string, ...slog.Attr) {},
-		sleep:     time.Sleep,
-		now:       time.Now,
-		idleEvery: idlePollEvery,
-		window:    make([]item, 0, limit),
-		delay:     firstDelay,
+		stopping:    func() bool { return false },
+		log:         hclog.NewNullLogger(),
+		report:      func(int32, string, ...slog.Attr) {},
+		sleep:       time.Sleep,
+		now:         time.Now,
+		idleEvery:   idlePollEvery,
+		reportEvery: reportEvery,
+		window:      make([]item, 0, limit),
+		delay:       firstDelay,
 	}
 }
 
@@ -264,14 +277,14 @@ func (d *delivery) retry(ctx context.Context, err error) bool {
 		d.log.Debug("transport failed", "transport", d.name, "attempt", d.retries, "in_flight", len(d.window), "error", err)
 		if d.retries == 1 || d.retries%100 == 0 {
 			d.log.Warn("transport failed; resending what is on its way", "transport", d.name, "attempt", d.retries, "in_flight", len(d.window), "error", err)
-			d.report(record.LevelWarn, fmt.Sprintf("transport %s failed (attempt %d); resending the %d batches on their way: %v", d.name, d.retries, len(d.window), err),
+			d.failureRecord(record.LevelWarn, fmt.Sprintf("transport %s failed (attempt %d); resending the %d batches on their way: %v", d.name, d.retries, len(d.window), err),
 				slog.String("transport", d.name), slog.Int("attempt", d.retries), slog.Int("in_flight", len(d.window)), slog.String("error", err.Error()))
 		}
 	} else {
 		d.broken++
 		d.drop(ctx)
 		d.log.Error("transport instance failed; replacing it", "transport", d.name, "attempt", d.broken, "error", err)
-		d.report(record.LevelError, fmt.Sprintf("transport %s: its plugin instance failed (attempt %d); replacing it: %v", d.name, d.broken, err),
+		d.failureRecord(record.LevelError, fmt.Sprintf("transport %s: its plugin instance failed (attempt %d); replacing it: %v", d.name, d.broken, err),
 			slog.String("transport", d.name), slog.Int("attempt", d.broken), slog.String("error", err.Error()))
 		if d.broken >= brokenAttempts && len(d.window) > 0 {
 			// The oldest batch may be what breaks it: set it aside.
@@ -302,11 +315,24 @@ func (d *delivery) retry(ctx context.Context, err error) bool {
 func (d *delivery) answered() {
 	if n := d.retries + d.broken; n > 0 {
 		d.log.Info("transport delivers again", "transport", d.name, "failed_attempts", n)
-		d.report(record.LevelInfo, fmt.Sprintf("transport %s delivers again after %d failed attempts", d.name, n),
-			slog.String("transport", d.name), slog.Int("failed_attempts", n))
+		if d.runReported {
+			d.report(record.LevelInfo, fmt.Sprintf("transport %s delivers again after %d failed attempts", d.name, n),
+				slog.String("transport", d.name), slog.Int("failed_attempts", n))
+		}
 	}
-	d.retries, d.broken, d.delay = 0, 0, firstDelay
+	d.retries, d.broken, d.stopFail, d.delay = 0, 0, 0, firstDelay
+	d.runReported = false
 	d.quiet = time.Time{}
+}
+
+// failureRecord reports a failure as a record, at most one each
+// reportEvery (the host log has every one).
+func (d *delivery) failureRecord(level int32, msg string, attrs ...slog.Attr) {
+	if now := d.now(); d.reportedAt.IsZero() || now.Sub(d.reportedAt) >= d.reportEvery {
+		d.reportedAt = now
+		d.runReported = true
+		d.report(level, msg, attrs...)
+	}
 }
 
 // unanswered notes a poll that acknowledged nothing while batches are on

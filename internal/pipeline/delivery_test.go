@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -406,5 +407,68 @@ func TestDeliverySyncSuccessResetsBackoff(t *testing.T) {
 	}
 	if last := h.clock.sleeps[6]; last > firstDelay {
 		t.Fatalf("batch 2's first retry waited %s, want at most %s: batch 1's delivery did not end the failures", last, firstDelay)
+	}
+}
+
+// Once stopping, failures count to stoppingRetries only between
+// deliveries: a transport that delivers, with a failure now and then
+// (a server restart during the drain), is not given up on (the first
+// count of failures in all gave up after 576 of 1000 batches).
+func TestDeliveryStoppingKeepsAHealthyDrain(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		polls, writes := 0, 0
+		h := newHarness(async, func(int) *fakeConn {
+			c := &fakeConn{}
+			if async {
+				c.poll = func(c *fakeConn) ([]uint64, error) {
+					if polls++; polls%4 == 0 {
+						return nil, errRetry
+					}
+					ids := c.unacked
+					c.unacked = nil
+					return ids, nil
+				}
+			} else {
+				c.write = func(*fakeConn, uint64) (bool, error) {
+					if writes++; writes%4 == 0 {
+						return false, errRetry
+					}
+					return false, nil
+				}
+			}
+			return c
+		})
+		h.stopping = true
+		if h.run(t, ids(1000)) {
+			t.Fatalf("async %v: gave up after %d delivered", async, len(h.done))
+		}
+		if len(h.done) != 1000 || len(h.failed) != 0 {
+			t.Fatalf("async %v: done %d, failed %d", async, len(h.done), len(h.failed))
+		}
+	}
+}
+
+// A transport that fails once on every batch makes one failure record
+// (and one of its recovery) a minute, not two a batch: the records are
+// routed to it too, and would feed it (the host log has every failure).
+func TestDeliveryReportsAreBounded(t *testing.T) {
+	failed := map[uint64]bool{}
+	h := newHarness(false, func(int) *fakeConn {
+		return &fakeConn{write: func(_ *fakeConn, id uint64) (bool, error) {
+			if !failed[id] {
+				failed[id] = true
+				return false, errRetry
+			}
+			return false, nil
+		}}
+	})
+	records := 0
+	h.d.report = func(int32, string, ...slog.Attr) { records++ }
+	if h.run(t, ids(100)) || len(h.done) != 100 {
+		t.Fatalf("done %d", len(h.done))
+	}
+	// 100 backoffs of at most 10 ms: all within the first minute.
+	if records > 2 {
+		t.Fatalf("%d records for 100 failures within a minute, want at most 2 (the failure and the recovery)", records)
 	}
 }

@@ -98,7 +98,7 @@ type Lost struct {
 
 const (
 	brokenAttempts  = 3  // broken instances in a row before a batch is dead-lettered
-	stoppingRetries = 5  // retryable failures tolerated once stopping
+	stoppingRetries = 5  // failures in a row tolerated once stopping
 	jobQueue        = 32 // batches in flight per stage
 	// spoolReadAttempts is how many times a spooled batch is read before
 	// it is set aside as unreadable (0.1 s, 0.2 s... apart).

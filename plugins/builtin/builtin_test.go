@@ -333,6 +333,13 @@ func TestMatchesReference(t *testing.T) {
 			break
 		}
 	}
+	// Text a terminal acts on, or only shows, and CRLF lines.
+	for _, m := range []string{"one\r\ntw\ro\r\n", "\r\n\r", "a\u009bb\u202ec\u2028d\u00a0e\u200df\u3000g\u061ch", "x\r"} {
+		b := irecord.AppendHeadNanos(nil, 1, 9, m, m)
+		b = irecord.AppendAttr(b, slog.String("v", m))
+		b = irecord.AppendAttr(b, slog.String(m, "multi\r\nline\r\n"))
+		recs = append(recs, irecord.AppendStamp(b, &irecord.Stamp{Worker: m, PID: 1}))
+	}
 	// The ends of the time range, in turn in one batch (a cache of
 	// seconds once took one for the other).
 	for _, ns := range []int64{math.MaxInt64, math.MinInt64, math.MaxInt64, -1, 0, 1, math.MinInt64 + 999_999_999, math.MinInt64} {

@@ -554,6 +554,14 @@ static inline int go_shown8(const uint8_t *s, uint32_t n) {
 	return ((x & GO_HIGHS) | go_any_below(x, 0x20) | go_any_equal(x, 0x7f)) == 0;
 }
 
+/* go_acted_on is textfmt's actedOn: a rune a terminal acts on rather
+ * than shows (C1 controls, bidirectional controls, the line and
+ * paragraph separators). */
+static inline int go_acted_on(int32_t r) {
+	return (r >= 0x80 && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e ||
+	       r == 0x200f || r == 0x061c || r == 0x2028 || r == 0x2029;
+}
+
 /* go_put_escaped_ writes the inside of strconv.AppendQuote(s) or, with
  * text set, textfmt's appendText(s) (the same escapes, but '"', '\\'
  * and the tab as they are): at most 4n bytes (\xff for a byte,
@@ -578,7 +586,7 @@ static inline uint8_t *go_put_escaped_(uint8_t *o, const uint8_t *s, uint32_t n,
 				*o++ = 'x';
 				*o++ = (uint8_t)go_hex[c >> 4];
 				*o++ = (uint8_t)go_hex[c & 15];
-			} else if (go_is_print(r)) {
+			} else if (text ? !go_acted_on(r) : go_is_print(r)) {
 				for (uint32_t k = 0; k < size; k++)
 					*o++ = s[i + k];
 			} else if (r < 0x10000) {
@@ -723,7 +731,7 @@ static inline uint64_t go_escaped_len_(const uint8_t *s, uint32_t n, int text) {
 			int32_t r = go_decode_rune(s + i, n - i, &size);
 			if (r == 0xfffd && size == 1)
 				out += 4;
-			else if (go_is_print(r))
+			else if (text ? !go_acted_on(r) : go_is_print(r))
 				out += size;
 			else
 				out += r < 0x10000 ? 6 : 10;

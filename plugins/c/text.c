@@ -97,7 +97,7 @@ static int needs_quote(const uint8_t *s, uint32_t n) {
 			return 1;
 		uint32_t size;
 		int32_t r = go_decode_rune(s + i, n - i, &size);
-		if ((r == 0xfffd && size == 1) || !go_is_print(r))
+		if ((r == 0xfffd && size == 1) || go_acted_on(r))
 			return 1;
 		i += size;
 	}
@@ -278,11 +278,12 @@ static int block_lines(logtk_buf *b, const uint8_t *s, uint32_t n) {
 	for (;;) {
 		const uint8_t *nl = (const uint8_t *)memchr(s, '\n', n);
 		uint32_t l = nl ? (uint32_t)(nl - s) : n;
-		uint8_t *o = go_room(b, (l > 65536 ? go_text_len(s, l) : 4 * (uint64_t)l) + 7);
+		uint32_t shown = l > 0 && s[l - 1] == '\r' ? l - 1 : l; /* CRLF: the line ends at its \r */
+		uint8_t *o = go_room(b, (shown > 65536 ? go_text_len(s, shown) : 4 * (uint64_t)shown) + 7);
 		if (!o)
 			return -1;
 		o = GO_PUT_LIT(o, "    | ");
-		o = go_put_text(o, s, l);
+		o = go_put_text(o, s, shown);
 		*o++ = '\n';
 		go_done(b, o);
 		if (!nl)
@@ -301,13 +302,15 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 		msg_block.p = nl + 1;
 		msg_block.n = msg.n - (uint32_t)(nl - msg.p) - 1;
 		msg.n = (uint32_t)(nl - msg.p);
+		if (msg.n > 0 && msg.p[msg.n - 1] == '\r')
+			msg.n--; /* CRLF: the line ends at its \r */
 	}
 	/* The head at once: its text as it is, the time, numbers and the
 	 * theme's escapes. */
 	/* Text is escaped (at most 4 bytes a byte); a message of megabytes
 	 * is measured instead, so that it asks for about its own size. */
-	uint64_t text = (msg.n > 65536 ? go_text_len(msg.p, msg.n) : 4 * (uint64_t)msg.n) + 4 * (uint64_t)r->logger.n + r->sender.n +
-	                r->application.n + r->worker.n;
+	uint64_t text = (msg.n > 65536 ? go_text_len(msg.p, msg.n) : 4 * (uint64_t)msg.n) +
+	                4 * ((uint64_t)r->logger.n + r->sender.n + r->application.n + r->worker.n);
 	uint8_t *o = go_room(b, text + 8 * ESC_MAX + 160);
 	if (!o)
 		return LOGTK_INTERNAL;
@@ -325,17 +328,17 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 	if (r->sender.n > 0) {
 		*o++ = ' ';
 		o = put_esc(o, th->dim);
-		o = go_put_bytes(o, r->sender.p, r->sender.n);
+		o = go_put_text(o, r->sender.p, r->sender.n);
 		if (r->application.n > 0) {
 			*o++ = '/';
-			o = go_put_bytes(o, r->application.p, r->application.n);
+			o = go_put_text(o, r->application.p, r->application.n);
 		}
 		o = put_esc(o, th->reset);
 	}
 	if (r->worker.n > 0) {
 		*o++ = ' ';
 		o = put_esc(o, th->dim);
-		o = go_put_bytes(o, r->worker.p, r->worker.n);
+		o = go_put_text(o, r->worker.p, r->worker.n);
 		*o++ = '#';
 		o = go_put_uint(o, r->worker_index);
 		if (r->pid != 0) {

@@ -101,10 +101,11 @@ type script func(i int, c net.Conn, read func() (frame, error))
 // server accepts connections and runs the script on each, noting every
 // frame the client sent, by connection.
 type server struct {
-	ln  net.Listener
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	got map[int][]string
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	got   map[int][]string
+	conns int // accepted
 }
 
 func serve(t testing.TB, s script) *server {
@@ -114,6 +115,10 @@ func serve(t testing.TB, s script) *server {
 		t.Fatal(err)
 	}
 	srv := &server{ln: ln, got: map[int][]string{}}
+	t.Cleanup(func() {
+		ln.Close()
+		srv.wg.Wait() // connections end with their instances, or at their deadline
+	})
 	srv.wg.Add(1)
 	go func() {
 		defer srv.wg.Done()
@@ -122,6 +127,9 @@ func serve(t testing.TB, s script) *server {
 			if err != nil {
 				return
 			}
+			srv.mu.Lock()
+			srv.conns++
+			srv.mu.Unlock()
 			srv.wg.Add(1)
 			go func() {
 				defer srv.wg.Done()
@@ -147,8 +155,8 @@ func serve(t testing.TB, s script) *server {
 func (s *server) stop() []string {
 	s.ln.Close()
 	s.wg.Wait()
-	var out []string
-	for i := 0; i < len(s.got); i++ {
+	out := []string{fmt.Sprintf("%d connections", s.conns)}
+	for i := range s.conns {
 		out = append(out, s.got[i]...)
 	}
 	return out

@@ -13,17 +13,17 @@
 //
 //	2006-01-02T15:04:05.000000Z INFO  web-01/shop web#1 [4242] db.pool: message
 //
-// Values containing spaces, quotes, '=', control characters or runes
-// strconv.IsPrint refuses are quoted with Go syntax, except multi-line
+// Values containing spaces, quotes, '=', control characters or runes a
+// terminal acts on are quoted with Go syntax, except multi-line
 // strings (stack traces), which follow the line, each of their lines
 // prefixed with "    | " so that they read as one block.
 //
 // Nothing a record says reaches a terminal as a command: in the text
 // written as it is (the message, block lines, the logger's name, a
-// caller's file, a block's key), control characters but the tab, DEL,
-// bytes that are not UTF-8 and non-printable runes (C1 controls,
-// bidirectional overrides) are written as Go escapes them (\x1b, \r,
-// \u009b, \u202e).
+// caller's file, a block's key, the sender, application and worker),
+// control characters but the tab, DEL, bytes that are not UTF-8, C1
+// controls and bidirectional controls are written as Go escapes them
+// (\x1b, \r, \u009b, \u202e).
 package textfmt
 
 import (
@@ -117,17 +117,17 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 	if len(r.Sender) > 0 {
 		b = append(b, ' ')
 		b = ansi(b, t.Dim)
-		b = append(b, r.Sender...)
+		b = appendText(b, r.Sender)
 		if len(r.Application) > 0 {
 			b = append(b, '/')
-			b = append(b, r.Application...)
+			b = appendText(b, r.Application)
 		}
 		b = ansi(b, t.Reset)
 	}
 	if len(r.Worker) > 0 {
 		b = append(b, ' ')
 		b = ansi(b, t.Dim)
-		b = append(b, r.Worker...)
+		b = appendText(b, r.Worker)
 		b = append(b, '#')
 		b = strconv.AppendUint(b, uint64(r.WorkerIndex), 10)
 		if r.PID != 0 {
@@ -153,7 +153,9 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 	b = append(b, ' ')
 	msg, msgBlock := r.Message, []byte(nil)
 	if i := bytes.IndexByte(msg, '\n'); i >= 0 {
-		msg, msgBlock = msg[:i], msg[i+1:]
+		// A line ending in CRLF ends at its \r (shown, it would be
+		// escaped; at a line's end a terminal shows nothing for it).
+		msg, msgBlock = bytes.TrimSuffix(msg[:i], cr), msg[i+1:]
 	}
 	b = appendText(b, msg)
 	var blocks []block
@@ -190,7 +192,7 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 		}
 		for _, line := range bytes.Split(bytes.TrimRight(bl.text, "\n"), []byte{'\n'}) {
 			b = append(b, "    | "...)
-			b = appendText(b, line)
+			b = appendText(b, bytes.TrimSuffix(line, cr))
 			b = append(b, '\n')
 		}
 	}
@@ -198,6 +200,8 @@ func (t *Theme) AppendWith(b []byte, r *record.Record, tc *TimeCache) []byte {
 }
 
 type block struct{ prefix, key, text []byte }
+
+var cr = []byte{'\r'}
 
 func (t *Theme) appendAttr(b, prefix []byte, a *record.Attr, blocks []block, tc *TimeCache) ([]byte, []block) {
 	if a.Kind == record.KindGroup {
@@ -362,7 +366,7 @@ func needsQuote(s []byte) bool {
 			return true
 		}
 		r, n := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && n == 1 || !strconv.IsPrint(r) {
+		if r == utf8.RuneError && n == 1 || actedOn(r) {
 			return true
 		}
 		i += n
@@ -371,13 +375,14 @@ func needsQuote(s []byte) bool {
 }
 
 // appendText appends text that is shown as it is (a message, its lines,
-// a logger's name, a caller's file), but for what a terminal would act
-// on instead of showing: control characters but the tab, DEL, bytes
-// that are not UTF-8, and runes strconv.IsPrint does not call printable
-// (C1 controls, bidirectional overrides) are written as strconv.Quote
-// escapes them (\x1b, \r, \u009b, \u202e; \x9b for a stray byte). A
-// record cannot move the cursor, recolour or retitle the terminal of
-// whoever reads it.
+// a logger's name, a caller's file, a sender's, an application's or a
+// worker's name), but for what a terminal would act on instead of
+// showing: control characters but the tab, DEL, bytes that are not
+// UTF-8, C1 controls and the bidirectional controls (actedOn) are
+// written as strconv.Quote escapes them (\x1b, \r, \u009b, \u202e;
+// \x9b for a stray byte). A record cannot move the cursor, recolour or
+// retitle the terminal of whoever reads it, or reorder what it shows;
+// other text (no-break spaces, joiners, any script) reads as written.
 func appendText(b, s []byte) []byte {
 	// The usual text is all printable ASCII: found eight bytes at a
 	// time, and copied at once.
@@ -403,7 +408,7 @@ func appendText(b, s []byte) []byte {
 			continue
 		}
 		r, n := utf8.DecodeRune(s[i:])
-		if (r != utf8.RuneError || n > 1) && strconv.IsPrint(r) {
+		if (r != utf8.RuneError || n > 1) && !actedOn(r) {
 			b = append(b, s[i:i+n]...)
 		} else {
 			// As appendQuoted does: the rune quoted alone, less its quotes.
@@ -441,4 +446,18 @@ func shown(s []byte) int {
 		i++
 	}
 	return i
+}
+
+// actedOn says whether a terminal acts on the (non-ASCII) rune r rather
+// than showing it: a C1 control (U+0080-U+009F, U+009B is CSI), or a
+// bidirectional control that reorders what follows it (the embeddings
+// and overrides U+202A-U+202E, the isolates U+2066-U+2069, and the marks
+// U+200E, U+200F, U+061C), or the line and paragraph separators U+2028
+// and U+2029 (a line break to some viewers).
+func actedOn(r rune) bool {
+	switch {
+	case r >= 0x80 && r <= 0x9f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return r == 0x200e || r == 0x200f || r == 0x061c || r == 0x2028 || r == 0x2029
 }

@@ -167,7 +167,8 @@ func FuzzAppendQuoted(f *testing.F) {
 // carriage returns, backspaces, C1 controls and bidirectional overrides
 // in the message, its lines, the logger's name, the caller's file and
 // values are written escaped, as strconv.Quote escapes them; tabs and
-// printable text, quotes and backslashes included, stay as they are.
+// printable text, quotes and backslashes included, stay as they are;
+// so does the sender, application and worker's.
 func TestNothingForTheTerminal(t *testing.T) {
 	hostile := "a\x1b]0;pwned\x07b\x1b[2Jc\rd\be\x7ff\u009bg\u202eh\xff\xc2i\tj\"k\\l é ✓ \ufffd"
 	rec := irecord.AppendHead(nil, time.Time{}, record.LevelInfo, hostile+"\nline 2: "+hostile, hostile)
@@ -182,6 +183,23 @@ func TestNothingForTheTerminal(t *testing.T) {
 		"    block:\n    | one\n    | " + esc + "\n"
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	// The sender, the application and the worker come from a remote
+	// record too (logtk-host logs shows stored ones); text a terminal
+	// only shows (no-break spaces, joiners, any script) stays as it is.
+	shown := "10\u202f000\u00a0€ 👨\u200d👩 日本\u3000語 ‐"
+	rec = irecord.AppendHead(nil, time.Time{}, record.LevelInfo, shown, "")
+	rec = irecord.AppendStamp(rec, &irecord.Stamp{Worker: "w\x1b]0;x\x07", WorkerIndex: 1})
+	rec = irecord.AppendServerStamp(rec, "s\x1b[2J", "", "a\u202eb")
+	got = string(AppendEncoded(nil, rec))
+	want = `INFO  s\x1b[2J/a\u202eb w\x1b]0;x\a#1 ` + shown + "\n"
+	if got != want {
+		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+	// A CRLF line ends at its \r; a \r inside a line is escaped.
+	rec = irecord.AppendHead(nil, time.Time{}, record.LevelInfo, "one\r\ntw\ro\r\n", "")
+	if got, want := string(AppendEncoded(nil, rec)), "INFO  one\n    | tw\\ro\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 	for i := range len(got) {
 		if c := got[i]; c < ' ' && c != '\n' && c != '\t' || c == 0x7f {
