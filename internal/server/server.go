@@ -91,6 +91,9 @@ type Server struct {
 	closing bool
 	wg      sync.WaitGroup
 	seqs    sync.Map // application/sender/worker#index -> *atomic.Uint64
+	// accepted numbers connections in the order they were accepted: of
+	// two sessions of one sender, the later connection wins (takeOver).
+	accepted atomic.Uint64
 	// unauthenticated holds the sessions that have not authenticated yet,
 	// oldest first: at most MaxUnauthenticated.
 	unauthenticated list.List
@@ -191,7 +194,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		delay = 0
 		// Nothing is written here (a refusal included): a peer that does
 		// not read must not hold up accepting.
-		ss := &session{s: s, c: c, done: make(chan struct{})}
+		ss := &session{s: s, c: c, done: make(chan struct{}), order: s.accepted.Add(1)}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -285,9 +288,10 @@ func closeFrame(code uint32, reason string) []byte {
 }
 
 type session struct {
-	s    *Server
-	c    net.Conn
-	done chan struct{}
+	s     *Server
+	c     net.Conn
+	done  chan struct{}
+	order uint64 // when its connection was accepted, among the server's
 
 	wmu sync.Mutex
 	// w buffers what the session sends once authenticated (nil before:
@@ -659,7 +663,12 @@ func (s *Server) tokenOK(token []byte) bool {
 // takeOver makes this the sender's only session: an older one (a client
 // that reconnected before the server noticed the old connection died) is
 // closed and awaited, so batches of one sender are never stored
-// concurrently out of order.
+// concurrently out of order. Older is by connection, not by AUTH: a
+// connection accepted before the current session's, whose AUTH the
+// server reads only now (a host killed just after it connected, whose
+// bytes were still in the socket), is refused, not let in to store
+// batches after the newer session's WELCOME said what is held (its
+// host is gone or will connect again; the newer one sends its records).
 func (ss *session) takeOver() bool {
 	s := ss.s
 	key := ss.app + "/" + ss.sender
@@ -670,6 +679,11 @@ func (ss *session) takeOver() bool {
 			s.senders[key] = ss
 			s.mu.Unlock()
 			return true
+		}
+		if old.order > ss.order {
+			s.mu.Unlock()
+			ss.reject(wire.CloseReplaced, "a newer connection of this sender has taken over")
+			return false
 		}
 		s.mu.Unlock()
 		old.shutdown(wire.CloseReplaced, "a newer connection of this sender took over")

@@ -715,6 +715,32 @@ func TestStampsOrigin(t *testing.T) {
 // TestWelcomeHeld: for logtk.v1.Record, WELCOME names what the server
 // stored of each worker instance of the sender (the highest seq), and
 // only the sender's: what a host numbers above and does not send again.
+// TestOlderConnectionCannotTakeOver: a connection accepted before the
+// sender's current session, whose AUTH comes only now (a host killed
+// just after it connected: its bytes were still in the socket), is
+// refused and stores nothing; it does not replace the newer session,
+// whose WELCOME said what is held. (It did, and stored its batch after
+// that WELCOME: the newer host, cut by those marks, stored the same
+// records again.)
+func TestOlderConnectionCannotTakeOver(t *testing.T) {
+	s := start(t, Options{}, nil)
+	stale := dial(t, s.addr)
+	newer := dial(t, s.addr)
+	if w := newer.auth("h", "app", "json"); w.LastBatchId != 0 {
+		t.Fatalf("last batch %d", w.LastBatchId)
+	}
+	stale.write(append(authFrame(token, "h", "app", "json"), wire.AppendData(nil, 7, entries.Append(nil, []byte("late")))...))
+	stale.expectClose(wire.CloseReplaced)
+	if got := newer.sendBatch(3, "on time"); got != 3 {
+		t.Fatalf("ACK %d", got)
+	}
+	newer.c.Close()
+	again := dial(t, s.addr)
+	if w := again.auth("h", "app", "json"); w.LastBatchId != 3 {
+		t.Fatalf("last batch %d, want 3: the older connection's batch 7 was stored", w.LastBatchId)
+	}
+}
+
 func TestWelcomeHeld(t *testing.T) {
 	s := start(t, Options{}, nil)
 	rec := func(worker string, index uint32, seq uint64) string {
