@@ -610,6 +610,7 @@ type pendingAck struct {
 // connection is being closed) it only drains acks.
 func (ss *session) committer(acks <-chan pendingAck) {
 	var group []pendingAck
+	acking := true
 	for a := range acks {
 		group = append(group[:0], a)
 	more:
@@ -624,7 +625,7 @@ func (ss *session) committer(acks <-chan pendingAck) {
 				break more
 			}
 		}
-		if !ss.commit(group) {
+		if !ss.commit(group, &acking) {
 			for range acks {
 			}
 			return
@@ -632,10 +633,15 @@ func (ss *session) committer(acks <-chan pendingAck) {
 	}
 }
 
-// commit waits until the pending batches are durable and acknowledges
-// them in one write. On a storage failure it closes the connection (the
-// client resends what was not acknowledged) and returns false.
-func (ss *session) commit(pending []pendingAck) bool {
+// commit waits until the pending batches are durable and, while acking,
+// acknowledges them in one write. On a storage failure it closes the
+// connection (the client resends what was not acknowledged) and returns
+// false. A client that cannot be told (the write of an ACK failed: its
+// host died) still has every batch it sent made durable and counted in
+// what the sender's next WELCOME says is held: the batches are in the
+// store, and a next host cut by a WELCOME that missed them would store
+// them again.
+func (ss *session) commit(pending []pendingAck, acking *bool) bool {
 	for i, p := range pending {
 		if err := ss.s.opts.Store.Commit(p.t); err != nil {
 			ss.log.Error("syncing stored batches failed; closing so the client retries", "batch", p.id, "error", err)
@@ -643,9 +649,12 @@ func (ss *session) commit(pending []pendingAck) bool {
 			return false
 		}
 		ss.unacked.Add(-1) // before the ack: the client may send its next batch at once
+		if !*acking {
+			continue
+		}
 		if err := ss.send(wire.AppendAck(nil, p.id), i == len(pending)-1); err != nil {
 			ss.fail(err, "acknowledging")
-			return false
+			*acking = false
 		}
 	}
 	return true

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -770,3 +771,75 @@ func TestWelcomeHeld(t *testing.T) {
 		t.Fatalf("WELCOME held %v, want api#0:3 api#1:7", got)
 	}
 }
+
+// deafConn takes one write (the WELCOME), then every write fails: the
+// client's host is gone.
+type deafConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *deafConn) Write(b []byte) (int, error) {
+	if c.writes.Add(1) > 1 {
+		return 0, errors.New("injected: the peer is gone")
+	}
+	return c.Conn.Write(b)
+}
+
+// TestUnacknowledgedBatchesAreHeld: batches the server stored but could
+// not acknowledge (its ACK write failed: the client's host died) are
+// made durable and counted in the sender's next WELCOME all the same.
+// (The session stopped committing at the first failed ACK: the batches
+// after it were in the store, but not in last_batch_id and held, and the
+// next host, cut by that WELCOME, stored them again.)
+func TestUnacknowledgedBatchesAreHeld(t *testing.T) {
+	var deaf atomic.Bool
+	s := start(t, Options{}, func(ln net.Listener) net.Listener {
+		return listenerFunc(func() (net.Conn, error) {
+			c, err := ln.Accept()
+			if err != nil || !deaf.Load() {
+				return c, err
+			}
+			return &deafConn{Conn: c}, nil
+		}, ln)
+	})
+	rec := func(seq uint64) []byte {
+		b := irecord.AppendHead(nil, time.Unix(1, 0), 9, "m", "")
+		b = append(b, irecord.AppendStampOrigin(nil, "api", 0, 1, 0)...)
+		return irecord.AppendStampArrival(b, seq, 1, 1)
+	}
+	deaf.Store(true)
+	c := dial(t, s.addr)
+	c.auth("h", "app", "logtk.v1.Record")
+	for id := uint64(1); id <= 5; id++ {
+		c.write(wire.AppendData(nil, id, entries.Append(nil, rec(id))))
+	}
+	// The client closes, as a dead host's socket is closed; the session
+	// stores the five it read, then ends.
+	c.c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats.Batches.Load() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 5 batches stored", s.Stats.Batches.Load())
+		}
+		time.Sleep(time.Millisecond) // polling the server's count: no event to wait on
+	}
+	deaf.Store(false)
+	again := dial(t, s.addr)
+	w := again.auth("h", "app", "logtk.v1.Record") // after the old session has ended (takeOver)
+	if w.LastBatchId != 5 || len(w.Held) != 1 || w.Held[0].Seq != 5 {
+		t.Fatalf("WELCOME says last batch %d, held %v: want batch 5, seq 5 (all five were stored)", w.LastBatchId, w.Held)
+	}
+}
+
+// listenerFunc is a listener whose Accept is accept.
+func listenerFunc(accept func() (net.Conn, error), ln net.Listener) net.Listener {
+	return acceptFunc{ln, accept}
+}
+
+type acceptFunc struct {
+	net.Listener
+	accept func() (net.Conn, error)
+}
+
+func (a acceptFunc) Accept() (net.Conn, error) { return a.accept() }
