@@ -98,7 +98,9 @@ type Record struct {
 	WorkerIndex uint32
 	// PID is the process id of the incarnation that wrote the record.
 	PID int64
-	// Incarnation is the instance's restart count: 0 for the first start.
+	// Incarnation is the instance's restart count under one host
+	// process: 0 for the first start. A host that starts again (after a
+	// stop or a crash) starts its instances at 0 again; Seq continues.
 	Incarnation uint32
 	// Seq is the instance's sequence number: starting at 1 and increasing
 	// by exactly one for every record the host emits for the instance
