@@ -6,7 +6,7 @@ GO        ?= go
 BIN       := bin
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-FUZZTIME  ?= 6s
+FUZZTIME  ?= 5s
 # bash with pipefail: a failing command piped into tee fails the target.
 SHELL       := bash
 .SHELLFLAGS := -o pipefail -c
