@@ -476,8 +476,8 @@ func TestKafkaScale(t *testing.T) {
 	w.Count = workers
 	// A producer that acknowledges nothing for twice the grant's timeout
 	// is replaced (internal/kafka): under these faults one has been seen
-	// to stop for good (2 runs of ~50), and with the default 30 s its
-	// replacement came after the host's ack_timeout at shutdown.
+	// to stop for good, and with the default timeout its replacement came
+	// after the host's ack_timeout at shutdown.
 	tc := kafkaTransport(t, e)
 	tc.Allow.Kafka["main"].Timeout = 10 * time.Second
 	cfg := &config.Config{

@@ -209,8 +209,8 @@ func compile(ctx context.Context, rt wazero.Runtime, code []byte, digest, cacheD
 	// The compiler's garbage is many times the module's size: collected
 	// now, so that each compile grows the heap from what is live, not
 	// from the last one's garbage (config compiles a configuration's
-	// modules two at a time: the host's peak RSS was 43-49 MB without
-	// this, 37-38 MB with it). A load from the cache makes little garbage,
+	// modules on all cores: their garbage would add up in the host's peak
+	// RSS; BENCHMARKS.md). A load from the cache makes little garbage,
 	// and the collection then costs little.
 	runtime.GC()
 	return cm, err
