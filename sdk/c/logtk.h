@@ -978,16 +978,8 @@ static inline int logtk_config_read(const uint8_t *json, uint32_t n, logtk_confi
 					f->str.len--;
 					f->set = 1;
 				}
-			} else if (f->type == LOGTK_CFG_NUMBER) {
-				if (c != '-' && (c < '0' || c > '9')) {
-					want = "a number";
-				} else {
-					if (logtk_cfg_skip_(&in, 0))
-						break;
-					f->raw.p = at;
-					f->raw.n = (uint32_t)(in.p - at);
-					f->set = 1;
-				}
+			} else if (f->type == LOGTK_CFG_NUMBER && c != '-' && (c < '0' || c > '9')) {
+				want = "a number";
 			} else if (f->type == LOGTK_CFG_BOOL) {
 				if (in.end - in.p >= 4 && !memcmp(in.p, "true", 4)) {
 					in.p += 4;
@@ -1000,6 +992,7 @@ static inline int logtk_config_read(const uint8_t *json, uint32_t n, logtk_confi
 					want = "true or false";
 				}
 			} else {
+				/* A number or any JSON value: its text. */
 				if (logtk_cfg_skip_(&in, 0))
 					break;
 				f->raw.p = at;
@@ -1046,7 +1039,7 @@ static inline int logtk_config_is(const logtk_config_field *f, const char *s) {
 /* logtk_config_number is a number field's value, rounded as Go's
  * strconv.ParseFloat rounds (strtod); one past float64's range is
  * infinite (Go's encoding/json refuses it: check with isinf). 0 when
- * unset. Only a plugin that calls it links strtod (about 8 KB). */
+ * unset. Only a plugin that calls it links strtod. */
 static inline double logtk_config_number(const logtk_config_field *f) {
 	if (!f->set || f->raw.n == 0)
 		return 0;
