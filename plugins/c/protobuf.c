@@ -86,6 +86,24 @@ static step plan[NSRC];
 static uint32_t nplan;
 static attr_target *attr_targets; /* in the order the reference adds them */
 static uint32_t nattr_targets;
+
+/* The targets by name: an open-addressed table of their indexes (+1; 0
+ * is empty), so that finding an attribute's field, or that it has none,
+ * takes one probe and no loop when names do not collide. Names are
+ * unique within a message. */
+static uint32_t *target_slot;
+static uint32_t target_mask; /* the table's size - 1, a power of two - 1 */
+
+/* name_hash hashes a name's length and first eight bytes (the rest is
+ * compared on a hit). The name lies in a buffer with slack past it. */
+static inline uint32_t name_hash(const uint8_t *p, uint32_t n) {
+	uint64_t x = 0;
+	if (n > 0) /* an empty name's bytes may be a null pointer */
+		memcpy(&x, p, 8);
+	if (n < 8)
+		x &= n ? ~(uint64_t)0 >> (64 - 8 * n) : 0;
+	return (uint32_t)(((x ^ n) * 0x9e3779b97f4a7c15ULL) >> 32) & target_mask;
+}
 static target rest;
 static int has_rest;
 static logtk_buf keybuf; /* the dotted key of grouped attributes */
@@ -107,6 +125,12 @@ int logtk_plugin_passthrough(void) { return !configured; }
 static inline int bytes_eq(logtk_bytes a, const uint8_t *p, uint32_t n) {
 	if (a.n != n)
 		return 0;
+	if (n - 1 < 8) { /* the usual name, without a loop */
+		uint64_t x, y, keep = ~(uint64_t)0 >> (64 - 8 * n);
+		memcpy(&x, a.p, 8);
+		memcpy(&y, p, 8);
+		return ((x ^ y) & keep) == 0;
+	}
 	for (uint32_t i = 0; i < n; i += 8) {
 		uint64_t x, y;
 		memcpy(&x, a.p + i, 8);
@@ -332,7 +356,7 @@ static int wire_type(int typ) {
 	return 0;
 }
 
-static uint8_t *put_varint(uint8_t *o, uint64_t v) {
+__attribute__((noinline)) static uint8_t *put_varint_long(uint8_t *o, uint64_t v) {
 	while (v >= 0x80) {
 		*o++ = (uint8_t)(v | 0x80);
 		v >>= 7;
@@ -341,14 +365,17 @@ static uint8_t *put_varint(uint8_t *o, uint64_t v) {
 	return o;
 }
 
-static uint32_t varint_size(uint64_t v) {
-	uint32_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
+/* put_varint writes v as a varint: one byte inline, the usual case. */
+static inline uint8_t *put_varint(uint8_t *o, uint64_t v) {
+	if (v < 0x80) {
+		*o = (uint8_t)v;
+		return o + 1;
 	}
-	return n;
+	return put_varint_long(o, v);
 }
+
+/* varint_size is the length of v's varint, without a loop. */
+static inline uint32_t varint_size(uint64_t v) { return 1 + (uint32_t)(63 - __builtin_clzll(v | 1)) / 7; }
 
 static target make_target(const field_desc *f) {
 	target t;
@@ -575,6 +602,23 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 		nattr_targets++;
 	}
 	free(used);
+	/* At most half full. */
+	uint32_t size = 16;
+	while (size < 2 * nattr_targets)
+		size *= 2;
+	free(target_slot);
+	if (!(target_slot = (uint32_t *)calloc(size, sizeof *target_slot))) {
+		st = LOGTK_INTERNAL;
+		reset();
+		goto done;
+	}
+	target_mask = size - 1;
+	for (uint32_t i = 0; i < nattr_targets; i++) {
+		uint32_t h = name_hash(attr_targets[i].name.p, attr_targets[i].name.n);
+		while (target_slot[h])
+			h = (h + 1) & target_mask;
+		target_slot[h] = i + 1;
+	}
 	configured = 1;
 done:
 	free(raw.p);
@@ -665,24 +709,34 @@ static uint8_t *put_time(uint8_t *o, const target *t, int64_t ns) {
 	return put_int(o, t, ns);
 }
 
+/* put_short_value writes textfmt.AppendValue of a value of a kind
+ * other than a string, bytes or a group: at most 40 bytes. */
+static inline uint8_t *put_short_value(uint8_t *o, int kind, int64_t i, uint64_t u, double f) {
+	switch (kind) {
+	case LOGTK_INT: return go_put_int(o, i);
+	case LOGTK_UINT: return go_put_uint(o, u);
+	case LOGTK_FLOAT: return go_put_float(o, f);
+	case LOGTK_BOOL: return i ? GO_PUT_LIT(o, "true") : GO_PUT_LIT(o, "false");
+	case LOGTK_TIME: return go_put_time(o, &times, i, 0, 1);
+	case LOGTK_DURATION: return go_put_duration(o, i);
+	}
+	return o;
+}
+
 /* value_text writes textfmt.AppendValue of a (not a group, not a
  * string) into val: 0, or -1. */
-static int value_text(const logtk_attr *a) {
+#define VALUE_ARGS int kind, const uint8_t *dp, uint32_t dn, int64_t i, uint64_t u, double f
+#define VALUE_PASS(a) (a)->kind, (a)->data.p, (a)->data.n, (a)->i, (a)->u, (a)->f
+static int value_text(VALUE_ARGS) {
 	val.len = 0;
-	uint8_t *o = go_room(&val, go_base64_len(a->data.n) + 48);
+	uint8_t *o = go_room(&val, go_base64_len(dn) + 48);
 	if (!o)
 		return -1;
-	switch (a->kind) {
-	case LOGTK_INT: o = go_put_int(o, a->i); break;
-	case LOGTK_UINT: o = go_put_uint(o, a->u); break;
-	case LOGTK_FLOAT: o = go_put_float(o, a->f); break;
-	case LOGTK_BOOL: o = a->i ? GO_PUT_LIT(o, "true") : GO_PUT_LIT(o, "false"); break;
-	case LOGTK_BYTES:
+	if (kind == LOGTK_BYTES) {
 		o = GO_PUT_LIT(o, "base64:");
-		o = go_put_base64(o, a->data.p, a->data.n);
-		break;
-	case LOGTK_TIME: o = go_put_time(o, &times, a->i, 0, 1); break;
-	case LOGTK_DURATION: o = go_put_duration(o, a->i); break;
+		o = go_put_base64(o, dp, dn);
+	} else {
+		o = put_short_value(o, kind, i, u, f);
 	}
 	go_done(&val, o);
 	return 0;
@@ -690,7 +744,7 @@ static int value_text(const logtk_attr *a) {
 
 /* attr_field writes an attribute into its field if the types fit (the
  * reference's appendAttr): 1 written, 0 not, -1 out of memory. */
-static int attr_field(logtk_buf *b, const target *t, const logtk_attr *a) {
+__attribute__((always_inline)) static inline int attr_field(logtk_buf *b, const target *t, const logtk_attr *a) {
 	uint8_t *o = go_room(b, 2 * (uint64_t)a->data.n + 64);
 	if (!o)
 		return -1;
@@ -752,7 +806,7 @@ static int attr_field(logtk_buf *b, const target *t, const logtk_attr *a) {
 		break;
 	}
 	if (t->typ == T_STRING && a->kind != LOGTK_GROUP) {
-		if (value_text(a) || !(o = go_room(b, (uint64_t)val.len + 16)))
+		if (value_text(VALUE_PASS(a)) || !(o = go_room(b, (uint64_t)val.len + 16)))
 			return -1;
 		go_done(b, put_len(o, t->num, val.p, val.len));
 		return 1;
@@ -764,8 +818,13 @@ static int attr_field(logtk_buf *b, const target *t, const logtk_attr *a) {
  * map<string,string> (the reference's appendRest): groups flattened
  * with dotted keys, built in keybuf (its first prefix_n bytes are the
  * enclosing groups'; none at the top, or under a group with an empty
- * key there, as in the reference). */
-static int rest_entry(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
+ * key there, as in the reference). The attribute comes in its
+ * arguments, not by pointer, which keeps the walk's attribute out of
+ * memory (in Wasm every access to memory is checked against its
+ * bounds). */
+static int rest_entry(logtk_buf *b, uint32_t prefix_n, int kind, const uint8_t *kp, uint32_t kn, const uint8_t *dp, uint32_t dn,
+                      int64_t i, uint64_t u, double f) {
+	const logtk_attr A = {{kp, kn}, kind, {dp, dn}, i, u, f}, *a = &A;
 	const uint8_t *key;
 	uint32_t keyn;
 	if (prefix_n > 0 || a->kind == LOGTK_GROUP) {
@@ -788,21 +847,25 @@ static int rest_entry(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
 		logtk_attr g;
 		logtk_group(a, &it);
 		while (logtk_attr_next(&it, &g))
-			if (rest_entry(b, p, &g))
+			if (rest_entry(b, p, g.kind, g.key.p, g.key.n, g.data.p, g.data.n, g.i, g.u, g.f))
 				return -1;
 		return 0;
 	}
 	const uint8_t *v;
 	uint32_t vn;
+	uint8_t tmp[64]; /* a short value's text, and slack */
 	if (a->kind == LOGTK_STRING) {
 		v = a->data.p;
 		vn = a->data.n;
-	} else {
-		if (value_text(a))
+	} else if (a->kind == LOGTK_BYTES) {
+		if (value_text(VALUE_PASS(a)))
 			return -1;
 		v = val.p;
 		vn = val.len;
 		/* keybuf and val are apart: key stays valid */
+	} else {
+		v = tmp;
+		vn = (uint32_t)(put_short_value(tmp, a->kind, a->i, a->u, a->f) - tmp);
 	}
 	uint64_t inner = 1 + (uint64_t)varint_size(keyn) + keyn + 1 + varint_size(vn) + vn;
 	uint8_t *o = go_room(b, inner + 16);
@@ -883,9 +946,9 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 	logtk_attrs(r, &it);
 	while (logtk_attr_next(&it, &a)) {
 		const attr_target *at = 0;
-		for (uint32_t i = 0; i < nattr_targets; i++)
-			if (bytes_eq(attr_targets[i].name, a.key.p, a.key.n)) {
-				at = &attr_targets[i];
+		for (uint32_t h = name_hash(a.key.p, a.key.n); target_slot[h]; h = (h + 1) & target_mask)
+			if (bytes_eq(attr_targets[target_slot[h] - 1].name, a.key.p, a.key.n)) {
+				at = &attr_targets[target_slot[h] - 1];
 				break;
 			}
 		if (at) {
@@ -895,7 +958,7 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 			if (st)
 				continue;
 		}
-		if (has_rest && rest_entry(b, 0, &a))
+		if (has_rest && rest_entry(b, 0, a.kind, a.key.p, a.key.n, a.data.p, a.data.n, a.i, a.u, a.f))
 			return LOGTK_INTERNAL;
 	}
 	return LOGTK_OK;

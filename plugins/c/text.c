@@ -29,7 +29,7 @@ static const theme color = {
  * reset. */
 #define ESC_MAX 16
 
-static const theme *th = &none;
+static const theme *theme_set = &none; /* the configured one */
 static go_time_cache times;
 
 const char *logtk_plugin_info(void) {
@@ -42,9 +42,9 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 	int st = logtk_config_read(json, n, &f, 1, err);
 	if (st == LOGTK_OK && f.set && f.str.len > 0) {
 		if (logtk_config_is(&f, "none")) {
-			th = &none;
+			theme_set = &none;
 		} else if (logtk_config_is(&f, "color")) {
-			th = &color;
+			theme_set = &color;
 		} else {
 			logtk_buf_str(err, "unknown theme ");
 			cfg_quote(err, &f.str);
@@ -181,8 +181,22 @@ static logtk_buf pbuf; /* the dotted key of the groups being walked */
 
 /* attr is textfmt's appendAttr. The groups around a are pbuf's first
  * prefix_n bytes; a group extends them in place, and siblings overwrite
- * only what follows. */
-static int attr(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
+ * only what follows.
+ *
+ * It is compiled once per theme (attr_none, attr_color), the theme a
+ * constant, so that the plain theme's empty escapes cost nothing; and
+ * it takes the attribute in its arguments, not by pointer, which keeps
+ * the walk's attribute out of memory (in Wasm every access to memory is
+ * checked against its bounds). */
+#define ATTR_ARGS                                                                                                  \
+	logtk_buf *b, uint32_t prefix_n, int kind, const uint8_t *kp, uint32_t kn, const uint8_t *dp, uint32_t dn, \
+	    int64_t i, uint64_t u, double f
+#define ATTR_PASS(a) (a).kind, (a).key.p, (a).key.n, (a).data.p, (a).data.n, (a).i, (a).u, (a).f
+static int attr_none(ATTR_ARGS);
+static int attr_color(ATTR_ARGS);
+
+__attribute__((always_inline)) static inline int attr(ATTR_ARGS, const theme *th) {
+	const logtk_attr A = {{kp, kn}, kind, {dp, dn}, i, u, f}, *a = &A;
 	if (a->kind == LOGTK_GROUP) {
 		pbuf.len = prefix_n;
 		uint8_t *q = go_room(&pbuf, (uint64_t)a->key.n + 1);
@@ -196,7 +210,7 @@ static int attr(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
 		logtk_attr g;
 		logtk_group(a, &it);
 		while (logtk_attr_next(&it, &g))
-			if (attr(b, p, &g))
+			if ((th == &none ? attr_none : attr_color)(b, p, ATTR_PASS(g)))
 				return -1;
 		return 0;
 	}
@@ -271,6 +285,9 @@ static int attr(logtk_buf *b, uint32_t prefix_n, const logtk_attr *a) {
 	return 0;
 }
 
+static int attr_none(ATTR_ARGS) { return attr(b, prefix_n, kind, kp, kn, dp, dn, i, u, f, &none); }
+static int attr_color(ATTR_ARGS) { return attr(b, prefix_n, kind, kp, kn, dp, dn, i, u, f, &color); }
+
 /* block_lines writes a block's text as textfmt does: trailing newlines
  * dropped, each line after "    | ". */
 static int block_lines(logtk_buf *b, const uint8_t *s, uint32_t n) {
@@ -293,7 +310,8 @@ static int block_lines(logtk_buf *b, const uint8_t *s, uint32_t n) {
 	}
 }
 
-int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
+/* format is textfmt's AppendWith, compiled once per theme as attr is. */
+__attribute__((always_inline)) static inline int format(const logtk_record *r, logtk_buf *b, const theme *th) {
 	nblocks = 0;
 	prefixes.len = 0;
 	logtk_bytes msg = r->message, msg_block = {0, 0};
@@ -385,7 +403,7 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 	logtk_attr a;
 	logtk_attrs(r, &it);
 	while (logtk_attr_next(&it, &a))
-		if (attr(b, 0, &a))
+		if ((th == &none ? attr_none : attr_color)(b, 0, ATTR_PASS(a)))
 			return LOGTK_INTERNAL;
 	if (logtk_buf_byte(b, '\n'))
 		return LOGTK_INTERNAL;
@@ -408,4 +426,11 @@ int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
 			return LOGTK_INTERNAL;
 	}
 	return LOGTK_OK;
+}
+
+static int format_none(const logtk_record *r, logtk_buf *b) { return format(r, b, &none); }
+static int format_color(const logtk_record *r, logtk_buf *b) { return format(r, b, &color); }
+
+int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
+	return theme_set == &none ? format_none(r, b) : format_color(r, b);
 }

@@ -271,7 +271,21 @@ static inline int logtk_utf8_valid(const uint8_t *s, uint32_t n) {
 
 /* logtk_varint reads a varint: at most 10 bytes, the tenth at most 1. */
 static inline const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
-	if (p < end && *p < 0x80) {
+	if (end - p >= 8) {
+		/* Up to eight bytes at once, without a loop: the bytes up to
+		 * the first without its high bit, their 7-bit groups packed. */
+		uint64_t w, stops;
+		memcpy(&w, p, 8);
+		if ((stops = ~w & 0x8080808080808080ULL)) {
+			uint32_t n = ((uint32_t)__builtin_ctzll(stops) + 1) / 8; /* 1..8 */
+			uint64_t x = w & (~(uint64_t)0 >> (64 - 8 * n)) & 0x7f7f7f7f7f7f7f7fULL;
+			x = (x & 0x007f007f007f007fULL) | (x & 0x7f007f007f007f00ULL) >> 1;
+			x = (x & 0x00003fff00003fffULL) | (x & 0x3fff00003fff0000ULL) >> 2;
+			x = (x & 0x000000000fffffffULL) | (x & 0x0fffffff00000000ULL) >> 4;
+			*v = x;
+			return p + n;
+		}
+	} else if (p < end && *p < 0x80) {
 		*v = *p;
 		return p + 1;
 	}
@@ -292,7 +306,9 @@ static inline const uint8_t *logtk_varint(const uint8_t *p, const uint8_t *end, 
 /* logtk_field reads one field: its number (1..2^31-1), wire type,
  * varint, fixed64 or fixed32 value (v) and, for wire type 2, its bytes
  * (b). Groups (wire type 3) are read to their end and skipped; any
- * other wire type is malformed. */
+ * other wire type is malformed. It may read up to 7 bytes past end,
+ * which must be readable: the record's buffer and every logtk_buf
+ * hold LOGTK_SLACK bytes more. */
 static const uint8_t *logtk_field_slow_(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b);
 
 __attribute__((always_inline)) static inline const uint8_t *logtk_field(const uint8_t *p, const uint8_t *end, uint32_t *num, int *type, uint64_t *v, logtk_bytes *b) {
@@ -300,16 +316,21 @@ __attribute__((always_inline)) static inline const uint8_t *logtk_field(const ui
 	 * one-byte varint or length, or a fixed64. Everything else (and
 	 * anything malformed) takes the call. */
 	if (end - p >= 3) {
-		uint32_t t = p[0];
+		/* One load of the eight bytes at p: a Wasm compiler checks
+		 * each access against the memory's bounds. */
+		uint64_t w;
+		memcpy(&w, p, 8);
+		uint32_t t = (uint32_t)w & 0xff;
 		const uint8_t *q = p + 1;
 		if (t >= 0x80) {
-			if (p[1] >= 0x80)
+			if (w & 0x8000)
 				return logtk_field_slow_(p, end, num, type, v, b);
-			t = (t & 0x7f) | (uint32_t)p[1] << 7;
+			t = (t & 0x7f) | ((uint32_t)w & 0x7f00) >> 1;
 			q++;
+			w >>= 8;
 		}
-		if (t >= 8 && q < end) {
-			uint32_t c = *q;
+		if (t >= 8) {
+			uint32_t c = (uint32_t)(w >> 8) & 0xff;
 			switch (t & 7) {
 			case 0:
 				if (c < 0x80) {
@@ -318,10 +339,10 @@ __attribute__((always_inline)) static inline const uint8_t *logtk_field(const ui
 					*v = c;
 					return q + 1;
 				}
-				if (end - q >= 2 && q[1] < 0x80) {
+				if (end - q >= 2 && !(w & 0x800000)) {
 					*num = t >> 3;
 					*type = 0;
-					*v = (c & 0x7f) | (uint64_t)q[1] << 7;
+					*v = (c & 0x7f) | (w >> 9 & 0x3f80);
 					return q + 2;
 				}
 				break;
@@ -442,17 +463,23 @@ __attribute__((noinline)) static const uint8_t *logtk_field_slow_(const uint8_t 
  * them). A known field with another wire type than its own is ignored,
  * as the Go SDK ignores it. */
 static inline int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t n) {
-	/* Field by field: a memset of the whole is a call in Wasm. */
+	/* Field by field (a memset of the whole is a call in Wasm), the
+	 * last first: a Wasm compiler that checks the first store against
+	 * the memory's bounds knows the rest are within them. */
 	logtk_bytes none = {0, 0};
-	r->time_unix_nano = r->received_unix_nano = r->pid = 0;
-	r->level = r->source = 0;
-	r->worker_index = r->incarnation = 0;
-	r->seq = 0;
-	r->message = r->logger = r->caller = r->worker = none;
-	r->sender = r->hostname = r->application = none;
-	r->raw.p = p;
+	r->attrs_to_ = r->attrs_from_ = 0;
 	r->raw.n = n;
-	r->attrs_from_ = r->attrs_to_ = 0;
+	r->raw.p = p;
+	r->application = r->hostname = r->sender = none;
+	r->received_unix_nano = 0;
+	r->source = 0;
+	r->seq = 0;
+	r->incarnation = 0;
+	r->pid = 0;
+	r->worker_index = 0;
+	r->worker = r->caller = r->logger = r->message = none;
+	r->level = 0;
+	r->time_unix_nano = 0;
 	const uint8_t *end = p + n;
 	while (p < end) {
 		uint32_t num;
