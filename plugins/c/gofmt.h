@@ -541,8 +541,10 @@ static inline uint64_t go_any_equal(uint64_t x, uint8_t c) {
 
 /* go_plain8 says whether the first n (1-8) of the eight bytes at s are
  * all printable ASCII other than '"' and '\\': what both JSON and Go
- * strings hold as they are (Go's also escape 0x7f). */
-static inline int go_plain8(const uint8_t *s, uint32_t n, int del) {
+ * strings hold as they are (Go's also escape 0x7f). go_plain8_bad
+ * flags the bytes that are not (the high bit of the lowest flagged byte
+ * is exact; those above it may be wrong). */
+static inline uint64_t go_plain8_bad(const uint8_t *s, uint32_t n, int del) {
 	uint64_t x;
 	memcpy(&x, s, 8);
 	if (n < 8) {
@@ -552,21 +554,24 @@ static inline int go_plain8(const uint8_t *s, uint32_t n, int del) {
 	uint64_t bad = (x & GO_HIGHS) | go_any_below(x, 0x20) | go_any_equal(x, '"') | go_any_equal(x, '\\');
 	if (del)
 		bad |= go_any_equal(x, 0x7f);
-	return bad == 0;
+	return bad;
 }
+static inline int go_plain8(const uint8_t *s, uint32_t n, int del) { return go_plain8_bad(s, n, del) == 0; }
 
 /* go_shown8 says whether the first n (1-8) of the eight bytes at s are
  * all printable ASCII, quotes and backslashes included: what text shows
- * as it is. */
-static inline int go_shown8(const uint8_t *s, uint32_t n) {
+ * as it is. go_shown8_bad flags the bytes that are not, as
+ * go_plain8_bad does. */
+static inline uint64_t go_shown8_bad(const uint8_t *s, uint32_t n) {
 	uint64_t x;
 	memcpy(&x, s, 8);
 	if (n < 8) {
 		uint64_t keep = ((uint64_t)1 << (8 * n)) - 1;
 		x = (x & keep) | (0x6161616161616161ULL & ~keep);
 	}
-	return ((x & GO_HIGHS) | go_any_below(x, 0x20) | go_any_equal(x, 0x7f)) == 0;
+	return (x & GO_HIGHS) | go_any_below(x, 0x20) | go_any_equal(x, 0x7f);
 }
+static inline int go_shown8(const uint8_t *s, uint32_t n) { return go_shown8_bad(s, n) == 0; }
 
 /* go_acted_on is textfmt's actedOn: a rune a terminal acts on rather
  * than shows (C1 controls, bidirectional controls, the line and
@@ -585,12 +590,20 @@ static inline uint8_t *go_put_escaped_(uint8_t *o, const uint8_t *s, uint32_t n,
 	uint32_t i = 0;
 	while (i < n) {
 		uint32_t k = n - i < 8 ? n - i : 8;
-		if (text ? go_shown8(s + i, k) : go_plain8(s + i, k, 1)) {
+		uint64_t bad = text ? go_shown8_bad(s + i, k) : go_plain8_bad(s + i, k, 1);
+		if (!bad) {
 			memcpy(o, s + i, 8);
 			o += k;
 			i += k;
 			continue;
 		}
+		/* The bytes before the first to escape (the lowest flagged
+		 * byte is exact) as they are, then that one: a trip round the
+		 * loop costs a check of the time budget. */
+		uint32_t run = (uint32_t)__builtin_ctzll(bad) >> 3;
+		memcpy(o, s + i, 8);
+		o += run;
+		i += run;
 		uint8_t c = s[i];
 		if (c >= 0x80) {
 			uint32_t size;

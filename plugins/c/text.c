@@ -65,16 +65,19 @@ static inline uint8_t *put_esc(uint8_t *o, esc e) {
 }
 
 /* bare8 says whether the first k (1-8) of the eight bytes at s may
- * stand unquoted: printable ASCII but space, '=' and '"'. */
-static inline int bare8(const uint8_t *s, uint32_t k) {
+ * stand unquoted: printable ASCII but space, '=' and '"'. bare8_bad
+ * flags the bytes that may not (the high bit of the lowest flagged byte
+ * is exact; those above it may be wrong). */
+static inline uint64_t bare8_bad(const uint8_t *s, uint32_t k) {
 	uint64_t x;
 	memcpy(&x, s, 8);
 	if (k < 8) {
 		uint64_t keep = ((uint64_t)1 << (8 * k)) - 1;
 		x = (x & keep) | (0x6161616161616161ULL & ~keep);
 	}
-	return ((x & GO_HIGHS) | go_any_below(x, 0x21) | go_any_equal(x, 0x7f) | go_any_equal(x, '=') | go_any_equal(x, '"')) == 0;
+	return (x & GO_HIGHS) | go_any_below(x, 0x21) | go_any_equal(x, 0x7f) | go_any_equal(x, '=') | go_any_equal(x, '"');
 }
+static inline int bare8(const uint8_t *s, uint32_t k) { return bare8_bad(s, k) == 0; }
 
 /* needs_quote is textfmt's needsQuote: empty, or holding a space, '=',
  * '"', another ASCII byte outside '!'..'~', or invalid UTF-8. Eight
@@ -84,15 +87,15 @@ static int needs_quote(const uint8_t *s, uint32_t n) {
 		return 1;
 	for (uint32_t i = 0; i < n;) {
 		uint32_t k = n - i < 8 ? n - i : 8;
-		if (bare8(s + i, k)) {
+		uint64_t bad = bare8_bad(s + i, k);
+		if (!bad) {
 			i += k;
 			continue;
 		}
+		/* To the first byte that is not bare (the lowest flagged byte
+		 * is exact): ASCII needs quotes; UTF-8 may not. */
+		i += (uint32_t)__builtin_ctzll(bad) >> 3;
 		uint8_t c = s[i];
-		if (c > ' ' && c < 0x7f && c != '=' && c != '"') {
-			i++;
-			continue;
-		}
 		if (c < 0x80)
 			return 1;
 		uint32_t size;
