@@ -213,7 +213,7 @@ __attribute__((always_inline)) static inline int attr(ATTR_ARGS, const theme *th
 		logtk_attr g;
 		logtk_group(a, &it);
 		while (logtk_attr_next(&it, &g))
-			if ((th == &none ? attr_none : attr_color)(b, p, ATTR_PASS(g)))
+			if (th == &none ? attr_none(b, p, ATTR_PASS(g)) : attr_color(b, p, ATTR_PASS(g)))
 				return -1;
 		return 0;
 	}
@@ -313,7 +313,7 @@ static int block_lines(logtk_buf *b, const uint8_t *s, uint32_t n) {
 	}
 }
 
-/* format is textfmt's AppendWith, compiled once per theme as attr is. */
+/* format is textfmt's AppendWith. */
 __attribute__((always_inline)) static inline int format(const logtk_record *r, logtk_buf *b, const theme *th) {
 	nblocks = 0;
 	prefixes.len = 0;
@@ -406,7 +406,7 @@ __attribute__((always_inline)) static inline int format(const logtk_record *r, l
 	logtk_attr a;
 	logtk_attrs(r, &it);
 	while (logtk_attr_next(&it, &a))
-		if ((th == &none ? attr_none : attr_color)(b, 0, ATTR_PASS(a)))
+		if (th == &none ? attr_none(b, 0, ATTR_PASS(a)) : attr_color(b, 0, ATTR_PASS(a)))
 			return LOGTK_INTERNAL;
 	if (logtk_buf_byte(b, '\n'))
 		return LOGTK_INTERNAL;
@@ -431,9 +431,7 @@ __attribute__((always_inline)) static inline int format(const logtk_record *r, l
 	return LOGTK_OK;
 }
 
-static int format_none(const logtk_record *r, logtk_buf *b) { return format(r, b, &none); }
-static int format_color(const logtk_record *r, logtk_buf *b) { return format(r, b, &color); }
-
-int logtk_plugin_format(const logtk_record *r, logtk_buf *b) {
-	return theme_set == &none ? format_none(r, b) : format_color(r, b);
-}
+/* The record's head is not compiled per theme: that doubled the largest
+ * function, and with it the host's memory while it compiles the module
+ * (BENCHMARKS.md). */
+int logtk_plugin_format(const logtk_record *r, logtk_buf *b) { return format(r, b, theme_set); }
