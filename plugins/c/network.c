@@ -493,7 +493,7 @@ static int read_acks(int64_t wait, logtk_buf *err) {
 		wait = 0; /* take the frames already read, then return */
 		if (ftype == ACK) {
 			uint64_t id;
-			if (!logtk_varint(fpayload.p, fpayload.p + fpayload.len, &id)) {
+			if (fpayload.len == 0 || !logtk_varint(fpayload.p, fpayload.p + fpayload.len, &id)) {
 				drop();
 				logtk_buf_str(err, "malformed ACK");
 				return LOGTK_RETRY;

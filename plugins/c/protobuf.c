@@ -67,7 +67,7 @@ typedef struct {
 	int32_t num;
 	int typ;
 	int timestamp; /* a message field of type .google.protobuf.Timestamp */
-	uint8_t tag[10]; /* a negative number's tag takes ten bytes */
+	uint8_t tag[16]; /* a negative number's tag takes ten bytes; go_put_bytes reads 16 */
 	uint32_t ntag;
 } target;
 
@@ -526,8 +526,10 @@ int logtk_plugin_configure(const uint8_t *json, uint32_t n, logtk_buf *err) {
 	/* The record's fields, each to the first of its names the message
 	 * has (of fields of one name, the last), as the reference's plan. */
 	uint8_t *used = (uint8_t *)calloc(m->n + 1, 1);
-	attr_targets = (attr_target *)realloc(attr_targets, (m->n + 1) * sizeof *attr_targets);
-	if (!used || !attr_targets) {
+	attr_target *at = (attr_target *)realloc(attr_targets, (m->n + 1) * sizeof *attr_targets);
+	if (at)
+		attr_targets = at;
+	if (!used || !at) {
 		free(used);
 		st = LOGTK_INTERNAL;
 		reset();

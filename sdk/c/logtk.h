@@ -62,7 +62,11 @@
  *
  * Records come validated by the host (docs/ipc.md): their strings are
  * UTF-8 and their fields well-formed, so the readers below meet
- * malformed input only from a host that is not logtk's.
+ * malformed input only from a host that is not logtk's. The record's
+ * buffer and every logtk_buf hold LOGTK_SLACK readable bytes past their
+ * ends, and the readers use them (logtk_field reads eight bytes at a
+ * time): call logtk_field only on bytes inside such a buffer, not on a
+ * stack array or a string literal.
  *
  * Build (Debian: apt-get install clang-14 lld-14 wasi-libc
  * libclang-rt-14-dev-wasm32):
