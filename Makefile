@@ -177,9 +177,10 @@ C_RUN           = PATH=$(C_PATH) $(C_BIN)
 c-plugins:
 	@$(CLANG) --version 2>/dev/null | grep -q "clang version $(CLANG_VERSION)" || \
 		{ echo "c-plugins needs clang $(CLANG_VERSION) as $(CLANG): apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32" >&2; exit 1; }
-	@# Made once, never replaced: tests run this target concurrently.
+	@# Each link replaced by a rename, which is atomic: tests run this
+	@# target concurrently, and a link left by another clang is renewed.
 	@mkdir -p $(C_PATH) && for n in wasm-ld wasm-ld-14; do \
-		[ -e $(C_PATH)/$$n ] || ln -s $(dir $(C_BIN))wasm-ld $(C_PATH)/$$n 2>/dev/null || [ -e $(C_PATH)/$$n ] || exit 1; \
+		ln -sfn $(dir $(C_BIN))wasm-ld $(C_PATH)/.$$n.$$$$ && mv -fT $(C_PATH)/.$$n.$$$$ $(C_PATH)/$$n || exit 1; \
 	done
 	$(C_RUN) $(C_FLAGS) -o $(or $(C_OUT),examples/clogfmt)/clogfmt.wasm examples/clogfmt/plugin/clogfmt.c
 	@for p in $(EMBEDDED); do \
