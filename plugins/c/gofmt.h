@@ -539,18 +539,26 @@ static inline uint64_t go_any_equal(uint64_t x, uint8_t c) {
 	return (y - GO_ONES) & ~y & GO_HIGHS;
 }
 
-/* go_plain8 says whether the first n (1-8) of the eight bytes at s are
- * all printable ASCII other than '"' and '\\': what both JSON and Go
- * strings hold as they are (Go's also escape 0x7f). go_plain8_bad
- * flags the bytes that are not (the high bit of the lowest flagged byte
- * is exact; those above it may be wrong). */
-static inline uint64_t go_plain8_bad(const uint8_t *s, uint32_t n, int del) {
+/* go_word8 is the first n (1-8) of the eight bytes at s, the rest 'a'
+ * (a byte none of the tests below flags): a string's last, short word.
+ * It reads eight bytes (the buffers' slack covers the rest). */
+static inline uint64_t go_word8(const uint8_t *s, uint32_t n) {
 	uint64_t x;
 	memcpy(&x, s, 8);
 	if (n < 8) {
 		uint64_t keep = ((uint64_t)1 << (8 * n)) - 1;
 		x = (x & keep) | (0x6161616161616161ULL & ~keep);
 	}
+	return x;
+}
+
+/* go_plain8 says whether the first n (1-8) of the eight bytes at s are
+ * all printable ASCII other than '"' and '\\': what both JSON and Go
+ * strings hold as they are (Go's also escape 0x7f). go_plain8_bad
+ * flags the bytes that are not (the high bit of the lowest flagged byte
+ * is exact; those above it may be wrong). */
+static inline uint64_t go_plain8_bad(const uint8_t *s, uint32_t n, int del) {
+	uint64_t x = go_word8(s, n);
 	uint64_t bad = (x & GO_HIGHS) | go_any_below(x, 0x20) | go_any_equal(x, '"') | go_any_equal(x, '\\');
 	if (del)
 		bad |= go_any_equal(x, 0x7f);
@@ -563,12 +571,7 @@ static inline int go_plain8(const uint8_t *s, uint32_t n, int del) { return go_p
  * as it is. go_shown8_bad flags the bytes that are not, as
  * go_plain8_bad does. */
 static inline uint64_t go_shown8_bad(const uint8_t *s, uint32_t n) {
-	uint64_t x;
-	memcpy(&x, s, 8);
-	if (n < 8) {
-		uint64_t keep = ((uint64_t)1 << (8 * n)) - 1;
-		x = (x & keep) | (0x6161616161616161ULL & ~keep);
-	}
+	uint64_t x = go_word8(s, n);
 	return (x & GO_HIGHS) | go_any_below(x, 0x20) | go_any_equal(x, 0x7f);
 }
 static inline int go_shown8(const uint8_t *s, uint32_t n) { return go_shown8_bad(s, n) == 0; }

@@ -69,12 +69,7 @@ static inline uint8_t *put_esc(uint8_t *o, esc e) {
  * flags the bytes that may not (the high bit of the lowest flagged byte
  * is exact; those above it may be wrong). */
 static inline uint64_t bare8_bad(const uint8_t *s, uint32_t k) {
-	uint64_t x;
-	memcpy(&x, s, 8);
-	if (k < 8) {
-		uint64_t keep = ((uint64_t)1 << (8 * k)) - 1;
-		x = (x & keep) | (0x6161616161616161ULL & ~keep);
-	}
+	uint64_t x = go_word8(s, k);
 	return (x & GO_HIGHS) | go_any_below(x, 0x21) | go_any_equal(x, 0x7f) | go_any_equal(x, '=') | go_any_equal(x, '"');
 }
 static inline int bare8(const uint8_t *s, uint32_t k) { return bare8_bad(s, k) == 0; }
@@ -124,20 +119,13 @@ static inline uint8_t *put_string(uint8_t *o, const uint8_t *s, uint32_t n) {
 	return needs_quote(s, n) ? go_put_quoted(o, s, n) : go_put_bytes(o, s, n);
 }
 
-/* has_newline says whether s holds a '\n', eight bytes at a time. */
+/* find_newline returns where s holds its first '\n' (NULL: none), eight
+ * bytes at a time; the lowest flagged byte is the first newline. */
 static inline const uint8_t *find_newline(const uint8_t *s, uint32_t n) {
 	for (uint32_t i = 0; i < n; i += 8) {
-		uint32_t k = n - i < 8 ? n - i : 8;
-		uint64_t x;
-		memcpy(&x, s + i, 8);
-		if (k < 8) {
-			uint64_t keep = ((uint64_t)1 << (8 * k)) - 1;
-			x = (x & keep) | (0x6161616161616161ULL & ~keep);
-		}
-		if (go_any_equal(x, '\n'))
-			for (uint32_t j = i; j < i + k; j++)
-				if (s[j] == '\n')
-					return s + j;
+		uint64_t nl = go_any_equal(go_word8(s + i, n - i < 8 ? n - i : 8), '\n');
+		if (nl)
+			return s + i + ((uint32_t)__builtin_ctzll(nl) >> 3);
 	}
 	return 0;
 }
@@ -296,7 +284,7 @@ static int attr_color(ATTR_ARGS) { return attr(b, prefix_n, kind, kp, kn, dp, dn
 static int block_lines(logtk_buf *b, const uint8_t *s, uint32_t n) {
 	n = trim_right_newlines(s, n);
 	for (;;) {
-		const uint8_t *nl = (const uint8_t *)memchr(s, '\n', n);
+		const uint8_t *nl = find_newline(s, n);
 		uint32_t l = nl ? (uint32_t)(nl - s) : n;
 		uint32_t shown = l > 0 && s[l - 1] == '\r' ? l - 1 : l; /* CRLF: the line ends at its \r */
 		uint8_t *o = go_room(b, (shown > 65536 ? go_text_len(s, shown) : 4 * (uint64_t)shown) + 7);
