@@ -467,23 +467,17 @@ __attribute__((noinline)) static const uint8_t *logtk_field_slow_(const uint8_t 
  * them). A known field with another wire type than its own is ignored,
  * as the Go SDK ignores it. */
 static inline int logtk_record_parse(logtk_record *r, const uint8_t *p, uint32_t n) {
-	/* Field by field (a memset of the whole is a call in Wasm), the
-	 * last first: a Wasm compiler that checks the first store against
-	 * the memory's bounds knows the rest are within them. */
+	/* Field by field: a memset of the whole is a call in Wasm. */
 	logtk_bytes none = {0, 0};
-	r->attrs_to_ = r->attrs_from_ = 0;
-	r->raw.n = n;
-	r->raw.p = p;
-	r->application = r->hostname = r->sender = none;
-	r->received_unix_nano = 0;
-	r->source = 0;
+	r->time_unix_nano = r->received_unix_nano = r->pid = 0;
+	r->level = r->source = 0;
+	r->worker_index = r->incarnation = 0;
 	r->seq = 0;
-	r->incarnation = 0;
-	r->pid = 0;
-	r->worker_index = 0;
-	r->worker = r->caller = r->logger = r->message = none;
-	r->level = 0;
-	r->time_unix_nano = 0;
+	r->message = r->logger = r->caller = r->worker = none;
+	r->sender = r->hostname = r->application = none;
+	r->raw.p = p;
+	r->raw.n = n;
+	r->attrs_from_ = r->attrs_to_ = 0;
 	const uint8_t *end = p + n;
 	while (p < end) {
 		uint32_t num;
