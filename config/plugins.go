@@ -565,10 +565,10 @@ func decodeAllow(blk *hcl.Block, baseDir string, a *Allow) hcl.Diagnostics {
 }
 
 // decodePluginConfig decodes a config block against the fields the
-// plugin declares and renders it as JSON. For a transport (confined, when confined is set, to
-// the directories granted), a path field must lie in a granted
-// directory: the plugin sees nothing else, so any other path fails at
-// its first use, and here is where to say so.
+// plugin declares and renders it as JSON. When confined (a transport,
+// which sees only the directories it is granted), a path field must lie
+// in one of grants: any other path would fail at its first use, and here
+// is where to say so.
 func decodePluginConfig(body hcl.Body, info wasm.Info, baseDir string, confined bool, grants []string) (json.RawMessage, hcl.Diagnostics) {
 	schema := &hcl.BodySchema{}
 	types := map[string]string{}
