@@ -215,10 +215,13 @@ func (d *delivery) send(ctx context.Context, from int) error {
 			d.metrics.Failure("transport "+d.name, failureKind(err))
 			var ce *wasm.CallError
 			if errors.As(err, &ce) && !ce.Broken && !ce.Retryable() {
-				// The plugin says this batch cannot be written.
+				// The plugin says this batch cannot be written. Set
+				// aside, it ends the failures in a row: the next
+				// batch gets its own attempts.
 				d.failed(d.window[i], err)
 				d.window = append(d.window[:i], d.window[i+1:]...)
 				i--
+				d.broken = 0
 				continue
 			}
 			return err

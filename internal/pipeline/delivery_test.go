@@ -243,6 +243,31 @@ func TestDeliveryRefusedBatch(t *testing.T) {
 	}
 }
 
+// A batch the plugin refuses after instances broke on it starts the
+// failures in a row again: the next batch is not set aside for the
+// failures of the one before it. (A Kafka refusal, seen twice as a
+// broken instance and then as a refused write, had the next batch
+// dead-lettered on its first failure.)
+func TestDeliveryRefusalEndsTheFailuresInARow(t *testing.T) {
+	h := newHarness(false, func(n int) *fakeConn {
+		return &fakeConn{write: func(c *fakeConn, id uint64) (bool, error) {
+			switch {
+			case id == 1 && n < brokenAttempts:
+				return false, errBroken
+			case id == 1:
+				return false, errRefuse
+			case id == 2 && n == brokenAttempts:
+				return false, errBroken // once, on the instance after
+			}
+			return false, nil
+		}}
+	})
+	h.run(t, ids(3))
+	if !slices.Equal(h.done, []uint64{2, 3}) || len(h.failed) != 1 || h.failed[1] == nil {
+		t.Fatalf("done %v, failed %v; want 2 and 3 done, 1 failed", h.done, h.failed)
+	}
+}
+
 // An asynchronous transport gets up to maxInFlight batches before it must
 // acknowledge; acknowledgements may come in any order.
 func TestDeliveryAsyncWindow(t *testing.T) {
