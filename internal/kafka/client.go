@@ -75,15 +75,32 @@ const maxBuffered = 1 << 21
 // the transport for ever.
 type Producer struct {
 	mu       sync.Mutex // orders renew's swap and Close
-	cl       atomic.Pointer[kgo.Client]
+	cl       atomic.Pointer[client]
 	opts     []kgo.Opt
 	renewing atomic.Bool
 	timeout  time.Duration
+	closed   atomic.Bool
+}
+
+// client is one franz-go client with its own account of what waits in
+// it, so that a client replaced while records still wait (and are being
+// failed) does not count against the one that replaces it.
+type client struct {
+	*kgo.Client
 	// lastAck is when the brokers last acknowledged a record (unix ns);
 	// waiting counts the records not yet acknowledged or failed.
 	lastAck atomic.Int64
 	waiting atomic.Int64
-	closed  atomic.Bool
+}
+
+func newClient(opts []kgo.Opt) (*client, error) {
+	kc, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{Client: kc}
+	c.lastAck.Store(time.Now().UnixNano())
+	return c, nil
 }
 
 // ErrRefused wraps the error of a record Kafka refused for good.
@@ -107,7 +124,7 @@ func NewProducer(c *config.KafkaConfig) (*Producer, error) {
 		kgo.MaxBufferedRecords(maxBuffered+1),
 		kgo.ProducerLinger(0),
 	)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := newClient(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +133,6 @@ func NewProducer(c *config.KafkaConfig) (*Producer, error) {
 	if p.timeout <= 0 {
 		p.timeout = 30 * time.Second
 	}
-	p.lastAck.Store(time.Now().UnixNano())
 	return p, nil
 }
 
@@ -127,8 +143,8 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 		return
 	}
 	cl := p.cl.Load()
-	if w := p.waiting.Load(); w > 0 {
-		if since := time.Since(time.Unix(0, p.lastAck.Load())); since > p.timeout {
+	if w := cl.waiting.Load(); w > 0 {
+		if since := time.Since(time.Unix(0, cl.lastAck.Load())); since > p.timeout {
 			if since > 2*p.timeout && !p.renewing.Swap(true) {
 				go p.renew()
 			}
@@ -136,7 +152,7 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 			return
 		}
 	} else {
-		p.lastAck.Store(time.Now().UnixNano())
+		cl.lastAck.Store(time.Now().UnixNano())
 	}
 	if n := cl.BufferedProduceRecords(); n+int64(len(recs)) > maxBuffered {
 		// All or nothing: a produce cut short by a full buffer would put
@@ -150,11 +166,11 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 		mu      sync.Mutex
 		firstEr error
 	)
-	p.waiting.Add(left)
+	cl.waiting.Add(left)
 	promise := func(_ *kgo.Record, err error) {
-		p.waiting.Add(-1)
+		cl.waiting.Add(-1)
 		if err == nil {
-			p.lastAck.Store(time.Now().UnixNano())
+			cl.lastAck.Store(time.Now().UnixNano())
 		} else {
 			if ke := (*kerr.Error)(nil); errors.As(err, &ke) && !ke.Retriable {
 				err = fmt.Errorf("%w: %w", ErrRefused, err)
@@ -198,7 +214,7 @@ func (p *Producer) Produce(topic string, recs []wasm.KafkaRecord, done func(erro
 // and closing the old one fails what waits in it.
 func (p *Producer) renew() {
 	defer p.renewing.Store(false)
-	cl, err := kgo.NewClient(p.opts...)
+	cl, err := newClient(p.opts)
 	if err != nil {
 		return // a produce after the next stall tries again
 	}
@@ -211,7 +227,6 @@ func (p *Producer) renew() {
 	old := p.cl.Swap(cl)
 	p.mu.Unlock()
 	old.Close()
-	p.lastAck.Store(time.Now().UnixNano())
 }
 
 // Close gives what is on its way up to 5 seconds, then ends the client.
