@@ -773,6 +773,7 @@ func TestKafkaRefusedDeadLetters(t *testing.T) {
 // reviewer's run lost 13-22 of 200 records per worker this way.) The
 // outages are faults held for a time, not synchronisation.
 func TestKafkaOutageOrder(t *testing.T) {
+	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	e := newKafkaEnv(t, 4)
 	if e.c == nil {
 		t.Skip("an outage is made with kfake's request control; not on a real Kafka")

@@ -290,6 +290,7 @@ func spooled(dir string) int {
 // spools; it stops with the batches on disk; a new host started later
 // sends them when the server is back: every record arrives exactly once.
 func TestSpoolSurvivesOutageAndRestart(t *testing.T) {
+	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	ls := newLogServer(t, false)
 	dir := filepath.Join(t.TempDir(), "spool")
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})
@@ -322,6 +323,7 @@ func TestSpoolSurvivesOutageAndRestart(t *testing.T) {
 // after it: it is tried again, then set aside on disk under a new name and
 // reported, and every other record arrives exactly once, in order.
 func TestSpoolUnreadableBatchSetAside(t *testing.T) {
+	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	ls := newLogServer(t, false)
 	dir := filepath.Join(t.TempDir(), "spool")
 	const n = 3000
@@ -449,6 +451,7 @@ func TestSpoolBlockWhenFull(t *testing.T) {
 // TestSpoolDropOldest: with when_full = "drop_oldest" a full spool drops
 // its oldest batches, each drop logged; what remains arrives in order.
 func TestSpoolDropOldest(t *testing.T) {
+	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	ls := newLogServer(t, false)
 	dir := filepath.Join(t.TempDir(), "spool")
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "20000"})
@@ -525,6 +528,7 @@ func startServer(sc *config.ServerConfig, logger hclog.Logger) (*logserver.Serve
 // never sees a certificate); with the wrong CA nothing is delivered, the
 // failure is logged, and the batches are dead-lettered, not lost.
 func TestNetworkTLS(t *testing.T) {
+	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	dir := t.TempDir()
 	ca := testcert.NewCA(t, "logtk test CA")
 	certFile, keyFile := testcert.WritePair(t, ca.Server(t, "127.0.0.1"), dir, "server")

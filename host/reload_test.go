@@ -179,6 +179,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // leaves its batches in the spool, the new one sends them once the
 // server is up; each record is stored exactly once.
 func TestReloadSpoolCarriesOver(t *testing.T) {
+	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	ls := newLogServer(t, false)
 	dir := filepath.Join(t.TempDir(), "spool")
 	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "3000"})

@@ -95,6 +95,7 @@ func TestRingCarriesRecords(t *testing.T) {
 // read the socket, through which the SDK then sends. No record of the
 // SDK's is lost.
 func TestRingHostileWorker(t *testing.T) {
+	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	h, c := startHost(t, Options{}, testWorker("hostile", "ring-hostile", nil))
 	waitDone(t, h, time.Minute)
 	if n := h.Undelivered().AbandonedRings; n != 1 {
