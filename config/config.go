@@ -314,8 +314,9 @@ func decodePluginBlocks(blocks hcl.Blocks, pluginDir, baseDir string) func(*hcl.
 
 // checkKafkaTransport checks what the built-in kafka transport needs of
 // the rest of the configuration: its cluster granted, its topic among
-// the grant's, and the protobuf format without a schema (otherwise each
-// batch would fail at run time, retried or dead-lettered).
+// the grant's, and a format that writes each record as a logtk.v1.Record
+// (otherwise each batch would fail at run time, retried or
+// dead-lettered).
 func checkKafkaTransport(pb *pluginBlock, cfg *Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	at := pb.block.DefRange
@@ -337,17 +338,14 @@ func checkKafkaTransport(pb *pluginBlock, cfg *Config) hcl.Diagnostics {
 		if f.Name != pb.format {
 			continue
 		}
-		var fc struct {
-			Schema any `json:"schema"`
-		}
-		json.Unmarshal(f.Config, &fc)
-		if !isPlugin(f.Plugin, "protobuf") || fc.Schema != nil {
+		if err := writesRecords(context.Background(), f); err != nil {
 			rng := at
 			if pb.formatAttr != nil {
 				rng = pb.formatAttr.Expr.Range()
 			}
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Wrong format for the kafka transport",
-				Detail:  fmt.Sprintf("transport %q sends logtk.v1.Record values: its format must be the protobuf plugin without a schema; format %q is %s.", pb.name, f.Name, describePlugin(f.Plugin)),
+				Detail: fmt.Sprintf("transport %q sends logtk.v1.Record values: its format must write each record as one (the protobuf plugin without a schema does); format %q (%s) %v.",
+					pb.name, f.Name, describePlugin(f.Plugin), err),
 				Subject: rng.Ptr()})
 		}
 	}

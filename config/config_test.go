@@ -18,6 +18,7 @@ import (
 	"github.com/logtk/logtk/plugins/builtin"
 
 	"github.com/logtk/logtk/internal/wire"
+	"github.com/logtk/logtk/plugins/protobuf/protobuftest"
 	"github.com/logtk/logtk/sdk/plugintest"
 )
 
@@ -321,5 +322,57 @@ func TestPathOutsideGrants(t *testing.T) {
 	}
 	if got, want := string(cfg.Transports[0].Config), `{"path":"`+dir+`/logs/app.log"}`; got != want {
 		t.Errorf("config %s, want %s", got, want)
+	}
+}
+
+// TestKafkaFormatByWhatItWrites: the kafka transport takes a format by
+// what it writes, not by its plugin's name: a module of the user's that
+// writes logtk.v1.Record (here the protobuf module under another name,
+// which the check by name refused) is accepted; the protobuf plugin with
+// a user's schema is refused at the transport's format attribute.
+func TestKafkaFormatByWhatItWrites(t *testing.T) {
+	usePluginDir(t)
+	dir := t.TempDir()
+	pb, ok := builtin.Module("protobuf")
+	if !ok {
+		t.Fatal("no built-in protobuf module")
+	}
+	schema, _, err := protobuftest.UserSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "records.wasm"), pb, 0o644)
+	os.WriteFile(filepath.Join(dir, "user.binpb"), schema, 0o644)
+	const transport = `transport "k" {
+  plugin = "kafka"
+  format = "f"
+  config {
+    cluster     = "events"
+    topic       = "logs"
+    sender      = "web-1"
+    application = "shop"
+  }
+  allow {
+    kafka "events" {
+      brokers = ["k1.internal:9092"]
+      topics  = ["logs"]
+    }
+  }
+}
+`
+	path := filepath.Join(dir, "plugins.hcl")
+	for format, want := range map[string]string{
+		"format \"f\" {\n  plugin = \"records.wasm\"\n}\n": "",
+		"format \"f\" {\n  plugin = \"protobuf\"\n  config {\n    schema  = \"user.binpb\"\n    message = \"cluster.LoggableMessage\"\n  }\n}\n": `plugins.hcl:10,12-15: Wrong format for the kafka transport; transport "k" sends logtk.v1.Record values: its format must write each record as one (the protobuf plugin without a schema does); format "f" (the built-in protobuf plugin) wrote a sample record as`,
+		"format \"f\" {\n  plugin = \"json\"\n}\n": `plugins.hcl:6,12-15: Wrong format for the kafka transport`,
+	} {
+		os.WriteFile(path, []byte(format+transport), 0o644)
+		_, err := Load(path)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", format, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: %v, want %q", format, err, want)
+		}
 	}
 }

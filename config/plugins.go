@@ -22,7 +22,10 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/logtk/logtk/internal/entries"
+	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/wasm"
+	"github.com/logtk/logtk/record"
 )
 
 // FormatConfig is a format block: a format plugin and its configuration.
@@ -659,10 +662,37 @@ func checkModule(ctx context.Context, path, sha string, limits PluginLimits, nam
 	return wasm.Load(ctx, b, wasm.Options{Name: name, Limits: limits.wasm(), SHA256: sha})
 }
 
-// isPlugin reports whether the plugin at path is the built-in name,
-// embedded or a module of its name.
-func isPlugin(path, name string) bool {
-	return path == builtin.Path(name) || filepath.Base(path) == name+".wasm"
+// writesRecords checks that the format f writes a record as a
+// logtk.v1.Record, whatever its plugin: it formats a sample record and
+// reads the output back, wanting the record's message and seq. It
+// answers why not, or nil.
+func writesRecords(ctx context.Context, f FormatConfig) error {
+	mod, err := checkModule(ctx, f.Plugin, f.SHA256, f.Limits, "format "+f.Name)
+	if err != nil {
+		return fmt.Errorf("did not load: %w", err)
+	}
+	defer mod.Close(ctx)
+	inst, err := mod.NewInstance(ctx)
+	if err != nil {
+		return fmt.Errorf("did not start: %w", err)
+	}
+	defer inst.Close(ctx)
+	if err := inst.Configure(ctx, f.Config); err != nil {
+		return fmt.Errorf("refused its configuration: %w", err)
+	}
+	const msg, seq = "a sample record, written to check the format", 42
+	sample := irecord.AppendHead(nil, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), record.LevelInfo, msg, "logtk")
+	sample = irecord.AppendStamp(sample, &irecord.Stamp{Worker: "check", Seq: seq, Received: time.Date(2026, 1, 2, 3, 4, 5, 7, time.UTC)})
+	out, err := inst.Format(ctx, entries.Append(nil, sample), 1)
+	if err != nil {
+		return fmt.Errorf("failed to format a sample record: %w", err)
+	}
+	entry, _ := entries.Next(out)
+	var r record.Record
+	if !r.Parse(entry) || string(r.Message) != msg || r.Seq != seq {
+		return fmt.Errorf("wrote a sample record as %d bytes that do not read back as that logtk.v1.Record (%.40q)", len(entry), entry)
+	}
+	return nil
 }
 
 // describePlugin names the plugin at path for a message: "the built-in
