@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/logtk/logtk/config"
@@ -28,6 +29,7 @@ type formatStage struct {
 	mod     *wasm.Module
 	cfg     []byte
 	pool    chan *wasm.Instance // nil entries are slots for new instances
+	sleep   func(time.Duration) // the backoff after a retry
 }
 
 func newFormatStage(f config.FormatConfig, mod *wasm.Module, m *metrics.Pipeline) *formatStage {
@@ -35,7 +37,7 @@ func newFormatStage(f config.FormatConfig, mod *wasm.Module, m *metrics.Pipeline
 	if n == 0 {
 		n = defaultInstances
 	}
-	fs := &formatStage{name: f.Name, plugin: f.Plugin, metrics: m, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n)}
+	fs := &formatStage{name: f.Name, plugin: f.Plugin, metrics: m, mod: mod, cfg: f.Config, pool: make(chan *wasm.Instance, n), sleep: time.Sleep}
 	for range n {
 		fs.pool <- nil
 	}
@@ -99,13 +101,17 @@ func (p *Pipeline) formatIsolating(ctx context.Context, f *formatStage, batch []
 //
 // A batch of many records gets one attempt before formatIsolating splits
 // it; a single record gets brokenAttempts, so that one flaky failure does
-// not dead-letter it.
+// not dead-letter it. A retry (status 1) is waited for, backing off from
+// firstDelay, and gives any batch brokenAttempts attempts. Status 3 or a
+// status the ABI does not list is taken as a trap is: the instance is
+// replaced (a formatter out of memory stays so).
 func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]byte, error) {
 	var last error
 	attempts := 1
 	if count == 1 {
 		attempts = brokenAttempts
 	}
+	delay := firstDelay
 	for attempt := 0; attempt < attempts; attempt++ {
 		inst := <-f.pool
 		if inst == nil {
@@ -127,18 +133,26 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 		start := time.Now()
 		out, err := inst.Format(ctx, batch, count)
 		f.metrics.Call("format "+f.name, "format", time.Since(start))
-		if err != nil {
-			last = err
-			f.metrics.Failure("format "+f.name, failureKind(err))
-			if inst.Broken() {
-				inst.Close(ctx)
-				inst = nil
-			}
+		if err == nil {
 			f.pool <- inst
-			continue
+			return out, nil
+		}
+		last = err
+		f.metrics.Failure("format "+f.name, failureKind(err))
+		var ce *wasm.CallError
+		isCall := errors.As(err, &ce)
+		if inst.Broken() || (isCall && ce.Status != wasm.StatusInvalid && !ce.Retryable()) {
+			inst.Close(ctx)
+			inst = nil
 		}
 		f.pool <- inst
-		return out, nil
+		if isCall && ce.Retryable() {
+			attempts = brokenAttempts
+			if attempt+1 < attempts {
+				f.sleep(delay/2 + rand.N(delay/2+1))
+				delay = min(delay*2, maxDelay)
+			}
+		}
 	}
 	return nil, fmt.Errorf("%d attempts failed; last: %w", attempts, last)
 }

@@ -88,6 +88,74 @@ func TestPipelineContainsHostilePlugins(t *testing.T) {
 	}
 }
 
+// hostilePipeline runs msgs through the hostile formatter (instances
+// instances) into a file, in one batch, and returns what was written, the
+// messages dead-lettered and the backoffs the format stage waited.
+func hostilePipeline(t *testing.T, instances int, msgs ...string) (got string, dead []string, waits []time.Duration) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := Options{
+		Formats: []config.FormatConfig{{Name: "hostile", Plugin: plugintest.Build(t, "../wasm/testdata/hostile"), Instances: instances}},
+		Transports: []config.TransportConfig{{Name: "sink", Plugin: plugintest.Build(t, "../wasm/testdata/fsprobe"), Format: "hostile",
+			Config: []byte(fmt.Sprintf(`{"write":%q}`, filepath.Join(dir, "out", "got"))), Allow: config.Allow{Directories: []string{filepath.Join(dir, "out")}}}},
+		DeadLetterDir: filepath.Join(dir, "dead"),
+		Logger:        testLogger(t),
+	}
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.formats["hostile"].sleep = func(d time.Duration) { waits = append(waits, d) } // one format worker: no race
+	var recs [][]byte
+	for _, m := range msgs {
+		recs = append(recs, irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, m, ""))
+	}
+	if err := p.WriteBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, "out", "got"))
+	files, _ := filepath.Glob(filepath.Join(opts.DeadLetterDir, "*.batch"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		entries.Each(b, func(e []byte) {
+			var r logtkv1.Record
+			proto.Unmarshal(e, &r)
+			dead = append(dead, r.Message)
+		})
+	}
+	return string(b), dead, waits
+}
+
+// TestFormatStatus3ReplacesTheInstance: a formatter answering status 3
+// (as one out of memory does) is replaced as after a trap
+// (docs/plugin-abi.md), so the records after it are formatted by a new
+// instance, not dead-lettered one by one by the exhausted one. (An
+// outsider's C formatter that kept memory per record had 133 of 152
+// records dead-lettered.)
+func TestFormatStatus3ReplacesTheInstance(t *testing.T) {
+	msgs := slices.Repeat([]string{"tired"}, 12)
+	got, dead, _ := hostilePipeline(t, 1, msgs...)
+	if want := strings.Repeat("tired\n", 12); got != want || len(dead) != 0 {
+		t.Fatalf("wrote %q, dead-lettered %v; want every record written", got, dead)
+	}
+}
+
+// TestFormatRetryBacksOff: a retry (status 1) from logtk_format is
+// waited for, backing off, and the whole batch is given again: the
+// records are written once, in order, none dead-lettered, after two
+// waits of growing steps (the host had retried at once and split the
+// batch).
+func TestFormatRetryBacksOff(t *testing.T) {
+	got, dead, waits := hostilePipeline(t, 1, "a", "flaky", "b")
+	if got != "a\nflaky\nb\n" || len(dead) != 0 {
+		t.Fatalf("wrote %q, dead-lettered %v", got, dead)
+	}
+	if len(waits) != 2 || waits[0] < firstDelay/2 || waits[0] > firstDelay || waits[1] < firstDelay || waits[1] > 2*firstDelay {
+		t.Fatalf("waited %v; want two backoffs, from %v doubling", waits, firstDelay)
+	}
+}
+
 // TestPipelineGarbageOutput: a formatter that returns a pointer outside its
 // memory never gets a record through, and every record is dead-lettered,
 // none dropped.

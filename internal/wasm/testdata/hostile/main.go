@@ -9,7 +9,11 @@ import (
 	"github.com/logtk/logtk/sdk/plugin"
 )
 
-type hostile struct{ leak [][]byte }
+type hostile struct {
+	leak    [][]byte
+	tired   int // records "tired" this instance has formatted
+	retried int // retries this instance has answered for "flaky"
+}
 
 var sink int
 
@@ -35,6 +39,14 @@ func (h *hostile) Format(dst []byte, r *plugin.Record) ([]byte, error) {
 		return nil, errString("this record cannot be formatted")
 	case "retry":
 		return nil, plugin.Retry(errString("try again later"))
+	case "tired": // an instance that runs short after two records
+		if h.tired++; h.tired > 2 {
+			return nil, errString("out of memory")
+		}
+	case "flaky": // a retry, twice in an instance's life
+		if h.retried++; h.retried <= 2 {
+			return nil, plugin.Retry(errString("not now"))
+		}
 	case "log":
 		plugin.Log(13, "hostile logs through logtk.log")
 		fmt.Fprintln(os.Stderr, "hostile writes to stderr")
