@@ -264,15 +264,19 @@ func TestEmbeddedPlugins(t *testing.T) {
 }
 
 // TestConfigureTrapIsThePlugins: a plugin that traps checking its
-// configuration is reported as failing, not as refusing the
-// configuration (docs/plugin-abi.md); one that answers status 2 is.
+// configuration, or answers a status other than 2, is reported as
+// failing, not as refusing the configuration (docs/plugin-abi.md); one
+// that answers status 2 is.
 func TestConfigureTrapIsThePlugins(t *testing.T) {
 	raw := plugintest.Build(t, filepath.Join("..", "internal", "wasm", "testdata", "raw"))
 	dir := t.TempDir()
 	path := filepath.Join(dir, "plugins.hcl")
 	for lie, want := range map[string]string{
-		"configure": "plugins.hcl:3,3-9: Plugin failed checking its configuration; " + raw + ": plugin[format f] call[logtk_configure] failed: trapped",
-		"nothing":   "",
+		"configure":   "plugins.hcl:3,3-9: Plugin failed checking its configuration; " + raw + ": plugin[format f] call[logtk_configure] failed: trapped",
+		"configure 2": "plugins.hcl:3,3-9: Plugin rejected its configuration; " + raw + ": lie: not a lie I know",
+		"configure 3": "plugins.hcl:3,3-9: Plugin failed checking its configuration; " + raw + ": plugin[format f] call[logtk_configure] failed: out of memory",
+		"configure 9": "plugins.hcl:3,3-9: Plugin failed checking its configuration; " + raw + ": plugin[format f] call[logtk_configure] failed: a status of my own",
+		"nothing":     "",
 	} {
 		os.WriteFile(path, fmt.Appendf(nil, "format \"f\" {\n  plugin = %q\n  config { lie = %q }\n}\n", raw, lie), 0o644)
 		_, err := Load(path)

@@ -482,13 +482,14 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 	// Let the plugin check its configuration now (Configure does no I/O),
 	// so that a bad value is an error at load, not at the first record.
 	if err := checkConfigure(ctx, mod, cfg); err != nil {
-		var ce *wasm.CallError
-		if errors.As(err, &ce) && ce.Broken {
-			// A trap, a call out of time or garbage: the plugin's fault,
-			// not the configuration's (docs/plugin-abi.md).
-			errAt(cfgRange, "Plugin failed checking its configuration", fmt.Sprintf("%s: %v", ref, err))
+		if ce := (*wasm.CallError)(nil); errors.As(err, &ce) && ce.Status == wasm.StatusInvalid {
+			// Status 2: the plugin says the configuration is wrong.
+			errAt(cfgRange, "Plugin rejected its configuration", fmt.Sprintf("%s: %s", ref, ce.Msg))
 		} else {
-			errAt(cfgRange, "Plugin rejected its configuration", fmt.Sprintf("%s: %v", ref, err))
+			// A trap, a call out of time, garbage or another status:
+			// the plugin's fault, not the configuration's
+			// (docs/plugin-abi.md).
+			errAt(cfgRange, "Plugin failed checking its configuration", fmt.Sprintf("%s: %v", ref, err))
 		}
 		return nil, diags
 	}
@@ -501,12 +502,7 @@ func checkConfigure(ctx context.Context, mod *wasm.Module, cfg []byte) error {
 		return err
 	}
 	defer inst.Close(ctx)
-	err = inst.Configure(ctx, cfg)
-	var ce *wasm.CallError
-	if errors.As(err, &ce) && !ce.Broken {
-		return errors.New(ce.Msg)
-	}
-	return err
+	return inst.Configure(ctx, cfg)
 }
 
 func allowAttrs(a *Allow, baseDir string) attrs {

@@ -292,7 +292,8 @@ func Load(ctx context.Context, wasmBytes []byte, opts Options) (*Module, error) 
 	}
 	inst, err := m.NewInstance(ctx)
 	if err != nil {
-		return fail(errors.Unwrap(err))
+		rt.Close(ctx)
+		return nil, err // named after the plugin already
 	}
 	defer inst.Close(ctx)
 	octx, cancel := inst.opCtx(ctx)

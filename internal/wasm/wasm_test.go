@@ -192,6 +192,54 @@ func TestLoadRefusesAllocationBombs(t *testing.T) {
 	}
 }
 
+// TestLoadNamesWhyAnInstanceFailed: a module speaking another ABI
+// version, or whose _initialize traps, is refused with the reason
+// docs/plugin-abi.md gives (the load said "%!w(<nil>)" for both).
+func TestLoadNamesWhyAnInstanceFailed(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		abi      byte
+		initTrap bool
+		want     string
+	}{
+		{3, false, "plugin[p] speaks plugin ABI 3, this host speaks 1 to 2"},
+		{0, false, "plugin[p] speaks plugin ABI 0, this host speaks 1 to 2"},
+		{2, true, "plugin[p]: instantiate: _initialize "},
+	} {
+		_, err := Load(ctx, abiModule(tc.abi, tc.initTrap), Options{Name: "p", CacheDir: "-"})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "%!") {
+			t.Errorf("abi %d, _initialize trapping %v: Load = %v, want %q", tc.abi, tc.initTrap, err, tc.want)
+		}
+	}
+}
+
+// abiModule is the least a plugin exports, speaking ABI abi, its
+// _initialize trapping or not.
+func abiModule(abi byte, initTrap bool) []byte {
+	export := func(b []byte, name string, kind, idx byte) []byte {
+		return append(append(append(b, byte(len(name))), name...), kind, idx)
+	}
+	exp := []byte{7, 7}
+	for i, name := range []string{"logtk_abi_version", "logtk_alloc", "logtk_result", "logtk_info", "logtk_configure", "_initialize"} {
+		exp = export(exp, name, 0, byte(i))
+	}
+	exp = export(exp, "memory", 2, 0)
+	body := func(code ...byte) []byte { return append([]byte{byte(len(code) + 1), 0}, code...) }
+	init := body(0x0b)
+	if initTrap {
+		init = body(0x00, 0x0b)
+	}
+	code := []byte{10, 6}
+	for _, b := range [][]byte{body(0x41, abi, 0x0b), body(0x41, 0, 0x0b), body(0x42, 0, 0x0b), body(0x41, 0, 0x0b), body(0x41, 0, 0x0b), init} {
+		code = append(code, b...)
+	}
+	return module(
+		[]byte{1, 5, 0x60, 0, 1, 0x7f, 0x60, 1, 0x7f, 1, 0x7f, 0x60, 2, 0x7f, 0x7f, 1, 0x7f, 0x60, 0, 1, 0x7e, 0x60, 0, 0},
+		[]byte{3, 6, 0, 1, 3, 0, 2, 4},
+		[]byte{5, 1, 0, 1},
+		exp, code)
+}
+
 // module assembles a binary from sections (id, payload).
 func module(secs ...[]byte) []byte {
 	b := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}

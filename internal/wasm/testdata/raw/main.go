@@ -58,8 +58,18 @@ func configure(p, n uint32) uint32 {
 	if i := strings.Index(s, `"lie":"`); i >= 0 {
 		lie = strings.TrimSuffix(s[i+7:], `"}`)
 	}
-	if lie == "configure" {
+	switch lie {
+	case "configure":
 		panic("a trap in logtk_configure")
+	case "configure 2":
+		last = []byte("lie: not a lie I know")
+		return 2
+	case "configure 3":
+		last = []byte("out of memory")
+		return 3
+	case "configure 9":
+		last = []byte("a status of my own")
+		return 9
 	}
 	last = nil
 	return 0
