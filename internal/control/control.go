@@ -151,15 +151,20 @@ func Listen(path string, h Controlled, opts Options) (*Server, error) {
 		}
 		os.Remove(path) // stale: its host is gone
 	}
-	// Created with the mode it keeps: no moment at which another user
-	// could connect.
-	old := syscall.Umask(0o777 &^ int(sockMode))
+	// Made with the process's umask, then given its mode. Not by setting
+	// the umask around the listen: the umask is the process's, and a
+	// transport creating a log file at that moment got mode 0600. Until
+	// the chmod, the directory (ours, not writable by others) and the
+	// peer check of every connection keep other users out.
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, sockMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
 	s := &Server{h: h, ln: ln, log: opts.Logger, gid: -1, uid: os.Geteuid(), reload: opts.Reload}
 	if opts.Group != nil {
 		s.gid = int(*opts.Group)

@@ -363,3 +363,58 @@ func TestCloseWithIdleClient(t *testing.T) {
 		t.Fatalf("Close waited for an idle client (its request times out after %s)", requestTimeout)
 	}
 }
+
+// TestListenLeavesTheUmask: files the process creates while a control
+// socket is made get the process's usual mode. (Listen set the umask
+// around its listen; a file transport creating its log at that moment
+// got mode 0600, which a shipper running as another user cannot read.)
+func TestListenLeavesTheUmask(t *testing.T) {
+	dir := t.TempDir()
+	probe := func(name string) os.FileMode {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		st, err := os.Stat(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	want := probe("before")
+	stop := make(chan struct{})
+	modes := make(chan os.FileMode, 1)
+	go func() {
+		seen := want
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				modes <- seen
+				return
+			default:
+			}
+			if m := probe(fmt.Sprint(i % 100)); m != want {
+				seen = m
+			}
+			os.Remove(filepath.Join(dir, fmt.Sprint(i%100)))
+		}
+	}()
+	sock := filepath.Join(t.TempDir(), "run", "h.sock")
+	for range 200 {
+		s, err := Listen(sock, &fakeHost{}, Options{})
+		if err != nil {
+			close(stop)
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	close(stop)
+	if got := <-modes; got != want {
+		t.Fatalf("a file made while sockets were made got mode %v, not %v", got, want)
+	}
+	st, err := os.Stat(sock)
+	if err == nil {
+		t.Fatalf("socket left after Close: %v", st.Mode())
+	}
+}
