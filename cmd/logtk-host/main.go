@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -107,11 +108,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "configuration is valid: a server block (listen %s, dir %s, fsync %s, %d tokens%s), %d formats, %d transports for its stored batches\n",
 				sc.Listen, sc.Dir, sc.Fsync, len(sc.Tokens), also, len(cfg.Formats), len(cfg.Transports))
 			if len(cfg.Workers) == 0 {
+				printConfigStages(stdout, cfg)
 				return 0
 			}
 		}
 		fmt.Fprintf(stdout, "configuration is valid: %d worker blocks, %d instances, %d formats, %d transports\n",
 			len(cfg.Workers), n, len(cfg.Formats), len(cfg.Transports))
+		printConfigStages(stdout, cfg)
 		return 0
 	case "run":
 		// From the first moment, before the configuration (and its
@@ -418,6 +421,24 @@ func summary(cfg *config.Config, h *host.Host, w io.Writer) int {
 		}
 	}
 	return status
+}
+
+// printConfigStages lists the format and transport blocks with the
+// module each runs: builtin:<name> for one compiled into logtk-host, or
+// the file's path (a plugin_dir's override shows so).
+func printConfigStages(w io.Writer, cfg *config.Config) {
+	if len(cfg.Formats)+len(cfg.Transports) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tFORMAT\tPLUGIN")
+	for _, f := range cfg.Formats {
+		fmt.Fprintf(tw, "format %s\t-\t%s\n", f.Name, f.Plugin)
+	}
+	for _, t := range cfg.Transports {
+		fmt.Fprintf(tw, "transport %s\t%s\t%s\n", t.Name, t.Format, t.Plugin)
+	}
+	tw.Flush()
 }
 
 func serve(cfg *config.Config, stderr io.Writer) int {

@@ -92,6 +92,8 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(good, []byte("worker \"a\" {\n  command = \"/bin/true\"\n  count = 3\n}\n"), 0o644)
 	bad := filepath.Join(dir, "bad.hcl")
 	os.WriteFile(bad, []byte("worker \"a\" {\n  command = \"/bin/true\"\n  restart = \"maybe\"\n}\n"), 0o644)
+	stages := filepath.Join(dir, "stages.hcl")
+	os.WriteFile(stages, []byte("worker \"a\" {\n  command = \"/bin/true\"\n}\nformat \"j\" {\n  plugin = \"json\"\n}\ntransport \"t\" {\n  plugin = \"console\"\n  format = \"j\"\n}\n"), 0o644)
 	srv := filepath.Join(dir, "server.hcl")
 	os.WriteFile(srv, []byte("server {\n  listen = \"127.0.0.1:0\"\n  dir = \"stored\"\n  tokens = [\"a-token-of-20-chars!\"]\n}\n"), 0o644)
 	tests := []struct {
@@ -100,6 +102,7 @@ func TestValidate(t *testing.T) {
 		contains string
 	}{
 		{[]string{"validate", "-config", good}, 0, "configuration is valid: 1 worker blocks, 3 instances, 0 formats, 0 transports"},
+		{[]string{"validate", "-config", stages}, 0, "1 formats, 1 transports\nSTAGE        FORMAT  PLUGIN\nformat j     -       builtin:json\ntransport t  j       builtin:console\n"},
 		{[]string{"validate", "-config", bad}, 1, bad + ":3:13: error: Invalid restart policy"},
 		{[]string{"validate", "-config", srv}, 0, "configuration is valid: a server block (listen 127.0.0.1:0, dir " + filepath.Join(dir, "stored") + ", fsync batch, 1 tokens)"},
 		{[]string{"validate", "-config", filepath.Join(dir, "missing.hcl")}, 1, "no such file"},
