@@ -212,6 +212,62 @@ static int write_all(int f, const uint8_t *b, uint32_t n, uint32_t *done) {
 	return 0;
 }
 
+/* framed_len is the bytes an entry of n bytes takes in the file. */
+static uint64_t framed_len(uint32_t n) {
+	switch (framing) {
+	case LENGTH_PREFIXED: {
+		uint64_t k = 1;
+		for (uint32_t v = n; v >= 0x80; v >>= 7)
+			k++;
+		return k + n;
+	}
+	case NEWLINE:
+		return (uint64_t)n + 1;
+	}
+	return n;
+}
+
+/* write_batch writes b's entries, framed, to fd, through buf a chunk at a
+ * time (an entry of a chunk or more straight from the batch), so that a
+ * batch of large records takes no second copy of its size: 0, or -1 with
+ * errno set; *done is what was written. */
+static int write_batch(logtk_batch b, uint32_t *done) {
+	enum { CHUNK = 256 << 10 };
+	*done = 0;
+	buf.len = 0;
+	uint32_t w;
+	logtk_bytes e;
+	while (logtk_entry_next(&b, &e)) {
+		if (framing == LENGTH_PREFIXED && logtk_buf_uvarint(&buf, e.n))
+			goto oom;
+		if (e.n >= CHUNK) {
+			if (write_all(fd, buf.p, buf.len, &w))
+				return *done += w, -1;
+			*done += w;
+			buf.len = 0;
+			if (write_all(fd, e.p, e.n, &w))
+				return *done += w, -1;
+			*done += w;
+		} else if (logtk_buf_append(&buf, e.p, e.n))
+			goto oom;
+		if (framing == NEWLINE && logtk_buf_byte(&buf, '\n'))
+			goto oom;
+		if (buf.len >= CHUNK) {
+			if (write_all(fd, buf.p, buf.len, &w))
+				return *done += w, -1;
+			*done += w;
+			buf.len = 0;
+		}
+	}
+	if (write_all(fd, buf.p, buf.len, &w))
+		return *done += w, -1;
+	*done += w;
+	return 0;
+oom:
+	errno = ENOMEM;
+	return -1;
+}
+
 /* whole_entries returns where the last whole entry of the file ends
  * (plugins/file's wholeEntries), or -1 with errno set. */
 static int64_t whole_entries(int64_t n) {
@@ -946,25 +1002,20 @@ int logtk_plugin_write(logtk_batch *b, logtk_buf *err) {
 	}
 	if (keep && held_all(b->marks))
 		return LOGTK_OK; /* in the file from a write whose answer was lost */
-	buf.len = 0;
+	uint64_t total = 0;
 	logtk_bytes e;
-	while (logtk_entry_next(b, &e)) {
-		if ((framing == LENGTH_PREFIXED && logtk_buf_uvarint(&buf, e.n)) || logtk_buf_append(&buf, e.p, e.n) ||
-		    (framing == NEWLINE && logtk_buf_byte(&buf, '\n'))) {
-			logtk_buf_str(err, "out of memory");
-			return LOGTK_INTERNAL;
-		}
-	}
-	if (needs_rotation(buf.len) && rotate(err))
+	for (logtk_batch c = *b; logtk_entry_next(&c, &e);)
+		total += framed_len(e.n);
+	if (needs_rotation((int64_t)total) && rotate(err))
 		return LOGTK_RETRY;
 	int64_t before = size;
 	/* The entry first: a death in the middle of the write leaves an
 	 * entry that names more than the file holds, and the next marks cut
 	 * the batch off. */
-	if (keep && note_marks(buf.len, b->marks, err))
+	if (keep && note_marks((int64_t)total, b->marks, err))
 		return LOGTK_RETRY;
 	uint32_t n;
-	int bad = write_all(fd, buf.p, buf.len, &n);
+	int bad = write_batch(*b, &n);
 	if (bad)
 		say_op(err, "write", (const char *)path.p, errno);
 	else {

@@ -244,3 +244,65 @@ func testTornTailCut(t *testing.T, im impl) {
 		})
 	}
 }
+
+// TestLargeBatches: a batch of records of hundreds of KiB among small
+// ones is written whole in every framing, and one the disk takes only
+// part of (its writes go a chunk at a time in the C module) is cut off
+// again and written whole once there is room.
+func TestLargeBatches(t *testing.T) { each(t, testLargeBatches) }
+
+func testLargeBatches(t *testing.T, im impl) {
+	var recs []string
+	recs = append(recs, strings.Repeat("a", 300<<10))
+	for i := range 3000 {
+		recs = append(recs, fmt.Sprintf("small record %04d %s", i, strings.Repeat("s", 80)))
+	}
+	recs = append(recs, strings.Repeat("b", 600<<10), strings.Repeat("c", 256<<10-1), "end")
+	dir := t.TempDir()
+	for _, framing := range []string{"raw", "newline", "length-prefixed"} {
+		var want []byte
+		for _, r := range recs {
+			switch framing {
+			case "newline":
+				want = append(append(want, r...), '\n')
+			case "length-prefixed":
+				want = plugin.AppendEntry(want, []byte(r))
+			default:
+				want = append(want, r...)
+			}
+		}
+		path := filepath.Join(dir, framing)
+		disk := &disk{match: func(name string) bool { return !isMarksLog(name) }}
+		disk.room.Store(int64(len(want) / 2))
+		tr := im.open(t, map[string]any{"path": path, "framing": framing, "fsync": "never"}, disk)
+		if _, err := tr.Marks(); err != nil {
+			t.Fatal(err)
+		}
+		b := batch(t, recs...)
+		if err := tr.Write(b); !plugin.IsRetry(err) {
+			t.Fatalf("%s: a batch the disk takes half of: %v, want a retry", framing, err)
+		}
+		if got, _ := os.ReadFile(path); len(got) != 0 {
+			t.Fatalf("%s: %d bytes left of the batch the disk cut short", framing, len(got))
+		}
+		disk.room.Store(1 << 30)
+		if err := tr.Write(b); err != nil {
+			t.Fatalf("%s: %v", framing, err)
+		}
+		if err := tr.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != string(want) {
+			t.Errorf("%s: the file holds %d bytes, want %d (first difference at %d)", framing, len(got), len(want), firstDiff(got, want))
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

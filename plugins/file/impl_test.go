@@ -260,3 +260,42 @@ func inSandbox(t *testing.T, fn func(t *testing.T, module []byte)) {
 		fn(t, b)
 	})
 }
+
+// TestCBatchFitsBesideItsCopy: the C module writes a batch of large
+// records without a second copy of it, so a batch of most of the
+// module's memory limit is written (an outsider's batches of 2 MB
+// records were dead-lettered "out of memory" under the default limit
+// while the host had them in hand).
+func TestCBatchFitsBesideItsCopy(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, _ := builtin.Module("file")
+	mod, err := wasm.Load(ctx, b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{{Host: dir}}},
+		Limits: wasm.Limits{MemoryBytes: 16 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mod.Close(ctx)
+	inst, err := mod.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	path := filepath.Join(dir, "big.log")
+	if err := inst.Configure(ctx, []byte(`{"path":"`+path+`","fsync":"never"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var batch []byte
+	for i := range 4 {
+		batch = plugin.AppendEntry(batch, []byte(strings.Repeat(string(rune('a'+i)), 5<<19)))
+	}
+	if _, err := inst.Write(ctx, 1, batch); err != nil {
+		t.Fatalf("a batch of 10 MiB under a limit of 16 MiB: %v", err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != 4*(5<<19) {
+		t.Fatalf("the file: %v, %v", st, err)
+	}
+}
