@@ -660,8 +660,9 @@ func checkModule(ctx context.Context, path, sha string, limits PluginLimits, nam
 
 // writesRecords checks that the format f writes a record as a
 // logtk.v1.Record, whatever its plugin: it formats a sample record and
-// reads the output back, wanting the record's message and seq. It
-// answers why not, or nil.
+// reads the output back, wanting the record's message and what the
+// kafka transport keys and heads it by (worker, index, incarnation,
+// seq). It answers why not, or nil.
 func writesRecords(ctx context.Context, f FormatConfig) error {
 	mod, err := checkModule(ctx, f.Plugin, f.SHA256, f.Limits, "format "+f.Name)
 	if err != nil {
@@ -676,16 +677,18 @@ func writesRecords(ctx context.Context, f FormatConfig) error {
 	if err := inst.Configure(ctx, f.Config); err != nil {
 		return fmt.Errorf("refused its configuration: %w", err)
 	}
-	const msg, seq = "a sample record, written to check the format", 42
+	const msg = "a sample record, written to check the format"
 	sample := irecord.AppendHead(nil, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), record.LevelInfo, msg, "logtk")
-	sample = irecord.AppendStamp(sample, &irecord.Stamp{Worker: "check", Seq: seq, Received: time.Date(2026, 1, 2, 3, 4, 5, 7, time.UTC)})
+	stamp := irecord.Stamp{Worker: "check", WorkerIndex: 3, Incarnation: 2, Seq: 42, Received: time.Date(2026, 1, 2, 3, 4, 5, 7, time.UTC)}
+	sample = irecord.AppendStamp(sample, &stamp)
 	out, err := inst.Format(ctx, entries.Append(nil, sample), 1)
 	if err != nil {
 		return fmt.Errorf("failed to format a sample record: %w", err)
 	}
 	entry, _ := entries.Next(out)
 	var r record.Record
-	if !r.Parse(entry) || string(r.Message) != msg || r.Seq != seq {
+	if !r.Parse(entry) || string(r.Message) != msg || r.Seq != stamp.Seq || string(r.Worker) != stamp.Worker ||
+		r.WorkerIndex != stamp.WorkerIndex || r.Incarnation != stamp.Incarnation {
 		return fmt.Errorf("wrote a sample record as %d bytes that do not read back as that logtk.v1.Record (%.40q)", len(entry), entry)
 	}
 	return nil

@@ -154,8 +154,8 @@ func Listen(path string, h Controlled, opts Options) (*Server, error) {
 	// Made with the process's umask, then given its mode. Not by setting
 	// the umask around the listen: the umask is the process's, and a
 	// transport creating a log file at that moment got mode 0600. Until
-	// the chmod, the directory (ours, not writable by others) and the
-	// peer check of every connection keep other users out.
+	// the chmod, the peer check of every connection keeps other users
+	// out (and a directory of ours, 0700 when we made it, most of them).
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)

@@ -73,15 +73,21 @@ func (p *Pipeline) formatWorker() {
 
 // formatIsolating formats a batch; when it keeps failing, it splits the
 // batch in halves until the records that fail are alone, dead-letters just
-// those (an empty entry stands in for each) and formats the rest.
+// those (an empty entry stands in for each) and formats the rest. A batch
+// the plugin still answers "retry" for is dead-lettered whole: a retry is
+// about the moment, not about a record, and halves would only wait more.
 func (p *Pipeline) formatIsolating(ctx context.Context, f *formatStage, batch []byte, count int) []byte {
 	out, err := f.format(ctx, batch, count)
 	if err == nil {
 		return out
 	}
-	if count == 1 {
-		p.deadLetter("format "+f.name, &job{batch: batch, count: 1}, err)
-		return entries.Append(nil, nil)
+	if ce := (*wasm.CallError)(nil); count == 1 || (errors.As(err, &ce) && ce.Retryable()) {
+		p.deadLetter("format "+f.name, &job{batch: batch, count: count}, err)
+		var empty []byte
+		for range count {
+			empty = entries.Append(empty, nil)
+		}
+		return empty
 	}
 	half := count / 2
 	var first, second []byte
@@ -104,7 +110,8 @@ func (p *Pipeline) formatIsolating(ctx context.Context, f *formatStage, batch []
 // not dead-letter it. A retry (status 1) is waited for, backing off from
 // firstDelay, and gives any batch brokenAttempts attempts. Status 3 or a
 // status the ABI does not list is taken as a trap is: the instance is
-// replaced (a formatter out of memory stays so).
+// replaced (a formatter out of memory stays so). The error returned is
+// the last attempt's.
 func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]byte, error) {
 	var last error
 	attempts := 1

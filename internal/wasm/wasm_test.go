@@ -102,7 +102,7 @@ func TestContainment(t *testing.T) {
 		{name: "trap", m: hostile, msg: "trap", want: "trapped: wasm error: unreachable in main.__hostile_.Format", broken: true, status: -1},
 		{name: "infinite loop", m: hostile, msg: "loop", want: "ran past its time budget of 2s", broken: true, status: -1},
 		{name: "memory leak", m: hostile, msg: "leak", want: "a Go runtime fatal error, e.g. out of memory", broken: true, status: -1},
-		{name: "plugin error", m: hostile, msg: "error", want: "this record cannot be formatted", status: StatusInternal},
+		{name: "plugin error", m: hostile, msg: "error", want: "this record cannot be formatted", status: StatusInvalid},
 		{name: "plugin asks for retry", m: hostile, msg: "retry", want: "try again later", status: StatusRetry},
 		{name: "result out of bounds", m: raw, lie: "result", msg: "x", want: "outside its", broken: true, status: -1},
 		{name: "alloc out of bounds", m: raw, lie: "alloc", msg: "x", want: "logtk_alloc", broken: true, status: -1},

@@ -229,8 +229,8 @@ static uint64_t framed_len(uint32_t n) {
 
 /* write_batch writes b's entries, framed, to fd, through buf a chunk at a
  * time (an entry of a chunk or more straight from the batch), so that a
- * batch of large records takes no second copy of its size: 0, or -1 with
- * errno set; *done is what was written. */
+ * batch of large records takes no second copy of its size: 0, -1 with
+ * errno set, or -2 out of memory; *done is what was written. */
 static int write_batch(logtk_batch b, uint32_t *done) {
 	enum { CHUNK = 256 << 10 };
 	*done = 0;
@@ -264,8 +264,7 @@ static int write_batch(logtk_batch b, uint32_t *done) {
 	*done += w;
 	return 0;
 oom:
-	errno = ENOMEM;
-	return -1;
+	return -2;
 }
 
 /* whole_entries returns where the last whole entry of the file ends
@@ -1016,7 +1015,9 @@ int logtk_plugin_write(logtk_batch *b, logtk_buf *err) {
 		return LOGTK_RETRY;
 	uint32_t n;
 	int bad = write_batch(*b, &n);
-	if (bad)
+	if (bad == -2)
+		logtk_buf_str(err, "out of memory");
+	else if (bad)
 		say_op(err, "write", (const char *)path.p, errno);
 	else {
 		size += n;
@@ -1040,7 +1041,9 @@ int logtk_plugin_write(logtk_batch *b, logtk_buf *err) {
 		size = before;
 		if (keep && mfd >= 0)
 			unnote_marks();
-		return LOGTK_RETRY;
+		/* Out of memory is not a failure that passes: the same batch
+		 * would find the same memory. */
+		return bad == -2 ? LOGTK_INTERNAL : LOGTK_RETRY;
 	}
 	return LOGTK_OK;
 }

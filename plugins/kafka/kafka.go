@@ -1,8 +1,9 @@
 // Package kafka is the reference Kafka transport: it produces each record
 // to a Kafka topic through the host's Kafka client, which it is granted
 // in allow { kafka "name" { ... } } and never reaches past (the brokers,
-// TLS and SASL are the host's). Its format must be the protobuf format
-// without a schema (logtk.v1.Record entries): each entry is a Kafka
+// TLS and SASL are the host's). Its format must write logtk.v1.Record
+// entries (the protobuf format without a schema does; the host checks a
+// sample record at load): each entry is a Kafka
 // record's value as it is, and the record's identity goes in its key and
 // headers (docs/kafka.md), so that a log server reading the topic
 // (server { kafka { ... } }) stores each record once.
@@ -187,7 +188,7 @@ func (t *Transport) WriteAsync(b *plugin.Batch) error {
 		return true
 	})
 	if bad {
-		return fmt.Errorf("batch %d: an entry is not a logtk.v1.Record: the kafka transport needs the protobuf format without a schema", b.ID())
+		return fmt.Errorf("batch %d: an entry is not a logtk.v1.Record: the kafka transport needs a format writing logtk.v1.Record (protobuf without a schema)", b.ID())
 	}
 	t.recs.Reset()
 	batch := strconv.AppendUint(t.num[0][:0], b.ID(), 10)

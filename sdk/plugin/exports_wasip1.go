@@ -139,7 +139,13 @@ func format(p, n uint32) uint32 {
 		runtime.GC()
 	}
 	if err != nil {
-		return errStatus(err)
+		// A record that cannot be formatted is bad input (status 2): the
+		// host keeps this instance and isolates the record. A failure of
+		// the plugin itself (a panic, out of memory) traps.
+		if IsRetry(err) {
+			return fail(statusRetry, err)
+		}
+		return fail(statusInvalid, err)
 	}
 	setResult(fmtBuf)
 	return statusOK

@@ -99,7 +99,10 @@ const (
 type Formatter interface {
 	// Format appends the formatted form of r to dst and returns it.
 	// Appending nothing drops the record from this pipeline on purpose (a
-	// filter); an error fails the whole batch.
+	// filter); an error fails the whole batch (status 2, invalid input):
+	// the host gives it again in halves until the records that fail are
+	// alone, and dead-letters those. Retry(err) asks for the same batch
+	// again a little later.
 	Format(dst []byte, r *Record) ([]byte, error)
 }
 

@@ -11,7 +11,6 @@ import (
 
 type hostile struct {
 	leak    [][]byte
-	tired   int // records "tired" this instance has formatted
 	retried int // retries this instance has answered for "flaky"
 }
 
@@ -39,10 +38,6 @@ func (h *hostile) Format(dst []byte, r *plugin.Record) ([]byte, error) {
 		return nil, errString("this record cannot be formatted")
 	case "retry":
 		return nil, plugin.Retry(errString("try again later"))
-	case "tired": // an instance that runs short after two records
-		if h.tired++; h.tired > 2 {
-			return nil, errString("out of memory")
-		}
 	case "flaky": // a retry, twice in an instance's life
 		if h.retried++; h.retried <= 2 {
 			return nil, plugin.Retry(errString("not now"))

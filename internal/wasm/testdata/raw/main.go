@@ -39,6 +39,7 @@ func alloc(n uint32) uint32 {
 var (
 	last       []byte
 	formatting bool
+	tired      int // batches formatted, for the lie "tired"
 )
 
 //go:wasmexport logtk_result
@@ -88,6 +89,12 @@ func format(p, n uint32) uint32 {
 		last = in[:n]
 	case "tamper length":
 		in[0] = 0x7f // in place: the first entry now runs past the end
+		last = in[:n]
+	case "tired": // an instance that runs short after two batches
+		if tired++; tired > 2 {
+			last = []byte("out of memory")
+			return 3
+		}
 		last = in[:n]
 	case "unchanged":
 		in[n-1] ^= 0x20 // what the plugin does to its copy does not matter
