@@ -111,9 +111,7 @@ func (h *Host) Status() []InstanceStatus {
 	list := h.instanceList()
 	out := make([]InstanceStatus, 0, len(list))
 	for _, in := range list {
-		in.emitMu.Lock()
-		recs := in.seq
-		in.emitMu.Unlock()
+		recs := in.queued.Load()
 		in.mu.Lock()
 		st := InstanceStatus{ID: in.id, State: in.state, Started: in.started, Incarnation: in.incarnation,
 			Restarts: in.restartsMade, LastExit: in.lastExit, Records: recs, RecordsPerSecond: in.rate}
@@ -339,9 +337,7 @@ func (h *Host) sampleRates() {
 		case <-t.C:
 		}
 		for _, in := range h.instanceList() {
-			in.emitMu.Lock()
-			n := in.seq
-			in.emitMu.Unlock()
+			n := in.queued.Load()
 			in.mu.Lock()
 			in.rate = float64(n - last[in])
 			in.mu.Unlock()

@@ -275,3 +275,68 @@ func children(t *testing.T) int {
 	}
 	return n
 }
+
+// stuckOutput takes nothing until released, as a pipeline whose
+// transport fails on a full disk does.
+type stuckOutput struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (o *stuckOutput) WriteBatch([][]byte) error {
+	select {
+	case o.entered <- struct{}{}:
+	default:
+	}
+	<-o.release
+	return nil
+}
+
+func (o *stuckOutput) Close() error { return nil }
+
+// TestStatusAnswersWhileTheOutputIsStuck: status answers while the
+// output takes nothing and a worker's records wait for room (an
+// outsider's `logtk-host status` hung for as long as a transport failed
+// on a full disk: it waited for the lock a blocked emit holds).
+func TestStatusAnswersWhileTheOutputIsStuck(t *testing.T) {
+	out := &stuckOutput{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h, _ := startHost(t, Options{Output: out}, testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "200000"}))
+	defer close(out.release) // before startHost's cleanup stops the host
+	select {
+	case <-out.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("no batch reached the output within a minute")
+	}
+	status := func() uint64 {
+		t.Helper()
+		ch := make(chan []InstanceStatus, 1)
+		go func() { ch <- h.Status() }()
+		select {
+		case st := <-ch:
+			return st[0].Records
+		case <-time.After(10 * time.Second):
+			t.Fatal("Status did not answer within 10s while the output was stuck")
+			return 0
+		}
+	}
+	// Until the count stops moving the worker's records are still being
+	// read: then its emit waits for room.
+	last := status()
+	deadline := time.Now().Add(time.Minute)
+	for stable := 0; stable < 5; {
+		if time.Now().After(deadline) {
+			t.Fatal("the record count never settled with the output stuck")
+		}
+		<-time.After(20 * time.Millisecond) // polling the count
+		n := status()
+		if n == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = n
+	}
+	if last == 0 || last >= 200000 {
+		t.Fatalf("%d records counted with the output stuck; want some, not all", last)
+	}
+}
