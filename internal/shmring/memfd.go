@@ -75,6 +75,14 @@ func CreateFile(path string, capacity int) (*Shared, *os.File, error) {
 		os.Remove(tmp)
 		return nil, nil, fmt.Errorf("shmring: %s %s: %w", what, path, err)
 	}
+	// The space is taken now, not at the first write to each page: a
+	// page the file system cannot give would kill the worker writing it
+	// with SIGBUS. A full file system fails here instead, and the host
+	// gives the worker the socket. (A file system without fallocate
+	// gets its pages as they are written, as before.)
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(Size(capacity))); err != nil && err != unix.EOPNOTSUPP {
+		return fail("reserving the space of", err)
+	}
 	if err := f.Truncate(int64(Size(capacity))); err != nil {
 		return fail("sizing", err)
 	}
