@@ -1,15 +1,19 @@
 package host
 
 import (
+	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/logtk/logtk/config"
 	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
+	"github.com/logtk/logtk/record"
 )
 
 // readyOf matches the "ready" record of one incarnation of an instance.
@@ -277,31 +281,48 @@ func children(t *testing.T) int {
 }
 
 // stuckOutput takes nothing until released, as a pipeline whose
-// transport fails on a full disk does.
+// transport fails on a full disk does; then it keeps what it is given.
 type stuckOutput struct {
 	entered chan struct{}
 	release chan struct{}
+	mu      sync.Mutex
+	got     [][]byte
 }
 
-func (o *stuckOutput) WriteBatch([][]byte) error {
+func newStuckOutput() *stuckOutput {
+	return &stuckOutput{entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (o *stuckOutput) WriteBatch(recs [][]byte) error {
 	select {
 	case o.entered <- struct{}{}:
 	default:
 	}
 	<-o.release
+	o.mu.Lock()
+	for _, r := range recs {
+		o.got = append(o.got, slices.Clone(r))
+	}
+	o.mu.Unlock()
 	return nil
 }
 
 func (o *stuckOutput) Close() error { return nil }
 
-// TestStatusAnswersWhileTheOutputIsStuck: status answers while the
-// output takes nothing and a worker's records wait for room (an
-// outsider's `logtk-host status` hung for as long as a transport failed
-// on a full disk: it waited for the lock a blocked emit holds).
-func TestStatusAnswersWhileTheOutputIsStuck(t *testing.T) {
-	out := &stuckOutput{entered: make(chan struct{}, 1), release: make(chan struct{})}
+// stuck starts a flooding worker into a stuck output and returns once
+// the queue is full (the worker's record count stops moving), checking
+// that Status answers all along.
+func stuck(t *testing.T) (*Host, *stuckOutput) {
+	t.Helper()
+	out := newStuckOutput()
 	h, _ := startHost(t, Options{Output: out}, testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "200000"}))
-	defer close(out.release) // before startHost's cleanup stops the host
+	t.Cleanup(func() {
+		select {
+		case <-out.release:
+		default:
+			close(out.release) // before startHost's cleanup stops the host
+		}
+	})
 	select {
 	case <-out.entered:
 	case <-time.After(time.Minute):
@@ -319,8 +340,6 @@ func TestStatusAnswersWhileTheOutputIsStuck(t *testing.T) {
 			return 0
 		}
 	}
-	// Until the count stops moving the worker's records are still being
-	// read: then its emit waits for room.
 	last := status()
 	deadline := time.Now().Add(time.Minute)
 	for stable := 0; stable < 5; {
@@ -338,5 +357,42 @@ func TestStatusAnswersWhileTheOutputIsStuck(t *testing.T) {
 	}
 	if last == 0 || last >= 200000 {
 		t.Fatalf("%d records counted with the output stuck; want some, not all", last)
+	}
+	return h, out
+}
+
+// TestStatusAnswersWhileTheOutputIsStuck: status answers while the
+// output takes nothing and a worker's records wait for room (an
+// outsider's `logtk-host status` hung for as long as a transport failed
+// on a full disk: it waited for the lock a blocked emit holds).
+func TestStatusAnswersWhileTheOutputIsStuck(t *testing.T) { stuck(t) }
+
+// TestHostRecordsWaitForRoom: the host's own records made while the
+// queue is full (a transport's "delivers again" comes just then) are
+// delivered after it, in their order, not dropped and counted as
+// undelivered (an outsider's host exited 3 after a disk-full episode it
+// had recovered from, its "delivers again" record lost).
+func TestHostRecordsWaitForRoom(t *testing.T) {
+	h, out := stuck(t)
+	for i := range 3 {
+		h.selfRecord(record.LevelInfo, fmt.Sprintf("report %d while the queue is full", i))
+	}
+	close(out.release)
+	waitDone(t, h, 2*time.Minute)
+	var got []string
+	out.mu.Lock()
+	for _, b := range out.got {
+		var r record.Record
+		if r.Parse(b) && strings.HasPrefix(string(r.Message), "report ") {
+			got = append(got, string(r.Message))
+		}
+	}
+	out.mu.Unlock()
+	want := []string{"report 0 while the queue is full", "report 1 while the queue is full", "report 2 while the queue is full"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+	if u := h.Undelivered(); u.Any() {
+		t.Fatalf("undelivered: %+v", u)
 	}
 }

@@ -128,6 +128,14 @@ type Host struct {
 	selfSeq     uint64
 	queueShut   bool
 	selfDropped int
+	// selfWaiting holds, in seq order, the host's records that found the
+	// queue full (the reports of a transport's trouble come when it is):
+	// the output loop takes them with its next batch. waitMu guards it
+	// alone, so that the loop never waits on selfMu, which a sender
+	// waiting for room in the queue holds.
+	waitMu      sync.Mutex
+	selfWaiting [][]byte
+	nWaiting    atomic.Int32
 
 	taps taps // readers of the records (tap.go)
 
@@ -491,6 +499,7 @@ func (h *Host) runOutput() {
 		if recs != nil {
 			h.putBatch(recs)
 		}
+		batch = h.takeSelfWaiting(batch)
 		if q.mark != (mark{}) {
 			marks = append(marks, q.mark)
 		}
@@ -498,11 +507,13 @@ func (h *Host) runOutput() {
 			// Only marks: settled with everything given so far.
 			h.settle.given(nil, marks)
 			marks = marks[:0]
-		} else if len(h.queue) == 0 || len(batch) >= h.opts.BatchSize {
+		} else if len(batch) > 0 && (len(h.queue) == 0 || len(batch) >= h.opts.BatchSize) {
 			write()
 		}
 	}
-	if len(batch) > 0 {
+	// The queue is shut: no record of the host's joins the waiting ones
+	// now.
+	if batch = h.takeSelfWaiting(batch); len(batch) > 0 {
 		write()
 	}
 	if len(marks) > 0 {
@@ -556,7 +567,8 @@ func (h *Host) shutQueue() {
 
 // selfRecord queues a record the host writes about itself (logger
 // logtk.pipeline). It never blocks: the same message is always in the host
-// log, and when the queue is full or closed only the log has it.
+// log; when the queue is full the record waits beside it for the output
+// loop (selfWaiting), and once the queue is shut only the log has it.
 func (h *Host) selfRecord(level int32, msg string, attrs ...slog.Attr) {
 	h.queueSelf(false, level, msg, attrs...)
 }
@@ -574,6 +586,18 @@ func (h *Host) queueSelf(wait bool, level int32, msg string, attrs ...slog.Attr)
 	}
 	h.selfSeq++
 	b = irecord.AppendStamp(b, &irecord.Stamp{PID: int64(os.Getpid()), Seq: h.selfSeq, Source: record.SourceHost, Received: time.Now()})
+	h.waitMu.Lock()
+	if len(h.selfWaiting) > 0 { // after those, in seq order
+		if wait || len(h.selfWaiting) < maxSelfWaiting {
+			h.selfWaiting = append(h.selfWaiting, b)
+			h.nWaiting.Store(int32(len(h.selfWaiting)))
+		} else {
+			h.selfDropped++
+		}
+		h.waitMu.Unlock()
+		return
+	}
+	h.waitMu.Unlock()
 	if wait {
 		h.queue <- queued{recs: [][]byte{b}}
 		return
@@ -581,6 +605,35 @@ func (h *Host) queueSelf(wait bool, level int32, msg string, attrs ...slog.Attr)
 	select {
 	case h.queue <- queued{recs: [][]byte{b}}:
 	default:
-		h.selfDropped++
+		h.waitMu.Lock()
+		h.selfWaiting = append(h.selfWaiting, b)
+		h.nWaiting.Store(int32(len(h.selfWaiting)))
+		h.waitMu.Unlock()
+		// An empty item wakes an output loop that drained the queue
+		// meanwhile; if the queue is still full, an item it takes later
+		// does.
+		select {
+		case h.queue <- queued{}:
+		default:
+		}
 	}
+}
+
+// maxSelfWaiting bounds the host's records waiting beside a full queue;
+// past it they are in the host log only (and counted as such).
+const maxSelfWaiting = 4096
+
+// takeSelfWaiting appends the host's records that found the queue full
+// to batch.
+func (h *Host) takeSelfWaiting(batch [][]byte) [][]byte {
+	if h.nWaiting.Load() == 0 {
+		return batch
+	}
+	h.waitMu.Lock()
+	batch = append(batch, h.selfWaiting...)
+	clear(h.selfWaiting)
+	h.selfWaiting = h.selfWaiting[:0]
+	h.nWaiting.Store(0)
+	h.waitMu.Unlock()
+	return batch
 }
