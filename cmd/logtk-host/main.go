@@ -416,8 +416,8 @@ func summary(cfg *config.Config, h *host.Host, w io.Writer) int {
 		fmt.Fprintf(w, "  transport %-10s format %-10s %s\n", t.Name, t.Format, where)
 	}
 	if cfg.DeadLetterDir != "" {
-		if entries, _ := os.ReadDir(cfg.DeadLetterDir); len(entries) > 0 {
-			fmt.Fprintf(w, "  and %d files in the dead-letter directory %s (see the .reason files)\n", len(entries), cfg.DeadLetterDir)
+		if batches, _ := filepath.Glob(filepath.Join(cfg.DeadLetterDir, "*.batch")); len(batches) > 0 {
+			fmt.Fprintf(w, "  and %d dead-lettered batches in %s (each beside its .reason file)\n", len(batches), cfg.DeadLetterDir)
 		}
 	}
 	return status

@@ -41,6 +41,10 @@ func (p *Pipeline) deadLetterBytes(stage string, batch []byte, count int, cause 
 		err = fsutil.WriteSynced(base+".reason", []byte(reason), os.O_EXCL)
 	}
 	if err != nil {
+		// What a full disk took part of goes: a .batch with no .reason,
+		// or cut short, is no dead letter.
+		os.Remove(base + ".batch")
+		os.Remove(base + ".reason")
 		p.lost.logged.Add(int64(j.count))
 		p.log.Error("dead-lettering failed; records follow in this log", "stage", stage, "error", err)
 		entries.Each(j.batch, func(e []byte) {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logtk/logtk/config"
@@ -395,5 +397,49 @@ func TestSpooledMarks(t *testing.T) {
 	p.trans = append(p.trans, &transportStage{})
 	if got := p.Spooled(); len(got) != 0 {
 		t.Fatalf("with a transport without a spool: %v", got)
+	}
+}
+
+// TestDeadLetterOnAFullDisk: a dead letter the disk has no room for
+// leaves no file behind (an outsider found empty .batch files without
+// their .reason in a full dead-letter directory); its records are in
+// the host log and counted as such. It needs a small tmpfs, so root (as
+// CI runs).
+func TestDeadLetterOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "dead")
+	os.Mkdir(dead, 0o755)
+	if err := unix.Mount("tmpfs", dead, "tmpfs", 0, "size=64k"); err != nil {
+		if os.Geteuid() != 0 && errors.Is(err, unix.EPERM) {
+			t.Skip("mounting a small tmpfs needs root")
+		}
+		t.Fatalf("mounting a 64 KiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dead, unix.MNT_DETACH) })
+	opts := Options{
+		Formats: []config.FormatConfig{{Name: "hostile", Plugin: plugintest.Build(t, "../wasm/testdata/hostile")}},
+		Transports: []config.TransportConfig{{Name: "sink", Plugin: plugintest.Build(t, "../wasm/testdata/fsprobe"), Format: "hostile",
+			Config: []byte(fmt.Sprintf(`{"write":%q}`, filepath.Join(dir, "out", "got"))), Allow: config.Allow{Directories: []string{filepath.Join(dir, "out")}}}},
+		DeadLetterDir: dead,
+		Logger:        hclog.NewNullLogger(), // the record, 200 KiB of it, goes to the log
+	}
+	p, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "trap", "")
+	big = irecord.AppendAttr(big, slog.String("ballast", strings.Repeat("x", 200<<10)))
+	if err := p.WriteBatch([][]byte{irecord.AppendHead(nil, time.Unix(1, 0), record.LevelInfo, "a", ""), big}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if left, _ := os.ReadDir(dead); len(left) != 0 {
+		t.Errorf("left in the full dead-letter directory: %v", left)
+	}
+	if l := p.Lost(); l.Logged != 1 || l.DeadLettered != 0 {
+		t.Errorf("lost %+v; want the one record in the log", l)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "out", "got")); string(got) != "a\n" {
+		t.Errorf("delivered %q", got)
 	}
 }
