@@ -146,7 +146,7 @@ func (f *fullFile) Write(b []byte) (int, experimentalsys.Errno) {
 	return w, en
 }
 
-func loadC(t *testing.T, dir string, full *disk, clock bool) *wasm.Module {
+func loadC(t *testing.T, dir string, full *disk, clock bool, limits wasm.Limits) *wasm.Module {
 	t.Helper()
 	b, ok := builtin.Module("file")
 	if !ok {
@@ -156,7 +156,7 @@ func loadC(t *testing.T, dir string, full *disk, clock bool) *wasm.Module {
 	if full != nil {
 		d.Wrap = func(fs experimentalsys.FS) experimentalsys.FS { return &fullFS{fs, full} }
 	}
-	mod, err := wasm.Load(context.Background(), b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{d}, Clock: clock}})
+	mod, err := wasm.Load(context.Background(), b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{d}, Clock: clock}, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +165,15 @@ func loadC(t *testing.T, dir string, full *disk, clock bool) *wasm.Module {
 
 func openC(t *testing.T, cfg map[string]any, full *disk) transport {
 	t.Helper()
+	return openCLimited(t, cfg, full, wasm.Limits{})
+}
+
+// openCLimited is openC with the module's limits.
+func openCLimited(t *testing.T, cfg map[string]any, full *disk, limits wasm.Limits) transport {
+	t.Helper()
 	ctx := context.Background()
 	path, _ := cfg["path"].(string)
-	tr := &cTransport{ctx: ctx, mod: loadC(t, filepath.Dir(path), full, true)}
+	tr := &cTransport{ctx: ctx, mod: loadC(t, filepath.Dir(path), full, true, limits)}
 	t.Cleanup(func() { tr.Close() })
 	var err error
 	if tr.inst, err = tr.mod.NewInstance(ctx); err != nil {
@@ -184,7 +190,7 @@ func openC(t *testing.T, cfg map[string]any, full *disk) transport {
 }
 
 func configureC(t *testing.T, cfg string) error {
-	mod := loadC(t, t.TempDir(), nil, false)
+	mod := loadC(t, t.TempDir(), nil, false, wasm.Limits{})
 	defer mod.Close(context.Background())
 	inst, err := mod.NewInstance(context.Background())
 	if err != nil {
@@ -267,32 +273,17 @@ func inSandbox(t *testing.T, fn func(t *testing.T, module []byte)) {
 // records were dead-lettered "out of memory" under the default limit
 // while the host had them in hand).
 func TestCBatchFitsBesideItsCopy(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	b, _ := builtin.Module("file")
-	mod, err := wasm.Load(ctx, b, wasm.Options{Name: "file", Grants: wasm.Grants{Dirs: []wasm.Dir{{Host: dir}}},
-		Limits: wasm.Limits{MemoryBytes: 16 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mod.Close(ctx)
-	inst, err := mod.NewInstance(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close(ctx)
-	path := filepath.Join(dir, "big.log")
-	if err := inst.Configure(ctx, []byte(`{"path":"`+path+`","fsync":"never"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := inst.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var batch []byte
+	path := filepath.Join(t.TempDir(), "big.log")
+	tr := openCLimited(t, map[string]any{"path": path, "fsync": "never"}, nil, wasm.Limits{MemoryBytes: 16 << 20})
+	var b []byte
 	for i := range 4 {
-		batch = plugin.AppendEntry(batch, []byte(strings.Repeat(string(rune('a'+i)), 5<<19)))
+		b = plugin.AppendEntry(b, []byte(strings.Repeat(string(rune('a'+i)), 5<<19)))
 	}
-	if _, err := inst.Write(ctx, 1, batch); err != nil {
+	batch, err := plugin.NewBatch(1, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Write(batch); err != nil {
 		t.Fatalf("a batch of 10 MiB under a limit of 16 MiB: %v", err)
 	}
 	if st, err := os.Stat(path); err != nil || st.Size() != 4*(5<<19) {
