@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -78,10 +79,15 @@ func (h *Host) Stages() []StageStatus {
 	if !ok {
 		return nil
 	}
+	h.outMu.Lock()
+	past := maps.Clone(h.pastStages)
+	h.outMu.Unlock()
 	var out []StageStatus
 	for _, s := range p.Status() {
+		// A stage a reload replaced goes on counting under its name.
 		out = append(out, StageStatus{Name: s.Name, Plugin: s.Plugin, Instances: s.Instances, Queued: s.Queued,
-			Delivered: s.Delivered, SpoolBatches: s.SpoolBatches, SpoolBytes: s.SpoolBytes, DeadLettered: s.DeadLettered})
+			Delivered: s.Delivered + past[s.Name].Delivered, SpoolBatches: s.SpoolBatches, SpoolBytes: s.SpoolBytes,
+			DeadLettered: s.DeadLettered + past[s.Name].DeadLettered})
 	}
 	return out
 }
@@ -111,7 +117,7 @@ func (h *Host) Status() []InstanceStatus {
 	list := h.instanceList()
 	out := make([]InstanceStatus, 0, len(list))
 	for _, in := range list {
-		recs := in.queued.Load()
+		recs := in.records.Load()
 		in.mu.Lock()
 		st := InstanceStatus{ID: in.id, State: in.state, Started: in.started, Incarnation: in.incarnation,
 			Restarts: in.restartsMade, LastExit: in.lastExit, Records: recs, RecordsPerSecond: in.rate}
@@ -337,7 +343,7 @@ func (h *Host) sampleRates() {
 		case <-t.C:
 		}
 		for _, in := range h.instanceList() {
-			n := in.queued.Load()
+			n := in.records.Load()
 			in.mu.Lock()
 			in.rate = float64(n - last[in])
 			in.mu.Unlock()

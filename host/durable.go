@@ -915,6 +915,9 @@ func (h *Host) openStream(id WorkerID) *stream {
 			slog.String("instance", id.String()), slog.Int("records", len(rep)),
 			slog.Uint64("first_seq", rep[0].seq), slog.Uint64("last_seq", rep[len(rep)-1].seq))
 	}
+	if in, err := h.instance(id); err == nil {
+		in.records.Add(uint64(len(rep))) // counted as the instance's, as routed
+	}
 	for len(rep) > 0 {
 		n := min(len(rep), h.opts.BatchSize)
 		recs := make([][]byte, n)

@@ -347,3 +347,35 @@ func TestRecoverUnfinishedRing(t *testing.T) {
 		t.Fatalf("the unfinished ring is still there: %v", err)
 	}
 }
+
+// TestRecordCountsAreThisHosts: an instance's record count (status, the
+// worker records metric) is what this host routed of it, not its seq,
+// which goes on from the host before (an outsider's second run showed
+// 23 records for 11 routed, breaking the metrics' sum).
+func TestRecordCountsAreThisHosts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": "300"})
+	for run := range 2 {
+		c := newCollector()
+		h, err := New(&config.Config{Workers: []config.WorkerConfig{w}, RuntimeDir: dir}, Options{Output: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Start()
+		waitDone(t, h, time.Minute)
+		mine, maxSeq := 0, uint64(0)
+		for _, r := range c.snapshot() {
+			if r.Worker == "flood" {
+				mine++
+				maxSeq = max(maxSeq, r.Seq)
+			}
+		}
+		st := h.Status()
+		if len(st) != 1 || st[0].Records != uint64(mine) {
+			t.Fatalf("run %d: status counts %+v; %d records of the instance were routed", run, st, mine)
+		}
+		if run == 1 && maxSeq <= uint64(mine) {
+			t.Fatalf("run %d: seqs up to %d for %d records: the seq did not go on from the first run", run, maxSeq, mine)
+		}
+	}
+}

@@ -147,15 +147,19 @@ type Host struct {
 	settle  settler
 
 	// The output, replaced by a reload (reload.go) between batches.
-	outMu     sync.Mutex
-	output    Output
-	pastLost  pipeline.Lost     // of the pipelines replaced
-	swaps     chan outputSwap   // to runOutput
-	stages    stageConfig       // what the current pipeline runs
-	ownOutput bool              // built from the configuration (else Options.Output)
-	pm        *metrics.Pipeline // the pipelines' metrics, shared across reloads
-	reloadMu  sync.Mutex        // one reload at a time
-	routed    atomic.Int64      // records handed to the Output
+	outMu    sync.Mutex
+	output   Output
+	pastLost pipeline.Lost // of the pipelines replaced
+	// pastStages holds, by stage name, what the pipelines a reload
+	// replaced delivered and dead-lettered: a stage's counts in status
+	// go on across its replacement.
+	pastStages map[string]pipeline.StageStatus
+	swaps      chan outputSwap   // to runOutput
+	stages     stageConfig       // what the current pipeline runs
+	ownOutput  bool              // built from the configuration (else Options.Output)
+	pm         *metrics.Pipeline // the pipelines' metrics, shared across reloads
+	reloadMu   sync.Mutex        // one reload at a time
+	routed     atomic.Int64      // records handed to the Output
 
 	logged         atomic.Int64 // records the Output never took, only in the host log
 	abandonedRings atomic.Int64 // rings abandoned because their worker broke them

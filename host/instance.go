@@ -35,10 +35,11 @@ type instance struct {
 	// reach the output in sequence order.
 	emitMu sync.Mutex
 	seq    uint64
-	// queued is seq as of the last batch handed to the queue, read by
-	// status without emitMu (which an emit blocked on a full queue
-	// holds: status must answer while the pipeline is stuck).
-	queued atomic.Uint64
+	// records counts the instance's records this host process handed
+	// to the queue (a dead host's, routed again, too), published at each
+	// batch: status reads it without emitMu, which an emit blocked on a
+	// full queue holds. Not seq: that goes on from the host before.
+	records atomic.Uint64
 	// slab holds stamped records back to back: one allocation per 64 KiB
 	// of records instead of one per record. A record handed to the queue
 	// is a capacity-limited slice of it and is never written again.
@@ -105,7 +106,6 @@ func (in *instance) run() {
 		} else {
 			in.seq = max(in.seq, in.h.state.seqFloor[in.id])
 		}
-		in.queued.Store(in.seq)
 		in.emitMu.Unlock()
 	}
 	backoff := in.cfg.BackoffInitial

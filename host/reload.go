@@ -102,6 +102,15 @@ func (h *Host) swapOutput(out Output, sw outputSwap) Output {
 	h.outMu.Lock()
 	if p, ok := out.(*pipeline.Pipeline); ok {
 		h.pastLost = addLost(h.pastLost, p.Lost())
+		if h.pastStages == nil {
+			h.pastStages = map[string]pipeline.StageStatus{}
+		}
+		for _, st := range p.Status() {
+			past := h.pastStages[st.Name]
+			past.Delivered += st.Delivered
+			past.DeadLettered += st.DeadLettered
+			h.pastStages[st.Name] = past
+		}
 	}
 	h.outMu.Unlock()
 	next, err := h.newOutput(sw.next)

@@ -156,9 +156,18 @@ func TestReloadUnderLoad(t *testing.T) {
 	if floodRecs != 4*perWorker {
 		t.Errorf("%d flood records in the file, want %d", floodRecs, 4*perWorker)
 	}
+	// What status says the transport delivered goes on across the nine
+	// replacements of its stage (it said what the last one had).
+	lines := 0
+	for _, s := range seqs {
+		lines += len(s)
+	}
+	if st := stageNamed(h.Stages(), "transport file"); st == nil || st.Delivered != int64(lines) {
+		t.Errorf("status says %+v delivered; the file has %d records", st, lines)
+	}
 	for id, s := range seqs {
 		if id == "#0" {
-			continue // the host's own records, which never wait for a full queue (and are in its log when dropped)
+			continue // the host's own records, which never wait for room in the queue (past 4,096 waiting, they are in its log only)
 		}
 		for i, seq := range s {
 			if seq != uint64(i+1) {
@@ -229,4 +238,13 @@ func TestReloadSpoolCarriesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, ls.stored(t, "app"), 2, 3000)
+}
+
+func stageNamed(stages []StageStatus, name string) *StageStatus {
+	for i := range stages {
+		if stages[i].Name == name {
+			return &stages[i]
+		}
+	}
+	return nil
 }

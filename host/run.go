@@ -131,7 +131,7 @@ func (r *run) flushMarkLocked(rf *ringFile, pos uint64) {
 	if len(in.pending) == 0 && rf == nil {
 		return
 	}
-	in.queued.Store(in.seq)
+	in.records.Add(uint64(len(in.pending)))
 	in.h.enqueue(in.pending, m)
 	in.pending = in.h.getBatch()
 }
