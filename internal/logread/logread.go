@@ -6,7 +6,9 @@
 //
 // A file is read to its end; a last entry cut short (the writer killed
 // in the middle of it, or writing it now) is reported, not fatal, and
-// when following, waited for. Following also goes on into the next file
+// when following, waited for. Damage in the middle (a length that is
+// not one, or that runs past the end while whole records follow) is
+// reported, skipped to where whole records start again, and read on. Following also goes on into the next file
 // when the one read is rotated away.
 package logread
 
@@ -126,10 +128,29 @@ func readFile(ctx context.Context, path string, follow bool, warn func(string), 
 	r := bufio.NewReaderSize(f, 1<<20)
 	var off int64 // of the next entry
 	var buf []byte
+	// Damage (not a torn last entry): read on from where whole
+	// records start again, if they do.
+	skip := func(why string) bool {
+		at, err := resync(f, off)
+		if err != nil || at < 0 {
+			return false
+		}
+		warn(fmt.Sprintf("%s: offset %d: %s: the file is damaged there; %d bytes skipped, read on from offset %d", path, off, why, at-off, at))
+		if _, err := f.Seek(at, io.SeekStart); err != nil {
+			return false
+		}
+		r.Reset(f)
+		off = at
+		return true
+	}
 	for {
 		n, lenBytes, err := readLength(r)
 		if err == nil && n > maxEntry {
-			warn(fmt.Sprintf("%s: offset %d: an entry of %d bytes is not a record (more than %d): the file is corrupt from here; the rest of it is not read", path, off, n, maxEntry))
+			why := fmt.Sprintf("an entry of %d bytes is not a record (more than %d)", n, maxEntry)
+			if skip(why) {
+				continue
+			}
+			warn(fmt.Sprintf("%s: offset %d: %s: the file is corrupt from here; the rest of it is not read", path, off, why))
 			return nil
 		}
 		if err == nil {
@@ -146,6 +167,9 @@ func readFile(ctx context.Context, path string, follow bool, warn func(string), 
 			continue
 		}
 		if errors.Is(err, errBadLength) {
+			if skip(err.Error()) {
+				continue
+			}
 			warn(fmt.Sprintf("%s: offset %d: %v: the file is corrupt from here; the rest of it is not read", path, off, err))
 			return nil
 		}
@@ -155,6 +179,9 @@ func readFile(ctx context.Context, path string, follow bool, warn func(string), 
 		// At the end: whole, or cut off in an entry (errUnexpectedEOF or
 		// a length without its record).
 		torn := errors.Is(err, io.ErrUnexpectedEOF) || lenBytes > 0
+		if torn && !follow && skip(fmt.Sprintf("an entry claims %d bytes, past the end of the file", n)) {
+			continue // a damaged length, with whole records after it
+		}
 		if !follow {
 			if torn {
 				warn(fmt.Sprintf("%s: offset %d: the last entry is cut short (the writer was stopped in the middle of it, or is writing it now); the records before it are whole", path, off))
@@ -186,6 +213,43 @@ func readFile(ctx context.Context, path string, follow bool, warn func(string), 
 		r.Reset(f)
 	}
 }
+
+// resync returns the first offset after from at which the file's
+// entries read as records again (two whole ones in a row, or one ending
+// the file), or -1: where reading goes on after damage. A record is at
+// least minRecord bytes, so that zero bytes (empty entries) do not pass
+// for records.
+func resync(f *os.File, from int64) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return -1, err
+	}
+	rest := make([]byte, st.Size()-from)
+	if _, err := f.ReadAt(rest, from); err != nil && !errors.Is(err, io.EOF) {
+		return -1, err
+	}
+	entry := func(at int) int { // the end of a record entry at at, or -1
+		n, k := protowire.ConsumeVarint(rest[at:])
+		if k < 0 || n < minRecord || n > maxEntry || n > uint64(len(rest)-at-k) {
+			return -1
+		}
+		end := at + k + int(n)
+		if irecord.Validate(rest[at+k:end]) != nil {
+			return -1
+		}
+		return end
+	}
+	for at := 1; at < len(rest); at++ {
+		if end := entry(at); end == len(rest) || (end > 0 && entry(end) > 0) {
+			return from + int64(at), nil
+		}
+	}
+	return -1, nil
+}
+
+// minRecord is the least a stored record takes: its time, level and
+// the host's stamp.
+const minRecord = 8
 
 // readLength reads an entry's uvarint length; lenBytes counts what it read.
 func readLength(r *bufio.Reader) (n uint64, lenBytes int, err error) {

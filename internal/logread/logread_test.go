@@ -1,6 +1,7 @@
 package logread
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -116,6 +117,39 @@ func TestBadEntries(t *testing.T) {
 	os.WriteFile(path, append(entry(rec("one", record.LevelInfo, "web", 0)), 0x80), 0o644)
 	if msgs, warnings := readAll(t, []string{path}); len(msgs) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "cut short") {
 		t.Fatalf("a torn length: read %v, warnings %q", msgs, warnings)
+	}
+}
+
+// TestDamageInTheMiddle: a damaged length in the middle of a file (one
+// that runs past the end, an absurd one, one that is no uvarint) loses
+// only the entry it belongs to: the records after it are read, and the
+// warning says where and how much was skipped. (An outsider overwrote
+// one length in a 3,004-record store: the 1,502 records after it were
+// never printed, and the warning called it a last entry cut short.)
+func TestDamageInTheMiddle(t *testing.T) {
+	for name, damage := range map[string][]byte{
+		"past the end": {0xff, 0xff, 0x7f},
+		"absurd":       protowire.AppendVarint(nil, 1<<40),
+		"no uvarint":   bytes.Repeat([]byte{0xff}, 10),
+	} {
+		var b []byte
+		var at int
+		for i := range 100 {
+			if i == 50 {
+				at = len(b)
+			}
+			b = append(b, entry(rec(fmt.Sprintf("m%03d", i), record.LevelInfo, "web", 0))...)
+		}
+		b = append(append(b[:at:at], damage...), b[at+1:]...) // the length byte of m050, and what follows of it
+		path := filepath.Join(t.TempDir(), "records.pb")
+		os.WriteFile(path, b, 0o644)
+		msgs, warnings := readAll(t, []string{path})
+		if len(msgs) != 99 || msgs[49] != "m049" || msgs[50] != "m051" || msgs[98] != "m099" {
+			t.Errorf("%s: read %d records (%v ...); want all but m050", name, len(msgs), msgs[:min(len(msgs), 3)])
+		}
+		if len(warnings) != 1 || !strings.Contains(warnings[0], fmt.Sprintf("offset %d:", at)) || !strings.Contains(warnings[0], "read on from offset") {
+			t.Errorf("%s: warnings %q", name, warnings)
+		}
 	}
 }
 
