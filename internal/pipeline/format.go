@@ -108,10 +108,9 @@ func (p *Pipeline) formatIsolating(ctx context.Context, f *formatStage, batch []
 // A batch of many records gets one attempt before formatIsolating splits
 // it; a single record gets brokenAttempts, so that one flaky failure does
 // not dead-letter it. A retry (status 1) is waited for, backing off from
-// firstDelay, and gives any batch brokenAttempts attempts. Status 3 or a
-// status the ABI does not list is taken as a trap is: the instance is
-// replaced (a formatter out of memory stays so). The error returned is
-// the last attempt's.
+// firstDelay, and gives any batch brokenAttempts attempts. A broken
+// instance (a trap, garbage, a status other than 1 or 2) is replaced.
+// The error returned is the last attempt's.
 func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]byte, error) {
 	var last error
 	attempts := 1
@@ -146,14 +145,12 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 		}
 		last = err
 		f.metrics.Failure("format "+f.name, failureKind(err))
-		var ce *wasm.CallError
-		isCall := errors.As(err, &ce)
-		if inst.Broken() || (isCall && ce.Status != wasm.StatusInvalid && !ce.Retryable()) {
+		if inst.Broken() { // a trap, garbage, or status 3 (the runtime's call)
 			inst.Close(ctx)
 			inst = nil
 		}
 		f.pool <- inst
-		if isCall && ce.Retryable() {
+		if ce := (*wasm.CallError)(nil); errors.As(err, &ce) && ce.Retryable() {
 			attempts = brokenAttempts
 			if attempt+1 < attempts {
 				f.sleep(delay/2 + rand.N(delay/2+1))

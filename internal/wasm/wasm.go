@@ -606,8 +606,9 @@ type CallError struct {
 	Call   string
 	Status int    // the plugin's status code, or -1 for a trap/timeout/garbage
 	Msg    string // the plugin's message or what went wrong
-	// Broken: the instance trapped, ran out of time or memory, or returned
-	// garbage; it must be discarded.
+	// Broken: the instance trapped, ran out of time or memory, returned
+	// garbage, or answered logtk_format with a status other than 1 or 2
+	// (3: out of memory, or failed); it must be discarded.
 	Broken bool
 	Err    error
 }
@@ -905,8 +906,15 @@ func (i *Instance) format(ctx context.Context, dst, batch []byte, count int, may
 			return batch[:len(batch):len(batch)], nil
 		}
 		return append(dst, batch...), nil
-	case st != StatusOK:
+	case st == StatusRetry || st == StatusInvalid:
 		return dst, i.statusErr("logtk_format", st, res)
+	case st != StatusOK:
+		// Status 3, or one the ABI does not list: for a formatter the
+		// same as a trap (docs/plugin-abi.md). One out of memory stays
+		// so: the instance is not called again.
+		ce := i.statusErr("logtk_format", st, res).(*CallError)
+		i.broken, ce.Broken = true, true
+		return dst, ce
 	}
 	out, got, ok := entries.AppendCount(dst, res)
 	if !ok || got != count {
