@@ -97,7 +97,7 @@ func TestRingCarriesRecords(t *testing.T) {
 func TestRingHostileWorker(t *testing.T) {
 	t.Parallel() // waits on backoffs and timeouts, not the CPU
 	h, c := startHost(t, Options{}, testWorker("hostile", "ring-hostile", nil))
-	waitDone(t, h, time.Minute)
+	waitDone(t, h, 2*time.Minute)
 	if n := h.Undelivered().AbandonedRings; n != 1 {
 		t.Errorf("Undelivered counts %d abandoned rings, want 1 (run exits 3 for it)", n)
 	}
