@@ -120,6 +120,13 @@ const (
 	maxDelay   = 5 * time.Second
 )
 
+// backoff returns the wait for a step of delay (a random time between
+// half the step and the step, so that a fleet of hosts does not retry
+// in step) and the step after it, doubled up to maxDelay.
+func backoff(delay time.Duration) (wait, next time.Duration) {
+	return delay/2 + rand.N(delay/2+1), min(delay*2, maxDelay)
+}
+
 // reportEvery is how often at most a delivery makes a record of its
 // transport's failures.
 const reportEvery = time.Minute
@@ -309,8 +316,9 @@ func (d *delivery) retry(ctx context.Context, err error) bool {
 	}
 	// Backoff between delivery attempts, with jitter, so that a fleet of
 	// hosts does not reconnect in step after a server restart.
-	d.sleep(d.delay/2 + rand.N(d.delay/2+1))
-	d.delay = min(d.delay*2, maxDelay)
+	wait, next := backoff(d.delay)
+	d.sleep(wait)
+	d.delay = next
 	return true
 }
 

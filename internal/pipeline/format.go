@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/logtk/logtk/config"
@@ -153,8 +152,9 @@ func (f *formatStage) format(ctx context.Context, batch []byte, count int) ([]by
 		if ce := (*wasm.CallError)(nil); errors.As(err, &ce) && ce.Retryable() {
 			attempts = brokenAttempts
 			if attempt+1 < attempts {
-				f.sleep(delay/2 + rand.N(delay/2+1))
-				delay = min(delay*2, maxDelay)
+				var wait time.Duration
+				wait, delay = backoff(delay)
+				f.sleep(wait)
 			}
 		}
 	}
