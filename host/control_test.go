@@ -340,15 +340,17 @@ func stuck(t *testing.T) (*Host, *stuckOutput) {
 			return 0
 		}
 	}
+	// Full queue first; then the worker's next batch waits for room,
+	// holding the instance's emit lock, and its count stops moving.
 	last := status()
 	deadline := time.Now().Add(time.Minute)
-	for stable := 0; stable < 5; {
+	for stable := 0; len(h.queue) < cap(h.queue) || stable < 5; {
 		if time.Now().After(deadline) {
-			t.Fatal("the record count never settled with the output stuck")
+			t.Fatalf("the queue (%d of %d) or the record count never settled with the output stuck", len(h.queue), cap(h.queue))
 		}
-		<-time.After(20 * time.Millisecond) // polling the count
+		<-time.After(20 * time.Millisecond) // polling the queue and the count
 		n := status()
-		if n == last {
+		if n == last && len(h.queue) == cap(h.queue) {
 			stable++
 		} else {
 			stable = 0
@@ -374,6 +376,9 @@ func TestStatusAnswersWhileTheOutputIsStuck(t *testing.T) { stuck(t) }
 // had recovered from, its "delivers again" record lost).
 func TestHostRecordsWaitForRoom(t *testing.T) {
 	h, out := stuck(t)
+	if len(h.queue) < cap(h.queue) {
+		t.Fatal("the queue has room: the records would not wait")
+	}
 	for i := range 3 {
 		h.selfRecord(record.LevelInfo, fmt.Sprintf("report %d while the queue is full", i))
 	}

@@ -70,12 +70,7 @@ func TestPipelineContainsHostilePlugins(t *testing.T) {
 	}
 	var poison []string
 	for _, d := range dead {
-		b, _ := os.ReadFile(d)
-		entries.Each(b, func(e []byte) {
-			var r logtkv1.Record
-			proto.Unmarshal(e, &r)
-			poison = append(poison, r.Message)
-		})
+		poison = append(poison, deadMessages(d)...)
 		reason, _ := os.ReadFile(strings.TrimSuffix(d, ".batch") + ".reason")
 		if !strings.Contains(string(reason), "stage: format hostile") || !strings.Contains(string(reason), "plugin[format hostile] call[logtk_format] failed") {
 			t.Errorf("reason file:\n%s", reason)
@@ -124,14 +119,22 @@ func formatPipeline(t *testing.T, dir, cfg string, batch int, msgs ...string) (g
 	b, _ := os.ReadFile(filepath.Join(tmp, "out", "got"))
 	files, _ := filepath.Glob(filepath.Join(opts.DeadLetterDir, "*.batch"))
 	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		entries.Each(b, func(e []byte) {
-			var r logtkv1.Record
-			proto.Unmarshal(e, &r)
-			dead = append(dead, r.Message)
-		})
+		dead = append(dead, deadMessages(f)...)
 	}
 	return string(b), dead, waits
+}
+
+// deadMessages returns the messages of the records in a dead-lettered
+// batch file.
+func deadMessages(path string) []string {
+	var msgs []string
+	b, _ := os.ReadFile(path)
+	entries.Each(b, func(e []byte) {
+		var r logtkv1.Record
+		proto.Unmarshal(e, &r)
+		msgs = append(msgs, r.Message)
+	})
+	return msgs
 }
 
 // TestFormatStatus3ReplacesTheInstance: a formatter answering status 3
