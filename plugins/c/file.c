@@ -215,16 +215,27 @@ static int write_all(int f, const uint8_t *b, uint32_t n, uint32_t *done) {
 /* framed_len is the bytes an entry of n bytes takes in the file. */
 static uint64_t framed_len(uint32_t n) {
 	switch (framing) {
-	case LENGTH_PREFIXED: {
-		uint64_t k = 1;
-		for (uint32_t v = n; v >= 0x80; v >>= 7)
-			k++;
-		return k + n;
-	}
+	case LENGTH_PREFIXED:
+		return (uint64_t)logtk_uvarint_size(n) + n;
 	case NEWLINE:
 		return (uint64_t)n + 1;
 	}
 	return n;
+}
+
+/* put writes n bytes at p to fd, adding what it wrote to *done: 0, or
+ * -1 with errno set. put_buf writes buf so and empties it. */
+static int put(const uint8_t *p, uint32_t n, uint32_t *done) {
+	uint32_t w;
+	int bad = write_all(fd, p, n, &w);
+	*done += w;
+	return bad;
+}
+
+static int put_buf(uint32_t *done) {
+	int bad = put(buf.p, buf.len, done);
+	buf.len = 0;
+	return bad;
 }
 
 /* write_batch writes b's entries, framed, to fd, through buf a chunk at a
@@ -235,36 +246,21 @@ static int write_batch(logtk_batch b, uint32_t *done) {
 	enum { CHUNK = 256 << 10 };
 	*done = 0;
 	buf.len = 0;
-	uint32_t w;
 	logtk_bytes e;
 	while (logtk_entry_next(&b, &e)) {
 		if (framing == LENGTH_PREFIXED && logtk_buf_uvarint(&buf, e.n))
-			goto oom;
+			return -2;
 		if (e.n >= CHUNK) {
-			if (write_all(fd, buf.p, buf.len, &w))
-				return *done += w, -1;
-			*done += w;
-			buf.len = 0;
-			if (write_all(fd, e.p, e.n, &w))
-				return *done += w, -1;
-			*done += w;
+			if (put_buf(done) || put(e.p, e.n, done))
+				return -1;
 		} else if (logtk_buf_append(&buf, e.p, e.n))
-			goto oom;
+			return -2;
 		if (framing == NEWLINE && logtk_buf_byte(&buf, '\n'))
-			goto oom;
-		if (buf.len >= CHUNK) {
-			if (write_all(fd, buf.p, buf.len, &w))
-				return *done += w, -1;
-			*done += w;
-			buf.len = 0;
-		}
+			return -2;
+		if (buf.len >= CHUNK && put_buf(done))
+			return -1;
 	}
-	if (write_all(fd, buf.p, buf.len, &w))
-		return *done += w, -1;
-	*done += w;
-	return 0;
-oom:
-	return -2;
+	return put_buf(done) ? -1 : 0;
 }
 
 /* whole_entries returns where the last whole entry of the file ends

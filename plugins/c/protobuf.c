@@ -374,8 +374,6 @@ static inline uint8_t *put_varint(uint8_t *o, uint64_t v) {
 	return put_varint_long(o, v);
 }
 
-/* varint_size is the length of v's varint, without a loop. */
-static inline uint32_t varint_size(uint64_t v) { return 1 + (uint32_t)(63 - __builtin_clzll(v | 1)) / 7; }
 
 static target make_target(const field_desc *f) {
 	target t;
@@ -691,7 +689,7 @@ static uint8_t *put_time(uint8_t *o, const target *t, int64_t ns) {
 			nsec += 1000000000;
 		}
 		o = put_tag(o, t->num, 2);
-		o = put_varint(o, 1 + varint_size((uint64_t)sec) + 1 + varint_size((uint64_t)nsec));
+		o = put_varint(o, 1 + logtk_uvarint_size((uint64_t)sec) + 1 + logtk_uvarint_size((uint64_t)nsec));
 		*o++ = 1 << 3;
 		o = put_varint(o, (uint64_t)sec);
 		*o++ = 2 << 3;
@@ -869,7 +867,7 @@ static int rest_entry(logtk_buf *b, uint32_t prefix_n, int kind, const uint8_t *
 		v = tmp;
 		vn = (uint32_t)(put_short_value(tmp, a->kind, a->i, a->u, a->f) - tmp);
 	}
-	uint64_t inner = 1 + (uint64_t)varint_size(keyn) + keyn + 1 + varint_size(vn) + vn;
+	uint64_t inner = 1 + (uint64_t)logtk_uvarint_size(keyn) + keyn + 1 + logtk_uvarint_size(vn) + vn;
 	uint8_t *o = go_room(b, inner + 16);
 	if (!o)
 		return -1;

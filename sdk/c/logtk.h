@@ -222,6 +222,10 @@ static inline int logtk_buf_int(logtk_buf *b, int64_t v) {
 	return logtk_buf_uint(b, (uint64_t)v);
 }
 
+/* logtk_uvarint_size is the length of v as an unsigned LEB128, without
+ * a loop. */
+static inline uint32_t logtk_uvarint_size(uint64_t v) { return 1 + (uint32_t)(63 - __builtin_clzll(v | 1)) / 7; }
+
 /* logtk_buf_uvarint appends v as an unsigned LEB128 (protobuf's
  * varint). */
 static inline int logtk_buf_uvarint(logtk_buf *b, uint64_t v) {
