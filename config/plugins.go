@@ -497,12 +497,25 @@ func decodePluginBlock(ctx context.Context, kind string, blk *hcl.Block, pluginD
 }
 
 func checkConfigure(ctx context.Context, mod *wasm.Module, cfg []byte) error {
+	inst, err := configured(ctx, mod, cfg)
+	if err == nil {
+		inst.Close(ctx)
+	}
+	return err
+}
+
+// configured returns an instance of mod given cfg, for the caller to
+// close.
+func configured(ctx context.Context, mod *wasm.Module, cfg []byte) (*wasm.Instance, error) {
 	inst, err := mod.NewInstance(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer inst.Close(ctx)
-	return inst.Configure(ctx, cfg)
+	if err := inst.Configure(ctx, cfg); err != nil {
+		inst.Close(ctx)
+		return nil, err
+	}
+	return inst, nil
 }
 
 func allowAttrs(a *Allow, baseDir string) attrs {
@@ -669,14 +682,11 @@ func writesRecords(ctx context.Context, f FormatConfig) error {
 		return fmt.Errorf("did not load: %w", err)
 	}
 	defer mod.Close(ctx)
-	inst, err := mod.NewInstance(ctx)
+	inst, err := configured(ctx, mod, f.Config)
 	if err != nil {
 		return fmt.Errorf("did not start: %w", err)
 	}
 	defer inst.Close(ctx)
-	if err := inst.Configure(ctx, f.Config); err != nil {
-		return fmt.Errorf("refused its configuration: %w", err)
-	}
 	const msg = "a sample record, written to check the format"
 	sample := irecord.AppendHead(nil, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), record.LevelInfo, msg, "logtk")
 	stamp := irecord.Stamp{Worker: "check", WorkerIndex: 3, Incarnation: 2, Seq: 42, Received: time.Date(2026, 1, 2, 3, 4, 5, 7, time.UTC)}
