@@ -216,36 +216,54 @@ func readFile(ctx context.Context, path string, follow bool, warn func(string), 
 
 // resync returns the first offset after from at which the file's
 // entries read as records again (two whole ones in a row, or one ending
-// the file), or -1: where reading goes on after damage. A record is at
-// least minRecord bytes, so that zero bytes (empty entries) do not pass
-// for records.
+// the file), or -1: where reading goes on after damage. It reads the
+// file a window at a time (windows overlapping by half, so that memory
+// stays bounded on any file), so a resync point is found when its two
+// records fit in half a window. A record is at least minRecord bytes,
+// so that zero bytes (empty entries) do not pass for records.
 func resync(f *os.File, from int64) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return -1, err
 	}
-	rest := make([]byte, st.Size()-from)
-	if _, err := f.ReadAt(rest, from); err != nil && !errors.Is(err, io.EOF) {
-		return -1, err
-	}
-	entry := func(at int) int { // the end of a record entry at at, or -1
-		n, k := protowire.ConsumeVarint(rest[at:])
-		if k < 0 || n < minRecord || n > maxEntry || n > uint64(len(rest)-at-k) {
-			return -1
+	size := st.Size()
+	win := make([]byte, min(resyncWindow, max(size-from, 0)))
+	for start := from; start < size; start += int64(len(win)) / 2 {
+		w := win[:min(int64(len(win)), size-start)]
+		if _, err := f.ReadAt(w, start); err != nil && !errors.Is(err, io.EOF) {
+			return -1, err
 		}
-		end := at + k + int(n)
-		if irecord.Validate(rest[at+k:end]) != nil {
-			return -1
+		atEnd := start+int64(len(w)) == size
+		entry := func(at int) int { // the end of a record entry at at, or -1
+			n, k := protowire.ConsumeVarint(w[at:])
+			if k < 0 || n < minRecord || n > uint64(len(w)-at-k) {
+				return -1
+			}
+			end := at + k + int(n)
+			if irecord.Validate(w[at+k:end]) != nil {
+				return -1
+			}
+			return end
 		}
-		return end
-	}
-	for at := 1; at < len(rest); at++ {
-		if end := entry(at); end == len(rest) || (end > 0 && entry(end) > 0) {
-			return from + int64(at), nil
+		first := 0
+		if start == from {
+			first = 1
+		}
+		for at := first; at < len(w); at++ {
+			if end := entry(at); (end == len(w) && atEnd) || (end > 0 && entry(end) > 0) {
+				return start + int64(at), nil
+			}
+		}
+		if atEnd {
+			break
 		}
 	}
 	return -1, nil
 }
+
+// resyncWindow is what resync holds of a file at a time (a variable for
+// the tests).
+var resyncWindow int64 = 8 << 20
 
 // minRecord is the least a stored record takes: its time, level and
 // the host's stamp.

@@ -127,6 +127,37 @@ func TestBadEntries(t *testing.T) {
 // one length in a 3,004-record store: the 1,502 records after it were
 // never printed, and the warning called it a last entry cut short.)
 func TestDamageInTheMiddle(t *testing.T) {
+	t.Run("one window", testDamageInTheMiddle)
+	// Windows of 256 bytes: the search for whole records goes on
+	// across many, as on a large file.
+	defer func(w int64) { resyncWindow = w }(resyncWindow)
+	resyncWindow = 256
+	t.Run("many windows", testDamageInTheMiddle)
+	t.Run("a smear wider than a window", func(t *testing.T) {
+		var b []byte
+		var starts []int
+		for i := range 100 {
+			starts = append(starts, len(b))
+			b = append(b, entry(rec(fmt.Sprintf("m%03d", i), record.LevelInfo, "web", 0))...)
+		}
+		from, to := starts[50], starts[50]+1000
+		copy(b[from:to], bytes.Repeat([]byte{0xff}, to-from))
+		var want []string
+		for i, at := range starts {
+			if end := at + len(entry(rec("m000", record.LevelInfo, "web", 0))); end <= from || at >= to {
+				want = append(want, fmt.Sprintf("m%03d", i))
+			}
+		}
+		path := filepath.Join(t.TempDir(), "records.pb")
+		os.WriteFile(path, b, 0o644)
+		msgs, warnings := readAll(t, []string{path})
+		if !slices.Equal(msgs, want) || len(warnings) != 1 {
+			t.Fatalf("read %d records, want %d (every one the smear spared); warnings %q", len(msgs), len(want), warnings)
+		}
+	})
+}
+
+func testDamageInTheMiddle(t *testing.T) {
 	for name, damage := range map[string][]byte{
 		"past the end": {0xff, 0xff, 0x7f},
 		"absurd":       protowire.AppendVarint(nil, 1<<40),
