@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/logtk/logtk/config"
 	"github.com/logtk/logtk/internal/ipc"
 	irecord "github.com/logtk/logtk/internal/record"
 	"github.com/logtk/logtk/internal/shmring"
+	logtkv1 "github.com/logtk/logtk/proto/logtk/v1"
 	"github.com/logtk/logtk/record"
 )
 
@@ -377,5 +380,43 @@ func TestRecordCountsAreThisHosts(t *testing.T) {
 		if run == 1 && maxSeq <= uint64(mine) {
 			t.Fatalf("run %d: seqs up to %d for %d records: the seq did not go on from the first run", run, maxSeq, mine)
 		}
+	}
+}
+
+// TestFullRuntimeDirFallsBackToTheSocket: with the runtime directory on
+// a file system too full for a ring, the worker starts without one and
+// logs through the socket, the host says so in a warning record, and no
+// record is lost (an outsider's workers were killed by SIGBUS writing
+// into sparse ring files). It needs a small tmpfs, so root (as CI runs).
+func TestFullRuntimeDirFallsBackToTheSocket(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	os.Mkdir(dir, 0o700)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=512k,mode=0700"); err != nil {
+		if os.Geteuid() != 0 && errors.Is(err, unix.EPERM) {
+			t.Skip("mounting a small tmpfs needs root")
+		}
+		t.Fatalf("mounting a 512 KiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	const n = 30000 // more bytes than the file system holds: a sparse ring's every page is written
+	w := testWorker("flood", "flood", map[string]string{"LOGTK_TEST_N": fmt.Sprint(n)})
+	w.RingBytes = 1 << 20 // more than the file system holds
+	c := newCollector()
+	h, err := New(&config.Config{Workers: []config.WorkerConfig{w}, RuntimeDir: dir}, Options{Output: c, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	waitDone(t, h, time.Minute)
+	recs := c.snapshot()
+	mine := checkSequence(t, recs, "flood", 0)
+	if got := count(mine, func(r *logtkv1.Record) bool { return r.Message == "rec" }); got != n {
+		t.Errorf("%d of %d records arrived", got, n)
+	}
+	if count(mine, msgHas("no shared-memory ring for this worker")) != 1 {
+		t.Error("no warning record about the missing ring")
+	}
+	if count(mine, msgHas("worker exited with status 0")) != 1 {
+		t.Errorf("the worker did not exit 0: %v", mine[len(mine)-1].Message)
 	}
 }
